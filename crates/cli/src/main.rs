@@ -1,0 +1,2 @@
+//! The `cannectors` command-line program.
+fn main() {}

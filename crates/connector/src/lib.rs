@@ -1,0 +1,1 @@
+//! Records, batches, the Source and Sink traits and the shared HTTP client of cannectors.

@@ -1,0 +1,1 @@
+//! The httpPolling source of cannectors.

@@ -1,0 +1,1 @@
+//! Cursor state of cannectors pipelines (placeholder until the state store lands).
