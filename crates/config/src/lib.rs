@@ -20,12 +20,14 @@
 
 mod expr;
 mod model;
+mod path;
 mod scalar;
 
 use std::path::{Path, PathBuf};
 
 pub use expr::{Expr, ExprError, StateCursor};
 pub use model::*;
+pub use path::{FieldPath, FieldPathError};
 
 /// A pipeline read from a file, with what was learned while reading it.
 #[derive(Debug, Clone)]

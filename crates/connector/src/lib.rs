@@ -1,1 +1,73 @@
-//! Records, batches, the Source and Sink traits and the shared HTTP client of cannectors.
+//! The vocabulary shared by every source and sink of cannectors.
+//!
+//! A [`Source`] yields [`Batch`]es of [`Record`]s (a page of an API, one query result); a
+//! [`Sink`] delivers them and returns only once they are durable at the destination. The
+//! executor (in `cannectors-runtime`) sits between the two and commits the cursor after every
+//! batch the sink accepted. Nothing here knows where state lives: a source receives the loaded
+//! state read-only and reports, with each batch, how the executor should record it.
+//!
+//! ```
+//! use cannectors_connector::{Batch, Checkpoint};
+//! let batch = Batch {
+//!     records: vec![serde_json::json!({"id": 1})],
+//!     checkpoint: Checkpoint::Advance,
+//! };
+//! assert_eq!(batch.records.len(), 1);
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// One record: a JSON object, as read from the source.
+pub type Record = serde_json::Value;
+
+/// Any error a source or sink reports; its `Display` is written for the person at the terminal.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A boxed future, so that sources and sinks can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A group of records that is delivered and committed as one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The records, in source order.
+    pub records: Vec<Record>,
+    /// How the executor records this batch once the sink accepted it.
+    pub checkpoint: Checkpoint,
+}
+
+/// How a delivered batch moves the state forward.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checkpoint {
+    /// The source is ordered by its cursor (a database query ordered by its cursor columns):
+    /// the greatest position of the batch becomes the committed cursor at once.
+    Advance,
+    /// The source is paginated within one run and not necessarily sorted by the cursor: the
+    /// executor saves `resume` in the run's progress, and promotes the greatest position seen
+    /// to the committed cursors only when the run completes.
+    Progress {
+        /// Where the next request of this run starts (opaque to everyone but the source that
+        /// wrote it): a restarted run hands it back to the source through the loaded state.
+        resume: serde_json::Value,
+        /// The pagination offset reached after this batch, for the `offset` cursor.
+        offset: Option<u64>,
+    },
+}
+
+/// Where records come from.
+pub trait Source: Send {
+    /// The next batch, or `None` when the run is complete.
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>>;
+
+    /// The final pagination offset of a completed run, for the `offset` cursor.
+    fn final_offset(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Where records go.
+pub trait Sink: Send {
+    /// Delivers the records; `Ok` means they are durable at the destination (flushed, fsynced,
+    /// acknowledged or committed), so the executor may commit the cursor.
+    fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>>;
+}
