@@ -1,2 +1,27 @@
-//! The `cannectors` command-line program.
-fn main() {}
+//! The `cannectors` command-line program: parses arguments, sets up logging, runs a command
+//! and turns its outcome into an exit code.
+//!
+//! Exit codes: 0 success, 1 validation error, 2 parse error, 3 runtime error.
+
+mod cli;
+mod commands;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.log);
+    let outcome = commands::dispatch(cli.command);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("error: {}", failure.message);
+            }
+            ExitCode::from(failure.code as u8)
+        }
+    }
+}

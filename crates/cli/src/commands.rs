@@ -1,0 +1,64 @@
+//! What each command does, and how its outcome maps to an exit code.
+
+use std::path::Path;
+
+use crate::cli::Command;
+
+/// Exit codes of the program (DESIGN.md section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Code {
+    Validation = 1,
+    Parse = 2,
+    Runtime = 3,
+}
+
+/// A command that did not succeed: the exit code and what to tell the user.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: Code,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+pub(crate) fn dispatch(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Validate { files } => validate(&files),
+        Command::State(_) => Err(Failure::new(Code::Runtime, "state commands are not built yet")),
+        Command::Schema => Err(Failure::new(Code::Runtime, "schema is not built yet")),
+    }
+}
+
+fn validate(files: &[std::path::PathBuf]) -> Result<(), Failure> {
+    let mut worst: Option<Code> = None;
+    for file in files {
+        match load(file) {
+            Ok(loaded) => {
+                for warning in &loaded.warnings {
+                    eprintln!("warning: {}: {warning}", file.display());
+                }
+                println!("ok: {} (pipeline `{}`)", file.display(), loaded.pipeline.name);
+            }
+            Err(failure) => {
+                eprintln!("error: {}", failure.message);
+                worst = worst.max(Some(failure.code));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some(code) => Err(Failure::new(code, "")),
+    }
+}
+
+/// Loads a pipeline file, mapping its errors to exit codes.
+pub(crate) fn load(file: &Path) -> Result<cannectors_config::LoadedPipeline, Failure> {
+    cannectors_config::load(file).map_err(|error| {
+        let code = if error.is_parse_error() { Code::Parse } else { Code::Validation };
+        Failure::new(code, error.to_string())
+    })
+}
