@@ -2,15 +2,22 @@
 //!
 //! - `cargo xtask ci`: every check a change must pass (format, lints, tests, dependency policy).
 //! - `cargo xtask bench <http|db>`: the end-to-end benchmarks recorded in docs/performance.md.
+//! - `cargo xtask pg -- <command>`: runs a command against a throwaway PostgreSQL cluster.
+
+mod postgres;
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("pg") => postgres::run_with_cluster(strip_separator(&args[1..])),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             Ok(())
@@ -30,9 +37,19 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci      cargo fmt --check, clippy -D warnings, the whole test suite, cargo deny\n  \
-         help    this text"
+         ci                 cargo fmt --check, clippy -D warnings, the whole test suite, cargo deny\n  \
+         bench http [RUNS]  end-to-end HTTP benchmark (release build), RUNS per size (default 3)\n  \
+         pg      `pg -- <command>`: run a command with a throwaway PostgreSQL cluster\n  \
+         help               this text"
     );
+}
+
+/// The arguments after an optional leading `--`.
+fn strip_separator(args: &[String]) -> &[String] {
+    match args.first().map(String::as_str) {
+        Some("--") => &args[1..],
+        _ => args,
+    }
 }
 
 /// The root of the workspace (the parent of this crate's directory).
@@ -67,7 +84,15 @@ fn ci() -> Result<(), String> {
     run("format (cargo fmt --check)", fmt)?;
 
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run("lints (cargo clippy -D warnings)", clippy)?;
 
     let mut test = cargo();
@@ -80,4 +105,20 @@ fn ci() -> Result<(), String> {
 
     eprintln!("\nci: all checks passed");
     Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let runs = match args.get(1) {
+        Some(n) => n.parse().map_err(|_| format!("RUNS must be a number, not `{n}`"))?,
+        None => 3,
+    };
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "cannectors-cli"]);
+    run("release build", build)?;
+    let binary = workspace_root().join("target/release/cannectors");
+    match args.first().map(String::as_str) {
+        Some("http") => bench::http(&binary, runs),
+        Some(other) => Err(format!("unknown benchmark `{other}`; try `cargo xtask bench http`")),
+        None => Err("which benchmark? `cargo xtask bench http`".to_owned()),
+    }
 }

@@ -1,0 +1,223 @@
+//! `cargo xtask bench http`: the end-to-end HTTP benchmark of docs/performance.md.
+//!
+//! A source server inside this process serves precomputed pages (so that the source is never
+//! the bottleneck), the release binary runs a pipeline against it with offset pagination and
+//! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+const PAGE: usize = 1000;
+
+/// One record of about 200 bytes, as a source API would send it.
+fn record(id: usize) -> String {
+    format!(
+        concat!(
+            r#"{{"id":{id},"updated_at":"2026-01-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z","#,
+            r#""name":"customer-{id:07}","email":"user{id:07}@example.com","status":"active","#,
+            r#""amount":{amount}.{cents:02},"country":"DE","tags":["alpha","beta"]}}"#
+        ),
+        id = id,
+        day = 1 + (id / 86_400_000) % 28,
+        h = (id / 3_600_000) % 24,
+        m = (id / 60_000) % 60,
+        s = (id / 1000) % 60,
+        ms = id % 1000,
+        amount = id % 10_000,
+        cents = id % 100,
+    )
+}
+
+/// Every page body of a source holding `total` records, indexed by offset / PAGE.
+fn pages(total: usize) -> Vec<Vec<u8>> {
+    let mut pages = Vec::with_capacity(total / PAGE + 2);
+    let mut offset = 0;
+    loop {
+        let end = (offset + PAGE).min(total);
+        let mut body = format!(r#"{{"total":{total},"items":["#);
+        for id in offset..end {
+            if id > offset {
+                body.push(',');
+            }
+            body.push_str(&record(id + 1));
+        }
+        body.push_str("]}");
+        pages.push(body.into_bytes());
+        if end >= total {
+            break;
+        }
+        offset = end;
+    }
+    pages
+}
+
+fn serve_connection(stream: TcpStream, pages: &[Vec<u8>]) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let empty = br#"{"total":0,"items":[]}"#.to_vec();
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut content_length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 {
+                return Ok(());
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        if content_length > 0 {
+            let mut body = vec![0; content_length];
+            reader.read_exact(&mut body)?;
+        }
+        let offset = request_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|target| target.split_once('?'))
+            .and_then(|(_, query)| {
+                query.split('&').find_map(|pair| pair.strip_prefix("offset="))
+            })
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let body = pages.get(offset / PAGE).unwrap_or(&empty);
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )?;
+        writer.write_all(body)?;
+        writer.flush()?;
+    }
+}
+
+/// Starts the source server on a free loopback port; it lives until the process ends.
+fn start_source(total: usize) -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let pages = Arc::new(pages(total));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let pages = Arc::clone(&pages);
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let _ = serve_connection(stream, &pages);
+            });
+        }
+    });
+    Ok(port)
+}
+
+struct Measurement {
+    records: usize,
+    seconds: f64,
+    peak_rss_kib: u64,
+}
+
+fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
+    let port = start_source(total)?;
+    let dir = tempfile_dir()?;
+    let pipeline = dir.join("bench.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"name: bench-http
+input:
+  type: httpPolling
+  endpoint: http://127.0.0.1:{port}/events
+  dataField: items
+  pagination: {{type: offset, param: offset, limitParam: limit, limit: {PAGE}, totalField: total}}
+  statePersistence:
+    timestamp: {{field: updated_at, queryParam: updated_after}}
+    id: {{field: id, queryParam: after_id}}
+output: {{type: file, path: out.jsonl}}
+"#
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "peak_rss_kib=%M"])
+        .arg(binary)
+        .args(["--quiet", "run", "--once"])
+        .arg(&pipeline)
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| format!("cannot start /usr/bin/time {}: {e}", binary.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("the pipeline run failed: {stderr}"));
+    }
+    let peak_rss_kib = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("peak_rss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no peak RSS in the output of /usr/bin/time: {stderr}"))?;
+    let lines = std::fs::read(dir.join("out.jsonl"))
+        .map_err(|e| format!("no output file: {e}"))?
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count();
+    let _ = std::fs::remove_dir_all(&dir);
+    if lines != total {
+        return Err(format!("expected {total} records in the output file, found {lines}"));
+    }
+    Ok(Measurement { records: total, seconds, peak_rss_kib })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "cannectors-bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs the HTTP benchmark and prints a Markdown table.
+pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
+    println!("| records | run | seconds | records/s | peak RSS (MiB) |");
+    println!("|---:|---:|---:|---:|---:|");
+    for total in [10_000, 1_000_000] {
+        let mut best: Option<Measurement> = None;
+        for run in 1..=runs {
+            let m = run_once(binary, total)?;
+            println!(
+                "| {} | {run} | {:.3} | {:.0} | {:.1} |",
+                m.records,
+                m.seconds,
+                m.records as f64 / m.seconds,
+                m.peak_rss_kib as f64 / 1024.0
+            );
+            if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
+                best = Some(m);
+            }
+        }
+        if let Some(b) = best {
+            println!(
+                "| {} | best | {:.3} | **{:.0}** | {:.1} |",
+                b.records,
+                b.seconds,
+                b.records as f64 / b.seconds,
+                b.peak_rss_kib as f64 / 1024.0
+            );
+        }
+    }
+    Ok(())
+}
