@@ -1,1 +1,204 @@
-//! The sinks of cannectors.
+//! The sinks of cannectors: where a pipeline delivers its records.
+//!
+//! Each `output` block of a pipeline file (DESIGN.md 3.3) has a runtime object here that
+//! implements [`cannectors_connector::Sink`]: [`StdoutSink`] and [`FileSink`] write JSON Lines,
+//! [`HttpRequestSink`] sends records to an HTTP API. [`build`] turns the configured block into
+//! the sink the executor drives. A sink's `write` returns `Ok` only once the batch is durable at
+//! the destination (flushed, fsynced, acknowledged), because the executor commits the cursor
+//! right after it. This crate never touches state.
+//!
+//! ```
+//! use cannectors_config::{FileOutput, OutputConfig};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("events.jsonl");
+//! let config = OutputConfig::File(FileOutput { path: path.display().to_string() });
+//! let mut sink = cannectors_output::build(&config).unwrap();
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let records = [serde_json::json!({"id": 1}), serde_json::json!({"id": 2})];
+//! runtime.block_on(sink.write(&records)).unwrap();
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n{\"id\":2}\n");
+//! ```
+
+mod file;
+mod json_lines;
+mod stdout;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use cannectors_config::OutputConfig;
+use cannectors_connector::Sink;
+
+pub use file::FileSink;
+pub use stdout::StdoutSink;
+
+/// Builds the sink of an `output` block.
+pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
+    match config {
+        OutputConfig::Stdout(stdout) => Ok(Box::new(StdoutSink::new(stdout))),
+        OutputConfig::File(file) => Ok(Box::new(FileSink::open(file)?)),
+        OutputConfig::HttpRequest(_) => Err(OutputError::NotAvailable {
+            output: "httpRequest",
+        }),
+        OutputConfig::Database(_) => Err(OutputError::NotAvailable { output: "database" }),
+    }
+}
+
+/// Why a sink could not be built or could not deliver a batch.
+///
+/// Every message names what failed and on which input, and says what happens to the batch: a
+/// failed `write` leaves the batch uncommitted, so the next run sends it again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// The configured output type is not part of this build.
+    #[error(
+        "output type `{output}` is not available yet in this version of cannectors; \
+         use `stdout`, `file` or `httpRequest`"
+    )]
+    NotAvailable {
+        /// The `type` of the output block.
+        output: &'static str,
+    },
+    /// A record could not be encoded as JSON.
+    #[error(
+        "cannot encode the record at position {position} of the batch (counting from 0) as JSON: \
+         {source}; the batch is not committed"
+    )]
+    Encode {
+        /// Position of the record in the batch.
+        position: usize,
+        /// What serde_json reported.
+        source: serde_json::Error,
+    },
+    /// The blocking task that writes a batch did not finish.
+    #[error(
+        "the task writing the batch did not finish ({reason}); the batch is not committed and \
+         is sent again by the next run"
+    )]
+    WriterTask {
+        /// Why the task ended.
+        reason: String,
+    },
+    /// An earlier write task was lost, and with it the writer.
+    #[error("the {output} output cannot write after an earlier failed write; start the run again")]
+    WriterLost {
+        /// The output type.
+        output: &'static str,
+    },
+    /// The reader of standard output went away.
+    #[error(
+        "standard output was closed by its reader (broken pipe) while writing {records}; \
+         the batch is not committed and is sent again by the next run: keep the reader of the \
+         pipeline's output running until the run ends"
+    )]
+    StdoutClosed {
+        /// How many records the batch held.
+        records: RecordCount,
+    },
+    /// Writing to standard output failed.
+    #[error(
+        "cannot write {records} to standard output: {source}; the batch is not committed and \
+         is sent again by the next run"
+    )]
+    StdoutWrite {
+        /// How many records the batch held.
+        records: RecordCount,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The directory of the output file could not be created.
+    #[error(
+        "cannot create the directory {directory} of the output file {path}: {source}; \
+         check output.path and the permissions of its directories"
+    )]
+    FileDirectory {
+        /// The output file, as configured.
+        path: PathBuf,
+        /// The directory that could not be created.
+        directory: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The output file could not be opened.
+    #[error(
+        "cannot open the output file {path} for appending: {source}; check output.path and \
+         that the process may write there"
+    )]
+    FileOpen {
+        /// The output file, as configured.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The end of the output file could not be checked for a torn last line.
+    #[error(
+        "cannot check the end of the output file {path} for a line cut short by an interrupted \
+         write: {source}; check that the process may read and write the file"
+    )]
+    FileRepair {
+        /// The output file, as configured.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A batch could not be appended and synced.
+    #[error(
+        "cannot append {records} to the output file {path}: {source}; {rollback}; the batch is \
+         not committed and is sent again by the next run"
+    )]
+    FileWrite {
+        /// The output file, as configured.
+        path: PathBuf,
+        /// How many records the batch held.
+        records: RecordCount,
+        /// The I/O error of the write or the sync.
+        source: std::io::Error,
+        /// What became of the bytes already written, in words.
+        rollback: String,
+    },
+}
+
+/// A number of records, written as "1 record" or "2 records".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCount(pub usize);
+
+impl fmt::Display for RecordCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 record"),
+            n => write!(f, "{n} records"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cannectors_config::{DatabaseOutput, StdoutOutput};
+
+    #[test]
+    fn builds_a_stdout_sink() {
+        assert!(build(&OutputConfig::Stdout(StdoutOutput {})).is_ok());
+    }
+
+    #[test]
+    fn says_the_database_output_is_not_available_yet() {
+        let config = OutputConfig::Database(DatabaseOutput {
+            connection_string: None,
+            connection_string_ref: Some("postgres://localhost/dest".into()),
+            driver: None,
+            query: "INSERT INTO dest (id) VALUES ($1)".into(),
+            parameters: Vec::new(),
+            transaction: true,
+        });
+        let error = build(&config).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "output type `database` is not available yet in this version of cannectors; \
+             use `stdout`, `file` or `httpRequest`"
+        );
+    }
+}
