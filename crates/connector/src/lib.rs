@@ -15,6 +15,8 @@
 //! assert_eq!(batch.records.len(), 1);
 //! ```
 
+pub mod http;
+
 use std::future::Future;
 use std::pin::Pin;
 

@@ -1,0 +1,385 @@
+//! Authentication of requests: api-key, bearer, basic and OAuth 2 client credentials.
+//!
+//! The `authentication` block is checked once, when the client is built, so that a missing
+//! credential is reported before any request is sent. Static credentials become ready-made
+//! header values (marked sensitive, so that they never show in `Debug` output); the OAuth 2
+//! token is fetched on first use, cached until shortly before it expires, and fetched again
+//! when the server rejects it.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials};
+use reqwest::header::{self, HeaderName, HeaderValue};
+use url::Url;
+
+use super::HttpError;
+
+/// Default header of an api key.
+const API_KEY_HEADER: &str = "X-API-Key";
+/// Default query parameter of an api key.
+const API_KEY_PARAM: &str = "api_key";
+/// A cached token is renewed this long before the server said it expires (at most a tenth
+/// of its lifetime), so that a request never leaves with a token that dies on the way.
+const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+
+/// The resolved authentication of a client.
+#[derive(Debug)]
+pub(crate) enum Auth {
+    None,
+    /// A header added to every request (api-key header, bearer, basic).
+    Header(HeaderName, HeaderValue),
+    /// A query parameter set on every request (api-key in the query).
+    Query {
+        name: String,
+        value: String,
+    },
+    OAuth2(OAuth2),
+}
+
+/// What one attempt carries to prove who it is.
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    None,
+    Header(HeaderName, HeaderValue),
+    Query { name: String, value: String },
+}
+
+impl Auth {
+    /// Checks the block and prepares what requests will carry.
+    pub(crate) fn new(authentication: Option<&Authentication>) -> Result<Auth, HttpError> {
+        let Some(authentication) = authentication else {
+            return Ok(Auth::None);
+        };
+        let kind = kind_name(authentication.kind);
+        let credentials = &authentication.credentials;
+        let missing = |key: &str| HttpError::Authentication {
+            kind,
+            problem: format!(
+                "`credentials.{key}` is missing or empty; set it (e.g. from ${{VAR}})"
+            ),
+        };
+        let required = |value: &Option<String>, key: &str| -> Result<String, HttpError> {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| missing(key))
+        };
+        match authentication.kind {
+            AuthKind::ApiKey => {
+                let key = required(&credentials.key, "key")?;
+                match credentials.location.unwrap_or_default() {
+                    ApiKeyLocation::Header => {
+                        let name = credentials.header_name.as_deref().unwrap_or(API_KEY_HEADER);
+                        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                            HttpError::Authentication {
+                                kind,
+                                problem: format!(
+                                    "`credentials.headerName` `{name}` is not a valid header name"
+                                ),
+                            }
+                        })?;
+                        Ok(Auth::Header(name, sensitive_value(&key, kind, "key")?))
+                    }
+                    ApiKeyLocation::Query => {
+                        let name = credentials
+                            .param_name
+                            .clone()
+                            .unwrap_or(API_KEY_PARAM.into());
+                        if name.is_empty() {
+                            return Err(missing("paramName"));
+                        }
+                        Ok(Auth::Query { name, value: key })
+                    }
+                }
+            }
+            AuthKind::Bearer => {
+                let token = required(&credentials.token, "token")?;
+                let value = sensitive_value(&format!("Bearer {token}"), kind, "token")?;
+                Ok(Auth::Header(header::AUTHORIZATION, value))
+            }
+            AuthKind::Basic => {
+                let username = required(&credentials.username, "username")?;
+                let password = credentials.password.clone().unwrap_or_default();
+                let value = sensitive_value(&basic_value(&username, &password), kind, "password")?;
+                Ok(Auth::Header(header::AUTHORIZATION, value))
+            }
+            AuthKind::OAuth2 => Ok(Auth::OAuth2(OAuth2::new(credentials)?)),
+        }
+    }
+
+    /// The secret values, for the redactor.
+    pub(crate) fn secrets(authentication: Option<&Authentication>) -> Vec<String> {
+        let Some(authentication) = authentication else {
+            return Vec::new();
+        };
+        let c = &authentication.credentials;
+        [&c.key, &c.token, &c.password, &c.client_secret]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The query parameter that carries a secret, for the redactor.
+    pub(crate) fn secret_param(&self) -> Option<&str> {
+        match self {
+            Auth::Query { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The credential of requests that need no token.
+    pub(crate) fn static_credential(&self) -> Credential {
+        match self {
+            Auth::None | Auth::OAuth2(_) => Credential::None,
+            Auth::Header(name, value) => Credential::Header(name.clone(), value.clone()),
+            Auth::Query { name, value } => Credential::Query {
+                name: name.clone(),
+                value: value.clone(),
+            },
+        }
+    }
+}
+
+pub(crate) fn kind_name(kind: AuthKind) -> &'static str {
+    match kind {
+        AuthKind::ApiKey => "api-key",
+        AuthKind::Bearer => "bearer",
+        AuthKind::Basic => "basic",
+        AuthKind::OAuth2 => "oauth2",
+    }
+}
+
+fn sensitive_value(text: &str, kind: &'static str, key: &str) -> Result<HeaderValue, HttpError> {
+    let mut value = HeaderValue::from_str(text).map_err(|_| HttpError::Authentication {
+        kind,
+        problem: format!(
+            "`credentials.{key}` holds characters that cannot be sent in an HTTP header \
+             (control characters or non-ASCII); check its value"
+        ),
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn basic_value(username: &str, password: &str) -> String {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// OAuth 2 client credentials grant (RFC 6749 section 4.4) with a cached token.
+#[derive(Debug)]
+pub(crate) struct OAuth2 {
+    pub(crate) token_url: Url,
+    client_auth: HeaderValue,
+    form: String,
+    cache: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+#[derive(Debug)]
+struct CachedToken {
+    value: HeaderValue,
+    renew_at: Option<Instant>,
+}
+
+impl OAuth2 {
+    fn new(credentials: &Credentials) -> Result<OAuth2, HttpError> {
+        let kind = "oauth2";
+        let missing = |key: &str| HttpError::Authentication {
+            kind,
+            problem: format!(
+                "`credentials.{key}` is missing or empty; set it (e.g. from ${{VAR}})"
+            ),
+        };
+        let token_url = credentials.token_url.as_deref().filter(|u| !u.is_empty());
+        let token_url = token_url.ok_or_else(|| missing("tokenUrl"))?;
+        let token_url = Url::parse(token_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| HttpError::Authentication {
+                kind,
+                problem: "`credentials.tokenUrl` is not an absolute http:// or https:// URL"
+                    .to_owned(),
+            })?;
+        let client_id = credentials.client_id.as_deref().filter(|v| !v.is_empty());
+        let client_id = client_id.ok_or_else(|| missing("clientId"))?;
+        let client_secret = credentials
+            .client_secret
+            .as_deref()
+            .filter(|v| !v.is_empty());
+        let client_secret = client_secret.ok_or_else(|| missing("clientSecret"))?;
+        // RFC 6749 2.3.1: the client id and secret are form-encoded, then sent as HTTP basic
+        // credentials, which every server must accept.
+        let client_auth = sensitive_value(
+            &basic_value(&form_encode(client_id), &form_encode(client_secret)),
+            kind,
+            "clientSecret",
+        )?;
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        if !credentials.scopes.is_empty() {
+            form.append_pair("scope", &credentials.scopes.join(" "));
+        }
+        Ok(OAuth2 {
+            token_url,
+            client_auth,
+            form: form.finish(),
+            cache: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The `Authorization` value of the token request.
+    pub(crate) fn client_auth(&self) -> &HeaderValue {
+        &self.client_auth
+    }
+
+    /// The form body of the token request.
+    pub(crate) fn form(&self) -> &str {
+        &self.form
+    }
+
+    /// The cached token's header value, or `None` when a new one must be fetched. The returned
+    /// guard keeps other requests waiting while one fetches, so that only one token request
+    /// leaves at a time.
+    pub(crate) async fn lock(&self) -> TokenGuard<'_> {
+        TokenGuard {
+            guard: self.cache.lock().await,
+        }
+    }
+
+    /// Forgets the token a request was refused with, unless another request renewed it already.
+    pub(crate) async fn forget(&self, refused: &HeaderValue) {
+        let mut cache = self.cache.lock().await;
+        if cache
+            .as_ref()
+            .is_some_and(|cached| cached.value == *refused)
+        {
+            *cache = None;
+        }
+    }
+}
+
+/// Exclusive access to the token cache.
+pub(crate) struct TokenGuard<'a> {
+    guard: tokio::sync::MutexGuard<'a, Option<CachedToken>>,
+}
+
+impl TokenGuard<'_> {
+    /// The cached token, if it is still good.
+    pub(crate) fn current(&self) -> Option<HeaderValue> {
+        let cached = self.guard.as_ref()?;
+        match cached.renew_at {
+            Some(renew_at) if Instant::now() >= renew_at => None,
+            _ => Some(cached.value.clone()),
+        }
+    }
+
+    /// Stores a token read from a token response.
+    pub(crate) fn store(
+        &mut self,
+        token: &str,
+        expires_in: Option<u64>,
+    ) -> Result<HeaderValue, String> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the access token holds characters that cannot be sent in a header")?;
+        value.set_sensitive(true);
+        let renew_at = expires_in.map(|seconds| {
+            let lifetime = Duration::from_secs(seconds);
+            Instant::now() + lifetime - TOKEN_MARGIN.min(lifetime / 10)
+        });
+        *self.guard = Some(CachedToken {
+            value: value.clone(),
+            renew_at,
+        });
+        Ok(value)
+    }
+}
+
+fn form_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The fields of a token response this client reads.
+pub(crate) fn read_token_response(body: &[u8]) -> Result<(String, Option<u64>), String> {
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        format!("the token endpoint answered with something that is not JSON ({e})")
+    })?;
+    let token = json
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or("the token endpoint's answer has no `access_token` string")?;
+    let expires_in = match json.get("expires_in") {
+        Some(serde_json::Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    Ok((token.to_owned(), expires_in))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(kind: AuthKind, credentials: Credentials) -> Result<Auth, HttpError> {
+        Auth::new(Some(&Authentication { kind, credentials }))
+    }
+
+    #[test]
+    fn bearer_without_token_names_the_missing_key() {
+        let error = auth(AuthKind::Bearer, Credentials::default()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "authentication `bearer`: `credentials.token` is missing or empty; set it (e.g. from ${VAR})"
+        );
+    }
+
+    #[test]
+    fn oauth2_needs_an_http_token_url() {
+        let credentials = Credentials {
+            token_url: Some("ftp://auth.test/token".into()),
+            client_id: Some("id".into()),
+            client_secret: Some("secret".into()),
+            ..Credentials::default()
+        };
+        let error = auth(AuthKind::OAuth2, credentials).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`credentials.tokenUrl` is not an absolute http")
+        );
+    }
+
+    #[test]
+    fn header_values_with_newlines_are_refused_without_echoing_them() {
+        let credentials = Credentials {
+            token: Some("abc\ndef".into()),
+            ..Credentials::default()
+        };
+        let error = auth(AuthKind::Bearer, credentials).unwrap_err().to_string();
+        assert!(
+            error.contains("`credentials.token` holds characters"),
+            "{error}"
+        );
+        assert!(!error.contains("abc"), "{error}");
+    }
+
+    #[test]
+    fn token_response_expiry_may_be_a_number_or_a_string() {
+        assert_eq!(
+            read_token_response(br#"{"access_token":"t","expires_in":"60"}"#).unwrap(),
+            ("t".to_owned(), Some(60))
+        );
+        assert_eq!(
+            read_token_response(br#"{"access_token":"t"}"#).unwrap(),
+            ("t".to_owned(), None)
+        );
+        assert!(
+            read_token_response(br#"{"error":"x"}"#)
+                .unwrap_err()
+                .contains("no `access_token`")
+        );
+    }
+}

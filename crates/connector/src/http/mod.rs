@@ -1,0 +1,641 @@
+//! The HTTP client shared by the HTTP source and the HTTP sink.
+//!
+//! One place owns what every HTTP call of a pipeline needs: authentication (api-key, bearer,
+//! basic, OAuth 2 client credentials with a cached token), retries with exponential backoff and
+//! `Retry-After`, a timeout, gzip, rustls, and error messages that name the request without its
+//! secrets. A caller describes a call with [`HttpRequest`] and gets back the [`HttpResponse`]
+//! once its status is one the request accepts (any 2xx unless told otherwise); anything else is
+//! an [`HttpError`] that says what failed and after how many attempts.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), cannectors_connector::http::HttpError> {
+//! use std::time::Duration;
+//! use cannectors_config::RetryConfig;
+//! use cannectors_connector::http::{HttpClient, HttpMethod, HttpRequest};
+//!
+//! let client = HttpClient::builder()
+//!     .timeout(Duration::from_secs(30))
+//!     .retry(&RetryConfig::default())
+//!     .build()?;
+//! let request = HttpRequest::new(HttpMethod::Get, "https://api.example.com/events")?
+//!     .query("status", "open")
+//!     .header("Accept", "application/json");
+//! let response = client.send(request).await?;
+//! assert!(response.status() < 300);
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod error;
+mod redact;
+mod retry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cannectors_config::{Authentication, RetryConfig, SinkMethod, SourceMethod};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use url::Url;
+
+pub use error::{HttpError, TransportFailure};
+pub use reqwest::header::HeaderMap;
+
+use auth::{Auth, Credential, OAuth2};
+use error::{body_excerpt, classify, describe_reqwest};
+use redact::Redactor;
+use retry::RetryPolicy;
+
+/// Default request timeout, as documented for `timeoutMs`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP method a pipeline may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+}
+
+impl HttpMethod {
+    /// The method as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+
+    fn to_reqwest(self) -> reqwest::Method {
+        match self {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Patch => reqwest::Method::PATCH,
+            HttpMethod::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+impl From<SourceMethod> for HttpMethod {
+    fn from(method: SourceMethod) -> HttpMethod {
+        match method {
+            SourceMethod::Get => HttpMethod::Get,
+            SourceMethod::Post => HttpMethod::Post,
+        }
+    }
+}
+
+impl From<SinkMethod> for HttpMethod {
+    fn from(method: SinkMethod) -> HttpMethod {
+        match method {
+            SinkMethod::Get => HttpMethod::Get,
+            SinkMethod::Post => HttpMethod::Post,
+            SinkMethod::Put => HttpMethod::Put,
+            SinkMethod::Patch => HttpMethod::Patch,
+            SinkMethod::Delete => HttpMethod::Delete,
+        }
+    }
+}
+
+/// Which statuses count as an answer the caller wants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+enum Accepted {
+    #[default]
+    AnySuccess,
+    Only(Vec<u16>),
+}
+
+/// One HTTP call to make: method, URL with its query, headers and body.
+///
+/// Setters that can fail on what a user wrote (a header name, a header value) keep the first
+/// problem and report it when the request is sent, so that a request reads as one chain.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    method: HttpMethod,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    json: bool,
+    accepted: Accepted,
+    problem: Option<HttpError>,
+}
+
+impl HttpRequest {
+    /// A request to an absolute http or https URL written as text.
+    pub fn new(method: HttpMethod, url: &str) -> Result<HttpRequest, HttpError> {
+        let parsed = Url::parse(url).map_err(|e| HttpError::InvalidUrl {
+            url: Redactor::default().raw_url(url),
+            problem: e.to_string(),
+        })?;
+        HttpRequest::from_url(method, parsed)
+    }
+
+    /// A request to an absolute http or https URL.
+    pub fn from_url(method: HttpMethod, url: Url) -> Result<HttpRequest, HttpError> {
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            return Err(HttpError::InvalidUrl {
+                url: Redactor::default().url(&url),
+                problem: format!("the scheme `{}` is not http or https", url.scheme()),
+            });
+        }
+        Ok(HttpRequest {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            json: false,
+            accepted: Accepted::AnySuccess,
+            problem: None,
+        })
+    }
+
+    /// Appends a query parameter (URL-encoded here).
+    pub fn query(mut self, name: &str, value: &str) -> HttpRequest {
+        self.url.query_pairs_mut().append_pair(name, value);
+        self
+    }
+
+    /// Sets a header, replacing one of the same name.
+    pub fn header(mut self, name: &str, value: &str) -> HttpRequest {
+        let parsed_name = HeaderName::from_bytes(name.as_bytes()).map_err(
+            |_| "the name is not a valid HTTP header name (letters, digits and -, no spaces)",
+        );
+        let parsed_value = HeaderValue::from_str(value).map_err(|_| {
+            "the value holds characters that cannot be sent in a header (control characters or \
+             non-ASCII)"
+        });
+        match (parsed_name, parsed_value) {
+            (Ok(name), Ok(value)) => {
+                self.headers.insert(name, value);
+            }
+            (Err(problem), _) | (_, Err(problem)) => {
+                self.problem.get_or_insert(HttpError::InvalidHeader {
+                    name: name.to_owned(),
+                    problem: problem.to_owned(),
+                });
+            }
+        }
+        self
+    }
+
+    /// Sends `value` as a JSON body (`Content-Type: application/json` unless set).
+    pub fn json(self, value: &serde_json::Value) -> HttpRequest {
+        // Serialising a `Value` cannot fail: its keys are strings and its numbers are finite.
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        self.json_bytes(bytes)
+    }
+
+    /// Sends bytes that already hold JSON (`Content-Type: application/json` unless set), for a
+    /// caller that serialised a whole batch into one buffer.
+    pub fn json_bytes(mut self, bytes: impl Into<Bytes>) -> HttpRequest {
+        self.body = Some(bytes.into());
+        self.json = true;
+        self
+    }
+
+    /// Sends bytes as they are.
+    pub fn body(mut self, bytes: impl Into<Bytes>) -> HttpRequest {
+        self.body = Some(bytes.into());
+        self.json = false;
+        self
+    }
+
+    /// Accepts exactly these statuses as success, instead of any 2xx.
+    pub fn accept_statuses(mut self, statuses: impl Into<Vec<u16>>) -> HttpRequest {
+        self.accepted = Accepted::Only(statuses.into());
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> HttpMethod {
+        self.method
+    }
+
+    /// The URL with the query parameters added so far (not the ones authentication adds).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn accepts(&self, status: u16) -> bool {
+        match &self.accepted {
+            Accepted::AnySuccess => (200..300).contains(&status),
+            Accepted::Only(statuses) => statuses.contains(&status),
+        }
+    }
+
+    /// The request as it goes out, or the first problem found while building it.
+    fn ready(mut self) -> Result<HttpRequest, HttpError> {
+        if let Some(problem) = self.problem.take() {
+            return Err(problem);
+        }
+        if self.json && !self.headers.contains_key(CONTENT_TYPE) {
+            self.headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        Ok(self)
+    }
+}
+
+/// The answer to an [`HttpRequest`], with its body read in full.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    url: Url,
+}
+
+impl HttpResponse {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A header value, when present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body, without copying it.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The URL that answered, after redirects, without the query parameter an api key added:
+    /// the base to resolve relative links against.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+/// Builds an [`HttpClient`] from the `timeoutMs`, `authentication` and `retry` keys.
+#[derive(Debug, Clone)]
+pub struct HttpClientBuilder {
+    timeout: Duration,
+    authentication: Option<Authentication>,
+    retry: RetryConfig,
+}
+
+impl HttpClientBuilder {
+    /// The time one attempt may take, from sending to the last byte of the body (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> HttpClientBuilder {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How requests authenticate (default: they do not).
+    pub fn authentication(mut self, authentication: Option<&Authentication>) -> HttpClientBuilder {
+        self.authentication = authentication.cloned();
+        self
+    }
+
+    /// When and how failed requests are tried again (default: [`RetryConfig::default`]).
+    pub fn retry(mut self, retry: &RetryConfig) -> HttpClientBuilder {
+        self.retry = retry.clone();
+        self
+    }
+
+    /// Checks the authentication and sets up the connection pool.
+    pub fn build(self) -> Result<HttpClient, HttpError> {
+        let auth = Auth::new(self.authentication.as_ref())?;
+        let secret_params = auth.secret_param().map(str::to_owned).into_iter().collect();
+        let redactor = Redactor::new(Auth::secrets(self.authentication.as_ref()), secret_params);
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .gzip(true)
+            .user_agent(concat!("cannectors/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Setup {
+                problem: describe_reqwest(e),
+            })?;
+        Ok(HttpClient {
+            inner: Arc::new(Inner {
+                client,
+                auth,
+                retry: RetryPolicy::new(&self.retry),
+                redactor,
+            }),
+        })
+    }
+}
+
+/// An HTTP client with its authentication and retry policy. Cheap to clone: clones share the
+/// connection pool and the OAuth 2 token.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: reqwest::Client,
+    auth: Auth,
+    retry: RetryPolicy,
+    redactor: Redactor,
+}
+
+impl HttpClient {
+    /// A builder with the documented defaults.
+    pub fn builder() -> HttpClientBuilder {
+        HttpClientBuilder {
+            timeout: DEFAULT_TIMEOUT,
+            authentication: None,
+            retry: RetryConfig::default(),
+        }
+    }
+
+    /// The URL as it may appear in logs and errors: no userinfo, no api-key or other secret
+    /// query values.
+    pub fn redact_url(&self, url: &Url) -> String {
+        self.inner.redactor.url(url)
+    }
+
+    /// Sends the request, authenticated and retried, and returns the answer once its status is
+    /// accepted.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let request = request.ready()?;
+        let Auth::OAuth2(oauth) = &self.inner.auth else {
+            return self
+                .execute(&request, &self.inner.auth.static_credential())
+                .await;
+        };
+        let token = self.token(oauth).await?;
+        let result = self
+            .execute(&request, &Credential::Header(AUTHORIZATION, token.clone()))
+            .await;
+        match result {
+            Err(HttpError::Status { status: 401, .. }) => {
+                // The token may have been revoked or expired early: one new token, one more try.
+                tracing::info!(
+                    url = %self.redact_url(&request.url),
+                    "the server refused the OAuth2 access token; fetching a new one"
+                );
+                oauth.forget(&token).await;
+                let token = self.token(oauth).await?;
+                self.execute(&request, &Credential::Header(AUTHORIZATION, token))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// The cached OAuth 2 token, or a new one from the token endpoint.
+    async fn token(&self, oauth: &OAuth2) -> Result<HeaderValue, HttpError> {
+        let mut cache = oauth.lock().await;
+        if let Some(token) = cache.current() {
+            return Ok(token);
+        }
+        let url = self.redact_url(&oauth.token_url);
+        let mut request = HttpRequest::from_url(HttpMethod::Post, oauth.token_url.clone())?
+            .body(oauth.form().to_owned());
+        request.headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        request
+            .headers
+            .insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let credential = Credential::Header(AUTHORIZATION, oauth.client_auth().clone());
+        let response =
+            self.execute(&request, &credential)
+                .await
+                .map_err(|error| HttpError::Token {
+                    url: url.clone(),
+                    problem: token_problem(&error),
+                })?;
+        let (token, expires_in) =
+            auth::read_token_response(response.body()).map_err(|problem| HttpError::Token {
+                url: url.clone(),
+                problem,
+            })?;
+        tracing::debug!(url = %url, expires_in, "obtained an OAuth2 access token");
+        cache
+            .store(&token, expires_in)
+            .map_err(|problem| HttpError::Token { url, problem })
+    }
+
+    /// Sends with retries and the given credential.
+    async fn execute(
+        &self,
+        request: &HttpRequest,
+        credential: &Credential,
+    ) -> Result<HttpResponse, HttpError> {
+        let inner = &*self.inner;
+        let max_attempts = inner.retry.max_attempts();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tracing::debug!(
+                method = %request.method,
+                url = %inner.redactor.url(&request.url),
+                attempt,
+                "sending request"
+            );
+            match self.once(request, credential).await {
+                Ok(response) if request.accepts(response.status) => return Ok(response),
+                Ok(response) => {
+                    let retryable = inner.retry.retries_status(response.status);
+                    if retryable && attempt < max_attempts {
+                        let delay = inner.retry.delay_after_response(attempt, &response.headers);
+                        tracing::warn!(
+                            method = %request.method,
+                            url = %inner.redactor.url(&request.url),
+                            status = response.status,
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            "retryable status; trying again"
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(HttpError::Status {
+                        method: request.method,
+                        url: inner.redactor.url(&request.url),
+                        status: response.status,
+                        body: inner.redactor.text(&body_excerpt(&response.body)),
+                        attempts: attempt,
+                        retried: retryable,
+                    });
+                }
+                Err(error) => {
+                    let kind = classify(&error);
+                    let problem = inner.redactor.text(&describe_reqwest(error));
+                    if kind.is_retryable() && attempt < max_attempts {
+                        let delay = inner.retry.backoff(attempt);
+                        tracing::warn!(
+                            method = %request.method,
+                            url = %inner.redactor.url(&request.url),
+                            problem = %problem,
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            "request failed; trying again"
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(HttpError::Transport {
+                        method: request.method,
+                        url: inner.redactor.url(&request.url),
+                        attempts: attempt,
+                        kind,
+                        problem,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt: send, and read the whole body (a body cut short is a failed attempt too).
+    async fn once(
+        &self,
+        request: &HttpRequest,
+        credential: &Credential,
+    ) -> Result<HttpResponse, reqwest::Error> {
+        let mut url = request.url.clone();
+        let mut headers = request.headers.clone();
+        match credential {
+            Credential::None => {}
+            Credential::Header(name, value) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            Credential::Query { name, value } => set_query_param(&mut url, name, Some(value)),
+        }
+        let mut builder = self
+            .inner
+            .client
+            .request(request.method.to_reqwest(), url)
+            .headers(headers);
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let mut response = builder.send().await?;
+        let status = response.status().as_u16();
+        let headers = std::mem::take(response.headers_mut());
+        let mut url = response.url().clone();
+        if let Credential::Query { name, .. } = credential {
+            set_query_param(&mut url, name, None);
+        }
+        let body = response.bytes().await?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            url,
+        })
+    }
+}
+
+/// Sets (or with `None` removes) a query parameter, keeping the others as they were written.
+fn set_query_param(url: &mut Url, name: &str, value: Option<&str>) {
+    let had_it = url.query_pairs().any(|(n, _)| n == name);
+    if had_it {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(n, _)| n != name)
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !kept.is_empty() || value.is_some() {
+            url.query_pairs_mut().extend_pairs(kept);
+        }
+    }
+    if let Some(value) = value {
+        url.query_pairs_mut().append_pair(name, value);
+    }
+}
+
+/// What went wrong with a token request, without repeating its URL.
+fn token_problem(error: &HttpError) -> String {
+    match error {
+        HttpError::Status {
+            status,
+            body,
+            attempts,
+            ..
+        } => {
+            let excerpt = if body.is_empty() {
+                String::new()
+            } else {
+                format!(": {body}")
+            };
+            let s = if *attempts == 1 { "" } else { "s" };
+            format!(
+                "the token endpoint answered HTTP {status} after {attempts} attempt{s}{excerpt}"
+            )
+        }
+        HttpError::Transport {
+            problem, attempts, ..
+        } => {
+            let s = if *attempts == 1 { "" } else { "s" };
+            format!("no answer after {attempts} attempt{s}: {problem}")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setting_a_query_param_replaces_an_existing_one() {
+        let mut url = Url::parse("http://api.test/x?a=1&api_key=old&b=%20").unwrap();
+        set_query_param(&mut url, "api_key", Some("new"));
+        assert_eq!(url.as_str(), "http://api.test/x?a=1&b=+&api_key=new");
+        set_query_param(&mut url, "api_key", None);
+        assert_eq!(url.as_str(), "http://api.test/x?a=1&b=+");
+    }
+
+    #[test]
+    fn removing_the_only_query_param_leaves_no_question_mark() {
+        let mut url = Url::parse("http://api.test/x?api_key=k").unwrap();
+        set_query_param(&mut url, "api_key", None);
+        assert_eq!(url.as_str(), "http://api.test/x");
+    }
+
+    #[test]
+    fn a_request_reports_the_first_bad_header_when_sent() {
+        let request = HttpRequest::new(HttpMethod::Get, "http://api.test/")
+            .unwrap()
+            .header("Bad Name", "x")
+            .header("X-Ok", "fine");
+        let error = request.ready().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "request header `Bad Name` cannot be sent: the name is not a valid HTTP header name \
+             (letters, digits and -, no spaces)"
+        );
+    }
+
+    #[test]
+    fn a_non_http_url_is_refused_with_its_secrets_hidden() {
+        let error = HttpRequest::new(HttpMethod::Get, "ftp://me:pw@files.test/x").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`ftp://files.test/x` is not a usable URL: the scheme `ftp` is not http or https; \
+             write an absolute http:// or https:// URL"
+        );
+    }
+}
