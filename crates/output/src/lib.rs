@@ -22,6 +22,7 @@
 //! ```
 
 mod file;
+mod http_request;
 mod json_lines;
 mod stdout;
 
@@ -30,8 +31,10 @@ use std::path::PathBuf;
 
 use cannectors_config::OutputConfig;
 use cannectors_connector::Sink;
+use cannectors_connector::http::HttpError;
 
 pub use file::FileSink;
+pub use http_request::HttpRequestSink;
 pub use stdout::StdoutSink;
 
 /// Builds the sink of an `output` block.
@@ -39,9 +42,7 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
     match config {
         OutputConfig::Stdout(stdout) => Ok(Box::new(StdoutSink::new(stdout))),
         OutputConfig::File(file) => Ok(Box::new(FileSink::open(file)?)),
-        OutputConfig::HttpRequest(_) => Err(OutputError::NotAvailable {
-            output: "httpRequest",
-        }),
+        OutputConfig::HttpRequest(http) => Ok(Box::new(HttpRequestSink::new(http)?)),
         OutputConfig::Database(_) => Err(OutputError::NotAvailable { output: "database" }),
     }
 }
@@ -159,6 +160,88 @@ pub enum OutputError {
         /// What became of the bytes already written, in words.
         rollback: String,
     },
+    /// A key of the `httpRequest` output block has a value that cannot work.
+    #[error("{key}: {problem}")]
+    HttpConfig {
+        /// The key path, such as `output.batchSize`.
+        key: &'static str,
+        /// What is wrong and what to write instead.
+        problem: String,
+    },
+    /// The endpoint of the `httpRequest` output is not a usable URL.
+    #[error("output.endpoint: {source}")]
+    Endpoint {
+        /// What the HTTP client found wrong.
+        source: HttpError,
+    },
+    /// The HTTP client of the `httpRequest` output could not be set up (authentication, TLS).
+    #[error("output: {source}")]
+    HttpClient {
+        /// What the HTTP client found wrong.
+        source: HttpError,
+    },
+    /// A templated endpoint could not be filled in from a record.
+    #[error(
+        "cannot fill in `{{{{record.{path}}}}}` of output.endpoint for the record at position \
+         {position} (counting from 0): {problem}; nothing of this batch of {total} was sent and \
+         it is not committed: make sure every record has `{path}`, for example with a filter"
+    )]
+    Template {
+        /// Position of the record in the batch.
+        position: usize,
+        /// The dot path of the template.
+        path: String,
+        /// What is wrong with the field.
+        problem: &'static str,
+        /// How many records the batch held.
+        total: RecordCount,
+    },
+    /// A request finally failed (after the client's retries); the records it carried and those
+    /// after it did not reach the destination.
+    #[error(
+        "cannot deliver {failed} of a batch of {total} (positions count from 0): {source}; \
+         not delivered: {undelivered}{partial}; the batch is not committed and is sent again by \
+         the next run",
+        partial = delivered_before(*delivered)
+    )]
+    NotDelivered {
+        /// Why the request failed: method, URL without secrets, status and a body excerpt, or
+        /// the network error, and the attempts made.
+        source: HttpError,
+        /// The records of the request that failed.
+        failed: Positions,
+        /// Every record that did not reach the destination.
+        undelivered: Positions,
+        /// How many records, from position 0, were accepted before the failure.
+        delivered: usize,
+        /// How many records the batch held.
+        total: RecordCount,
+    },
+}
+
+fn delivered_before(delivered: usize) -> String {
+    match delivered {
+        0 => String::new(),
+        n => format!(
+            "; delivered before the failure, and so sent twice: {}",
+            Positions(0..n)
+        ),
+    }
+}
+
+/// Positions of records in a batch, counting from 0, written as "record 3" or "records 3 to 9".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Positions(pub std::ops::Range<usize>);
+
+impl fmt::Display for Positions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let std::ops::Range { start, end } = self.0;
+        if end <= start + 1 {
+            write!(f, "record {start}")
+        } else {
+            write!(f, "records {start} to {}", end - 1)
+        }
+    }
 }
 
 /// A number of records, written as "1 record" or "2 records".
@@ -178,6 +261,14 @@ impl fmt::Display for RecordCount {
 mod tests {
     use super::*;
     use cannectors_config::{DatabaseOutput, StdoutOutput};
+
+    #[test]
+    fn positions_and_counts_read_as_words() {
+        assert_eq!(Positions(3..4).to_string(), "record 3");
+        assert_eq!(Positions(0..500).to_string(), "records 0 to 499");
+        assert_eq!(RecordCount(1).to_string(), "1 record");
+        assert_eq!(RecordCount(0).to_string(), "0 records");
+    }
 
     #[test]
     fn builds_a_stdout_sink() {

@@ -1,0 +1,418 @@
+//! The `httpRequest` output: records sent to an HTTP API.
+//!
+//! Batch mode sends a JSON array of records a request, at most `batchSize` of them; single mode
+//! sends one request a record, whose endpoint may hold `{{record.path}}` templates. Requests go
+//! out one after the other, in record order, through the shared client of
+//! `cannectors_connector::http`, which owns authentication, retries, timeouts and the hiding of
+//! secrets; this sink adds nothing on top of its retry policy. The first request that finally
+//! fails ends the batch: the error says which records did not reach the destination.
+//!
+//! Delivery is at-least-once: a failed batch is not committed, so the next run sends all of it
+//! again, including the requests that had succeeded before the failure.
+
+use std::time::Duration;
+
+use cannectors_config::{FieldPath, HttpRequestOutput, RequestMode};
+use cannectors_connector::http::{HttpClient, HttpError, HttpMethod, HttpRequest};
+use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
+
+use crate::{OutputError, Positions, RecordCount};
+
+/// Sends records to an HTTP API, as JSON arrays (batch mode) or one record a request (single
+/// mode).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use cannectors_config::{HttpRequestOutput, OutputConfig};
+/// use cannectors_connector::Sink;
+///
+/// let config: OutputConfig = serde_json::from_value(serde_json::json!({
+///     "type": "httpRequest",
+///     "endpoint": "https://dest.example.com/api/users/{{record.id}}",
+///     "method": "PUT",
+///     "requestMode": "single",
+/// }))?;
+/// let mut sink = cannectors_output::build(&config)?;
+/// sink.write(&[serde_json::json!({"id": 7, "email": "ada@example.com"})]).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct HttpRequestSink {
+    client: HttpClient,
+    method: HttpMethod,
+    endpoint: Endpoint,
+    headers: Vec<(String, String)>,
+    query_params: Vec<(String, String)>,
+    mode: Mode,
+    success: Option<Vec<u16>>,
+    /// Size of the last batch body, so that the next one is allocated once at about its size.
+    last_body_len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// JSON arrays of at most this many records.
+    Batch { size: usize },
+    /// One request a record.
+    Single,
+}
+
+impl HttpRequestSink {
+    /// Checks the output block and sets up the client: the endpoint, its templates, the
+    /// authentication, `batchSize`, `timeoutMs` and `success.statusCodes`.
+    pub fn new(config: &HttpRequestOutput) -> Result<HttpRequestSink, OutputError> {
+        let endpoint = Endpoint::parse(&config.endpoint)?;
+        let mode = match config.request_mode {
+            RequestMode::Single => Mode::Single,
+            RequestMode::Batch if endpoint.is_template() => {
+                return Err(OutputError::HttpConfig {
+                    key: "output.endpoint",
+                    problem: "`{{record...}}` templates need `requestMode: single`, because a \
+                              batch request carries many records"
+                        .to_owned(),
+                });
+            }
+            RequestMode::Batch => match config.batch_size {
+                Some(0) => {
+                    return Err(OutputError::HttpConfig {
+                        key: "output.batchSize",
+                        problem: "must be at least 1 (or left out to send each batch in one \
+                                  request)"
+                            .to_owned(),
+                    });
+                }
+                Some(size) => Mode::Batch { size },
+                None => Mode::Batch { size: usize::MAX },
+            },
+        };
+        if config.timeout_ms == 0 {
+            return Err(OutputError::HttpConfig {
+                key: "output.timeoutMs",
+                problem: "must be at least 1 millisecond".to_owned(),
+            });
+        }
+        let success = match &config.success {
+            None => None,
+            Some(success) if success.status_codes.is_empty() => {
+                return Err(OutputError::HttpConfig {
+                    key: "output.success.statusCodes",
+                    problem: "lists no status code, so no request could ever succeed; list the \
+                              accepted codes or leave `success` out to accept any 2xx"
+                        .to_owned(),
+                });
+            }
+            Some(success) => {
+                if let Some(bad) = success
+                    .status_codes
+                    .iter()
+                    .find(|c| !(100..=599).contains(*c))
+                {
+                    return Err(OutputError::HttpConfig {
+                        key: "output.success.statusCodes",
+                        problem: format!("{bad} is not an HTTP status code (100 to 599)"),
+                    });
+                }
+                Some(success.status_codes.clone())
+            }
+        };
+        let client = HttpClient::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .authentication(config.authentication.as_ref())
+            .retry(&config.retry)
+            .build()
+            .map_err(|source| OutputError::HttpClient { source })?;
+        // A probe request checks the endpoint as a URL now rather than at the first batch.
+        HttpRequest::new(config.method.into(), &endpoint.render_probe())
+            .map_err(|source| OutputError::Endpoint { source })?;
+        Ok(HttpRequestSink {
+            client,
+            method: config.method.into(),
+            endpoint,
+            headers: config
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            query_params: config
+                .query_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            mode,
+            success,
+            last_body_len: 0,
+        })
+    }
+
+    async fn write_batch(&mut self, records: &[Record]) -> Result<(), OutputError> {
+        match self.mode {
+            Mode::Batch { size } => self.send_arrays(records, size).await,
+            Mode::Single => self.send_each(records).await,
+        }
+    }
+
+    async fn send_arrays(&mut self, records: &[Record], size: usize) -> Result<(), OutputError> {
+        let mut start = 0;
+        for chunk in records.chunks(size) {
+            let mut body = Vec::with_capacity(self.last_body_len);
+            encode_array(chunk, start, &mut body)?;
+            self.last_body_len = body.len();
+            let body = match self.method {
+                HttpMethod::Get => None,
+                _ => Some(body),
+            };
+            self.send(self.endpoint.fixed(), body)
+                .await
+                .map_err(|source| {
+                    not_delivered(source, start..start + chunk.len(), records.len())
+                })?;
+            start += chunk.len();
+        }
+        Ok(())
+    }
+
+    async fn send_each(&mut self, records: &[Record]) -> Result<(), OutputError> {
+        // Every endpoint is rendered before the first request, so that a record lacking a
+        // templated field stops the batch before anything of it was sent.
+        let urls = records
+            .iter()
+            .enumerate()
+            .map(|(position, record)| self.endpoint.render(record, position, records.len()))
+            .collect::<Result<Vec<String>, OutputError>>()?;
+        for (position, (record, url)) in records.iter().zip(&urls).enumerate() {
+            let body = match self.method {
+                HttpMethod::Get => None,
+                _ => Some(
+                    serde_json::to_vec(record)
+                        .map_err(|source| OutputError::Encode { position, source })?,
+                ),
+            };
+            self.send(url, body)
+                .await
+                .map_err(|source| not_delivered(source, position..position + 1, records.len()))?;
+        }
+        Ok(())
+    }
+
+    /// Sends one request to `url` with the configured headers, query parameters and success
+    /// codes; a `GET` carries no body.
+    async fn send(&self, url: &str, body: Option<Vec<u8>>) -> Result<(), HttpError> {
+        let mut request = HttpRequest::new(self.method, url)?;
+        for (name, value) in &self.query_params {
+            request = request.query(name, value);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Some(codes) = &self.success {
+            request = request.accept_statuses(codes.clone());
+        }
+        if let Some(body) = body {
+            request = request.json_bytes(body);
+        }
+        self.client.send(request).await.map(drop)
+    }
+}
+
+impl Sink for HttpRequestSink {
+    fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move { self.write_batch(records).await.map_err(BoxError::from) })
+    }
+}
+
+/// Writes the records as one JSON array; `offset` is the position of the first one in the batch.
+fn encode_array(records: &[Record], offset: usize, body: &mut Vec<u8>) -> Result<(), OutputError> {
+    body.push(b'[');
+    for (index, record) in records.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut *body, record).map_err(|source| OutputError::Encode {
+            position: offset + index,
+            source,
+        })?;
+    }
+    body.push(b']');
+    Ok(())
+}
+
+fn not_delivered(source: HttpError, failed: std::ops::Range<usize>, total: usize) -> OutputError {
+    OutputError::NotDelivered {
+        source,
+        failed: Positions(failed.clone()),
+        undelivered: Positions(failed.start..total),
+        delivered: failed.start,
+        total: RecordCount(total),
+    }
+}
+
+/// The endpoint: fixed, or with `{{record.path}}` templates filled in from each record.
+#[derive(Debug, Clone, PartialEq)]
+struct Endpoint {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Field(FieldPath),
+}
+
+impl Endpoint {
+    fn parse(text: &str) -> Result<Endpoint, OutputError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| OutputError::HttpConfig {
+                key: "output.endpoint",
+                problem: "a `{{` is never closed by `}}`; write templates as `{{record.path}}`"
+                    .to_owned(),
+            })?;
+            let inner = after[..close].trim();
+            let field = inner
+                .strip_prefix("record.")
+                .and_then(|path| FieldPath::parse(path).ok())
+                .ok_or_else(|| OutputError::HttpConfig {
+                    key: "output.endpoint",
+                    problem: format!(
+                        "the template `{{{{{inner}}}}}` is not supported: an output endpoint may \
+                         only use `{{{{record.path}}}}`, a dot path into each record such as \
+                         `{{{{record.user.id}}}}`"
+                    ),
+                })?;
+            parts.push(Part::Field(field));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(Endpoint { parts })
+    }
+
+    fn is_template(&self) -> bool {
+        self.parts.iter().any(|part| matches!(part, Part::Field(_)))
+    }
+
+    /// The endpoint of batch mode, which has no templates.
+    fn fixed(&self) -> &str {
+        match self.parts.as_slice() {
+            [Part::Text(text)] => text,
+            _ => "",
+        }
+    }
+
+    /// The endpoint with every template replaced by a harmless value, to check it as a URL.
+    fn render_probe(&self) -> String {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text.as_str(),
+                Part::Field(_) => "x",
+            })
+            .collect()
+    }
+
+    fn render(
+        &self,
+        record: &Record,
+        position: usize,
+        total: usize,
+    ) -> Result<String, OutputError> {
+        let mut url = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => url.push_str(text),
+                Part::Field(path) => {
+                    let problem = match path.get(record) {
+                        Some(serde_json::Value::String(text)) => {
+                            encode_component(text, &mut url);
+                            continue;
+                        }
+                        Some(
+                            value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)),
+                        ) => {
+                            encode_component(&value.to_string(), &mut url);
+                            continue;
+                        }
+                        None => "the record has no such field",
+                        Some(serde_json::Value::Null) => "the field is null",
+                        Some(_) => {
+                            "the field is an object or an array, not a string, number or boolean"
+                        }
+                    };
+                    return Err(OutputError::Template {
+                        position,
+                        path: path.as_str().to_owned(),
+                        problem,
+                        total: RecordCount(total),
+                    });
+                }
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// Percent-encodes everything but the unreserved characters of RFC 3986, so that a value stays
+/// one path segment or one query value wherever the template sits.
+fn encode_component(value: &str, url: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in value.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            url.push(char::from(byte));
+        } else {
+            url.push('%');
+            url.push(char::from(HEX[usize::from(byte >> 4)]));
+            url.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encodes_reserved_characters_and_non_ascii() {
+        let mut url = String::new();
+        encode_component("a b/c?d=e&f#g%h+é~-._", &mut url);
+        assert_eq!(url, "a%20b%2Fc%3Fd%3De%26f%23g%25h%2B%C3%A9~-._");
+    }
+
+    #[test]
+    fn renders_strings_numbers_and_booleans() {
+        let endpoint =
+            Endpoint::parse("http://h/u/{{record.user.id}}/{{ record.flag }}?n={{record.n}}")
+                .unwrap();
+        let record = json!({"user": {"id": "a/b"}, "flag": true, "n": 1.5});
+        assert_eq!(
+            endpoint.render(&record, 0, 1).unwrap(),
+            "http://h/u/a%2Fb/true?n=1.5"
+        );
+    }
+
+    #[test]
+    fn a_null_or_object_field_is_an_error_naming_the_position() {
+        let endpoint = Endpoint::parse("http://h/{{record.id}}").unwrap();
+        let error = endpoint.render(&json!({"id": null}), 4, 9).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot fill in `{{record.id}}` of output.endpoint for the record at position 4 \
+             (counting from 0): the field is null; nothing of this batch of 9 records was sent \
+             and it is not committed: make sure every record has `id`, for example with a filter"
+        );
+        let error = endpoint.render(&json!({"id": {"a": 1}}), 0, 1).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the field is an object or an array"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! The `httpRequest` output against a real HTTP server on 127.0.0.1.
+
+#![cfg(test)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cannectors_config::OutputConfig;
+use cannectors_connector::{Record, Sink};
+use serde_json::{Value, json};
+use wiremock::matchers::{any, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn config(settings: Value) -> OutputConfig {
+    let mut block = json!({"type": "httpRequest", "retry": {"maxAttempts": 1}});
+    for (key, value) in settings.as_object().unwrap() {
+        block[key] = value.clone();
+    }
+    serde_json::from_value(block).unwrap()
+}
+
+fn sink(settings: Value) -> Box<dyn Sink> {
+    cannectors_output::build(&config(settings)).unwrap()
+}
+
+fn build_error(settings: Value) -> String {
+    cannectors_output::build(&config(settings))
+        .err()
+        .unwrap()
+        .to_string()
+}
+
+fn records(count: usize) -> Vec<Record> {
+    (0..count).map(|id| json!({ "id": id })).collect()
+}
+
+async fn accepting_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Answers the first `successes` requests with 200 and every later one with `status`.
+struct FailAfter {
+    successes: usize,
+    status: u16,
+    body: &'static str,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Respond for FailAfter {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if self.seen.fetch_add(1, Ordering::SeqCst) < self.successes {
+            ResponseTemplate::new(200)
+        } else {
+            ResponseTemplate::new(self.status).set_body_string(self.body)
+        }
+    }
+}
+
+#[tokio::test]
+async fn batch_mode_splits_a_batch_into_arrays_of_at_most_batch_size() {
+    let server = accepting_server().await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/import", server.uri()),
+        "batchSize": 2,
+        "headers": {"X-Source": "cannectors"},
+        "queryParams": {"dataset": "events"},
+    }));
+
+    sink.write(&records(5)).await.unwrap();
+
+    let requests = server.received_requests().await.unwrap();
+    let bodies: Vec<Value> = requests.iter().map(|r| r.body_json().unwrap()).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            json!([{"id": 0}, {"id": 1}]),
+            json!([{"id": 2}, {"id": 3}]),
+            json!([{"id": 4}])
+        ]
+    );
+    for request in &requests {
+        assert_eq!(request.method.as_str(), "POST");
+        assert_eq!(request.url.path(), "/import");
+        assert_eq!(request.url.query(), Some("dataset=events"));
+        assert_eq!(request.headers["x-source"], "cannectors");
+        assert_eq!(request.headers["content-type"], "application/json");
+    }
+}
+
+#[tokio::test]
+async fn batch_mode_without_batch_size_sends_the_whole_batch_in_one_request() {
+    let server = accepting_server().await;
+    let mut sink = sink(json!({"endpoint": format!("{}/import", server.uri()), "method": "PUT"}));
+
+    sink.write(&records(3)).await.unwrap();
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method.as_str(), "PUT");
+    assert_eq!(requests[0].body, br#"[{"id":0},{"id":1},{"id":2}]"#);
+}
+
+#[tokio::test]
+async fn an_empty_batch_sends_nothing() {
+    let server = accepting_server().await;
+    let mut sink = sink(json!({"endpoint": format!("{}/import", server.uri())}));
+
+    sink.write(&[]).await.unwrap();
+
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn single_mode_sends_one_request_a_record_with_the_url_encoded_template() {
+    let server = accepting_server().await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/users/{{{{record.user.id}}}}/events?kind={{{{record.kind}}}}", server.uri()),
+        "requestMode": "single",
+        "method": "PATCH",
+    }));
+    let batch = [
+        json!({"user": {"id": "ada lovelace/1"}, "kind": "a&b=c", "n": 1}),
+        json!({"user": {"id": 42}, "kind": "é", "n": 2}),
+    ];
+
+    sink.write(&batch).await.unwrap();
+
+    let requests = server.received_requests().await.unwrap();
+    let urls: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{}?{}", r.url.path(), r.url.query().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        urls,
+        vec![
+            "/users/ada%20lovelace%2F1/events?kind=a%26b%3Dc".to_owned(),
+            "/users/42/events?kind=%C3%A9".to_owned(),
+        ]
+    );
+    assert_eq!(requests[0].method.as_str(), "PATCH");
+    assert_eq!(requests[0].body_json::<Value>().unwrap(), batch[0]);
+    assert_eq!(requests[1].body_json::<Value>().unwrap(), batch[1]);
+}
+
+#[tokio::test]
+async fn single_mode_stops_before_sending_when_a_record_lacks_the_templated_field() {
+    let server = accepting_server().await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/users/{{{{record.user.id}}}}", server.uri()),
+        "requestMode": "single",
+    }));
+    let batch = [
+        json!({"user": {"id": 1}}),
+        json!({"user": {"id": 2}}),
+        json!({"user": {}}),
+    ];
+
+    let error = sink.write(&batch).await.unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        "cannot fill in `{{record.user.id}}` of output.endpoint for the record at position 2 \
+         (counting from 0): the record has no such field; nothing of this batch of 3 records was \
+         sent and it is not committed: make sure every record has `user.id`, for example with a \
+         filter"
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_get_request_carries_no_body() {
+    let server = accepting_server().await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/ping/{{{{record.id}}}}", server.uri()),
+        "requestMode": "single",
+        "method": "GET",
+    }));
+
+    sink.write(&records(1)).await.unwrap();
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests[0].url.path(), "/ping/0");
+    assert!(requests[0].body.is_empty());
+    assert!(!requests[0].headers.contains_key("content-type"));
+}
+
+#[tokio::test]
+async fn any_2xx_is_success_by_default() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let mut sink = sink(json!({"endpoint": server.uri()}));
+
+    sink.write(&records(2)).await.unwrap();
+}
+
+#[tokio::test]
+async fn configured_success_codes_replace_the_2xx_rule() {
+    let server = MockServer::start().await;
+    Mock::given(path("/accepted"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    Mock::given(path("/ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("queued elsewhere"))
+        .mount(&server)
+        .await;
+    let success = json!({"statusCodes": [201, 202]});
+
+    let mut accepted =
+        sink(json!({"endpoint": format!("{}/accepted", server.uri()), "success": success}));
+    accepted.write(&records(1)).await.unwrap();
+
+    let mut refused = sink(json!({"endpoint": format!("{}/ok", server.uri()), "success": success}));
+    let error = refused.write(&records(1)).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot deliver record 0 of a batch of 1 record (positions count from 0): POST \
+             {}/ok answered HTTP 200 OK after 1 attempt: queued elsewhere; the request does not \
+             accept this status; not delivered: record 0; the batch is not committed and is sent \
+             again by the next run",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_retryable_status_is_retried_by_the_client_and_then_succeeds() {
+    let server = MockServer::start().await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    // First answer 503, then 200: the opposite order of FailAfter, so count by hand.
+    let counter = Arc::clone(&seen);
+    Mock::given(method("POST"))
+        .respond_with(move |_: &Request| {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                ResponseTemplate::new(503)
+            } else {
+                ResponseTemplate::new(200)
+            }
+        })
+        .mount(&server)
+        .await;
+    let mut sink = sink(json!({
+        "endpoint": server.uri(),
+        "retry": {"maxAttempts": 3, "delayMs": 1},
+    }));
+
+    sink.write(&records(2)).await.unwrap();
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body, requests[1].body);
+}
+
+#[tokio::test]
+async fn a_request_that_keeps_failing_names_the_url_status_body_and_undelivered_records() {
+    let server = MockServer::start().await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    Mock::given(any())
+        .respond_with(FailAfter {
+            successes: 1,
+            status: 500,
+            body: r#"{"error": "database unavailable"}"#,
+            seen: Arc::clone(&seen),
+        })
+        .mount(&server)
+        .await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/import", server.uri()),
+        "batchSize": 2,
+        "retry": {"maxAttempts": 2, "delayMs": 1},
+    }));
+
+    let error = sink.write(&records(5)).await.unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot deliver records 2 to 3 of a batch of 5 records (positions count from 0): POST \
+             {}/import answered HTTP 500 Internal Server Error after 2 attempts: {{\"error\": \
+             \"database unavailable\"}}; the server kept failing; raise retry.maxAttempts or try \
+             again later; not delivered: records 2 to 4; delivered before the failure, and so sent \
+             twice: records 0 to 1; the batch is not committed and is sent again by the next run",
+            server.uri()
+        )
+    );
+    // One accepted request, then the failing one and its single retry; nothing after it.
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn single_mode_names_the_record_whose_request_failed() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(FailAfter {
+            successes: 1,
+            status: 422,
+            body: "bad email",
+            seen: Default::default(),
+        })
+        .mount(&server)
+        .await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/users/{{{{record.id}}}}", server.uri()),
+        "requestMode": "single",
+    }));
+
+    let error = sink.write(&records(3)).await.unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot deliver record 1 of a batch of 3 records (positions count from 0): POST \
+             {}/users/1 answered HTTP 422 Unprocessable Entity after 1 attempt: bad email; the \
+             server rejected the request; it is not retried; not delivered: records 1 to 2; \
+             delivered before the failure, and so sent twice: record 0; the batch is not \
+             committed and is sent again by the next run",
+            server.uri()
+        )
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_destination_fails_after_timeout_ms() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let mut sink = sink(json!({"endpoint": server.uri(), "timeoutMs": 100}));
+
+    let error = tokio::time::timeout(Duration::from_secs(10), sink.write(&records(1)))
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.starts_with("cannot deliver record 0 of a batch of 1 record"),
+        "{error}"
+    );
+    assert!(error.contains("raise timeoutMs"), "{error}");
+}
+
+#[tokio::test]
+async fn sends_the_configured_authentication_and_keeps_the_api_key_out_of_errors() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(400))
+        .mount(&server)
+        .await;
+    let mut bearer = sink(json!({
+        "endpoint": server.uri(),
+        "authentication": {"type": "bearer", "credentials": {"token": "t0ken"}},
+    }));
+    let mut api_key = sink(json!({
+        "endpoint": server.uri(),
+        "authentication": {
+            "type": "api-key",
+            "credentials": {"key": "s3cret-key", "location": "query", "paramName": "key"},
+        },
+    }));
+
+    bearer.write(&records(1)).await.unwrap_err();
+    let error = api_key.write(&records(1)).await.unwrap_err().to_string();
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests[0].headers["authorization"], "Bearer t0ken");
+    assert_eq!(requests[1].url.query(), Some("key=s3cret-key"));
+    assert!(!error.contains("s3cret-key"), "{error}");
+}
+
+#[test]
+fn refuses_templates_in_batch_mode() {
+    assert_eq!(
+        build_error(json!({"endpoint": "http://127.0.0.1:9/users/{{record.id}}"})),
+        "output.endpoint: `{{record...}}` templates need `requestMode: single`, because a batch \
+         request carries many records"
+    );
+}
+
+#[test]
+fn refuses_templates_other_than_record_paths() {
+    assert_eq!(
+        build_error(
+            json!({"endpoint": "http://127.0.0.1:9/{{state.id}}", "requestMode": "single"})
+        ),
+        "output.endpoint: the template `{{state.id}}` is not supported: an output endpoint may \
+         only use `{{record.path}}`, a dot path into each record such as `{{record.user.id}}`"
+    );
+    assert_eq!(
+        build_error(json!({"endpoint": "http://127.0.0.1:9/{{record.id", "requestMode": "single"})),
+        "output.endpoint: a `{{` is never closed by `}}`; write templates as `{{record.path}}`"
+    );
+}
+
+#[test]
+fn refuses_an_endpoint_that_is_not_an_http_url() {
+    assert_eq!(
+        build_error(json!({"endpoint": "ftp://127.0.0.1/import"})),
+        "output.endpoint: `ftp://127.0.0.1/import` is not a usable URL: the scheme `ftp` is not \
+         http or https; write an absolute http:// or https:// URL"
+    );
+}
+
+#[test]
+fn refuses_a_batch_size_of_zero() {
+    assert_eq!(
+        build_error(json!({"endpoint": "http://127.0.0.1:9/import", "batchSize": 0})),
+        "output.batchSize: must be at least 1 (or left out to send each batch in one request)"
+    );
+}
+
+#[test]
+fn refuses_a_zero_timeout() {
+    assert_eq!(
+        build_error(json!({"endpoint": "http://127.0.0.1:9/import", "timeoutMs": 0})),
+        "output.timeoutMs: must be at least 1 millisecond"
+    );
+}
+
+#[test]
+fn refuses_success_codes_that_cannot_match() {
+    assert_eq!(
+        build_error(
+            json!({"endpoint": "http://127.0.0.1:9/import", "success": {"statusCodes": []}})
+        ),
+        "output.success.statusCodes: lists no status code, so no request could ever succeed; \
+         list the accepted codes or leave `success` out to accept any 2xx"
+    );
+    assert_eq!(
+        build_error(json!({
+            "endpoint": "http://127.0.0.1:9/import",
+            "success": {"statusCodes": [200, 2000]},
+        })),
+        "output.success.statusCodes: 2000 is not an HTTP status code (100 to 599)"
+    );
+}
+
+#[test]
+fn reports_incomplete_authentication_when_built() {
+    let error = build_error(json!({
+        "endpoint": "http://127.0.0.1:9/import",
+        "authentication": {"type": "bearer", "credentials": {}},
+    }));
+    assert!(
+        error.starts_with("output: authentication `bearer`: "),
+        "{error}"
+    );
+}
