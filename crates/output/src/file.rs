@@ -282,26 +282,18 @@ mod tests {
 
     #[test]
     fn resolves_a_relative_path_against_the_working_directory() {
-        // The working directory is the crate directory under `cargo test`; a unique name keeps
-        // parallel test runs apart.
-        let relative = PathBuf::from(format!(
-            "target-test-{}/out/events.jsonl",
-            std::process::id()
-        ));
-        let top = relative
-            .components()
-            .next()
-            .map(|c| PathBuf::from(c.as_os_str()))
+        // A directory made in the working directory (the crate directory under `cargo test`)
+        // and removed on drop; only its name goes into the configured path.
+        let here = tempfile::Builder::new()
+            .prefix("output-test-")
+            .tempdir_in(".")
             .unwrap();
-        let mut sink = FileSink::open(&FileOutput {
-            path: relative.display().to_string(),
-        })
-        .unwrap();
+        let relative = Path::new(here.path().file_name().unwrap()).join("out/events.jsonl");
+        assert!(relative.is_relative());
+        let mut sink = FileSink::open(&config(&relative)).unwrap();
         runtime().block_on(sink.write(&[json!({"id": 1})])).unwrap();
         let written = std::env::current_dir().unwrap().join(&relative);
-        let content = std::fs::read_to_string(&written);
-        std::fs::remove_dir_all(&top).unwrap();
-        assert_eq!(content.unwrap(), "{\"id\":1}\n");
+        assert_eq!(std::fs::read_to_string(written).unwrap(), "{\"id\":1}\n");
     }
 
     #[test]
