@@ -60,6 +60,21 @@ pub(crate) enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a pipeline: once, or on its schedule until SIGINT/SIGTERM.
+    #[command(after_help = "Examples:\n  cannectors run events.yaml --once\n  \
+        cannectors run events.yaml --dry-run\n\n\
+        A pipeline without a schedule, or with --once, runs once and exits.\n\
+        Exit codes: 0 success, 1 validation error, 2 parse error, 3 runtime error.")]
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Run once and exit, even if the pipeline has a schedule.
+        #[arg(long)]
+        once: bool,
+        /// Fetch and show what would be sent (on standard output); send nothing, commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect or change the cursor state of a pipeline.
     #[command(subcommand)]
     State(StateCommand),

@@ -21,14 +21,22 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 }
 
 pub(crate) fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Validate { files } => validate(&files),
-        Command::State(_) => Err(Failure::new(Code::Runtime, "state commands are not built yet")),
+        Command::Run {
+            file,
+            once,
+            dry_run,
+        } => crate::run_cmd::run(&file, once, dry_run),
+        Command::State(command) => crate::state_cmd::state(command),
         Command::Schema => Err(Failure::new(Code::Runtime, "schema is not built yet")),
     }
 }
@@ -41,7 +49,11 @@ fn validate(files: &[std::path::PathBuf]) -> Result<(), Failure> {
                 for warning in &loaded.warnings {
                     eprintln!("warning: {}: {warning}", file.display());
                 }
-                println!("ok: {} (pipeline `{}`)", file.display(), loaded.pipeline.name);
+                println!(
+                    "ok: {} (pipeline `{}`)",
+                    file.display(),
+                    loaded.pipeline.name
+                );
             }
             Err(failure) => {
                 eprintln!("error: {}", failure.message);
@@ -58,7 +70,11 @@ fn validate(files: &[std::path::PathBuf]) -> Result<(), Failure> {
 /// Loads a pipeline file, mapping its errors to exit codes.
 pub(crate) fn load(file: &Path) -> Result<cannectors_config::LoadedPipeline, Failure> {
     cannectors_config::load(file).map_err(|error| {
-        let code = if error.is_parse_error() { Code::Parse } else { Code::Validation };
+        let code = if error.is_parse_error() {
+            Code::Parse
+        } else {
+            Code::Validation
+        };
         Failure::new(code, error.to_string())
     })
 }

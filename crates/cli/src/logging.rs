@@ -24,9 +24,9 @@ pub(crate) fn init(args: &LogArgs) {
         .with_target(false);
     let result = match args.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Human | LogFormat::Auto => {
-            builder.with_ansi(std::io::stderr().is_terminal()).try_init()
-        }
+        LogFormat::Human | LogFormat::Auto => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
     // A subscriber set twice is a programming error in tests only; the program goes on either way.
     drop(result);

@@ -6,6 +6,8 @@
 mod cli;
 mod commands;
 mod logging;
+mod run_cmd;
+mod state_cmd;
 
 use std::process::ExitCode;
 

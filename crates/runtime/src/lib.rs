@@ -1,1 +1,275 @@
-//! The executor of cannectors.
+//! The executor of cannectors: one run of a pipeline, from the source through the filters to the
+//! sink, committing the cursor state after every batch the sink accepted.
+//!
+//! ```text
+//! store = StateStore::for_pipeline(&pipeline)   // resolves storagePath once
+//! lock  = store.lock()?                         // exclusive per pipeline
+//! state = store.load()?                         // None on first run; error on a bad file
+//! source = build(&pipeline.input, &state)       // reads state, never writes it
+//! for batch in source:
+//!     position = fields.greatest_position(&batch)   // from the source records, before filters
+//!     sink.write(filters.apply(batch))?             // error -> stop, nothing committed
+//!     store.commit(state + position)                // durable, only after the sink succeeded
+//! ```
+//!
+//! [`Executor::run_with`] runs that loop over any [`Source`] and [`Sink`]:
+//!
+//! ```
+//! use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Sink, Source};
+//! use cannectors_runtime::{Executor, RunOptions};
+//!
+//! struct OnePage(Option<Vec<Record>>);
+//! impl Source for OnePage {
+//!     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
+//!         let page = self.0.take();
+//!         Box::pin(async move {
+//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance }))
+//!         })
+//!     }
+//! }
+//! struct Count(usize);
+//! impl Sink for Count {
+//!     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
+//!         self.0 += records.len();
+//!         Box::pin(async { Ok(()) })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let yaml = format!(
+//!     "name: demo\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
+//!      statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
+//!      output: {{type: stdout}}\n",
+//!     dir.path().display()
+//! );
+//! let loaded = cannectors_config::parse_str(&yaml, "demo.yaml", &|_| None)?;
+//! let executor = Executor::new(&loaded.pipeline)?;
+//! let mut source = OnePage(Some(vec![serde_json::json!({"id": 3}), serde_json::json!({"id": 9})]));
+//! let mut sink = Count(0);
+//! let summary = executor.run_with(&mut source, &mut sink, &RunOptions::default()).await?;
+//! assert_eq!(summary.records_written, 2);
+//! assert_eq!(executor.store().load()?.unwrap().id.unwrap().to_string(), "9");
+//! # Ok(())
+//! # }
+//! ```
+
+mod build;
+mod summary;
+
+use std::time::Instant;
+
+use cannectors_config::Pipeline;
+use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source};
+use cannectors_state::{CursorError, CursorFields, State, StateError, StateStore};
+use tokio::sync::watch;
+
+pub use build::BuildError;
+pub use summary::RunSummary;
+
+/// How one run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Fetch and show what would be sent; send nothing, commit nothing.
+    pub dry_run: bool,
+    /// When this turns `true`, the run stops after the batch in flight is delivered and
+    /// committed (graceful shutdown).
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+impl RunOptions {
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+}
+
+/// Why a run stopped before it completed. Every variant leaves the state file as it was after
+/// the last batch the sink accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The state file could not be located, locked, read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The source or the sink could not be built from the configuration.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The source failed.
+    #[error("{source}; nothing of this batch was delivered, the state is unchanged")]
+    Source {
+        /// What the source reported.
+        source: BoxError,
+    },
+    /// A record's cursor field could not be read.
+    #[error("batch {batch}: {source}; nothing of this batch was delivered, the state is unchanged")]
+    Cursor {
+        /// Batch number in this run, from 1.
+        batch: u64,
+        /// What is wrong with the record.
+        source: CursorError,
+    },
+    /// The sink did not accept a batch.
+    #[error(
+        "output failed on batch {batch} ({records} records): {source}; the state was not advanced \
+         past this batch, the next run sends it again"
+    )]
+    Sink {
+        /// Batch number in this run, from 1.
+        batch: u64,
+        /// Records in the batch.
+        records: usize,
+        /// What the sink reported.
+        source: BoxError,
+    },
+}
+
+/// Runs one pipeline: owns its state store and its cursor settings.
+#[derive(Debug)]
+pub struct Executor {
+    pipeline: Pipeline,
+    store: StateStore,
+    fields: CursorFields,
+}
+
+impl Executor {
+    /// Prepares a run of `pipeline`: resolves its state file (once) and its cursor fields.
+    pub fn new(pipeline: &Pipeline) -> Result<Executor, RunError> {
+        let store = StateStore::for_pipeline(pipeline)?;
+        let fields = match pipeline.input.state_persistence() {
+            Some(settings) => CursorFields::from_config(settings)
+                .map_err(|source| RunError::Cursor { batch: 0, source })?,
+            None => CursorFields::default(),
+        };
+        Ok(Executor {
+            pipeline: pipeline.clone(),
+            store,
+            fields,
+        })
+    }
+
+    /// The state store of this pipeline.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// One complete run with the source and sink the configuration names.
+    pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
+        let _lock = if options.dry_run {
+            None
+        } else {
+            Some(self.store.lock()?)
+        };
+        let state = self.store.load()?;
+        tracing::info!(
+            pipeline = %self.pipeline.name,
+            state_file = %self.store.path().display(),
+            "starting run"
+        );
+        let mut source = build::source(&self.pipeline.input, state.as_ref()).await?;
+        if options.dry_run {
+            let mut sink = build::DryRun::new(&self.pipeline.output);
+            return self
+                .run_loaded(state, source.as_mut(), &mut sink, options)
+                .await;
+        }
+        let mut sink = build::sink(&self.pipeline.output).await?;
+        self.run_loaded(state, source.as_mut(), sink.as_mut(), options)
+            .await
+    }
+
+    /// One run over a given source and sink, under the pipeline's lock.
+    pub async fn run_with(
+        &self,
+        source: &mut dyn Source,
+        sink: &mut dyn Sink,
+        options: &RunOptions,
+    ) -> Result<RunSummary, RunError> {
+        let _lock = if options.dry_run {
+            None
+        } else {
+            Some(self.store.lock()?)
+        };
+        let state = self.store.load()?;
+        self.run_loaded(state, source, sink, options).await
+    }
+
+    async fn run_loaded(
+        &self,
+        loaded: Option<State>,
+        source: &mut dyn Source,
+        sink: &mut dyn Sink,
+        options: &RunOptions,
+    ) -> Result<RunSummary, RunError> {
+        let started = Instant::now();
+        let mut state = loaded.unwrap_or_default();
+        let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
+        let mut stopped_early = false;
+        if state.run.is_some() {
+            tracing::warn!(
+                pipeline = %self.pipeline.name,
+                "the previous run was interrupted; resuming from its saved position"
+            );
+        }
+        loop {
+            if options.stop_requested() {
+                stopped_early = true;
+                break;
+            }
+            let batch = match source.next_batch().await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(source) => return Err(RunError::Source { source }),
+            };
+            let number = summary.batches + 1;
+            summary.records_read += batch.records.len() as u64;
+            let position = self
+                .fields
+                .greatest_position(&batch.records)
+                .map_err(|source| RunError::Cursor {
+                    batch: number,
+                    source,
+                })?;
+            let records: Vec<Record> = batch.records;
+            if !records.is_empty() {
+                sink.write(&records)
+                    .await
+                    .map_err(|source| RunError::Sink {
+                        batch: number,
+                        records: records.len(),
+                        source,
+                    })?;
+            }
+            summary.records_written += records.len() as u64;
+            summary.batches = number;
+            match batch.checkpoint {
+                Checkpoint::Advance => {
+                    if let Some(position) = &position {
+                        state.advance(position);
+                    }
+                }
+                Checkpoint::Progress { resume, offset } => {
+                    state.record_progress(position.as_ref(), resume, offset, chrono_now());
+                }
+            }
+            if !options.dry_run {
+                self.store.commit(&state)?;
+            }
+            tracing::debug!(batch = number, records = records.len(), "batch committed");
+        }
+        if !stopped_early && state.run.is_some() {
+            state.complete_run(source.final_offset());
+            if !options.dry_run {
+                self.store.commit(&state)?;
+            }
+        } else if !stopped_early && summary.batches == 0 {
+            // Nothing new: the state stays as it was, byte for byte.
+        }
+        summary.finish(&state, started.elapsed(), stopped_early);
+        tracing::info!("{summary}");
+        Ok(summary)
+    }
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -1,0 +1,85 @@
+//! From configuration to runtime objects: the one place that maps each `input.type` and
+//! `output.type` onto the crate that implements it.
+
+use std::io::Write;
+
+use cannectors_config::{InputConfig, OutputConfig};
+use cannectors_connector::{BoxError, BoxFuture, Record, Sink, Source};
+use cannectors_state::State;
+
+/// Why a source or a sink could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The input could not be built.
+    #[error("input: {0}")]
+    Input(BoxError),
+    /// The output could not be built.
+    #[error("output: {0}")]
+    Output(BoxError),
+}
+
+pub(crate) async fn source(
+    input: &InputConfig,
+    state: Option<&State>,
+) -> Result<Box<dyn Source>, BuildError> {
+    let _ = (input, state);
+    Err(BuildError::Input("inputs are not wired yet".into()))
+}
+
+pub(crate) async fn sink(output: &OutputConfig) -> Result<Box<dyn Sink>, BuildError> {
+    cannectors_output::build(output).map_err(|e| BuildError::Output(Box::new(e)))
+}
+
+/// The sink of `--dry-run`: shows on standard output what would be sent, sends nothing.
+pub(crate) struct DryRun {
+    target: String,
+}
+
+impl DryRun {
+    pub(crate) fn new(output: &OutputConfig) -> DryRun {
+        let target = match output {
+            OutputConfig::Stdout(_) => "stdout".to_owned(),
+            OutputConfig::File(file) => format!("file {}", file.path),
+            OutputConfig::HttpRequest(http) => {
+                let method = format!("{:?}", http.method).to_uppercase();
+                format!("{method} {}", redact_url(&http.endpoint))
+            }
+            OutputConfig::Database(_) => "database".to_owned(),
+        };
+        DryRun { target }
+    }
+}
+
+/// The endpoint without query string or user info, which may hold secrets.
+fn redact_url(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.to_string()
+        }
+        Err(_) => endpoint.split('?').next().unwrap_or_default().to_owned(),
+    }
+}
+
+impl Sink for DryRun {
+    fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            tracing::info!(
+                "dry run: would send {} records to {}",
+                records.len(),
+                self.target
+            );
+            let mut buffer = Vec::with_capacity(records.len() * 128);
+            for record in records {
+                serde_json::to_writer(&mut buffer, record)?;
+                buffer.push(b'\n');
+            }
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&buffer)?;
+            stdout.flush()?;
+            Ok(())
+        })
+    }
+}
