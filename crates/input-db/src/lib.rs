@@ -1,1 +1,36 @@
-//! The database source of cannectors.
+//! Databases for cannectors: the `database` input, and the connections the `database` output
+//! uses too.
+//!
+//! [`DatabaseSource`] runs a pipeline's query against PostgreSQL (tokio-postgres, TLS through
+//! rustls when the URL asks for it) or SQLite (bundled), binds the committed cursors to
+//! `$1..$n` as the types the database expects, and yields the rows as JSON records, one batch
+//! per execution, until the query returns nothing new. [`Database`] is the connection layer
+//! underneath, shared with the sink in `cannectors-output` so that both ends convert values
+//! the same way. docs/databases.md has the type mapping and the keyset pattern.
+//!
+//! ```
+//! use cannectors_connector::Source;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let input: cannectors_config::DatabaseInput = serde_json::from_value(serde_json::json!({
+//!     "connectionString": "sqlite::memory:",
+//!     "query": "SELECT 1 AS id, 'first' AS name"
+//! }))?;
+//! // No state and no cursor: a full read, delivered as one batch.
+//! let mut source = cannectors_input_db::DatabaseSource::connect(&input, None).await?;
+//! let batch = source.next_batch().await?.expect("one batch");
+//! assert_eq!(batch.records, vec![serde_json::json!({"id": 1, "name": "first"})]);
+//! assert!(source.next_batch().await?.is_none());
+//! # Ok(())
+//! # }
+//! ```
+
+mod database;
+mod error;
+mod postgres;
+mod source;
+mod sqlite;
+
+pub use database::{Access, ConnectionSettings, Database, Statement};
+pub use error::DatabaseError;
+pub use source::DatabaseSource;

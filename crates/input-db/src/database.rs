@@ -1,0 +1,446 @@
+//! One connection to PostgreSQL or SQLite, shared by the database source and the database sink.
+//!
+//! Both ends need the same things: pick the driver from the URL, connect, prepare a statement,
+//! bind JSON values to `$1..$n` by the types the database expects, and turn rows into records.
+//! They live here, once, so the sink in `cannectors-output` and the source in this crate agree
+//! on every conversion.
+
+use futures_util::{StreamExt as _, future};
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::DatabaseError;
+use crate::postgres::decode::{Cell, readable};
+use crate::postgres::encode::{Param, bindable, convert};
+use crate::{postgres, sqlite};
+use cannectors_config::Driver;
+use cannectors_connector::Record;
+
+/// Whether a connection only reads (a source) or also writes (a sink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read only: an SQLite file that does not exist is an error, not a new empty database.
+    Read,
+    /// Read and write: an SQLite file is created when missing.
+    Write,
+}
+
+/// Where and how to connect, as written in a pipeline block.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings<'a> {
+    /// The pipeline block the settings come from, for messages: `input` or `output`.
+    pub key: &'static str,
+    /// `connectionString`.
+    pub connection_string: Option<&'a str>,
+    /// `connectionStringRef`.
+    pub connection_string_ref: Option<&'a str>,
+    /// `driver`; inferred from the URL when absent.
+    pub driver: Option<Driver>,
+    /// Read only, or read and write.
+    pub access: Access,
+}
+
+/// An open connection to a database.
+pub struct Database {
+    engine: Engine,
+    target: String,
+    key: &'static str,
+}
+
+enum Engine {
+    Postgres(tokio_postgres::Client),
+    Sqlite(sqlite::Handle),
+}
+
+/// A prepared statement and what it expects.
+pub struct Statement {
+    kind: StatementKind,
+    placeholders: usize,
+}
+
+enum StatementKind {
+    Postgres {
+        statement: tokio_postgres::Statement,
+        columns: Vec<String>,
+    },
+    Sqlite(sqlite::Prepared),
+}
+
+impl Statement {
+    /// The number of values the statement binds (`$1..$n`).
+    pub fn placeholders(&self) -> usize {
+        self.placeholders
+    }
+}
+
+/// The driver a connection string asks for: the `driver` setting, else its scheme.
+pub(crate) fn driver_of(
+    key: &'static str,
+    url: &str,
+    driver: Option<Driver>,
+) -> Result<Driver, DatabaseError> {
+    let inferred = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Driver::Postgres)
+    } else if url.starts_with("sqlite:") || url.starts_with("file:") {
+        Some(Driver::Sqlite)
+    } else {
+        None
+    };
+    match (driver, inferred) {
+        (Some(driver), Some(inferred)) if driver != inferred => {
+            Err(DatabaseError::BadConnectionString {
+                key,
+                reason: format!(
+                    "{key}.driver is {} but the connection string is a {} URL; remove `driver` \
+                     or fix the URL",
+                    name(driver),
+                    name(inferred)
+                ),
+            })
+        }
+        (Some(driver), _) | (None, Some(driver)) => Ok(driver),
+        (None, None) => Err(DatabaseError::BadConnectionString {
+            key,
+            reason: "the driver cannot be told from the connection string; start it with \
+                     postgres://, postgresql://, sqlite:// or file:, or set `driver: postgres` \
+                     or `driver: sqlite`"
+                .to_owned(),
+        }),
+    }
+}
+
+fn name(driver: Driver) -> &'static str {
+    match driver {
+        Driver::Postgres => "postgres",
+        Driver::Sqlite => "sqlite",
+    }
+}
+
+impl Database {
+    /// Connects (PostgreSQL) or opens the file (SQLite).
+    pub async fn connect(settings: ConnectionSettings<'_>) -> Result<Database, DatabaseError> {
+        let key = settings.key;
+        let url = match (settings.connection_string, settings.connection_string_ref) {
+            (Some(url), None) | (None, Some(url)) => url,
+            (Some(_), Some(_)) => {
+                return Err(DatabaseError::BadConnectionString {
+                    key,
+                    reason: "both connectionString and connectionStringRef are set; keep one"
+                        .to_owned(),
+                });
+            }
+            (None, None) => return Err(DatabaseError::MissingConnectionString { key }),
+        };
+        if url.trim().is_empty() {
+            return Err(DatabaseError::BadConnectionString {
+                key,
+                reason: "the connection string is empty (is its ${VARIABLE} set?)".to_owned(),
+            });
+        }
+        match driver_of(key, url, settings.driver)? {
+            Driver::Postgres => {
+                let target = postgres::parse_target(url, key)?;
+                let client = postgres::connect(&target).await?;
+                Ok(Database {
+                    engine: Engine::Postgres(client),
+                    target: target.shown,
+                    key,
+                })
+            }
+            Driver::Sqlite => {
+                let target = sqlite::parse_target(url);
+                let handle = sqlite::open(&target, settings.access).await?;
+                Ok(Database {
+                    engine: Engine::Sqlite(handle),
+                    target: target.shown,
+                    key,
+                })
+            }
+        }
+    }
+
+    /// The database as a URL without its password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Prepares `sql`; every placeholder must have a type values can be bound to.
+    pub async fn prepare(&self, sql: &str) -> Result<Statement, DatabaseError> {
+        let key = self.key;
+        let fail = |reason: String| DatabaseError::Prepare {
+            key,
+            target: self.target.clone(),
+            reason,
+        };
+        match &self.engine {
+            Engine::Postgres(client) => {
+                let statement = client
+                    .prepare(sql)
+                    .await
+                    .map_err(|e| fail(postgres::describe(&e)))?;
+                for (i, ty) in statement.params().iter().enumerate() {
+                    if !bindable(ty) {
+                        return Err(DatabaseError::UnsupportedParameterType {
+                            key,
+                            placeholder: i + 1,
+                            ty: ty.name().to_owned(),
+                        });
+                    }
+                }
+                let placeholders = statement.params().len();
+                let columns = statement
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_owned())
+                    .collect();
+                Ok(Statement {
+                    kind: StatementKind::Postgres { statement, columns },
+                    placeholders,
+                })
+            }
+            Engine::Sqlite(handle) => {
+                let prepared = sqlite::prepare(handle, sql).await?.map_err(fail)?;
+                let placeholders = prepared.placeholders;
+                Ok(Statement {
+                    kind: StatementKind::Sqlite(prepared),
+                    placeholders,
+                })
+            }
+        }
+    }
+
+    /// Fails unless every result column of `statement` has a JSON form.
+    pub(crate) fn check_columns(&self, statement: &Statement) -> Result<(), DatabaseError> {
+        if let StatementKind::Postgres { statement, .. } = &statement.kind {
+            for column in statement.columns() {
+                if !readable(column.type_()) {
+                    return Err(DatabaseError::UnsupportedColumn {
+                        key: self.key,
+                        column: column.name().to_owned(),
+                        ty: column.type_().name().to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a query with `values` bound to `$1..$n` (`exprs` says where each came from) and
+    /// returns its rows as records.
+    pub(crate) async fn query(
+        &self,
+        statement: &Statement,
+        values: &[Value],
+        exprs: &[String],
+    ) -> Result<Vec<Record>, DatabaseError> {
+        let key = self.key;
+        let fail = |reason: String| DatabaseError::Query {
+            key,
+            target: self.target.clone(),
+            reason,
+        };
+        match (&self.engine, &statement.kind) {
+            (Engine::Postgres(client), StatementKind::Postgres { statement, columns }) => {
+                let params = self.convert_row(statement, values, exprs)?;
+                let rows = client
+                    .query_raw(statement, params.iter())
+                    .await
+                    .map_err(|e| fail(postgres::describe(&e)))?;
+                let mut rows = std::pin::pin!(rows);
+                let mut records = Vec::new();
+                while let Some(row) = rows.next().await {
+                    let row = row.map_err(|e| fail(postgres::describe(&e)))?;
+                    let mut record = serde_json::Map::with_capacity(columns.len());
+                    for (i, name) in columns.iter().enumerate() {
+                        let Cell(value) = row.try_get(i).map_err(|e| DatabaseError::Decode {
+                            key,
+                            column: name.clone(),
+                            ty: statement.columns()[i].type_().name().to_owned(),
+                            row: records.len(),
+                            reason: postgres::describe(&e),
+                        })?;
+                        record.insert(name.clone(), value);
+                    }
+                    records.push(Value::Object(record));
+                }
+                Ok(records)
+            }
+            (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
+                sqlite::query(handle, prepared, values.to_vec())
+                    .await?
+                    .map_err(fail)
+            }
+            _ => Err(fail(
+                "the statement was prepared on another connection".to_owned(),
+            )),
+        }
+    }
+
+    fn convert_row(
+        &self,
+        statement: &tokio_postgres::Statement,
+        values: &[Value],
+        exprs: &[String],
+    ) -> Result<Vec<Param>, DatabaseError> {
+        statement
+            .params()
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| {
+                let value = values.get(i).unwrap_or(&Value::Null);
+                convert(value, ty).map_err(|reason| DatabaseError::Bind {
+                    key: self.key,
+                    placeholder: i + 1,
+                    expr: exprs.get(i).cloned().unwrap_or_default(),
+                    value: excerpt(value),
+                    ty: ty.name().to_owned(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `statement` once for each row of values, in one transaction when `transaction`:
+    /// then either every row is written or, on the first failure, none.
+    pub async fn write(
+        &mut self,
+        statement: &Statement,
+        rows: Vec<Vec<Value>>,
+        exprs: &[String],
+        transaction: bool,
+    ) -> Result<(), DatabaseError> {
+        let target = self.target.clone();
+        let key = self.key;
+        match (&mut self.engine, &statement.kind) {
+            (Engine::Postgres(client), StatementKind::Postgres { statement, .. }) => {
+                let transaction_failure =
+                    |action, e: tokio_postgres::Error| DatabaseError::Transaction {
+                        action,
+                        target: target.clone(),
+                        reason: postgres::describe(&e),
+                    };
+                if !transaction {
+                    return execute_all(&*client, statement, &rows, exprs, key, &target, false)
+                        .await;
+                }
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(|e| transaction_failure("begin", e))?;
+                match execute_all(&tx, statement, &rows, exprs, key, &target, true).await {
+                    Ok(()) => tx
+                        .commit()
+                        .await
+                        .map_err(|e| transaction_failure("commit", e)),
+                    Err(e) => {
+                        if let Err(rollback) = tx.rollback().await {
+                            tracing::warn!(
+                                "rolling back on {target} failed (the server drops the \
+                                 transaction anyway): {}",
+                                postgres::describe(&rollback)
+                            );
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
+                match sqlite::write(handle, prepared, rows, transaction).await? {
+                    Ok(()) => Ok(()),
+                    Err(failure) => Err(match failure.position {
+                        Some(position) => DatabaseError::Write {
+                            position,
+                            target,
+                            rolled_back: transaction,
+                            reason: failure.reason,
+                        },
+                        None => DatabaseError::Transaction {
+                            action: failure.action,
+                            target,
+                            reason: failure.reason,
+                        },
+                    }),
+                }
+            }
+            _ => Err(DatabaseError::Query {
+                key,
+                target,
+                reason: "the statement was prepared on another connection".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Rows are sent in pipelined groups (many statements in flight on the one connection) so a
+/// batch does not pay one network round trip per record.
+const PIPELINE: usize = 256;
+
+async fn execute_all<C: GenericClient + Sync>(
+    client: &C,
+    statement: &tokio_postgres::Statement,
+    rows: &[Vec<Value>],
+    exprs: &[String],
+    key: &'static str,
+    target: &str,
+    rolled_back: bool,
+) -> Result<(), DatabaseError> {
+    let write_failure = |position, reason| DatabaseError::Write {
+        position,
+        target: target.to_owned(),
+        rolled_back,
+        reason,
+    };
+    // Without a transaction the rows must stop at the first failure exactly, so one at a time.
+    let group_size = if rolled_back { PIPELINE } else { 1 };
+    for (group, chunk) in rows.chunks(group_size).enumerate() {
+        let first = group * group_size;
+        let mut params = Vec::with_capacity(chunk.len());
+        for (offset, values) in chunk.iter().enumerate() {
+            let mut row = Vec::with_capacity(values.len());
+            for (i, ty) in statement.params().iter().enumerate() {
+                let value = values.get(i).unwrap_or(&Value::Null);
+                row.push(convert(value, ty).map_err(|reason| {
+                    write_failure(
+                        first + offset,
+                        DatabaseError::Bind {
+                            key,
+                            placeholder: i + 1,
+                            expr: exprs.get(i).cloned().unwrap_or_default(),
+                            value: excerpt(value),
+                            ty: ty.name().to_owned(),
+                            reason,
+                        }
+                        .to_string(),
+                    )
+                })?);
+            }
+            params.push(row);
+        }
+        let results = future::join_all(
+            params
+                .iter()
+                .map(|row| client.execute_raw(statement, row.iter())),
+        )
+        .await;
+        // Statements after a failed one fail too ("transaction is aborted"); the first failure
+        // in batch order is the one that names the bad record.
+        if let Some((offset, e)) = results
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, r)| r.err().map(|e| (i, e)))
+        {
+            return Err(write_failure(first + offset, postgres::describe(&e)));
+        }
+    }
+    Ok(())
+}
+
+/// A value for a message, shortened so that a large field does not flood the terminal.
+fn excerpt(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 80 {
+        format!("{}...", text.chars().take(77).collect::<String>())
+    } else {
+        text
+    }
+}
