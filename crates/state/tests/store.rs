@@ -1,0 +1,498 @@
+//! The file store against real files in temporary directories, and real child processes for the
+//! lock and for crashes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cannectors_state::{Position, State, StateError, StateStore, Timestamp};
+
+const ROLE: &str = "CANNECTORS_STATE_TEST_ROLE";
+const ROLE_DIR: &str = "CANNECTORS_STATE_TEST_DIR";
+
+fn store_in(dir: &Path) -> StateStore {
+    StateStore::new("events-sync", Some(dir)).unwrap()
+}
+
+fn seeded(timestamp: &str) -> State {
+    State::seed(Some(timestamp), None, None).unwrap()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_first_run_finds_no_state() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(store_in(dir.path()).load().unwrap(), None);
+}
+
+#[test]
+fn state_lives_in_storage_path_named_after_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    assert_eq!(store.path(), dir.path().join("events-sync.json"));
+    assert_eq!(store.lock_path(), dir.path().join("events-sync.lock"));
+    assert_eq!(store.pipeline(), "events-sync");
+}
+
+#[test]
+fn a_relative_or_default_storage_path_resolves_against_the_working_directory() {
+    let cwd = std::env::current_dir().unwrap();
+    let default = StateStore::new("p", None).unwrap();
+    assert_eq!(default.path(), cwd.join(".cannectors-state").join("p.json"));
+    let relative = StateStore::new("p", Some(Path::new("state/here"))).unwrap();
+    assert_eq!(relative.path(), cwd.join("state/here/p.json"));
+    assert!(relative.path().is_absolute());
+}
+
+#[test]
+fn for_pipeline_reads_storage_path_from_state_persistence() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: orders\ninput:\n  type: httpPolling\n  endpoint: https://source.example.com/api\n  \
+         statePersistence:\n    timestamp: {{enabled: true, field: updated_at, queryParam: since}}\n    \
+         storagePath: {}\noutput: {{type: stdout}}\n",
+        dir.path().display()
+    );
+    let loaded = cannectors_config::parse_str(&yaml, "orders.yaml", &|_| None).unwrap();
+    let store = StateStore::for_pipeline(&loaded.pipeline).unwrap();
+    assert_eq!(store.path(), dir.path().join("orders.json"));
+
+    let yaml = "name: orders\ninput:\n  type: httpPolling\n  endpoint: https://source.example.com/api\noutput: {type: stdout}\n";
+    let loaded = cannectors_config::parse_str(yaml, "orders.yaml", &|_| None).unwrap();
+    let store = StateStore::for_pipeline(&loaded.pipeline).unwrap();
+    assert_eq!(
+        store.path(),
+        StateStore::new("orders", None).unwrap().path()
+    );
+}
+
+#[test]
+fn a_pipeline_name_that_would_leave_the_directory_is_refused() {
+    for name in ["../escape", "a/b", "", ".hidden", "-x"] {
+        let error = StateStore::new(name, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "pipeline name `{name}` cannot name a state file: use letters, digits, `.`, `_` \
+                 and `-`, starting with a letter or a digit"
+            )
+        );
+    }
+}
+
+#[test]
+fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut state = State::seed(Some("2026-01-01T00:00:00+02:00"), Some("17"), Some("40")).unwrap();
+    state.record_progress(
+        None,
+        serde_json::json!({"page": 2}),
+        Some(60),
+        chrono::Utc::now(),
+    );
+    store.commit(&state).unwrap();
+
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.pipeline.as_deref(), Some("events-sync"));
+    assert!(loaded.updated_at.is_some());
+    assert_eq!(
+        State {
+            pipeline: None,
+            updated_at: None,
+            ..loaded
+        },
+        state
+    );
+    let text = fs::read_to_string(store.path()).unwrap();
+    assert!(
+        text.contains("\"timestamp\": \"2026-01-01T00:00:00+02:00\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_new_directory_gets_mode_0700_and_the_file_0600() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("nested/state");
+    let store = store_in(&dir);
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    assert_eq!(mode_of(&dir), 0o700);
+    assert_eq!(mode_of(&root.path().join("nested")), 0o700);
+    assert_eq!(mode_of(store.path()), 0o600);
+    let _lock = store.lock().unwrap();
+    assert_eq!(mode_of(store.lock_path()), 0o600);
+}
+
+#[test]
+fn a_stale_temp_file_beside_a_good_state_is_ignored_then_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    let temp = dir.path().join("events-sync.json.tmp");
+    fs::write(&temp, "{\"timestamp\": \"2026-").unwrap();
+    fs::set_permissions(&temp, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(
+        loaded.timestamp.unwrap().to_rfc3339_utc(),
+        "2026-01-01T00:00:00Z"
+    );
+
+    store.commit(&seeded("2026-02-01T00:00:00Z")).unwrap();
+    assert!(!temp.exists());
+    assert_eq!(mode_of(store.path()), 0o600);
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(
+        loaded.timestamp.unwrap().to_rfc3339_utc(),
+        "2026-02-01T00:00:00Z"
+    );
+}
+
+/// Writes `content` as the state file, checks that load and commit both fail with a message
+/// naming the absolute path and containing `problem`, and that the file is unchanged.
+fn assert_bad_file_is_refused_and_kept(content: &[u8], problem: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    fs::write(store.path(), content).unwrap();
+
+    let load = store.load().unwrap_err();
+    let expected = format!(
+        "state file {} is not usable: {problem}. Nothing was changed: fix the file by hand, or \
+         delete it with `cannectors state reset <pipeline file>` to start over from scratch",
+        store.path().display()
+    );
+    assert_eq!(load.to_string(), expected);
+    assert!(matches!(load, StateError::Corrupt { .. }));
+
+    let commit = store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap_err();
+    assert_eq!(commit.to_string(), expected);
+    assert_eq!(fs::read(store.path()).unwrap(), content);
+    assert!(!dir.path().join("events-sync.json.tmp").exists());
+}
+
+#[test]
+fn a_truncated_file_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": 4",
+        "it ends in the middle of the JSON (line 1, column 45): it was cut short, perhaps by a \
+         full disk or an interrupted copy",
+    );
+}
+
+#[test]
+fn an_empty_file_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"",
+        "it is empty; a state file holds a JSON object such as {\"timestamp\": \
+         \"2026-01-01T00:00:00Z\"}",
+    );
+}
+
+#[test]
+fn a_wrongly_typed_id_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"{\"id\": [1]}",
+        "`id` holds [1], but it must be an integer (up to 9223372036854775807) or a string",
+    );
+}
+
+#[test]
+fn a_negative_offset_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"{\"offset\": -3}",
+        "`offset` holds -3, but it must be a non-negative integer",
+    );
+}
+
+#[test]
+fn a_timestamp_that_is_no_date_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"{\"timestamp\": \"yesterday\"}",
+        "`timestamp` holds \"yesterday\", but it must be a timestamp: RFC 3339 such as \
+         \"2026-01-01T00:00:00Z\", \"YYYY-MM-DD HH:MM:SS\" (read as UTC), or epoch seconds or \
+         milliseconds as a number",
+    );
+}
+
+#[test]
+fn a_misspelt_key_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"{\"timestamps\": \"2026-01-01T00:00:00Z\"}",
+        "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
+         timestamp, id, offset, run, pipeline, updatedAt (and lastTimestamp, lastId from files of \
+         the older tool)",
+    );
+}
+
+#[test]
+fn a_binary_file_is_refused_and_kept() {
+    assert_bad_file_is_refused_and_kept(
+        b"{\"id\": \"\xff\xfe\"}",
+        "it is not text: the bytes at offset 8 are not UTF-8",
+    );
+}
+
+#[test]
+fn a_directory_in_place_of_the_file_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    fs::create_dir(store.path()).unwrap();
+    fs::write(store.path().join("inside"), "keep me").unwrap();
+    let expected = format!(
+        "{} is not a regular file but should be the state file of pipeline `events-sync`: move \
+         it away (nothing was read or changed)",
+        store.path().display()
+    );
+    assert_eq!(store.load().unwrap_err().to_string(), expected);
+    assert_eq!(
+        store
+            .commit(&seeded("2026-01-01T00:00:00Z"))
+            .unwrap_err()
+            .to_string(),
+        expected
+    );
+    assert_eq!(store.reset().unwrap_err().to_string(), expected);
+    assert_eq!(
+        fs::read_to_string(store.path().join("inside")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn an_unreachable_file_is_a_read_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the storage directory should be: the state file cannot be reached.
+    let blocker = dir.path().join("not-a-dir");
+    fs::write(&blocker, "x").unwrap();
+    let store = store_in(&blocker);
+    let message = store.load().unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot read state file {}: ",
+            store.path().display()
+        )),
+        "{message}"
+    );
+    assert!(message.ends_with(
+        "make it readable by this user, or move it away to start over (nothing was changed)"
+    ));
+    assert!(store.commit(&seeded("2026-01-01T00:00:00Z")).is_err());
+    assert_eq!(fs::read_to_string(&blocker).unwrap(), "x");
+}
+
+#[test]
+fn a_file_without_read_permission_is_a_read_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    fs::write(store.path(), "{\"offset\": 1}").unwrap();
+    fs::set_permissions(store.path(), fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(store.path()).is_ok() {
+        // A privileged user (root in a container) reads anything: there is no unreadable file
+        // to test with; the unreachable-file test covers the same error.
+        return;
+    }
+    let message = store.load().unwrap_err().to_string();
+    assert!(message.starts_with(&format!(
+        "cannot read state file {}: ",
+        store.path().display()
+    )));
+    assert!(store.commit(&seeded("2026-01-01T00:00:00Z")).is_err());
+    fs::set_permissions(store.path(), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(fs::read_to_string(store.path()).unwrap(), "{\"offset\": 1}");
+}
+
+#[test]
+fn reset_removes_the_state_and_a_stale_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    assert!(!store.reset().unwrap());
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    fs::write(dir.path().join("events-sync.json.tmp"), "partial").unwrap();
+    assert!(store.reset().unwrap());
+    assert_eq!(store.load().unwrap(), None);
+    assert!(!dir.path().join("events-sync.json.tmp").exists());
+}
+
+#[test]
+fn reset_is_how_a_user_clears_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    fs::write(store.path(), "{\"timestamp\": ").unwrap();
+    assert!(store.reset().unwrap());
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    assert!(store.load().unwrap().is_some());
+}
+
+#[test]
+fn resumes_from_the_committed_position_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let position = Position {
+        timestamp: Some(Timestamp::parse("2026-01-03 10:00:00.250").unwrap()),
+        id: Some(981.into()),
+    };
+    {
+        let store = store_in(dir.path());
+        let _lock = store.lock().unwrap();
+        let mut state = store.load().unwrap().unwrap_or_default();
+        assert!(state.advance(&position));
+        store.commit(&state).unwrap();
+    }
+    let store = store_in(dir.path());
+    let _lock = store.lock().unwrap();
+    assert_eq!(store.load().unwrap().unwrap().committed(), position);
+}
+
+fn locked_message(store: &StateStore) -> String {
+    format!(
+        "pipeline `events-sync` is already running: another process holds the lock {}; wait for \
+         that run to finish or stop it (the lock is released when its process exits)",
+        store.lock_path().display()
+    )
+}
+
+#[test]
+fn a_second_lock_fails_at_once_while_the_first_guard_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let first = store.lock().unwrap();
+    // A second store opens its own handle: OS locks belong to open files, not to processes.
+    let second = store_in(dir.path()).lock().unwrap_err();
+    assert_eq!(second.to_string(), locked_message(&store));
+    assert!(matches!(second, StateError::Locked { .. }));
+    drop(first);
+    assert!(store.lock().is_ok());
+}
+
+/// Runs this test binary again as a child process playing `role` in `dir`.
+fn spawn_child(role: &str, dir: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_role",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(ROLE, role)
+        .env(ROLE_DIR, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits, at most 30 seconds, for the child to print `line`.
+fn wait_for_line(child: &mut Child, line: &'static str) {
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for read in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // The test harness prints `test child_process_role ... ` in front of the line.
+            if read.ends_with(line) {
+                let _ = sender.send(());
+            }
+        }
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the child process did not print `{line}` within 30 s"));
+}
+
+/// Not a test of its own: the body of the child processes the tests below start. Run directly,
+/// without the environment variable, it does nothing.
+#[test]
+fn child_process_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let dir = PathBuf::from(std::env::var(ROLE_DIR).unwrap());
+    let store = store_in(&dir);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    match role.as_str() {
+        "hold-lock" => {
+            let _lock = store.lock().unwrap();
+            println!("locked");
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        "commit-loop" => {
+            let _lock = store.lock().unwrap();
+            let mut state = seeded("2026-01-01T00:00:00Z");
+            for offset in 1..=1_000_000_u64 {
+                state.record_progress(
+                    None,
+                    serde_json::json!({"page": offset, "padding": "x".repeat(4096)}),
+                    Some(offset),
+                    chrono::Utc::now(),
+                );
+                store.commit(&state).unwrap();
+                if offset == 20 {
+                    println!("committing");
+                }
+                if Instant::now() > deadline {
+                    break;
+                }
+            }
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+#[test]
+fn another_process_cannot_take_the_lock_until_the_holder_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut child = spawn_child("hold-lock", dir.path());
+    wait_for_line(&mut child, "locked");
+
+    assert_eq!(
+        store.lock().unwrap_err().to_string(),
+        locked_message(&store)
+    );
+
+    // Killed, not asked to stop: the OS releases the lock of a dead process.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _lock = store.lock().unwrap();
+}
+
+#[test]
+fn a_process_killed_while_committing_leaves_a_loadable_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut child = spawn_child("commit-loop", dir.path());
+    wait_for_line(&mut child, "committing");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let _lock = store.lock().unwrap();
+    let state = store
+        .load()
+        .unwrap()
+        .expect("at least twenty commits happened");
+    let run = state.run.unwrap();
+    let offset = run.offset.unwrap();
+    assert!(offset >= 20, "offset {offset}");
+    // One whole commit, never a mix of two.
+    assert_eq!(
+        (run.batches, &run.resume["page"]),
+        (offset, &serde_json::json!(offset))
+    );
+
+    let mut next = store.load().unwrap().unwrap();
+    next.complete_run(None);
+    store.commit(&next).unwrap();
+    assert!(!dir.path().join("events-sync.json.tmp").exists());
+    assert_eq!(store.load().unwrap().unwrap().offset, Some(offset));
+}
