@@ -68,7 +68,10 @@ impl Expr {
     /// );
     /// ```
     pub fn parse(text: &str) -> Result<Expr, ExprError> {
-        let fail = |reason: &str| ExprError { text: text.to_owned(), reason: reason.to_owned() };
+        let fail = |reason: &str| ExprError {
+            text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
         let operands = split_coalesce(text).map_err(|reason| fail(&reason))?;
         let mut parsed = Vec::with_capacity(operands.len());
         for operand in &operands {
@@ -213,9 +216,18 @@ mod tests {
 
     #[test]
     fn parses_state_record_literal_and_coalesce() {
-        assert_eq!(Expr::parse("state.lastId").unwrap(), Expr::State(StateCursor::Id));
-        assert_eq!(Expr::parse("record.a.b").unwrap(), Expr::Record("a.b".into()));
-        assert_eq!(Expr::parse("\"active\"").unwrap(), Expr::Literal("active".into()));
+        assert_eq!(
+            Expr::parse("state.lastId").unwrap(),
+            Expr::State(StateCursor::Id)
+        );
+        assert_eq!(
+            Expr::parse("record.a.b").unwrap(),
+            Expr::Record("a.b".into())
+        );
+        assert_eq!(
+            Expr::parse("\"active\"").unwrap(),
+            Expr::Literal("active".into())
+        );
         assert_eq!(
             Expr::parse("record.x ?? \"a??b\"").unwrap(),
             Expr::Coalesce(vec![Expr::Record("x".into()), Expr::Literal("a??b".into())])
@@ -225,7 +237,10 @@ mod tests {
     #[test]
     fn rejects_unknown_cursor_and_bare_words() {
         let err = Expr::parse("state.cursor").unwrap_err();
-        assert!(err.to_string().contains("`state.cursor` is not a cursor"), "{err}");
+        assert!(
+            err.to_string().contains("`state.cursor` is not a cursor"),
+            "{err}"
+        );
         assert!(Expr::parse("active").is_err());
         assert!(Expr::parse("state.id ??").is_err());
     }

@@ -3,7 +3,8 @@
 //! A pipeline file (YAML, or JSON) says where records come from (`input`), how they are
 //! reshaped (`filters`) and where they go (`output`). This crate parses it into [`Pipeline`],
 //! replaces `${VAR}` / `${VAR:-default}` from the environment, and checks it, with errors that
-//! name the file, the key path and the line. It does no I/O beyond reading the pipeline file.
+//! name the file, the key path and the line. It does no I/O beyond reading the pipeline file and
+//! the `queryFile` it names. The full reference of the file is `docs/configuration.md`.
 //!
 //! ```
 //! let yaml = r#"
@@ -12,35 +13,133 @@
 //!   type: httpPolling
 //!   endpoint: https://source.example.com/api/events
 //!   dataField: events
+//!   authentication: {type: bearer, credentials: {token: "${SOURCE_TOKEN}"}}
 //! output: {type: stdout}
 //! "#;
-//! let loaded = cannectors_config::parse_str(yaml, "events.yaml", &|_| None).unwrap();
+//! let env = |name: &str| (name == "SOURCE_TOKEN").then(|| "t0ken-from-env".to_owned());
+//! let loaded = cannectors_config::parse_str(yaml, "events.yaml", &env).unwrap();
 //! assert_eq!(loaded.pipeline.name, "events-sync");
+//! assert_eq!(loaded.redact("sent t0ken-from-env"), "sent ${SOURCE_TOKEN}");
+//!
+//! // Mistakes come back with the file, line, column and key path.
+//! let err = cannectors_config::parse_str("name: x\ninput: {type: ftp}\n", "x.yaml", &env)
+//!     .unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "x.yaml:2:9: input.type: unknown input type `ftp`; expected one of `httpPolling`, `database`"
+//! );
 //! ```
 
+mod decode;
+mod document;
 mod expr;
 mod model;
 mod path;
 mod scalar;
+mod schedule;
+mod sql;
+mod template;
+mod validate;
+mod variables;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use expr::{Expr, ExprError, StateCursor};
 pub use model::*;
 pub use path::{FieldPath, FieldPathError};
+pub use schedule::{ScheduleError, normalize_schedule};
+pub use template::{Template, TemplateError, TemplatePart};
+pub use variables::Secrets;
+
+use document::{Format, KeyPath, PositionIndex};
 
 /// A pipeline read from a file, with what was learned while reading it.
 #[derive(Debug, Clone)]
 pub struct LoadedPipeline {
-    /// The pipeline.
+    /// The pipeline, with variables substituted, `queryFile` read into `query` and database
+    /// drivers filled in.
     pub pipeline: Pipeline,
     /// The file it came from, as given.
     pub path: PathBuf,
-    /// Things that are allowed but probably wrong, one sentence each.
+    /// Things that are allowed but probably wrong, one sentence each, starting with the key
+    /// path and line they are about (the file is not named: the caller knows it).
     pub warnings: Vec<String>,
+    /// The values that came from environment variables; see [`LoadedPipeline::redact`].
+    pub secrets: Secrets,
+}
+
+impl LoadedPipeline {
+    /// `text` with every value that came from an environment variable replaced by `${NAME}`.
+    /// Run log lines and error messages that may quote configuration through this.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets.redact(text)
+    }
+}
+
+/// One mistake in a pipeline file, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path such as `input.statePersistence.id.field` or `filters[2].type`; empty when the
+    /// problem is about the whole file.
+    pub key_path: String,
+    /// Line in the file, from 1, when known.
+    pub line: Option<usize>,
+    /// Column in the file, from 1, when known.
+    pub column: Option<usize>,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(path: &KeyPath, index: &PositionIndex, message: String) -> Problem {
+        let position = index.locate(path);
+        Problem {
+            key_path: path.to_string(),
+            line: position.map(|p| p.line),
+            column: position.map(|p| p.column),
+            message,
+        }
+    }
+
+    /// `origin:line:column: key.path: message`, the form editors and terminals link to.
+    fn render(&self, origin: &str) -> String {
+        let mut out = origin.to_owned();
+        if let Some(line) = self.line {
+            out.push_str(&format!(":{line}"));
+            if let Some(column) = self.column {
+                out.push_str(&format!(":{column}"));
+            }
+        }
+        out.push_str(": ");
+        if !self.key_path.is_empty() {
+            out.push_str(&self.key_path);
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
+        out
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.key_path.is_empty() {
+            write!(f, "{}", self.key_path)?;
+            if let Some(line) = self.line {
+                write!(f, " (line {line})")?;
+            }
+            f.write_str(": ")?;
+        } else if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 /// Why a pipeline file could not be used.
+///
+/// [`ConfigError::is_parse_error`] separates the file not fitting the format (exit code 2)
+/// from a well-formed file that breaks a rule (exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
@@ -51,14 +150,60 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not well-formed YAML/JSON or does not fit the model.
-    #[error("{origin}: {message}")]
+    /// The text is not YAML/JSON, or does not fit the model: a wrong type, an unknown key, a
+    /// missing key. Only the first such mistake is reported.
+    #[error("{}", render_parse(origin, key_path, *line, *column, message))]
     Parse {
         /// The file.
         origin: String,
-        /// What is wrong, with key path and position.
+        /// What is wrong.
         message: String,
+        /// Where, as a key path (empty for the whole file).
+        key_path: String,
+        /// Line in the file, from 1, when known.
+        line: Option<usize>,
+        /// Column in the file, from 1, when known.
+        column: Option<usize>,
     },
+    /// The file is well-formed but breaks validation rules (including variables that are not
+    /// set); every problem found is listed.
+    #[error("{}", render_invalid(origin, problems))]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// Every problem found, in the order of the file.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_parse(
+    origin: &str,
+    key_path: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: &str,
+) -> String {
+    Problem {
+        key_path: key_path.to_owned(),
+        line,
+        column,
+        message: message.to_owned(),
+    }
+    .render(origin)
+}
+
+fn render_invalid(origin: &str, problems: &[Problem]) -> String {
+    match problems {
+        [one] => one.render(origin),
+        many => {
+            let mut out = format!("{origin}: {} problems", many.len());
+            for problem in many {
+                out.push_str("\n  ");
+                out.push_str(&problem.render(origin));
+            }
+            out
+        }
+    }
 }
 
 impl ConfigError {
@@ -66,28 +211,128 @@ impl ConfigError {
     pub fn is_parse_error(&self) -> bool {
         matches!(self, ConfigError::Parse { .. } | ConfigError::Read { .. })
     }
+
+    /// The problems with their positions (one for a parse error, none for a read error).
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            ConfigError::Read { .. } => Vec::new(),
+            ConfigError::Parse {
+                message,
+                key_path,
+                line,
+                column,
+                ..
+            } => vec![Problem {
+                key_path: key_path.clone(),
+                line: *line,
+                column: *column,
+                message: message.clone(),
+            }],
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+        }
+    }
 }
 
-/// Reads, substitutes and checks a pipeline file.
+/// Reads, substitutes from the process environment, and checks a pipeline file.
 pub fn load(path: impl AsRef<Path>) -> Result<LoadedPipeline, ConfigError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Like [`load`], with `env` looking up the variables instead of the process environment.
+pub fn load_with_env(
+    path: impl AsRef<Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LoadedPipeline, ConfigError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    let mut loaded = parse_str(&text, &path.display().to_string(), &|name| {
-        std::env::var(name).ok()
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
     })?;
+    let mut loaded = parse_str(&text, &path.display().to_string(), env)?;
     loaded.path = path.to_owned();
     Ok(loaded)
 }
 
-/// Parses pipeline text; `origin` names it in errors and `env` looks up variables.
+/// Parses and checks pipeline text. `origin` names it in errors, chooses the format (JSON when
+/// it ends in `.json`, YAML otherwise) and locates a relative `queryFile` (its directory);
+/// `env` looks up variables.
 pub fn parse_str(
     text: &str,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<LoadedPipeline, ConfigError> {
-    let _ = env;
-    let pipeline: Pipeline = serde_yaml::from_str(text)
-        .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), message: e.to_string() })?;
-    Ok(LoadedPipeline { pipeline, path: PathBuf::from(origin), warnings: Vec::new() })
+    let document = document::parse(text, Format::of(origin)).map_err(|error| {
+        let position = error.position;
+        ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: error.message,
+            key_path: error.path.to_string(),
+            line: position.map(|p| p.line),
+            column: position.map(|p| p.column),
+        }
+    })?;
+    let index = document.index;
+    let mut tree = document.tree;
+    let mut secrets = Secrets::default();
+    let unresolved = variables::substitute(&mut tree, env, &mut secrets);
+
+    let mut pipeline = decode::decode(&tree).map_err(|mismatch| {
+        let position = index.locate(&mismatch.path);
+        ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: secrets.redact(&mismatch.message),
+            key_path: mismatch.path.to_string(),
+            line: position.map(|p| p.line),
+            column: position.map(|p| p.column),
+        }
+    })?;
+
+    let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
+    let findings = validate::validate(&mut pipeline, base_dir);
+    let mut problems: Vec<Problem> = unresolved
+        .iter()
+        .map(|p| Problem::new(&p.path, &index, p.message.clone()))
+        .collect();
+    // A value whose variable is missing still holds `${NAME}`; what validation says about that
+    // text would only repeat the real problem.
+    let unresolved_paths: Vec<String> = unresolved.iter().map(|p| p.path.to_string()).collect();
+    problems.extend(
+        findings
+            .problems
+            .iter()
+            .filter(|(path, _)| !unresolved_paths.contains(&path.to_string()))
+            .map(|(path, message)| Problem::new(path, &index, secrets.redact(message))),
+    );
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(usize::MAX)));
+        return Err(ConfigError::Invalid {
+            origin: origin.to_owned(),
+            problems,
+        });
+    }
+    let warnings = findings
+        .warnings
+        .iter()
+        .map(|(path, message)| Problem::new(path, &index, secrets.redact(message)).to_string())
+        .collect();
+    Ok(LoadedPipeline {
+        pipeline,
+        path: PathBuf::from(origin),
+        warnings,
+        secrets,
+    })
+}
+
+/// The JSON Schema of the pipeline file, for editors and `cannectors schema`.
+///
+/// It describes keys and types; the rules that need more than one key (which pagination
+/// settings go together, what a query binds) are checked by [`load`] only.
+///
+/// ```
+/// let schema = cannectors_config::json_schema();
+/// assert_eq!(schema["title"], "Pipeline");
+/// assert!(schema["properties"]["input"].is_object());
+/// ```
+pub fn json_schema() -> serde_json::Value {
+    schemars::schema_for!(Pipeline).to_value()
 }

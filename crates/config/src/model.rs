@@ -39,6 +39,10 @@ pub struct Pipeline {
 /// The source of a pipeline, chosen by `type`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per pipeline, read once; boxing would only complicate matching"
+)]
 pub enum InputConfig {
     /// Polls an HTTP API (DESIGN.md 3.1).
     HttpPolling(HttpPollingInput),
@@ -347,6 +351,63 @@ pub struct TimestampCursor {
     pub format: Option<String>,
 }
 
+impl TimestampCursor {
+    /// How the committed timestamp is rendered into a request; `rfc3339` when `format` is
+    /// absent. A loaded pipeline has a valid `format`; an invalid one reads as a strftime
+    /// pattern here.
+    pub fn timestamp_format(&self) -> TimestampFormat {
+        match &self.format {
+            None => TimestampFormat::Rfc3339,
+            Some(text) => TimestampFormat::parse(text)
+                .unwrap_or_else(|_| TimestampFormat::Strftime(text.clone())),
+        }
+    }
+}
+
+/// How a timestamp cursor is written into an HTTP request (`timestamp.format`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimestampFormat {
+    /// RFC 3339 in UTC with a `Z`, e.g. `2026-01-01T00:00:00Z` (the default).
+    Rfc3339,
+    /// Seconds since the Unix epoch.
+    Unix,
+    /// Milliseconds since the Unix epoch.
+    UnixMs,
+    /// A chrono strftime pattern applied to the UTC time, e.g. `%Y-%m-%d %H:%M:%S`.
+    Strftime(String),
+}
+
+impl TimestampFormat {
+    /// Reads `rfc3339`, `unix`, `unix_ms` or a strftime pattern that chrono accepts.
+    ///
+    /// ```
+    /// use cannectors_config::TimestampFormat;
+    /// assert_eq!(TimestampFormat::parse("unix_ms"), Ok(TimestampFormat::UnixMs));
+    /// assert!(TimestampFormat::parse("%Y-%m-%dT%H:%M:%S").is_ok());
+    /// assert!(TimestampFormat::parse("%Q").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<TimestampFormat, String> {
+        match text {
+            "rfc3339" => return Ok(TimestampFormat::Rfc3339),
+            "unix" => return Ok(TimestampFormat::Unix),
+            "unix_ms" => return Ok(TimestampFormat::UnixMs),
+            _ => {}
+        }
+        let hint = "use rfc3339, unix, unix_ms or a strftime pattern such as %Y-%m-%dT%H:%M:%SZ";
+        if !text.contains('%') {
+            return Err(format!("`{text}` is not a timestamp format; {hint}"));
+        }
+        let invalid = chrono::format::StrftimeItems::new(text)
+            .any(|item| matches!(item, chrono::format::Item::Error));
+        if invalid {
+            return Err(format!(
+                "`{text}` is not a strftime pattern chrono accepts; {hint}"
+            ));
+        }
+        Ok(TimestampFormat::Strftime(text.to_owned()))
+    }
+}
+
 /// The id cursor.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -410,6 +471,42 @@ pub enum Driver {
     Sqlite,
 }
 
+impl Driver {
+    /// The driver a connection URL names: `postgres://` and `postgresql://` are PostgreSQL;
+    /// `sqlite:`, `file:` and a path ending in `.db`, `.sqlite` or `.sqlite3` are SQLite.
+    ///
+    /// ```
+    /// use cannectors_config::Driver;
+    /// assert_eq!(Driver::from_url("postgresql://app@db/app"), Some(Driver::Postgres));
+    /// assert_eq!(Driver::from_url("./data/events.db"), Some(Driver::Sqlite));
+    /// assert_eq!(Driver::from_url("mysql://db/app"), None);
+    /// ```
+    pub fn from_url(url: &str) -> Option<Driver> {
+        let url = url.trim();
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Some(Driver::Postgres)
+        } else if lower.starts_with("sqlite:")
+            || lower.starts_with("file:")
+            || [".db", ".sqlite", ".sqlite3"]
+                .iter()
+                .any(|ext| lower.ends_with(ext))
+        {
+            Some(Driver::Sqlite)
+        } else {
+            None
+        }
+    }
+
+    /// The name written in a pipeline file: `postgres` or `sqlite`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Postgres => "postgres",
+            Driver::Sqlite => "sqlite",
+        }
+    }
+}
+
 /// The `database` input (DESIGN.md 3.2).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -426,13 +523,15 @@ pub struct DatabaseInput {
     /// Connection URL, usually `${VAR}` so that it stays out of the file.
     #[serde(default)]
     pub connection_string_ref: Option<String>,
-    /// `postgres` or `sqlite`; inferred from the URL when absent.
+    /// `postgres` or `sqlite`; inferred from the URL when absent. Always set in a loaded
+    /// pipeline.
     #[serde(default)]
     pub driver: Option<Driver>,
-    /// The query; `$1..$n` are bound from `parameters`.
+    /// The query; `$1..$n` are bound from `parameters`. Always set in a loaded pipeline: the
+    /// loader reads `queryFile` into it.
     #[serde(default)]
     pub query: Option<String>,
-    /// A file holding the query, relative to the pipeline file.
+    /// A file holding the query, relative to the directory of the pipeline file.
     #[serde(default)]
     pub query_file: Option<String>,
     /// Values bound to `$1..$n`: `state.timestamp`, `state.id`, `state.offset`, JSON literals,
@@ -444,9 +543,22 @@ pub struct DatabaseInput {
     pub state_persistence: Option<StatePersistence>,
 }
 
+impl DatabaseInput {
+    /// The connection URL, from `connectionString` or `connectionStringRef`.
+    pub fn connection(&self) -> Option<&str> {
+        self.connection_string
+            .as_deref()
+            .or(self.connection_string_ref.as_deref())
+    }
+}
+
 /// The destination of a pipeline, chosen by `type`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per pipeline, read once; boxing would only complicate matching"
+)]
 pub enum OutputConfig {
     /// JSON Lines to standard output.
     Stdout(StdoutOutput),
@@ -539,7 +651,8 @@ pub struct DatabaseOutput {
     /// Connection URL, usually `${VAR}`.
     #[serde(default)]
     pub connection_string_ref: Option<String>,
-    /// `postgres` or `sqlite`; inferred from the URL when absent.
+    /// `postgres` or `sqlite`; inferred from the URL when absent. Always set in a loaded
+    /// pipeline.
     #[serde(default)]
     pub driver: Option<Driver>,
     /// Statement run once a record; `$1..$n` are bound from `parameters`.
@@ -550,6 +663,15 @@ pub struct DatabaseOutput {
     /// One transaction a batch (default true): the batch commits whole or not at all.
     #[serde(default = "enabled_by_default")]
     pub transaction: bool,
+}
+
+impl DatabaseOutput {
+    /// The connection URL, from `connectionString` or `connectionStringRef`.
+    pub fn connection(&self) -> Option<&str> {
+        self.connection_string
+            .as_deref()
+            .or(self.connection_string_ref.as_deref())
+    }
 }
 
 /// One filter step: its `type` and its settings.

@@ -39,11 +39,15 @@ impl FieldPath {
 
     /// The value at this path, if every step exists.
     pub fn get<'v>(&self, value: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
-        self.segments.iter().try_fold(value, |current, segment| match current {
-            serde_json::Value::Object(map) => map.get(segment),
-            serde_json::Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+        self.segments
+            .iter()
+            .try_fold(value, |current, segment| match current {
+                serde_json::Value::Object(map) => map.get(segment),
+                serde_json::Value::Array(items) => {
+                    segment.parse::<usize>().ok().and_then(|i| items.get(i))
+                }
+                _ => None,
+            })
     }
 
     /// Takes the value at this path out of `value`, leaving null in its place.
@@ -86,7 +90,10 @@ mod tests {
     #[test]
     fn reads_nested_objects_and_array_indexes() {
         let doc = json!({"a": {"items": [{"id": 1}, {"id": 2}]}});
-        assert_eq!(FieldPath::parse("a.items.1.id").unwrap().get(&doc), Some(&json!(2)));
+        assert_eq!(
+            FieldPath::parse("a.items.1.id").unwrap().get(&doc),
+            Some(&json!(2))
+        );
         assert_eq!(FieldPath::parse("a.missing").unwrap().get(&doc), None);
     }
 

@@ -1,0 +1,471 @@
+//! The pipeline file as a plain JSON tree, plus where each key was written.
+//!
+//! serde_yaml (or serde_json for `.json` files) turns the text into values; it forgets where they
+//! came from. A second, event-level pass with saphyr-parser records the line and column of every
+//! key and list item under its key path, so that any later error (a wrong type deep inside the
+//! input, a validation rule) can point at the line the user has to edit. serde_yaml is used only
+//! here, so swapping the YAML parser touches this module alone.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use saphyr_parser::{Event, Parser, Span};
+use serde_json::Value;
+
+/// One step of a key path: a mapping key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Where a value sits in the file, written as users read it: `input.statePersistence.id.field`,
+/// `filters[2].type`. The empty path is the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub(crate) struct KeyPath(Vec<Segment>);
+
+impl KeyPath {
+    pub(crate) fn root() -> KeyPath {
+        KeyPath(Vec::new())
+    }
+
+    pub(crate) fn key(&self, key: &str) -> KeyPath {
+        let mut segments = self.0.clone();
+        segments.push(Segment::Key(key.to_owned()));
+        KeyPath(segments)
+    }
+
+    pub(crate) fn index(&self, index: usize) -> KeyPath {
+        let mut segments = self.0.clone();
+        segments.push(Segment::Index(index));
+        KeyPath(segments)
+    }
+
+    pub(crate) fn push(&mut self, segment: Segment) {
+        self.0.push(segment);
+    }
+
+    pub(crate) fn parent(&self) -> Option<KeyPath> {
+        let (_, rest) = self.0.split_last()?;
+        Some(KeyPath(rest.to_vec()))
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Index(index) => write!(f, "[{index}]")?,
+                Segment::Key(key) if is_plain_key(key) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(key)?;
+                }
+                // A header such as `X.Request.Id` would otherwise read as three nested keys.
+                Segment::Key(key) => write!(f, "[{key:?}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A line and column in the file, both counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+impl Position {
+    fn of(span: &Span) -> Position {
+        Position {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+        }
+    }
+}
+
+/// Positions of keys and list items by key path.
+#[derive(Debug, Default)]
+pub(crate) struct PositionIndex {
+    positions: HashMap<KeyPath, Position>,
+}
+
+impl PositionIndex {
+    /// The position of `path`, or of its nearest ancestor that was written in the file (a key
+    /// that is missing, or that came from a YAML alias, has no position of its own).
+    pub(crate) fn locate(&self, path: &KeyPath) -> Option<Position> {
+        let mut current = Some(path.clone());
+        while let Some(path) = current {
+            if let Some(position) = self.positions.get(&path) {
+                return Some(*position);
+            }
+            current = path.parent();
+        }
+        None
+    }
+}
+
+/// Which parser reads the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// JSON for a `.json` file (its parser gives the better messages), YAML otherwise.
+    pub(crate) fn of(origin: &str) -> Format {
+        let is_json = std::path::Path::new(origin)
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+        if is_json { Format::Json } else { Format::Yaml }
+    }
+}
+
+/// The text could not be read as a document.
+#[derive(Debug)]
+pub(crate) struct SyntaxError {
+    pub(crate) path: KeyPath,
+    pub(crate) position: Option<Position>,
+    pub(crate) message: String,
+}
+
+/// The parsed file: its values and where they were written.
+pub(crate) struct Document {
+    pub(crate) tree: Value,
+    pub(crate) index: PositionIndex,
+}
+
+/// Parses `text` into a JSON tree and indexes the positions of its keys.
+pub(crate) fn parse(text: &str, format: Format) -> Result<Document, SyntaxError> {
+    // Indexed first: a key written twice is reported with its own path and line, which
+    // serde_yaml does not give and serde_json does not even notice.
+    let (index, duplicate) = index_positions(text);
+    if let Some(duplicate) = duplicate {
+        return Err(duplicate);
+    }
+    let tree = match format {
+        Format::Yaml => parse_yaml(text)?,
+        Format::Json => parse_json(text)?,
+    };
+    Ok(Document { tree, index })
+}
+
+fn parse_json(text: &str) -> Result<Value, SyntaxError> {
+    serde_json::from_str(text).map_err(|error| {
+        let position = (error.line() > 0).then(|| Position {
+            line: error.line(),
+            column: error.column().max(1),
+        });
+        SyntaxError {
+            path: KeyPath::root(),
+            position,
+            message: format!("not valid JSON: {}", strip_location(&error.to_string())),
+        }
+    })
+}
+
+fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
+        let position = error.location().map(|l| Position {
+            line: l.line(),
+            column: l.column().max(1),
+        });
+        SyntaxError {
+            path: KeyPath::root(),
+            position,
+            message: format!("not valid YAML: {}", strip_location(&error.to_string())),
+        }
+    })?;
+    // `<<: *defaults` is how YAML users share blocks; without this it would be an unknown key.
+    yaml.apply_merge().map_err(|error| SyntaxError {
+        path: KeyPath::root(),
+        position: None,
+        message: format!("cannot apply a `<<` merge key: {error}"),
+    })?;
+    yaml_to_json(yaml, &KeyPath::root())
+}
+
+/// serde_yaml and serde_json end their messages with the position, which is reported apart.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn yaml_to_json(value: serde_yaml::Value, path: &KeyPath) -> Result<Value, SyntaxError> {
+    let fail = |message: String| SyntaxError {
+        path: path.clone(),
+        position: None,
+        message,
+    };
+    Ok(match value {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let float = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(float)
+                    .map(Value::Number)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "`{n}` is not a finite number; write a number or quote it"
+                        ))
+                    })?
+            }
+        }
+        serde_yaml::Value::String(s) => Value::String(s),
+        serde_yaml::Value::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| yaml_to_json(item, &path.index(i)))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_yaml::Value::Mapping(entries) => {
+            let mut map = serde_json::Map::with_capacity(entries.len());
+            for (key, value) in entries {
+                let key = match key {
+                    serde_yaml::Value::String(s) => s,
+                    // `200: ok` or `true: x` as a key: YAML reads them as numbers and booleans,
+                    // the user meant the text.
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    serde_yaml::Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(fail(format!(
+                            "a mapping key must be text, not {}",
+                            yaml_kind(&other)
+                        )));
+                    }
+                };
+                let converted = yaml_to_json(value, &path.key(&key))?;
+                map.insert(key, converted);
+            }
+            Value::Object(map)
+        }
+        serde_yaml::Value::Tagged(tagged) => {
+            return Err(fail(format!(
+                "YAML tags such as `{}` are not supported; remove the tag",
+                tagged.tag
+            )));
+        }
+    })
+}
+
+fn yaml_kind(value: &serde_yaml::Value) -> &'static str {
+    match value {
+        serde_yaml::Value::Null => "null",
+        serde_yaml::Value::Bool(_) => "a boolean",
+        serde_yaml::Value::Number(_) => "a number",
+        serde_yaml::Value::String(_) => "text",
+        serde_yaml::Value::Sequence(_) => "a list",
+        serde_yaml::Value::Mapping(_) => "a mapping",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+    }
+}
+
+enum Frame {
+    Mapping {
+        path: Option<KeyPath>,
+        key: Option<String>,
+        expecting_key: bool,
+        seen: HashSet<String>,
+    },
+    Sequence {
+        path: Option<KeyPath>,
+        next: usize,
+    },
+}
+
+/// Walks the YAML events (JSON is YAML too) and records where every key and list item starts.
+/// Also finds the first key written twice in one mapping, which serde_json would silently
+/// resolve to the last one. A text the event parser rejects yields an empty index: the values
+/// were already parsed, only the positions are missing.
+fn index_positions(text: &str) -> (PositionIndex, Option<SyntaxError>) {
+    let mut index = PositionIndex::default();
+    index
+        .positions
+        .insert(KeyPath::root(), Position { line: 1, column: 1 });
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut documents = 0;
+    let mut parser = Parser::new_from_str(text);
+    while let Some(next) = parser.next_event() {
+        let Ok((event, span)) = next else {
+            return (index, None);
+        };
+        match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    break;
+                }
+            }
+            Event::Scalar(value, ..) => {
+                if let Some(duplicate) = on_scalar(&mut stack, &mut index, &value, &span) {
+                    return (index, Some(duplicate));
+                }
+            }
+            Event::Alias(_) => {
+                node_path(&mut stack, &mut index, &span);
+                node_done(&mut stack);
+            }
+            Event::MappingStart(..) => {
+                let path = node_path(&mut stack, &mut index, &span);
+                stack.push(Frame::Mapping {
+                    path,
+                    key: None,
+                    expecting_key: true,
+                    seen: HashSet::new(),
+                });
+            }
+            Event::SequenceStart(..) => {
+                let path = node_path(&mut stack, &mut index, &span);
+                stack.push(Frame::Sequence { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                node_done(&mut stack);
+            }
+            _ => {}
+        }
+    }
+    (index, None)
+}
+
+fn on_scalar(
+    stack: &mut [Frame],
+    index: &mut PositionIndex,
+    value: &str,
+    span: &Span,
+) -> Option<SyntaxError> {
+    if let Some(Frame::Mapping {
+        path,
+        key,
+        expecting_key,
+        seen,
+    }) = stack.last_mut()
+        && *expecting_key
+    {
+        *expecting_key = false;
+        *key = Some(value.to_owned());
+        if let Some(path) = path {
+            let key_path = path.key(value);
+            if !seen.insert(value.to_owned()) {
+                let first = index.positions.get(&key_path).copied();
+                return Some(SyntaxError {
+                    position: Some(Position::of(span)),
+                    message: format!(
+                        "the key `{value}` is written twice in the same mapping{}; keep one",
+                        first
+                            .map(|p| format!(" (first at line {})", p.line))
+                            .unwrap_or_default()
+                    ),
+                    path: key_path,
+                });
+            }
+            index.positions.insert(key_path, Position::of(span));
+        }
+        return None;
+    }
+    node_path(stack, index, span);
+    node_done(stack);
+    None
+}
+
+/// The key path of a value node that starts at `span`; list items get their position here
+/// (mapping values already got theirs from their key).
+fn node_path(stack: &mut [Frame], index: &mut PositionIndex, span: &Span) -> Option<KeyPath> {
+    match stack.last_mut() {
+        None => Some(KeyPath::root()),
+        Some(Frame::Mapping {
+            path,
+            key,
+            expecting_key,
+            ..
+        }) => {
+            if *expecting_key {
+                // A list or mapping used as a key: nothing under it has a key path.
+                *expecting_key = false;
+                *key = None;
+                return None;
+            }
+            Some(path.as_ref()?.key(key.as_deref()?))
+        }
+        Some(Frame::Sequence { path, next }) => {
+            let item = path.as_ref().map(|p| p.index(*next));
+            *next += 1;
+            if let Some(item) = &item {
+                index.positions.insert(item.clone(), Position::of(span));
+            }
+            item
+        }
+    }
+}
+
+/// A value node ended: its mapping now waits for the next key.
+fn node_done(stack: &mut [Frame]) {
+    if let Some(Frame::Mapping { expecting_key, .. }) = stack.last_mut() {
+        *expecting_key = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_like_the_file() {
+        let path = KeyPath::root().key("filters").index(2).key("type");
+        assert_eq!(path.to_string(), "filters[2].type");
+        let header = KeyPath::root().key("input").key("headers").key("X.Trace");
+        assert_eq!(header.to_string(), "input.headers[\"X.Trace\"]");
+    }
+
+    #[test]
+    fn indexes_block_and_flow_keys_and_list_items() {
+        let text = "name: a\ninput:\n  type: database\n  statePersistence:\n    id: {enabled: true, field: id}\nfilters:\n  - type: set\n  - type: drop\n";
+        let doc = parse(text, Format::Yaml).unwrap();
+        let at = |path: KeyPath| doc.index.locate(&path).unwrap();
+        let sp = KeyPath::root().key("input").key("statePersistence");
+        assert_eq!(
+            at(sp.key("id").key("field")),
+            Position {
+                line: 5,
+                column: 25
+            }
+        );
+        assert_eq!(
+            at(KeyPath::root().key("filters").index(1)),
+            Position { line: 8, column: 5 }
+        );
+        assert_eq!(
+            at(KeyPath::root().key("filters").index(1).key("type")),
+            Position { line: 8, column: 5 }
+        );
+        // A missing key falls back to its parent.
+        assert_eq!(at(sp.key("offset")), Position { line: 4, column: 3 });
+    }
+
+    #[test]
+    fn a_key_written_twice_is_an_error_in_json_too() {
+        let err = parse("{\"name\": \"a\", \"name\": \"b\"}", Format::Json)
+            .err()
+            .unwrap();
+        assert_eq!(err.path.to_string(), "name");
+        assert!(err.message.contains("written twice"), "{}", err.message);
+    }
+}

@@ -1,0 +1,874 @@
+//! Each class of mistake in a pipeline file gives its own message, with the file, the key path
+//! and the line, and is classed as a parse error (exit code 2) or a validation error (1).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking"
+)]
+
+use cannectors_config::{ConfigError, LoadedPipeline, parse_str};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "SOURCE_TOKEN" => Some("tok-123456".to_owned()),
+        "TRICKY_PASSWORD" => Some("p#ss: 'w\"ord".to_owned()),
+        "EMPTY" => Some(String::new()),
+        "SECRET_URL" => Some("ftp://admin:hunter22@files.internal/".to_owned()),
+        "DATABASE_URL" => Some("postgres://app:pw-9876@127.0.0.1:5432/app".to_owned()),
+        _ => None,
+    }
+}
+
+fn load(yaml: &str) -> Result<LoadedPipeline, ConfigError> {
+    parse_str(yaml, "pipeline.yaml", &env)
+}
+
+/// The message of a parse error (exit code 2).
+fn parse_error(yaml: &str) -> String {
+    match load(yaml) {
+        Err(error) if error.is_parse_error() => error.to_string(),
+        Err(error) => panic!("expected a parse error, got a validation error:\n{error}"),
+        Ok(_) => panic!("expected a parse error, the pipeline loaded"),
+    }
+}
+
+/// The rendered problems of a validation error (exit code 1), one a line.
+fn invalid(yaml: &str) -> String {
+    match load(yaml) {
+        Err(error @ ConfigError::Invalid { .. }) => error.to_string(),
+        Err(error) => panic!("expected a validation error, got:\n{error}"),
+        Ok(_) => panic!("expected a validation error, the pipeline loaded"),
+    }
+}
+
+fn assert_has(text: &str, needle: &str) {
+    assert!(
+        text.contains(needle),
+        "expected to find\n  {needle}\nin\n  {text}"
+    );
+}
+
+/// An httpPolling pipeline whose input ends with `extra` (lines indented by two spaces).
+fn http_input(extra: &str) -> String {
+    format!(
+        "name: events\ninput:\n  type: httpPolling\n  endpoint: https://api.example.com/events\n\
+         {extra}output: {{type: stdout}}\n"
+    )
+}
+
+/// A database-input pipeline whose input ends with `extra`.
+fn database_input(extra: &str) -> String {
+    format!(
+        "name: rows\ninput:\n  type: database\n  connectionStringRef: ${{DATABASE_URL}}\n\
+         {extra}output: {{type: stdout}}\n"
+    )
+}
+
+// ---- parse errors: the file does not fit the format --------------------------------------
+
+#[test]
+fn unknown_key_names_its_key_path_line_and_the_expected_keys() {
+    let message = parse_error(&http_input(
+        "  statePersistence:\n    id: {enabled: true, fild: id, queryParam: after}\n",
+    ));
+    assert_eq!(
+        message,
+        "pipeline.yaml:6:25: input.statePersistence.id.fild: unknown key `fild`; expected one of \
+         `enabled`, `field`, `queryParam`"
+    );
+}
+
+#[test]
+fn unknown_top_level_key_is_an_error_too() {
+    let message = parse_error(
+        "name: a\nnmae: b\ninput: {type: httpPolling, endpoint: https://a.example.com}\noutput: {type: stdout}\n",
+    );
+    assert_has(
+        &message,
+        "pipeline.yaml:2:1: nmae: unknown key `nmae`; expected one of `name`,",
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key_and_what_was_expected() {
+    let message = parse_error(&http_input("  timeoutMs: soon\n"));
+    assert_eq!(
+        message,
+        "pipeline.yaml:5:3: input.timeoutMs: wrong type: found string \"soon\", expected a whole \
+         number of 0 or more"
+    );
+    let message = parse_error(&http_input("  retry: 5\n"));
+    assert_has(
+        &message,
+        "input.retry: wrong type: found integer `5`, expected a mapping",
+    );
+}
+
+#[test]
+fn missing_key_is_reported_where_it_belongs() {
+    let message = parse_error("name: a\ninput:\n  type: httpPolling\noutput: {type: stdout}\n");
+    assert_eq!(
+        message,
+        "pipeline.yaml:2:1: input.endpoint: missing key `endpoint`"
+    );
+    let message =
+        parse_error("name: a\ninput: {endpoint: https://a.example.com}\noutput: {type: stdout}\n");
+    assert_has(
+        &message,
+        "input.type: missing key `type`: the input type, one of `httpPolling`, `database`",
+    );
+}
+
+#[test]
+fn unknown_input_and_output_types_list_the_known_ones() {
+    let message = parse_error("name: a\ninput: {type: ftp}\noutput: {type: stdout}\n");
+    assert_has(
+        &message,
+        "pipeline.yaml:2:9: input.type: unknown input type `ftp`",
+    );
+    let message = parse_error(&http_input("").replace("{type: stdout}", "{type: kafka}"));
+    assert_has(
+        &message,
+        "output.type: unknown output type `kafka`; expected one of `stdout`, `file`, \
+         `httpRequest`, `database`",
+    );
+}
+
+#[test]
+fn a_key_of_another_output_type_is_unknown() {
+    let message =
+        parse_error(&http_input("").replace("{type: stdout}", "{type: stdout, path: x.jsonl}"));
+    assert_has(
+        &message,
+        "output.path: unknown key `path`; this block takes no other keys",
+    );
+}
+
+#[test]
+fn text_that_is_not_yaml_is_reported_with_its_position() {
+    let message = parse_error("name: a\ninput: [\n");
+    assert_eq!(
+        message,
+        "pipeline.yaml:3:1: not valid YAML: did not find expected node content"
+    );
+}
+
+#[test]
+fn a_key_written_twice_is_reported_at_the_second_one() {
+    let message = parse_error("name: a\ninput: {}\nname: b\n");
+    assert_eq!(
+        message,
+        "pipeline.yaml:3:1: name: the key `name` is written twice in the same mapping (first at \
+         line 1); keep one"
+    );
+}
+
+#[test]
+fn an_empty_file_says_what_a_pipeline_needs() {
+    assert_has(
+        &parse_error(""),
+        "a pipeline is a mapping with the keys name, input and output",
+    );
+}
+
+#[test]
+fn a_bad_parameter_expression_is_a_parse_error_at_its_index() {
+    let message = parse_error(&database_input(
+        "  query: select $1\n  parameters: [state.cursor]\n",
+    ));
+    assert_has(
+        &message,
+        "input.parameters[0]: cannot read `state.cursor` as a value",
+    );
+}
+
+#[test]
+fn json_files_are_read_with_json_messages() {
+    let json = r#"{"name": "a", "input": {"type": "httpPolling", "endpoint": "https://a.example.com"},
+ "output": {"type": "stdout"}}"#;
+    let loaded = parse_str(json, "pipeline.json", &env).unwrap();
+    assert_eq!(loaded.pipeline.name, "a");
+
+    let err = parse_str("{\"name\": }", "pipeline.json", &env).unwrap_err();
+    assert!(err.is_parse_error());
+    assert_eq!(
+        err.to_string(),
+        "pipeline.json:1:10: not valid JSON: expected value"
+    );
+
+    let err = parse_str(
+        &json.replace("\"https://a.example.com\"", "3"),
+        "pipeline.json",
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pipeline.json:1:48: input.endpoint: wrong type: found integer `3`, expected a string"
+    );
+}
+
+// ---- variables -----------------------------------------------------------------------------
+
+#[test]
+fn a_missing_variable_names_the_variable_and_the_key_path() {
+    let yaml =
+        http_input("  authentication: {type: bearer, credentials: {token: \"${API_TOKEN}\"}}\n");
+    let message = invalid(&yaml);
+    assert_eq!(
+        message,
+        "pipeline.yaml:5:48: input.authentication.credentials.token: the environment variable \
+         `API_TOKEN` is not set; set it, or give a default with `${API_TOKEN:-default}`"
+    );
+    assert!(!load(&yaml).unwrap_err().is_parse_error());
+}
+
+#[test]
+fn values_from_variables_are_never_read_as_yaml() {
+    let loaded = load(&http_input(
+        "  authentication: {type: basic, credentials: {username: me, password: \"${TRICKY_PASSWORD}\"}}\n",
+    ))
+    .unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("expected an httpPolling input")
+    };
+    let credentials = &input.authentication.as_ref().unwrap().credentials;
+    assert_eq!(credentials.password.as_deref(), Some("p#ss: 'w\"ord"));
+}
+
+#[test]
+fn defaults_and_the_dollar_escape_work() {
+    let loaded = load(&http_input(
+        "  headers:\n    X-Region: ${REGION:-eu-west}\n    X-Empty: ${EMPTY:-fallback}\n    X-Literal: $${NOT_A_VAR}\n",
+    ))
+    .unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("expected an httpPolling input")
+    };
+    assert_eq!(input.headers["X-Region"], "eu-west");
+    assert_eq!(input.headers["X-Empty"], "fallback");
+    assert_eq!(input.headers["X-Literal"], "${NOT_A_VAR}");
+    assert!(
+        loaded.secrets.is_empty(),
+        "defaults are written in the file, not secrets"
+    );
+}
+
+#[test]
+fn secrets_from_variables_are_kept_out_of_error_messages() {
+    let message =
+        invalid(&http_input("").replace("https://api.example.com/events", "${SECRET_URL}"));
+    assert_has(
+        &message,
+        "input.endpoint: `${SECRET_URL}` uses the scheme `ftp`",
+    );
+    assert!(!message.contains("hunter22"), "{message}");
+}
+
+#[test]
+fn loaded_pipelines_redact_substituted_values() {
+    let loaded = load(&http_input(
+        "  authentication: {type: bearer, credentials: {token: \"${SOURCE_TOKEN}\"}}\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        loaded.redact("GET with tok-123456 failed"),
+        "GET with ${SOURCE_TOKEN} failed"
+    );
+}
+
+// ---- validation: rules across keys ---------------------------------------------------------
+
+#[test]
+fn every_validation_problem_of_a_file_is_reported_in_file_order() {
+    let yaml = "name: 'bad name'\ninput:\n  type: httpPolling\n  schedule: every minute\n  \
+                endpoint: ftp://x\n  statePersistence:\n    id: {enabled: true, queryParam: a}\n\
+                filters: [{type: set}, {type: explode}]\noutput: {type: stdout}\n";
+    let message = invalid(yaml);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "pipeline.yaml: 6 problems");
+    assert_has(
+        lines[1],
+        "pipeline.yaml:1:1: name: `bad name` is not a valid pipeline name",
+    );
+    assert_has(lines[2], "pipeline.yaml:4:3: input.schedule:");
+    assert_has(lines[3], "pipeline.yaml:5:3: input.endpoint:");
+    assert_has(
+        lines[4],
+        "pipeline.yaml:7:5: input.statePersistence.id.field:",
+    );
+    assert_has(lines[5], "pipeline.yaml:8:12: filters[0].type:");
+    assert_has(lines[6], "pipeline.yaml:8:25: filters[1].type:");
+    let err = load(yaml).unwrap_err();
+    assert_eq!(err.problems().len(), 6);
+    assert_eq!(
+        err.problems()[3].key_path,
+        "input.statePersistence.id.field"
+    );
+}
+
+#[test]
+fn pipeline_names_are_limited_to_file_name_characters() {
+    assert!(load(&http_input("").replace("events", "events.v2_b-c")).is_ok());
+    assert_has(
+        &invalid(&http_input("").replace("name: events", "name: ../x")),
+        "`../x` is not a valid pipeline name",
+    );
+    assert_has(
+        &invalid(&http_input("").replace("name: events", "name: -x")),
+        "starting with a letter or digit",
+    );
+}
+
+#[test]
+fn a_bad_cron_schedule_is_rejected_with_the_accepted_forms() {
+    let message = invalid(&http_input("  schedule: \"*/10 * * *\"\n"));
+    assert_eq!(
+        message,
+        "pipeline.yaml:5:3: input.schedule: `*/10 * * *` is not a usable cron schedule: it has 4 \
+         fields; write 5 fields `minute hour day-of-month month day-of-week` (e.g. `*/10 * * * *`) \
+         or 6 with seconds first (e.g. `0 */10 * * * *`)"
+    );
+    assert_has(
+        &invalid(&http_input("  schedule: \"0 0 0 1 1 * 2030\"\n")),
+        "a 7th (year) field is not supported",
+    );
+    assert_has(
+        &invalid(&http_input("  schedule: \"0 25 * * *\"\n")),
+        "`0 25 * * *` is not a usable cron schedule",
+    );
+    assert!(load(&http_input("  schedule: \"30 */10 * * * *\"\n")).is_ok());
+}
+
+#[test]
+fn a_timezone_must_be_an_iana_name() {
+    assert!(
+        load(&http_input(
+            "  schedule: \"0 3 * * *\"\n  timezone: Europe/Paris\n"
+        ))
+        .is_ok()
+    );
+    assert_has(
+        &invalid(&http_input("  timezone: Mars/Olympus\n")),
+        "input.timezone: `Mars/Olympus` is not an IANA time zone name",
+    );
+}
+
+#[test]
+fn endpoints_must_be_http_urls_with_a_host() {
+    let with = |url: &str| http_input("").replace("https://api.example.com/events", url);
+    assert_has(
+        &invalid(&with("ftp://files.example.com/x")),
+        "input.endpoint: `ftp://files.example.com/x` uses the scheme `ftp`; write an http:// or https:// URL",
+    );
+    assert_has(
+        &invalid(&with("api.example.com/events")),
+        "input.endpoint: `api.example.com/events` is not a URL (relative URL without a base)",
+    );
+    assert_has(
+        &invalid(&with("\"http://?page=1\"")),
+        "is not a URL (empty host)",
+    );
+}
+
+#[test]
+fn state_templates_are_allowed_in_the_input_only() {
+    let yaml = http_input("  statePersistence:\n    id: {field: id}\n")
+        .replace("/events", "/events/after/{{state.id}}");
+    assert!(
+        load(&yaml).is_ok(),
+        "{:?}",
+        load(&yaml).err().map(|e| e.to_string())
+    );
+    assert_has(
+        &invalid(&http_input("").replace("/events", "/events?x={{state.cursor}}")),
+        "input.endpoint: `{{state.cursor}}` names no cursor",
+    );
+    assert_has(
+        &invalid(&http_input("").replace("/events", "/events/{{record.id}}")),
+        "input.endpoint: {{record.*}} is filled only in the endpoint of an httpRequest output with `requestMode: single`",
+    );
+}
+
+#[test]
+fn record_templates_need_single_request_mode() {
+    let output = |mode: &str| {
+        http_input("").replace(
+            "{type: stdout}",
+            &format!("{{type: httpRequest, requestMode: {mode}, endpoint: \"https://crm.example.com/c/{{{{record.customer.id}}}}\"}}"),
+        )
+    };
+    assert!(load(&output("single")).is_ok());
+    assert_has(
+        &invalid(&output("batch")),
+        "output.endpoint: {{record.*}} is filled only",
+    );
+    let state_in_output = http_input("").replace(
+        "{type: stdout}",
+        "{type: httpRequest, endpoint: \"https://crm.example.com/?since={{state.timestamp}}\"}",
+    );
+    assert_has(
+        &invalid(&state_in_output),
+        "output.endpoint: {{state.*}} is filled only in an httpPolling input",
+    );
+}
+
+#[test]
+fn an_enabled_cursor_needs_a_field() {
+    let message = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {enabled: true, queryParam: since}\n",
+    ));
+    assert_eq!(
+        message,
+        "pipeline.yaml:6:5: input.statePersistence.timestamp.field: an enabled timestamp cursor \
+         needs `field`, the dot path of the timestamp in each record (e.g. `updated_at`), or \
+         `enabled: false`"
+    );
+    assert!(
+        load(&http_input(
+            "  statePersistence:\n    timestamp: {enabled: false}\n"
+        ))
+        .is_ok()
+    );
+    assert_has(
+        &invalid(&database_input(
+            "  query: select 1\n  statePersistence:\n    id: {enabled: true}\n",
+        )),
+        "input.statePersistence.id.field: an enabled id cursor needs `field`",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  statePersistence:\n    id: {field: a..b, queryParam: x}\n",
+        )),
+        "input.statePersistence.id.field: `a..b` is not a dot path",
+    );
+}
+
+#[test]
+fn an_http_cursor_must_reach_the_request() {
+    let message = invalid(&http_input("  statePersistence:\n    id: {field: id}\n"));
+    assert_has(
+        &message,
+        "input.statePersistence.id.queryParam: the id cursor is never sent to the API, so every \
+         run would read everything again: set `queryParam`, or use {{state.id}}",
+    );
+    let templated = http_input(
+        "  method: POST\n  body: {filter: {since: \"{{state.timestamp}}\"}}\n  statePersistence:\n    timestamp: {field: ts}\n",
+    );
+    assert!(load(&templated).is_ok());
+    let offset = http_input("  statePersistence:\n    offset: {enabled: true}\n");
+    assert_has(
+        &invalid(&offset),
+        "the offset cursor is never sent to the API: use `pagination: {type: offset}`",
+    );
+    let paged = http_input(
+        "  pagination: {type: offset, param: offset, limit: 100}\n  statePersistence:\n    offset: {enabled: true}\n",
+    );
+    assert!(load(&paged).is_ok());
+}
+
+#[test]
+fn a_body_needs_post() {
+    assert_has(
+        &invalid(&http_input("  body: {a: 1}\n")),
+        "input.body: a body is sent only with `method: POST`",
+    );
+}
+
+#[test]
+fn timestamp_formats_are_known_names_or_strftime_patterns() {
+    let with = |format: &str| {
+        http_input(&format!(
+            "  statePersistence:\n    timestamp: {{field: ts, queryParam: since, format: \"{format}\"}}\n"
+        ))
+    };
+    for good in ["rfc3339", "unix", "unix_ms", "%Y-%m-%d %H:%M:%S"] {
+        assert!(load(&with(good)).is_ok(), "{good}");
+    }
+    assert_has(
+        &invalid(&with("iso")),
+        "input.statePersistence.timestamp.format: `iso` is not a timestamp format",
+    );
+    assert_has(
+        &invalid(&with("%Y-%Q")),
+        "`%Y-%Q` is not a strftime pattern chrono accepts",
+    );
+}
+
+#[test]
+fn pagination_settings_must_fit_their_type() {
+    let with = |pagination: &str| http_input(&format!("  pagination: {pagination}\n"));
+    assert!(
+        load(&with(
+            "{type: offset, param: offset, limit: 50, limitParam: limit, totalField: meta.total}"
+        ))
+        .is_ok()
+    );
+    assert!(
+        load(&with(
+            "{type: page, param: page, totalPagesField: pages, startPage: 0}"
+        ))
+        .is_ok()
+    );
+    assert!(load(&with("{type: cursor, param: after, nextCursorField: next}")).is_ok());
+    assert!(load(&with("{type: link}")).is_ok());
+
+    assert_has(
+        &invalid(&with("{type: offset, param: offset}")),
+        "input.pagination.limit: offset pagination needs `limit`, the page size",
+    );
+    assert_has(
+        &invalid(&with("{type: page}")),
+        "input.pagination.param: page pagination needs `param`",
+    );
+    assert_has(
+        &invalid(&with("{type: cursor, param: c}")),
+        "input.pagination.nextCursorField: cursor pagination needs `nextCursorField`",
+    );
+    assert_has(
+        &invalid(&with("{type: page, param: p, totalField: total}")),
+        "input.pagination.totalField: `totalField` does not apply to page pagination, which takes `param`, `limitParam`, `limit`, `totalPagesField`, `startPage`, `maxPages`",
+    );
+    assert_has(
+        &invalid(&with("{type: link, param: p}")),
+        "`param` does not apply to link pagination",
+    );
+    assert_has(
+        &invalid(&with("{type: link, maxPages: 0}")),
+        "input.pagination.maxPages: `maxPages` must be more than 0",
+    );
+    assert_has(
+        &invalid(&with("{type: page, param: p, limitParam: size}")),
+        "limitParam needs `limit`",
+    );
+}
+
+#[test]
+fn credentials_must_fit_the_authentication_type() {
+    let with = |auth: &str| http_input(&format!("  authentication: {auth}\n"));
+    assert!(
+        load(&with(
+            "{type: api-key, credentials: {key: k, location: query, paramName: key}}"
+        ))
+        .is_ok()
+    );
+    assert!(load(&with("{type: oauth2, credentials: {tokenUrl: \"https://auth.example.com/token\", clientId: c, clientSecret: s, scopes: [read]}}")).is_ok());
+
+    assert_has(
+        &invalid(&with("{type: bearer, credentials: {}}")),
+        "input.authentication.credentials.token: bearer authentication needs `credentials.token`",
+    );
+    assert_has(
+        &invalid(&with("{type: basic, credentials: {username: u}}")),
+        "credentials.password: basic authentication needs `credentials.password`",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: bearer, credentials: {token: t, username: u}}",
+        )),
+        "input.authentication.credentials.username: `username` does not apply to bearer authentication, which takes `token`",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: oauth2, credentials: {tokenUrl: \"auth/token\", clientId: c, clientSecret: s}}",
+        )),
+        "credentials.tokenUrl: `auth/token` is not a URL",
+    );
+    assert_has(
+        &invalid(&with("{type: bearer, credentials: {token: \"${EMPTY}\"}}")),
+        "`credentials.token` is empty (an unset or empty variable?)",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: api-key, credentials: {key: k, paramName: key}}",
+        )),
+        "paramName applies to `location: query`",
+    );
+}
+
+#[test]
+fn retry_values_must_be_sane() {
+    let message = invalid(&http_input(
+        "  retry: {maxAttempts: 0, backoffMultiplier: 0.5, retryableStatusCodes: [429, 700], delayMs: 10, maxDelayMs: 5}\n",
+    ));
+    assert_has(
+        &message,
+        "input.retry.maxAttempts: maxAttempts counts the first attempt too, so it is at least 1",
+    );
+    assert_has(
+        &message,
+        "input.retry.backoffMultiplier: backoffMultiplier is 0.5, but delays must not shrink",
+    );
+    assert_has(
+        &message,
+        "input.retry.retryableStatusCodes[1]: 700 is not an HTTP status code (100 to 599)",
+    );
+    assert_has(
+        &message,
+        "input.retry.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
+    );
+}
+
+#[test]
+fn a_data_field_must_be_a_dot_path() {
+    assert_has(
+        &invalid(&http_input("  dataField: data..items\n")),
+        "input.dataField: `data..items` is not a dot path",
+    );
+}
+
+// ---- database input ------------------------------------------------------------------------
+
+#[test]
+fn a_database_input_needs_exactly_one_query_source() {
+    assert_has(
+        &invalid(&database_input("")),
+        "input.query: a database input needs `query` (the SQL) or `queryFile`",
+    );
+    assert_has(
+        &invalid(&database_input("  query: select 1\n  queryFile: q.sql\n")),
+        "input.queryFile: write only one of `query` and `queryFile`",
+    );
+}
+
+#[test]
+fn a_missing_query_file_is_named_with_its_full_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("rows.yaml");
+    std::fs::write(&pipeline, database_input("  queryFile: sql/missing.sql\n")).unwrap();
+    let err = cannectors_config::load_with_env(&pipeline, &env).unwrap_err();
+    let expected = dir.path().join("sql/missing.sql");
+    assert_has(
+        &err.to_string(),
+        &format!(
+            "input.queryFile: cannot read the query file {}",
+            expected.display()
+        ),
+    );
+    assert!(!err.is_parse_error());
+
+    std::fs::create_dir(dir.path().join("sql")).unwrap();
+    std::fs::write(&expected, "SELECT * FROM rows WHERE id > $1 ORDER BY id").unwrap();
+    let loaded = cannectors_config::load_with_env(&pipeline, &env);
+    // The file exists now, but no value is bound to $1.
+    assert_has(
+        &loaded.unwrap_err().to_string(),
+        "input.queryFile: the query uses $1 to $1 but nothing is bound (no `parameters` and no enabled cursor)",
+    );
+}
+
+#[test]
+fn a_database_input_needs_exactly_one_connection_and_a_known_driver() {
+    let without =
+        "name: rows\ninput:\n  type: database\n  query: select 1\noutput: {type: stdout}\n";
+    assert_has(
+        &invalid(without),
+        "input.connectionStringRef: missing key: set `connectionStringRef`",
+    );
+    let both = database_input("  connectionString: postgres://a@b/c\n  query: select 1\n");
+    assert_has(
+        &invalid(&both),
+        "input.connectionString: write only one of `connectionString` and `connectionStringRef`",
+    );
+    let mismatch = database_input("  driver: sqlite\n  query: select 1\n");
+    assert_has(
+        &invalid(&mismatch),
+        "input.driver: driver is sqlite but connectionStringRef is a postgres URL",
+    );
+    let unknown =
+        database_input("  query: select 1\n").replace("${DATABASE_URL}", "mysql://db/app");
+    assert_has(
+        &invalid(&unknown),
+        "input.connectionStringRef: cannot tell the database from `connectionStringRef`",
+    );
+    let sqlite =
+        database_input("  query: select 1\n").replace("${DATABASE_URL}", "./data/app.sqlite");
+    let loaded = load(&sqlite).unwrap();
+    let cannectors_config::InputConfig::Database(input) = &loaded.pipeline.input else {
+        panic!()
+    };
+    assert_eq!(input.driver, Some(cannectors_config::Driver::Sqlite));
+}
+
+#[test]
+fn input_parameters_cannot_read_records_and_must_cover_the_placeholders() {
+    assert_has(
+        &invalid(&database_input(
+            "  query: select $1\n  parameters: [record.id]\n",
+        )),
+        "input.parameters[0]: `record.id`: an input query runs before there is a record",
+    );
+    assert_has(
+        &invalid(&database_input(
+            "  query: select $1, $2\n  parameters: [state.id]\n",
+        )),
+        "input.parameters: the query uses $1 to $2 but `parameters` lists 1 value(s); bind exactly one value per placeholder",
+    );
+    assert_has(
+        &invalid(&database_input(
+            "  query: select $2\n  parameters: [state.id, 10]\n",
+        )),
+        "input.query: the query uses $2 but not $1",
+    );
+    // Without parameters, the enabled cursors are bound in order.
+    let cursors = database_input(
+        "  query: select * from t where (ts, id) > ($1, $2) order by ts, id\n  statePersistence:\n    timestamp: {field: ts}\n    id: {field: id}\n",
+    );
+    assert!(load(&cursors).is_ok());
+    let one_too_many = database_input(
+        "  query: select * from t where ts > $1 order by ts\n  statePersistence:\n    timestamp: {field: ts}\n    id: {field: id}\n",
+    );
+    assert_has(
+        &invalid(&one_too_many),
+        "input.query: the query uses $1 to $1 but without `parameters` the enabled cursors are bound (state.timestamp, state.id)",
+    );
+}
+
+#[test]
+fn database_cursors_take_no_http_settings() {
+    assert_has(
+        &invalid(&database_input(
+            "  query: select $1\n  statePersistence:\n    id: {field: id, queryParam: x}\n",
+        )),
+        "input.statePersistence.id.queryParam: queryParam is for httpPolling inputs",
+    );
+}
+
+#[test]
+fn paging_queries_get_warnings_not_errors() {
+    let unordered = load(&database_input(
+        "  query: select * from t where id > $1 limit 100\n  statePersistence:\n    id: {field: id}\n",
+    ))
+    .unwrap();
+    assert_eq!(unordered.warnings.len(), 1);
+    assert_has(
+        &unordered.warnings[0],
+        "input.query (line 5): the query has LIMIT but no ORDER BY",
+    );
+
+    let ties = load(&database_input(
+        "  query: select * from t where updated_at > $1 order by updated_at limit 100\n  statePersistence:\n    timestamp: {field: updated_at}\n",
+    ))
+    .unwrap();
+    assert_eq!(ties.warnings.len(), 1);
+    assert_has(
+        &ties.warnings[0],
+        "the cursor is the timestamp alone and the query has LIMIT",
+    );
+    assert_has(
+        &ties.warnings[0],
+        "WHERE (updated_at, id) > ($1, $2) ORDER BY updated_at, id",
+    );
+
+    let timestamp_only_http = load(&http_input(
+        "  statePersistence:\n    timestamp: {field: updated_at, queryParam: since}\n",
+    ))
+    .unwrap();
+    assert!(timestamp_only_http.warnings.is_empty());
+}
+
+// ---- outputs -------------------------------------------------------------------------------
+
+#[test]
+fn outputs_need_their_keys_and_sane_values() {
+    let with = |output: &str| http_input("").replace("{type: stdout}", output);
+    assert_has(
+        &invalid(&with("{type: file, path: \" \"}")),
+        "output.path: the file path is empty",
+    );
+    assert_has(
+        &parse_error(&with("{type: file}")),
+        "output.path: missing key `path`",
+    );
+    assert_has(
+        &parse_error(&with("{type: httpRequest}")),
+        "output.endpoint: missing key `endpoint`",
+    );
+    assert_has(
+        &parse_error(&with(
+            "{type: database, connectionString: \"postgres://a@b/c\"}",
+        )),
+        "output.query: missing key `query`",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: httpRequest, endpoint: \"https://a.example.com\", batchSize: 0}",
+        )),
+        "output.batchSize: batchSize must be more than 0",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: httpRequest, endpoint: \"https://a.example.com\", success: {statusCodes: [200, 99]}}",
+        )),
+        "output.success.statusCodes[1]: 99 is not an HTTP status code",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: database, connectionString: \"postgres://a@b/c\", query: \"insert into t values ($1)\", parameters: [state.id]}",
+        )),
+        "output.parameters[0]: `state.id`: an output binds values of each record",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: database, connectionString: \"postgres://a@b/c\", query: \"insert into t values ($1, $2)\", parameters: [record.id]}",
+        )),
+        "output.parameters: the query uses $1 to $2 but `parameters` lists 1 value(s)",
+    );
+}
+
+// ---- filters -------------------------------------------------------------------------------
+
+#[test]
+fn a_filter_type_that_is_not_implemented_is_rejected_by_name() {
+    let message = invalid(
+        &http_input("").replace("output:", "filters:\n  - type: set\n    target: a\noutput:"),
+    );
+    assert_eq!(
+        message,
+        "pipeline.yaml:6:5: filters[0].type: filter type `set` is not implemented yet; remove this \
+         filter (a pipeline never passes records through a filter it cannot apply); no filter \
+         type is implemented yet"
+    );
+}
+
+#[test]
+fn an_unknown_filter_type_lists_the_filter_types() {
+    let message = invalid(&http_input("").replace(
+        "output:",
+        "filters: [{type: set}, {type: explode}]\noutput:",
+    ));
+    assert_has(
+        &message,
+        "pipeline.yaml:5:25: filters[1].type: unknown filter type `explode`; the filter types are `set`, `remove`, `mapping`, `condition`, `drop`",
+    );
+}
+
+// ---- files ---------------------------------------------------------------------------------
+
+#[test]
+fn an_unreadable_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yaml");
+    let err = cannectors_config::load(&missing).unwrap_err();
+    assert!(err.is_parse_error());
+    assert_has(
+        &err.to_string(),
+        &format!("{}: cannot read the pipeline file:", missing.display()),
+    );
+}
+
+#[test]
+fn errors_from_a_file_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.yaml");
+    std::fs::write(&file, http_input("  timeoutMs: 0\n")).unwrap();
+    let err = cannectors_config::load_with_env(&file, &env).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:5:3: input.timeoutMs: timeoutMs must be more than 0; remove it for the default 30000",
+            file.display()
+        )
+    );
+}
