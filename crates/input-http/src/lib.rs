@@ -1,1 +1,404 @@
-//! The httpPolling source of cannectors.
+//! The `httpPolling` source of cannectors: requests an HTTP API page by page and yields each
+//! page's records as one batch.
+//!
+//! [`HttpPollingSource`] is built from the `input` block of a pipeline
+//! ([`HttpPollingInput`]) and the loaded state (read-only). It renders the committed cursors
+//! into the requests (as query parameters and through `{{state.*}}` templates), walks the
+//! pages (page numbers, offsets, cursor tokens or `Link: rel="next"` headers), finds the
+//! records in each response (`dataField`), and reports with every batch where the next page
+//! starts, so that an interrupted run resumes there. While the executor writes one page, the
+//! next one is already being fetched and parsed.
+//!
+//! ```
+//! use cannectors_config::{InputConfig, parse_str};
+//! use cannectors_input_http::HttpPollingSource;
+//! use cannectors_state::State;
+//!
+//! let yaml = r#"
+//! name: events-sync
+//! input:
+//!   type: httpPolling
+//!   endpoint: https://source.example.com/api/events
+//!   dataField: events
+//!   pagination: {type: cursor, param: after, nextCursorField: meta.next}
+//!   statePersistence:
+//!     timestamp: {field: updated_at, queryParam: updated_after}
+//! output: {type: stdout}
+//! "#;
+//! let pipeline = parse_str(yaml, "events.yaml", &|_| None).unwrap().pipeline;
+//! let InputConfig::HttpPolling(input) = &pipeline.input else { unreachable!() };
+//! let state = State::from_json_str(r#"{"timestamp": "2026-01-01T00:00:00Z"}"#).unwrap();
+//!
+//! // No request leaves until the executor asks for the first batch.
+//! let source = HttpPollingSource::new(input, Some(&state)).unwrap();
+//! assert_eq!(
+//!     source.first_request_url(),
+//!     "https://source.example.com/api/events?updated_after=2026-01-01T00%3A00%3A00Z"
+//! );
+//! ```
+
+mod error;
+mod pagination;
+mod records;
+mod request;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cannectors_config::{FieldPath, HttpPollingInput, PaginationKind};
+use cannectors_connector::http::HttpClient;
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Source};
+use cannectors_state::State;
+use reqwest::header::{CONTENT_TYPE, LINK};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+pub use error::HttpSourceError;
+
+use pagination::{Paging, Position, Resume, complete_resume, next_link};
+use records::{Missing, take_records};
+use request::{RenderedCursors, RequestPlan, TimestampFormat};
+
+/// Statuses with which a server refuses a saved position it no longer knows (an expired
+/// cursor token, a page that went away).
+const STALE_POSITION_STATUSES: [u16; 3] = [400, 404, 410];
+
+/// The `httpPolling` source: one [`Batch`] per page.
+pub struct HttpPollingSource {
+    shared: Arc<Shared>,
+    upcoming: Upcoming,
+    /// Where the run starts when a saved position cannot be reused.
+    first: Position,
+    /// Whether the next answer is the first one after resuming from a saved position.
+    resuming: bool,
+    pages: u64,
+    /// Cursor tokens and links this run followed, to notice a server that goes in circles.
+    followed: HashSet<String>,
+    /// Whether batches report the offset reached (offset pagination with the offset cursor).
+    report_offset: bool,
+    final_offset: Option<u64>,
+}
+
+/// What the page requests of a run share; held by the task that fetches ahead.
+struct Shared {
+    client: HttpClient,
+    plan: RequestPlan,
+    paging: Paging,
+    data_field: Option<FieldPath>,
+}
+
+/// What the next call of `next_batch` does.
+enum Upcoming {
+    Fetch(Position),
+    /// The next page, requested while the executor was writing the previous one.
+    InFlight(JoinHandle<Result<Page, HttpSourceError>>),
+    Fail(HttpSourceError),
+    Done,
+}
+
+/// One page, parsed.
+struct Page {
+    records: Vec<Value>,
+    next: Option<Position>,
+    offset_reached: Option<u64>,
+    /// The page's URL without secrets, for messages.
+    url: String,
+}
+
+impl HttpPollingSource {
+    /// Checks the input block, renders the committed cursors of `state` into the requests and
+    /// picks where the run starts: the saved position of an interrupted run, else the first
+    /// page. Sends nothing.
+    pub fn new(
+        config: &HttpPollingInput,
+        state: Option<&State>,
+    ) -> Result<HttpPollingSource, HttpSourceError> {
+        let persistence = config.state_persistence.as_ref();
+        let format = TimestampFormat::parse(
+            persistence
+                .and_then(|p| p.timestamp())
+                .and_then(|t| t.format.as_deref()),
+        )?;
+        let cursors = RenderedCursors::new(state, &format)?;
+        let paging = Paging::new(config.pagination.as_ref())?;
+        let plan = RequestPlan::new(config, &cursors, &paging.reserved_names())?;
+        let data_field = config
+            .data_field
+            .as_deref()
+            .map(FieldPath::parse)
+            .transpose()
+            .map_err(|e| HttpSourceError::Config {
+                key: "dataField".into(),
+                problem: e.to_string(),
+            })?;
+        if config.timeout_ms == 0 {
+            return Err(HttpSourceError::Config {
+                key: "timeoutMs".into(),
+                problem: "a timeout of 0 ms fails every request; write at least 1 (default 30000)"
+                    .into(),
+            });
+        }
+        let client = HttpClient::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .authentication(config.authentication.as_ref())
+            .retry(&config.retry)
+            .build()?;
+
+        let offset_cursor = persistence.is_some_and(|p| p.offset().is_some());
+        let offset_paging = paging.kind() == Some(PaginationKind::Offset);
+        let first = paging.first(if offset_cursor { cursors.offset } else { None });
+        let saved = state.and_then(|s| s.run.as_ref()).map(|run| &run.resume);
+        let (upcoming, resuming) = match saved.filter(|resume| !resume.is_null()) {
+            None => (Upcoming::Fetch(first.clone()), false),
+            Some(resume) => match paging.read_resume(resume) {
+                Some(Resume::At(position)) => {
+                    tracing::info!("resuming the interrupted run at its saved position");
+                    (Upcoming::Fetch(position), true)
+                }
+                Some(Resume::Complete) => {
+                    tracing::info!("the interrupted run had delivered every page; completing it");
+                    (Upcoming::Done, false)
+                }
+                Some(Resume::First) => (Upcoming::Fetch(first.clone()), false),
+                None => {
+                    tracing::warn!(
+                        "the saved position of the interrupted run does not fit this pagination; \
+                         starting again from the first page (records may be delivered twice)"
+                    );
+                    (Upcoming::Fetch(first.clone()), false)
+                }
+            },
+        };
+        let mut followed = HashSet::new();
+        if let Upcoming::Fetch(position) = &upcoming
+            && let Some((_, key)) = position.loop_key()
+        {
+            followed.insert(key.to_owned());
+        }
+        Ok(HttpPollingSource {
+            shared: Arc::new(Shared {
+                client,
+                plan,
+                paging,
+                data_field,
+            }),
+            upcoming,
+            first,
+            resuming,
+            pages: 0,
+            followed,
+            report_offset: offset_cursor && offset_paging,
+            final_offset: None,
+        })
+    }
+
+    /// The URL of the first page, without secrets: what a dry run shows.
+    pub fn first_request_url(&self) -> String {
+        let (link, params) = self.shared.paging.params(&self.first);
+        match self.shared.plan.request(link, &params) {
+            Ok(request) => self.shared.client.redact_url(request.url()),
+            Err(_) => self.shared.client.redact_url(&self.shared.plan.endpoint),
+        }
+    }
+
+    /// The next page as a batch, `None` once the run is complete.
+    async fn next_page(&mut self) -> Result<Option<Batch>, HttpSourceError> {
+        loop {
+            let fetched = match std::mem::replace(&mut self.upcoming, Upcoming::Done) {
+                Upcoming::Done => return Ok(None),
+                Upcoming::Fail(error) => return Err(error),
+                Upcoming::Fetch(position) => fetch(Arc::clone(&self.shared), position).await,
+                Upcoming::InFlight(task) => task
+                    .await
+                    .map_err(|e| HttpSourceError::Interrupted(e.to_string()))
+                    .and_then(|page| page),
+            };
+            let page = match fetched {
+                Ok(page) => page,
+                Err(HttpSourceError::Http(error))
+                    if self.resuming
+                        && error
+                            .status()
+                            .is_some_and(|s| STALE_POSITION_STATUSES.contains(&s)) =>
+                {
+                    tracing::warn!(
+                        error = %error,
+                        "the saved position of the interrupted run was refused; starting again \
+                         from the first page (records may be delivered twice)"
+                    );
+                    self.resuming = false;
+                    self.followed.clear();
+                    self.upcoming = Upcoming::Fetch(self.first.clone());
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            self.resuming = false;
+            return Ok(self.accept(page));
+        }
+    }
+
+    /// Schedules what comes after `page` (fetching ahead) and turns it into a batch.
+    fn accept(&mut self, page: Page) -> Option<Batch> {
+        self.pages += 1;
+        if page.offset_reached.is_some() {
+            self.final_offset = page.offset_reached;
+        }
+        let resume = match &page.next {
+            None => complete_resume(),
+            Some(next) => {
+                let resume = next.to_resume();
+                self.upcoming = self.schedule(next.clone(), &page.url);
+                resume
+            }
+        };
+        tracing::debug!(url = %page.url, records = page.records.len(), page = self.pages, "page read");
+        if page.records.is_empty() {
+            // An empty page ends the run and there is nothing to deliver.
+            return None;
+        }
+        let offset = if self.report_offset {
+            page.offset_reached
+        } else {
+            None
+        };
+        Some(Batch {
+            records: page.records,
+            checkpoint: Checkpoint::Progress { resume, offset },
+        })
+    }
+
+    /// Starts fetching `next` in the background, unless the run must stop before it.
+    fn schedule(&mut self, next: Position, url: &str) -> Upcoming {
+        if let Some((what, key)) = next.loop_key()
+            && !self.followed.insert(key.to_owned())
+        {
+            let token = match &next {
+                Position::Link(Some(link)) => self.shared.client.redact_url(link),
+                _ => key.to_owned(),
+            };
+            return Upcoming::Fail(HttpSourceError::PaginationLoop {
+                url: url.to_owned(),
+                what,
+                token,
+            });
+        }
+        if self.pages >= self.shared.paging.max_pages {
+            return Upcoming::Fail(HttpSourceError::TooManyPages {
+                url: url.to_owned(),
+                max_pages: self.shared.paging.max_pages,
+            });
+        }
+        Upcoming::InFlight(tokio::spawn(fetch(Arc::clone(&self.shared), next)))
+    }
+}
+
+impl Drop for HttpPollingSource {
+    fn drop(&mut self) {
+        if let Upcoming::InFlight(task) = &self.upcoming {
+            task.abort();
+        }
+    }
+}
+
+impl Source for HttpPollingSource {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
+        Box::pin(async move { self.next_page().await.map_err(BoxError::from) })
+    }
+
+    fn final_offset(&self) -> Option<u64> {
+        if self.report_offset {
+            self.final_offset
+        } else {
+            None
+        }
+    }
+}
+
+/// Requests and parses the page at `position`.
+async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSourceError> {
+    let (link, params) = shared.paging.params(&position);
+    let request = shared.plan.request(link, &params)?;
+    let method = request.method();
+    let url = shared.client.redact_url(request.url());
+    let response = shared.client.send(request).await?;
+
+    let next_link = match shared.paging.kind() {
+        Some(PaginationKind::Link) => {
+            let values = response
+                .headers()
+                .get_all(LINK)
+                .into_iter()
+                .filter_map(|v| v.to_str().ok());
+            match next_link(values, response.url()) {
+                None => None,
+                Some(Ok(link)) => Some(shared.client.without_credentials(&link)),
+                Some(Err((link, problem))) => {
+                    return Err(HttpSourceError::BadNextLink {
+                        method,
+                        url,
+                        link: shared.client.redact_text(&link),
+                        problem,
+                    });
+                }
+            }
+        }
+        _ => None,
+    };
+    let content_type = response.header(CONTENT_TYPE.as_str()).map(str::to_owned);
+    let body = response.into_body();
+    let mut document: Value =
+        serde_json::from_slice(&body).map_err(|e| HttpSourceError::NotJson {
+            method,
+            url: url.clone(),
+            problem: e.to_string(),
+            content_type: content_type
+                .map(|t| format!("; Content-Type: {t}"))
+                .unwrap_or_default(),
+        })?;
+    drop(body);
+    let records = take_records(&mut document, shared.data_field.as_ref()).map_err(|missing| {
+        let path = shared
+            .data_field
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        match missing {
+            Missing::NoSuchPath => HttpSourceError::MissingDataField {
+                method,
+                url: url.clone(),
+                path,
+            },
+            Missing::NotAnArray(found) => HttpSourceError::DataFieldNotArray {
+                method,
+                url: url.clone(),
+                path,
+                found,
+            },
+            Missing::NotRecords(found) => HttpSourceError::NotRecords {
+                method,
+                url: url.clone(),
+                found,
+            },
+        }
+    })?;
+    let next = shared
+        .paging
+        .next(&position, records.len(), &document, next_link)
+        .map_err(|problem| HttpSourceError::BadPaginationField {
+            method,
+            url: url.clone(),
+            key: problem.key,
+            path: problem.path,
+            found: problem.found,
+            expected: problem.expected,
+        })?;
+    let offset_reached = shared.paging.offset_reached(&position, records.len());
+    Ok(Page {
+        records,
+        next,
+        offset_reached,
+        url,
+    })
+}

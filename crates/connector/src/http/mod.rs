@@ -372,6 +372,21 @@ impl HttpClient {
         self.inner.redactor.url(url)
     }
 
+    /// The text with this client's secrets masked, for text a server sent back.
+    pub fn redact_text(&self, text: &str) -> String {
+        self.inner.redactor.text(text)
+    }
+
+    /// The URL without the query parameter this client's api key travels in, for a URL a
+    /// server sent back (a next link) that is about to be saved or shown.
+    pub fn without_credentials(&self, url: &Url) -> Url {
+        let mut url = url.clone();
+        if let Some(name) = self.inner.auth.secret_param() {
+            set_query_param(&mut url, name, None);
+        }
+        url
+    }
+
     /// Sends the request, authenticated and retried, and returns the answer once its status is
     /// accepted.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {

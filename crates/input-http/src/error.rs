@@ -1,0 +1,131 @@
+//! What can stop an httpPolling run, told to the person at the terminal.
+
+use cannectors_connector::http::{HttpError, HttpMethod};
+
+/// Why the httpPolling source could not be set up or could not read a page.
+///
+/// Every variant that comes from a response names the request (method and URL, without
+/// secrets); every variant that comes from the pipeline file names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSourceError {
+    /// A key of the `input` block cannot be used as written.
+    #[error("input.{key}: {problem}")]
+    Config {
+        /// The key path below `input`, such as `pagination.nextCursorField`.
+        key: String,
+        /// What is wrong and how to write it.
+        problem: String,
+    },
+    /// The request failed (after its retries) or was refused.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The body of a response is not JSON.
+    #[error(
+        "{method} {url} answered with a body that is not JSON ({problem}{content_type}); check \
+         that the endpoint returns JSON"
+    )]
+    NotJson {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// What the parser found, with line and column.
+        problem: String,
+        /// `; Content-Type: ...` when the server sent one.
+        content_type: String,
+    },
+    /// `dataField` names a path that the response does not have.
+    #[error(
+        "{method} {url}: the response has no `{path}` (input.dataField); check the path \
+         against a response of the API"
+    )]
+    MissingDataField {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// The path as written.
+        path: String,
+    },
+    /// `dataField` names something that is not an array of records.
+    #[error(
+        "{method} {url}: `{path}` (input.dataField) holds {found}, not an array of records; \
+         point dataField at the array"
+    )]
+    DataFieldNotArray {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// The path as written.
+        path: String,
+        /// What it holds: `an object`, `a string`, ...
+        found: &'static str,
+    },
+    /// The response is neither an object nor an array.
+    #[error("{method} {url}: the response is {found}, not a JSON object or array of records")]
+    NotRecords {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// What it is: `a string`, `null`, ...
+        found: &'static str,
+    },
+    /// A pagination field holds something the source cannot use.
+    #[error("{method} {url}: `{path}` (input.pagination.{key}) holds {found}, but {expected}")]
+    BadPaginationField {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// The pagination key, such as `totalField`.
+        key: &'static str,
+        /// The path as written.
+        path: String,
+        /// What it holds.
+        found: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// The server sent a `Link: rel="next"` that is not a usable URL.
+    #[error("{method} {url}: the next link `{link}` is not an http or https URL ({problem})")]
+    BadNextLink {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// The link as sent, without secrets.
+        link: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The server keeps announcing pages beyond `maxPages`.
+    #[error(
+        "{url} still announces more pages after {max_pages} pages in this run; the run stops \
+         so that a server that never ends pagination cannot keep it going forever. Raise \
+         input.pagination.maxPages if the source really has more pages"
+    )]
+    TooManyPages {
+        /// The URL of the last page read, without secrets.
+        url: String,
+        /// The limit in force.
+        max_pages: u64,
+    },
+    /// The server sent a next cursor or link that this run already followed.
+    #[error(
+        "{url} answered with the {what} `{token}` a second time in this run; the server does \
+         not move forward, so the run stops instead of reading the same pages again"
+    )]
+    PaginationLoop {
+        /// The URL of the page that repeated it, without secrets.
+        url: String,
+        /// `next cursor` or `next link`.
+        what: &'static str,
+        /// The repeated cursor or link, without secrets.
+        token: String,
+    },
+    /// The background task fetching the next page ended without an answer.
+    #[error("fetching the next page was interrupted: {0}")]
+    Interrupted(String),
+}

@@ -1,0 +1,525 @@
+//! Walking through the pages of one run: which parameters a page request carries, when the
+//! run is over, and how the position of the next page is saved so that an interrupted run
+//! resumes there.
+//!
+//! Every kind stops on an empty page and on a page shorter than `limit`; each kind adds its
+//! own rule (offset >= total, the last page number, no next cursor, no next link).
+
+use cannectors_config::{FieldPath, Pagination, PaginationKind};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::HttpSourceError;
+
+/// Pages in one run unless `maxPages` says otherwise.
+const DEFAULT_MAX_PAGES: u64 = 10_000;
+
+/// Where a page request starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Position {
+    /// The one request of an input without pagination.
+    Single,
+    /// A page number.
+    Page(u64),
+    /// A record offset.
+    Offset(u64),
+    /// A cursor token; `None` for the first page, which carries none.
+    Cursor(Option<String>),
+    /// A next link; `None` for the first page, which is the endpoint.
+    Link(Option<Url>),
+}
+
+impl Position {
+    /// The saved form of this position, for `Checkpoint::Progress`.
+    pub(crate) fn to_resume(&self) -> Value {
+        match self {
+            Position::Single | Position::Cursor(None) | Position::Link(None) => {
+                json!({"first": true})
+            }
+            Position::Page(page) => json!({"page": page}),
+            Position::Offset(offset) => json!({"offset": offset}),
+            Position::Cursor(Some(token)) => json!({"cursor": token}),
+            Position::Link(Some(url)) => json!({"link": url.as_str()}),
+        }
+    }
+
+    /// What identifies a position a server could send twice (a cursor token, a link).
+    pub(crate) fn loop_key(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Position::Cursor(Some(token)) => Some(("next cursor", token)),
+            Position::Link(Some(url)) => Some(("next link", url.as_str())),
+            _ => None,
+        }
+    }
+}
+
+/// The saved form of a run whose last page was delivered: nothing left to fetch.
+pub(crate) fn complete_resume() -> Value {
+    json!({"complete": true})
+}
+
+/// What a saved `resume` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Start at the first page.
+    First,
+    /// Continue at this position.
+    At(Position),
+    /// Every page was delivered; only the completion is missing.
+    Complete,
+}
+
+/// The pagination settings of a source, with their defaults applied.
+#[derive(Debug)]
+pub(crate) struct Paging {
+    kind: Option<PaginationKind>,
+    param: String,
+    limit_param: Option<String>,
+    limit: Option<u64>,
+    total_field: Option<FieldPath>,
+    total_pages_field: Option<FieldPath>,
+    next_cursor_field: Option<FieldPath>,
+    start_page: u64,
+    pub(crate) max_pages: u64,
+}
+
+fn path(text: Option<&str>, key: &str) -> Result<Option<FieldPath>, HttpSourceError> {
+    text.map(|t| {
+        FieldPath::parse(t).map_err(|e| HttpSourceError::Config {
+            key: format!("pagination.{key}"),
+            problem: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+impl Paging {
+    pub(crate) fn new(config: Option<&Pagination>) -> Result<Paging, HttpSourceError> {
+        let Some(config) = config else {
+            return Ok(Paging {
+                kind: None,
+                param: String::new(),
+                limit_param: None,
+                limit: None,
+                total_field: None,
+                total_pages_field: None,
+                next_cursor_field: None,
+                start_page: 1,
+                max_pages: 1,
+            });
+        };
+        let default_param = match config.kind {
+            PaginationKind::Page => "page",
+            PaginationKind::Offset => "offset",
+            PaginationKind::Cursor => "cursor",
+            PaginationKind::Link => "",
+        };
+        let next_cursor_field = path(config.next_cursor_field.as_deref(), "nextCursorField")?;
+        if config.kind == PaginationKind::Cursor && next_cursor_field.is_none() {
+            return Err(HttpSourceError::Config {
+                key: "pagination.nextCursorField".into(),
+                problem: "cursor pagination needs the response path of the next cursor, such \
+                          as `nextCursorField: meta.next`"
+                    .into(),
+            });
+        }
+        if config.limit == Some(0) {
+            return Err(HttpSourceError::Config {
+                key: "pagination.limit".into(),
+                problem: "a page size of 0 reads nothing; write at least 1".into(),
+            });
+        }
+        if config.max_pages == Some(0) {
+            return Err(HttpSourceError::Config {
+                key: "pagination.maxPages".into(),
+                problem: "0 pages reads nothing; write at least 1 (default 10000)".into(),
+            });
+        }
+        Ok(Paging {
+            kind: Some(config.kind),
+            param: config
+                .param
+                .clone()
+                .unwrap_or_else(|| default_param.to_owned()),
+            limit_param: config.limit.map(|_| {
+                config
+                    .limit_param
+                    .clone()
+                    .unwrap_or_else(|| "limit".to_owned())
+            }),
+            limit: config.limit,
+            total_field: path(config.total_field.as_deref(), "totalField")?,
+            total_pages_field: path(config.total_pages_field.as_deref(), "totalPagesField")?,
+            next_cursor_field,
+            start_page: config.start_page.unwrap_or(1),
+            max_pages: config.max_pages.unwrap_or(DEFAULT_MAX_PAGES),
+        })
+    }
+
+    pub(crate) fn kind(&self) -> Option<PaginationKind> {
+        self.kind
+    }
+
+    /// Parameter names this pagination sets on every page.
+    pub(crate) fn reserved_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        if matches!(
+            self.kind,
+            Some(PaginationKind::Page | PaginationKind::Offset | PaginationKind::Cursor)
+        ) {
+            names.push(self.param.as_str());
+        }
+        names.extend(self.limit_param.as_deref());
+        names
+    }
+
+    /// The position of the first page; offset pagination starts from `start_offset` (the
+    /// committed offset, when the offset cursor is on).
+    pub(crate) fn first(&self, start_offset: Option<u64>) -> Position {
+        match self.kind {
+            None => Position::Single,
+            Some(PaginationKind::Page) => Position::Page(self.start_page),
+            Some(PaginationKind::Offset) => Position::Offset(start_offset.unwrap_or(0)),
+            Some(PaginationKind::Cursor) => Position::Cursor(None),
+            Some(PaginationKind::Link) => Position::Link(None),
+        }
+    }
+
+    /// Reads a saved position; `None` when it does not fit this pagination.
+    pub(crate) fn read_resume(&self, resume: &Value) -> Option<Resume> {
+        if resume.get("complete") == Some(&Value::Bool(true)) {
+            return Some(Resume::Complete);
+        }
+        if resume.get("first") == Some(&Value::Bool(true)) {
+            return Some(Resume::First);
+        }
+        let position = match self.kind? {
+            PaginationKind::Page => Position::Page(resume.get("page")?.as_u64()?),
+            PaginationKind::Offset => Position::Offset(resume.get("offset")?.as_u64()?),
+            PaginationKind::Cursor => {
+                Position::Cursor(Some(resume.get("cursor")?.as_str()?.to_owned()))
+            }
+            PaginationKind::Link => {
+                let url = Url::parse(resume.get("link")?.as_str()?).ok()?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return None;
+                }
+                Position::Link(Some(url))
+            }
+        };
+        Some(Resume::At(position))
+    }
+
+    /// The pagination parameters of a page, and the URL it starts from when not the endpoint.
+    pub(crate) fn params<'p>(
+        &self,
+        position: &'p Position,
+    ) -> (Option<&'p Url>, Vec<(String, String)>) {
+        let mut params = Vec::with_capacity(2);
+        let mut url = None;
+        match position {
+            Position::Single => return (None, params),
+            Position::Page(page) => params.push((self.param.clone(), page.to_string())),
+            Position::Offset(offset) => params.push((self.param.clone(), offset.to_string())),
+            Position::Cursor(token) => {
+                if let Some(token) = token {
+                    params.push((self.param.clone(), token.clone()));
+                }
+            }
+            Position::Link(link) => url = link.as_ref(),
+        }
+        if let (Some(name), Some(limit)) = (&self.limit_param, self.limit) {
+            params.push((name.clone(), limit.to_string()));
+        }
+        (url, params)
+    }
+
+    /// The position after a page of `count` records, or `None` when the run is over.
+    /// `document` is the response with its records taken out; `next_link` is the resolved
+    /// `rel="next"` link, if the response had one.
+    pub(crate) fn next(
+        &self,
+        position: &Position,
+        count: usize,
+        document: &Value,
+        next_link: Option<Url>,
+    ) -> Result<Option<Position>, FieldProblem> {
+        if count == 0 || self.limit.is_some_and(|limit| (count as u64) < limit) {
+            return Ok(None);
+        }
+        let next = match position {
+            Position::Single => None,
+            Position::Page(page) => {
+                let last = match &self.total_pages_field {
+                    Some(path) => read_count(document, path, "totalPagesField")?
+                        .map(|total| self.start_page.saturating_add(total).saturating_sub(1)),
+                    None => None,
+                };
+                match last {
+                    Some(last) if *page >= last => None,
+                    _ => Some(Position::Page(page.saturating_add(1))),
+                }
+            }
+            Position::Offset(offset) => {
+                let next = offset.saturating_add(count as u64);
+                let total = match &self.total_field {
+                    Some(path) => read_count(document, path, "totalField")?,
+                    None => None,
+                };
+                match total {
+                    Some(total) if next >= total => None,
+                    _ => Some(Position::Offset(next)),
+                }
+            }
+            Position::Cursor(_) => {
+                let path = self.next_cursor_field.as_ref();
+                match path.and_then(|p| p.get(document)) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(token)) if token.is_empty() => None,
+                    Some(Value::String(token)) => Some(Position::Cursor(Some(token.clone()))),
+                    Some(Value::Number(n)) => Some(Position::Cursor(Some(n.to_string()))),
+                    Some(other) => {
+                        return Err(FieldProblem {
+                            key: "nextCursorField",
+                            path: path.map(|p| p.to_string()).unwrap_or_default(),
+                            found: describe(other).to_owned(),
+                            expected: "it must be a string, a number, null or absent",
+                        });
+                    }
+                }
+            }
+            Position::Link(_) => next_link.map(|url| Position::Link(Some(url))),
+        };
+        Ok(next)
+    }
+
+    /// The offset reached after a page of `count` records, for offset pagination.
+    pub(crate) fn offset_reached(&self, position: &Position, count: usize) -> Option<u64> {
+        match position {
+            Position::Offset(offset) => Some(offset.saturating_add(count as u64)),
+            _ => None,
+        }
+    }
+}
+
+/// A pagination field of a response that holds something unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldProblem {
+    pub(crate) key: &'static str,
+    pub(crate) path: String,
+    pub(crate) found: String,
+    pub(crate) expected: &'static str,
+}
+
+/// A count (total records, total pages) read from a response; absent or null means unknown.
+fn read_count(
+    document: &Value,
+    path: &FieldPath,
+    key: &'static str,
+) -> Result<Option<u64>, FieldProblem> {
+    let problem = |found: String| FieldProblem {
+        key,
+        path: path.to_string(),
+        found,
+        expected: "it must be a non-negative integer",
+    };
+    match path.get(document) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| problem(n.to_string())),
+        // Some APIs send counts as strings.
+        Some(Value::String(text)) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| problem(format!("\"{text}\""))),
+        Some(other) => Err(problem(describe(other).to_owned())),
+    }
+}
+
+/// What kind of JSON value this is, for messages.
+pub(crate) fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The target of the `rel="next"` link among `Link` header values (RFC 8288), resolved
+/// against `base`.
+pub(crate) fn next_link<'h>(
+    values: impl Iterator<Item = &'h str>,
+    base: &Url,
+) -> Option<Result<Url, (String, String)>> {
+    for value in values {
+        for (target, params) in parse_link_values(value) {
+            let is_next = params.iter().any(|(name, value)| {
+                name.eq_ignore_ascii_case("rel")
+                    && value
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            });
+            if is_next {
+                let resolved = base
+                    .join(target)
+                    .map_err(|e| (target.to_owned(), e.to_string()));
+                return Some(resolved.and_then(|url| {
+                    if matches!(url.scheme(), "http" | "https") {
+                        Ok(url)
+                    } else {
+                        Err((
+                            target.to_owned(),
+                            format!("the scheme is `{}`", url.scheme()),
+                        ))
+                    }
+                }));
+            }
+        }
+    }
+    None
+}
+
+/// Splits one `Link` header value into its links: `<target>; name=value; name="quoted"`,
+/// separated by commas (a comma inside `<...>` or quotes belongs to the link).
+fn parse_link_values(header: &str) -> Vec<(&str, Vec<(String, String)>)> {
+    let mut links = Vec::new();
+    let mut rest = header;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+        let Some(after_open) = rest.strip_prefix('<') else {
+            break;
+        };
+        let Some(close) = after_open.find('>') else {
+            break;
+        };
+        let target = after_open[..close].trim();
+        rest = &after_open[close + 1..];
+        let mut params = Vec::new();
+        loop {
+            rest = rest.trim_start();
+            let Some(after_semicolon) = rest.strip_prefix(';') else {
+                break;
+            };
+            rest = after_semicolon.trim_start();
+            let name_end = rest.find(['=', ';', ',']).unwrap_or(rest.len());
+            let name = rest[..name_end].trim().to_owned();
+            rest = &rest[name_end..];
+            let mut value = String::new();
+            if let Some(after_equals) = rest.strip_prefix('=') {
+                let after_equals = after_equals.trim_start();
+                if let Some(quoted) = after_equals.strip_prefix('"') {
+                    let mut chars = quoted.char_indices();
+                    let mut end = quoted.len();
+                    while let Some((i, c)) = chars.next() {
+                        match c {
+                            '\\' => {
+                                if let Some((_, escaped)) = chars.next() {
+                                    value.push(escaped);
+                                }
+                            }
+                            '"' => {
+                                end = i + 1;
+                                break;
+                            }
+                            c => value.push(c),
+                        }
+                    }
+                    rest = &quoted[end.min(quoted.len())..];
+                } else {
+                    let value_end = after_equals.find([';', ',']).unwrap_or(after_equals.len());
+                    value = after_equals[..value_end].trim().to_owned();
+                    rest = &after_equals[value_end..];
+                }
+            }
+            params.push((name, value));
+        }
+        links.push((target, params));
+    }
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://api.test/v1/items?page=1").unwrap()
+    }
+
+    #[test]
+    fn finds_the_next_link_among_several() {
+        let header = r#"<https://api.test/v1/items?page=1>; rel="prev first", <https://api.test/v1/items?page=3>; rel="next""#;
+        let next = next_link([header].into_iter(), &base()).unwrap().unwrap();
+        assert_eq!(next.as_str(), "https://api.test/v1/items?page=3");
+    }
+
+    #[test]
+    fn resolves_a_relative_next_link_against_the_request_url() {
+        let next = next_link(["</v1/items?after=a,b>; rel=next"].into_iter(), &base())
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.as_str(), "https://api.test/v1/items?after=a,b");
+        let sibling = next_link(
+            ["<?page=2>; title=\"x;y\"; rel=\"next\""].into_iter(),
+            &base(),
+        );
+        assert_eq!(
+            sibling.unwrap().unwrap().as_str(),
+            "https://api.test/v1/items?page=2"
+        );
+    }
+
+    #[test]
+    fn no_next_relation_means_no_link() {
+        assert!(next_link(["<https://api.test/a>; rel=\"last\""].into_iter(), &base()).is_none());
+        assert!(next_link(["garbage"].into_iter(), &base()).is_none());
+    }
+
+    #[test]
+    fn a_next_link_with_another_scheme_is_refused() {
+        let error = next_link(["<ftp://api.test/a>; rel=next"].into_iter(), &base()).unwrap();
+        assert_eq!(error.unwrap_err().1, "the scheme is `ftp`");
+    }
+
+    #[test]
+    fn saved_positions_round_trip_per_kind() {
+        let paging = |kind| {
+            Paging::new(Some(&Pagination {
+                kind,
+                param: None,
+                limit_param: None,
+                limit: None,
+                total_field: None,
+                total_pages_field: None,
+                next_cursor_field: Some("next".into()),
+                start_page: None,
+                max_pages: None,
+            }))
+            .unwrap()
+        };
+        let link = Position::Link(Some(base()));
+        for (kind, position) in [
+            (PaginationKind::Page, Position::Page(4)),
+            (PaginationKind::Offset, Position::Offset(500)),
+            (PaginationKind::Cursor, Position::Cursor(Some("abc".into()))),
+            (PaginationKind::Link, link),
+        ] {
+            let paging = paging(kind);
+            assert_eq!(
+                paging.read_resume(&position.to_resume()),
+                Some(Resume::At(position))
+            );
+            assert_eq!(
+                paging.read_resume(&complete_resume()),
+                Some(Resume::Complete)
+            );
+        }
+        assert_eq!(
+            paging(PaginationKind::Cursor).read_resume(&json!({"page": 3})),
+            None
+        );
+    }
+}

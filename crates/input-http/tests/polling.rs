@@ -1,0 +1,748 @@
+//! The httpPolling source against real HTTP servers on 127.0.0.1: pagination and its stop
+//! rules, cursors in requests, templates, resuming, and the errors a user can meet.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use cannectors_config::HttpPollingInput;
+use cannectors_connector::{Batch, Checkpoint, Source};
+use cannectors_input_http::HttpPollingSource;
+use cannectors_state::State;
+use serde_json::{Value, json};
+use wiremock::matchers::{
+    body_json, body_string, header, method, path, query_param, query_param_is_missing,
+};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn input(config: Value) -> HttpPollingInput {
+    let mut config = config;
+    // Keep failing tests fast: one attempt unless a test asks for retries.
+    if config.get("retry").is_none() {
+        config["retry"] = json!({"maxAttempts": 1});
+    }
+    serde_json::from_value(config).unwrap()
+}
+
+fn state(text: &str) -> State {
+    State::from_json_str(text).unwrap()
+}
+
+fn source(config: Value, state: Option<&State>) -> HttpPollingSource {
+    HttpPollingSource::new(&input(config), state).unwrap()
+}
+
+/// Every batch of a run, and the error that ended it, if any.
+async fn run(source: &mut HttpPollingSource) -> (Vec<Batch>, Option<String>) {
+    let mut batches = Vec::new();
+    for _ in 0..100 {
+        match source.next_batch().await {
+            Ok(Some(batch)) => batches.push(batch),
+            Ok(None) => return (batches, None),
+            Err(error) => return (batches, Some(error.to_string())),
+        }
+    }
+    panic!("the run did not end within 100 batches");
+}
+
+async fn complete_run(source: &mut HttpPollingSource) -> Vec<Batch> {
+    let (batches, error) = run(source).await;
+    assert_eq!(error, None);
+    batches
+}
+
+fn ids(batches: &[Batch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| b.records.iter().map(|r| r["id"].as_i64().unwrap()))
+        .collect()
+}
+
+fn resume(batch: &Batch) -> &Value {
+    match &batch.checkpoint {
+        Checkpoint::Progress { resume, .. } => resume,
+        other => panic!("expected progress, got {other:?}"),
+    }
+}
+
+fn records(range: std::ops::Range<i64>) -> Vec<Value> {
+    range.map(|id| json!({"id": id})).collect()
+}
+
+async fn page(server: &MockServer, param: &str, value: &str, body: Value) {
+    Mock::given(path("/items"))
+        .and(query_param(param, value))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn without_pagination_one_request_yields_the_root_array() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..4)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(json!({"endpoint": format!("{}/items", server.uri())}), None);
+    let batches = complete_run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2, 3]);
+    assert_eq!(resume(&batches[0]), &json!({"complete": true}));
+}
+
+#[tokio::test]
+async fn page_pagination_stops_after_the_last_page_announced() {
+    let server = MockServer::start().await;
+    for (n, range) in [(1, 1..3), (2, 3..5), (3, 5..7)] {
+        page(
+            &server,
+            "page",
+            &n.to_string(),
+            json!({"data": records(range), "pages": 3}),
+        )
+        .await;
+    }
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "page", "limit": 2, "limitParam": "per_page", "totalPagesField": "pages"}
+        }),
+        None,
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(resume(&batches[0]), &json!({"page": 2}));
+    assert_eq!(resume(&batches[2]), &json!({"complete": true}));
+    let requests = server.received_requests().await.unwrap();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.url.query().unwrap().contains("per_page=2"))
+    );
+}
+
+#[tokio::test]
+async fn page_pagination_stops_on_a_page_shorter_than_the_limit() {
+    let server = MockServer::start().await;
+    page(&server, "page", "0", json!(records(1..3))).await;
+    page(&server, "page", "1", json!(records(3..4))).await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "page", "limit": 2, "startPage": 0}
+        }),
+        None,
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn an_empty_page_ends_the_run_without_a_batch() {
+    let server = MockServer::start().await;
+    page(&server, "page", "1", json!({"items": records(1..3)})).await;
+    page(&server, "page", "2", json!({"items": []})).await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        None,
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(batches.len(), 1);
+    assert_eq!(resume(&batches[0]), &json!({"page": 2}));
+}
+
+#[tokio::test]
+async fn offset_pagination_stops_when_the_offset_reaches_the_total() {
+    let server = MockServer::start().await;
+    page(
+        &server,
+        "offset",
+        "0",
+        json!({"results": records(1..3), "meta": {"total": 4}}),
+    )
+    .await;
+    page(
+        &server,
+        "offset",
+        "2",
+        json!({"results": records(3..5), "meta": {"total": 4}}),
+    )
+    .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "offset", "param": "offset", "limit": 2, "totalField": "meta.total"}
+        }),
+        None,
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2, 3, 4]);
+    assert_eq!(resume(&batches[0]), &json!({"offset": 2}));
+}
+
+#[tokio::test]
+async fn offset_cursor_starts_from_the_committed_offset_and_reports_the_offset_reached() {
+    let server = MockServer::start().await;
+    page(&server, "skip", "10", json!(records(11..13))).await;
+    page(&server, "skip", "12", json!(records(13..14))).await;
+    let committed = state(r#"{"offset": 10}"#);
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "offset", "param": "skip", "limit": 2},
+            "statePersistence": {"offset": {"enabled": true, "queryParam": "skip"}}
+        }),
+        Some(&committed),
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(ids(&batches), vec![11, 12, 13]);
+    let offsets: Vec<_> = batches
+        .iter()
+        .map(|b| match &b.checkpoint {
+            Checkpoint::Progress { offset, .. } => *offset,
+            Checkpoint::Advance => None,
+        })
+        .collect();
+    assert_eq!(offsets, vec![Some(12), Some(13)]);
+    assert_eq!(source.final_offset(), Some(13));
+}
+
+#[tokio::test]
+async fn cursor_pagination_follows_tokens_until_the_cursor_is_null() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .and(query_param_is_missing("after"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": records(1..3), "meta": {"next": "c2"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    page(
+        &server,
+        "after",
+        "c2",
+        json!({"data": records(3..5), "meta": {"next": 3}}),
+    )
+    .await;
+    page(
+        &server,
+        "after",
+        "3",
+        json!({"data": records(5..6), "meta": {"next": null}}),
+    )
+    .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "cursor", "param": "after", "nextCursorField": "meta.next"}
+        }),
+        None,
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5]);
+    assert_eq!(resume(&batches[0]), &json!({"cursor": "c2"}));
+    assert_eq!(resume(&batches[1]), &json!({"cursor": "3"}));
+}
+
+#[tokio::test]
+async fn cursor_pagination_stops_when_the_cursor_is_absent_or_empty() {
+    for last_page in [
+        json!({"data": records(3..4)}),
+        json!({"data": records(3..4), "next": ""}),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(path("/items"))
+            .and(query_param_is_missing("cursor"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": records(1..3), "next": "x"})),
+            )
+            .mount(&server)
+            .await;
+        page(&server, "cursor", "x", last_page).await;
+        let mut source = source(
+            json!({
+                "endpoint": format!("{}/items", server.uri()),
+                "pagination": {"type": "cursor", "nextCursorField": "next"}
+            }),
+            None,
+        );
+        assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2, 3]);
+    }
+}
+
+#[tokio::test]
+async fn link_pagination_follows_relative_next_links_until_there_is_none() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/items"))
+        .and(query_param_is_missing("page"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "Link",
+                    r#"</v1/items?page=2>; rel="next", </v1/items?page=9>; rel="last""#,
+                )
+                .set_body_json(records(1..3)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/items"))
+        .and(query_param("page", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Link", "<items?page=3>; rel=next")
+                .set_body_json(records(3..5)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/items"))
+        .and(query_param("page", "3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(5..6)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/v1/items", server.uri()), "pagination": {"type": "link"}}),
+        None,
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        resume(&batches[0]),
+        &json!({"link": format!("{}/v1/items?page=2", server.uri())})
+    );
+}
+
+#[tokio::test]
+async fn committed_cursors_go_out_on_every_page_and_static_params_stay() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .and(query_param("updated_after", "2026-01-01T00:00:00Z"))
+        .and(query_param("after_id", "42"))
+        .and(query_param("status", "open"))
+        .and(query_param("limit", "2"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"events": records(1..3), "total": 5})),
+        )
+        .expect(3)
+        .mount(&server)
+        .await;
+    let committed = state(r#"{"timestamp": "2026-01-01T01:00:00+01:00", "id": 42}"#);
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "queryParams": {"status": "open", "limit": 999},
+            "dataField": "events",
+            "pagination": {"type": "offset", "limit": 2, "totalField": "total"},
+            "statePersistence": {
+                "timestamp": {"field": "updated_at", "queryParam": "updated_after"},
+                "id": {"field": "id", "queryParam": "after_id"}
+            }
+        }),
+        Some(&committed),
+    );
+    assert_eq!(complete_run(&mut source).await.len(), 3);
+}
+
+#[tokio::test]
+async fn first_run_sends_no_cursor_parameters() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .and(query_param_is_missing("updated_after"))
+        .and(query_param_is_missing("after_id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "statePersistence": {
+                "timestamp": {"field": "updated_at", "queryParam": "updated_after"},
+                "id": {"field": "id", "queryParam": "after_id"}
+            }
+        }),
+        None,
+    );
+    complete_run(&mut source).await;
+}
+
+#[tokio::test]
+async fn seeded_timestamp_is_sent_in_the_chosen_format() {
+    let server = MockServer::start().await;
+    Mock::given(query_param("since", "1767225600"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let seeded = state(r#"{"timestamp": "2026-01-01T00:00:00Z"}"#);
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "statePersistence": {"timestamp": {"field": "t", "queryParam": "since", "format": "unix"}}
+        }),
+        Some(&seeded),
+    );
+    complete_run(&mut source).await;
+}
+
+#[tokio::test]
+async fn templates_fill_endpoint_headers_query_values_and_post_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/tenants/a%20b/items"))
+        .and(query_param("$filter", "Modified gt 2026-01-01T00:00:00Z"))
+        .and(header("X-Since", "2026-01-01T00:00:00Z"))
+        .and(header("content-type", "application/json"))
+        .and(body_json(
+            json!({"query": {"after": "a b", "offset": "7"}, "fixed": 1}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let committed = state(r#"{"timestamp": "2026-01-01T00:00:00Z", "id": "a b", "offset": 7}"#);
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/tenants/{{{{state.id}}}}/items", server.uri()),
+            "method": "POST",
+            "headers": {"X-Since": "{{state.timestamp}}"},
+            "queryParams": {"$filter": "Modified gt {{ state.timestamp }}"},
+            "body": {"query": {"after": "{{state.id}}", "offset": "{{state.offset}}"}, "fixed": 1}
+        }),
+        Some(&committed),
+    );
+    complete_run(&mut source).await;
+}
+
+#[tokio::test]
+async fn templates_before_any_commit_render_the_epoch_and_empty_values() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(query_param("from", "1970-01-01T00:00:00Z"))
+        .and(body_string("since=0&id="))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items?from={{{{state.timestamp}}}}", server.uri()),
+            "method": "POST",
+            "body": "since={{state.offset}}0&id={{state.id}}",
+            "statePersistence": {"timestamp": {"field": "t"}}
+        }),
+        None,
+    );
+    complete_run(&mut source).await;
+}
+
+fn interrupted(resume: Value) -> State {
+    let run = json!({"startedAt": "2026-01-01T00:00:00Z", "batches": 1, "resume": resume});
+    State::from_json(&json!({"timestamp": "2026-01-01T00:00:00Z", "run": run})).unwrap()
+}
+
+#[tokio::test]
+async fn resumes_an_interrupted_run_at_its_saved_cursor_with_the_committed_cursors() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .and(query_param("cursor", "c2"))
+        .and(query_param("since", "2026-01-01T00:00:00Z"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": records(3..5)})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let saved = interrupted(json!({"cursor": "c2"}));
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "cursor", "nextCursorField": "next"},
+            "statePersistence": {"timestamp": {"field": "t", "queryParam": "since"}}
+        }),
+        Some(&saved),
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![3, 4]);
+}
+
+#[tokio::test]
+async fn a_run_saved_as_complete_fetches_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let saved = interrupted(json!({"complete": true}));
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        Some(&saved),
+    );
+    assert!(complete_run(&mut source).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_saved_cursor_restarts_the_run_from_the_first_page() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .and(query_param("cursor", "expired"))
+        .respond_with(ResponseTemplate::new(410).set_body_string("cursor expired"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/items"))
+        .and(query_param_is_missing("cursor"))
+        .and(query_param("since", "2026-01-01T00:00:00Z"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": records(1..3)})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let saved = interrupted(json!({"cursor": "expired"}));
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "cursor", "nextCursorField": "next"},
+            "statePersistence": {"timestamp": {"field": "t", "queryParam": "since"}}
+        }),
+        Some(&saved),
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_saved_position_of_another_pagination_kind_restarts_from_the_first_page() {
+    let server = MockServer::start().await;
+    page(&server, "page", "1", json!(records(1..2))).await;
+    let saved = interrupted(json!({"cursor": "c9"}));
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page", "limit": 5}}),
+        Some(&saved),
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![1]);
+}
+
+#[tokio::test]
+async fn a_refusal_outside_a_resume_stops_the_run_with_the_server_message() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no such collection"))
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items?x=1", server.uri())}),
+        None,
+    );
+    let (_, error) = run(&mut source).await;
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "GET {}/items?x=1 answered HTTP 404 Not Found after 1 attempt: no such collection; \
+             check the endpoint path",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_missing_data_field_names_the_path_and_the_url() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "dataField": "result.events"}),
+        None,
+    );
+    let (_, error) = run(&mut source).await;
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "GET {}/items: the response has no `result.events` (input.dataField); check the \
+             path against a response of the API",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_data_field_that_is_not_an_array_is_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"events": {"id": 1}})))
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "dataField": "events"}),
+        None,
+    );
+    let (_, error) = run(&mut source).await;
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "GET {}/items: `events` (input.dataField) holds an object, not an array of records; \
+             point dataField at the array",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_names_the_url_and_the_position() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>oops</html>", "text/html"))
+        .mount(&server)
+        .await;
+    let mut source = source(json!({"endpoint": format!("{}/items", server.uri())}), None);
+    let (_, error) = run(&mut source).await;
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "GET {}/items answered with a body that is not JSON (expected value at line 1 column \
+             1; Content-Type: text/html); check that the endpoint returns JSON",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_repeats_a_cursor_stops_the_run_after_delivering_what_it_read() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": records(1..3), "next": "same"})),
+        )
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "cursor", "nextCursorField": "next"}
+        }),
+        None,
+    );
+    let (batches, error) = run(&mut source).await;
+    assert_eq!(batches.len(), 2);
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "{}/items?cursor=same answered with the next cursor `same` a second time in this \
+             run; the server does not move forward, so the run stops instead of reading the same \
+             pages again",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_stops_is_cut_at_max_pages() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..3)))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page", "maxPages": 3}}),
+        None,
+    );
+    let (batches, error) = run(&mut source).await;
+    assert_eq!(batches.len(), 3);
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "{}/items?page=3 still announces more pages after 3 pages in this run; the run stops \
+             so that a server that never ends pagination cannot keep it going forever. Raise \
+             input.pagination.maxPages if the source really has more pages",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_next_page_is_requested_while_the_current_one_is_being_written() {
+    let server = MockServer::start().await;
+    page(&server, "page", "1", json!(records(1..3))).await;
+    page(&server, "page", "2", json!(records(3..5))).await;
+    page(&server, "page", "3", json!([])).await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        None,
+    );
+    let first = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(ids(&[first]), vec![1, 2]);
+    // Without asking for the next batch, the second page arrives at the server.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.received_requests().await.unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the next page was not fetched ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ids(&complete_run(&mut source).await), vec![3, 4]);
+}
+
+#[tokio::test]
+async fn a_saved_next_link_does_not_keep_the_api_key() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .and(query_param_is_missing("page"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Link", "</items?page=2&api_key=k-1>; rel=next")
+                .set_body_json(records(1..2)),
+        )
+        .mount(&server)
+        .await;
+    page(&server, "page", "2", json!([])).await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "pagination": {"type": "link"},
+            "authentication": {"type": "api-key", "credentials": {"key": "k-1", "location": "query"}}
+        }),
+        None,
+    );
+    let batches = complete_run(&mut source).await;
+    assert_eq!(
+        resume(&batches[0]),
+        &json!({"link": format!("{}/items?page=2", server.uri())})
+    );
+}
+
+#[tokio::test]
+async fn configuration_mistakes_name_the_key() {
+    let cases = [
+        (
+            json!({"endpoint": "ftp://x/y"}),
+            "input.endpoint: `ftp://x/y` is not an absolute http:// or https:// URL",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "pagination": {"type": "cursor"}}),
+            "input.pagination.nextCursorField: cursor pagination needs the response path of the next cursor, such as `nextCursorField: meta.next`",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "headers": {"X-A": "{{record.id}}"}}),
+            "input.headers.X-A: `{{record.id}}` has no record to read from in an input; use {{state.timestamp}}, {{state.id}} or {{state.offset}}",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "body": {"a": 1}}),
+            "input.body: a body is sent with `method: POST` only; remove it or set the method",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "authentication": {"type": "bearer", "credentials": {}}}),
+            "authentication `bearer`: `credentials.token` is missing or empty; set it (e.g. from ${VAR})",
+        ),
+    ];
+    for (config, message) in cases {
+        let error = HttpPollingSource::new(&input(config), None).err().unwrap();
+        assert_eq!(error.to_string(), message);
+    }
+}
