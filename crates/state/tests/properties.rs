@@ -1,0 +1,231 @@
+//! Laws of the cursor order and of the state file encoding, checked on generated values.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cmp::Ordering;
+
+use cannectors_state::{CursorId, Position, Run, State, Timestamp};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// Instants from 1900 to 2200, with a precision of whole seconds down to nanoseconds.
+fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+    let seconds = -2_208_988_800_i64..7_258_118_400_i64;
+    let nanos = prop_oneof![
+        Just(0_u32),
+        (0_u32..1000).prop_map(|ms| ms * 1_000_000),
+        (0_u32..1_000_000).prop_map(|us| us * 1000),
+        0_u32..1_000_000_000,
+    ];
+    (seconds, nanos).prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap())
+}
+
+/// Every way a source or a user may write `instant` that denotes it exactly.
+fn written_forms(instant: DateTime<Utc>, offset_minutes: i32) -> Vec<Value> {
+    let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap();
+    let local = instant.with_timezone(&offset);
+    let mut forms = vec![
+        json!(local.to_rfc3339_opts(SecondsFormat::Nanos, false)),
+        json!(local.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
+        json!(instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        json!(
+            instant
+                .naive_utc()
+                .format("%Y-%m-%d %H:%M:%S%.f")
+                .to_string()
+        ),
+        json!(
+            instant
+                .naive_utc()
+                .format("%Y-%m-%dT%H:%M:%S%.9f")
+                .to_string()
+        ),
+    ];
+    let (seconds, nanos) = (instant.timestamp(), instant.timestamp_subsec_nanos());
+    if nanos == 0 {
+        forms.push(json!(seconds));
+    }
+    let millis = instant.timestamp_millis();
+    if nanos % 1_000_000 == 0 && millis.unsigned_abs() >= 100_000_000_000 {
+        forms.push(json!(millis));
+    }
+    forms
+}
+
+fn timestamp() -> impl Strategy<Value = Timestamp> {
+    (
+        instant(),
+        -14 * 60..=14 * 60_i32,
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(instant, offset, pick)| {
+            let forms = written_forms(instant, offset);
+            Timestamp::from_json(pick.get(&forms)).unwrap()
+        })
+}
+
+fn cursor_id() -> impl Strategy<Value = CursorId> {
+    prop_oneof![
+        any::<i64>().prop_map(CursorId::Integer),
+        (-5_i64..5).prop_map(CursorId::Integer),
+        "[0-9a-z-]{0,6}".prop_map(CursorId::Text),
+        any::<String>().prop_map(CursorId::Text),
+    ]
+}
+
+fn position() -> impl Strategy<Value = Position> {
+    (prop::option::of(timestamp()), prop::option::of(cursor_id()))
+        .prop_map(|(timestamp, id)| Position { timestamp, id })
+}
+
+fn keyset_position() -> impl Strategy<Value = Position> {
+    (timestamp(), any::<i64>()).prop_map(|(timestamp, id)| Position {
+        timestamp: Some(timestamp),
+        id: Some(id.into()),
+    })
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-z]{1,5}", inner, 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+fn run() -> impl Strategy<Value = Run> {
+    (
+        instant(),
+        any::<u64>(),
+        prop::option::of(any::<u64>()),
+        position(),
+        json_value(),
+    )
+        .prop_map(|(started_at, batches, offset, seen, resume)| Run {
+            started_at,
+            batches,
+            offset,
+            seen,
+            resume,
+        })
+}
+
+fn state() -> impl Strategy<Value = State> {
+    (
+        prop::option::of(timestamp()),
+        prop::option::of(cursor_id()),
+        prop::option::of(any::<u64>()),
+        prop::option::of(run()),
+        prop::option::of("[A-Za-z0-9][A-Za-z0-9._-]{0,20}"),
+        prop::option::of(instant()),
+    )
+        .prop_map(|(timestamp, id, offset, run, pipeline, updated_at)| State {
+            timestamp,
+            id,
+            offset,
+            run,
+            pipeline,
+            updated_at,
+        })
+}
+
+fn assert_order_laws<T: Ord + std::fmt::Debug>(a: &T, b: &T, c: &T) {
+    assert_eq!(
+        a.cmp(b),
+        b.cmp(a).reverse(),
+        "antisymmetry of {a:?} and {b:?}"
+    );
+    assert_eq!(a.cmp(a), Ordering::Equal);
+    if a <= b && b <= c {
+        assert!(a <= c, "transitivity of {a:?} <= {b:?} <= {c:?}");
+    }
+    assert_eq!(
+        a == b,
+        a.cmp(b) == Ordering::Equal,
+        "eq agrees with cmp for {a:?}, {b:?}"
+    );
+}
+
+proptest! {
+    #[test]
+    fn every_written_form_of_an_instant_is_the_same_cursor(
+        instant in instant(),
+        offset in -14 * 60..=14 * 60_i32,
+    ) {
+        let forms = written_forms(instant, offset);
+        for form in &forms {
+            let timestamp = Timestamp::from_json(form).unwrap();
+            prop_assert_eq!(timestamp.instant(), instant, "{}", form);
+            prop_assert_eq!(timestamp.as_json(), form);
+        }
+    }
+
+    #[test]
+    fn timestamps_order_as_their_instants_whatever_the_form(a in timestamp(), b in timestamp()) {
+        prop_assert_eq!(a.cmp(&b), a.instant().cmp(&b.instant()));
+    }
+
+    #[test]
+    fn timestamp_order_is_a_total_order(a in timestamp(), b in timestamp(), c in timestamp()) {
+        assert_order_laws(&a, &b, &c);
+    }
+
+    #[test]
+    fn id_order_is_a_total_order(a in cursor_id(), b in cursor_id(), c in cursor_id()) {
+        assert_order_laws(&a, &b, &c);
+    }
+
+    #[test]
+    fn integer_ids_order_as_integers_and_text_ids_as_strings(
+        x in any::<i64>(), y in any::<i64>(), s in any::<String>(), t in any::<String>(),
+    ) {
+        prop_assert_eq!(CursorId::Integer(x).cmp(&CursorId::Integer(y)), x.cmp(&y));
+        prop_assert_eq!(CursorId::Text(s.clone()).cmp(&CursorId::Text(t.clone())), s.cmp(&t));
+    }
+
+    #[test]
+    fn position_order_is_a_total_order(a in position(), b in position(), c in position()) {
+        assert_order_laws(&a, &b, &c);
+    }
+
+    #[test]
+    fn positions_order_by_timestamp_then_id(
+        ta in timestamp(), tb in timestamp(), ia in cursor_id(), ib in cursor_id(),
+    ) {
+        let a = Position { timestamp: Some(ta.clone()), id: Some(ia.clone()) };
+        let b = Position { timestamp: Some(tb.clone()), id: Some(ib.clone()) };
+        prop_assert_eq!(a.cmp(&b), ta.cmp(&tb).then(ia.cmp(&ib)));
+    }
+
+    #[test]
+    fn a_state_reads_back_exactly_as_it_was_written(state in state()) {
+        let text = state.to_json_pretty();
+        let read = State::from_json_str(&text).unwrap();
+        prop_assert_eq!(&read, &state);
+        // Equality of timestamps looks at instants only; the written forms must survive too.
+        prop_assert_eq!(read.to_json(), state.to_json());
+        prop_assert_eq!(read.to_json_pretty(), text);
+    }
+
+    #[test]
+    fn advancing_keeps_the_greatest_position_delivered(
+        start in keyset_position(),
+        steps in prop::collection::vec(keyset_position(), 0..8),
+    ) {
+        let mut state = State { timestamp: start.timestamp, id: start.id, ..State::default() };
+        for step in &steps {
+            let before = state.committed();
+            let moved = state.advance(step);
+            prop_assert_eq!(moved, *step > before);
+            prop_assert_eq!(state.committed(), before.max(step.clone()));
+        }
+    }
+}
