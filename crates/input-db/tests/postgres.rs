@@ -1,0 +1,405 @@
+//! The database source against a real PostgreSQL, started by `cargo xtask pg` (or `cargo xtask
+//! ci`), which hands its URL over in `CANNECTORS_TEST_POSTGRES_URL`. Each test works in its own
+//! schema, so the tests run in parallel.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+
+use cannectors_config::DatabaseInput;
+use cannectors_connector::{Checkpoint, Source};
+use cannectors_input_db::DatabaseSource;
+use cannectors_state::{CursorFields, State};
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+
+fn postgres_url() -> String {
+    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
+             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p \
+             cannectors-input-db`, which start a throwaway server and set it"
+        )
+    })
+}
+
+/// A fresh schema named after the test, with `setup` run in it.
+async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+fn input(value: Value) -> DatabaseInput {
+    let mut value = value;
+    value["connectionString"] = json!(postgres_url());
+    serde_json::from_value(value).unwrap()
+}
+
+async fn drain(source: &mut DatabaseSource) -> Vec<Vec<Value>> {
+    let mut batches = Vec::new();
+    // Bounded: a source that never ends fails the test instead of hanging it.
+    for _ in 0..1000 {
+        match source.next_batch().await.unwrap() {
+            Some(batch) => {
+                assert_eq!(batch.checkpoint, Checkpoint::Advance);
+                batches.push(batch.records);
+            }
+            None => return batches,
+        }
+    }
+    panic!("the source did not end after 1000 batches");
+}
+
+fn keyset_input(schema: &str, limit: u32) -> DatabaseInput {
+    input(json!({
+        "query": format!(
+            "SELECT id, updated_at, name FROM {schema}.events \
+             WHERE (updated_at, id) > (COALESCE($1::timestamptz, '-infinity'), COALESCE($2::bigint, 0)) \
+             ORDER BY updated_at, id LIMIT {limit}"
+        ),
+        "statePersistence": {
+            "timestamp": {"field": "updated_at"},
+            "id": {"field": "id"}
+        }
+    }))
+}
+
+#[tokio::test]
+async fn maps_every_listed_type_value_by_value() {
+    let client = schema(
+        "types_mapping",
+        "CREATE TYPE mood AS ENUM ('happy', 'sad');
+         CREATE TABLE everything (
+           i2 int2, i4 int4, i8 int8, n_small numeric(10,2), n_big numeric, n_int numeric,
+           f4 float4, f8 float8, f8_nan float8, b bool, t text, v varchar(10), c char(3), nm name,
+           tstz timestamptz, ts timestamp, d date, tm time, u uuid, j json, jb jsonb, by bytea,
+           ints int4[], texts text[], grid int8[][], m mood, nothing text);
+         INSERT INTO everything VALUES (
+           -32768, 2147483647, 9223372036854775807, 10.50, 123456789012345678901234.5678, 42,
+           1.1, 0.1, 'NaN', true, 'héllo', 'short', 'ab', 'pg_name',
+           '2026-01-02 03:04:05.123456+02', '2026-01-02 03:04:05', '2026-01-02', '13:14:15.5',
+           'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2.5, null]}', '{\"b\": {\"c\": true}}',
+           '\\x00ff10', '{1, NULL, 3}', '{\"x\", \"y\"}', '{{1,2},{3,4}}', 'sad', NULL);",
+    )
+    .await;
+    drop(client);
+    let mut source = DatabaseSource::connect(
+        &input(json!({"query": "SELECT * FROM types_mapping.everything"})),
+        None,
+    )
+    .await
+    .unwrap();
+    let batches = drain(&mut source).await;
+    assert_eq!(batches.len(), 1);
+    let row = &batches[0][0];
+    let expected = json!({
+        "i2": -32768, "i4": 2147483647, "i8": 9223372036854775807i64,
+        "n_small": 10.5, "n_big": "123456789012345678901234.5678", "n_int": 42,
+        "f4": 1.1, "f8": 0.1, "f8_nan": "NaN", "b": true, "t": "héllo", "v": "short",
+        "c": "ab ", "nm": "pg_name",
+        "tstz": "2026-01-02T01:04:05.123456Z", "ts": "2026-01-02T03:04:05Z",
+        "d": "2026-01-02", "tm": "13:14:15.500",
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "j": {"a": [1, 2.5, null]}, "jb": {"b": {"c": true}}, "by": "AP8Q",
+        "ints": [1, null, 3], "texts": ["x", "y"], "grid": [[1, 2], [3, 4]], "m": "sad",
+        "nothing": null
+    });
+    for (column, value) in expected.as_object().unwrap() {
+        assert_eq!(&row[column], value, "column {column}");
+    }
+    // Columns keep the order of the query.
+    let columns: Vec<&String> = row.as_object().unwrap().keys().collect();
+    assert_eq!(columns.first().map(|c| c.as_str()), Some("i2"));
+    assert_eq!(columns.last().map(|c| c.as_str()), Some("nothing"));
+}
+
+#[tokio::test]
+async fn parameters_are_converted_to_the_types_postgres_infers() {
+    schema("param_types", "").await;
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT $1::timestamptz AS tstz, $2::timestamp AS ts, $3::date AS d, \
+                      $4::int2 AS i2, $5::int4 AS i4, $6::int8 AS i8, $7::numeric AS n, \
+                      $8::text AS t, $9::varchar AS v, $10::uuid AS u, $11::bool AS b",
+            "parameters": [
+                "\"2026-01-01T01:00:00+01:00\"", "\"2026-01-01 00:00:00\"", "\"2026-01-01\"",
+                "\"7\"", 8, 9, "\"12345678901234567890.000001\"", 10, "\"v\"",
+                "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"", true
+            ]
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let row = drain(&mut source).await.remove(0).remove(0);
+    assert_eq!(
+        row,
+        json!({
+            "tstz": "2026-01-01T00:00:00Z", "ts": "2026-01-01T00:00:00Z", "d": "2026-01-01",
+            "i2": 7, "i4": 8, "i8": 9, "n": "12345678901234567890.000001", "t": "10", "v": "v",
+            "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b": true
+        })
+    );
+}
+
+#[tokio::test]
+async fn first_run_binds_null_and_the_next_run_delivers_only_newer_rows() {
+    let client = schema(
+        "first_run",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+         INSERT INTO events SELECT n, '2026-01-01'::timestamptz + n * interval '1 second'
+           FROM generate_series(1, 1200) AS n;",
+    )
+    .await;
+    let config = input(json!({
+        "query": "SELECT id, updated_at, $1::timestamptz IS NULL AS first_run FROM first_run.events \
+                  WHERE updated_at > COALESCE($1::timestamptz, '-infinity'::timestamptz) \
+                  ORDER BY updated_at ASC LIMIT 500",
+        "statePersistence": {"timestamp": {"field": "updated_at"}}
+    }));
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let batches = drain(&mut source).await;
+    assert_eq!(
+        batches.iter().map(Vec::len).collect::<Vec<_>>(),
+        [500, 500, 200]
+    );
+    assert_eq!(
+        batches[0][0]["first_run"],
+        json!(true),
+        "the first query binds NULL"
+    );
+    assert_eq!(batches[1][0]["first_run"], json!(false));
+
+    // What the executor would have committed after the last batch.
+    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let mut state = State::default();
+    state.advance(
+        &fields
+            .greatest_position(batches.last().unwrap())
+            .unwrap()
+            .unwrap(),
+    );
+    client
+        .batch_execute(
+            "INSERT INTO first_run.events SELECT n, '2026-01-01'::timestamptz + n * interval '1 second'
+               FROM generate_series(1201, 1203) AS n;",
+        )
+        .await
+        .unwrap();
+    let mut next_run = DatabaseSource::connect(&config, Some(&state))
+        .await
+        .unwrap();
+    let ids: Vec<Value> = drain(&mut next_run)
+        .await
+        .concat()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(1201), json!(1202), json!(1203)]);
+}
+
+#[tokio::test]
+async fn keyset_delivers_each_of_1000_rows_sharing_a_timestamp_exactly_once() {
+    schema(
+        "keyset",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, name text);
+         INSERT INTO events SELECT n, '2026-03-01T12:00:00Z', 'row ' || n FROM generate_series(1, 1000) AS n;",
+    )
+    .await;
+    let config = keyset_input("keyset", 100);
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    // Three batches in one run, then the process "restarts" from the committed cursor.
+    let mut delivered = Vec::new();
+    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let mut state = State::default();
+    for _ in 0..3 {
+        let batch = source.next_batch().await.unwrap().unwrap();
+        state.advance(&fields.greatest_position(&batch.records).unwrap().unwrap());
+        delivered.extend(batch.records);
+    }
+    drop(source);
+    let mut restarted = DatabaseSource::connect(&config, Some(&state))
+        .await
+        .unwrap();
+    let batches = drain(&mut restarted).await;
+    assert_eq!(batches.len(), 7);
+    assert!(batches.iter().all(|b| b.len() == 100));
+    delivered.extend(batches.concat());
+    let ids: Vec<i64> = delivered
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=1000).collect::<Vec<i64>>(),
+        "every row once, in order"
+    );
+}
+
+/// Collects what is logged while it is alive.
+struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_that_does_not_advance_ends_the_run_with_a_warning() {
+    schema(
+        "stuck",
+        "CREATE TABLE events (id bigint PRIMARY KEY);
+         INSERT INTO events SELECT n FROM generate_series(1, 5) AS n;",
+    )
+    .await;
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = Arc::clone(&logs);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || LogCapture(Arc::clone(&writer)))
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // The query ignores the cursor: every execution returns the same rows.
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT id FROM stuck.events ORDER BY id",
+            "parameters": [],
+            "statePersistence": {"id": {"field": "id"}}
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let batches = drain(&mut source).await;
+    assert_eq!(
+        batches.len(),
+        1,
+        "the repeated rows are not delivered again"
+    );
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("none lies after the cursor (id 5)"), "{logs}");
+}
+
+async fn connect_error(config: DatabaseInput) -> String {
+    match DatabaseSource::connect(&config, None).await {
+        Ok(_) => panic!("the source connected"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_bad_query_gives_the_database_error() {
+    let message = connect_error(input(json!({"query": "SELEC id FROM nowhere"}))).await;
+    assert!(
+        message.starts_with("input.query does not prepare on postgres://"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ERROR 42601: syntax error at or near \"SELEC\""),
+        "{message}"
+    );
+    let message = connect_error(input(json!({"query": "SELECT id FROM no_such_table"}))).await;
+    assert!(
+        message.contains("42P01: relation \"no_such_table\" does not exist"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_server_without_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": "postgres://app:s3cret@127.0.0.1:1/sales",
+        "query": "SELECT 1"
+    }))
+    .unwrap();
+    let message = connect_error(config).await;
+    assert!(
+        message.starts_with("cannot connect to postgres://app@127.0.0.1:1/sales: "),
+        "{message}"
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_reported_as_such() {
+    let mut url = url::Url::parse(&postgres_url()).unwrap();
+    url.set_password(Some("not-the-password")).unwrap();
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": url.to_string(),
+        "query": "SELECT 1"
+    }))
+    .unwrap();
+    let message = connect_error(config).await;
+    assert!(
+        message.starts_with("cannot connect to postgres://"),
+        "{message}"
+    );
+    assert!(
+        message.contains("FATAL 28P01: password authentication failed"),
+        "{message}"
+    );
+    assert!(!message.contains("not-the-password"), "{message}");
+}
+
+#[tokio::test]
+async fn an_unsupported_column_type_names_the_column_and_the_type() {
+    let message = connect_error(input(
+        json!({"query": "SELECT 1 AS id, interval '1 day' AS span"}),
+    ))
+    .await;
+    assert_eq!(
+        message,
+        "input.query: column `span` has the type interval, which cannectors cannot read; cast it \
+         in the query, e.g. span::text"
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_fit_its_placeholder_names_both() {
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT 1 WHERE 2 > $1::bigint",
+            "parameters": ["\"ten\""]
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let message = source.next_batch().await.unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "input.parameters: cannot bind \"ten\" (\"ten\") to $1 as int8: not an integer that fits \
+         64 bits"
+    );
+}
+
+#[tokio::test]
+async fn placeholders_and_parameters_must_match() {
+    let message = connect_error(input(json!({
+        "query": "SELECT 1 WHERE now() > $1",
+        "statePersistence": {"timestamp": {"field": "updated_at"}, "id": {"field": "id"}}
+    })))
+    .await;
+    assert_eq!(
+        message,
+        "input.parameters: the query has 1 placeholder(s) but 2 value(s) are bound (no \
+         `parameters`, so the enabled cursors: state.timestamp, state.id); make \
+         input.parameters list one value for each of $1..$1"
+    );
+}

@@ -1,0 +1,162 @@
+//! The database source against real SQLite files in temporary directories.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use cannectors_config::DatabaseInput;
+use cannectors_connector::Source;
+use cannectors_input_db::DatabaseSource;
+use cannectors_state::{CursorFields, State};
+use serde_json::{Value, json};
+
+fn seed(path: &Path, sql: &str) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+fn input(path: &Path, mut value: Value) -> DatabaseInput {
+    value["connectionString"] = json!(format!("sqlite://{}", path.display()));
+    serde_json::from_value(value).unwrap()
+}
+
+async fn drain(source: &mut DatabaseSource) -> Vec<Vec<Value>> {
+    let mut batches = Vec::new();
+    for _ in 0..1000 {
+        match source.next_batch().await.unwrap() {
+            Some(batch) => batches.push(batch.records),
+            None => return batches,
+        }
+    }
+    panic!("the source did not end after 1000 batches");
+}
+
+#[tokio::test]
+async fn keyset_over_an_sqlite_file_delivers_every_row_once_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    seed(
+        &db,
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL, name TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+         INSERT INTO events SELECT i, '2026-03-01T12:00:00Z', 'row ' || i FROM n;",
+    );
+    let config = input(
+        &db,
+        json!({
+            "query": "SELECT id, updated_at, name FROM events \
+                      WHERE (updated_at, id) > (COALESCE($1, ''), COALESCE($2, 0)) \
+                      ORDER BY updated_at, id LIMIT 100",
+            "statePersistence": {"timestamp": {"field": "updated_at"}, "id": {"field": "id"}}
+        }),
+    );
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let first = source.next_batch().await.unwrap().unwrap().records;
+    assert_eq!(
+        first[0],
+        json!({"id": 1, "updated_at": "2026-03-01T12:00:00Z", "name": "row 1"})
+    );
+    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let mut state = State::default();
+    state.advance(&fields.greatest_position(&first).unwrap().unwrap());
+
+    let mut restarted = DatabaseSource::connect(&config, Some(&state))
+        .await
+        .unwrap();
+    let rest = drain(&mut restarted).await;
+    assert_eq!(rest.iter().map(Vec::len).collect::<Vec<_>>(), [100, 50]);
+    let ids: Vec<i64> = first
+        .iter()
+        .chain(rest.concat().iter())
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=250).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn sqlite_values_keep_their_storage_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("types.db");
+    seed(
+        &db,
+        "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT);
+         INSERT INTO t VALUES (9007199254740993, 2.5, 'héllo', x'00ff10', NULL);",
+    );
+    let mut source =
+        DatabaseSource::connect(&input(&db, json!({"query": "SELECT * FROM t"})), None)
+            .await
+            .unwrap();
+    let row = drain(&mut source).await.remove(0).remove(0);
+    assert_eq!(
+        row,
+        json!({"i": 9007199254740993i64, "r": 2.5, "s": "héllo", "b": "AP8Q", "n": null})
+    );
+}
+
+#[tokio::test]
+async fn a_missing_database_file_is_an_error_not_a_new_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing.db");
+    let err = DatabaseSource::connect(&input(&db, json!({"query": "SELECT 1"})), None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("cannot connect to sqlite://{}: ", db.display())),
+        "{err}"
+    );
+    assert!(err.contains("check that the file exists"), "{err}");
+    assert!(!db.exists());
+}
+
+#[tokio::test]
+async fn named_sqlite_parameters_are_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("named.db");
+    seed(&db, "CREATE TABLE t (id INTEGER);");
+    let err = DatabaseSource::connect(
+        &input(
+            &db,
+            json!({"query": "SELECT id FROM t WHERE id > :last", "parameters": [1]}),
+        ),
+        None,
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("the named parameter `:last` is not supported; number the placeholders $1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_driver_that_contradicts_the_url_is_refused() {
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": "sqlite://x.db", "driver": "postgres", "query": "SELECT 1"
+    }))
+    .unwrap();
+    let err = DatabaseSource::connect(&config, None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "input.connectionString: input.driver is postgres but the connection string is a sqlite \
+         URL; remove `driver` or fix the URL"
+    );
+    let config: DatabaseInput = serde_json::from_value(json!({"query": "SELECT 1"})).unwrap();
+    let err = DatabaseSource::connect(&config, None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("input: no database to connect to; set input.connectionString"),
+        "{err}"
+    );
+}
