@@ -37,6 +37,7 @@ mod model;
 mod path;
 mod scalar;
 mod schedule;
+mod schema;
 mod sql;
 mod template;
 mod validate;
@@ -49,6 +50,7 @@ pub use expr::{Expr, ExprError, StateCursor};
 pub use model::*;
 pub use path::{FieldPath, FieldPathError};
 pub use schedule::{ScheduleError, normalize_schedule};
+pub use schema::json_schema;
 pub use template::{Template, TemplateError, TemplatePart};
 pub use variables::Secrets;
 
@@ -321,18 +323,4 @@ pub fn parse_str(
         warnings,
         secrets,
     })
-}
-
-/// The JSON Schema of the pipeline file, for editors and `cannectors schema`.
-///
-/// It describes keys and types; the rules that need more than one key (which pagination
-/// settings go together, what a query binds) are checked by [`load`] only.
-///
-/// ```
-/// let schema = cannectors_config::json_schema();
-/// assert_eq!(schema["title"], "Pipeline");
-/// assert!(schema["properties"]["input"].is_object());
-/// ```
-pub fn json_schema() -> serde_json::Value {
-    schemars::schema_for!(Pipeline).to_value()
 }
