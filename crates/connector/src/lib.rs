@@ -6,6 +6,9 @@
 //! batch the sink accepted. Nothing here knows where state lives: a source receives the loaded
 //! state read-only and reports, with each batch, how the executor should record it.
 //!
+//! The [`http`] module is the HTTP client both HTTP connectors share: authentication, retries,
+//! timeouts, and errors that never show a secret.
+//!
 //! ```
 //! use cannectors_connector::{Batch, Checkpoint};
 //! let batch = Batch {
