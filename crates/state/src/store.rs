@@ -169,7 +169,11 @@ pub enum StateError {
         source: io::Error,
     },
     /// The state file could not be removed.
-    #[error("cannot remove state file {}: {source}", path.display())]
+    #[error(
+        "cannot remove state file {}: {source}; check the permissions of its directory, or \
+         remove it by hand",
+        path.display()
+    )]
     Remove {
         /// The state file.
         path: PathBuf,
@@ -355,6 +359,16 @@ impl StateStore {
             Ok(metadata) if metadata.is_dir() => return Err(self.not_a_file()),
             Ok(_) => {}
         }
+        // The temp file first: if it cannot go, the state file is still whole.
+        match fs::remove_file(&self.temp) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(StateError::Remove {
+                    path: self.temp.clone(),
+                    source: error,
+                });
+            }
+            _ => {}
+        }
         let existed = match fs::remove_file(&self.file) {
             Ok(()) => true,
             Err(error) if error.kind() == io::ErrorKind::NotFound => false,
@@ -365,15 +379,6 @@ impl StateStore {
                 });
             }
         };
-        match fs::remove_file(&self.temp) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                return Err(StateError::Remove {
-                    path: self.temp.clone(),
-                    source: error,
-                });
-            }
-            _ => {}
-        }
         if existed {
             sync_dir(&self.dir).map_err(|source| StateError::SyncDir {
                 path: self.file.clone(),

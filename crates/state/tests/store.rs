@@ -496,3 +496,89 @@ fn a_process_killed_while_committing_leaves_a_loadable_state() {
     assert!(!dir.path().join("events-sync.json.tmp").exists());
     assert_eq!(store.load().unwrap().unwrap().offset, Some(offset));
 }
+
+#[test]
+fn an_empty_storage_path_cannot_be_resolved() {
+    let error = StateStore::new("p", Some(Path::new(""))).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot resolve the state directory `` (statePersistence.storagePath): "),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_storage_directory_that_cannot_be_created_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    fs::write(&blocker, "x").unwrap();
+    let store = store_in(&blocker.join("state"));
+    let message = store.lock().unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot create the state directory {}: ",
+            blocker.join("state").display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message
+            .ends_with("create it, or point statePersistence.storagePath at a writable directory")
+    );
+}
+
+#[test]
+fn a_lock_file_that_cannot_be_opened_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    fs::create_dir(store.lock_path()).unwrap();
+    let message = store.lock().unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot take the run lock {}: ",
+            store.lock_path().display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_failed_write_leaves_the_previous_state_file_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    let before = fs::read(store.path()).unwrap();
+    // A directory where the temp file goes: the new content cannot be written.
+    fs::create_dir(dir.path().join("events-sync.json.tmp")).unwrap();
+    let message = store
+        .commit(&seeded("2026-02-01T00:00:00Z"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot write state file {}: ",
+            store.path().display()
+        )),
+        "{message}"
+    );
+    assert!(message.ends_with(
+        "the previous state file is unchanged (check free space and permissions of the directory)"
+    ));
+    assert_eq!(fs::read(store.path()).unwrap(), before);
+}
+
+#[test]
+fn a_reset_that_cannot_remove_the_temp_file_keeps_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    let temp = dir.path().join("events-sync.json.tmp");
+    fs::create_dir(&temp).unwrap();
+    let message = store.reset().unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("cannot remove state file {}: ", temp.display())),
+        "{message}"
+    );
+    assert!(store.load().unwrap().is_some());
+}
