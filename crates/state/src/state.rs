@@ -335,7 +335,7 @@ impl State {
         }
     }
 
-    /// Commits `position` directly (a source ordered by its cursor, [`Checkpoint::Advance`] in
+    /// Commits `position` directly (a source ordered by its cursor: `Checkpoint::Advance` in
     /// the connector crate), unless it lies before the committed position: a cursor never moves
     /// backwards. Returns whether the cursors moved, so that a source that stops advancing can
     /// be noticed.
@@ -343,8 +343,6 @@ impl State {
     /// The comparison looks at the cursors `position` carries only, and reads a committed id of
     /// the other kind as that kind (`"42"` as 42 next to integer ids), so that a hand-written or
     /// older file is compared the way its user meant it.
-    ///
-    /// [`Checkpoint::Advance`]: https://docs.rs/cannectors-connector
     pub fn advance(&mut self, position: &Position) -> bool {
         if position.is_empty() || !self.committed().is_passed_by(position) {
             return false;
