@@ -21,6 +21,7 @@
 //! assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n{\"id\":2}\n");
 //! ```
 
+mod database;
 mod file;
 mod http_request;
 mod json_lines;
@@ -33,6 +34,7 @@ use cannectors_config::OutputConfig;
 use cannectors_connector::Sink;
 use cannectors_connector::http::HttpError;
 
+pub use database::DatabaseSink;
 pub use file::FileSink;
 pub use http_request::HttpRequestSink;
 pub use stdout::StdoutSink;
@@ -43,7 +45,7 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
         OutputConfig::Stdout(stdout) => Ok(Box::new(StdoutSink::new(stdout))),
         OutputConfig::File(file) => Ok(Box::new(FileSink::open(file)?)),
         OutputConfig::HttpRequest(http) => Ok(Box::new(HttpRequestSink::new(http)?)),
-        OutputConfig::Database(_) => Err(OutputError::NotAvailable { output: "database" }),
+        OutputConfig::Database(database) => Ok(Box::new(DatabaseSink::new(database)?)),
     }
 }
 
@@ -159,6 +161,19 @@ pub enum OutputError {
         source: std::io::Error,
         /// What became of the bytes already written, in words.
         rollback: String,
+    },
+    /// The `database` output block cannot work as written.
+    #[error("{source}")]
+    DatabaseConfig {
+        /// What is wrong.
+        source: cannectors_input_db::DatabaseError,
+    },
+    /// The database refused the connection, the statement or a record; nothing of the batch is
+    /// committed when `transaction` is true.
+    #[error("{source}; the batch is not committed and is sent again by the next run")]
+    Database {
+        /// What the database said.
+        source: cannectors_input_db::DatabaseError,
     },
     /// A key of the `httpRequest` output block has a value that cannot work.
     #[error("{key}: {problem}")]
@@ -276,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn says_the_database_output_is_not_available_yet() {
+    fn builds_a_database_sink_without_connecting() {
         let config = OutputConfig::Database(DatabaseOutput {
             connection_string: None,
             connection_string_ref: Some("postgres://localhost/dest".into()),
@@ -285,11 +300,6 @@ mod tests {
             parameters: Vec::new(),
             transaction: true,
         });
-        let error = build(&config).err().unwrap();
-        assert_eq!(
-            error.to_string(),
-            "output type `database` is not available yet in this version of cannectors; \
-             use `stdout`, `file` or `httpRequest`"
-        );
+        assert!(build(&config).is_ok());
     }
 }

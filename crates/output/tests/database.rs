@@ -1,0 +1,295 @@
+//! The database output against a real PostgreSQL (started by `cargo xtask pg` or `cargo xtask
+//! ci`, its URL in `CANNECTORS_TEST_POSTGRES_URL`) and against SQLite files in temporary
+//! directories. Each PostgreSQL test writes into its own schema.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cannectors_config::{DatabaseOutput, OutputConfig};
+use cannectors_connector::Sink;
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+
+fn postgres_url() -> String {
+    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
+             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p \
+             cannectors-output`, which start a throwaway server and set it"
+        )
+    })
+}
+
+async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+fn sink(url: &str, query: &str, parameters: Value, transaction: bool) -> Box<dyn Sink> {
+    let config: DatabaseOutput = serde_json::from_value(json!({
+        "connectionString": url,
+        "query": query,
+        "parameters": parameters,
+        "transaction": transaction
+    }))
+    .unwrap();
+    cannectors_output::build(&OutputConfig::Database(config)).unwrap()
+}
+
+async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<(i64, Option<String>)> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn records_land_in_postgres_with_typed_parameters_and_upserts() {
+    let client = schema(
+        "sink_lands",
+        "CREATE TABLE dest (id bigint PRIMARY KEY, email text, seen_at timestamptz, score numeric);",
+    )
+    .await;
+    let mut sink = sink(
+        &postgres_url(),
+        "INSERT INTO sink_lands.dest (id, email, seen_at, score) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email",
+        json!([
+            "record.id",
+            "record.contact.email ?? \"unknown\"",
+            "record.seen",
+            "record.score"
+        ]),
+        true,
+    );
+    let batch = [
+        json!({"id": 1, "contact": {"email": "a@example.com"}, "seen": "2026-01-01T00:00:00Z", "score": "10.25"}),
+        json!({"id": 2, "seen": "2026-01-01 10:00:00", "score": 3}),
+    ];
+    sink.write(&batch).await.unwrap();
+    sink.write(&[json!({"id": 1, "contact": {"email": "new@example.com"}})])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, "SELECT id, email FROM sink_lands.dest ORDER BY id").await,
+        [
+            (1, Some("new@example.com".to_owned())),
+            (2, Some("unknown".to_owned()))
+        ]
+    );
+    let row = client
+        .query_one(
+            "SELECT seen_at::text, score::text FROM sink_lands.dest WHERE id = 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "2026-01-01 10:00:00+00");
+    assert_eq!(row.get::<_, String>(1), "3");
+}
+
+#[tokio::test]
+async fn one_bad_record_rolls_the_whole_batch_back_and_names_its_position() {
+    let client = schema(
+        "sink_rollback",
+        "CREATE TABLE dest (id bigint PRIMARY KEY, email text NOT NULL);
+         INSERT INTO dest VALUES (100, 'existing@example.com');",
+    )
+    .await;
+    let mut sink = sink(
+        &postgres_url(),
+        "INSERT INTO sink_rollback.dest (id, email) VALUES ($1, $2)",
+        json!(["record.id", "record.email"]),
+        true,
+    );
+    let mut batch: Vec<Value> = (1001..=1600)
+        .map(|id| json!({"id": id, "email": format!("{id}@example.com")}))
+        .collect();
+    batch[457] = json!({"id": 100, "email": "dup@example.com"});
+    let message = sink.write(&batch).await.unwrap_err().to_string();
+    assert!(
+        message.starts_with(
+            "record 457 of the batch could not be written to postgres://cannectors@127.0.0.1:"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("(the whole batch was rolled back; nothing of it is committed)"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "ERROR 23505: duplicate key value violates unique constraint \"dest_pkey\" (detail: \
+             Key (id)=(100) already exists.)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the batch is not committed and is sent again by the next run"),
+        "{message}"
+    );
+    assert_eq!(
+        rows(&client, "SELECT id, email FROM sink_rollback.dest").await,
+        [(100, Some("existing@example.com".to_owned()))],
+        "nothing of the batch stays"
+    );
+    // The connection is still usable for the next batch.
+    sink.write(&[json!({"id": 1, "email": "one@example.com"})])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*), NULL::text FROM sink_rollback.dest"
+        )
+        .await,
+        [(2, None)]
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_fit_its_column_names_the_record() {
+    schema("sink_bind", "CREATE TABLE dest (id bigint PRIMARY KEY);").await;
+    let mut sink = sink(
+        &postgres_url(),
+        "INSERT INTO sink_bind.dest (id) VALUES ($1)",
+        json!(["record.id"]),
+        true,
+    );
+    let message = sink
+        .write(&[json!({"id": 1}), json!({"id": "abc"})])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("record 1 of the batch could not be written"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "output.parameters: cannot bind \"abc\" (record.id) to $1 as int8: not an integer \
+             that fits 64 bits"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn state_cursors_and_mismatched_placeholders_are_refused() {
+    let config: DatabaseOutput = serde_json::from_value(json!({
+        "connectionString": "postgres://localhost/x",
+        "query": "INSERT INTO t VALUES ($1)",
+        "parameters": ["state.id"]
+    }))
+    .unwrap();
+    let message = cannectors_output::build(&OutputConfig::Database(config))
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        message,
+        "output.parameters[0]: `state.id` reads `state.id`, the input's cursor, which an output \
+         does not see; bind record fields (record.<path>), literals or `a ?? b`"
+    );
+
+    schema("sink_count", "CREATE TABLE dest (id bigint, email text);").await;
+    let mut sink = sink(
+        &postgres_url(),
+        "INSERT INTO sink_count.dest (id, email) VALUES ($1, $2)",
+        json!(["record.id"]),
+        true,
+    );
+    let message = sink
+        .write(&[json!({"id": 1})])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(
+            "output.parameters: the query has 2 placeholder(s) but 1 value(s) are bound \
+             (parameters: [record.id])"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_rows_land_and_a_bad_row_rolls_back_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dest.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE dest (id INTEGER PRIMARY KEY, email TEXT NOT NULL);")
+        .unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let mut sink = sink(
+        &url,
+        "INSERT INTO dest (id, email) VALUES ($1, $2)",
+        json!(["record.id", "record.email"]),
+        true,
+    );
+    sink.write(&[json!({"id": 1, "email": "a@example.com"})])
+        .await
+        .unwrap();
+    let message = sink
+        .write(&[json!({"id": 2, "email": "b@example.com"}), json!({"id": 3})])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        format!(
+            "record 1 of the batch could not be written to {url} (the whole batch was rolled \
+             back; nothing of it is committed): ConstraintViolation (1299): NOT NULL constraint \
+             failed: dest.email; the batch is not committed and is sent again by the next run"
+        )
+    );
+    let count: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM dest", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 1, "only the first batch is written");
+}
+
+#[tokio::test]
+async fn without_a_transaction_the_records_before_the_failure_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dest.db");
+    let url = format!("sqlite://{}", path.display());
+    let mut sink = sink(
+        &url,
+        "INSERT INTO dest (id) VALUES ($1)",
+        json!(["record.id"]),
+        false,
+    );
+    // The sink creates the file; the table comes from the test.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE dest (id INTEGER PRIMARY KEY);")
+        .unwrap();
+    let message = sink
+        .write(&[json!({"id": 1}), json!({"id": 1}), json!({"id": 2})])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("record 1 of the batch"), "{message}");
+    assert!(
+        message.contains("(transaction: false, so the records before it stay written)"),
+        "{message}"
+    );
+    let count: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM dest", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+}
