@@ -180,10 +180,15 @@ fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
             line: l.line(),
             column: l.column().max(1),
         });
+        let mut message = format!("not valid YAML: {}", strip_location(&error.to_string()));
+        if let Some(hint) = position.and_then(|p| yaml_hint(text, p, &message)) {
+            message.push_str("; ");
+            message.push_str(hint);
+        }
         SyntaxError {
             path: KeyPath::root(),
             position,
-            message: format!("not valid YAML: {}", strip_location(&error.to_string())),
+            message,
         }
     })?;
     // `<<: *defaults` is how YAML users share blocks; without this it would be an unknown key.
@@ -193,6 +198,23 @@ fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
         message: format!("cannot apply a `<<` merge key: {error}"),
     })?;
     yaml_to_json(yaml, &KeyPath::root())
+}
+
+/// The YAML mistakes people make in pipeline files, named where the parser's words are cryptic.
+fn yaml_hint(text: &str, position: Position, message: &str) -> Option<&'static str> {
+    let line = text.lines().nth(position.line.checked_sub(1)?)?;
+    if line.contains("{{") {
+        Some("a value holding a {{...}} template must be quoted, e.g. \"Bearer {{state.id}}\"")
+    } else if line.contains(": *") || line.trim_start().starts_with("- *") {
+        Some(
+            "a value starting with `*` reads as a YAML alias; quote it, e.g. schedule: \
+             \"*/10 * * * *\"",
+        )
+    } else if message.contains("more than one document") {
+        Some("a pipeline file holds one document; remove the `---` after the first")
+    } else {
+        None
+    }
 }
 
 /// serde_yaml and serde_json end their messages with the position, which is reported apart.

@@ -473,7 +473,9 @@ fn check_authentication(findings: &mut Findings, path: &KeyPath, auth: &Authenti
                 credentials.key(name),
                 format!("{kind} authentication needs `credentials.{name}`"),
             ),
-            Some(value) if value.trim().is_empty() => findings.problem(
+            // An empty basic password is real: some APIs take a key as the user name and no
+            // password.
+            Some(value) if value.trim().is_empty() && *name != "password" => findings.problem(
                 credentials.key(name),
                 format!(
                     "`credentials.{name}` is empty (an unset or empty variable?); {kind} \

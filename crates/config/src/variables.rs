@@ -28,7 +28,7 @@ use crate::document::KeyPath;
 ///     "401 for token ${TOKEN}"
 /// );
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
     /// (value, variable name), longest value first so that a value containing another one is
     /// replaced whole.
@@ -71,6 +71,15 @@ impl Secrets {
         self.values.push((value.to_owned(), name.to_owned()));
         self.values
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    }
+}
+
+/// Names the variables only: a `{:?}` in a log line must not undo the redaction.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("variables", &self.variable_names().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -258,6 +267,13 @@ mod tests {
                 .contains("has no closing `}`; write `$${` for a literal `${`")
         );
         assert!(run("${1X}").unwrap_err()[0].contains("is not a variable reference"));
+    }
+
+    #[test]
+    fn debug_output_names_variables_but_not_values() {
+        let mut secrets = Secrets::default();
+        secrets.remember("TOKEN", "very-secret-token");
+        assert_eq!(format!("{secrets:?}"), "Secrets { variables: [\"TOKEN\"] }");
     }
 
     #[test]

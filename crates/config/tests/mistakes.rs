@@ -155,6 +155,24 @@ fn text_that_is_not_yaml_is_reported_with_its_position() {
 }
 
 #[test]
+fn common_yaml_slips_get_a_hint() {
+    let message = parse_error(&http_input("  schedule: */10 * * * *\n"));
+    assert_eq!(
+        message,
+        "pipeline.yaml:5:14: not valid YAML: did not find expected alphabetic or numeric \
+         character; a value starting with `*` reads as a YAML alias; quote it, e.g. schedule: \
+         \"*/10 * * * *\""
+    );
+    let message = parse_error(&http_input(
+        "  headers: {Authorization: Bearer {{state.id}}}\n",
+    ));
+    assert_has(
+        &message,
+        "a value holding a {{...}} template must be quoted",
+    );
+}
+
+#[test]
 fn a_key_written_twice_is_reported_at_the_second_one() {
     let message = parse_error("name: a\ninput: {}\nname: b\n");
     assert_eq!(
@@ -550,6 +568,13 @@ fn credentials_must_fit_the_authentication_type() {
     assert!(
         load(&with(
             "{type: api-key, credentials: {key: k, location: query, paramName: key}}"
+        ))
+        .is_ok()
+    );
+    // Some APIs take a key as the user name and no password.
+    assert!(
+        load(&with(
+            "{type: basic, credentials: {username: key_1, password: \"\"}}"
         ))
         .is_ok()
     );
