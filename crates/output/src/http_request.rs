@@ -12,8 +12,10 @@
 
 use std::time::Duration;
 
-use cannectors_config::{FieldPath, HttpRequestOutput, RequestMode};
-use cannectors_connector::http::{HttpClient, HttpError, HttpMethod, HttpRequest};
+use cannectors_config::{HttpRequestOutput, RequestMode, Template, TemplatePart};
+use cannectors_connector::http::{
+    HttpClient, HttpError, HttpMethod, HttpRequest, push_url_encoded,
+};
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
 
 use crate::{OutputError, Positions, RecordCount};
@@ -248,73 +250,44 @@ fn not_delivered(source: HttpError, failed: std::ops::Range<usize>, total: usize
 }
 
 /// The endpoint: fixed, or with `{{record.path}}` templates filled in from each record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Endpoint {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Field(FieldPath),
+    text: String,
+    template: Template,
 }
 
 impl Endpoint {
     fn parse(text: &str) -> Result<Endpoint, OutputError> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_owned()));
-            }
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| OutputError::HttpConfig {
-                key: "output.endpoint",
-                problem: "a `{{` is never closed by `}}`; write templates as `{{record.path}}`"
+        let refuse = |problem: String| OutputError::HttpConfig {
+            key: "output.endpoint",
+            problem,
+        };
+        let template = Template::parse(text).map_err(|error| refuse(error.reason))?;
+        if template.uses_any_state() {
+            return Err(refuse(
+                "{{state.*}} is filled only in an httpPolling input; an output endpoint may only \
+                 use `{{record.path}}`, a dot path into each record such as `{{record.user.id}}`"
                     .to_owned(),
-            })?;
-            let inner = after[..close].trim();
-            let field = inner
-                .strip_prefix("record.")
-                .and_then(|path| FieldPath::parse(path).ok())
-                .ok_or_else(|| OutputError::HttpConfig {
-                    key: "output.endpoint",
-                    problem: format!(
-                        "the template `{{{{{inner}}}}}` is not supported: an output endpoint may \
-                         only use `{{{{record.path}}}}`, a dot path into each record such as \
-                         `{{{{record.user.id}}}}`"
-                    ),
-                })?;
-            parts.push(Part::Field(field));
-            rest = &after[close + 2..];
+            ));
         }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
-        Ok(Endpoint { parts })
+        Ok(Endpoint {
+            text: text.to_owned(),
+            template,
+        })
     }
 
     fn is_template(&self) -> bool {
-        self.parts.iter().any(|part| matches!(part, Part::Field(_)))
+        self.template.uses_record()
     }
 
-    /// The endpoint of batch mode, which has no templates.
+    /// The endpoint as written, which is the URL itself when it has no template.
     fn fixed(&self) -> &str {
-        match self.parts.as_slice() {
-            [Part::Text(text)] => text,
-            _ => "",
-        }
+        &self.text
     }
 
     /// The endpoint with every template replaced by a harmless value, to check it as a URL.
     fn render_probe(&self) -> String {
-        self.parts
-            .iter()
-            .map(|part| match part {
-                Part::Text(text) => text.as_str(),
-                Part::Field(_) => "x",
-            })
-            .collect()
+        self.template.render_with("x")
     }
 
     fn render(
@@ -323,53 +296,38 @@ impl Endpoint {
         position: usize,
         total: usize,
     ) -> Result<String, OutputError> {
-        let mut url = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(text) => url.push_str(text),
-                Part::Field(path) => {
-                    let problem = match path.get(record) {
-                        Some(serde_json::Value::String(text)) => {
-                            encode_component(text, &mut url);
-                            continue;
-                        }
-                        Some(
-                            value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)),
-                        ) => {
-                            encode_component(&value.to_string(), &mut url);
-                            continue;
-                        }
-                        None => "the record has no such field",
-                        Some(serde_json::Value::Null) => "the field is null",
-                        Some(_) => {
-                            "the field is an object or an array, not a string, number or boolean"
-                        }
-                    };
-                    return Err(OutputError::Template {
-                        position,
-                        path: path.as_str().to_owned(),
-                        problem,
-                        total: RecordCount(total),
-                    });
+        let mut url = String::with_capacity(self.text.len());
+        for part in self.template.parts() {
+            let path = match part {
+                TemplatePart::Text(text) => {
+                    url.push_str(text);
+                    continue;
                 }
-            }
+                TemplatePart::Record(path) => path,
+                // Refused by `parse`.
+                TemplatePart::State(_) => continue,
+            };
+            let problem = match path.get(record) {
+                Some(serde_json::Value::String(text)) => {
+                    push_url_encoded(text, &mut url);
+                    continue;
+                }
+                Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                    push_url_encoded(&value.to_string(), &mut url);
+                    continue;
+                }
+                None => "the record has no such field",
+                Some(serde_json::Value::Null) => "the field is null",
+                Some(_) => "the field is an object or an array, not a string, number or boolean",
+            };
+            return Err(OutputError::Template {
+                position,
+                path: path.as_str().to_owned(),
+                problem,
+                total: RecordCount(total),
+            });
         }
         Ok(url)
-    }
-}
-
-/// Percent-encodes everything but the unreserved characters of RFC 3986, so that a value stays
-/// one path segment or one query value wherever the template sits.
-fn encode_component(value: &str, url: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in value.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            url.push(char::from(byte));
-        } else {
-            url.push('%');
-            url.push(char::from(HEX[usize::from(byte >> 4)]));
-            url.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
     }
 }
 
@@ -377,13 +335,6 @@ fn encode_component(value: &str, url: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn encodes_reserved_characters_and_non_ascii() {
-        let mut url = String::new();
-        encode_component("a b/c?d=e&f#g%h+é~-._", &mut url);
-        assert_eq!(url, "a%20b%2Fc%3Fd%3De%26f%23g%25h%2B%C3%A9~-._");
-    }
 
     #[test]
     fn renders_strings_numbers_and_booleans() {

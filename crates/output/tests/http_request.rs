@@ -391,16 +391,20 @@ fn refuses_templates_in_batch_mode() {
 
 #[test]
 fn refuses_templates_other_than_record_paths() {
+    let single = |endpoint: &str| json!({"endpoint": endpoint, "requestMode": "single"});
     assert_eq!(
-        build_error(
-            json!({"endpoint": "http://127.0.0.1:9/{{state.id}}", "requestMode": "single"})
-        ),
-        "output.endpoint: the template `{{state.id}}` is not supported: an output endpoint may \
-         only use `{{record.path}}`, a dot path into each record such as `{{record.user.id}}`"
+        build_error(single("http://127.0.0.1:9/{{state.id}}")),
+        "output.endpoint: {{state.*}} is filled only in an httpPolling input; an output endpoint \
+         may only use `{{record.path}}`, a dot path into each record such as `{{record.user.id}}`"
     );
     assert_eq!(
-        build_error(json!({"endpoint": "http://127.0.0.1:9/{{record.id", "requestMode": "single"})),
-        "output.endpoint: a `{{` is never closed by `}}`; write templates as `{{record.path}}`"
+        build_error(single("http://127.0.0.1:9/{{record.id")),
+        "output.endpoint: a `{{` is not closed by `}}`"
+    );
+    let error = build_error(single("http://127.0.0.1:9/{{ now }}"));
+    assert!(
+        error.starts_with("output.endpoint: `{{now}}` is not a placeholder"),
+        "{error}"
     );
 }
 

@@ -562,6 +562,28 @@ impl HttpClient {
     }
 }
 
+/// Appends `value` to `out` with everything but the unreserved characters of RFC 3986 (letters,
+/// digits, `-._~`) percent-encoded, so that a value filled into a URL template stays one path
+/// segment or one query value wherever it lands: a `/`, `&` or `+` in it stays data.
+///
+/// ```
+/// let mut url = String::from("https://api.test/users/");
+/// cannectors_connector::http::push_url_encoded("ada lovelace/1+é", &mut url);
+/// assert_eq!(url, "https://api.test/users/ada%20lovelace%2F1%2B%C3%A9");
+/// ```
+pub fn push_url_encoded(value: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+}
+
 /// Sets (or with `None` removes) a query parameter, keeping the others as they were written.
 fn set_query_param(url: &mut Url, name: &str, value: Option<&str>) {
     let had_it = url.query_pairs().any(|(n, _)| n == name);
