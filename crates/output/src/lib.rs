@@ -2,10 +2,11 @@
 //!
 //! Each `output` block of a pipeline file (DESIGN.md 3.3) has a runtime object here that
 //! implements [`cannectors_connector::Sink`]: [`StdoutSink`] and [`FileSink`] write JSON Lines,
-//! [`HttpRequestSink`] sends records to an HTTP API. [`build`] turns the configured block into
-//! the sink the executor drives. A sink's `write` returns `Ok` only once the batch is durable at
-//! the destination (flushed, fsynced, acknowledged), because the executor commits the cursor
-//! right after it. This crate never touches state.
+//! [`HttpRequestSink`] sends records to an HTTP API, [`DatabaseSink`] runs a statement a record
+//! in PostgreSQL or SQLite. [`build`] turns the configured block into the sink the executor
+//! drives. A sink's `write` returns `Ok` only once the batch is durable at the destination
+//! (flushed, fsynced, acknowledged, committed), because the executor commits the cursor right
+//! after it. This crate never touches state.
 //!
 //! ```
 //! use cannectors_config::{FileOutput, OutputConfig};
@@ -56,15 +57,6 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutputError {
-    /// The configured output type is not part of this build.
-    #[error(
-        "output type `{output}` is not available yet in this version of cannectors; \
-         use `stdout`, `file` or `httpRequest`"
-    )]
-    NotAvailable {
-        /// The `type` of the output block.
-        output: &'static str,
-    },
     /// A record could not be encoded as JSON.
     #[error(
         "cannot encode the record at position {position} of the batch (counting from 0) as JSON: \
