@@ -18,8 +18,9 @@ use crate::expr::Expr;
 pub struct Pipeline {
     /// Pipeline name, `[A-Za-z0-9][A-Za-z0-9._-]*`. Names the state file and the lock.
     pub name: String,
-    /// Free text version of the pipeline file.
-    #[serde(default)]
+    /// Free text version of the pipeline file; `version: 2` is read as the text `2`.
+    #[serde(default, deserialize_with = "crate::scalar::version_text")]
+    #[schemars(with = "Option<VersionSchema>")]
     pub version: Option<String>,
     /// Free text description.
     #[serde(default)]
@@ -683,6 +684,15 @@ pub struct FilterConfig {
     /// The settings of the filter.
     #[serde(flatten)]
     pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// Schema stand-in for `version`: text, or a whole number.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum VersionSchema {
+    Text(String),
+    Number(u64),
 }
 
 /// Schema stand-in for a header or query value: a string, number or boolean.

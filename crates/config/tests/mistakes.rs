@@ -327,6 +327,18 @@ fn every_validation_problem_of_a_file_is_reported_in_file_order() {
 }
 
 #[test]
+fn a_whole_number_version_is_text_and_a_decimal_one_must_be_quoted() {
+    let loaded = load(&http_input("").replace("name: events", "name: events\nversion: 2")).unwrap();
+    assert_eq!(loaded.pipeline.version.as_deref(), Some("2"));
+    let message =
+        parse_error(&http_input("").replace("name: events", "name: events\nversion: 1.10"));
+    assert_has(
+        &message,
+        "pipeline.yaml:2:1: version: YAML reads this version as the number 1.1; quote it",
+    );
+}
+
+#[test]
 fn pipeline_names_are_limited_to_file_name_characters() {
     assert!(load(&http_input("").replace("events", "events.v2_b-c")).is_ok());
     assert_has(
