@@ -1,0 +1,399 @@
+//! Database pipelines through the binary: the SQLite quickstart, and PostgreSQL pipelines
+//! against the throwaway server that `cargo xtask pg` / `cargo xtask ci` start (its URL in
+//! `CANNECTORS_TEST_POSTGRES_URL`). Each PostgreSQL test works in its own schema.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Outcome, Workspace};
+
+fn postgres_url() -> String {
+    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
+             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p cannectors-cli \
+             --test e2e`, which start a throwaway server and set it"
+        )
+    })
+}
+
+/// Runs SQL on the test server.
+fn sql(statements: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(statements).await.unwrap();
+    });
+}
+
+fn fresh_schema(name: &str, setup: &str) {
+    sql(&format!(
+        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
+    ));
+}
+
+fn run(ws: &Workspace, pipeline: &str) -> Outcome {
+    let mut command = ws.command(&["run", pipeline]);
+    command.env("TEST_DATABASE_URL", postgres_url());
+    let output = command.output().expect("start cannectors");
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn lines(ws: &Workspace, name: &str) -> Vec<Value> {
+    let path = ws.path().join(name);
+    if !path.exists() {
+        return Vec::new();
+    }
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn ids(records: &[Value]) -> Vec<i64> {
+    records.iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn quickstart_runs_without_services_and_then_delivers_only_new_rows() {
+    let ws = Workspace::new();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    copy_dir(&examples, &ws.path().join("examples/quickstart"));
+
+    let first = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let delivered = lines(&ws, "quickstart-output/events.jsonl");
+    assert_eq!(ids(&delivered), (1..=12).collect::<Vec<i64>>());
+    assert_eq!(delivered[0]["updated_at"], "2026-01-05T09:00:00Z");
+
+    let second = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert!(second.stderr.contains("nothing new"), "{second:?}");
+    assert_eq!(lines(&ws, "quickstart-output/events.jsonl").len(), 12);
+
+    let add = ws.run(&["run", "examples/quickstart/add-event.yaml"]);
+    assert_eq!(add.code, Some(0), "{add:?}");
+    let third = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
+    assert_eq!(third.code, Some(0), "{third:?}");
+    let delivered = lines(&ws, "quickstart-output/events.jsonl");
+    assert_eq!(ids(&delivered[12..]), [13], "only the added row");
+    assert_eq!(delivered[12]["kind"], "note");
+}
+
+const DOCUMENTED: &str = r#"
+name: documented
+input:
+  type: database
+  connectionStringRef: ${TEST_DATABASE_URL}
+  query: |
+    SELECT id, updated_at FROM e2e_documented.events
+    WHERE updated_at > COALESCE($1::timestamptz, '-infinity'::timestamptz)
+    ORDER BY updated_at ASC LIMIT 500
+  statePersistence:
+    timestamp: {field: updated_at}
+    storagePath: ./state
+output: {type: file, path: ./out.jsonl}
+"#;
+
+#[test]
+fn documented_timestamp_pipeline_delivers_everything_then_only_newer_rows() {
+    fresh_schema(
+        "e2e_documented",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+         INSERT INTO events SELECT n, '2026-01-01'::timestamptz + n * interval '1 second'
+           FROM generate_series(1, 1200) AS n;",
+    );
+    let ws = Workspace::new();
+    ws.write("documented.yaml", DOCUMENTED);
+    let first = run(&ws, "documented.yaml");
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(first.stderr.contains("batches=3"), "{first:?}");
+    assert_eq!(
+        ids(&lines(&ws, "out.jsonl")),
+        (1..=1200).collect::<Vec<i64>>()
+    );
+
+    sql("INSERT INTO e2e_documented.events SELECT n, '2026-01-01'::timestamptz + n * interval '1 second'
+           FROM generate_series(1201, 1205) AS n;");
+    let second = run(&ws, "documented.yaml");
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(
+        ids(&lines(&ws, "out.jsonl")[1200..]),
+        [1201, 1202, 1203, 1204, 1205]
+    );
+    let state: Value = serde_json::from_str(&ws.read("state/documented.json")).unwrap();
+    assert_eq!(state["timestamp"], "2026-01-01T00:20:05Z");
+}
+
+fn keyset_pipeline(schema: &str, limit: u32) -> String {
+    format!(
+        r#"
+name: keyset
+input:
+  type: database
+  connectionStringRef: ${{TEST_DATABASE_URL}}
+  query: |
+    SELECT id, updated_at, name FROM {schema}.events
+    WHERE (updated_at, id) > (COALESCE($1::timestamptz, '-infinity'), COALESCE($2::bigint, 0))
+    ORDER BY updated_at, id LIMIT {limit}
+  statePersistence:
+    timestamp: {{field: updated_at}}
+    id: {{field: id}}
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#
+    )
+}
+
+#[test]
+fn keyset_delivers_1000_rows_sharing_a_timestamp_once_across_batches_and_runs() {
+    fresh_schema(
+        "e2e_keyset",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, name text);
+         INSERT INTO events SELECT n, '2026-03-01T12:00:00Z', 'row ' || n FROM generate_series(1, 1000) AS n;",
+    );
+    let ws = Workspace::new();
+    ws.write("keyset.yaml", &keyset_pipeline("e2e_keyset", 100));
+    let first = run(&ws, "keyset.yaml");
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(first.stderr.contains("batches=10"), "{first:?}");
+    sql(
+        "INSERT INTO e2e_keyset.events SELECT n, '2026-03-01T12:00:00Z', 'row ' || n FROM generate_series(1001, 1050) AS n;",
+    );
+    let second = run(&ws, "keyset.yaml");
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(
+        ids(&lines(&ws, "out.jsonl")),
+        (1..=1050).collect::<Vec<i64>>()
+    );
+}
+
+#[test]
+fn sigkill_mid_run_then_rerun_loses_nothing_and_repeats_at_most_one_batch() {
+    fresh_schema(
+        "e2e_kill",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, name text);
+         INSERT INTO events SELECT n, '2026-01-01'::timestamptz + (n / 7) * interval '1 second', repeat('x', 50)
+           FROM generate_series(1, 100000) AS n;",
+    );
+    let ws = Workspace::new();
+    ws.write("keyset.yaml", &keyset_pipeline("e2e_kill", 200));
+    let mut child = ws
+        .command(&["run", "keyset.yaml"])
+        .env("TEST_DATABASE_URL", postgres_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once a few batches are committed, well before the 500 batches are through.
+    let started = Instant::now();
+    while lines_in(&ws, "out.jsonl") < 2000 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = lines_in(&ws, "out.jsonl");
+    assert!(
+        killed_at < 100_000,
+        "the run ended before it could be killed"
+    );
+
+    let rerun = run(&ws, "keyset.yaml");
+    assert_eq!(rerun.code, Some(0), "{rerun:?}");
+    let delivered = ids(&lines(&ws, "out.jsonl"));
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    for id in &delivered {
+        *seen.entry(*id).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 100_000, "every row delivered");
+    let repeated = seen.values().filter(|n| **n > 1).count();
+    assert!(
+        repeated <= 200,
+        "{repeated} rows delivered twice: more than one batch"
+    );
+}
+
+fn lines_in(ws: &Workspace, name: &str) -> usize {
+    std::fs::read(ws.path().join(name))
+        .map(|bytes| bytecount(&bytes))
+        .unwrap_or(0)
+}
+
+fn bytecount(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count()
+}
+
+const SEEDED_STATE: &str = "{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": 5}\n";
+
+fn fails_with_state_unchanged(pipeline: &str, expected: &[&str]) {
+    let ws = Workspace::new();
+    ws.write("p.yaml", pipeline);
+    ws.write("state/p.json", SEEDED_STATE);
+    let outcome = run(&ws, "p.yaml");
+    assert_eq!(outcome.code, Some(3), "{outcome:?}");
+    for text in expected {
+        assert!(
+            outcome.stderr.contains(text),
+            "missing `{text}` in {outcome:?}"
+        );
+    }
+    assert_eq!(
+        ws.read("state/p.json"),
+        SEEDED_STATE,
+        "the state file is untouched"
+    );
+}
+
+fn pipeline_with(url: &str, query: &str) -> String {
+    format!(
+        r#"
+name: p
+input:
+  type: database
+  connectionString: "{url}"
+  query: "{query}"
+  statePersistence:
+    timestamp: {{field: updated_at}}
+    id: {{field: id}}
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#
+    )
+}
+
+#[test]
+fn bad_query_refused_connection_and_wrong_password_exit_3_with_state_unchanged() {
+    let url = postgres_url();
+    fails_with_state_unchanged(
+        &pipeline_with(
+            &url,
+            "SELEC id FROM nowhere WHERE $1::timestamptz < $2::bigint",
+        ),
+        &[
+            "input.query does not prepare on postgres://",
+            "42601: syntax error",
+        ],
+    );
+    fails_with_state_unchanged(
+        &pipeline_with(
+            "postgres://app:s3cret@127.0.0.1:1/db",
+            "SELECT 1 AS id WHERE $1::timestamptz IS NULL AND $2::bigint IS NULL",
+        ),
+        &[
+            "cannot connect to postgres://app@127.0.0.1:1/db",
+            "Connection refused",
+        ],
+    );
+    let mut wrong = url::Url::parse(&url).unwrap();
+    wrong.set_password(Some("wrong-password")).unwrap();
+    fails_with_state_unchanged(
+        &pipeline_with(
+            wrong.as_str(),
+            "SELECT 1 AS id WHERE $1::timestamptz IS NULL AND $2::bigint IS NULL",
+        ),
+        &["28P01: password authentication failed"],
+    );
+}
+
+#[test]
+fn database_output_writes_rows_and_a_bad_row_leaves_the_state_unchanged() {
+    fresh_schema(
+        "e2e_sink",
+        "CREATE TABLE dest (id bigint PRIMARY KEY, email text NOT NULL);",
+    );
+    let ws = Workspace::new();
+    let source = ws.path().join("source.db");
+    rusqlite::Connection::open(&source)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO people VALUES (1, 'a@example.com'), (2, 'b@example.com');",
+        )
+        .unwrap();
+    ws.write(
+        "sink.yaml",
+        r#"
+name: sink
+input:
+  type: database
+  connectionString: sqlite://source.db
+  query: SELECT id, email FROM people WHERE id > COALESCE($1, 0) ORDER BY id LIMIT 10
+  statePersistence:
+    id: {field: id}
+    storagePath: ./state
+output:
+  type: database
+  connectionStringRef: ${TEST_DATABASE_URL}
+  query: INSERT INTO e2e_sink.dest (id, email) VALUES ($1, $2)
+  parameters: [record.id, record.email]
+"#,
+    );
+    let first = run(&ws, "sink.yaml");
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let state_after_first = ws.read("state/sink.json");
+
+    rusqlite::Connection::open(&source)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO people VALUES (3, 'c@example.com'), (4, NULL), (5, 'e@example.com');",
+        )
+        .unwrap();
+    let second = run(&ws, "sink.yaml");
+    assert_eq!(second.code, Some(3), "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains("record 1 of the batch could not be written"),
+        "{second:?}"
+    );
+    assert!(second.stderr.contains("23502"), "{second:?}");
+    assert_eq!(
+        ws.read("state/sink.json"),
+        state_after_first,
+        "nothing committed"
+    );
+    // Nothing of the failed batch landed: rows 1 and 2 only.
+    let count = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            let row = client
+                .query_one("SELECT count(*) FROM e2e_sink.dest", &[])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        })
+    };
+    assert_eq!(count, 2);
+}
