@@ -22,8 +22,19 @@ pub(crate) async fn source(
     input: &InputConfig,
     state: Option<&State>,
 ) -> Result<Box<dyn Source>, BuildError> {
-    let _ = (input, state);
-    Err(BuildError::Input("inputs are not wired yet".into()))
+    match input {
+        InputConfig::HttpPolling(config) => {
+            let source = cannectors_input_http::HttpPollingSource::new(config, state)
+                .map_err(|e| BuildError::Input(Box::new(e)))?;
+            Ok(Box::new(source))
+        }
+        InputConfig::Database(config) => {
+            let source = cannectors_input_db::DatabaseSource::connect(config, state)
+                .await
+                .map_err(|e| BuildError::Input(Box::new(e)))?;
+            Ok(Box::new(source))
+        }
+    }
 }
 
 pub(crate) async fn sink(output: &OutputConfig) -> Result<Box<dyn Sink>, BuildError> {
@@ -66,11 +77,7 @@ fn redact_url(endpoint: &str) -> String {
 impl Sink for DryRun {
     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            tracing::info!(
-                "dry run: would send {} records to {}",
-                records.len(),
-                self.target
-            );
+            tracing::info!("dry run: would send {} records to {}", records.len(), self.target);
             let mut buffer = Vec::with_capacity(records.len() * 128);
             for record in records {
                 serde_json::to_writer(&mut buffer, record)?;

@@ -1,6 +1,8 @@
 //! What every end-to-end test needs: the binary, a scratch directory, and a way to run a
 //! command with a bounded wait.
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,363 @@
+//! `cannectors run` with an httpPolling input against a source API on 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::Workspace;
+use crate::support::http::{Request, Response, Server};
+
+/// A source API holding events, answering like a real incremental API: it filters on the
+/// (updated_after, after_id) keyset it is given and pages with offset/limit over what is left.
+#[derive(Clone)]
+struct EventsApi {
+    events: Arc<Mutex<Vec<Value>>>,
+    page_delay: Duration,
+}
+
+fn event(id: i64, second: u32) -> Value {
+    json!({"event": {"id": id, "timestamp": format!("2026-01-01T00:{:02}:{:02}Z", second / 60, second % 60)}, "payload": format!("p{id}")})
+}
+
+fn key(event: &Value) -> (String, i64) {
+    (
+        event["event"]["timestamp"].as_str().unwrap().to_owned(),
+        event["event"]["id"].as_i64().unwrap(),
+    )
+}
+
+impl EventsApi {
+    fn new(events: Vec<Value>) -> EventsApi {
+        EventsApi {
+            events: Arc::new(Mutex::new(events)),
+            page_delay: Duration::ZERO,
+        }
+    }
+
+    fn add(&self, events: Vec<Value>) {
+        self.events.lock().unwrap().extend(events);
+    }
+
+    fn answer(&self, request: &Request) -> Response {
+        let after_ts = request.param("updated_after").map(str::to_owned);
+        let after_id: Option<i64> = request.param("after_id").and_then(|v| v.parse().ok());
+        let matching: Vec<Value> = self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                let (ts, id) = key(e);
+                match (&after_ts, after_id) {
+                    (Some(after_ts), Some(after_id)) => {
+                        (ts.as_str(), id) > (after_ts.as_str(), after_id)
+                    }
+                    (Some(after_ts), None) => ts.as_str() > after_ts.as_str(),
+                    _ => true,
+                }
+            })
+            .cloned()
+            .collect();
+        let offset: usize = request
+            .param("offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let limit: usize = request
+            .param("limit")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        let page: Vec<Value> = matching.iter().skip(offset).take(limit).cloned().collect();
+        Response::json(&json!({"total": matching.len(), "events": page})).delayed(self.page_delay)
+    }
+
+    fn serve(&self) -> Server {
+        let api = self.clone();
+        Server::start(move |request| api.answer(request))
+    }
+}
+
+fn pipeline(ws: &Workspace, server: &Server, extra_input: &str, output: &str) {
+    ws.write(
+        "events.yaml",
+        &format!(
+            r#"name: events-sync
+input:
+  type: httpPolling
+  endpoint: {}
+  dataField: events
+{extra_input}
+  statePersistence:
+    timestamp: {{enabled: true, field: event.timestamp, queryParam: updated_after}}
+    id: {{enabled: true, field: event.id, queryParam: after_id}}
+    storagePath: ./.cannectors-state
+filters: []
+output: {output}
+"#,
+            server.url("/api/events")
+        ),
+    );
+}
+
+const PAGED: &str =
+    "  pagination: {type: offset, param: offset, limitParam: limit, limit: 5, totalField: total}";
+const FILE_OUT: &str = "{type: file, path: out.jsonl}";
+
+fn delivered(ws: &Workspace) -> Vec<Value> {
+    match std::fs::read_to_string(ws.path().join("out.jsonl")) {
+        Ok(text) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn ids(records: &[Value]) -> Vec<i64> {
+    records
+        .iter()
+        .map(|r| r["event"]["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn state_file(ws: &Workspace) -> Value {
+    serde_json::from_str(&ws.read(".cannectors-state/events-sync.json")).unwrap()
+}
+
+#[test]
+fn second_run_sends_the_greatest_delivered_position_on_every_page() {
+    let api = EventsApi::new((1..=12).map(|i| event(i, (i as u32) / 2)).collect());
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, PAGED, FILE_OUT);
+
+    let first = ws.run(&["run", "events.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(first.stderr.contains("read=12"), "{first:?}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "pages of 5, 5 and 2");
+    for request in &requests {
+        assert_eq!(request.param("updated_after"), None, "{request:?}");
+        assert_eq!(request.param("after_id"), None, "{request:?}");
+    }
+    assert_eq!(ids(&delivered(&ws)), (1..=12).collect::<Vec<_>>());
+    let state = state_file(&ws);
+    assert_eq!(state["timestamp"], "2026-01-01T00:00:06Z");
+    assert_eq!(state["id"], 12);
+
+    api.add((13..=19).map(|i| event(i, 100 + i as u32)).collect());
+    let second = ws.run(&["run", "events.yaml"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let requests = server.requests();
+    let second_run = &requests[3..];
+    assert_eq!(second_run.len(), 2, "pages of 5 and 2: {second_run:?}");
+    for request in second_run {
+        assert_eq!(request.param("updated_after"), Some("2026-01-01T00:00:06Z"));
+        assert_eq!(request.param("after_id"), Some("12"));
+    }
+    assert_eq!(ids(&delivered(&ws)), (1..=19).collect::<Vec<_>>());
+
+    let third = ws.run(&["run", "events.yaml"]);
+    assert_eq!(third.code, Some(0), "{third:?}");
+    assert!(third.stderr.contains("nothing new"), "{third:?}");
+    assert_eq!(delivered(&ws).len(), 19);
+}
+
+#[test]
+fn the_documented_pipeline_omits_cursors_on_the_first_run_and_sends_them_on_the_next() {
+    let api = EventsApi::new(vec![event(1, 1), event(2, 2)]);
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, "", "{type: stdout}");
+    let first = ws.run(&["run", "events.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(first.stdout.lines().count(), 2, "{first:?}");
+    let second = ws.run(&["run", "events.yaml"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(second.stdout, "");
+    let requests = server.requests();
+    assert_eq!(requests[0].query, BTreeMap::new());
+    assert_eq!(
+        requests[1].param("updated_after"),
+        Some("2026-01-01T00:00:02Z")
+    );
+    assert_eq!(requests[1].param("after_id"), Some("2"));
+}
+
+#[test]
+fn a_custom_storage_path_holds_the_state_and_the_next_run_reads_it_back() {
+    let api = EventsApi::new(vec![event(1, 1), event(2, 2)]);
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, "", FILE_OUT);
+    let yaml = ws
+        .read("events.yaml")
+        .replace("./.cannectors-state", "./var/cursors");
+    ws.write("events.yaml", &yaml);
+
+    assert_eq!(ws.run(&["run", "events.yaml"]).code, Some(0));
+    assert!(ws.path().join("var/cursors/events-sync.json").is_file());
+    assert!(
+        !ws.path().join(".cannectors-state").exists(),
+        "no state in the default place"
+    );
+    let state_files: Vec<_> = walk(ws.path())
+        .into_iter()
+        .filter(|p| p.ends_with("events-sync.json"))
+        .collect();
+    assert_eq!(state_files.len(), 1, "{state_files:?}");
+
+    assert_eq!(ws.run(&["run", "events.yaml"]).code, Some(0));
+    assert_eq!(server.requests()[1].param("after_id"), Some("2"));
+    assert_eq!(delivered(&ws).len(), 2);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_state_file_seeded_by_hand_is_honoured() {
+    let api = EventsApi::new((1..=6).map(|i| event(i, i as u32 * 10)).collect());
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, "", FILE_OUT);
+    let yaml = ws.read("events.yaml").replace(
+        "    id: {enabled: true, field: event.id, queryParam: after_id}\n",
+        "",
+    );
+    ws.write("events.yaml", &yaml);
+    ws.write(
+        ".cannectors-state/events-sync.json",
+        r#"{"timestamp": "2026-01-01T00:00:30Z"}"#,
+    );
+    let out = ws.run(&["run", "events.yaml"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        server.requests()[0].param("updated_after"),
+        Some("2026-01-01T00:00:30Z")
+    );
+    assert_eq!(ids(&delivered(&ws)), vec![4, 5, 6]);
+}
+
+#[test]
+fn a_503_is_retried_and_the_run_succeeds() {
+    let calls = Arc::new(Mutex::new(0));
+    let server = {
+        let calls = Arc::clone(&calls);
+        Server::start(move |_| {
+            let mut calls = calls.lock().unwrap();
+            *calls += 1;
+            if *calls == 1 {
+                Response::status(503, "busy").with_header("retry-after", "1")
+            } else {
+                Response::json(&json!({"events": [event(1, 1)]}))
+            }
+        })
+    };
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &server,
+        "  retry: {maxAttempts: 3, delayMs: 10}",
+        FILE_OUT,
+    );
+    let started = Instant::now();
+    let out = ws.run(&["run", "events.yaml"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(delivered(&ws).len(), 1);
+}
+
+/// Runs a pipeline whose source or destination misbehaves and checks that the run fails with
+/// exit code 3 and `message`, and that the state file is byte-for-byte unchanged.
+fn fails_and_keeps_state(source: Server, output: &str, message: &str) {
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &source,
+        "  retry: {maxAttempts: 2, delayMs: 10}",
+        output,
+    );
+    let seeded = "{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": 0}\n";
+    ws.write(".cannectors-state/events-sync.json", seeded);
+    let out = ws.run(&["run", "events.yaml"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains(message),
+        "expected `{message}` in: {}",
+        out.stderr
+    );
+    assert_eq!(ws.read(".cannectors-state/events-sync.json"), seeded);
+}
+
+#[test]
+fn a_400_from_the_source_ends_the_run_with_exit_3_and_the_state_unchanged() {
+    let source = Server::start(|_| Response::status(400, "bad filter"));
+    fails_and_keeps_state(source, FILE_OUT, "400");
+}
+
+#[test]
+fn malformed_json_ends_the_run_with_exit_3_and_the_state_unchanged() {
+    let source = Server::start(|_| Response::status(200, "{\"events\": [1, 2"));
+    fails_and_keeps_state(source, FILE_OUT, "JSON");
+}
+
+#[test]
+fn a_missing_data_field_ends_the_run_with_exit_3_and_the_state_unchanged() {
+    let source = Server::start(|_| Response::json(&json!({"items": []})));
+    fails_and_keeps_state(source, FILE_OUT, "events");
+}
+
+#[test]
+fn a_destination_that_keeps_failing_ends_the_run_with_exit_3_and_the_state_unchanged() {
+    let source = EventsApi::new(vec![event(1, 1), event(2, 2)]).serve();
+    let destination = Server::start(|_| Response::status(500, "down"));
+    let output = format!(
+        "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 2, delayMs: 10}}}}",
+        destination.url("/import")
+    );
+    fails_and_keeps_state(source, &output, "500");
+    assert_eq!(destination.requests().len(), 2, "one request and one retry");
+}
+
+#[test]
+fn a_second_run_of_the_same_pipeline_exits_with_a_lock_message_and_delivers_nothing() {
+    let mut api = EventsApi::new((1..=10).map(|i| event(i, i as u32)).collect());
+    api.page_delay = Duration::from_millis(400);
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, PAGED, FILE_OUT);
+    let mut first = ws
+        .command(&["run", "events.yaml"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.requests().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = ws.run(&["run", "events.yaml"]);
+    assert_eq!(second.code, Some(3), "{second:?}");
+    assert!(second.stderr.contains("already running"), "{second:?}");
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        ids(&delivered(&ws)),
+        (1..=10).collect::<Vec<_>>(),
+        "only the first run delivered"
+    );
+}
