@@ -6,7 +6,7 @@ use cannectors_connector::http::{HttpError, HttpMethod};
 ///
 /// Every variant that comes from a response names the request (method and URL, without
 /// secrets); every variant that comes from the pipeline file names the key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpSourceError {
     /// A key of the `input` block cannot be used as written.
     #[error("input.{key}: {problem}")]

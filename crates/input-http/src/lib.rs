@@ -205,9 +205,20 @@ impl HttpPollingSource {
     /// The next page as a batch, `None` once the run is complete.
     async fn next_page(&mut self) -> Result<Option<Batch>, HttpSourceError> {
         loop {
-            let fetched = match std::mem::replace(&mut self.upcoming, Upcoming::Done) {
-                Upcoming::Done => return Ok(None),
-                Upcoming::Fail(error) => return Err(error),
+            // Until this call finishes, the run counts as broken: a caller that dropped this
+            // future half-way and asks again must not be told that the run is complete.
+            let cancelled = HttpSourceError::Interrupted(
+                "the previous page request of this run was cancelled before it finished".into(),
+            );
+            let fetched = match std::mem::replace(&mut self.upcoming, Upcoming::Fail(cancelled)) {
+                Upcoming::Done => {
+                    self.upcoming = Upcoming::Done;
+                    return Ok(None);
+                }
+                Upcoming::Fail(error) => {
+                    self.upcoming = Upcoming::Fail(error.clone());
+                    return Err(error);
+                }
                 Upcoming::Fetch(position) => fetch(Arc::clone(&self.shared), position).await,
                 Upcoming::InFlight(task) => task
                     .await
@@ -232,7 +243,11 @@ impl HttpPollingSource {
                     self.upcoming = Upcoming::Fetch(self.first.clone());
                     continue;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    // A failed run stays failed: asking again never turns it into a complete one.
+                    self.upcoming = Upcoming::Fail(error.clone());
+                    return Err(error);
+                }
             };
             self.resuming = false;
             return Ok(self.accept(page));
@@ -246,7 +261,10 @@ impl HttpPollingSource {
             self.final_offset = page.offset_reached;
         }
         let resume = match &page.next {
-            None => complete_resume(),
+            None => {
+                self.upcoming = Upcoming::Done;
+                complete_resume()
+            }
             Some(next) => {
                 let resume = next.to_resume();
                 self.upcoming = self.schedule(next.clone(), &page.url);

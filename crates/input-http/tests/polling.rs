@@ -548,6 +548,20 @@ async fn a_refusal_outside_a_resume_stops_the_run_with_the_server_message() {
 }
 
 #[tokio::test]
+async fn a_failed_run_keeps_failing_instead_of_looking_complete() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(400))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(json!({"endpoint": format!("{}/items", server.uri())}), None);
+    let first = source.next_batch().await.unwrap_err().to_string();
+    let second = source.next_batch().await.unwrap_err().to_string();
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
 async fn a_missing_data_field_names_the_path_and_the_url() {
     let server = MockServer::start().await;
     Mock::given(path("/items"))
