@@ -361,3 +361,85 @@ fn a_second_run_of_the_same_pipeline_exits_with_a_lock_message_and_delivers_noth
         "only the first run delivered"
     );
 }
+
+/// Kills the run with SIGKILL once the output holds at least each of `kill_after` lines, runs
+/// it again each time, and finally lets it complete.
+fn kill_and_restart(ws: &Workspace, kill_after: &[usize]) -> usize {
+    let mut kills = 0;
+    for &threshold in kill_after {
+        let mut child = ws
+            .command(&["run", "events.yaml"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if delivered_lines(ws) >= threshold {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run made no progress");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.wait().unwrap();
+    }
+    let last = ws.run(&["run", "events.yaml"]);
+    assert_eq!(last.code, Some(0), "{last:?}");
+    kills
+}
+
+fn delivered_lines(ws: &Workspace) -> usize {
+    std::fs::read(ws.path().join("out.jsonl"))
+        .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count())
+        .unwrap_or(0)
+}
+
+fn assert_no_loss_and_bounded_duplicates(api: EventsApi) {
+    let total = api.events.lock().unwrap().len();
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, PAGED, FILE_OUT);
+
+    let kills = kill_and_restart(&ws, &[3, 12, 21, 33]);
+    let records = delivered(&ws);
+    let mut seen = ids(&records);
+    let lines = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "every record delivered, none lost");
+    assert!(kills >= 3, "the kills landed mid-run ({kills})");
+    assert!(
+        lines - total <= kills * 5,
+        "{} duplicates after {kills} kills: more than one page of 5 per kill",
+        lines - total
+    );
+
+    let again = ws.run(&["run", "events.yaml"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(
+        delivered(&ws).len(),
+        lines,
+        "a completed sync delivers nothing new"
+    );
+}
+
+#[test]
+fn sigkill_at_several_points_loses_nothing_and_resends_at_most_one_page_per_kill() {
+    let mut api = EventsApi::new((1..=40).map(|i| event(i, i as u32)).collect());
+    api.page_delay = Duration::from_millis(60);
+    assert_no_loss_and_bounded_duplicates(api);
+}
+
+#[test]
+fn sigkill_loses_nothing_when_pages_are_not_sorted_by_the_cursor() {
+    // A fixed permutation: the newest records come first, the oldest last.
+    let order: Vec<i64> = (1..=40).map(|i| (i * 17) % 41).collect();
+    let mut api = EventsApi::new(order.into_iter().map(|i| event(i, i as u32)).collect());
+    api.page_delay = Duration::from_millis(60);
+    assert_no_loss_and_bounded_duplicates(api);
+}
