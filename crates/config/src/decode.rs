@@ -137,12 +137,9 @@ fn reword(path: KeyPath, message: &str) -> (KeyPath, String) {
     {
         let expected = expected.trim_start_matches(',').trim();
         let hint = if expected == "there are no fields" {
-            "this block takes no other keys".to_owned()
+            "this block takes no other keys"
         } else {
-            let list = expected
-                .trim_start_matches("expected one of ")
-                .trim_start_matches("expected ");
-            format!("expected one of {list}")
+            expected
         };
         // serde_path_to_error already ends the path with the unknown key.
         let path = if path_ends_with(&path, key) {

@@ -154,9 +154,15 @@ pub(crate) fn parse(text: &str, format: Format) -> Result<Document, SyntaxError>
         return Err(duplicate);
     }
     let tree = match format {
-        Format::Yaml => parse_yaml(text)?,
-        Format::Json => parse_json(text)?,
-    };
+        Format::Yaml => parse_yaml(text),
+        Format::Json => parse_json(text),
+    }
+    .map_err(|mut error| {
+        if error.position.is_none() {
+            error.position = index.locate(&error.path);
+        }
+        error
+    })?;
     Ok(Document { tree, index })
 }
 
@@ -181,7 +187,7 @@ fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
             column: l.column().max(1),
         });
         let mut message = format!("not valid YAML: {}", strip_location(&error.to_string()));
-        if let Some(hint) = position.and_then(|p| yaml_hint(text, p, &message)) {
+        if let Some(hint) = yaml_hint(text, position, &message) {
             message.push_str("; ");
             message.push_str(hint);
         }
@@ -201,8 +207,11 @@ fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
 }
 
 /// The YAML mistakes people make in pipeline files, named where the parser's words are cryptic.
-fn yaml_hint(text: &str, position: Position, message: &str) -> Option<&'static str> {
-    let line = text.lines().nth(position.line.checked_sub(1)?)?;
+fn yaml_hint(text: &str, position: Option<Position>, message: &str) -> Option<&'static str> {
+    if message.contains("more than one document") {
+        return Some("a pipeline file holds one document; remove the `---` after the first");
+    }
+    let line = text.lines().nth(position?.line.checked_sub(1)?)?;
     if line.contains("{{") {
         Some("a value holding a {{...}} template must be quoted, e.g. \"Bearer {{state.id}}\"")
     } else if line.contains(": *") || line.trim_start().starts_with("- *") {
@@ -210,8 +219,6 @@ fn yaml_hint(text: &str, position: Position, message: &str) -> Option<&'static s
             "a value starting with `*` reads as a YAML alias; quote it, e.g. schedule: \
              \"*/10 * * * *\"",
         )
-    } else if message.contains("more than one document") {
-        Some("a pipeline file holds one document; remove the `---` after the first")
     } else {
         None
     }

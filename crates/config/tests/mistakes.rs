@@ -909,3 +909,188 @@ fn errors_from_a_file_name_the_file() {
         )
     );
 }
+
+// ---- the remaining messages, one assertion each --------------------------------------------
+
+#[test]
+fn blocks_of_the_wrong_shape_say_what_they_need() {
+    assert_has(
+        &parse_error("name: a\ninput: database\noutput: {type: stdout}\n"),
+        "pipeline.yaml:2:1: input: expected a mapping with a `type` (`httpPolling`, `database`), found text",
+    );
+    assert_has(
+        &parse_error("name: a\ninput: {type: 3}\noutput: {type: stdout}\n"),
+        "input.type: expected the input type as text (`httpPolling`, `database`), found a number",
+    );
+    assert_has(
+        &parse_error("- name: a\n"),
+        "pipeline.yaml:1:1: the file holds a list, but a pipeline is a mapping",
+    );
+}
+
+#[test]
+fn yaml_features_without_a_json_meaning_are_refused() {
+    assert_has(
+        &parse_error(&http_input("  endpoint2: !env API_URL\n")),
+        "pipeline.yaml:5:3: input.endpoint2: YAML tags such as `!env` are not supported; remove the tag",
+    );
+    assert_has(
+        &parse_error(&http_input("  body: .inf\n")),
+        "pipeline.yaml:5:3: input.body: `.inf` is not a finite number; write a number or quote it",
+    );
+    assert_has(
+        &parse_error(&http_input("  headers: {[a, b]: c}\n")),
+        "input.headers: a mapping key must be text, not a list",
+    );
+    assert_has(
+        &parse_error("name: a\n---\nname: b\n"),
+        "a pipeline file holds one document; remove the `---` after the first",
+    );
+}
+
+#[test]
+fn anchors_and_merge_keys_work() {
+    let yaml = "defaults: &retry {maxAttempts: 5}\n";
+    // An unknown top-level key even when it only holds an anchor: keys are never ignored.
+    assert_has(
+        &parse_error(&format!("{yaml}{}", http_input(""))),
+        "defaults: unknown key",
+    );
+    let merged = http_input("  retry:\n    <<: {maxAttempts: 5}\n    delayMs: 10\n");
+    let loaded = load(&merged).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("expected an httpPolling input")
+    };
+    assert_eq!((input.retry.max_attempts, input.retry.delay_ms), (5, 10));
+}
+
+#[test]
+fn empty_names_and_paths_are_refused() {
+    assert_has(
+        &invalid(&http_input(
+            "  statePersistence:\n    id: {field: id, queryParam: \" \"}\n    storagePath: \"\"\n",
+        )),
+        "input.statePersistence.id.queryParam: queryParam is empty; name the query parameter",
+    );
+    assert_has(
+        &invalid(&http_input("  statePersistence:\n    storagePath: \"\"\n")),
+        "input.statePersistence.storagePath: storagePath is empty; remove it for the default ./.cannectors-state",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: page, param: \"\"}\n")),
+        "input.pagination.param: `param` is empty; name the request parameter",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  pagination: {type: offset, param: o, limit: 0}\n",
+        )),
+        "input.pagination.limit: `limit` must be more than 0",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  pagination: {type: cursor, param: c, nextCursorField: \"a.\"}\n",
+        )),
+        "input.pagination.nextCursorField: `a.` is not a dot path",
+    );
+}
+
+#[test]
+fn templates_must_be_closed_and_apply_in_bodies_too() {
+    assert_has(
+        &invalid(&http_input("").replace("/events", "/events?since={{state.timestamp")),
+        "input.endpoint: a `{{` is not closed by `}}`",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  method: POST\n  body: {q: \"{{record.id}}\"}\n",
+        )),
+        "input.body.q: {{record.*}} is filled only in the endpoint of an httpRequest output",
+    );
+    assert_has(
+        &invalid(&http_input("  headers: {X-Since: \"{{state.nope}}\"}\n")),
+        "input.headers.X-Since: `{{state.nope}}` names no cursor",
+    );
+}
+
+#[test]
+fn api_key_names_must_match_the_location() {
+    assert_has(
+        &invalid(&http_input(
+            "  authentication: {type: api-key, credentials: {key: k, location: query, headerName: X-Key}}\n",
+        )),
+        "input.authentication.credentials.headerName: headerName applies to `location: header`",
+    );
+    assert_has(
+        &parse_error(&http_input(
+            "  authentication: {type: api-key, credentials: {key: k, location: body}}\n",
+        )),
+        "input.authentication.credentials.location: unknown value `body`; expected `header` or `query`",
+    );
+    assert_has(
+        &parse_error(&http_input(
+            "  authentication: {type: digest, credentials: {}}\n",
+        )),
+        "input.authentication.type: unknown value `digest`; expected one of `api-key`, `bearer`, `basic`, `oauth2`",
+    );
+}
+
+#[test]
+fn http_output_settings_must_fit_the_mode() {
+    let with = |output: &str| http_input("").replace("{type: stdout}", output);
+    assert_has(
+        &invalid(&with(
+            "{type: httpRequest, endpoint: \"https://a.example.com\", requestMode: single, batchSize: 10}",
+        )),
+        "output.batchSize: batchSize applies to `requestMode: batch`",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: httpRequest, endpoint: \"https://a.example.com\", success: {statusCodes: []}}",
+        )),
+        "output.success.statusCodes: statusCodes is empty, so no response would count as delivered",
+    );
+    assert_has(
+        &invalid(&with(
+            "{type: httpRequest, endpoint: \"https://a.example.com\", timeoutMs: 0}",
+        )),
+        "output.timeoutMs: timeoutMs must be more than 0",
+    );
+}
+
+#[test]
+fn empty_queries_and_connections_are_refused() {
+    assert_has(
+        &invalid(&database_input("  query: \" \"\n")),
+        "input.query: the query is empty",
+    );
+    assert_has(
+        &invalid(&database_input("  query: select 1\n").replace("${DATABASE_URL}", "${EMPTY}")),
+        "input.connectionStringRef: `connectionStringRef` is empty (an empty variable?)",
+    );
+    let output = http_input("").replace(
+        "{type: stdout}",
+        "{type: database, connectionString: \"sqlite://out.db\", query: \"\"}",
+    );
+    assert_has(
+        &invalid(&output),
+        "output.query: the query is empty; write the SQL run for each record",
+    );
+    let unknown = http_input("").replace(
+        "{type: stdout}",
+        "{type: database, connectionString: \"mysql://x/y\", query: \"insert into t default values\"}",
+    );
+    assert_has(
+        &invalid(&unknown),
+        "output.connectionString: cannot tell the database from `connectionString`",
+    );
+}
+
+#[test]
+fn a_database_input_refuses_the_http_timestamp_format() {
+    assert_has(
+        &invalid(&database_input(
+            "  query: select $1\n  statePersistence:\n    timestamp: {field: ts, format: unix}\n",
+        )),
+        "input.statePersistence.timestamp.format: format is for httpPolling inputs",
+    );
+}
