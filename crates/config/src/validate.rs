@@ -847,7 +847,8 @@ fn check_placeholders(
         return;
     }
     let what_is_bound = match bound {
-        Bound::Listed(n) => format!("`parameters` lists {n} value(s)"),
+        Bound::Listed(1) => "`parameters` lists 1 value".to_owned(),
+        Bound::Listed(n) => format!("`parameters` lists {n} values"),
         Bound::Cursors([]) => "nothing is bound (no `parameters` and no enabled cursor)".to_owned(),
         Bound::Cursors(cursors) => format!(
             "without `parameters` the enabled cursors are bound ({})",
@@ -858,10 +859,10 @@ fn check_placeholders(
                 .join(", ")
         ),
     };
-    let uses = if highest == 0 {
-        "the query has no placeholder".to_owned()
-    } else {
-        format!("the query uses $1 to ${highest}")
+    let uses = match highest {
+        0 => "the query has no placeholder".to_owned(),
+        1 => "the query uses $1".to_owned(),
+        n => format!("the query uses $1 to ${n}"),
     };
     let path = match bound {
         Bound::Listed(_) => block.key("parameters"),

@@ -691,7 +691,7 @@ fn a_missing_query_file_is_named_with_its_full_path() {
     // The file exists now, but no value is bound to $1.
     assert_has(
         &loaded.unwrap_err().to_string(),
-        "input.queryFile: the query uses $1 to $1 but nothing is bound (no `parameters` and no enabled cursor)",
+        "input.queryFile: the query uses $1 but nothing is bound (no `parameters` and no enabled cursor)",
     );
 }
 
@@ -740,7 +740,7 @@ fn input_parameters_cannot_read_records_and_must_cover_the_placeholders() {
         &invalid(&database_input(
             "  query: select $1, $2\n  parameters: [state.id]\n",
         )),
-        "input.parameters: the query uses $1 to $2 but `parameters` lists 1 value(s); bind exactly one value per placeholder",
+        "input.parameters: the query uses $1 to $2 but `parameters` lists 1 value; bind exactly one value per placeholder",
     );
     assert_has(
         &invalid(&database_input(
@@ -758,7 +758,7 @@ fn input_parameters_cannot_read_records_and_must_cover_the_placeholders() {
     );
     assert_has(
         &invalid(&one_too_many),
-        "input.query: the query uses $1 to $1 but without `parameters` the enabled cursors are bound (state.timestamp, state.id)",
+        "input.query: the query uses $1 but without `parameters` the enabled cursors are bound (state.timestamp, state.id)",
     );
 }
 
@@ -850,7 +850,7 @@ fn outputs_need_their_keys_and_sane_values() {
         &invalid(&with(
             "{type: database, connectionString: \"postgres://a@b/c\", query: \"insert into t values ($1, $2)\", parameters: [record.id]}",
         )),
-        "output.parameters: the query uses $1 to $2 but `parameters` lists 1 value(s)",
+        "output.parameters: the query uses $1 to $2 but `parameters` lists 1 value",
     );
 }
 
