@@ -70,36 +70,43 @@ fn ids(records: &[Value]) -> Vec<i64> {
     records.iter().map(|r| r["id"].as_i64().unwrap()).collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+/// The quickstart's pipelines, with a fresh events.db built from seed.sql (the committed
+/// events.db may hold rows a user added while trying it).
+fn quickstart_in(ws: &Workspace) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    let target = ws.path().join("examples/quickstart");
+    std::fs::create_dir_all(&target).unwrap();
+    for name in ["pipeline.yaml", "add-event.yaml"] {
+        std::fs::copy(examples.join(name), target.join(name)).unwrap();
     }
+    let seed = std::fs::read_to_string(examples.join("seed.sql")).unwrap();
+    rusqlite::Connection::open(target.join("events.db"))
+        .unwrap()
+        .execute_batch(&seed)
+        .unwrap();
 }
 
 #[test]
 fn quickstart_runs_without_services_and_then_delivers_only_new_rows() {
     let ws = Workspace::new();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
-    copy_dir(&examples, &ws.path().join("examples/quickstart"));
+    quickstart_in(&ws);
 
     let first = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
     assert_eq!(first.code, Some(0), "{first:?}");
-    let delivered = lines(&ws, "quickstart-output/events.jsonl");
+    let delivered = lines(&ws, "examples/quickstart/out/events.jsonl");
     assert_eq!(ids(&delivered), (1..=12).collect::<Vec<i64>>());
     assert_eq!(delivered[0]["updated_at"], "2026-01-05T09:00:00Z");
 
     let second = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
     assert_eq!(second.code, Some(0), "{second:?}");
     assert!(second.stderr.contains("nothing new"), "{second:?}");
-    assert_eq!(lines(&ws, "quickstart-output/events.jsonl").len(), 12);
+    assert_eq!(lines(&ws, "examples/quickstart/out/events.jsonl").len(), 12);
 
     let add = ws.run(&["run", "examples/quickstart/add-event.yaml"]);
     assert_eq!(add.code, Some(0), "{add:?}");
     let third = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
     assert_eq!(third.code, Some(0), "{third:?}");
-    let delivered = lines(&ws, "quickstart-output/events.jsonl");
+    let delivered = lines(&ws, "examples/quickstart/out/events.jsonl");
     assert_eq!(ids(&delivered[12..]), [13], "only the added row");
     assert_eq!(delivered[12]["kind"], "note");
 }
