@@ -623,3 +623,89 @@ async fn retry_logs_never_show_the_key() {
     assert!(text.contains("retryable status; trying again"), "{text}");
     assert!(!text.contains("k-secret-9"), "{text}");
 }
+
+#[test]
+fn missing_or_unusable_credentials_are_reported_when_the_client_is_built() {
+    let cases = [
+        (
+            AuthKind::ApiKey,
+            Credentials::default(),
+            "authentication `api-key`: `credentials.key` is missing or empty; set it (e.g. from ${VAR})",
+        ),
+        (
+            AuthKind::ApiKey,
+            Credentials {
+                key: Some("k".into()),
+                header_name: Some("Bad Header".into()),
+                ..Default::default()
+            },
+            "authentication `api-key`: `credentials.headerName` `Bad Header` is not a valid header name",
+        ),
+        (
+            AuthKind::Basic,
+            Credentials {
+                password: Some("pw".into()),
+                ..Default::default()
+            },
+            "authentication `basic`: `credentials.username` is missing or empty; set it (e.g. from ${VAR})",
+        ),
+        (
+            AuthKind::OAuth2,
+            Credentials {
+                token_url: Some("http://127.0.0.1:9/t".into()),
+                ..Default::default()
+            },
+            "authentication `oauth2`: `credentials.clientId` is missing or empty; set it (e.g. from ${VAR})",
+        ),
+    ];
+    for (kind, credentials, message) in cases {
+        let authentication = Authentication { kind, credentials };
+        let error = HttpClient::builder()
+            .authentication(Some(&authentication))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.to_string(), message);
+    }
+}
+
+#[tokio::test]
+async fn a_token_answer_without_an_access_token_is_reported() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "x"})))
+        .mount(&server)
+        .await;
+    let error = client(oauth2(&server, vec![]), fast_retry(1))
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot obtain an OAuth2 access token from {}/oauth/token: the token endpoint's \
+             answer has no `access_token` string; check credentials.tokenUrl, clientId and \
+             clientSecret",
+            server.uri()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_token_answer_that_is_not_json_is_reported() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>login</html>"))
+        .mount(&server)
+        .await;
+    let error = client(oauth2(&server, vec![]), fast_retry(1))
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains(
+            "/oauth/token: the token endpoint answered with something that is not JSON (expected \
+             value at line 1 column 1)"
+        ),
+        "{error}"
+    );
+}

@@ -62,8 +62,8 @@ impl TimestampFormat {
             TimestampFormat::UnixMs => Ok(instant.timestamp_millis().to_string()),
             TimestampFormat::Strftime(pattern) => {
                 let mut text = String::new();
-                // Some valid patterns still cannot render some instants (e.g. %z without a
-                // zone in odd chrono versions); report instead of panicking.
+                // chrono reports a pattern it cannot render as a formatting error, which
+                // `to_string` would turn into a panic; write it out and report it instead.
                 write!(
                     text,
                     "{}",

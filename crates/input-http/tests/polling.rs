@@ -731,6 +731,102 @@ async fn a_saved_next_link_does_not_keep_the_api_key() {
     );
 }
 
+async fn first_error(config: Value, response: ResponseTemplate) -> String {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    let mut config = config;
+    config["endpoint"] = json!(format!("{}/items", server.uri()));
+    let (_, error) = run(&mut source(config, None)).await;
+    error.unwrap().replace(&server.uri(), "SERVER")
+}
+
+#[tokio::test]
+async fn a_response_that_is_neither_object_nor_array_is_an_error() {
+    let error = first_error(
+        json!({}),
+        ResponseTemplate::new(200).set_body_json("just text"),
+    )
+    .await;
+    assert_eq!(
+        error,
+        "GET SERVER/items: the response is a string, not a JSON object or array of records"
+    );
+}
+
+#[tokio::test]
+async fn a_total_that_is_not_a_number_names_the_field() {
+    let error = first_error(
+        json!({"pagination": {"type": "offset", "totalField": "meta.total"}}),
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"data": records(1..3), "meta": {"total": "many"}})),
+    )
+    .await;
+    assert_eq!(
+        error,
+        "GET SERVER/items?offset=0: `meta.total` (input.pagination.totalField) holds \"many\", but \
+         it must be a non-negative integer"
+    );
+}
+
+#[tokio::test]
+async fn a_next_cursor_that_is_an_object_names_the_field() {
+    let error = first_error(
+        json!({"pagination": {"type": "cursor", "nextCursorField": "next"}}),
+        ResponseTemplate::new(200).set_body_json(json!({"data": records(1..3), "next": {"a": 1}})),
+    )
+    .await;
+    assert_eq!(
+        error,
+        "GET SERVER/items: `next` (input.pagination.nextCursorField) holds an object, but it must \
+         be a string, a number, null or absent"
+    );
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_scheme_is_an_error() {
+    let error = first_error(
+        json!({"pagination": {"type": "link"}}),
+        ResponseTemplate::new(200)
+            .insert_header("Link", "<ftp://files.test/p2>; rel=next")
+            .set_body_json(records(1..3)),
+    )
+    .await;
+    assert_eq!(
+        error,
+        "GET SERVER/items: the next link `ftp://files.test/p2` is not an http or https URL (the \
+         scheme is `ftp`)"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_links_back_to_a_page_already_read_stops_the_run() {
+    let server = MockServer::start().await;
+    let link = format!("<{}/items?page=2>; rel=next", server.uri());
+    Mock::given(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Link", link.as_str())
+                .set_body_json(records(1..3)),
+        )
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "link"}}),
+        None,
+    );
+    let (batches, error) = run(&mut source).await;
+    assert_eq!(batches.len(), 2);
+    assert_eq!(
+        error.unwrap().replace(&server.uri(), "SERVER"),
+        "SERVER/items?page=2 answered with the next link `SERVER/items?page=2` a second time in \
+         this run; the server does not move forward, so the run stops instead of reading the \
+         same pages again"
+    );
+}
+
 #[tokio::test]
 async fn configuration_mistakes_name_the_key() {
     let cases = [
@@ -753,6 +849,26 @@ async fn configuration_mistakes_name_the_key() {
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "authentication": {"type": "bearer", "credentials": {}}}),
             "authentication `bearer`: `credentials.token` is missing or empty; set it (e.g. from ${VAR})",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "pagination": {"type": "page", "limit": 0}}),
+            "input.pagination.limit: a page size of 0 reads nothing; write at least 1",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "pagination": {"type": "page", "maxPages": 0}}),
+            "input.pagination.maxPages: 0 pages reads nothing; write at least 1 (default 10000)",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "timeoutMs": 0}),
+            "input.timeoutMs: a timeout of 0 ms fails every request; write at least 1 (default 30000)",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "dataField": "a..b"}),
+            "input.dataField: `a..b` is not a dot path: write names separated by single dots, such as `event.id`",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/x", "queryParams": {"since": "{{state.timestamp"}}),
+            "input.queryParams.since: a `{{` is not closed by `}}`",
         ),
     ];
     for (config, message) in cases {
