@@ -6,7 +6,9 @@
 //! stops the cluster and removes the directory, whether the command passed or not.
 //!
 //! Authentication is scram-sha-256 with a known password, so that a test can also prove what
-//! happens with a wrong one. PostgreSQL refuses to run as root: as root, `initdb` and `pg_ctl`
+//! happens with a wrong one. The server also accepts TLS, with a certificate for 127.0.0.1
+//! signed by a throwaway CA (made with the `openssl` program that Debian's PostgreSQL depends
+//! on); the CA file is handed over in `CANNECTORS_TEST_POSTGRES_CA`. PostgreSQL refuses to run as root: as root, `initdb` and `pg_ctl`
 //! run through `runuser -u postgres --` in a directory owned by `postgres`.
 
 use std::env;
@@ -18,6 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The variable the tests read the server URL from.
 pub(crate) const URL_VARIABLE: &str = "CANNECTORS_TEST_POSTGRES_URL";
+/// The variable the tests read the CA certificate of the server from.
+pub(crate) const CA_VARIABLE: &str = "CANNECTORS_TEST_POSTGRES_CA";
 
 const USER: &str = "cannectors";
 const PASSWORD: &str = "cannectors-test";
@@ -38,6 +42,7 @@ pub(crate) fn run_with_cluster(command: &[String]) -> Result<(), String> {
     let status = Command::new(program)
         .args(args)
         .env(URL_VARIABLE, cluster.url())
+        .env(CA_VARIABLE, cluster.ca_file())
         .status()
         .map_err(|e| format!("pg: cannot start `{program}`: {e}"));
     // Dropping the cluster stops it; do so before reporting, so that its log lines come first.
@@ -99,6 +104,11 @@ impl Cluster {
         )
     }
 
+    /// The CA certificate that signed the server's TLS certificate.
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        self.root.join("tls").join("ca.pem")
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.root.join("data")
     }
@@ -110,6 +120,8 @@ impl Cluster {
         let socket_dir = self.root.join("socket");
         fs::create_dir(&socket_dir)
             .map_err(|e| format!("pg: cannot create {}: {e}", socket_dir.display()))?;
+        let tls = self.root.join("tls");
+        make_certificates(&tls)?;
         if self.as_postgres {
             chown_to_postgres(&self.root)?;
         }
@@ -134,8 +146,11 @@ impl Cluster {
         let settings = format!(
             "\n# cannectors test cluster\nlisten_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\n\
-             full_page_writes = off\nmax_connections = 200\n",
-            socket_dir.display()
+             full_page_writes = off\nmax_connections = 200\nssl = on\n\
+             ssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            socket_dir.display(),
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
         );
         let conf = self.data_dir().join("postgresql.conf");
         let mut text = fs::read_to_string(&conf)
@@ -236,6 +251,89 @@ fn find_binaries() -> Result<PathBuf, String> {
              install it with `apt-get install -y postgresql`"
                 .to_owned()
         })
+}
+
+/// A CA and a server certificate for 127.0.0.1 (and localhost) signed by it, valid two days.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+
+    fs::create_dir(dir).map_err(|e| format!("pg: cannot create {}: {e}", dir.display()))?;
+    let extensions = dir.join("server.ext");
+    fs::write(
+        &extensions,
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = critical, CA:FALSE\n\
+         keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )
+    .map_err(|e| format!("pg: cannot write {}: {e}", extensions.display()))?;
+    let openssl = |args: &[&str]| {
+        let mut command = Command::new("openssl");
+        command.args(args).current_dir(dir);
+        run_quietly("openssl (test certificates)", command)
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=cannectors test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    // PostgreSQL refuses a key that others can read.
+    let key = dir.join("server.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("pg: cannot restrict {}: {e}", key.display()))
 }
 
 fn running_as_root() -> bool {

@@ -403,3 +403,72 @@ async fn placeholders_and_parameters_must_match() {
          input.parameters list one value for each of $1..$1"
     );
 }
+
+fn ca_file() -> String {
+    std::env::var("CANNECTORS_TEST_POSTGRES_CA").unwrap_or_else(|_| {
+        panic!(
+            "CANNECTORS_TEST_POSTGRES_CA is not set: run these tests through `cargo xtask ci` or \
+             `cargo xtask pg -- cargo test -p cannectors-input-db`, which start a throwaway \
+             server with TLS and set it"
+        )
+    })
+}
+
+fn ssl_query(url: String) -> DatabaseInput {
+    serde_json::from_value(json!({
+        "connectionString": url,
+        "query": "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tls_is_used_and_verified_when_the_url_asks_for_it() {
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        postgres_url(),
+        ca_file()
+    );
+    let mut source = DatabaseSource::connect(&ssl_query(url), None)
+        .await
+        .unwrap();
+    assert_eq!(drain(&mut source).await, [vec![json!({"ssl": true})]]);
+
+    let mut plain = DatabaseSource::connect(&ssl_query(postgres_url()), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        drain(&mut plain).await,
+        [vec![json!({"ssl": false})]],
+        "no sslmode, no TLS"
+    );
+}
+
+#[tokio::test]
+async fn a_server_certificate_that_cannot_be_verified_is_refused() {
+    // The test CA is not among the Mozilla roots.
+    let url = format!("{}?sslmode=require", postgres_url());
+    let message = connect_error(ssl_query(url)).await;
+    assert!(
+        message.starts_with("cannot connect to postgres://"),
+        "{message}"
+    );
+    assert!(
+        message.contains("invalid peer certificate: UnknownIssuer"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("add sslrootcert=/path/to/ca.pem to the connection string"),
+        "{message}"
+    );
+
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        postgres_url()
+    );
+    let message = connect_error(ssl_query(url)).await;
+    assert!(
+        message.contains("cannot read the sslrootcert file /nonexistent/ca.pem"),
+        "{message}"
+    );
+}

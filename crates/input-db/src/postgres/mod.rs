@@ -128,7 +128,16 @@ pub(crate) async fn connect(target: &Target) -> Result<Client, DatabaseError> {
         }
         Some(root_cert) => {
             let tls = rustls_connector(root_cert.as_deref()).map_err(fail)?;
-            let (client, connection) = config.connect(tls).await.map_err(|e| fail(describe(&e)))?;
+            let (client, connection) = config.connect(tls).await.map_err(|e| {
+                let mut reason = describe(&e);
+                if reason.contains("invalid peer certificate") {
+                    reason.push_str(
+                        "; for a server whose certificate comes from a private CA, add \
+                         sslrootcert=/path/to/ca.pem to the connection string",
+                    );
+                }
+                fail(reason)
+            })?;
             drive(connection, target.shown.clone());
             Ok(client)
         }
