@@ -34,15 +34,10 @@ pub(crate) fn run_with_cluster(command: &[String]) -> Result<(), String> {
                     `cargo xtask pg -- cargo test -p cannectors-input-db`"
             .to_owned());
     };
-    let cluster = Cluster::start()?;
-    eprintln!(
-        "pg: PostgreSQL listening on 127.0.0.1:{} ({URL_VARIABLE} is set)",
-        cluster.port
-    );
-    let status = Command::new(program)
-        .args(args)
-        .env(URL_VARIABLE, cluster.url())
-        .env(CA_VARIABLE, cluster.ca_file())
+    let mut child = Command::new(program);
+    child.args(args);
+    let cluster = attach(&mut child)?;
+    let status = child
         .status()
         .map_err(|e| format!("pg: cannot start `{program}`: {e}"));
     // Dropping the cluster stops it; do so before reporting, so that its log lines come first.
@@ -53,6 +48,20 @@ pub(crate) fn run_with_cluster(command: &[String]) -> Result<(), String> {
     } else {
         Err(format!("pg: `{}` failed ({status})", command.join(" ")))
     }
+}
+
+/// Starts a cluster and points `command` at it (`CANNECTORS_TEST_POSTGRES_URL`,
+/// `CANNECTORS_TEST_POSTGRES_CA`); keep the returned cluster alive while the command runs.
+pub(crate) fn attach(command: &mut Command) -> Result<Cluster, String> {
+    let cluster = Cluster::start()?;
+    eprintln!(
+        "pg: PostgreSQL listening on 127.0.0.1:{} ({URL_VARIABLE} is set)",
+        cluster.port
+    );
+    command
+        .env(URL_VARIABLE, cluster.url())
+        .env(CA_VARIABLE, cluster.ca_file());
+    Ok(cluster)
 }
 
 /// A running cluster; dropping it stops the server and removes its directory.
