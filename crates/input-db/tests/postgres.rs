@@ -472,3 +472,17 @@ async fn a_server_certificate_that_cannot_be_verified_is_refused() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_placeholder_of_a_type_that_cannot_be_bound_says_to_cast_it() {
+    let message = connect_error(input(json!({
+        "query": "SELECT 1 WHERE now() - $1::interval < now()",
+        "parameters": ["\"1 day\""]
+    })))
+    .await;
+    assert_eq!(
+        message,
+        "input.query: $1 has the type interval, which cannectors cannot bind; cast the \
+         placeholder in the query to a supported type, e.g. $1::text"
+    );
+}

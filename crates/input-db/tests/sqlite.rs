@@ -160,3 +160,102 @@ async fn a_driver_that_contradicts_the_url_is_refused() {
         "{err}"
     );
 }
+
+async fn error_of(value: Value) -> String {
+    let config: DatabaseInput = serde_json::from_value(value).unwrap();
+    match DatabaseSource::connect(&config, None).await {
+        Ok(_) => panic!("the source was built"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn connection_settings_that_cannot_work_say_what_to_write() {
+    assert_eq!(
+        error_of(json!({"connectionString": "sqlite::memory:", "connectionStringRef": "sqlite::memory:", "query": "SELECT 1"})).await,
+        "input.connectionString: both connectionString and connectionStringRef are set; keep one"
+    );
+    assert_eq!(
+        error_of(json!({"connectionStringRef": "", "query": "SELECT 1"})).await,
+        "input.connectionString: the connection string is empty (is its ${VARIABLE} set?)"
+    );
+    assert!(
+        error_of(json!({"connectionString": "mysql://db/x", "query": "SELECT 1"}))
+            .await
+            .starts_with("input.connectionString: the driver cannot be told from the connection string; start it with postgres://")
+    );
+    assert_eq!(
+        error_of(json!({"connectionString": "sqlite::memory:"})).await,
+        "input: no query; set input.query or input.queryFile"
+    );
+    let message =
+        error_of(json!({"connectionString": "sqlite::memory:", "queryFile": "/nonexistent/q.sql"}))
+            .await;
+    assert!(
+        message.starts_with("input.queryFile: cannot read /nonexistent/q.sql: "),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_query_file_is_read_when_the_loader_did_not_inline_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.sql");
+    std::fs::write(&file, "SELECT 7 AS seven").unwrap();
+    let config: DatabaseInput = serde_json::from_value(
+        json!({"connectionString": "sqlite::memory:", "queryFile": file.display().to_string()}),
+    )
+    .unwrap();
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    assert_eq!(drain(&mut source).await, [vec![json!({"seven": 7})]]);
+}
+
+#[tokio::test]
+async fn cursor_settings_and_rows_without_cursor_fields_are_errors() {
+    let message = error_of(json!({
+        "connectionString": "sqlite::memory:", "query": "SELECT 1 AS id WHERE $1 IS NULL",
+        "parameters": ["record.id"]
+    }))
+    .await;
+    assert_eq!(
+        message,
+        "input.parameters[0]: `record.id` reads a record, but an input binds its parameters \
+         before any record is read; use state.timestamp, state.id, state.offset or a literal"
+    );
+    let message = error_of(json!({
+        "connectionString": "sqlite::memory:", "query": "SELECT 1 AS id WHERE $1 IS NULL",
+        "statePersistence": {"id": {"enabled": true}}
+    }))
+    .await;
+    assert!(
+        message.starts_with("input.statePersistence.id is enabled but has no `field`"),
+        "{message}"
+    );
+
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": "sqlite::memory:",
+        "query": "SELECT 1 AS id WHERE $1 IS NULL",
+        "statePersistence": {"id": {"field": "event_id"}}
+    }))
+    .unwrap();
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let message = source.next_batch().await.unwrap_err().to_string();
+    assert!(
+        message.starts_with("input: record 0 of the batch (counting from 0) has no `event_id`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_query_that_fails_while_running_names_the_database_and_its_message() {
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": "sqlite::memory:",
+        "query": "SELECT abs(-9223372036854775807 - 1) AS overflow"
+    }))
+    .unwrap();
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    assert_eq!(
+        source.next_batch().await.unwrap_err().to_string(),
+        "input.query failed on sqlite://:memory:: integer overflow"
+    );
+}
