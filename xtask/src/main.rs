@@ -115,7 +115,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut build = cargo();
     build.args(["build", "--release", "--locked", "-p", "cannectors-cli"]);
     run("release build", build)?;
-    let binary = workspace_root().join("target/release/cannectors");
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let binary = target.join("release/cannectors");
     match args.first().map(String::as_str) {
         Some("http") => bench::http(&binary, runs),
         Some(other) => Err(format!("unknown benchmark `{other}`; try `cargo xtask bench http`")),
