@@ -259,3 +259,41 @@ async fn a_query_that_fails_while_running_names_the_database_and_its_message() {
         "input.query failed on sqlite://:memory:: integer overflow"
     );
 }
+
+#[tokio::test]
+async fn the_offset_cursor_counts_the_rows_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("paged.db");
+    seed(
+        &db,
+        "CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2), (3), (4), (5);",
+    );
+    let config = input(
+        &db,
+        json!({
+            "query": "SELECT n FROM t ORDER BY n LIMIT 2 OFFSET COALESCE($1, 0)",
+            "statePersistence": {"offset": {"enabled": true}}
+        }),
+    );
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let mut offsets = Vec::new();
+    while let Some(batch) = source.next_batch().await.unwrap() {
+        match batch.checkpoint {
+            cannectors_connector::Checkpoint::Progress { offset, .. } => offsets.push(offset),
+            other => panic!("unexpected checkpoint {other:?}"),
+        }
+        assert!(offsets.len() <= 3, "the source did not stop");
+    }
+    assert_eq!(offsets, [Some(2), Some(4), Some(5)]);
+    assert_eq!(source.final_offset(), Some(5));
+
+    // The next run starts from the committed offset.
+    let state = State {
+        offset: Some(4),
+        ..State::default()
+    };
+    let mut next = DatabaseSource::connect(&config, Some(&state))
+        .await
+        .unwrap();
+    assert_eq!(drain(&mut next).await, [vec![json!({"n": 5})]]);
+}
