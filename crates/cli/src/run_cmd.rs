@@ -33,6 +33,7 @@ pub(crate) fn run(file: &Path, once: bool, dry_run: bool) -> Result<(), Failure>
     let options = RunOptions {
         dry_run,
         stop: None,
+        progress: None,
     };
     let outcome = runtime.block_on(async {
         let executor = Executor::new(&loaded.pipeline)?;

@@ -56,8 +56,10 @@
 //! ```
 
 mod build;
+mod progress;
 mod summary;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use cannectors_config::Pipeline;
@@ -66,6 +68,7 @@ use cannectors_state::{CursorError, CursorFields, State, StateError, StateStore}
 use tokio::sync::watch;
 
 pub use build::BuildError;
+pub use progress::RunProgress;
 pub use summary::RunSummary;
 
 /// How one run behaves.
@@ -76,6 +79,8 @@ pub struct RunOptions {
     /// When this turns `true`, the run stops after the batch in flight is delivered and
     /// committed (graceful shutdown).
     pub stop: Option<watch::Receiver<bool>>,
+    /// Advanced as batches arrive and are committed, for watching a run while it goes.
+    pub progress: Option<Arc<RunProgress>>,
 }
 
 impl RunOptions {
@@ -222,6 +227,9 @@ impl Executor {
             };
             let number = summary.batches + 1;
             summary.records_read += batch.records.len() as u64;
+            if let Some(progress) = &options.progress {
+                progress.read(batch.records.len());
+            }
             let position = self
                 .fields
                 .greatest_position(&batch.records)
@@ -253,6 +261,9 @@ impl Executor {
             }
             if !options.dry_run {
                 self.store.commit(&state)?;
+            }
+            if let Some(progress) = &options.progress {
+                progress.committed(records.len());
             }
             tracing::debug!(batch = number, records = records.len(), "batch committed");
         }
