@@ -1,0 +1,549 @@
+//! The run loop: every pipeline on its own schedule in one process, never two runs of one
+//! pipeline at a time, and a shutdown that lets the batch in flight be committed.
+//!
+//! Each pipeline has a driver task. A scheduled driver sleeps until the next fire time of its
+//! schedule, then starts a run in a task of its own, so that the ticks keep coming while the run
+//! goes: a tick that finds the previous run still going is skipped. A pipeline without a
+//! schedule (or every pipeline, with `once`) runs once, right away. A failed run is logged and
+//! counted; it never ends its driver or any other.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cannectors_config::{LoadedPipeline, Secrets};
+use cannectors_runtime::{Executor, RunError, RunOptions, RunProgress};
+use cannectors_state::StateError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::metrics::{Metrics, Outcome};
+use crate::schedule::{Schedule, ScheduleError};
+use crate::shutdown::{Shutdown, ShutdownPhase};
+
+/// The longest a driver sleeps without looking at the wall clock again, so that a clock that
+/// was set or a machine that was suspended moves the next run only this much.
+const WAKE_SLICE: Duration = Duration::from_secs(10);
+
+/// A pipeline ready to be scheduled: its file, its schedule and its executor.
+#[derive(Debug)]
+pub struct Job {
+    file: PathBuf,
+    name: String,
+    schedule: Option<Schedule>,
+    executor: Executor,
+    secrets: Secrets,
+    slot: RunSlot,
+}
+
+/// Why a pipeline cannot be scheduled.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The schedule or its time zone cannot be read.
+    #[error("{}: {source}", file.display())]
+    Schedule {
+        /// The pipeline file.
+        file: PathBuf,
+        /// What is wrong with the schedule.
+        source: ScheduleError,
+    },
+    /// The executor cannot be prepared (the state location cannot be resolved).
+    #[error("{}: {source}", file.display())]
+    Executor {
+        /// The pipeline file.
+        file: PathBuf,
+        /// What the executor reported.
+        source: RunError,
+    },
+}
+
+impl Job {
+    /// Prepares a loaded pipeline: reads its schedule and resolves its state file.
+    pub fn new(loaded: &LoadedPipeline) -> Result<Job, JobError> {
+        let schedule =
+            Schedule::of_pipeline(&loaded.pipeline).map_err(|source| JobError::Schedule {
+                file: loaded.path.clone(),
+                source,
+            })?;
+        let executor = Executor::new(&loaded.pipeline).map_err(|source| JobError::Executor {
+            file: loaded.path.clone(),
+            source,
+        })?;
+        Ok(Job {
+            file: loaded.path.clone(),
+            name: loaded.pipeline.name.clone(),
+            schedule,
+            executor,
+            secrets: loaded.secrets.clone(),
+            slot: RunSlot::default(),
+        })
+    }
+
+    /// The pipeline name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file the pipeline came from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The schedule, `None` for a pipeline that runs once.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
+    }
+}
+
+/// Why a set of pipelines cannot be scheduled together.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// Two pipelines have the same name, so they would share one state file.
+    #[error(
+        "pipeline name `{name}` is used by both {} and {}: the name names the state file, so \
+         each pipeline needs its own; rename one of them",
+        first.display(),
+        second.display()
+    )]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The first file with it.
+        first: PathBuf,
+        /// The second file with it.
+        second: PathBuf,
+    },
+}
+
+/// How the scheduler runs its pipelines.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Run every pipeline once, now, even those with a schedule.
+    pub once: bool,
+    /// Fetch and show what would be sent; send nothing, commit nothing.
+    pub dry_run: bool,
+    /// How long runs in progress get to finish their batch after a shutdown was requested.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> SchedulerOptions {
+        SchedulerOptions {
+            once: false,
+            dry_run: false,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How [`Scheduler::run`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every pipeline ran once and nothing is scheduled: there was nothing left to do.
+    Completed,
+    /// A shutdown was requested and every run in progress stopped after committing its batch.
+    Stopped,
+    /// A shutdown was requested and these pipelines were still in a batch when the shutdown
+    /// timeout ran out; those batches were not committed and are sent again by the next run.
+    TimedOut {
+        /// The pipelines whose run was cut.
+        unfinished: Vec<String>,
+    },
+    /// A second shutdown request stopped these pipelines in the middle of a batch; those
+    /// batches were not committed and are sent again by the next run.
+    Forced {
+        /// The pipelines whose run was cut.
+        unfinished: Vec<String>,
+    },
+}
+
+/// The last run of a pipeline failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailure {
+    /// The pipeline name.
+    pub pipeline: String,
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// The error, with values that came from environment variables masked.
+    pub message: String,
+}
+
+/// What [`Scheduler::run`] leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Why it returned.
+    pub ending: Ending,
+    /// The pipelines whose last run failed, in name order.
+    pub failures: Vec<RunFailure>,
+}
+
+/// Runs pipelines on their schedules in one process until it is asked to stop.
+#[derive(Debug)]
+pub struct Scheduler {
+    jobs: Vec<Arc<Job>>,
+    metrics: Arc<Metrics>,
+    options: SchedulerOptions,
+}
+
+impl Scheduler {
+    /// A scheduler for `jobs`; two jobs with the same pipeline name are refused.
+    pub fn new(jobs: Vec<Job>, options: SchedulerOptions) -> Result<Scheduler, SchedulerError> {
+        let mut files: BTreeMap<&str, &Path> = BTreeMap::new();
+        for job in &jobs {
+            if let Some(first) = files.insert(&job.name, &job.file) {
+                return Err(SchedulerError::DuplicateName {
+                    name: job.name.clone(),
+                    first: first.to_owned(),
+                    second: job.file.clone(),
+                });
+            }
+        }
+        let metrics = Arc::new(Metrics::default());
+        for job in &jobs {
+            metrics.register(&job.name);
+            if let Ok(Some(state)) = job.executor.store().load() {
+                metrics.set_cursors(&job.name, &state);
+            }
+        }
+        Ok(Scheduler {
+            jobs: jobs.into_iter().map(Arc::new).collect(),
+            metrics,
+            options,
+        })
+    }
+
+    /// The counters of this scheduler, live while it runs.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Whether the scheduler keeps running until it is stopped: some pipeline has a schedule
+    /// and the options do not say `once`.
+    pub fn is_long_running(&self) -> bool {
+        !self.options.once && self.jobs.iter().any(|job| job.schedule.is_some())
+    }
+
+    /// Runs every pipeline: scheduled ones on their schedule, the others once, now. Returns
+    /// when every pipeline is done (none is scheduled) or when `shutdown` was requested and
+    /// the runs in progress stopped (see [`Ending`]).
+    pub async fn run(self, shutdown: &Shutdown) -> Report {
+        let mut phase = shutdown.subscribe();
+        let (stop, stopping) = watch::channel(false);
+        let context = Arc::new(Context {
+            metrics: self.metrics.clone(),
+            options: self.options.clone(),
+            stopping,
+            long_running: self.is_long_running(),
+            failures: Mutex::new(BTreeMap::new()),
+        });
+        let mut drivers = JoinSet::new();
+        for job in &self.jobs {
+            drivers.spawn(drive(job.clone(), context.clone()));
+        }
+        let requested = loop {
+            tokio::select! {
+                joined = drivers.join_next() => if joined.is_none() {
+                    break false;
+                },
+                () = reached(&mut phase, ShutdownPhase::Draining) => break true,
+            }
+        };
+        let ending = if requested {
+            let _ = stop.send(true);
+            let running = context.running();
+            if running.is_empty() {
+                tracing::info!("stopping: no run in progress");
+            } else {
+                tracing::info!(
+                    "stopping: no new run starts; the run of {} stops once its batch in flight \
+                     is committed (at most {}s; a second signal stops at once)",
+                    running.join(", "),
+                    self.options.shutdown_timeout.as_secs_f64()
+                );
+            }
+            let drained = async { while drivers.join_next().await.is_some() {} };
+            tokio::select! {
+                () = drained => Ending::Stopped,
+                () = tokio::time::sleep(self.options.shutdown_timeout) => Ending::TimedOut {
+                    unfinished: context.running(),
+                },
+                () = reached(&mut phase, ShutdownPhase::Immediate) => Ending::Forced {
+                    unfinished: context.running(),
+                },
+            }
+        } else {
+            Ending::Completed
+        };
+        // Dropping the drivers cancels the runs still going, at an await point: a commit is
+        // never cut half-way, and the batch in flight is simply not committed.
+        drivers.abort_all();
+        let failures = context
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        Report { ending, failures }
+    }
+}
+
+/// What the drivers share.
+struct Context {
+    metrics: Arc<Metrics>,
+    options: SchedulerOptions,
+    /// Turns `true` when a shutdown was requested.
+    stopping: watch::Receiver<bool>,
+    long_running: bool,
+    failures: Mutex<BTreeMap<String, RunFailure>>,
+}
+
+impl Context {
+    fn running(&self) -> Vec<String> {
+        self.metrics
+            .running()
+            .into_iter()
+            .map(|run| run.pipeline)
+            .collect()
+    }
+}
+
+/// Resolves once `phase` is at least `target`; never, when nobody can request it any more.
+async fn reached(phase: &mut watch::Receiver<ShutdownPhase>, target: ShutdownPhase) {
+    if phase.wait_for(|phase| *phase >= target).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn drive(job: Arc<Job>, context: Arc<Context>) {
+    let schedule = match &job.schedule {
+        Some(schedule) if !context.options.once => schedule,
+        _ => {
+            if let Ok(slot) = job.slot.try_start(Utc::now()) {
+                execute(&job, &context, slot, false).await;
+            }
+            return;
+        }
+    };
+    let mut stopping = context.stopping.clone();
+    let mut current = CurrentRun(None);
+    let mut reference = Utc::now();
+    let mut first = true;
+    loop {
+        let Some(fire) = schedule.next_after(reference) else {
+            tracing::warn!(
+                pipeline = %job.name,
+                "the schedule `{}` has no fire time after {}: the pipeline does not run again",
+                schedule.expression(),
+                utc(reference)
+            );
+            break;
+        };
+        context.metrics.set_next_run(&job.name, Some(fire));
+        if first {
+            tracing::info!(
+                pipeline = %job.name,
+                file = %job.file.display(),
+                "scheduled `{}` ({}); next run at {}",
+                schedule.expression(),
+                schedule.zone(),
+                utc(fire)
+            );
+            first = false;
+        } else {
+            tracing::debug!(pipeline = %job.name, "next run at {}", utc(fire));
+        }
+        tokio::select! {
+            () = sleep_until(fire) => {}
+            _ = stopping.wait_for(|stop| *stop) => break,
+        }
+        // A tick that woke up late (a suspended machine) runs once; missed ticks are not
+        // made up, and the next one is computed from now.
+        reference = fire.max(Utc::now());
+        match job.slot.try_start(fire) {
+            Ok(slot) => {
+                let (job, context) = (job.clone(), context.clone());
+                current.0 = Some(tokio::spawn(async move {
+                    execute(&job, &context, slot, true).await;
+                }));
+            }
+            Err(since) => {
+                tracing::warn!(
+                    pipeline = %job.name,
+                    "skipping the run due at {}: the previous run, started at {}, is still going",
+                    utc(fire),
+                    utc(since)
+                );
+                context.metrics.skipped(&job.name);
+            }
+        }
+    }
+    context.metrics.set_next_run(&job.name, None);
+    if let Some(handle) = current.0.as_mut() {
+        let _ = handle.await;
+    }
+}
+
+/// The run a driver started; cancelled when the driver itself is cancelled.
+struct CurrentRun(Option<JoinHandle<()>>);
+
+impl Drop for CurrentRun {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool) {
+    let progress = Arc::new(RunProgress::default());
+    context.metrics.started(&job.name, progress.clone());
+    let options = RunOptions {
+        dry_run: context.options.dry_run,
+        stop: Some(context.stopping.clone()),
+        progress: Some(progress),
+    };
+    let outcome = match job.executor.run(&options).await {
+        Ok(summary) if summary.interrupted => Outcome::Interrupted,
+        Ok(_) => Outcome::Success,
+        Err(RunError::State(error @ StateError::Locked { .. })) if scheduled => {
+            tracing::warn!(pipeline = %job.name, "skipping this run: {error}");
+            Outcome::Skipped
+        }
+        Err(error) => {
+            let message = job.secrets.redact(&error.to_string());
+            if context.long_running {
+                let next = if scheduled {
+                    "; the next scheduled run tries again"
+                } else {
+                    ""
+                };
+                tracing::error!(
+                    pipeline = %job.name,
+                    "run failed: {}: {message}{next}",
+                    job.file.display()
+                );
+            }
+            context
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    job.name.clone(),
+                    RunFailure {
+                        pipeline: job.name.clone(),
+                        file: job.file.clone(),
+                        message,
+                    },
+                );
+            Outcome::Failure
+        }
+    };
+    if outcome == Outcome::Success {
+        context
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&job.name);
+    }
+    if !context.options.dry_run
+        && let Ok(Some(state)) = job.executor.store().load()
+    {
+        context.metrics.set_cursors(&job.name, &state);
+    }
+    context.metrics.finished(&job.name, outcome);
+    drop(slot);
+}
+
+/// Sleeps until the wall clock reaches `at`, looking at it again at least every
+/// [`WAKE_SLICE`].
+async fn sleep_until(at: DateTime<Utc>) {
+    while let Ok(remaining) = (at - Utc::now()).to_std() {
+        if remaining.is_zero() {
+            return;
+        }
+        tokio::time::sleep(remaining.min(WAKE_SLICE)).await;
+    }
+}
+
+fn utc(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Whether a run of a pipeline is going, and since when.
+#[derive(Debug, Default)]
+struct RunSlot {
+    since: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+/// Holds a pipeline's [`RunSlot`] for one run; frees it when dropped, even if the run panicked
+/// or was cancelled.
+#[derive(Debug)]
+struct SlotGuard {
+    since: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+impl RunSlot {
+    /// Takes the slot for a run starting at `now`, or tells since when the run holding it goes.
+    fn try_start(&self, now: DateTime<Utc>) -> Result<SlotGuard, DateTime<Utc>> {
+        let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
+        match *since {
+            Some(started) => Err(started),
+            None => {
+                *since = Some(now);
+                Ok(SlotGuard {
+                    since: self.since.clone(),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        *self.since.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_tick_while_a_run_is_going_is_refused_with_the_start_of_that_run() {
+        let slot = RunSlot::default();
+        let running = slot.try_start(at("2026-05-04T10:00:00Z")).unwrap();
+        assert_eq!(
+            slot.try_start(at("2026-05-04T10:00:01Z")).unwrap_err(),
+            at("2026-05-04T10:00:00Z")
+        );
+        drop(running);
+        assert!(slot.try_start(at("2026-05-04T10:00:02Z")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_panics_frees_its_slot() {
+        let slot = RunSlot::default();
+        let guard = slot.try_start(at("2026-05-04T10:00:00Z")).unwrap();
+        let outcome = tokio::spawn(async move {
+            let _guard = guard;
+            panic!("a bug in a run");
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert!(slot.try_start(at("2026-05-04T10:00:01Z")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn sleeping_until_a_past_instant_returns_at_once() {
+        let started = std::time::Instant::now();
+        sleep_until(at("2020-01-01T00:00:00Z")).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,266 @@
+//! The scheduler driving real executors: pipelines read from a local HTTP server (wiremock) and
+//! write JSON Lines files in a temp directory, on 1-second schedules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cannectors_scheduler::{Ending, Job, Outcome, Scheduler, SchedulerOptions, Shutdown};
+use serde_json::json;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn job(dir: &Path, server: &MockServer, name: &str, schedule: Option<&str>) -> Job {
+    let schedule = schedule
+        .map(|expression| format!("  schedule: '{expression}'\n"))
+        .unwrap_or_default();
+    let yaml = format!(
+        "name: {name}\n\
+         input:\n\
+         {schedule}  type: httpPolling\n  endpoint: '{}/{name}'\n  retry: {{maxAttempts: 1}}\n  \
+         statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}\n\
+         output: {{type: file, path: '{}'}}\n",
+        server.uri(),
+        dir.display(),
+        dir.join(format!("{name}.jsonl")).display()
+    );
+    let origin = dir.join(format!("{name}.yaml"));
+    std::fs::write(&origin, &yaml).unwrap();
+    let loaded = cannectors_config::load(&origin).unwrap();
+    Job::new(&loaded).unwrap()
+}
+
+async fn serve(server: &MockServer, name: &str, response: ResponseTemplate) {
+    Mock::given(path(format!("/{name}")))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// Waits until `done` holds, for at most `limit`.
+async fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+fn every_second() -> Option<&'static str> {
+    Some("* * * * * *")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pipeline_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "good",
+        ResponseTemplate::new(200).set_body_json(json!([{"id": 1}])),
+    )
+    .await;
+    serve(&server, "broken", ResponseTemplate::new(500)).await;
+    let jobs = vec![
+        job(dir.path(), &server, "good", every_second()),
+        job(dir.path(), &server, "broken", every_second()),
+    ];
+    let scheduler = Scheduler::new(jobs, SchedulerOptions::default()).unwrap();
+    assert!(scheduler.is_long_running());
+    let metrics = scheduler.metrics();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { scheduler.run(&shutdown).await }
+    });
+
+    let both_twice = until(Duration::from_secs(15), || {
+        metrics.runs("good", Outcome::Success) >= 2 && metrics.runs("broken", Outcome::Failure) >= 2
+    })
+    .await;
+    shutdown.request();
+    let report = running.await.unwrap();
+    assert!(both_twice, "{}", metrics.render());
+    assert_eq!(report.ending, Ending::Stopped);
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(report.failures[0].pipeline, "broken");
+    assert!(
+        report.failures[0].message.contains("HTTP 500"),
+        "{report:?}"
+    );
+    let state = std::fs::read_to_string(dir.path().join("good.json")).unwrap();
+    assert!(state.contains("\"id\": 1"), "{state}");
+    assert!(!dir.path().join("broken.json").exists());
+    let text = metrics.render();
+    assert!(
+        text.contains("cannectors_cursor_value{pipeline=\"good\",cursor=\"id\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_during_a_slow_run_is_skipped_and_the_run_finishes_its_batch_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "slow",
+        ResponseTemplate::new(200)
+            .set_body_json(json!([{"id": 7}]))
+            .set_delay(Duration::from_millis(2500)),
+    )
+    .await;
+    let jobs = vec![job(dir.path(), &server, "slow", every_second())];
+    let scheduler = Scheduler::new(jobs, SchedulerOptions::default()).unwrap();
+    let metrics = scheduler.metrics();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { scheduler.run(&shutdown).await }
+    });
+
+    let skipped = until(Duration::from_secs(10), || {
+        metrics.runs("slow", Outcome::Skipped) >= 1 && !metrics.running().is_empty()
+    })
+    .await;
+    shutdown.request();
+    let report = running.await.unwrap();
+    assert!(skipped, "{}", metrics.render());
+    assert_eq!(report.ending, Ending::Stopped);
+    // The run in progress was let finish: its batch is delivered and committed.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("slow.jsonl")).unwrap(),
+        "{\"id\":7}\n"
+    );
+    // It stopped on request after that batch instead of asking the source for more.
+    assert_eq!(
+        metrics.runs("slow", Outcome::Interrupted),
+        1,
+        "{}",
+        metrics.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_still_in_its_batch_when_the_shutdown_timeout_ends_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "stuck",
+        ResponseTemplate::new(200)
+            .set_body_json(json!([{"id": 1}]))
+            .set_delay(Duration::from_secs(20)),
+    )
+    .await;
+    let jobs = vec![job(dir.path(), &server, "stuck", None)];
+    let options = SchedulerOptions {
+        shutdown_timeout: Duration::from_millis(300),
+        ..SchedulerOptions::default()
+    };
+    let scheduler = Scheduler::new(jobs, options).unwrap();
+    assert!(!scheduler.is_long_running());
+    let metrics = scheduler.metrics();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { scheduler.run(&shutdown).await }
+    });
+    assert!(until(Duration::from_secs(10), || !metrics.running().is_empty()).await);
+    // The request is on its way to the server when the shutdown comes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the run sent no request");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    shutdown.request();
+    let report = running.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        report.ending,
+        Ending::TimedOut {
+            unfinished: vec!["stuck".to_owned()]
+        }
+    );
+    assert!(!dir.path().join("stuck.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_request_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "stuck",
+        ResponseTemplate::new(200)
+            .set_body_json(json!([{"id": 1}]))
+            .set_delay(Duration::from_secs(20)),
+    )
+    .await;
+    let jobs = vec![job(dir.path(), &server, "stuck", None)];
+    let scheduler = Scheduler::new(jobs, SchedulerOptions::default()).unwrap();
+    let metrics = scheduler.metrics();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { scheduler.run(&shutdown).await }
+    });
+    assert!(until(Duration::from_secs(10), || !metrics.running().is_empty()).await);
+    shutdown.request();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.request();
+    let report = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("a second request stops the scheduler well before the shutdown timeout")
+        .unwrap();
+    assert_eq!(
+        report.ending,
+        Ending::Forced {
+            unfinished: vec!["stuck".to_owned()]
+        }
+    );
+    assert!(!dir.path().join("stuck.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_once_every_pipeline_runs_one_time_and_failures_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "scheduled",
+        ResponseTemplate::new(200).set_body_json(json!([{"id": 3}])),
+    )
+    .await;
+    serve(&server, "missing", ResponseTemplate::new(404)).await;
+    let jobs = vec![
+        job(dir.path(), &server, "scheduled", every_second()),
+        job(dir.path(), &server, "missing", None),
+    ];
+    let options = SchedulerOptions {
+        once: true,
+        ..SchedulerOptions::default()
+    };
+    let scheduler = Scheduler::new(jobs, options).unwrap();
+    assert!(!scheduler.is_long_running());
+    let metrics = scheduler.metrics();
+    let report = tokio::time::timeout(Duration::from_secs(20), scheduler.run(&Shutdown::new()))
+        .await
+        .unwrap();
+    assert_eq!(report.ending, Ending::Completed);
+    assert_eq!(metrics.runs("scheduled", Outcome::Success), 1);
+    assert_eq!(metrics.runs("missing", Outcome::Failure), 1);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].file, dir.path().join("missing.yaml"));
+    assert!(report.failures[0].message.contains("404"), "{report:?}");
+}
