@@ -1,7 +1,10 @@
 //! The command line: every command, flag and help text.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Declarative data pipelines with incremental sync that survives restarts.
@@ -12,6 +15,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  \
         cannectors validate pipelines/*.yaml\n  \
         cannectors run pipelines/events.yaml --once\n  \
+        cannectors run pipelines/ --metrics-addr 127.0.0.1:9464\n  \
+        cannectors schedule pipelines/events.yaml -n 10\n  \
         cannectors state show pipelines/events.yaml\n  \
         cannectors state set pipelines/events.yaml --timestamp 2026-01-01T00:00:00Z\n  \
         cannectors schema > pipeline.schema.json\n\n\
@@ -60,26 +65,96 @@ pub(crate) enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run a pipeline: once, or on its schedule until SIGINT/SIGTERM.
+    /// Run a pipeline, or every pipeline of a directory: once, or on their schedules until
+    /// SIGINT/SIGTERM.
     #[command(after_help = "Examples:\n  cannectors run events.yaml --once\n  \
-        cannectors run events.yaml --dry-run\n\n\
-        A pipeline without a schedule, or with --once, runs once and exits.\n\
-        Exit codes: 0 success, 1 validation error, 2 parse error, 3 runtime error.")]
-    Run {
-        /// The pipeline file.
-        file: PathBuf,
-        /// Run once and exit, even if the pipeline has a schedule.
-        #[arg(long)]
-        once: bool,
-        /// Fetch and show what would be sent (on standard output); send nothing, commit nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+        cannectors run events.yaml --dry-run\n  \
+        cannectors run /etc/cannectors/pipelines --metrics-addr 127.0.0.1:9464\n\n\
+        A pipeline with a schedule runs on it until SIGINT or SIGTERM; one without a schedule,\n\
+        or any pipeline with --once or --dry-run, runs once and the program exits.\n\
+        With a directory, every *.yaml, *.yml and *.json file in it is a pipeline, each on its\n\
+        own schedule; those without a schedule run once at start.\n\
+        On SIGINT/SIGTERM no new run starts and runs in progress stop once their batch in\n\
+        flight is committed (at most --shutdown-timeout); a second signal stops at once.\n\n\
+        Exit codes: 0 success or stopped by a signal, 1 validation error, 2 parse error,\n\
+        3 runtime error (a run that runs once failed).")]
+    Run(RunArgs),
+    /// Print the next fire times of a pipeline's schedule.
+    #[command(after_help = "Examples:\n  cannectors schedule events.yaml\n  \
+        cannectors schedule events.yaml -n 10 --after 2026-03-28T00:00:00Z")]
+    Schedule(ScheduleArgs),
     /// Inspect or change the cursor state of a pipeline.
     #[command(subcommand)]
     State(StateCommand),
     /// Print the JSON Schema of the pipeline file (for editor autocompletion).
     Schema,
+}
+
+/// Arguments of `cannectors run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// A pipeline file, or a directory of pipeline files.
+    #[arg(value_name = "FILE|DIR")]
+    pub(crate) target: PathBuf,
+    /// Run once and exit, even pipelines that have a schedule.
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Fetch and show what would be sent (on standard output); send nothing, commit nothing.
+    /// Runs once.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// After SIGINT/SIGTERM, how long runs in progress get to commit their batch in flight
+    /// (e.g. 30s, 2m, 500ms); then the program exits without committing it.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) shutdown_timeout: Duration,
+    /// Serve Prometheus metrics on http://ADDR/metrics and a health check on /healthz
+    /// (e.g. 127.0.0.1:9464; port 0 picks a free port, logged at start).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+}
+
+/// Arguments of `cannectors schedule`.
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleArgs {
+    /// The pipeline file.
+    pub(crate) file: PathBuf,
+    /// How many fire times to print.
+    #[arg(short = 'n', long = "count", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) count: u32,
+    /// Start from this instant (RFC 3339, e.g. 2026-03-28T00:00:00Z) instead of now.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) after: Option<DateTime<Utc>>,
+}
+
+/// `30s`, `2m`, `500ms`, `1h`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let hint = "write a whole number with a unit: 500ms, 30s, 2m or 1h";
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; {hint}"))?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "" | "s" => number.checked_mul(1_000),
+        "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
+        _ => return Err(format!("`{text}` has an unknown unit `{unit}`; {hint}")),
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long a duration"))
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|instant| instant.with_timezone(&Utc))
+        .map_err(|error| {
+            format!("`{text}` is not an RFC 3339 time ({error}); write e.g. 2026-03-28T00:00:00Z")
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,4 +194,42 @@ pub(crate) enum StateCommand {
         #[arg(long)]
         offset: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("10 minutes").unwrap_err(),
+            "`10 minutes` has an unknown unit ` minutes`; write a whole number with a unit: \
+             500ms, 30s, 2m or 1h"
+        );
+        assert_eq!(
+            parse_duration("soon").unwrap_err(),
+            "`soon` is not a duration; write a whole number with a unit: 500ms, 30s, 2m or 1h"
+        );
+    }
+
+    #[test]
+    fn instants_are_rfc_3339_in_any_offset() {
+        assert_eq!(
+            parse_instant("2026-03-28T01:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-03-28T00:00:00+00:00"
+        );
+        assert!(
+            parse_instant("yesterday")
+                .unwrap_err()
+                .starts_with("`yesterday` is not an RFC 3339 time")
+        );
+    }
 }

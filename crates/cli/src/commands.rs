@@ -31,11 +31,8 @@ impl Failure {
 pub(crate) fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Validate { files } => validate(&files),
-        Command::Run {
-            file,
-            once,
-            dry_run,
-        } => crate::run_cmd::run(&file, once, dry_run),
+        Command::Run(args) => crate::run_cmd::run(args),
+        Command::Schedule(args) => crate::schedule_cmd::schedule(&args),
         Command::State(command) => crate::state_cmd::state(command),
         Command::Schema => Err(Failure::new(Code::Runtime, "schema is not built yet")),
     }

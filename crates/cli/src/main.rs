@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod logging;
 mod run_cmd;
+mod schedule_cmd;
 mod state_cmd;
 
 use std::process::ExitCode;
