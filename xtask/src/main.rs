@@ -97,7 +97,12 @@ fn ci() -> Result<(), String> {
 
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"]);
-    run("tests (cargo test --workspace)", test)?;
+    // The database tests need a real PostgreSQL: a throwaway cluster lives for this step only,
+    // and its absence fails the tests rather than skipping them.
+    let cluster = postgres::attach(&mut test)?;
+    let tested = run("tests (cargo test --workspace, with a throwaway PostgreSQL)", test);
+    drop(cluster);
+    tested?;
 
     let mut deny = cargo();
     deny.args(["deny", "--locked", "check", "licenses", "bans", "sources"]);
