@@ -2,6 +2,8 @@
 //! and a real PostgreSQL. One test binary, one module per area.
 
 mod http_run;
+mod schedule;
+mod scheduler;
 mod state;
 mod support;
 mod validate;

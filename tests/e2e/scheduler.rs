@@ -1,0 +1,584 @@
+//! `cannectors run` as a long-running process: pipelines on 1-second schedules against a source
+//! API on 127.0.0.1, directories of pipelines, SIGTERM, the metrics endpoint and JSON logs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::Workspace;
+use crate::support::http::{Request, Response, Server};
+
+/// A source of records with ids 1..=`last`: each request gets the next `per_request` records
+/// after its `after_id`, and pages through them with `page`/`limit` when asked.
+fn records_after(request: &Request, per_request: i64, last: i64) -> Value {
+    let after: i64 = request
+        .param("after_id")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let page: i64 = request
+        .param("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let first = after + (page - 1) * per_request + 1;
+    let records: Vec<Value> = (first..first + per_request)
+        .filter(|id| *id <= last)
+        .map(|id| json!({"id": id, "name": format!("record {id}")}))
+        .collect();
+    Value::Array(records)
+}
+
+fn pipeline(name: &str, endpoint: &str, schedule: Option<&str>, extra: &str) -> String {
+    let schedule = schedule
+        .map(|s| format!("  schedule: \"{s}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "name: {name}\n\
+         input:\n\
+         \x20 type: httpPolling\n\
+         {schedule}\
+         \x20 endpoint: {endpoint}\n\
+         \x20 retry: {{maxAttempts: 1}}\n\
+         {extra}\
+         \x20 statePersistence:\n\
+         \x20   id: {{field: id, queryParam: after_id}}\n\
+         \x20   storagePath: ./state\n\
+         output: {{type: file, path: ./out/{name}.jsonl}}\n"
+    )
+}
+
+/// The ids in an output file, in order.
+fn delivered(ws: &Workspace, name: &str) -> Vec<i64> {
+    let path = ws.path().join(format!("out/{name}.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The binary running in the background, its standard error collected as it comes.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(ws: &Workspace, args: &[&str]) -> Running {
+        let mut command: Command = ws.command(args);
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start cannectors");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            })
+        };
+        Running {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds, for at most `limit`; fails the test with the log otherwise.
+    fn wait_until(&mut self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.log()) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "cannectors exited ({status}) before {what}:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("no {what} within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for the process to exit, for at most `limit`; returns its exit code and log.
+    fn exit(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
+                return (status.code(), self.log());
+            }
+            if Instant::now() > deadline {
+                panic!("cannectors did not exit within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn every_second() -> Option<&'static str> {
+    Some("* * * * * *")
+}
+
+#[test]
+fn a_pipeline_on_a_one_second_schedule_runs_again_from_the_state_it_committed() {
+    let server = Server::start(|request| Response::json(&records_after(request, 2, 100)));
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline("events", &server.url("/events"), every_second(), ""),
+    );
+    let mut running = Running::start(&ws, &["run", "events.yaml"]);
+    running.wait_until("second run", Duration::from_secs(20), |_| {
+        delivered(&ws, "events").len() >= 4
+    });
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+
+    let ids = delivered(&ws, "events");
+    let expected: Vec<i64> = (1..=ids.len() as i64).collect();
+    assert_eq!(ids, expected, "each record once, in order");
+    let requests = server.requests();
+    assert_eq!(
+        requests[0].param("after_id"),
+        None,
+        "the first run has no state"
+    );
+    assert_eq!(
+        requests[1].param("after_id"),
+        Some("2"),
+        "the second run starts from what the first committed"
+    );
+    assert!(
+        log.contains("scheduled `* * * * * *` (UTC); next run at"),
+        "{log}"
+    );
+    assert!(log.contains("SIGTERM received: shutting down"), "{log}");
+}
+
+#[test]
+fn sigterm_during_a_slow_multi_batch_run_commits_what_was_delivered_and_the_next_start_resumes() {
+    let server = Server::start(|request| {
+        Response::json(&records_after(request, 2, 12)).delayed(Duration::from_millis(400))
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline(
+            "events",
+            &server.url("/events"),
+            None,
+            "  pagination: {type: page, param: page, limitParam: limit, limit: 2}\n",
+        ),
+    );
+    let mut running = Running::start(&ws, &["run", "events.yaml"]);
+    running.wait_until("two batches", Duration::from_secs(20), |_| {
+        delivered(&ws, "events").len() >= 4
+    });
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("run stopped on request"), "{log}");
+
+    let first = delivered(&ws, "events");
+    assert!(
+        first.len() >= 4 && first.len() < 12,
+        "stopped mid-run: {first:?}"
+    );
+    assert_eq!(first, (1..=first.len() as i64).collect::<Vec<_>>());
+    let pages_done = first.len() / 2;
+    let state: Value = serde_json::from_str(&ws.read("state/events.json")).unwrap();
+    assert_eq!(state["run"]["batches"], pages_done, "{state}");
+
+    let requests_before = server.requests().len();
+    let again = ws.run(&["run", "events.yaml"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    let ids = delivered(&ws, "events");
+    assert_eq!(
+        ids,
+        (1..=12).collect::<Vec<_>>(),
+        "nothing lost, nothing twice"
+    );
+    let resumed = &server.requests()[requests_before];
+    assert_eq!(
+        resumed.param("page"),
+        Some((pages_done + 1).to_string().as_str()),
+        "the second start continues after the committed pages"
+    );
+}
+
+#[test]
+fn a_tick_that_comes_while_the_previous_run_is_going_is_skipped() {
+    let server = Server::start(|request| {
+        Response::json(&records_after(request, 1, 100)).delayed(Duration::from_millis(2500))
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "slow.yaml",
+        &pipeline("slow", &server.url("/slow"), every_second(), ""),
+    );
+    let mut running = Running::start(&ws, &["run", "slow.yaml"]);
+    running.wait_until("skipped tick", Duration::from_secs(20), |log| {
+        log.contains("skipping the run due at")
+    });
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("the previous run, started at"),
+        "the skip names the run still going: {log}"
+    );
+    assert!(log.contains("is still going"), "{log}");
+    // One run at a time: no request was sent while another was waiting for its answer.
+    assert_eq!(server.requests().len(), delivered(&ws, "slow").len());
+}
+
+#[test]
+fn a_directory_keeps_running_its_pipelines_when_one_always_fails_and_reports_them_as_metrics() {
+    let server = Server::start(|request| {
+        if request.path == "/broken" {
+            Response::status(500, "the source is down")
+        } else {
+            Response::json(&records_after(request, 1, 100))
+        }
+    });
+    let ws = Workspace::new();
+    for name in ["alpha", "beta", "broken"] {
+        ws.write(
+            &format!("pipelines/{name}.yaml"),
+            &pipeline(name, &server.url(&format!("/{name}")), every_second(), ""),
+        );
+    }
+    let mut running = Running::start(&ws, &["run", "pipelines", "--metrics-addr", "127.0.0.1:0"]);
+    running.wait_until("the metrics address", Duration::from_secs(20), |log| {
+        log.contains("serving metrics on http://")
+    });
+    let log = running.log();
+    let address = log
+        .split("serving metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+        .to_owned();
+    let runs = |metrics: &str, name: &str, outcome: &str| {
+        sample_or_zero(
+            metrics,
+            &format!("cannectors_runs_total{{pipeline=\"{name}\",outcome=\"{outcome}\"}}"),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let metrics = http_get(&address, "/metrics");
+        if runs(&metrics, "alpha", "success") >= 2.0
+            && runs(&metrics, "beta", "success") >= 2.0
+            && runs(&metrics, "broken", "failure") >= 2.0
+        {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not two runs of each pipeline in time:\n{metrics}\n{}",
+            running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let health = http_get(&address, "/healthz");
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("ok\n"), "{health}");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("content-type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    for name in ["alpha", "beta"] {
+        assert!(
+            sample(
+                &metrics,
+                &format!("cannectors_records_written_total{{pipeline=\"{name}\"}}")
+            ) >= 2.0,
+            "{metrics}"
+        );
+        assert!(
+            sample(
+                &metrics,
+                &format!("cannectors_cursor_value{{pipeline=\"{name}\",cursor=\"id\"}}")
+            ) >= 2.0,
+            "{metrics}"
+        );
+        assert!(
+            sample(
+                &metrics,
+                &format!("cannectors_last_success_timestamp_seconds{{pipeline=\"{name}\"}}")
+            ) > 1.0e9,
+            "{metrics}"
+        );
+    }
+    assert!(
+        sample(
+            &metrics,
+            "cannectors_runs_total{pipeline=\"broken\",outcome=\"failure\"}"
+        ) >= 2.0,
+        "{metrics}"
+    );
+    assert!(log.contains("run failed: pipelines/broken.yaml: "), "{log}");
+    assert!(
+        log.contains("the source is down"),
+        "the failure is logged with the server's answer: {log}"
+    );
+    assert!(!ws.path().join("state/broken.json").exists());
+}
+
+/// The value of the sample whose name and labels are `series`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series}"))
+}
+
+fn sample_or_zero(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A GET over a plain socket: status line, headers and body as text.
+fn http_get(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn pipelines_without_a_schedule_in_a_directory_run_once_and_the_program_exits() {
+    let server = Server::start(|request| Response::json(&records_after(request, 3, 3)));
+    let ws = Workspace::new();
+    ws.write(
+        "pipelines/one.yml",
+        &pipeline("one", &server.url("/one"), None, ""),
+    );
+    ws.write(
+        "pipelines/two.json",
+        &serde_json::to_string(&json!({
+            "name": "two",
+            "input": {
+                "type": "httpPolling",
+                "endpoint": server.url("/two"),
+                "statePersistence": {"id": {"field": "id", "queryParam": "after_id"}, "storagePath": "./state"}
+            },
+            "output": {"type": "file", "path": "./out/two.jsonl"}
+        }))
+        .unwrap(),
+    );
+    ws.write("pipelines/README.txt", "not a pipeline");
+    let out = ws.run(&["run", "pipelines"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(delivered(&ws, "one"), [1, 2, 3]);
+    assert_eq!(delivered(&ws, "two"), [1, 2, 3]);
+}
+
+#[test]
+fn a_directory_run_once_exits_3_and_names_every_pipeline_that_failed() {
+    let server = Server::start(|request| match request.path.as_str() {
+        "/good" => Response::json(&records_after(request, 1, 1)),
+        _ => Response::status(404, "no such thing"),
+    });
+    let ws = Workspace::new();
+    for name in ["good", "lost", "gone"] {
+        ws.write(
+            &format!("pipelines/{name}.yaml"),
+            &pipeline(name, &server.url(&format!("/{name}")), every_second(), ""),
+        );
+    }
+    let out = ws.run(&["run", "pipelines", "--once"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("error: pipelines/gone.yaml: "),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("error: pipelines/lost.yaml: "),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("error: 2 pipelines failed: gone, lost"),
+        "{out:?}"
+    );
+    assert_eq!(delivered(&ws, "good"), [1]);
+}
+
+#[test]
+fn two_files_with_the_same_name_in_a_directory_are_rejected_with_both_file_names() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipelines/a.yaml",
+        &pipeline("shared", "http://127.0.0.1:9/a", every_second(), ""),
+    );
+    ws.write(
+        "pipelines/b.yaml",
+        &pipeline("shared", "http://127.0.0.1:9/b", every_second(), ""),
+    );
+    let out = ws.run(&["run", "pipelines"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "error: pipeline name `shared` is used by both pipelines/a.yaml and \
+             pipelines/b.yaml: the name names the state file, so each pipeline needs its own; \
+             rename one of them"
+        ),
+        "{out:?}"
+    );
+    assert!(!ws.path().join("state").exists(), "nothing ran");
+}
+
+#[test]
+fn a_file_that_does_not_validate_stops_a_directory_from_starting() {
+    let server = Server::start(|request| Response::json(&records_after(request, 1, 1)));
+    let ws = Workspace::new();
+    ws.write(
+        "pipelines/good.yaml",
+        &pipeline("good", &server.url("/good"), every_second(), ""),
+    );
+    ws.write(
+        "pipelines/bad.yaml",
+        &pipeline("bad", &server.url("/bad"), Some("every minute"), ""),
+    );
+    let out = ws.run(&["run", "pipelines"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("pipelines/bad.yaml:4:"),
+        "the error names the file and line: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("input.schedule: `every minute` is not a usable cron schedule"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("nothing was started"), "{out:?}");
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn an_empty_directory_is_an_error() {
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path().join("pipelines")).unwrap();
+    let out = ws.run(&["run", "pipelines"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("pipelines: no pipeline files in this directory (*.yaml, *.yml or *.json)"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_metrics_address_in_use_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline("events", "http://127.0.0.1:9/events", every_second(), ""),
+    );
+    let out = ws.run(&["run", "events.yaml", "--metrics-addr", &address]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("error: cannot serve metrics on {address}: ")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("choose another --metrics-addr"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_including_errors() {
+    let server = Server::start(|request| match request.path.as_str() {
+        "/events" => Response::json(&records_after(request, 2, 2)),
+        _ => Response::status(503, "maintenance"),
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline("events", &server.url("/events"), None, ""),
+    );
+    ws.write(
+        "down.yaml",
+        &pipeline("down", &server.url("/down"), None, ""),
+    );
+    for (file, code) in [("events.yaml", 0), ("down.yaml", 3)] {
+        let out = ws.run(&["--log-format", "json", "run", file]);
+        assert_eq!(out.code, Some(code), "{out:?}");
+        assert!(!out.stderr.is_empty());
+        for line in out.stderr.lines() {
+            let event: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{}", out.stderr));
+            assert!(event["level"].is_string(), "{line}");
+            assert!(event["message"].is_string(), "{line}");
+        }
+        if code == 3 {
+            assert!(out.stderr.contains("maintenance"), "{}", out.stderr);
+        } else {
+            assert!(out.stderr.contains("run complete"), "{}", out.stderr);
+        }
+    }
+}
