@@ -582,3 +582,92 @@ fn json_logs_are_one_object_per_line_including_errors() {
         }
     }
 }
+
+#[test]
+fn a_run_stuck_in_its_batch_is_cut_at_the_shutdown_timeout_without_committing() {
+    let server = Server::start(|request| {
+        Response::json(&records_after(request, 1, 100)).delayed(Duration::from_secs(15))
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline("events", &server.url("/events"), None, ""),
+    );
+    let mut running = Running::start(&ws, &["run", "events.yaml", "--shutdown-timeout", "300ms"]);
+    running.wait_until("the request", Duration::from_secs(20), |_| {
+        !server.requests().is_empty()
+    });
+    let signalled = Instant::now();
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(10));
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains(
+            "stopped after the shutdown timeout of 0.3s: the batch in flight of events was not \
+             committed and is sent again by the next run"
+        ),
+        "{log}"
+    );
+    assert!(!ws.path().join("state/events.json").exists());
+}
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let server = Server::start(|request| {
+        Response::json(&records_after(request, 1, 100)).delayed(Duration::from_secs(15))
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline("events", &server.url("/events"), every_second(), ""),
+    );
+    let mut running = Running::start(&ws, &["run", "events.yaml"]);
+    running.wait_until("the request", Duration::from_secs(20), |_| {
+        !server.requests().is_empty()
+    });
+    running.signal("INT");
+    running.wait_until("the first signal", Duration::from_secs(10), |log| {
+        log.contains("SIGINT received: shutting down")
+    });
+    let signalled = Instant::now();
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(10));
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("SIGTERM received again: stopping at once"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stopped at once on a second signal: the batch in flight of events"),
+        "{log}"
+    );
+    assert!(!ws.path().join("state/events.json").exists());
+}
+
+#[test]
+fn a_tick_that_finds_the_pipeline_running_in_another_process_is_skipped() {
+    let server = Server::start(|request| {
+        Response::json(&records_after(request, 1, 100)).delayed(Duration::from_secs(4))
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &pipeline("events", &server.url("/events"), every_second(), ""),
+    );
+    // Another process holds the pipeline's lock for the length of one slow run.
+    let mut other = Running::start(&ws, &["run", "events.yaml", "--once"]);
+    other.wait_until("the other run's request", Duration::from_secs(20), |_| {
+        !server.requests().is_empty()
+    });
+    let mut scheduled = Running::start(&ws, &["run", "events.yaml"]);
+    scheduled.wait_until("a skipped run", Duration::from_secs(20), |log| {
+        log.contains("skipping this run: pipeline `events` is already running")
+    });
+    scheduled.signal("TERM");
+    let (code, log) = scheduled.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "the lock held elsewhere is not fatal: {log}");
+    let (code, log) = other.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+}
