@@ -34,7 +34,14 @@ pub(crate) fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Run(args) => crate::run_cmd::run(args),
         Command::Schedule(args) => crate::schedule_cmd::schedule(&args),
         Command::State(command) => crate::state_cmd::state(command),
-        Command::Schema => Err(Failure::new(Code::Runtime, "schema is not built yet")),
+        Command::Schema => {
+            let schema = cannectors_config::json_schema();
+            let text = serde_json::to_string_pretty(&schema).map_err(|e| {
+                Failure::new(Code::Runtime, format!("cannot render the schema: {e}"))
+            })?;
+            println!("{text}");
+            Ok(())
+        }
     }
 }
 
