@@ -181,3 +181,48 @@ fn a_bad_after_time_is_a_usage_error() {
         "{out:?}"
     );
 }
+
+/// The pipeline files embedded in the Kubernetes ConfigMap of the operations guide, by name.
+fn configmap_pipelines() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/deploy/kubernetes/pipelines-configmap.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("read the ConfigMap");
+    let mut files: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line
+            .strip_prefix("  ")
+            .and_then(|rest| rest.strip_suffix(": |"))
+        {
+            files.push((name.to_owned(), String::new()));
+        } else if let (Some(body), Some((_, content))) =
+            (line.strip_prefix("    "), files.last_mut())
+        {
+            content.push_str(body);
+            content.push('\n');
+        }
+    }
+    files
+}
+
+#[test]
+fn the_pipelines_of_the_kubernetes_example_are_valid() {
+    let ws = Workspace::new();
+    let pipelines = configmap_pipelines();
+    assert_eq!(pipelines.len(), 2, "{pipelines:?}");
+    for (name, content) in &pipelines {
+        ws.write(name, content);
+        let out = ws
+            .command(&["validate", name])
+            .env("SOURCE_TOKEN", "source-token")
+            .env("DEST_TOKEN", "dest-token")
+            .output()
+            .expect("run validate");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
