@@ -356,8 +356,13 @@ async fn drive(job: Arc<Job>, context: Arc<Context>) {
             tracing::debug!(pipeline = %job.name, "next run at {}", utc(fire));
         }
         tokio::select! {
-            () = sleep_until(fire) => {}
+            biased;
             _ = stopping.wait_for(|stop| *stop) => break,
+            () = sleep_until(fire) => {}
+        }
+        // A tick due at the very moment of a shutdown request does not start a run.
+        if *stopping.borrow() {
+            break;
         }
         // A tick that woke up late (a suspended machine) runs once; missed ticks are not
         // made up, and the next one is computed from now.
