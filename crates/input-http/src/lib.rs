@@ -57,7 +57,7 @@ use tokio::task::JoinHandle;
 pub use error::HttpSourceError;
 
 use pagination::{Paging, Position, Resume, complete_resume, next_link};
-use records::{Missing, take_records};
+use records::{Missing, parse_document, take_records};
 use request::{RenderedCursors, RequestPlan, TimestampFormat};
 
 /// Statuses with which a server refuses a saved position it no longer knows (an expired
@@ -366,15 +366,14 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     };
     let content_type = response.header(CONTENT_TYPE.as_str()).map(str::to_owned);
     let body = response.into_body();
-    let mut document: Value =
-        serde_json::from_slice(&body).map_err(|e| HttpSourceError::NotJson {
-            method,
-            url: url.clone(),
-            problem: e.to_string(),
-            content_type: content_type
-                .map(|t| format!("; Content-Type: {t}"))
-                .unwrap_or_default(),
-        })?;
+    let mut document = parse_document(&body).map_err(|e| HttpSourceError::NotJson {
+        method,
+        url: url.clone(),
+        problem: e.to_string(),
+        content_type: content_type
+            .map(|t| format!("; Content-Type: {t}"))
+            .unwrap_or_default(),
+    })?;
     drop(body);
     let records = take_records(&mut document, shared.data_field.as_ref()).map_err(|missing| {
         let path = shared
