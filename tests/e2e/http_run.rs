@@ -332,7 +332,19 @@ fn a_destination_that_keeps_failing_ends_the_run_with_exit_3_and_the_state_uncha
         destination.url("/import")
     );
     fails_and_keeps_state(source, &output, "500");
-    assert_eq!(destination.requests().len(), 2, "one request and one retry");
+    let requests = destination.requests();
+    assert_eq!(requests.len(), 2, "one request and one retry");
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(
+        requests[0].headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        ids(sent.as_array().unwrap()),
+        vec![1, 2],
+        "the batch as one JSON array"
+    );
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `cannectors` binary against real files, HTTP servers on 127.0.0.1
 //! and a real PostgreSQL. One test binary, one module per area.
 
+// Test harness code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod database;
 mod http_run;
 mod schedule;

@@ -77,7 +77,11 @@ fn redact_url(endpoint: &str) -> String {
 impl Sink for DryRun {
     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            tracing::info!("dry run: would send {} records to {}", records.len(), self.target);
+            tracing::info!(
+                "dry run: would send {} records to {}",
+                records.len(),
+                self.target
+            );
             let mut buffer = Vec::with_capacity(records.len() * 128);
             for record in records {
                 serde_json::to_writer(&mut buffer, record)?;
