@@ -455,3 +455,29 @@ fn sigkill_loses_nothing_when_pages_are_not_sorted_by_the_cursor() {
     api.page_delay = Duration::from_millis(60);
     assert_no_loss_and_bounded_duplicates(api);
 }
+
+#[test]
+fn values_from_environment_variables_never_reach_the_terminal() {
+    let source = Server::start(|_| Response::status(400, "no such tenant"));
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &format!(
+            "name: tenant-sync\ninput:\n  type: httpPolling\n  endpoint: {}\noutput: {{type: stdout}}\n",
+            source.url("/tenants/${TENANT_SECRET}/events")
+        ),
+    );
+    let out = ws
+        .command(&["run", "events.yaml"])
+        .env("TENANT_SECRET", "t0p-s3cret-tenant")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        source.requests()[0].path,
+        "/tenants/t0p-s3cret-tenant/events"
+    );
+    assert!(!stderr.contains("t0p-s3cret-tenant"), "{stderr}");
+    assert!(stderr.contains("${TENANT_SECRET}"), "{stderr}");
+}

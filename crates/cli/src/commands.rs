@@ -73,12 +73,14 @@ fn validate(files: &[std::path::PathBuf]) -> Result<(), Failure> {
 
 /// Loads a pipeline file, mapping its errors to exit codes.
 pub(crate) fn load(file: &Path) -> Result<cannectors_config::LoadedPipeline, Failure> {
-    cannectors_config::load(file).map_err(|error| {
+    let loaded = cannectors_config::load(file).map_err(|error| {
         let code = if error.is_parse_error() {
             Code::Parse
         } else {
             Code::Validation
         };
         Failure::new(code, error.to_string())
-    })
+    })?;
+    crate::logging::keep_out(&loaded.secrets);
+    Ok(loaded)
 }

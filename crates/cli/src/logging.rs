@@ -19,6 +19,28 @@ struct Settings {
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
+/// Values that came from environment variables in the loaded pipelines: replaced by `${NAME}` in
+/// every log line and error message, so that a secret never reaches a terminal or a log store.
+static SECRETS: Mutex<Vec<cannectors_config::Secrets>> = Mutex::new(Vec::new());
+
+/// Keeps the secrets of a loaded pipeline out of everything written to standard error.
+pub(crate) fn keep_out(secrets: &cannectors_config::Secrets) {
+    if !secrets.is_empty() {
+        SECRETS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(secrets.clone());
+    }
+}
+
+/// `text` with every known secret replaced by the name of its variable.
+pub(crate) fn redact(text: &str) -> String {
+    let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
+    secrets
+        .iter()
+        .fold(text.to_owned(), |text, secrets| secrets.redact(&text))
+}
+
 /// Whether a status line is on the screen now.
 static STATUS_SHOWN: Mutex<bool> = Mutex::new(false);
 
@@ -73,7 +95,7 @@ pub(crate) fn report_error(message: &str) {
         tracing::error!("{message}");
     } else {
         erase_status();
-        eprintln!("error: {message}");
+        eprintln!("error: {}", redact(message));
     }
 }
 
@@ -107,7 +129,18 @@ struct LogWriter;
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         erase_status();
-        std::io::stderr().write(buf)
+        let has_secrets = !SECRETS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        if has_secrets {
+            // The formatter hands over one whole event at a time, so a secret is never split.
+            let text = redact(&String::from_utf8_lossy(buf));
+            std::io::stderr().write_all(text.as_bytes())?;
+            Ok(buf.len())
+        } else {
+            std::io::stderr().write(buf)
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if !failure.message.is_empty() {
-                eprintln!("error: {}", failure.message);
+                eprintln!("error: {}", logging::redact(&failure.message));
             }
             ExitCode::from(failure.code as u8)
         }

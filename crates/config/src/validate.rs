@@ -573,12 +573,12 @@ fn check_pagination(findings: &mut Findings, path: &KeyPath, p: &Pagination) {
     let (kind, required, allowed): (&str, &[&str], &[&str]) = match p.kind {
         PaginationKind::Offset => (
             "offset",
-            &["param", "limit"],
+            &[],
             &["param", "limitParam", "limit", "totalField", "maxPages"],
         ),
         PaginationKind::Page => (
             "page",
-            &["param"],
+            &[],
             &[
                 "param",
                 "limitParam",
@@ -590,7 +590,7 @@ fn check_pagination(findings: &mut Findings, path: &KeyPath, p: &Pagination) {
         ),
         PaginationKind::Cursor => (
             "cursor",
-            &["param", "nextCursorField"],
+            &["nextCursorField"],
             &[
                 "param",
                 "limitParam",
@@ -601,9 +601,9 @@ fn check_pagination(findings: &mut Findings, path: &KeyPath, p: &Pagination) {
         ),
         PaginationKind::Link => ("link", &[], &["limitParam", "limit", "maxPages"]),
     };
+    // `param` defaults to the kind's name (`page`, `offset`, `cursor`) and an offset advances by
+    // the records a page holds, so only the cursor kind needs to be told where its token is.
     let why = |name: &str| match name {
-        "param" => "the request parameter that carries the position",
-        "limit" => "the page size, by which the offset advances",
         "nextCursorField" => "the response path of the next token",
         _ => "",
     };
