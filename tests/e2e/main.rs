@@ -6,6 +6,7 @@
 
 mod database;
 mod http_run;
+mod pagination;
 mod schedule;
 mod scheduler;
 mod state;
