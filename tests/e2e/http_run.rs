@@ -481,3 +481,32 @@ fn values_from_environment_variables_never_reach_the_terminal() {
     assert!(!stderr.contains("t0p-s3cret-tenant"), "{stderr}");
     assert!(stderr.contains("${TENANT_SECRET}"), "{stderr}");
 }
+
+#[test]
+fn a_dry_run_shows_the_records_but_sends_and_commits_nothing() {
+    let source = EventsApi::new(vec![event(1, 1), event(2, 2)]).serve();
+    let destination = Server::start(|_| Response::status(200, ""));
+    let ws = Workspace::new();
+    let output = format!(
+        "{{type: httpRequest, endpoint: '{}'}}",
+        destination.url("/import")
+    );
+    pipeline(&ws, &source, "", &output);
+    let out = ws.run(&["run", "events.yaml", "--dry-run"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let shown: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ids(&shown), vec![1, 2]);
+    assert!(
+        out.stderr.contains("would send 2 records to POST"),
+        "{out:?}"
+    );
+    assert!(destination.requests().is_empty(), "nothing was sent");
+    assert!(
+        !ws.path().join(".cannectors-state").exists(),
+        "nothing was committed"
+    );
+}
