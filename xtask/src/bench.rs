@@ -9,6 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 const PAGE: usize = 1000;
@@ -89,7 +90,9 @@ fn serve_connection(stream: TcpStream, pages: &[Vec<u8>]) -> std::io::Result<()>
             .nth(1)
             .and_then(|target| target.split_once('?'))
             .and_then(|(_, query)| {
-                query.split('&').find_map(|pair| pair.strip_prefix("offset="))
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("offset="))
             })
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
@@ -129,7 +132,7 @@ struct Measurement {
 
 fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
     let port = start_source(total)?;
-    let dir = tempfile_dir()?;
+    let dir = scratch_dir()?;
     let pipeline = dir.join("bench.yaml");
     std::fs::write(
         &pipeline,
@@ -148,13 +151,38 @@ output: {{type: file, path: out.jsonl}}
         ),
     )
     .map_err(|e| e.to_string())?;
+    let run = run_pipeline(binary, &pipeline, &dir)?;
+    let lines = count_lines(&dir.join("out.jsonl"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if lines != total {
+        return Err(format!(
+            "expected {total} records in the output file, found {lines}"
+        ));
+    }
+    Ok(Measurement {
+        records: total,
+        seconds: run.seconds,
+        peak_rss_kib: run.peak_rss_kib,
+    })
+}
+
+/// How long one run of the binary took and the most memory it held.
+pub(crate) struct TimedRun {
+    /// Wall-clock seconds, process start to exit.
+    pub(crate) seconds: f64,
+    /// Peak resident set size as `/usr/bin/time` reports it.
+    pub(crate) peak_rss_kib: u64,
+}
+
+/// Runs `cannectors --quiet run --once <pipeline>` in `dir` under `/usr/bin/time`.
+pub(crate) fn run_pipeline(binary: &Path, pipeline: &Path, dir: &Path) -> Result<TimedRun, String> {
     let started = Instant::now();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "peak_rss_kib=%M"])
         .arg(binary)
         .args(["--quiet", "run", "--once"])
-        .arg(&pipeline)
-        .current_dir(&dir)
+        .arg(pipeline)
+        .current_dir(dir)
         .output()
         .map_err(|e| format!("cannot start /usr/bin/time {}: {e}", binary.display()))?;
     let seconds = started.elapsed().as_secs_f64();
@@ -167,23 +195,28 @@ output: {{type: file, path: out.jsonl}}
         .find_map(|line| line.strip_prefix("peak_rss_kib="))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| format!("no peak RSS in the output of /usr/bin/time: {stderr}"))?;
-    let lines = std::fs::read(dir.join("out.jsonl"))
-        .map_err(|e| format!("no output file: {e}"))?
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count();
-    let _ = std::fs::remove_dir_all(&dir);
-    if lines != total {
-        return Err(format!("expected {total} records in the output file, found {lines}"));
-    }
-    Ok(Measurement { records: total, seconds, peak_rss_kib })
+    Ok(TimedRun {
+        seconds,
+        peak_rss_kib,
+    })
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+/// The number of lines of a file the output wrote, one record each.
+pub(crate) fn count_lines(path: &Path) -> Result<usize, String> {
+    Ok(std::fs::read(path)
+        .map_err(|e| format!("no output file {}: {e}", path.display()))?
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count())
+}
+
+/// A new empty directory for one run; the caller removes it.
+pub(crate) fn scratch_dir() -> Result<std::path::PathBuf, String> {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "cannectors-bench-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos()
+        RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod bench_db;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -39,6 +40,7 @@ fn print_help() {
          tasks:\n  \
          ci                 cargo fmt --check, clippy -D warnings, the whole test suite, cargo deny\n  \
          bench http [RUNS]  end-to-end HTTP benchmark (release build), RUNS per size (default 3)\n  \
+         bench db [RUNS]    end-to-end PostgreSQL benchmark against psql (release build)\n  \
          pg      `pg -- <command>`: run a command with a throwaway PostgreSQL cluster\n  \
          help               this text"
     );
@@ -100,7 +102,10 @@ fn ci() -> Result<(), String> {
     // The database tests need a real PostgreSQL: a throwaway cluster lives for this step only,
     // and its absence fails the tests rather than skipping them.
     let cluster = postgres::attach(&mut test)?;
-    let tested = run("tests (cargo test --workspace, with a throwaway PostgreSQL)", test);
+    let tested = run(
+        "tests (cargo test --workspace, with a throwaway PostgreSQL)",
+        test,
+    );
     drop(cluster);
     tested?;
 
@@ -114,7 +119,9 @@ fn ci() -> Result<(), String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let runs = match args.get(1) {
-        Some(n) => n.parse().map_err(|_| format!("RUNS must be a number, not `{n}`"))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("RUNS must be a number, not `{n}`"))?,
         None => 3,
     };
     let mut build = cargo();
@@ -126,7 +133,12 @@ fn bench(args: &[String]) -> Result<(), String> {
     let binary = target.join("release/cannectors");
     match args.first().map(String::as_str) {
         Some("http") => bench::http(&binary, runs),
-        Some(other) => Err(format!("unknown benchmark `{other}`; try `cargo xtask bench http`")),
-        None => Err("which benchmark? `cargo xtask bench http`".to_owned()),
+        Some("db") => bench_db::db(&binary, runs),
+        Some(other) => Err(format!(
+            "unknown benchmark `{other}`; try `cargo xtask bench http` or `cargo xtask bench db`"
+        )),
+        None => {
+            Err("which benchmark? `cargo xtask bench http` or `cargo xtask bench db`".to_owned())
+        }
     }
 }
