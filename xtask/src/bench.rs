@@ -175,10 +175,16 @@ pub(crate) struct TimedRun {
 }
 
 /// Runs `cannectors --quiet run --once <pipeline>` in `dir` under `/usr/bin/time`.
+///
+/// `CANNECTORS_BENCH_WRAPPER` (e.g. `perf record -e cpu-clock --call-graph dwarf -o perf.data`
+/// or `strace -f -c -o syscalls.txt`) is put in front of the binary, to profile a run exactly as
+/// it is measured.
 pub(crate) fn run_pipeline(binary: &Path, pipeline: &Path, dir: &Path) -> Result<TimedRun, String> {
+    let wrapper = std::env::var("CANNECTORS_BENCH_WRAPPER").unwrap_or_default();
     let started = Instant::now();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "peak_rss_kib=%M"])
+        .args(wrapper.split_whitespace())
         .arg(binary)
         .args(["--quiet", "run", "--once"])
         .arg(pipeline)
