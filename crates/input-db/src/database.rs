@@ -10,11 +10,30 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use crate::DatabaseError;
-use crate::postgres::decode::{Cell, readable};
+use crate::postgres::decode::{CursorColumns, CursorKey, RecordShape, readable};
 use crate::postgres::encode::{Param, bindable, convert};
 use crate::{postgres, sqlite};
 use cannectors_config::Driver;
 use cannectors_connector::Record;
+
+/// The rows of one execution of a query, as the database sent them. PostgreSQL rows stay in
+/// their binary form (a few dozen bytes each) until [`Database::records`] decodes them, so
+/// that the next query can be received while the current records are written. The same
+/// `Rows` is handed from query to query, so that its buffer is allocated once per run.
+#[derive(Default)]
+pub(crate) struct Rows(RowsKind);
+
+enum RowsKind {
+    Postgres(Vec<tokio_postgres::Row>),
+    /// SQLite rows are read into records on the blocking thread that runs the query.
+    Records(Vec<Record>),
+}
+
+impl Default for RowsKind {
+    fn default() -> RowsKind {
+        RowsKind::Postgres(Vec::new())
+    }
+}
 
 /// Whether a connection only reads (a source) or also writes (a sink).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +80,7 @@ pub struct Statement {
 enum StatementKind {
     Postgres {
         statement: tokio_postgres::Statement,
-        columns: Vec<String>,
+        shape: RecordShape,
     },
     Sqlite(sqlite::Prepared),
 }
@@ -71,6 +90,26 @@ impl Statement {
     pub fn placeholders(&self) -> usize {
         self.placeholders
     }
+
+    /// The columns the greatest cursor position of a result can be found from, when the
+    /// enabled cursors are these top-level fields of a type read that way (PostgreSQL only).
+    pub(crate) fn cursor_columns(
+        &self,
+        timestamp: Option<&str>,
+        id: Option<&str>,
+    ) -> Option<CursorColumns> {
+        match &self.kind {
+            StatementKind::Postgres { shape, .. } => shape.cursor_columns(timestamp, id),
+            StatementKind::Sqlite(_) => None,
+        }
+    }
+}
+
+/// The records of one result, and which of them holds the greatest cursor position when
+/// [`CursorColumns`] could tell.
+pub(crate) struct Decoded {
+    pub(crate) records: Vec<Record>,
+    pub(crate) greatest: Option<usize>,
 }
 
 /// The driver a connection string asks for: the `driver` setting, else its scheme.
@@ -188,13 +227,9 @@ impl Database {
                     }
                 }
                 let placeholders = statement.params().len();
-                let columns = statement
-                    .columns()
-                    .iter()
-                    .map(|c| c.name().to_owned())
-                    .collect();
+                let shape = RecordShape::new(statement.columns());
                 Ok(Statement {
-                    kind: StatementKind::Postgres { statement, columns },
+                    kind: StatementKind::Postgres { statement, shape },
                     placeholders,
                 })
             }
@@ -226,13 +261,15 @@ impl Database {
     }
 
     /// Runs a query with `values` bound to `$1..$n` (`exprs` says where each came from) and
-    /// returns its rows as records.
-    pub(crate) async fn query(
+    /// returns its rows as received, in `rows` (emptied first); [`Database::records`] turns
+    /// them into records.
+    pub(crate) async fn fetch(
         &self,
         statement: &Statement,
         values: &[Value],
         exprs: &[String],
-    ) -> Result<Vec<Record>, DatabaseError> {
+        rows: Rows,
+    ) -> Result<Rows, DatabaseError> {
         let key = self.key;
         let fail = |reason: String| DatabaseError::Query {
             key,
@@ -240,40 +277,97 @@ impl Database {
             reason,
         };
         match (&self.engine, &statement.kind) {
-            (Engine::Postgres(client), StatementKind::Postgres { statement, columns }) => {
+            (Engine::Postgres(client), StatementKind::Postgres { statement, .. }) => {
                 let params = self.convert_row(statement, values, exprs)?;
-                let rows = client
+                let stream = client
                     .query_raw(statement, params.iter())
                     .await
                     .map_err(|e| fail(postgres::describe(&e)))?;
-                let mut rows = std::pin::pin!(rows);
-                let mut records = Vec::new();
-                while let Some(row) = rows.next().await {
-                    let row = row.map_err(|e| fail(postgres::describe(&e)))?;
-                    let mut record = serde_json::Map::with_capacity(columns.len());
-                    for (i, name) in columns.iter().enumerate() {
-                        let Cell(value) = row.try_get(i).map_err(|e| DatabaseError::Decode {
-                            key,
-                            column: name.clone(),
-                            ty: statement.columns()[i].type_().name().to_owned(),
-                            row: records.len(),
-                            reason: postgres::describe(&e),
-                        })?;
-                        record.insert(name.clone(), value);
+                let mut stream = std::pin::pin!(stream);
+                let mut received = match rows.0 {
+                    RowsKind::Postgres(mut received) => {
+                        received.clear();
+                        received
                     }
-                    records.push(Value::Object(record));
+                    RowsKind::Records(_) => Vec::new(),
+                };
+                while let Some(row) = stream.next().await {
+                    received.push(row.map_err(|e| fail(postgres::describe(&e)))?);
                 }
-                Ok(records)
+                Ok(Rows(RowsKind::Postgres(received)))
             }
             (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
                 sqlite::query(handle, prepared, values.to_vec())
                     .await?
+                    .map(|records| Rows(RowsKind::Records(records)))
                     .map_err(fail)
             }
             _ => Err(fail(
                 "the statement was prepared on another connection".to_owned(),
             )),
         }
+    }
+
+    /// The records of rows [`Database::fetch`] received for `statement`; `rows` is left empty.
+    /// With `cursor`, also the position of the record with the greatest cursor position.
+    pub(crate) fn records(
+        &self,
+        statement: &Statement,
+        rows: &mut Rows,
+        cursor: Option<CursorColumns>,
+    ) -> Result<Decoded, DatabaseError> {
+        let (rows, statement, shape) = match (&mut rows.0, &statement.kind) {
+            (RowsKind::Records(records), _) => {
+                return Ok(Decoded {
+                    records: std::mem::take(records),
+                    greatest: None,
+                });
+            }
+            (RowsKind::Postgres(rows), StatementKind::Postgres { statement, shape }) => {
+                (rows, statement, shape)
+            }
+            (RowsKind::Postgres(_), StatementKind::Sqlite(_)) => {
+                return Err(DatabaseError::Query {
+                    key: self.key,
+                    target: self.target.clone(),
+                    reason: "the statement was prepared on another connection".to_owned(),
+                });
+            }
+        };
+        let mut records = Vec::with_capacity(rows.len());
+        let mut greatest: Option<(usize, CursorKey)> = None;
+        let mut cursor = cursor;
+        // Each row is dropped as soon as it is decoded.
+        for row in rows.drain(..) {
+            if let Some(columns) = cursor {
+                match columns.key(&row) {
+                    Some(key) => {
+                        if greatest.is_none_or(|(_, best)| key > best) {
+                            greatest = Some((records.len(), key));
+                        }
+                    }
+                    None => {
+                        cursor = None;
+                        greatest = None;
+                    }
+                }
+            }
+            let record = shape.record(&row).map_err(|cell| {
+                let column = &statement.columns()[cell.column];
+                DatabaseError::Decode {
+                    key: self.key,
+                    column: column.name().to_owned(),
+                    ty: column.type_().name().to_owned(),
+                    row: records.len(),
+                    reason: cell.reason,
+                }
+            })?;
+            records.push(record);
+        }
+        Ok(Decoded {
+            records,
+            greatest: greatest.map(|(index, _)| index),
+        })
     }
 
     fn convert_row(

@@ -182,8 +182,8 @@ pub enum DatabaseError {
         /// The database's message.
         reason: String,
     },
-    /// A blocking SQLite task did not finish.
-    #[error("the SQLite task for {target} stopped before finishing: {reason}")]
+    /// A blocking SQLite task, or a query run ahead in the background, did not finish.
+    #[error("the database task for {target} stopped before finishing: {reason}")]
     Task {
         /// The database.
         target: String,

@@ -4,30 +4,68 @@
 //! because the executor commits each batch after the source has already been asked for the
 //! next one. The copy starts from the loaded state and is never written anywhere: committing
 //! is the executor's job.
+//!
+//! As soon as a result is handed over, the next query (bound to the cursors that result
+//! reached) runs in the background, so that the database works and the rows travel while the
+//! output writes the current ones. The rows wait in their compact binary form, and are decoded
+//! into records only when the executor asks for the next batch, after it committed and dropped
+//! the previous one: a run holds one batch of records at a time. A failure of the query in the
+//! background is reported then too.
+
+use std::sync::Arc;
 
 use cannectors_config::{DatabaseInput, Expr, StateCursor};
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Source};
 use cannectors_state::{CursorFields, State};
 use serde_json::Value;
+use tokio::task::JoinHandle;
 
 use crate::DatabaseError;
-use crate::database::{Access, ConnectionSettings, Database, Statement};
+use crate::database::{Access, ConnectionSettings, Database, Decoded, Rows, Statement};
+use crate::postgres::decode::CursorColumns;
 
 const KEY: &str = "input";
 
 /// Reads rows from PostgreSQL or SQLite, batch by batch, as described by a `database` input.
 pub struct DatabaseSource {
-    database: Database,
-    statement: Statement,
-    /// What `$1..$n` are bound to, and the same written out for messages.
+    shared: Arc<Shared>,
+    /// What `$1..$n` are bound to.
     parameters: Vec<Expr>,
-    shown: Vec<String>,
-    fields: CursorFields,
     /// The committed cursors, then the greatest position this run has yielded.
     cursors: State,
     /// Only the offset cursor is enabled: it counts the rows delivered.
     offset_only: bool,
-    finished: bool,
+    upcoming: Upcoming,
+    /// The buffer the rows of the next query are received into.
+    spare: Rows,
+}
+
+/// What the queries of a run share; held by the task that queries ahead.
+struct Shared {
+    database: Database,
+    statement: Statement,
+    /// The parameters written out, for messages.
+    shown: Vec<String>,
+    fields: CursorFields,
+    /// Where the cursors can be read from the rows before they become records.
+    cursor_columns: Option<CursorColumns>,
+}
+
+/// What the next call of `next_batch` does.
+enum Upcoming {
+    /// Run the query with the current cursors.
+    Query,
+    /// The rows of the next query, received while the executor was writing the previous ones.
+    InFlight(JoinHandle<Result<Rows, DatabaseError>>),
+    Done,
+}
+
+/// Runs the query with `values` bound.
+async fn fetch(shared: Arc<Shared>, values: Vec<Value>, rows: Rows) -> Result<Rows, DatabaseError> {
+    shared
+        .database
+        .fetch(&shared.statement, &values, &shared.shown, rows)
+        .await
 }
 
 impl DatabaseSource {
@@ -94,15 +132,22 @@ impl DatabaseSource {
         {
             cursors.offset = Some(offset);
         }
+        let cursor_columns = top_level(fields.timestamp())
+            .zip(top_level(fields.id()))
+            .and_then(|(timestamp, id)| statement.cursor_columns(timestamp, id));
         Ok(DatabaseSource {
-            database,
-            statement,
-            parameters,
-            shown,
             offset_only: fields.is_empty() && settings.offset().is_some(),
-            fields,
+            shared: Arc::new(Shared {
+                database,
+                statement,
+                shown,
+                fields,
+                cursor_columns,
+            }),
+            parameters,
             cursors,
-            finished: false,
+            upcoming: Upcoming::Query,
+            spare: Rows::default(),
         })
     }
 
@@ -132,22 +177,40 @@ impl DatabaseSource {
         }
     }
 
+    /// Starts the query for the current cursors in the background.
+    fn query_ahead(&mut self) -> Upcoming {
+        let values = self.parameters.iter().map(|e| self.evaluate(e)).collect();
+        let rows = std::mem::take(&mut self.spare);
+        Upcoming::InFlight(tokio::spawn(fetch(Arc::clone(&self.shared), values, rows)))
+    }
+
     async fn next(&mut self) -> Result<Option<Batch>, DatabaseError> {
-        if self.finished {
-            return Ok(None);
-        }
-        let values: Vec<Value> = self.parameters.iter().map(|e| self.evaluate(e)).collect();
-        let records = self
-            .database
-            .query(&self.statement, &values, &self.shown)
-            .await?;
+        // Until a batch is handed over, a failure ends the run.
+        let mut rows = match std::mem::replace(&mut self.upcoming, Upcoming::Done) {
+            Upcoming::Done => return Ok(None),
+            Upcoming::Query => {
+                let values = self.parameters.iter().map(|e| self.evaluate(e)).collect();
+                let rows = std::mem::take(&mut self.spare);
+                fetch(Arc::clone(&self.shared), values, rows).await?
+            }
+            Upcoming::InFlight(task) => task.await.map_err(|e| DatabaseError::Task {
+                target: self.shared.database.target().to_owned(),
+                reason: e.to_string(),
+            })??,
+        };
+        let shared = &self.shared;
+        let Decoded { records, greatest } =
+            shared
+                .database
+                .records(&shared.statement, &mut rows, shared.cursor_columns)?;
+        self.spare = rows;
         if records.is_empty() {
-            self.finished = true;
             return Ok(None);
         }
         if self.offset_only {
             let offset = self.cursors.offset.unwrap_or(0) + records.len() as u64;
             self.cursors.offset = Some(offset);
+            self.upcoming = self.query_ahead();
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Progress {
@@ -156,24 +219,33 @@ impl DatabaseSource {
                 },
             }));
         }
-        if self.fields.is_empty() {
+        if self.shared.fields.is_empty() {
             // No cursor: a full read, which one execution completes.
-            self.finished = true;
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Advance,
             }));
         }
+        // The row the binary values point at yields the same position as a scan of all of
+        // them, without looking up two fields in every record.
+        let scanned = match greatest.and_then(|index| records.get(index..=index)) {
+            Some(greatest) => greatest,
+            None => &records[..],
+        };
         let greatest = self
+            .shared
             .fields
-            .greatest_position(&records)
+            .greatest_position(scanned)
             .map_err(DatabaseError::CursorValues)?;
         let before = self.cursors.committed();
         match greatest {
-            Some(position) if self.cursors.advance(&position) => Ok(Some(Batch {
-                records,
-                checkpoint: Checkpoint::Advance,
-            })),
+            Some(position) if self.cursors.advance(&position) => {
+                self.upcoming = self.query_ahead();
+                Ok(Some(Batch {
+                    records,
+                    checkpoint: Checkpoint::Advance,
+                }))
+            }
             _ => {
                 tracing::warn!(
                     "the query returned {} row(s) but none lies after the cursor ({}), so the \
@@ -183,9 +255,16 @@ impl DatabaseSource {
                     records.len(),
                     describe_position(&before),
                 );
-                self.finished = true;
                 Ok(None)
             }
+        }
+    }
+}
+
+impl Drop for DatabaseSource {
+    fn drop(&mut self) {
+        if let Upcoming::InFlight(task) = &self.upcoming {
+            task.abort();
         }
     }
 }
@@ -201,6 +280,16 @@ impl Source for DatabaseSource {
         } else {
             None
         }
+    }
+}
+
+/// The field name of a cursor that is a top-level field (`Some(None)` for a cursor that is not
+/// enabled); `None` for a nested path.
+fn top_level(path: Option<&cannectors_config::FieldPath>) -> Option<Option<&str>> {
+    match path {
+        None => Some(None),
+        Some(path) if !path.as_str().contains('.') => Some(Some(path.as_str())),
+        Some(_) => None,
     }
 }
 

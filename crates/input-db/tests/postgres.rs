@@ -486,3 +486,142 @@ async fn a_placeholder_of_a_type_that_cannot_be_bound_says_to_cast_it() {
          placeholder in the query to a supported type, e.g. $1::text"
     );
 }
+
+#[tokio::test]
+async fn an_unsorted_result_moves_the_cursor_to_its_greatest_row() {
+    // Without ORDER BY the rows come in the order they were inserted: the greatest position
+    // (timestamp, then id) is in the middle of the result.
+    schema(
+        "unsorted",
+        "CREATE TABLE events (id int PRIMARY KEY, updated_at timestamp NOT NULL);
+         INSERT INTO events VALUES
+           (3, '2026-01-01 00:00:02'), (1, '2026-01-01 00:00:01'), (7, '2026-01-01 00:00:03'),
+           (5, '2026-01-01 00:00:03'), (2, '2026-01-01 00:00:01');",
+    )
+    .await;
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT id, updated_at FROM unsorted.events \
+                      WHERE (updated_at, id) > (COALESCE($1::timestamp, '-infinity'), COALESCE($2::int, 0))",
+            "statePersistence": {"timestamp": {"field": "updated_at"}, "id": {"field": "id"}}
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let batches = drain(&mut source).await;
+    assert_eq!(
+        batches.len(),
+        1,
+        "the second query starts after (00:00:03, 7)"
+    );
+    assert_eq!(batches[0].len(), 5);
+}
+
+#[tokio::test]
+async fn a_null_or_infinite_cursor_value_is_named_with_its_row() {
+    schema(
+        "odd_cursors",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz);
+         INSERT INTO events VALUES (1, '2026-01-01T00:00:00Z'), (2, NULL), (3, 'infinity');",
+    )
+    .await;
+    let read = |filter: &str| {
+        input(json!({
+            "query": format!(
+                "SELECT id, updated_at FROM odd_cursors.events WHERE {filter} \
+                 AND ($1::timestamptz IS NULL OR updated_at > $1) ORDER BY id"
+            ),
+            "statePersistence": {"timestamp": {"field": "updated_at"}}
+        }))
+    };
+    let mut source = DatabaseSource::connect(&read("id < 3"), None)
+        .await
+        .unwrap();
+    let message = source.next_batch().await.unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "input: record 1 of the batch (counting from 0) holds null in `updated_at`: every \
+         record needs a value in the timestamp cursor field"
+    );
+    let mut source = DatabaseSource::connect(&read("id <> 2"), None)
+        .await
+        .unwrap();
+    let message = source.next_batch().await.unwrap_err().to_string();
+    assert!(
+        message.starts_with(
+            "input: record 1 of the batch (counting from 0), field `updated_at`: \"infinity\" \
+             is not a timestamp"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn columns_sharing_a_name_make_one_field_holding_the_last_value() {
+    let mut source = DatabaseSource::connect(
+        &input(json!({"query": "SELECT 1 AS a, 'two' AS b, 3 AS a"})),
+        None,
+    )
+    .await
+    .unwrap();
+    let batch = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_string(&batch.records).unwrap(),
+        r#"[{"a":3,"b":"two"}]"#
+    );
+}
+
+#[tokio::test]
+async fn a_query_failing_ahead_fails_the_next_batch_after_the_previous_one_was_delivered() {
+    schema(
+        "fails_ahead",
+        "CREATE TABLE events (id bigint PRIMARY KEY);
+         INSERT INTO events SELECT n FROM generate_series(1, 3) AS n;",
+    )
+    .await;
+    // The query for the rows after id 2 divides by zero.
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT id, 10 / (3 - id) AS share FROM fails_ahead.events \
+                      WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 2",
+            "statePersistence": {"id": {"field": "id"}}
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let first = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(
+        first.records,
+        [json!({"id": 1, "share": 5}), json!({"id": 2, "share": 10})]
+    );
+    let message = source.next_batch().await.unwrap_err().to_string();
+    assert!(
+        message.starts_with("input.query failed on postgres://"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("ERROR 22012: division by zero"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_value_without_a_json_form_names_its_column_and_row() {
+    // PostgreSQL timestamps reach the year 294276; RFC 3339 text stops at 262142.
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT n, CASE WHEN n = 2 THEN '294276-01-01'::timestamp \
+                      ELSE '2026-01-01'::timestamp END AS at FROM generate_series(1, 2) AS n"
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let message = source.next_batch().await.unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "input.query: cannot read column `at` (timestamp) of row 1: the timestamp is out of range"
+    );
+}

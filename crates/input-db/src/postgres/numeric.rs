@@ -107,6 +107,86 @@ pub(crate) fn to_json(text: String) -> serde_json::Value {
     serde_json::Value::String(text)
 }
 
+/// The JSON form of a binary `numeric`: what [`to_json`] makes of its text, computed without
+/// the text when the value has at most 15 significant digits (prices, amounts, quantities),
+/// which is most of them.
+pub(crate) fn to_json_value(raw: &[u8]) -> Result<serde_json::Value, String> {
+    match small_number(raw) {
+        Some(value) => Ok(value),
+        None => decode(raw).map(to_json),
+    }
+}
+
+/// The powers of ten an `f64` holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// [`to_json`] of the text of a numeric of at most four base-10000 digits, or `None` when the
+/// value needs the text path: special values, a malformed value, or a fraction that is too
+/// long or too small to be written back digit for digit as a plain JSON number.
+///
+/// A fraction `m / 10^s` with `m < 10^15` and `s <= 22` is one correctly rounded division of
+/// two exact `f64`s, so it is the closest `f64` to the decimal; with at most 15 significant
+/// digits that `f64` prints back as the same digits, and from 1e-5 up it prints without an
+/// exponent, which is exactly when the text path keeps it as a number.
+fn small_number(raw: &[u8]) -> Option<serde_json::Value> {
+    let word = |i: usize| {
+        raw.get(i * 2..i * 2 + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let ndigits = usize::from(word(0)?);
+    let weight = i32::from(word(1)? as i16);
+    let sign = word(2)?;
+    let dscale = i32::from(word(3)?);
+    if ndigits > 4 || raw.len() != 8 + 2 * ndigits || !matches!(sign, POSITIVE | NEGATIVE) {
+        return None;
+    }
+    let mut mantissa = 0u64;
+    for i in 0..ndigits {
+        let digit = word(4 + i)?;
+        if digit > 9999 {
+            return None;
+        }
+        mantissa = mantissa * 10_000 + u64::from(digit);
+    }
+    if mantissa == 0 {
+        return Some(0.into());
+    }
+    // The value is mantissa * 10^exponent.
+    let mut exponent = 4 * (weight + 1 - i32::try_from(ndigits).ok()?);
+    while mantissa.is_multiple_of(10) {
+        mantissa /= 10;
+        exponent += 1;
+    }
+    let negative = sign == NEGATIVE;
+    if exponent >= 0 {
+        let magnitude =
+            u128::from(mantissa).checked_mul(10u128.checked_pow(exponent.unsigned_abs())?)?;
+        return if negative {
+            i64::try_from(-i128::try_from(magnitude).ok()?)
+                .ok()
+                .map(Into::into)
+        } else {
+            u64::try_from(magnitude).ok().map(Into::into)
+        };
+    }
+    let scale = exponent.unsigned_abs();
+    let significant = mantissa.ilog10() + 1;
+    // Digits past the display scale are dropped by the text path; leave those values to it.
+    if mantissa >= 1_000_000_000_000_000 || scale > 22 || i64::from(scale) > i64::from(dscale) {
+        return None;
+    }
+    // The exponent of the leading digit, as it would be written in scientific notation.
+    if i64::from(significant) - i64::from(scale) - 1 < -5 {
+        return None;
+    }
+    let magnitude = mantissa as f64 / EXACT_POWERS_OF_TEN[scale as usize];
+    serde_json::Number::from_f64(if negative { -magnitude } else { magnitude })
+        .map(serde_json::Value::Number)
+}
+
 /// Encodes decimal text (`-12.50`, `1e6`, `NaN`, `Infinity`) as a binary `numeric`.
 pub(crate) fn encode(text: &str, out: &mut Vec<u8>) -> Result<(), String> {
     let text = text.trim();
@@ -236,6 +316,78 @@ mod tests {
         );
         assert!(encode("", &mut buf).is_err());
         assert!(encode(".", &mut buf).is_err());
+    }
+
+    fn numeric(text: &str) -> Vec<u8> {
+        let mut raw = Vec::new();
+        encode(text, &mut raw).unwrap();
+        raw
+    }
+
+    #[test]
+    fn the_short_path_agrees_with_the_text_path() {
+        let mut texts: Vec<String> = [
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "10.50",
+            "79.19",
+            "-0.5",
+            "0.00001",
+            "0.000010",
+            "0.000015",
+            "0.0000099",
+            "0.000001",
+            "123456789012345",
+            "12345678901234.5",
+            "0.123456789012345",
+            "1234567890123456",
+            "123456789012345.6",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e20",
+            "1e30",
+            "99999999.99",
+            "0.1",
+            "0.2",
+            "0.3",
+            "1.1",
+            "2.675",
+            "1e-22",
+            "NaN",
+            "Infinity",
+        ]
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+        // Every amount a numeric(12,2) can hold follows one pattern; sample it densely.
+        for cents in (0..100_000_000_000i64).step_by(7_919_113) {
+            texts.push(format!("{}.{:02}", cents / 100, cents % 100));
+            texts.push(format!("-{}.{:02}", cents / 100, cents % 100));
+        }
+        for scale in 0..20 {
+            for digits in ["1", "15", "123456789", "999999999999999", "100000000000001"] {
+                let text = if scale == 0 {
+                    digits.to_owned()
+                } else {
+                    format!("0.{}{digits}", "0".repeat(scale))
+                };
+                texts.push(text);
+            }
+        }
+        for text in texts {
+            let raw = numeric(&text);
+            assert_eq!(
+                to_json_value(&raw).unwrap(),
+                to_json(decode(&raw).unwrap()),
+                "{text}"
+            );
+        }
     }
 
     #[test]
