@@ -124,13 +124,19 @@ fn bench(args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("RUNS must be a number, not `{n}`"))?,
         None => 3,
     };
-    let mut build = cargo();
-    build.args(["build", "--release", "--locked", "-p", "cannectors-cli"]);
-    run("release build", build)?;
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let binary = target.join("release/cannectors");
+    // CANNECTORS_BENCH_BINARY measures a binary built elsewhere (to compare two builds).
+    let binary = match env::var_os("CANNECTORS_BENCH_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let mut build = cargo();
+            build.args(["build", "--release", "--locked", "-p", "cannectors-cli"]);
+            run("release build", build)?;
+            let target = env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"));
+            target.join("release/cannectors")
+        }
+    };
     match args.first().map(String::as_str) {
         Some("http") => bench::http(&binary, runs),
         Some("db") => bench_db::db(&binary, runs),
