@@ -19,13 +19,15 @@ const LIMIT: usize = 10_000;
 
 /// Runs the database benchmark and prints a Markdown table.
 pub(crate) fn db(binary: &Path, runs: usize) -> Result<(), String> {
+    // Taken before the cluster and the fill add their own load: what else runs on the machine.
+    let load_before = load_average();
     let cluster = Cluster::start()?;
     let url = cluster.url();
     for rows in SIZES {
         eprintln!("bench db: filling {} ({rows} rows)", table(rows));
         fill(&url, rows)?;
     }
-    println!("load average before: {}", load_average());
+    println!("load average before: {load_before}");
     println!();
     println!(
         "| rows | run | cannectors s | cannectors rows/s | psql s | psql rows/s | ratio | peak RSS (MiB) |"
