@@ -267,13 +267,12 @@ impl Executor {
             }
             tracing::debug!(batch = number, records = records.len(), "batch committed");
         }
+        // A run that delivered nothing new leaves the state file as it was, byte for byte.
         if !stopped_early && state.run.is_some() {
             state.complete_run(source.final_offset());
             if !options.dry_run {
                 self.store.commit(&state)?;
             }
-        } else if !stopped_early && summary.batches == 0 {
-            // Nothing new: the state stays as it was, byte for byte.
         }
         summary.finish(&state, started.elapsed(), stopped_early);
         tracing::info!("{summary}");
