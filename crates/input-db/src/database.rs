@@ -118,13 +118,7 @@ pub(crate) fn driver_of(
     url: &str,
     driver: Option<Driver>,
 ) -> Result<Driver, DatabaseError> {
-    let inferred = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Some(Driver::Postgres)
-    } else if url.starts_with("sqlite:") || url.starts_with("file:") {
-        Some(Driver::Sqlite)
-    } else {
-        None
-    };
+    let inferred = Driver::from_url(url);
     match (driver, inferred) {
         (Some(driver), Some(inferred)) if driver != inferred => {
             Err(DatabaseError::BadConnectionString {
@@ -132,8 +126,8 @@ pub(crate) fn driver_of(
                 reason: format!(
                     "{key}.driver is {} but the connection string is a {} URL; remove `driver` \
                      or fix the URL",
-                    name(driver),
-                    name(inferred)
+                    driver.name(),
+                    inferred.name()
                 ),
             })
         }
@@ -141,19 +135,13 @@ pub(crate) fn driver_of(
         (None, None) => Err(DatabaseError::BadConnectionString {
             key,
             reason: "the driver cannot be told from the connection string; start it with \
-                     postgres://, postgresql://, sqlite:// or file:, or set `driver: postgres` \
-                     or `driver: sqlite`"
+                     postgres://, postgresql://, sqlite:// or file:, end a SQLite path with .db, \
+                     .sqlite or .sqlite3, or set `driver: postgres` or `driver: sqlite`"
                 .to_owned(),
         }),
     }
 }
 
-fn name(driver: Driver) -> &'static str {
-    match driver {
-        Driver::Postgres => "postgres",
-        Driver::Sqlite => "sqlite",
-    }
-}
 
 impl Database {
     /// Connects (PostgreSQL) or opens the file (SQLite).

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use cannectors_config::{HttpPollingInput, SourceMethod, StateCursor, Template, TemplatePart};
-use cannectors_connector::http::{HttpMethod, HttpRequest};
+use cannectors_connector::http::{HttpMethod, HttpRequest, push_url_encoded};
 use cannectors_state::State;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -139,7 +139,7 @@ impl RenderedCursors {
                 TemplatePart::State(cursor) => {
                     let value = self.template_value(*cursor);
                     if in_url {
-                        percent_encode_into(&value, &mut filled);
+                        push_url_encoded(&value, &mut filled);
                     } else {
                         filled.push_str(&value);
                     }
@@ -175,18 +175,6 @@ impl RenderedCursors {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// Percent-encodes everything but the unreserved characters of RFC 3986, so that a value is
-/// one opaque piece wherever it lands in a URL (a `+` of a time zone stays a `+`).
-fn percent_encode_into(value: &str, out: &mut String) {
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
     }
 }
 
@@ -395,7 +383,7 @@ mod tests {
     #[test]
     fn values_landing_in_a_url_are_percent_encoded() {
         let mut out = String::new();
-        percent_encode_into("2026-01-01T00:00:00+01:00 x/y", &mut out);
+        push_url_encoded("2026-01-01T00:00:00+01:00 x/y", &mut out);
         assert_eq!(out, "2026-01-01T00%3A00%3A00%2B01%3A00%20x%2Fy");
     }
 
