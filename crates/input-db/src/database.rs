@@ -142,7 +142,6 @@ pub(crate) fn driver_of(
     }
 }
 
-
 impl Database {
     /// Connects (PostgreSQL) or opens the file (SQLite).
     pub async fn connect(settings: ConnectionSettings<'_>) -> Result<Database, DatabaseError> {
