@@ -1,12 +1,11 @@
-//! Databases for cannectors: the `database` input, and the connections the `database` output
-//! uses too.
+//! The `database` input of cannectors.
 //!
 //! [`DatabaseSource`] runs a pipeline's query against PostgreSQL (tokio-postgres, TLS through
 //! rustls when the URL asks for it) or SQLite (bundled), binds the committed cursors to
 //! `$1..$n` as the types the database expects, and yields the rows as JSON records, one batch
-//! per execution, until the query returns nothing new. [`Database`] is the connection layer
-//! underneath, shared with the sink in `cannectors-output` so that both ends convert values
-//! the same way. docs/databases.md has the type mapping and the keyset pattern.
+//! per execution, until the query returns nothing new. The connections, parameter binding and
+//! row decoding are `cannectors-database`'s, shared with the `database` output.
+//! docs/databases.md has the type mapping and the keyset pattern.
 //!
 //! ```
 //! use cannectors_connector::Source;
@@ -25,12 +24,7 @@
 //! # }
 //! ```
 
-mod database;
-mod error;
-mod postgres;
 mod source;
-mod sqlite;
 
-pub use database::{Access, ConnectionSettings, Database, Statement};
-pub use error::DatabaseError;
+pub use cannectors_database::DatabaseError;
 pub use source::DatabaseSource;

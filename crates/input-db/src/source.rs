@@ -20,9 +20,9 @@ use cannectors_state::{CursorFields, State};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::DatabaseError;
-use crate::database::{Access, ConnectionSettings, Database, Decoded, Rows, Statement};
-use crate::postgres::decode::CursorColumns;
+use cannectors_database::{
+    Access, ConnectionSettings, CursorColumns, Database, DatabaseError, Decoded, Rows, Statement,
+};
 
 const KEY: &str = "input";
 

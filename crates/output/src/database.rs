@@ -9,7 +9,7 @@
 
 use cannectors_config::{DatabaseOutput, Expr, FieldPath};
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
-use cannectors_input_db::{Access, ConnectionSettings, Database, DatabaseError, Statement};
+use cannectors_database::{Access, ConnectionSettings, Database, DatabaseError, Statement};
 use serde_json::Value;
 
 use crate::OutputError;

@@ -158,14 +158,14 @@ pub enum OutputError {
     #[error("{source}")]
     DatabaseConfig {
         /// What is wrong.
-        source: cannectors_input_db::DatabaseError,
+        source: cannectors_database::DatabaseError,
     },
     /// The database refused the connection, the statement or a record; nothing of the batch is
     /// committed when `transaction` is true.
     #[error("{source}; the batch is not committed and is sent again by the next run")]
     Database {
         /// What the database said.
-        source: cannectors_input_db::DatabaseError,
+        source: cannectors_database::DatabaseError,
     },
     /// A key of the `httpRequest` output block has a value that cannot work.
     #[error("{key}: {problem}")]

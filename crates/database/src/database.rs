@@ -21,7 +21,7 @@ use cannectors_connector::Record;
 /// that the next query can be received while the current records are written. The same
 /// `Rows` is handed from query to query, so that its buffer is allocated once per run.
 #[derive(Default)]
-pub(crate) struct Rows(RowsKind);
+pub struct Rows(RowsKind);
 
 enum RowsKind {
     Postgres(Vec<tokio_postgres::Row>),
@@ -93,7 +93,7 @@ impl Statement {
 
     /// The columns the greatest cursor position of a result can be found from, when the
     /// enabled cursors are these top-level fields of a type read that way (PostgreSQL only).
-    pub(crate) fn cursor_columns(
+    pub fn cursor_columns(
         &self,
         timestamp: Option<&str>,
         id: Option<&str>,
@@ -107,9 +107,12 @@ impl Statement {
 
 /// The records of one result, and which of them holds the greatest cursor position when
 /// [`CursorColumns`] could tell.
-pub(crate) struct Decoded {
-    pub(crate) records: Vec<Record>,
-    pub(crate) greatest: Option<usize>,
+pub struct Decoded {
+    /// The records, in the order the rows came.
+    pub records: Vec<Record>,
+    /// The index of the record with the greatest cursor position, when it was found on the
+    /// binary values.
+    pub greatest: Option<usize>,
 }
 
 /// The driver a connection string asks for: the `driver` setting, else its scheme.
@@ -232,7 +235,7 @@ impl Database {
     }
 
     /// Fails unless every result column of `statement` has a JSON form.
-    pub(crate) fn check_columns(&self, statement: &Statement) -> Result<(), DatabaseError> {
+    pub fn check_columns(&self, statement: &Statement) -> Result<(), DatabaseError> {
         if let StatementKind::Postgres { statement, .. } = &statement.kind {
             for column in statement.columns() {
                 if !readable(column.type_()) {
@@ -250,7 +253,7 @@ impl Database {
     /// Runs a query with `values` bound to `$1..$n` (`exprs` says where each came from) and
     /// returns its rows as received, in `rows` (emptied first); [`Database::records`] turns
     /// them into records.
-    pub(crate) async fn fetch(
+    pub async fn fetch(
         &self,
         statement: &Statement,
         values: &[Value],
@@ -297,7 +300,7 @@ impl Database {
 
     /// The records of rows [`Database::fetch`] received for `statement`; `rows` is left empty.
     /// With `cursor`, also the position of the record with the greatest cursor position.
-    pub(crate) fn records(
+    pub fn records(
         &self,
         statement: &Statement,
         rows: &mut Rows,

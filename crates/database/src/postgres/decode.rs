@@ -132,7 +132,7 @@ impl RecordShape {
 /// id. From those, the row with the greatest position is found on the binary values, without
 /// looking anything up in the records.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CursorColumns {
+pub struct CursorColumns {
     timestamp: Option<usize>,
     id: Option<usize>,
 }

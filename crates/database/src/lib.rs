@@ -1,0 +1,35 @@
+//! Database access for cannectors, shared by the `database` input and the `database` output so
+//! that both ends of a pipeline connect, bind and convert values the same way.
+//!
+//! [`Database`] connects to PostgreSQL (tokio-postgres, TLS through rustls when the URL asks for
+//! it) or SQLite (bundled, its calls on the blocking pool), prepares statements, binds JSON
+//! values as the types the database expects for each placeholder, decodes rows straight from
+//! PostgreSQL's binary values into JSON records, and writes batches in a transaction.
+//! docs/databases.md has the type mapping.
+//!
+//! ```
+//! use cannectors_database::{Access, ConnectionSettings, Database};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let database = Database::connect(ConnectionSettings {
+//!     key: "input",
+//!     connection_string: Some("sqlite::memory:"),
+//!     connection_string_ref: None,
+//!     driver: None,
+//!     access: Access::Read,
+//! })
+//! .await?;
+//! let statement = database.prepare("SELECT 1 AS id").await?;
+//! assert_eq!(statement.placeholders(), 0);
+//! # Ok(())
+//! # }
+//! ```
+
+mod database;
+mod error;
+mod postgres;
+mod sqlite;
+
+pub use database::{Access, ConnectionSettings, Database, Decoded, Rows, Statement};
+pub use error::DatabaseError;
+pub use postgres::decode::CursorColumns;
