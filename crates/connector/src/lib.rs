@@ -14,6 +14,7 @@
 //! let batch = Batch {
 //!     records: vec![serde_json::json!({"id": 1})],
 //!     checkpoint: Checkpoint::Advance,
+//!     greatest: None, // the executor finds it
 //! };
 //! assert_eq!(batch.records.len(), 1);
 //! ```
@@ -39,6 +40,12 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// How the executor records this batch once the sink accepted it.
     pub checkpoint: Checkpoint,
+    /// The greatest cursor position of `records`, when the source already found it with the
+    /// pipeline's `CursorFields` (the HTTP source does while the previous batch is written, the
+    /// database source reads it from the binary row values), so that the executor does not look
+    /// through the records again. `None`: the executor finds it, and reports a record whose
+    /// cursor field is missing or unreadable.
+    pub greatest: Option<cannectors_state::Position>,
 }
 
 /// How a delivered batch moves the state forward.

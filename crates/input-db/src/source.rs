@@ -217,6 +217,7 @@ impl DatabaseSource {
                     resume: serde_json::json!({ "offset": offset }),
                     offset: Some(offset),
                 },
+                greatest: None,
             }));
         }
         if self.shared.fields.is_empty() {
@@ -224,6 +225,7 @@ impl DatabaseSource {
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Advance,
+                greatest: None,
             }));
         }
         // The row the binary values point at yields the same position as a scan of all of
@@ -241,9 +243,12 @@ impl DatabaseSource {
         match greatest {
             Some(position) if self.cursors.advance(&position) => {
                 self.upcoming = self.query_ahead();
+                // Found from every row (the binary shortcut reads the cursor columns of all of
+                // them, NULLs included), so the executor need not look through the records.
                 Ok(Some(Batch {
                     records,
                     checkpoint: Checkpoint::Advance,
+                    greatest: Some(position),
                 }))
             }
             _ => {

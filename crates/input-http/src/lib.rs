@@ -12,7 +12,7 @@
 //! ```
 //! use cannectors_config::{InputConfig, parse_str};
 //! use cannectors_input_http::HttpPollingSource;
-//! use cannectors_state::State;
+//! use cannectors_state::{CursorFields, State};
 //!
 //! let yaml = r#"
 //! name: events-sync
@@ -49,7 +49,7 @@ use std::time::Duration;
 use cannectors_config::{FieldPath, HttpPollingInput, PaginationKind};
 use cannectors_connector::http::HttpClient;
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Source};
-use cannectors_state::State;
+use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -86,6 +86,9 @@ struct Shared {
     plan: RequestPlan,
     paging: Paging,
     data_field: Option<FieldPath>,
+    /// The cursor fields, so that a page's greatest position is found in the background task
+    /// that parsed it rather than on the executor's path.
+    fields: CursorFields,
 }
 
 /// What the next call of `next_batch` does.
@@ -100,6 +103,9 @@ enum Upcoming {
 /// One page, parsed.
 struct Page {
     records: Vec<Value>,
+    /// The greatest cursor position of the records; `None` when there is none or a record's
+    /// cursor field is unreadable (the executor then finds it, and reports the record).
+    greatest: Option<cannectors_state::Position>,
     next: Option<Position>,
     offset_reached: Option<u64>,
     /// The page's URL without secrets, for messages.
@@ -182,6 +188,10 @@ impl HttpPollingSource {
                 plan,
                 paging,
                 data_field,
+                // Settings the executor would refuse leave it to the executor to say so.
+                fields: persistence
+                    .and_then(|settings| CursorFields::from_config(settings).ok())
+                    .unwrap_or_default(),
             }),
             upcoming,
             first,
@@ -284,6 +294,7 @@ impl HttpPollingSource {
         Some(Batch {
             records: page.records,
             checkpoint: Checkpoint::Progress { resume, offset },
+            greatest: page.greatest,
         })
     }
 
@@ -412,8 +423,10 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
             expected: problem.expected,
         })?;
     let offset_reached = shared.paging.offset_reached(&position, records.len());
+    let greatest = shared.fields.greatest_position(&records).ok().flatten();
     Ok(Page {
         records,
+        greatest,
         next,
         offset_reached,
         url,

@@ -23,7 +23,7 @@
 //!     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
 //!         let page = self.0.take();
 //!         Box::pin(async move {
-//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance }))
+//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance, greatest: None }))
 //!         })
 //!     }
 //! }
@@ -230,13 +230,16 @@ impl Executor {
             if let Some(progress) = &options.progress {
                 progress.read(batch.records.len());
             }
-            let position = self
-                .fields
-                .greatest_position(&batch.records)
-                .map_err(|source| RunError::Cursor {
-                    batch: number,
-                    source,
-                })?;
+            let position = match batch.greatest {
+                Some(known) => Some(known),
+                None => self
+                    .fields
+                    .greatest_position(&batch.records)
+                    .map_err(|source| RunError::Cursor {
+                        batch: number,
+                        source,
+                    })?,
+            };
             let records: Vec<Record> = batch.records;
             if !records.is_empty() {
                 sink.write(&records)

@@ -63,6 +63,7 @@ mod tests {
                 Ok(page.map(|records| Batch {
                     records,
                     checkpoint: Checkpoint::Advance,
+                    greatest: None,
                 }))
             })
         }
