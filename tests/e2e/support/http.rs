@@ -76,26 +76,25 @@ impl Server {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
         {
             let requests = Arc::clone(&requests);
             let stop = Arc::clone(&stop);
+            // A blocking accept: dropping the server sets `stop` and connects once to wake it.
             std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let requests = Arc::clone(&requests);
-                            let handler = Arc::clone(&handler);
-                            let stop = Arc::clone(&stop);
-                            std::thread::spawn(move || {
-                                let _ = serve(stream, &requests, &*handler, &stop);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
                     }
+                    let Ok(stream) = stream else { continue };
+                    let requests = Arc::clone(&requests);
+                    let handler = Arc::clone(&handler);
+                    let stop = Arc::clone(&stop);
+                    std::thread::spawn(move || {
+                        let _ = serve(stream, &requests, &*handler, &stop);
+                    });
                 }
             });
         }
@@ -119,6 +118,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
