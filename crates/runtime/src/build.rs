@@ -37,7 +37,7 @@ pub(crate) async fn source(
     }
 }
 
-pub(crate) async fn sink(output: &OutputConfig) -> Result<Box<dyn Sink>, BuildError> {
+pub(crate) fn sink(output: &OutputConfig) -> Result<Box<dyn Sink>, BuildError> {
     cannectors_output::build(output).map_err(|e| BuildError::Output(Box::new(e)))
 }
 

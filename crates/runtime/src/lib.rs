@@ -177,7 +177,7 @@ impl Executor {
                 .run_loaded(state, source.as_mut(), &mut sink, options)
                 .await;
         }
-        let mut sink = build::sink(&self.pipeline.output).await?;
+        let mut sink = build::sink(&self.pipeline.output)?;
         self.run_loaded(state, source.as_mut(), sink.as_mut(), options)
             .await
     }
@@ -259,7 +259,7 @@ impl Executor {
                     }
                 }
                 Checkpoint::Progress { resume, offset } => {
-                    state.record_progress(position.as_ref(), resume, offset, chrono_now());
+                    state.record_progress(position.as_ref(), resume, offset, chrono::Utc::now());
                 }
             }
             if !options.dry_run {
@@ -281,8 +281,4 @@ impl Executor {
         tracing::info!("{summary}");
         Ok(summary)
     }
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }
