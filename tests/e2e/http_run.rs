@@ -251,6 +251,22 @@ fn a_state_file_seeded_by_hand_is_honoured() {
 }
 
 #[test]
+fn records_reach_the_file_as_the_source_wrote_them_one_a_line() {
+    let first = "{\n      \"event\": {\"id\": 1, \"timestamp\": \"2026-01-01T00:00:01Z\"},\r\n      \
+                 \"amount\": 12.50,\n      \"big\": 123456789012345678901234567890\n    }";
+    let second = r#"{"event":{"id":2,"timestamp":"2026-01-01T00:00:02Z"},"note":"a\nb"}"#;
+    let body = format!("{{\n  \"events\": [\n    {first},\n    {second}\n  ]\n}}\n");
+    let server = Server::start(move |_| Response::status(200, &body));
+    let ws = Workspace::new();
+    pipeline(&ws, &server, "", FILE_OUT);
+    let out = ws.run(&["run", "events.yaml"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let expected = format!("{}\n{second}\n", first.replace(['\r', '\n'], ""));
+    assert_eq!(ws.read("out.jsonl"), expected);
+    assert_eq!(state_file(&ws)["id"], json!(2));
+}
+
+#[test]
 fn a_503_is_retried_and_the_run_succeeds() {
     let calls = Arc::new(Mutex::new(0));
     let server = {

@@ -63,6 +63,11 @@ impl FieldPath {
         Some(current.take())
     }
 
+    /// The names of the path, in order (`event.id`: `event`, `id`).
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
     /// The path as written.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -10,9 +10,9 @@
 //! timeouts, and errors that never show a secret.
 //!
 //! ```
-//! use cannectors_connector::{Batch, Checkpoint};
+//! use cannectors_connector::{Batch, Checkpoint, Record};
 //! let batch = Batch {
-//!     records: vec![serde_json::json!({"id": 1})],
+//!     records: vec![Record::from(serde_json::json!({"id": 1}))],
 //!     checkpoint: Checkpoint::Advance,
 //!     greatest: None, // the executor finds it
 //! };
@@ -20,12 +20,12 @@
 //! ```
 
 pub mod http;
+mod record;
 
 use std::future::Future;
 use std::pin::Pin;
 
-/// One record: a JSON object, as read from the source.
-pub type Record = serde_json::Value;
+pub use record::Record;
 
 /// Any error a source or sink reports; its `Display` is written for the person at the terminal.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -352,7 +352,7 @@ impl Database {
                     reason: cell.reason,
                 }
             })?;
-            records.push(record);
+            records.push(Record::from(record));
         }
         Ok(Decoded {
             records,

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
+use cannectors_connector::Record;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
@@ -200,7 +201,7 @@ pub(crate) async fn query(
     handle: &Handle,
     prepared: &Prepared,
     values: Vec<Value>,
-) -> Result<Result<Vec<Value>, String>, DatabaseError> {
+) -> Result<Result<Vec<Record>, String>, DatabaseError> {
     let prepared = prepared.clone();
     handle
         .run(move |connection| {
@@ -223,7 +224,7 @@ pub(crate) async fn query(
                         to_json(row.get_ref(i).map_err(|e| e.to_string())?),
                     );
                 }
-                records.push(Value::Object(record));
+                records.push(Record::from(Value::Object(record)));
             }
             Ok(records)
         })

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use cannectors_config::{DatabaseInput, Expr, StateCursor};
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Source};
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
 use cannectors_state::{CursorFields, State};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -237,7 +237,7 @@ impl DatabaseSource {
         let greatest = self
             .shared
             .fields
-            .greatest_position(scanned)
+            .greatest_position_in_json(scanned.iter().map(Record::json))
             .map_err(DatabaseError::CursorValues)?;
         let before = self.cursors.committed();
         match greatest {

@@ -4,10 +4,15 @@
 use std::path::Path;
 
 use cannectors_config::DatabaseInput;
-use cannectors_connector::Source;
+use cannectors_connector::{Record, Source};
 use cannectors_input_db::DatabaseSource;
 use cannectors_state::{CursorFields, State};
 use serde_json::{Value, json};
+
+/// The records of a batch as values, to compare with `json!` literals.
+fn values(records: Vec<Record>) -> Vec<Value> {
+    records.iter().map(|r| r.to_value().unwrap()).collect()
+}
 
 fn seed(path: &Path, sql: &str) {
     rusqlite::Connection::open(path)
@@ -25,7 +30,7 @@ async fn drain(source: &mut DatabaseSource) -> Vec<Vec<Value>> {
     let mut batches = Vec::new();
     for _ in 0..1000 {
         match source.next_batch().await.unwrap() {
-            Some(batch) => batches.push(batch.records),
+            Some(batch) => batches.push(values(batch.records)),
             None => return batches,
         }
     }
@@ -52,7 +57,7 @@ async fn keyset_over_an_sqlite_file_delivers_every_row_once_across_runs() {
         }),
     );
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
-    let first = source.next_batch().await.unwrap().unwrap().records;
+    let first = values(source.next_batch().await.unwrap().unwrap().records);
     assert_eq!(
         first[0],
         json!({"id": 1, "updated_at": "2026-03-01T12:00:00Z", "name": "row 1"})

@@ -48,16 +48,15 @@ use std::time::Duration;
 
 use cannectors_config::{FieldPath, HttpPollingInput, PaginationKind};
 use cannectors_connector::http::HttpClient;
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Source};
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
 use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
-use serde_json::Value;
 use tokio::task::JoinHandle;
 
 pub use error::HttpSourceError;
 
 use pagination::{Paging, Position, Resume, complete_resume, next_link};
-use records::{Missing, parse_document, take_records};
+use records::{Missing, Parsed, parse_page};
 use request::{RenderedCursors, RequestPlan, TimestampFormat};
 
 /// Statuses with which a server refuses a saved position it no longer knows (an expired
@@ -102,7 +101,7 @@ enum Upcoming {
 
 /// One page, parsed.
 struct Page {
-    records: Vec<Value>,
+    records: Vec<Record>,
     /// The greatest cursor position of the records; `None` when there is none or a record's
     /// cursor field is unreadable (the executor then finds it, and reports the record).
     greatest: Option<cannectors_state::Position>,
@@ -377,16 +376,19 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     };
     let content_type = response.header(CONTENT_TYPE.as_str()).map(str::to_owned);
     let body = response.into_body();
-    let mut document = parse_document(&body).map_err(|e| HttpSourceError::NotJson {
-        method,
-        url: url.clone(),
-        problem: e.to_string(),
-        content_type: content_type
-            .map(|t| format!("; Content-Type: {t}"))
-            .unwrap_or_default(),
-    })?;
+    let Parsed { document, records } =
+        parse_page(&body, shared.data_field.as_ref()).map_err(|problem| {
+            HttpSourceError::NotJson {
+                method,
+                url: url.clone(),
+                problem,
+                content_type: content_type
+                    .map(|t| format!("; Content-Type: {t}"))
+                    .unwrap_or_default(),
+            }
+        })?;
     drop(body);
-    let records = take_records(&mut document, shared.data_field.as_ref()).map_err(|missing| {
+    let records = records.map_err(|missing| {
         let path = shared
             .data_field
             .as_ref()
@@ -423,7 +425,11 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
             expected: problem.expected,
         })?;
     let offset_reached = shared.paging.offset_reached(&position, records.len());
-    let greatest = shared.fields.greatest_position(&records).ok().flatten();
+    let greatest = shared
+        .fields
+        .greatest_position_in_json(records.iter().map(Record::json))
+        .ok()
+        .flatten();
     Ok(Page {
         records,
         greatest,

@@ -1,14 +1,16 @@
 //! Finding the records in a response.
 //!
-//! The records are moved out of the parsed document, never cloned: a page of a thousand
-//! records is parsed once and handed on as it is. What stays behind (totals, next cursors) is
-//! what pagination reads.
+//! A response body is parsed once. The records are kept as the JSON text the server sent (one
+//! [`Record`] each, never built into maps); the rest of the document (totals, next cursors,
+//! links in the body) is built into a `serde_json::Value` for pagination to read.
 
 use std::cell::RefCell;
 use std::fmt;
 
 use cannectors_config::FieldPath;
+use cannectors_connector::Record;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::pagination::describe;
@@ -27,105 +29,120 @@ pub(crate) enum Missing {
     NotRecords(&'static str),
 }
 
-/// Takes the records out of `document`.
+/// A parsed response: the document without its records, and the records.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// Everything but the record array, which is left empty in its place.
+    pub(crate) document: Value,
+    pub(crate) records: Result<Vec<Record>, Missing>,
+}
+
+/// Parses a response body and finds its records.
 ///
-/// With `data_field`, the array at that path. Without it: the root when it is an array, else
-/// the first of `data`, `items`, `results`, `records` that holds an array, else the whole
-/// object as one record.
-pub(crate) fn take_records(
-    document: &mut Value,
-    data_field: Option<&FieldPath>,
-) -> Result<Vec<Value>, Missing> {
-    if let Some(path) = data_field {
-        if path.get(document).is_none() {
-            return Err(Missing::NoSuchPath);
-        }
-        return match path.take(document) {
-            Some(Value::Array(records)) => Ok(records),
-            Some(other) => {
-                let found = describe(&other);
-                // Put it back: the document is still read for pagination fields.
-                if let Some(slot) = path_slot(document, path) {
-                    *slot = other;
-                }
-                Err(Missing::NotAnArray(found))
-            }
-            None => Err(Missing::NoSuchPath),
-        };
+/// With `data_field`, the records are the array at that path. Without it: the root when it is
+/// an array, else the first of `data`, `items`, `results`, `records` that holds an array, else
+/// the whole object as one record. An error is the parser's message (the body is not JSON).
+pub(crate) fn parse_page(body: &[u8], data_field: Option<&FieldPath>) -> Result<Parsed, String> {
+    let text = std::str::from_utf8(body).map_err(|error| {
+        format!(
+            "the body is not UTF-8 text (invalid byte at position {})",
+            error.valid_up_to()
+        )
+    })?;
+    let found = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let target = match data_field {
+        Some(path) => Target::Path(path.segments()),
+        None => Target::Root,
+    };
+    let document = DocumentSeed {
+        target,
+        found: &found,
     }
+    .deserialize(&mut deserializer)
+    .and_then(|document| deserializer.end().map(|()| document))
+    .map_err(|error| error.to_string())?;
+    let mut found = found.into_inner();
+    let records = match data_field {
+        Some(path) => match found.pop() {
+            Some((_, records)) => Ok(records),
+            None => match path.get(&document) {
+                None => Err(Missing::NoSuchPath),
+                Some(other) => Err(Missing::NotAnArray(describe(other))),
+            },
+        },
+        None => root_records(&document, found),
+    };
+    Ok(Parsed { document, records })
+}
+
+/// The records of a response without `dataField`, from the arrays found under the known keys.
+fn root_records(
+    document: &Value,
+    mut found: Vec<(&'static str, Vec<Record>)>,
+) -> Result<Vec<Record>, Missing> {
     match document {
-        Value::Array(records) => Ok(std::mem::take(records)),
-        Value::Object(map) => {
+        Value::Object(_) => {
             for key in ARRAY_KEYS {
-                if let Some(Value::Array(records)) = map.get_mut(key) {
-                    return Ok(std::mem::take(records));
+                // The last one wins, as when the same key is written twice.
+                if let Some(at) = found.iter().rposition(|(name, _)| *name == key) {
+                    return Ok(found.swap_remove(at).1);
                 }
             }
-            Ok(vec![document.clone()])
+            Ok(vec![Record::from(document)])
         }
+        Value::Array(_) => Ok(found.pop().map(|(_, records)| records).unwrap_or_default()),
         other => Err(Missing::NotRecords(describe(other))),
     }
 }
 
-/// Parses a response body into a `Value`, exactly as `serde_json::from_slice` does, but with
-/// each object and array allocated at the size of the previous one at the same depth.
-///
-/// Pages hold records of one shape, and growing every record's map from empty (rehashing it
-/// two or three times on the way) is the largest single cost of reading a page; sizing it from
-/// its predecessor removes that. The numbers arrive as `i64`/`u64`/`f64` because the workspace
-/// does not enable serde_json's `arbitrary_precision`.
-pub(crate) fn parse_document(body: &[u8]) -> Result<Value, serde_json::Error> {
-    let sizes = RefCell::new(Vec::new());
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = ValueSeed {
-        sizes: &sizes,
-        depth: 0,
-    }
-    .deserialize(&mut deserializer)?;
-    deserializer.end()?;
-    Ok(value)
-}
-
-/// Bounds on the sizes carried over, so that one huge object does not make every later one
-/// at its depth allocate as much.
-const MAX_MAP_HINT: usize = 64;
-const MAX_ARRAY_HINT: usize = 4096;
-
-/// The last object and array sizes seen at each depth.
-type Sizes = RefCell<Vec<(usize, usize)>>;
-
+/// Where the record array is expected below the value being parsed.
 #[derive(Clone, Copy)]
-struct ValueSeed<'s> {
-    sizes: &'s Sizes,
-    depth: usize,
+enum Target<'p> {
+    /// No `dataField`: the root array, or the first known key of the root object.
+    Root,
+    /// The rest of the `dataField` path; empty: this value is the record array.
+    Path(&'p [String]),
+    /// No `dataField`, and this value is under one of the known keys of the root object: its
+    /// records if it is an array.
+    Known(&'static str),
+    /// Not below this value.
+    Nowhere,
 }
 
-impl ValueSeed<'_> {
-    fn hint(&self) -> (usize, usize) {
-        self.sizes
-            .borrow()
-            .get(self.depth)
-            .copied()
-            .unwrap_or((0, 0))
-    }
+/// Arrays of records found while parsing, with the key they were under at the root.
+type Found = RefCell<Vec<(&'static str, Vec<Record>)>>;
 
-    fn remember(&self, update: impl FnOnce(&mut (usize, usize))) {
-        let mut sizes = self.sizes.borrow_mut();
-        if sizes.len() <= self.depth {
-            sizes.resize(self.depth + 1, (0, 0));
+/// Builds a `Value` of everything except the record array, whose elements it collects as
+/// records, unparsed.
+struct DocumentSeed<'p> {
+    target: Target<'p>,
+    found: &'p Found,
+}
+
+impl<'p> DocumentSeed<'p> {
+    fn below(&self, target: Target<'p>) -> DocumentSeed<'p> {
+        DocumentSeed {
+            target,
+            found: self.found,
         }
-        update(&mut sizes[self.depth]);
     }
 
-    fn child(&self) -> Self {
-        ValueSeed {
-            sizes: self.sizes,
-            depth: self.depth + 1,
+    /// The target below the member `name` (or `index`) of an object or array at this level.
+    fn target_of(&self, name: Option<&str>, index: Option<usize>) -> Target<'p> {
+        match self.target {
+            Target::Path([first, rest @ ..])
+                if name == Some(first.as_str())
+                    || (index.is_some() && first.parse::<usize>().ok() == index) =>
+            {
+                Target::Path(rest)
+            }
+            _ => Target::Nowhere,
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -133,7 +150,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_> {
+impl<'de> Visitor<'de> for DocumentSeed<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -168,42 +185,55 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(self.hint().1);
-        while let Some(item) = seq.next_element_seed(self.child())? {
-            items.push(item);
+        match self.target {
+            Target::Root => return collect_records(seq, self.found, ROOT_ARRAY),
+            Target::Known(key) => return collect_records(seq, self.found, key),
+            Target::Path([]) => return collect_records(seq, self.found, ""),
+            Target::Path(_) | Target::Nowhere => {}
         }
-        self.remember(|(_, array)| *array = items.len().min(MAX_ARRAY_HINT));
-        Ok(Value::Array(items))
+        let mut items = Vec::new();
+        loop {
+            let seed = self.below(self.target_of(None, Some(items.len())));
+            match seq.next_element_seed(seed)? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::with_capacity(self.hint().0);
+        let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            let value = access.next_value_seed(self.child())?;
+            let target = match self.target {
+                Target::Root => match ARRAY_KEYS.iter().find(|known| **known == key) {
+                    Some(known) => Target::Known(known),
+                    None => Target::Nowhere,
+                },
+                _ => self.target_of(Some(&key), None),
+            };
+            let value = access.next_value_seed(self.below(target))?;
             map.insert(key, value);
         }
-        self.remember(|(object, _)| *object = map.len().min(MAX_MAP_HINT));
         Ok(Value::Object(map))
     }
 }
 
-fn path_slot<'v>(document: &'v mut Value, path: &FieldPath) -> Option<&'v mut Value> {
-    path.as_str()
-        .split('.')
-        .try_fold(document, |current, segment| match current {
-            Value::Object(map) => map.get_mut(segment),
-            Value::Array(items) => items.get_mut(segment.parse::<usize>().ok()?),
-            _ => None,
-        })
+/// The name the records of a root array are filed under.
+const ROOT_ARRAY: &str = "";
+
+/// Collects the elements of an array as raw records; leaves an empty array in the document.
+fn collect_records<'de, A: SeqAccess<'de>>(
+    mut seq: A,
+    found: &Found,
+    key: &'static str,
+) -> Result<Value, A::Error> {
+    let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+    while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+        records.push(Record::from_raw(raw));
+    }
+    found.borrow_mut().push((key, records));
+    Ok(Value::Array(Vec::new()))
 }
 
 #[cfg(test)]
@@ -211,83 +241,128 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn take(mut document: Value, path: Option<&str>) -> Result<Vec<Value>, Missing> {
+    fn parse(body: &str, path: Option<&str>) -> Parsed {
         let path = path.map(|p| FieldPath::parse(p).unwrap());
-        take_records(&mut document, path.as_ref())
+        parse_page(body.as_bytes(), path.as_ref()).unwrap()
+    }
+
+    fn texts(records: Result<Vec<Record>, Missing>) -> Vec<String> {
+        records
+            .unwrap()
+            .iter()
+            .map(|r| r.json().to_owned())
+            .collect()
     }
 
     #[test]
-    fn parsing_gives_what_serde_json_gives() {
-        let body = br#"{"total": 3, "items": [{"id": 1, "n": -2, "f": 1.5, "b": true,
+    fn records_keep_their_text_and_the_rest_is_parsed() {
+        let body = r#"{"total": 3, "items": [{"id": 1, "n": -2, "f": 1.50, "b": true,
             "z": null, "s": "x\u00e9\n", "tags": ["a", {"deep": [1, [2, []]]}]},
-            {"id": 18446744073709551615, "n": -9223372036854775808, "e": 1e300, "o": {}},
-            {"id": 3, "dup": 1, "dup": 2}]}"#;
-        let ours = parse_document(body).unwrap();
-        let theirs: Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(ours, theirs);
-        assert_eq!(ours.to_string(), theirs.to_string());
+            {"id": 18446744073709551616, "e": 1e300, "o": {}},
+            {"id": 3, "dup": 1, "dup": 2}], "next": {"cursor": "c2", "list": [1, 2.5]}}"#;
+        let parsed = parse(body, Some("items"));
+        assert_eq!(
+            texts(parsed.records),
+            [
+                r#"{"id": 1, "n": -2, "f": 1.50, "b": true,            "z": null, "s": "x\u00e9\n", "tags": ["a", {"deep": [1, [2, []]]}]}"#,
+                r#"{"id": 18446744073709551616, "e": 1e300, "o": {}}"#,
+                r#"{"id": 3, "dup": 1, "dup": 2}"#,
+            ]
+        );
+        assert_eq!(
+            parsed.document,
+            json!({"total": 3, "items": [], "next": {"cursor": "c2", "list": [1, 2.5]}})
+        );
     }
 
     #[test]
     fn parsing_errors_are_serde_json_errors() {
-        let error = parse_document(b"{\"a\": [1, 2} ").unwrap_err();
+        let error = parse_page(b"{\"a\": [1, 2} ", None).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            error,
             serde_json::from_slice::<Value>(b"{\"a\": [1, 2} ")
                 .unwrap_err()
                 .to_string()
         );
+        let error = parse_page(b"{\"items\": [{\"id\": 1}, {\"id\": }]}", None).unwrap_err();
+        assert!(error.contains("line 1 column 30"), "{error}");
         assert!(
-            parse_document(b"[1] [2]")
+            parse_page(b"[1] [2]", None)
                 .unwrap_err()
-                .to_string()
                 .contains("trailing characters")
+        );
+        assert!(
+            parse_page(b"[\"\xff\"]", None)
+                .unwrap_err()
+                .contains("not UTF-8")
         );
     }
 
     #[test]
     fn a_root_array_is_the_records() {
-        assert_eq!(take(json!([{"id": 1}, {"id": 2}]), None).unwrap().len(), 2);
+        assert_eq!(
+            texts(parse(r#"[{"id": 1}, {"id": 2}]"#, None).records),
+            [r#"{"id": 1}"#, r#"{"id": 2}"#]
+        );
+        assert_eq!(texts(parse("[]", None).records), Vec::<String>::new());
     }
 
     #[test]
     fn the_first_known_key_holding_an_array_is_the_records() {
-        let document = json!({"data": {"not": "array"}, "items": [{"id": 1}], "results": [1, 2]});
-        assert_eq!(take(document, None).unwrap(), vec![json!({"id": 1})]);
+        let parsed = parse(
+            r#"{"results": [1, 2], "data": {"not": "array"}, "items": [{"id": 1}]}"#,
+            None,
+        );
+        assert_eq!(texts(parsed.records), [r#"{"id": 1}"#]);
+        assert_eq!(parsed.document["data"], json!({"not": "array"}));
     }
 
     #[test]
     fn an_object_without_a_known_array_is_one_record() {
-        let document = json!({"id": 7, "name": "x"});
-        assert_eq!(take(document.clone(), None).unwrap(), vec![document]);
+        let parsed = parse(r#"{"id": 7, "name": "x", "nested": {"items": [1]}}"#, None);
+        assert_eq!(
+            texts(parsed.records),
+            [r#"{"id":7,"name":"x","nested":{"items":[1]}}"#]
+        );
     }
 
     #[test]
     fn data_field_reads_a_nested_array_and_leaves_the_rest() {
-        let mut document = json!({"result": {"events": [{"id": 1}]}, "next": "c2"});
-        let path = FieldPath::parse("result.events").unwrap();
-        let records = take_records(&mut document, Some(&path)).unwrap();
-        assert_eq!(records, vec![json!({"id": 1})]);
-        assert_eq!(document["next"], json!("c2"));
+        let parsed = parse(
+            r#"{"result": {"events": [{"id": 1}], "other": [{"id": 2}]}, "next": "c2"}"#,
+            Some("result.events"),
+        );
+        assert_eq!(texts(parsed.records), [r#"{"id": 1}"#]);
+        assert_eq!(parsed.document["next"], json!("c2"));
+        assert_eq!(parsed.document["result"]["other"], json!([{"id": 2}]));
+        let parsed = parse(
+            r#"{"pages": [{"x": 1}, {"rows": [{"id": 3}]}]}"#,
+            Some("pages.1.rows"),
+        );
+        assert_eq!(texts(parsed.records), [r#"{"id": 3}"#]);
     }
 
     #[test]
     fn data_field_errors_tell_missing_from_not_an_array() {
         assert_eq!(
-            take(json!({"a": 1}), Some("events")),
-            Err(Missing::NoSuchPath)
+            parse(r#"{"a": 1}"#, Some("events")).records.unwrap_err(),
+            Missing::NoSuchPath
         );
         assert_eq!(
-            take(json!({"events": {"x": 1}}), Some("events")),
-            Err(Missing::NotAnArray("an object"))
+            parse(r#"{"events": {"x": 1}}"#, Some("events"))
+                .records
+                .unwrap_err(),
+            Missing::NotAnArray("an object")
         );
         assert_eq!(
-            take(json!({"events": null}), Some("events")),
-            Err(Missing::NotAnArray("null"))
+            parse(r#"{"events": null}"#, Some("events"))
+                .records
+                .unwrap_err(),
+            Missing::NotAnArray("null")
         );
         assert_eq!(
-            take(json!("text"), None),
-            Err(Missing::NotRecords("a string"))
+            parse(r#""text""#, None).records.unwrap_err(),
+            Missing::NotRecords("a string")
         );
     }
 }

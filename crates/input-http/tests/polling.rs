@@ -54,7 +54,11 @@ async fn complete_run(source: &mut HttpPollingSource) -> Vec<Batch> {
 fn ids(batches: &[Batch]) -> Vec<i64> {
     batches
         .iter()
-        .flat_map(|b| b.records.iter().map(|r| r["id"].as_i64().unwrap()))
+        .flat_map(|b| {
+            b.records
+                .iter()
+                .map(|r| r.to_value().unwrap()["id"].as_i64().unwrap())
+        })
         .collect()
 }
 

@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 fn batch(size: usize) -> Vec<Record> {
     (0..size)
         .map(|i| {
-            serde_json::json!({
+            Record::from(serde_json::json!({
                 "id": i,
                 "updated_at": "2026-01-01T00:00:00.000Z",
                 "email": format!("user{i}@example.com"),
@@ -21,7 +21,7 @@ fn batch(size: usize) -> Vec<Record> {
                 "score": 12.5,
                 "tags": ["alpha", "beta"],
                 "note": "a short free text field of moderate length",
-            })
+            }))
         })
         .collect()
 }

@@ -56,7 +56,7 @@ impl Parameter {
         }
     }
 
-    fn evaluate(&self, record: &Record) -> Value {
+    fn evaluate(&self, record: &Value) -> Value {
         match self {
             Parameter::Record(path) => path.get(record).cloned().unwrap_or(Value::Null),
             Parameter::Literal(value) => value.clone(),
@@ -125,8 +125,18 @@ impl DatabaseSink {
         }
         let rows: Vec<Vec<Value>> = records
             .iter()
-            .map(|record| self.parameters.iter().map(|p| p.evaluate(record)).collect())
-            .collect();
+            .enumerate()
+            .map(|(position, record)| {
+                let fields = record
+                    .to_value()
+                    .map_err(|source| OutputError::Fields { position, source })?;
+                Ok(self
+                    .parameters
+                    .iter()
+                    .map(|p| p.evaluate(&fields))
+                    .collect())
+            })
+            .collect::<Result<_, OutputError>>()?;
         let transaction = self.config.transaction;
         let Some((database, statement)) = self.connection.as_mut() else {
             return Ok(());

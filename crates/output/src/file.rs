@@ -26,7 +26,7 @@ use crate::{OutputError, RecordCount, json_lines};
 ///
 /// ```
 /// use cannectors_config::FileOutput;
-/// use cannectors_connector::Sink;
+/// use cannectors_connector::{Record, Sink};
 /// use cannectors_output::FileSink;
 ///
 /// let dir = tempfile::tempdir().unwrap();
@@ -35,7 +35,7 @@ use crate::{OutputError, RecordCount, json_lines};
 /// let mut sink = FileSink::open(&config).unwrap();
 ///
 /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-/// runtime.block_on(sink.write(&[serde_json::json!({"id": 1})])).unwrap();
+/// runtime.block_on(sink.write(&[Record::from(serde_json::json!({"id": 1}))])).unwrap();
 /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n");
 /// ```
 #[derive(Debug)]
@@ -84,7 +84,7 @@ impl FileSink {
             return Ok(());
         }
         self.buffer.clear();
-        json_lines::encode(records, &mut self.buffer)?;
+        json_lines::encode(records, &mut self.buffer);
         let state = (Arc::clone(&self.file), std::mem::take(&mut self.buffer));
         let ((_, buffer), outcome) =
             json_lines::off_thread(state, |(file, buffer)| append_durably(file, buffer)).await?;
@@ -238,13 +238,18 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         let mut sink = FileSink::open(&config(&path)).unwrap();
         runtime().block_on(async {
-            sink.write(&[json!({"id": 1, "name": "é \"q\""}), json!({"id": 2})])
-                .await
-                .unwrap();
+            sink.write(&[
+                Record::from(json!({"id": 1, "name": "é \"q\""})),
+                Record::from(json!({"id": 2})),
+            ])
+            .await
+            .unwrap();
             sink.write(&[]).await.unwrap();
-            sink.write(&[json!({"id": 3, "n": {"a": [1.5, null, true]}})])
-                .await
-                .unwrap();
+            sink.write(&[Record::from(
+                json!({"id": 3, "n": {"a": [1.5, null, true]}}),
+            )])
+            .await
+            .unwrap();
         });
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -262,7 +267,7 @@ mod tests {
         for id in 1..=2 {
             let mut sink = FileSink::open(&config(&path)).unwrap();
             runtime
-                .block_on(sink.write(&[json!({ "id": id })]))
+                .block_on(sink.write(&[Record::from(json!({ "id": id }))]))
                 .unwrap();
         }
         assert_eq!(
@@ -276,7 +281,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/c/events.jsonl");
         let mut sink = FileSink::open(&config(&path)).unwrap();
-        runtime().block_on(sink.write(&[json!({"id": 1})])).unwrap();
+        runtime()
+            .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n");
     }
 
@@ -291,7 +298,9 @@ mod tests {
         let relative = Path::new(here.path().file_name().unwrap()).join("out/events.jsonl");
         assert!(relative.is_relative());
         let mut sink = FileSink::open(&config(&relative)).unwrap();
-        runtime().block_on(sink.write(&[json!({"id": 1})])).unwrap();
+        runtime()
+            .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
+            .unwrap();
         let written = std::env::current_dir().unwrap().join(&relative);
         assert_eq!(std::fs::read_to_string(written).unwrap(), "{\"id\":1}\n");
     }
@@ -336,7 +345,9 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{\"id\":1}\n{\"id\":2}\n{\"id\":3,\"na").unwrap();
         let mut sink = FileSink::open(&config(&path)).unwrap();
-        runtime().block_on(sink.write(&[json!({"id": 3})])).unwrap();
+        runtime()
+            .block_on(sink.write(&[Record::from(json!({"id": 3}))]))
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n"
@@ -368,7 +379,9 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{\"id\":1}\n{\"id\":2}").unwrap();
         let mut sink = FileSink::open(&config(&path)).unwrap();
-        runtime().block_on(sink.write(&[json!({"id": 3})])).unwrap();
+        runtime()
+            .block_on(sink.write(&[Record::from(json!({"id": 3}))]))
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n"
@@ -381,7 +394,9 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "written by hand").unwrap();
         let mut sink = FileSink::open(&config(&path)).unwrap();
-        runtime().block_on(sink.write(&[json!({"id": 1})])).unwrap();
+        runtime()
+            .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "written by hand\n{\"id\":1}\n"
@@ -398,7 +413,7 @@ mod tests {
         let runtime = runtime();
         for id in 0..50 {
             runtime
-                .block_on(sink.write(&[json!({ "id": id })]))
+                .block_on(sink.write(&[Record::from(json!({ "id": id }))]))
                 .unwrap();
             let content = std::fs::read_to_string(&path).unwrap();
             assert_eq!(content.lines().count(), id + 1);
@@ -416,7 +431,10 @@ mod tests {
         }
         let mut sink = FileSink::open(&config(path)).unwrap();
         let error = runtime()
-            .block_on(sink.write(&[json!({"id": 1}), json!({"id": 2})]))
+            .block_on(sink.write(&[
+                Record::from(json!({"id": 1})),
+                Record::from(json!({"id": 2})),
+            ]))
             .unwrap_err();
         let message = error.to_string();
         assert!(

@@ -26,7 +26,7 @@ use crate::{OutputError, Positions, RecordCount};
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// use cannectors_config::{HttpRequestOutput, OutputConfig};
-/// use cannectors_connector::Sink;
+/// use cannectors_connector::{Record, Sink};
 ///
 /// let config: OutputConfig = serde_json::from_value(serde_json::json!({
 ///     "type": "httpRequest",
@@ -35,7 +35,7 @@ use crate::{OutputError, Positions, RecordCount};
 ///     "requestMode": "single",
 /// }))?;
 /// let mut sink = cannectors_output::build(&config)?;
-/// sink.write(&[serde_json::json!({"id": 7, "email": "ada@example.com"})]).await?;
+/// sink.write(&[Record::from(serde_json::json!({"id": 7, "email": "ada@example.com"}))]).await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -158,7 +158,7 @@ impl HttpRequestSink {
         let mut start = 0;
         for chunk in records.chunks(size) {
             let mut body = Vec::with_capacity(self.last_body_len);
-            encode_array(chunk, start, &mut body)?;
+            encode_array(chunk, &mut body);
             self.last_body_len = body.len();
             let body = match self.method {
                 HttpMethod::Get => None,
@@ -180,15 +180,20 @@ impl HttpRequestSink {
         let urls = records
             .iter()
             .enumerate()
-            .map(|(position, record)| self.endpoint.render(record, position, records.len()))
+            .map(|(position, record)| {
+                if !self.endpoint.is_template() {
+                    return Ok(self.endpoint.fixed().to_owned());
+                }
+                let fields = record
+                    .to_value()
+                    .map_err(|source| OutputError::Fields { position, source })?;
+                self.endpoint.render(&fields, position, records.len())
+            })
             .collect::<Result<Vec<String>, OutputError>>()?;
         for (position, (record, url)) in records.iter().zip(&urls).enumerate() {
             let body = match self.method {
                 HttpMethod::Get => None,
-                _ => Some(
-                    serde_json::to_vec(record)
-                        .map_err(|source| OutputError::Encode { position, source })?,
-                ),
+                _ => Some(record.json().as_bytes().to_vec()),
             };
             self.send(url, body)
                 .await
@@ -223,20 +228,16 @@ impl Sink for HttpRequestSink {
     }
 }
 
-/// Writes the records as one JSON array; `offset` is the position of the first one in the batch.
-fn encode_array(records: &[Record], offset: usize, body: &mut Vec<u8>) -> Result<(), OutputError> {
+/// Writes the records as one JSON array.
+fn encode_array(records: &[Record], body: &mut Vec<u8>) {
     body.push(b'[');
     for (index, record) in records.iter().enumerate() {
         if index > 0 {
             body.push(b',');
         }
-        serde_json::to_writer(&mut *body, record).map_err(|source| OutputError::Encode {
-            position: offset + index,
-            source,
-        })?;
+        body.extend_from_slice(record.json().as_bytes());
     }
     body.push(b']');
-    Ok(())
 }
 
 fn not_delivered(source: HttpError, failed: std::ops::Range<usize>, total: usize) -> OutputError {
@@ -292,7 +293,7 @@ impl Endpoint {
 
     fn render(
         &self,
-        record: &Record,
+        record: &serde_json::Value,
         position: usize,
         total: usize,
     ) -> Result<String, OutputError> {

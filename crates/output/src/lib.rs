@@ -10,6 +10,7 @@
 //!
 //! ```
 //! use cannectors_config::{FileOutput, OutputConfig};
+//! use cannectors_connector::Record;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("events.jsonl");
@@ -17,9 +18,10 @@
 //! let mut sink = cannectors_output::build(&config).unwrap();
 //!
 //! let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-//! let records = [serde_json::json!({"id": 1}), serde_json::json!({"id": 2})];
+//! // Records are written as the source sent them, one a line.
+//! let records = [r#"{"id": 1}"#, r#"{"id":2}"#].map(|text| Record::parse(text).unwrap());
 //! runtime.block_on(sink.write(&records)).unwrap();
-//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n{\"id\":2}\n");
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\": 1}\n{\"id\":2}\n");
 //! ```
 
 mod database;
@@ -57,12 +59,13 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutputError {
-    /// A record could not be encoded as JSON.
+    /// A record's fields could not be read (serde_json refuses to build values nested more
+    /// than 128 levels deep).
     #[error(
-        "cannot encode the record at position {position} of the batch (counting from 0) as JSON: \
-         {source}; the batch is not committed"
+        "cannot read the fields of the record at position {position} of the batch (counting \
+         from 0): {source}; nothing of this batch was sent, the batch is not committed"
     )]
-    Encode {
+    Fields {
         /// Position of the record in the batch.
         position: usize,
         /// What serde_json reported.

@@ -16,12 +16,12 @@ use crate::{OutputError, RecordCount, json_lines};
 /// embedding, to any [`Write`]).
 ///
 /// ```
-/// use cannectors_connector::Sink;
+/// use cannectors_connector::{Record, Sink};
 /// use cannectors_output::StdoutSink;
 ///
 /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// let mut sink = StdoutSink::with_writer(Vec::new());
-/// runtime.block_on(sink.write(&[serde_json::json!({"id": 1})])).unwrap();
+/// runtime.block_on(sink.write(&[Record::from(serde_json::json!({"id": 1}))])).unwrap();
 /// assert_eq!(sink.into_writer().unwrap(), b"{\"id\":1}\n");
 /// ```
 #[derive(Debug)]
@@ -61,7 +61,7 @@ impl<W: Write + Send + 'static> StdoutSink<W> {
             .take()
             .ok_or(OutputError::WriterLost { output: "stdout" })?;
         self.buffer.clear();
-        json_lines::encode(records, &mut self.buffer)?;
+        json_lines::encode(records, &mut self.buffer);
         let buffer = std::mem::take(&mut self.buffer);
         let ((writer, buffer), outcome) =
             json_lines::off_thread((writer, buffer), |(writer, buffer)| {
@@ -103,11 +103,14 @@ mod tests {
     fn writes_each_batch_as_json_lines_in_order() {
         let mut sink = StdoutSink::with_writer(Vec::new());
         runtime().block_on(async {
-            sink.write(&[json!({"id": 1}), json!({"id": 2, "tags": ["a"]})])
-                .await
-                .unwrap();
+            sink.write(&[
+                Record::from(json!({"id": 1})),
+                Record::from(json!({"id": 2, "tags": ["a"]})),
+            ])
+            .await
+            .unwrap();
             sink.write(&[]).await.unwrap();
-            sink.write(&[json!({"id": 3, "text": "line\nbreak"})])
+            sink.write(&[Record::from(json!({"id": 3, "text": "line\nbreak"}))])
                 .await
                 .unwrap();
         });
@@ -123,7 +126,10 @@ mod tests {
         drop(reader);
         let mut sink = StdoutSink::with_writer(writer);
         let error = runtime()
-            .block_on(sink.write(&[json!({"id": 1}), json!({"id": 2})]))
+            .block_on(sink.write(&[
+                Record::from(json!({"id": 1})),
+                Record::from(json!({"id": 2})),
+            ]))
             .unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -146,7 +152,7 @@ mod tests {
         }
         let mut sink = StdoutSink::with_writer(Full);
         let error = runtime()
-            .block_on(sink.write(&[json!({"id": 1})]))
+            .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
             .unwrap_err();
         assert_eq!(
             error.to_string(),

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cannectors_config::{DatabaseOutput, OutputConfig};
-use cannectors_connector::Sink;
+use cannectors_connector::{Record, Sink};
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
 
@@ -76,10 +76,12 @@ async fn records_land_in_postgres_with_typed_parameters_and_upserts() {
         json!({"id": 1, "contact": {"email": "a@example.com"}, "seen": "2026-01-01T00:00:00Z", "score": "10.25"}),
         json!({"id": 2, "seen": "2026-01-01 10:00:00", "score": 3}),
     ];
-    sink.write(&batch).await.unwrap();
-    sink.write(&[json!({"id": 1, "contact": {"email": "new@example.com"}})])
-        .await
-        .unwrap();
+    sink.write(&batch.map(Record::from)).await.unwrap();
+    sink.write(&[Record::from(
+        json!({"id": 1, "contact": {"email": "new@example.com"}}),
+    )])
+    .await
+    .unwrap();
     assert_eq!(
         rows(&client, "SELECT id, email FROM sink_lands.dest ORDER BY id").await,
         [
@@ -112,10 +114,10 @@ async fn one_bad_record_rolls_the_whole_batch_back_and_names_its_position() {
         json!(["record.id", "record.email"]),
         true,
     );
-    let mut batch: Vec<Value> = (1001..=1600)
-        .map(|id| json!({"id": id, "email": format!("{id}@example.com")}))
+    let mut batch: Vec<Record> = (1001..=1600)
+        .map(|id| Record::from(json!({"id": id, "email": format!("{id}@example.com")})))
         .collect();
-    batch[457] = json!({"id": 100, "email": "dup@example.com"});
+    batch[457] = Record::from(json!({"id": 100, "email": "dup@example.com"}));
     let message = sink.write(&batch).await.unwrap_err().to_string();
     assert!(
         message.starts_with(
@@ -144,7 +146,7 @@ async fn one_bad_record_rolls_the_whole_batch_back_and_names_its_position() {
         "nothing of the batch stays"
     );
     // The connection is still usable for the next batch.
-    sink.write(&[json!({"id": 1, "email": "one@example.com"})])
+    sink.write(&[Record::from(json!({"id": 1, "email": "one@example.com"}))])
         .await
         .unwrap();
     assert_eq!(
@@ -167,7 +169,10 @@ async fn a_value_that_does_not_fit_its_column_names_the_record() {
         true,
     );
     let message = sink
-        .write(&[json!({"id": 1}), json!({"id": "abc"})])
+        .write(&[
+            Record::from(json!({"id": 1})),
+            Record::from(json!({"id": "abc"})),
+        ])
         .await
         .unwrap_err()
         .to_string();
@@ -210,7 +215,7 @@ async fn state_cursors_and_mismatched_placeholders_are_refused() {
         true,
     );
     let message = sink
-        .write(&[json!({"id": 1})])
+        .write(&[Record::from(json!({"id": 1}))])
         .await
         .unwrap_err()
         .to_string();
@@ -238,11 +243,14 @@ async fn sqlite_rows_land_and_a_bad_row_rolls_back_the_batch() {
         json!(["record.id", "record.email"]),
         true,
     );
-    sink.write(&[json!({"id": 1, "email": "a@example.com"})])
+    sink.write(&[Record::from(json!({"id": 1, "email": "a@example.com"}))])
         .await
         .unwrap();
     let message = sink
-        .write(&[json!({"id": 2, "email": "b@example.com"}), json!({"id": 3})])
+        .write(&[
+            Record::from(json!({"id": 2, "email": "b@example.com"})),
+            Record::from(json!({"id": 3})),
+        ])
         .await
         .unwrap_err()
         .to_string();
@@ -278,7 +286,11 @@ async fn without_a_transaction_the_records_before_the_failure_stay() {
         .execute_batch("CREATE TABLE dest (id INTEGER PRIMARY KEY);")
         .unwrap();
     let message = sink
-        .write(&[json!({"id": 1}), json!({"id": 1}), json!({"id": 2})])
+        .write(&[
+            Record::from(json!({"id": 1})),
+            Record::from(json!({"id": 1})),
+            Record::from(json!({"id": 2})),
+        ])
         .await
         .unwrap_err()
         .to_string();

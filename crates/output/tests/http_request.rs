@@ -32,7 +32,9 @@ fn build_error(settings: Value) -> String {
 }
 
 fn records(count: usize) -> Vec<Record> {
-    (0..count).map(|id| json!({ "id": id })).collect()
+    (0..count)
+        .map(|id| Record::from(json!({ "id": id })))
+        .collect()
 }
 
 async fn accepting_server() -> MockServer {
@@ -129,7 +131,7 @@ async fn single_mode_sends_one_request_a_record_with_the_url_encoded_template() 
         json!({"user": {"id": 42}, "kind": "é", "n": 2}),
     ];
 
-    sink.write(&batch).await.unwrap();
+    sink.write(&batch.clone().map(Record::from)).await.unwrap();
 
     let requests = server.received_requests().await.unwrap();
     let urls: Vec<String> = requests
@@ -161,7 +163,7 @@ async fn single_mode_stops_before_sending_when_a_record_lacks_the_templated_fiel
         json!({"user": {}}),
     ];
 
-    let error = sink.write(&batch).await.unwrap_err();
+    let error = sink.write(&batch.map(Record::from)).await.unwrap_err();
 
     assert_eq!(
         error.to_string(),

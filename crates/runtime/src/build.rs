@@ -84,7 +84,7 @@ impl Sink for DryRun {
             );
             let mut buffer = Vec::with_capacity(records.len() * 128);
             for record in records {
-                serde_json::to_writer(&mut buffer, record)?;
+                buffer.extend_from_slice(record.json().as_bytes());
                 buffer.push(b'\n');
             }
             let mut stdout = std::io::stdout().lock();

@@ -7,7 +7,7 @@
 //! state = store.load()?                         // None on first run; error on a bad file
 //! source = build(&pipeline.input, &state)       // reads state, never writes it
 //! for batch in source:
-//!     position = fields.greatest_position(&batch)   // from the source records, before filters
+//!     position = batch.greatest or fields.greatest_position_in_json(&batch)  // before filters
 //!     sink.write(filters.apply(batch))?             // error -> stop, nothing committed
 //!     store.commit(state + position)                // durable, only after the sink succeeded
 //! ```
@@ -46,7 +46,10 @@
 //! );
 //! let loaded = cannectors_config::parse_str(&yaml, "demo.yaml", &|_| None)?;
 //! let executor = Executor::new(&loaded.pipeline)?;
-//! let mut source = OnePage(Some(vec![serde_json::json!({"id": 3}), serde_json::json!({"id": 9})]));
+//! let mut source = OnePage(Some(vec![
+//!     Record::from(serde_json::json!({"id": 3})),
+//!     Record::from(serde_json::json!({"id": 9})),
+//! ]));
 //! let mut sink = Count(0);
 //! let summary = executor.run_with(&mut source, &mut sink, &RunOptions::default()).await?;
 //! assert_eq!(summary.records_written, 2);
@@ -234,7 +237,7 @@ impl Executor {
                 Some(known) => Some(known),
                 None => self
                     .fields
-                    .greatest_position(&batch.records)
+                    .greatest_position_in_json(batch.records.iter().map(Record::json))
                     .map_err(|source| RunError::Cursor {
                         batch: number,
                         source,

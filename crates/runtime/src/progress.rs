@@ -102,8 +102,11 @@ mod tests {
             ..RunOptions::default()
         };
         let mut source = Pages(vec![
-            vec![json!({"id": 1}), json!({"id": 2})],
-            vec![json!({"id": 3})],
+            vec![
+                Record::from(json!({"id": 1})),
+                Record::from(json!({"id": 2})),
+            ],
+            vec![Record::from(json!({"id": 3}))],
         ]);
         let outcome = executor
             .run_with(&mut source, &mut RefusesSecond(0), &options)

@@ -5,8 +5,15 @@
 //! batch, so the field paths are parsed once, in [`CursorFields`], and nothing is allocated per
 //! record.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+
 use cannectors_config::{FieldPath, FieldPathError, StatePersistence};
 use chrono::{DateTime, Utc};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
 
 use crate::cursor::{CursorId, IdRef, Timestamp, excerpt, instant_of_json};
@@ -146,6 +153,14 @@ pub enum CursorError {
         /// The rejected value.
         source: crate::IdError,
     },
+    /// A record given as text is not JSON.
+    #[error("record {index} of the batch (counting from 0) is not JSON: {reason}")]
+    NotJson {
+        /// Position of the record in its batch, from 0.
+        index: usize,
+        /// What the JSON parser reported.
+        reason: String,
+    },
 }
 
 impl CursorFields {
@@ -197,9 +212,11 @@ impl CursorFields {
         if self.is_empty() {
             return Ok(None);
         }
+        let lookup = |record| self.lookup(record);
         let mut greatest: Option<(usize, Key<'_>)> = None;
         for (index, record) in records.iter().enumerate() {
-            let key = self.key_of(record, index)?;
+            let (timestamp, id) = lookup(record);
+            let key = self.key_of(timestamp, id, index)?;
             if greatest.as_ref().is_none_or(|(_, best)| key > *best) {
                 greatest = Some((index, key));
             }
@@ -207,13 +224,74 @@ impl CursorFields {
         let Some((index, _)) = greatest else {
             return Ok(None);
         };
-        self.position_of(&records[index], index).map(Some)
+        let (timestamp, id) = lookup(&records[index]);
+        self.position_of(timestamp, id, index).map(Some)
     }
 
-    fn position_of(&self, record: &Value, index: usize) -> Result<Position, CursorError> {
+    fn lookup<'r>(&self, record: &'r Value) -> (Option<&'r Value>, Option<&'r Value>) {
+        (
+            self.timestamp.as_ref().and_then(|path| path.get(record)),
+            self.id.as_ref().and_then(|path| path.get(record)),
+        )
+    }
+
+    /// [`greatest_position`](Self::greatest_position) of records given as JSON text, each
+    /// read once: only the values of the cursor fields are built, everything else is skipped.
+    ///
+    /// ```
+    /// use cannectors_config::FieldPath;
+    /// use cannectors_state::CursorFields;
+    /// let fields = CursorFields::new(None, Some(FieldPath::parse("event.id").unwrap()));
+    /// let records = [r#"{"event": {"id": 12}, "x": [1, 2]}"#, r#"{"event": {"id": 30}}"#];
+    /// let greatest = fields.greatest_position_in_json(records).unwrap().unwrap();
+    /// assert_eq!(greatest.id.unwrap().to_string(), "30");
+    /// ```
+    pub fn greatest_position_in_json<'t>(
+        &self,
+        records: impl IntoIterator<Item = &'t str>,
+    ) -> Result<Option<Position>, CursorError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let paths = [
+            self.timestamp.as_ref().map(FieldPath::segments),
+            self.id.as_ref().map(FieldPath::segments),
+        ];
+        // The greatest so far: its index, its instant, and the values found in it.
+        let mut greatest: Option<(usize, Option<DateTime<Utc>>, Found)> = None;
+        for (index, text) in records.into_iter().enumerate() {
+            let found = project(text, paths).map_err(|error| CursorError::NotJson {
+                index,
+                reason: error.to_string(),
+            })?;
+            let key = self.key_of(found[0].as_ref(), found[1].as_ref(), index)?;
+            let greater = match &greatest {
+                None => true,
+                Some((_, instant, best)) => {
+                    key > (*instant, best[1].as_ref().and_then(IdRef::of_json))
+                }
+            };
+            if greater {
+                let instant = key.0;
+                greatest = Some((index, instant, found));
+            }
+        }
+        let Some((index, _, found)) = greatest else {
+            return Ok(None);
+        };
+        self.position_of(found[0].as_ref(), found[1].as_ref(), index)
+            .map(Some)
+    }
+
+    fn position_of(
+        &self,
+        timestamp: Option<&Value>,
+        id: Option<&Value>,
+        index: usize,
+    ) -> Result<Position, CursorError> {
         let timestamp = match &self.timestamp {
             Some(path) => {
-                let value = field(record, path, index, "timestamp")?;
+                let value = field(timestamp, path, index, "timestamp")?;
                 Some(
                     Timestamp::from_json(value).map_err(|source| CursorError::NotATimestamp {
                         index,
@@ -226,7 +304,7 @@ impl CursorFields {
         };
         let id = match &self.id {
             Some(path) => {
-                let value = field(record, path, index, "id")?;
+                let value = field(id, path, index, "id")?;
                 Some(
                     CursorId::from_json(value).map_err(|source| CursorError::NotAnId {
                         index,
@@ -240,10 +318,16 @@ impl CursorFields {
         Ok(Position { timestamp, id })
     }
 
-    fn key_of<'r>(&self, record: &'r Value, index: usize) -> Result<Key<'r>, CursorError> {
+    /// The ordering key of a record from the values found at the cursor fields.
+    fn key_of<'r>(
+        &self,
+        timestamp: Option<&'r Value>,
+        id: Option<&'r Value>,
+        index: usize,
+    ) -> Result<Key<'r>, CursorError> {
         let instant = match &self.timestamp {
             Some(path) => {
-                let value = field(record, path, index, "timestamp")?;
+                let value = field(timestamp, path, index, "timestamp")?;
                 match instant_of_json(value) {
                     Some(instant) => Some(instant),
                     None => {
@@ -261,7 +345,7 @@ impl CursorFields {
         };
         let id = match &self.id {
             Some(path) => {
-                let value = field(record, path, index, "id")?;
+                let value = field(id, path, index, "id")?;
                 match IdRef::of_json(value) {
                     Some(id) => Some(id),
                     None => {
@@ -284,13 +368,14 @@ impl CursorFields {
 /// What orders records while scanning a batch: the position without its written forms.
 type Key<'r> = (Option<DateTime<Utc>>, Option<IdRef<'r>>);
 
+/// The value found at a cursor field, checked for presence and null.
 fn field<'r>(
-    record: &'r Value,
+    found: Option<&'r Value>,
     path: &FieldPath,
     index: usize,
     cursor: &'static str,
 ) -> Result<&'r Value, CursorError> {
-    match path.get(record) {
+    match found {
         None => Err(CursorError::Missing {
             index,
             field: path.to_string(),
@@ -302,6 +387,189 @@ fn field<'r>(
             cursor,
         }),
         Some(value) => Ok(value),
+    }
+}
+
+/// The values at the timestamp and id paths of one record.
+type Found = [Option<Value>; 2];
+
+/// Reads `text` once and builds only the values at `paths` (names, or array indexes written as
+/// numbers, as [`FieldPath::get`] reads them); every other value is skipped unbuilt.
+fn project(text: &str, paths: [Option<&[String]>; 2]) -> Result<Found, serde_json::Error> {
+    let found = RefCell::new([None, None]);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Project {
+        paths,
+        found: &found,
+    }
+    .deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(found.into_inner())
+}
+
+/// Walks one JSON value along the rest of each path that is still being followed.
+struct Project<'p> {
+    /// The segments left of each path, never empty; `None` for a path not followed here.
+    paths: [Option<&'p [String]>; 2],
+    found: &'p RefCell<Found>,
+}
+
+/// What to do with the value under one key or index.
+enum Step<'p> {
+    /// No path goes there.
+    Skip,
+    /// A path ends there: build the value and read every path within it.
+    Build([Option<&'p [String]>; 2]),
+    /// Paths continue below it.
+    Descend([Option<&'p [String]>; 2]),
+}
+
+impl<'p> Project<'p> {
+    fn step(&self, matches: impl Fn(&str) -> bool) -> Step<'p> {
+        let mut below = [None, None];
+        let mut ends = false;
+        for (slot, path) in below.iter_mut().zip(self.paths) {
+            if let Some((first, rest)) = path.and_then(<[String]>::split_first)
+                && matches(first)
+            {
+                ends |= rest.is_empty();
+                *slot = Some(rest);
+            }
+        }
+        if ends {
+            Step::Build(below)
+        } else if below.iter().any(Option::is_some) {
+            Step::Descend(below)
+        } else {
+            Step::Skip
+        }
+    }
+
+    fn keep(&self, value: &Value, rests: [Option<&[String]>; 2]) {
+        let mut found = self.found.borrow_mut();
+        for (slot, rest) in found.iter_mut().zip(rests) {
+            if let Some(rest) = rest {
+                *slot = value_at(value, rest).cloned();
+            }
+        }
+    }
+}
+
+fn value_at<'v>(value: &'v Value, segments: &[String]) -> Option<&'v Value> {
+    segments
+        .iter()
+        .try_fold(value, |current, segment| match current {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
+}
+
+impl<'de> DeserializeSeed<'de> for Project<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Project<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<ObjectKey<'de>>()? {
+            match self.step(|segment| segment == key.0) {
+                Step::Skip => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Step::Build(rests) => {
+                    let value: Value = map.next_value()?;
+                    self.keep(&value, rests);
+                }
+                Step::Descend(paths) => map.next_value_seed(Project {
+                    paths,
+                    found: self.found,
+                })?,
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let step = self.step(|segment| segment.parse::<usize>() == Ok(index));
+            let more = match step {
+                Step::Skip => seq.next_element::<IgnoredAny>()?.is_some(),
+                Step::Build(rests) => match seq.next_element::<Value>()? {
+                    Some(value) => {
+                        self.keep(&value, rests);
+                        true
+                    }
+                    None => false,
+                },
+                Step::Descend(paths) => seq
+                    .next_element_seed(Project {
+                        paths,
+                        found: self.found,
+                    })?
+                    .is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+}
+
+/// An object key, borrowed from the text unless it holds escapes.
+struct ObjectKey<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for ObjectKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = ObjectKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<ObjectKey<'de>, E> {
+                Ok(ObjectKey(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<ObjectKey<'de>, E> {
+                Ok(ObjectKey(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -322,6 +590,16 @@ mod tests {
         fields(Some("event.timestamp"), Some("event.id"))
     }
 
+    /// The greatest position read from parsed records, after checking that reading the same
+    /// records as JSON text gives the same answer (or the same error).
+    fn both(fields: &CursorFields, records: &[Value]) -> Result<Option<Position>, CursorError> {
+        let texts: Vec<String> = records.iter().map(Value::to_string).collect();
+        let parsed = fields.greatest_position(records);
+        let from_text = fields.greatest_position_in_json(texts.iter().map(String::as_str));
+        assert_eq!(parsed, from_text, "records: {texts:?}");
+        parsed
+    }
+
     #[test]
     fn greatest_position_orders_by_timestamp_then_id() {
         let records = [
@@ -330,7 +608,7 @@ mod tests {
             json!({"event": {"timestamp": "2026-01-02T01:00:00+01:00", "id": 7}}),
             json!({"event": {"timestamp": "2026-01-01T23:00:00Z", "id": 1000}}),
         ];
-        let greatest = keyset().greatest_position(&records).unwrap().unwrap();
+        let greatest = both(&keyset(), &records).unwrap().unwrap();
         assert_eq!(greatest.id, Some(CursorId::Integer(7)));
         assert_eq!(
             greatest.timestamp.unwrap().to_string(),
@@ -339,12 +617,65 @@ mod tests {
     }
 
     #[test]
-    fn greatest_position_of_an_unsorted_batch_with_only_an_id() {
-        let records = [json!({"id": 3}), json!({"id": 10}), json!({"id": 9})];
-        let greatest = fields(None, Some("id"))
-            .greatest_position(&records)
+    fn json_text_is_read_along_the_paths_only() {
+        let paths = fields(Some("a.0.ts"), Some("a.1"));
+        let records = [
+            json!({"skip": {"a": [9]}, "a": [{"ts": "2026-01-01T00:00:00Z", "x": [1, {"y": null}]}, 5]}),
+            json!({"a": [{"ts": "2026-01-01T00:00:00Z"}, "5"], "tail": "\"quoted\" \u{e9}"}),
+            json!({"a": [{"ts": 1767225600}, 7]}),
+        ];
+        let greatest = both(&paths, &records).unwrap().unwrap();
+        assert_eq!(greatest.id, Some(CursorId::Text("5".to_owned())));
+        // A path and a longer one through the same key; a key written with escapes.
+        let texts = [r#"{"e\u0076ent": 1767225600}"#];
+        let escaped = fields(Some("event"), None)
+            .greatest_position_in_json(texts)
             .unwrap()
             .unwrap();
+        assert_eq!(
+            escaped.timestamp.unwrap().to_rfc3339_utc(),
+            "2026-01-01T00:00:00Z"
+        );
+        let texts = [r#"{"ev\u0065nt": {"id": 4}, "event": {"id": 3}}"#];
+        assert_eq!(
+            fields(None, Some("event.id"))
+                .greatest_position_in_json(texts)
+                .unwrap()
+                .unwrap()
+                .id,
+            Some(CursorId::Integer(3))
+        );
+        let prefix = fields(Some("event"), Some("event.id"));
+        assert!(matches!(
+            both(&prefix, &[json!({"event": {"id": 1}})]),
+            Err(CursorError::NotATimestamp { .. })
+        ));
+    }
+
+    #[test]
+    fn text_that_is_not_json_names_the_record() {
+        let error = keyset()
+            .greatest_position_in_json([r#"{"event": {}}"#, "{\"event\": "])
+            .unwrap_err();
+        assert!(
+            matches!(error, CursorError::Missing { index: 0, .. }),
+            "{error}"
+        );
+        let error = keyset()
+            .greatest_position_in_json(["{\"event\": "])
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("record 0 of the batch (counting from 0) is not JSON"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn greatest_position_of_an_unsorted_batch_with_only_an_id() {
+        let records = [json!({"id": 3}), json!({"id": 10}), json!({"id": 9})];
+        let greatest = both(&fields(None, Some("id")), &records).unwrap().unwrap();
         assert_eq!(
             greatest,
             Position {
@@ -356,12 +687,9 @@ mod tests {
 
     #[test]
     fn an_empty_batch_or_no_enabled_cursor_has_no_position() {
-        assert_eq!(keyset().greatest_position(&[]).unwrap(), None);
+        assert_eq!(both(&keyset(), &[]).unwrap(), None);
         let records = [json!({"anything": 1})];
-        assert_eq!(
-            CursorFields::default().greatest_position(&records).unwrap(),
-            None
-        );
+        assert_eq!(both(&CursorFields::default(), &records).unwrap(), None);
     }
 
     #[test]
@@ -370,7 +698,7 @@ mod tests {
             json!({"event": {"timestamp": "2026-01-01T00:00:00Z", "id": 1}}),
             json!({"event": {"id": 2}}),
         ];
-        let error = keyset().greatest_position(&records).unwrap_err();
+        let error = both(&keyset(), &records).unwrap_err();
         assert_eq!(
             error.to_string(),
             "record 1 of the batch (counting from 0) has no `event.timestamp`: every record needs \
@@ -382,7 +710,7 @@ mod tests {
     #[test]
     fn a_record_with_null_in_the_field_is_an_error() {
         let records = [json!({"event": {"timestamp": "2026-01-01T00:00:00Z", "id": null}})];
-        let error = keyset().greatest_position(&records).unwrap_err();
+        let error = both(&keyset(), &records).unwrap_err();
         assert_eq!(
             error.to_string(),
             "record 0 of the batch (counting from 0) holds null in `event.id`: every record needs \
@@ -397,7 +725,7 @@ mod tests {
             json!({"event": {"timestamp": "2026-01-01T00:00:00Z", "id": 2}}),
             json!({"event": {"timestamp": "yesterday", "id": 3}}),
         ];
-        let error = keyset().greatest_position(&records).unwrap_err();
+        let error = both(&keyset(), &records).unwrap_err();
         assert_eq!(
             error.to_string(),
             "record 2 of the batch (counting from 0), field `event.timestamp`: \"yesterday\" is \
@@ -409,7 +737,7 @@ mod tests {
     #[test]
     fn an_id_that_is_neither_integer_nor_string_is_an_error() {
         let records = [json!({"event": {"timestamp": "2026-01-01T00:00:00Z", "id": [1]}})];
-        let error = keyset().greatest_position(&records).unwrap_err();
+        let error = both(&keyset(), &records).unwrap_err();
         assert!(
             error.to_string().starts_with(
                 "record 0 of the batch (counting from 0), field `event.id`: [1] is not an id"

@@ -3,7 +3,8 @@
 
 use std::cmp::Ordering;
 
-use cannectors_state::{CursorId, Position, Run, State, Timestamp};
+use cannectors_config::FieldPath;
+use cannectors_state::{CursorFields, CursorId, Position, Run, State, Timestamp};
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -227,5 +228,38 @@ proptest! {
             prop_assert_eq!(moved, *step > before);
             prop_assert_eq!(state.committed(), before.max(step.clone()));
         }
+    }
+
+    #[test]
+    fn records_read_as_text_give_the_position_of_records_parsed(
+        records in prop::collection::vec(
+            (timestamp(), cursor_id(), json_value(), any::<bool>()), 0..12
+        ),
+    ) {
+        let records: Vec<Value> = records
+            .into_iter()
+            .map(|(ts, id, noise, first)| {
+                let event = json!({"ts": ts.as_json(), "id": id.to_json()});
+                if first {
+                    json!({"event": event, "noise": noise})
+                } else {
+                    json!({"noise": noise, "list": [noise, event], "event": event})
+                }
+            })
+            .collect();
+        let texts: Vec<String> = records.iter().map(Value::to_string).collect();
+        let fields = CursorFields::new(
+            Some(FieldPath::parse("event.ts").unwrap()),
+            Some(FieldPath::parse("event.id").unwrap()),
+        );
+        prop_assert_eq!(
+            fields.greatest_position_in_json(texts.iter().map(String::as_str)),
+            fields.greatest_position(&records)
+        );
+        let through_array = CursorFields::new(None, Some(FieldPath::parse("list.1.id").unwrap()));
+        prop_assert_eq!(
+            through_array.greatest_position_in_json(texts.iter().map(String::as_str)),
+            through_array.greatest_position(&records)
+        );
     }
 }
