@@ -319,6 +319,12 @@ fn fails_and_keeps_state(source: Server, output: &str, message: &str) {
         out.stderr
     );
     assert_eq!(ws.read(".cannectors-state/events-sync.json"), seeded);
+    assert!(
+        !ws.path()
+            .join(".cannectors-state/events-sync.json.tmp")
+            .exists(),
+        "the state prepared for the failed batch was removed"
+    );
 }
 
 #[test]

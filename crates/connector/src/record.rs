@@ -40,6 +40,13 @@ impl Record {
         Record::from_valid_json(raw.into())
     }
 
+    /// A record from JSON text a JSON encoder wrote (a database row written field by field,
+    /// say). Nothing checks that it is JSON: the caller vouches for it, as for the output of
+    /// `serde_json::to_string`. Line breaks are dropped as [`Record::parse`] drops them.
+    pub fn from_encoded(text: String) -> Record {
+        Record::from_valid_json(text.into_boxed_str())
+    }
+
     /// A record from text that is one valid JSON value. Line breaks outside strings are dropped
     /// so that the record fits on one line (a JSON string cannot hold a raw line break, and no
     /// two JSON tokens need one between them).

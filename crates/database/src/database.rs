@@ -352,7 +352,7 @@ impl Database {
                     reason: cell.reason,
                 }
             })?;
-            records.push(Record::from(record));
+            records.push(record);
         }
         Ok(Decoded {
             records,

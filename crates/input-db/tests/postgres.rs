@@ -127,6 +127,25 @@ async fn maps_every_listed_type_value_by_value() {
 }
 
 #[tokio::test]
+async fn a_row_is_written_as_compact_json_text_in_column_order() {
+    let mut source = DatabaseSource::connect(
+        &input(
+            json!({"query": "SELECT 7::int2 AS a, E'q\"\\\\\\n' || 'é' AS t, false AS b, \
+                                 '2026-01-02 03:04:05+00'::timestamptz AS ts, NULL::int8 AS n, \
+                                 '-9223372036854775808'::int8 AS i8, 2.5::float8 AS f"}),
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    let batch = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(
+        batch.records[0].json(),
+        r#"{"a":7,"t":"q\"\\\né","b":false,"ts":"2026-01-02T03:04:05Z","n":null,"i8":-9223372036854775808,"f":2.5}"#
+    );
+}
+
+#[tokio::test]
 async fn parameters_are_converted_to_the_types_postgres_infers() {
     schema("param_types", "").await;
     let mut source = DatabaseSource::connect(
