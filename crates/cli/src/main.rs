@@ -14,11 +14,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// Records are JSON values built and dropped by the million: mimalloc makes that several times
-// cheaper than the system allocator (docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.log);
