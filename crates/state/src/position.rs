@@ -445,6 +445,15 @@ impl<'p> Project<'p> {
         }
     }
 
+    fn forget(&self, below: [Option<&[String]>; 2]) {
+        let mut found = self.found.borrow_mut();
+        for (slot, path) in found.iter_mut().zip(below) {
+            if path.is_some() {
+                *slot = None;
+            }
+        }
+    }
+
     fn keep(&self, value: &Value, rests: [Option<&[String]>; 2]) {
         let mut found = self.found.borrow_mut();
         for (slot, rest) in found.iter_mut().zip(rests) {
@@ -514,10 +523,15 @@ impl<'de> Visitor<'de> for Project<'_> {
                     let value: Value = map.next_value()?;
                     self.keep(&value, rests);
                 }
-                Step::Descend(paths) => map.next_value_seed(Project {
-                    paths,
-                    found: self.found,
-                })?,
+                Step::Descend(paths) => {
+                    // A key written twice counts once, with its last value, as in a parsed
+                    // record: forget what an earlier occurrence held.
+                    self.forget(paths);
+                    map.next_value_seed(Project {
+                        paths,
+                        found: self.found,
+                    })?;
+                }
             }
         }
         Ok(())
@@ -636,6 +650,11 @@ mod tests {
             escaped.timestamp.unwrap().to_rfc3339_utc(),
             "2026-01-01T00:00:00Z"
         );
+        let texts = [r#"{"event": {"id": 4}, "event": {"other": 3}}"#];
+        assert!(matches!(
+            fields(None, Some("event.id")).greatest_position_in_json(texts),
+            Err(CursorError::Missing { .. })
+        ));
         let texts = [r#"{"ev\u0065nt": {"id": 4}, "event": {"id": 3}}"#];
         assert_eq!(
             fields(None, Some("event.id"))
