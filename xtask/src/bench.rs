@@ -2,7 +2,8 @@
 //!
 //! A source server inside this process serves precomputed pages (so that the source is never
 //! the bottleneck), the release binary runs a pipeline against it with offset pagination and
-//! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS.
+//! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS. The
+//! output file must then hold every record served, in order, byte for byte.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -152,18 +153,43 @@ output: {{type: file, path: out.jsonl}}
     )
     .map_err(|e| e.to_string())?;
     let run = run_pipeline(binary, &pipeline, &dir)?;
-    let lines = count_lines(&dir.join("out.jsonl"))?;
+    let checked = check_output(&dir.join("out.jsonl"), total);
     let _ = std::fs::remove_dir_all(&dir);
-    if lines != total {
-        return Err(format!(
-            "expected {total} records in the output file, found {lines}"
-        ));
-    }
+    checked?;
     Ok(Measurement {
         records: total,
         seconds: run.seconds,
         peak_rss_kib: run.peak_rss_kib,
     })
+}
+
+/// The output file must hold every record served, in order, one a line, byte for byte.
+fn check_output(path: &Path, total: usize) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("no readable output file {}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    for id in 1..=total {
+        match lines.next() {
+            Some(line) if line == record(id) => {}
+            Some(line) => {
+                return Err(format!(
+                    "line {id} of the output file is not record {id}: {line:.200}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "expected {total} records in the output file, found {}",
+                    id - 1
+                ));
+            }
+        }
+    }
+    match lines.next() {
+        Some(extra) => Err(format!(
+            "the output file holds more than the {total} records served: {extra:.200}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// How long one run of the binary took and the most memory it held.
