@@ -381,10 +381,10 @@ fn a_second_run_of_the_same_pipeline_exits_with_a_lock_message_and_delivers_noth
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.requests().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        server.wait_for_requests(1, Duration::from_secs(10)),
+        "the first run sent no request"
+    );
     let second = ws.run(&["run", "events.yaml"]);
     assert_eq!(second.code, Some(3), "{second:?}");
     assert!(second.stderr.contains("already running"), "{second:?}");

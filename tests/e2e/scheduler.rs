@@ -6,8 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -70,8 +69,32 @@ fn delivered(ws: &Workspace, name: &str) -> Vec<i64> {
 /// The binary running in the background, its standard error collected as it comes.
 struct Running {
     child: Child,
-    log: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
+    log: Arc<Log>,
+}
+
+/// Standard error so far, with a signal on every new line and at its end.
+#[derive(Default)]
+struct Log {
+    text: Mutex<(String, bool)>,
+    changed: Condvar,
+}
+
+impl Log {
+    /// Blocks until `done(text, ended)` holds, or `limit` passes; returns whether it held.
+    fn wait(&self, limit: Duration, done: impl Fn(&str, bool) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut guard = self.text.lock().unwrap();
+        loop {
+            if done(&guard.0, guard.1) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = self.changed.wait_timeout(guard, left).unwrap().0;
+        }
+    }
 }
 
 impl Running {
@@ -83,45 +106,41 @@ impl Running {
             .spawn()
             .expect("start cannectors");
         let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let reader = {
+        let log = Arc::new(Log::default());
+        {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
+                    let mut text = log.text.lock().unwrap();
+                    text.0.push_str(&line);
+                    text.0.push('\n');
+                    log.changed.notify_all();
                 }
-            })
-        };
-        Running {
-            child,
-            log,
-            reader: Some(reader),
+                log.text.lock().unwrap().1 = true;
+                log.changed.notify_all();
+            });
         }
+        Running { child, log }
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.text.lock().unwrap().0.clone()
     }
 
-    /// Waits until `done` holds, for at most `limit`; fails the test with the log otherwise.
-    fn wait_until(&mut self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if done(&self.log()) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "cannectors exited ({status}) before {what}:\n{}",
-                    self.log()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!("no {what} within {limit:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    /// Waits until the log satisfies `done`, for at most `limit`; fails the test with the log
+    /// otherwise, or when the process ended first.
+    fn wait_for_log(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) {
+        self.log.wait(limit, |text, ended| ended || done(text));
+        let log = self.log();
+        if !done(&log) {
+            panic!("no {what} within {limit:?}:\n{log}");
+        }
+    }
+
+    /// Waits until `server` received `count` requests, for at most `limit`.
+    fn wait_for_requests(&self, server: &Server, count: usize, limit: Duration) {
+        if !server.wait_for_requests(count, limit) {
+            panic!("no request within {limit:?}:\n{}", self.log());
         }
     }
 
@@ -134,20 +153,13 @@ impl Running {
     }
 
     /// Waits for the process to exit, for at most `limit`; returns its exit code and log.
+    /// Standard error closes when the process ends, which is the event waited for.
     fn exit(mut self, limit: Duration) -> (Option<i32>, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if let Some(reader) = self.reader.take() {
-                    reader.join().unwrap();
-                }
-                return (status.code(), self.log());
-            }
-            if Instant::now() > deadline {
-                panic!("cannectors did not exit within {limit:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !self.log.wait(limit, |_, ended| ended) {
+            panic!("cannectors did not exit within {limit:?}:\n{}", self.log());
         }
+        let status = self.child.wait().unwrap();
+        (status.code(), self.log())
     }
 }
 
@@ -172,9 +184,10 @@ fn a_pipeline_on_a_one_second_schedule_runs_again_from_the_state_it_committed() 
         "events.yaml",
         &pipeline("events", &server.url("/events"), every_second(), ""),
     );
-    let mut running = Running::start(&ws, &["run", "events.yaml"]);
-    running.wait_until("second run", Duration::from_secs(20), |_| {
-        delivered(&ws, "events").len() >= 4
+    let running = Running::start(&ws, &["run", "events.yaml"]);
+    // Two records a run: the second run's summary comes after its records are committed.
+    running.wait_for_log("second run", Duration::from_secs(20), |log| {
+        log.matches("run complete:").count() >= 2
     });
     running.signal("TERM");
     let (code, log) = running.exit(Duration::from_secs(20));
@@ -216,9 +229,9 @@ fn sigterm_during_a_slow_multi_batch_run_commits_what_was_delivered_and_the_next
             "  pagination: {type: page, param: page, limitParam: limit, limit: 2}\n",
         ),
     );
-    let mut running = Running::start(&ws, &["run", "events.yaml"]);
-    running.wait_until("two batches", Duration::from_secs(20), |_| {
-        delivered(&ws, "events").len() >= 4
+    let running = Running::start(&ws, &["-v", "run", "events.yaml"]);
+    running.wait_for_log("two batches", Duration::from_secs(20), |log| {
+        log.contains("batch committed batch=2")
     });
     running.signal("TERM");
     let (code, log) = running.exit(Duration::from_secs(20));
@@ -262,8 +275,8 @@ fn a_tick_that_comes_while_the_previous_run_is_going_is_skipped() {
         "slow.yaml",
         &pipeline("slow", &server.url("/slow"), every_second(), ""),
     );
-    let mut running = Running::start(&ws, &["run", "slow.yaml"]);
-    running.wait_until("skipped tick", Duration::from_secs(20), |log| {
+    let running = Running::start(&ws, &["run", "slow.yaml"]);
+    running.wait_for_log("skipped tick", Duration::from_secs(20), |log| {
         log.contains("skipping the run due at")
     });
     running.signal("TERM");
@@ -294,8 +307,8 @@ fn a_directory_keeps_running_its_pipelines_when_one_always_fails_and_reports_the
             &pipeline(name, &server.url(&format!("/{name}")), every_second(), ""),
         );
     }
-    let mut running = Running::start(&ws, &["run", "pipelines", "--metrics-addr", "127.0.0.1:0"]);
-    running.wait_until("the metrics address", Duration::from_secs(20), |log| {
+    let running = Running::start(&ws, &["run", "pipelines", "--metrics-addr", "127.0.0.1:0"]);
+    running.wait_for_log("the metrics address", Duration::from_secs(20), |log| {
         log.contains("serving metrics on http://")
     });
     let log = running.log();
@@ -593,10 +606,8 @@ fn a_run_stuck_in_its_batch_is_cut_at_the_shutdown_timeout_without_committing() 
         "events.yaml",
         &pipeline("events", &server.url("/events"), None, ""),
     );
-    let mut running = Running::start(&ws, &["run", "events.yaml", "--shutdown-timeout", "300ms"]);
-    running.wait_until("the request", Duration::from_secs(20), |_| {
-        !server.requests().is_empty()
-    });
+    let running = Running::start(&ws, &["run", "events.yaml", "--shutdown-timeout", "300ms"]);
+    running.wait_for_requests(&server, 1, Duration::from_secs(20));
     let signalled = Instant::now();
     running.signal("TERM");
     let (code, log) = running.exit(Duration::from_secs(10));
@@ -622,12 +633,10 @@ fn a_second_signal_stops_at_once() {
         "events.yaml",
         &pipeline("events", &server.url("/events"), every_second(), ""),
     );
-    let mut running = Running::start(&ws, &["run", "events.yaml"]);
-    running.wait_until("the request", Duration::from_secs(20), |_| {
-        !server.requests().is_empty()
-    });
+    let running = Running::start(&ws, &["run", "events.yaml"]);
+    running.wait_for_requests(&server, 1, Duration::from_secs(20));
     running.signal("INT");
-    running.wait_until("the first signal", Duration::from_secs(10), |log| {
+    running.wait_for_log("the first signal", Duration::from_secs(10), |log| {
         log.contains("SIGINT received: shutting down")
     });
     let signalled = Instant::now();
@@ -657,12 +666,10 @@ fn a_tick_that_finds_the_pipeline_running_in_another_process_is_skipped() {
         &pipeline("events", &server.url("/events"), every_second(), ""),
     );
     // Another process holds the pipeline's lock for the length of one slow run.
-    let mut other = Running::start(&ws, &["run", "events.yaml", "--once"]);
-    other.wait_until("the other run's request", Duration::from_secs(20), |_| {
-        !server.requests().is_empty()
-    });
-    let mut scheduled = Running::start(&ws, &["run", "events.yaml"]);
-    scheduled.wait_until("a skipped run", Duration::from_secs(20), |log| {
+    let other = Running::start(&ws, &["run", "events.yaml", "--once"]);
+    other.wait_for_requests(&server, 1, Duration::from_secs(20));
+    let scheduled = Running::start(&ws, &["run", "events.yaml"]);
+    scheduled.wait_for_log("a skipped run", Duration::from_secs(20), |log| {
         log.contains("skipping this run: pipeline `events` is already running")
     });
     scheduled.signal("TERM");

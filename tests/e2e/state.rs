@@ -1,7 +1,8 @@
 //! `cannectors state show|path|reset|set` through the binary.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::Workspace;
 
@@ -110,19 +111,26 @@ fn set_fails_at_once_while_another_process_holds_the_run_lock() {
     let ws = workspace();
     std::fs::create_dir_all(ws.path().join("state")).unwrap();
     let lock = ws.path().join("state/orders.lock");
-    let ready = ws.path().join("locked");
-    // util-linux flock(1) takes the same kind of lock (flock(2)) as the program.
+    // util-linux flock(1) takes the same kind of lock (flock(2)) as the program; the holder
+    // says so on its standard output once it has the lock.
     let mut holder = Command::new("flock")
         .arg(&lock)
-        .args(["sh", "-c"])
-        .arg(format!("touch {}; sleep 30", ready.display()))
-        .stdout(Stdio::null())
+        .args(["sh", "-c", "echo locked; exec sleep 30"])
+        .stdout(Stdio::piped())
         .spawn()
         .expect("flock(1) from util-linux");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stdout = holder.stdout.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = said.send(line);
+    });
+    assert_eq!(
+        heard.recv_timeout(Duration::from_secs(10)).as_deref(),
+        Ok("locked\n"),
+        "flock(1) took the lock"
+    );
     let out = ws.run(&["state", "set", "orders.yaml", "--id", "5"]);
     holder.kill().ok();
     holder.wait().ok();

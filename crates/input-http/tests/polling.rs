@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cannectors_config::HttpPollingInput;
 use cannectors_connector::{Batch, Checkpoint, Source};
@@ -683,11 +683,33 @@ async fn a_server_that_never_stops_is_cut_at_max_pages() {
     );
 }
 
+/// Answers with a response and reports each request it answers, so a test can wait for it.
+struct Reporting {
+    response: ResponseTemplate,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl wiremock::Respond for Reporting {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        self.response.clone()
+    }
+}
+
 #[tokio::test]
 async fn the_next_page_is_requested_while_the_current_one_is_being_written() {
     let server = MockServer::start().await;
     page(&server, "page", "1", json!(records(1..3))).await;
-    page(&server, "page", "2", json!(records(3..5))).await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(path("/items"))
+        .and(query_param("page", "2"))
+        .respond_with(Reporting {
+            response: ResponseTemplate::new(200).set_body_json(json!(records(3..5))),
+            arrived,
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
     page(&server, "page", "3", json!([])).await;
     let mut source = source(
         json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
@@ -696,14 +718,11 @@ async fn the_next_page_is_requested_while_the_current_one_is_being_written() {
     let first = source.next_batch().await.unwrap().unwrap();
     assert_eq!(ids(&[first]), vec![1, 2]);
     // Without asking for the next batch, the second page arrives at the server.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.received_requests().await.unwrap().len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the next page was not fetched ahead"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let fetched_ahead = tokio::time::timeout(Duration::from_secs(5), arrivals.recv()).await;
+    assert!(
+        matches!(fetched_ahead, Ok(Some(()))),
+        "the next page was not fetched ahead"
+    );
     assert_eq!(ids(&complete_run(&mut source).await), vec![3, 4]);
 }
 

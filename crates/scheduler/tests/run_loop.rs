@@ -38,6 +38,39 @@ async fn serve(server: &MockServer, name: &str, response: ResponseTemplate) {
         .await;
 }
 
+/// Answers with a response and reports each request it answers, so a test can wait for it.
+struct Reporting {
+    response: ResponseTemplate,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl wiremock::Respond for Reporting {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        self.response.clone()
+    }
+}
+
+/// Serves `response` at `/name`; the receiver gets a message as each request arrives.
+async fn serve_reporting(
+    server: &MockServer,
+    name: &str,
+    response: ResponseTemplate,
+) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(path(format!("/{name}")))
+        .respond_with(Reporting { response, arrived })
+        .mount(server)
+        .await;
+    arrivals
+}
+
+/// Waits for the next request reported by [`serve_reporting`], for at most ten seconds.
+async fn request_arrives(arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let arrived = tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await;
+    assert!(matches!(arrived, Ok(Some(()))), "the run sent no request");
+}
+
 /// Waits until `done` holds, for at most `limit`.
 async fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -149,7 +182,7 @@ async fn a_tick_during_a_slow_run_is_skipped_and_the_run_finishes_its_batch_on_s
 async fn a_run_still_in_its_batch_when_the_shutdown_timeout_ends_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = MockServer::start().await;
-    serve(
+    let mut arrivals = serve_reporting(
         &server,
         "stuck",
         ResponseTemplate::new(200)
@@ -170,18 +203,9 @@ async fn a_run_still_in_its_batch_when_the_shutdown_timeout_ends_commits_nothing
         let shutdown = shutdown.clone();
         async move { scheduler.run(&shutdown).await }
     });
-    assert!(until(Duration::from_secs(10), || !metrics.running().is_empty()).await);
-    // The request is on its way to the server when the shutdown comes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the run sent no request");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The request is at the server, waiting for its answer, when the shutdown comes.
+    request_arrives(&mut arrivals).await;
+    assert!(!metrics.running().is_empty());
     let started = Instant::now();
     shutdown.request();
     let report = running.await.unwrap();
@@ -199,7 +223,7 @@ async fn a_run_still_in_its_batch_when_the_shutdown_timeout_ends_commits_nothing
 async fn a_second_request_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = MockServer::start().await;
-    serve(
+    let mut arrivals = serve_reporting(
         &server,
         "stuck",
         ResponseTemplate::new(200)
@@ -215,9 +239,12 @@ async fn a_second_request_stops_at_once() {
         let shutdown = shutdown.clone();
         async move { scheduler.run(&shutdown).await }
     });
-    assert!(until(Duration::from_secs(10), || !metrics.running().is_empty()).await);
+    request_arrives(&mut arrivals).await;
+    assert!(!metrics.running().is_empty());
+    // Whether the second request comes before or during the drain, it is seen: the phase is
+    // a watch. (The end-to-end test `a_second_signal_stops_at_once` sends it mid-drain, once
+    // the log says the drain began.)
     shutdown.request();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     shutdown.request();
     let report = tokio::time::timeout(Duration::from_secs(5), running)
         .await

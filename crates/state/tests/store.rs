@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -384,7 +384,8 @@ fn spawn_child(role: &str, dir: &Path) -> Child {
         ])
         .env(ROLE, role)
         .env(ROLE_DIR, dir)
-        .stdin(Stdio::null())
+        // Held open by the parent: its end tells a child to stop.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -422,9 +423,8 @@ fn child_process_role() {
         "hold-lock" => {
             let _lock = store.lock().unwrap();
             println!("locked");
-            while Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            // Until killed, or until the parent is gone and standard input ends.
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
         }
         "commit-loop" => {
             let _lock = store.lock().unwrap();

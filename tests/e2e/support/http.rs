@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -68,15 +68,22 @@ type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 /// The server; it stops accepting when dropped.
 pub struct Server {
     port: u16,
-    requests: Arc<Mutex<Vec<Request>>>,
+    requests: Arc<Recorded>,
     stop: Arc<AtomicBool>,
+}
+
+/// The requests received, with a signal on each new one for tests waiting on them.
+#[derive(Default)]
+struct Recorded {
+    list: Mutex<Vec<Request>>,
+    arrived: Condvar,
 }
 
 impl Server {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Recorded::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
         {
@@ -111,7 +118,26 @@ impl Server {
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().expect("requests").clone()
+        self.requests.list.lock().expect("requests").clone()
+    }
+
+    /// Blocks until at least `count` requests arrived; `false` if `limit` passed first.
+    pub fn wait_for_requests(&self, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut list = self.requests.list.lock().expect("requests");
+        while list.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            list = self
+                .requests
+                .arrived
+                .wait_timeout(list, left)
+                .expect("requests")
+                .0;
+        }
+        true
     }
 }
 
@@ -124,7 +150,7 @@ impl Drop for Server {
 
 fn serve(
     stream: TcpStream,
-    requests: &Mutex<Vec<Request>>,
+    requests: &Recorded,
     handler: &Handler,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
@@ -170,7 +196,12 @@ fn serve(
             headers,
             body,
         };
-        requests.lock().expect("requests").push(request.clone());
+        requests
+            .list
+            .lock()
+            .expect("requests")
+            .push(request.clone());
+        requests.arrived.notify_all();
         let response = handler(&request);
         if !response.delay.is_zero() {
             std::thread::sleep(response.delay);
