@@ -187,9 +187,8 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         match self.target {
-            Target::Root => return collect_records(seq, self.found, ROOT_ARRAY),
+            Target::Root | Target::Path([]) => return collect_records(seq, self.found, UNNAMED),
             Target::Known(key) => return collect_records(seq, self.found, key),
-            Target::Path([]) => return collect_records(seq, self.found, ""),
             Target::Path(_) | Target::Nowhere => {}
         }
         let mut items = Vec::new();
@@ -219,8 +218,9 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
     }
 }
 
-/// The name the records of a root array are filed under.
-const ROOT_ARRAY: &str = "";
+/// What the records of a root array or of the `dataField` array are filed under: only the
+/// known keys of a root object need telling apart.
+const UNNAMED: &str = "";
 
 /// Collects the elements of an array as raw records; leaves an empty array in the document.
 fn collect_records<'de, A: SeqAccess<'de>>(

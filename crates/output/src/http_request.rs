@@ -181,12 +181,14 @@ impl HttpRequestSink {
             .iter()
             .enumerate()
             .map(|(position, record)| {
-                if !self.endpoint.is_template() {
-                    return Ok(self.endpoint.fixed().to_owned());
-                }
-                let fields = record
-                    .to_value()
-                    .map_err(|source| OutputError::Fields { position, source })?;
+                // Only a templated endpoint reads the record's fields.
+                let fields = if self.endpoint.is_template() {
+                    record
+                        .to_value()
+                        .map_err(|source| OutputError::Fields { position, source })?
+                } else {
+                    serde_json::Value::Null
+                };
                 self.endpoint.render(&fields, position, records.len())
             })
             .collect::<Result<Vec<String>, OutputError>>()?;

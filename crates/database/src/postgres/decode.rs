@@ -10,16 +10,15 @@
 //! greatest cursor position is found on the binary values ([`CursorColumns`]).
 
 use std::error::Error;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
+use cannectors_connector::Record;
 use chrono::{
     Datelike as _, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeDelta, Timelike as _,
 };
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::types as wire;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use cannectors_connector::Record;
 use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Kind, Type};
@@ -340,8 +339,8 @@ fn epoch() -> NaiveDateTime {
 /// Microseconds since 2000-01-01 as RFC 3339 in UTC; a `timestamp` without time zone is read
 /// as UTC too, so that every timestamp compares as an instant. The text is what chrono's
 /// `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes (the fraction in 3 or 6 digits, as
-/// needed), built by hand for the years 0 to 9999: this runs for every timestamp of every row,
-/// and chrono's formatting through `fmt` showed in profiles.
+/// needed), built by hand by [`timestamp_text`] for the years 0 to 9999: this runs for every
+/// timestamp of every row, and chrono's formatting through `fmt` showed in profiles.
 fn timestamp(micros: i64) -> Result<Value, DecodeError> {
     match micros {
         i64::MAX => return Ok(Value::String("infinity".to_owned())),
@@ -359,8 +358,8 @@ fn timestamp(micros: i64) -> Result<Value, DecodeError> {
     ))
 }
 
-/// [`timestamp`] built by hand, for the instants of the years 0 to 9999 (`None` for the
-/// others and the infinities, which [`timestamp`] writes).
+/// The text of [`timestamp`] for the instants of the years 0 to 9999; `None` for the others
+/// and the infinities, which [`timestamp`] writes through chrono or by name.
 fn timestamp_text(micros: i64) -> Result<Option<String>, DecodeError> {
     if micros == i64::MAX || micros == i64::MIN {
         return Ok(None);
