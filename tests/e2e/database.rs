@@ -70,26 +70,24 @@ fn ids(records: &[Value]) -> Vec<i64> {
     records.iter().map(|r| r["id"].as_i64().unwrap()).collect()
 }
 
-/// The quickstart's pipelines, with a fresh events.db built from seed.sql (the committed
-/// events.db may hold rows a user added while trying it).
-fn quickstart_in(ws: &Workspace) {
+/// The quickstart as `cargo xtask quickstart` lays it out: the tracked files, and the working
+/// copy of events.db under the ignored out/ directory.
+fn quickstart_in(ws: &Workspace) -> std::path::PathBuf {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
     let target = ws.path().join("examples/quickstart");
-    std::fs::create_dir_all(&target).unwrap();
-    for name in ["pipeline.yaml", "add-event.yaml"] {
+    std::fs::create_dir_all(target.join("out")).unwrap();
+    for name in ["pipeline.yaml", "add-event.yaml", "events.db"] {
         std::fs::copy(examples.join(name), target.join(name)).unwrap();
     }
-    let seed = std::fs::read_to_string(examples.join("seed.sql")).unwrap();
-    rusqlite::Connection::open(target.join("events.db"))
-        .unwrap()
-        .execute_batch(&seed)
-        .unwrap();
+    std::fs::copy(examples.join("events.db"), target.join("out/events.db")).unwrap();
+    target
 }
 
 #[test]
 fn quickstart_runs_without_services_and_then_delivers_only_new_rows() {
     let ws = Workspace::new();
-    quickstart_in(&ws);
+    let quickstart = quickstart_in(&ws);
+    let tracked = std::fs::read(quickstart.join("events.db")).unwrap();
 
     let first = ws.run(&["run", "examples/quickstart/pipeline.yaml"]);
     assert_eq!(first.code, Some(0), "{first:?}");
@@ -109,6 +107,39 @@ fn quickstart_runs_without_services_and_then_delivers_only_new_rows() {
     let delivered = lines(&ws, "examples/quickstart/out/events.jsonl");
     assert_eq!(ids(&delivered[12..]), [13], "only the added row");
     assert_eq!(delivered[12]["kind"], "note");
+
+    assert_eq!(
+        std::fs::read(quickstart.join("events.db")).unwrap(),
+        tracked,
+        "the tracked database is never written"
+    );
+}
+
+#[test]
+fn the_tracked_quickstart_database_holds_exactly_the_seed() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    let seeded = rusqlite::Connection::open_in_memory().unwrap();
+    seeded
+        .execute_batch(&std::fs::read_to_string(examples.join("seed.sql")).unwrap())
+        .unwrap();
+    let tracked = rusqlite::Connection::open_with_flags(
+        examples.join("events.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let rows = |db: &rusqlite::Connection| -> Vec<(i64, String, String, String)> {
+        let mut statement = db
+            .prepare("SELECT id, updated_at, kind, payload FROM events ORDER BY id")
+            .unwrap();
+        statement
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(rows(&tracked), rows(&seeded));
 }
 
 const DOCUMENTED: &str = r#"

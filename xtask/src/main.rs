@@ -2,9 +2,12 @@
 //!
 //! - `cargo xtask ci`: every check a change must pass (format, lints, tests, dependency policy).
 //! - `cargo xtask bench <http|db>`: the end-to-end benchmarks recorded in docs/performance.md.
+//! - `cargo xtask quickstart`: the README's quickstart, on a copy of its database.
 //! - `cargo xtask pg -- <command>`: runs a command against a throwaway PostgreSQL cluster.
 
 mod postgres;
+mod quickstart;
+mod setup;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("quickstart") => quickstart::quickstart(),
         Some("pg") => postgres::run_with_cluster(strip_separator(&args[1..])),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
@@ -36,13 +40,18 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <task>\n\n\
-         tasks:\n  \
-         ci                 cargo fmt --check, clippy -D warnings, the whole test suite, cargo deny\n  \
-         bench http [RUNS]  end-to-end HTTP benchmark (release build), RUNS per size (default 3)\n  \
-         bench db [RUNS]    end-to-end PostgreSQL benchmark against psql (release build)\n  \
-         pg      `pg -- <command>`: run a command with a throwaway PostgreSQL cluster\n  \
-         help               this text"
+        "cargo xtask <task>
+
+tasks:
+  ci                 every check: cargo fmt --check, clippy -D warnings, cargo doc, the whole
+                     test suite (with a throwaway PostgreSQL), cargo deny; installs cargo-deny
+                     and PostgreSQL first when they are missing
+  bench http [RUNS]  end-to-end HTTP benchmark (release build), RUNS per size (default 3)
+  bench db [RUNS]    end-to-end PostgreSQL benchmark against psql (release build)
+  quickstart         runs the quickstart pipeline on a copy of its database
+                     (examples/quickstart/out/events.db)
+  pg -- <command>    runs a command with a throwaway PostgreSQL cluster
+  help               this text"
     );
 }
 
@@ -81,6 +90,10 @@ fn run(step: &str, mut command: Command) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
+    // Install what is missing first, so that a fresh machine fails early or not at all.
+    setup::ensure_cargo_deny()?;
+    setup::ensure_postgres()?;
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run("format (cargo fmt --check)", fmt)?;
@@ -96,6 +109,14 @@ fn ci() -> Result<(), String> {
         "warnings",
     ]);
     run("lints (cargo clippy -D warnings)", clippy)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(
+        "documentation (cargo doc --no-deps, warnings are errors)",
+        doc,
+    )?;
 
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"]);

@@ -236,7 +236,7 @@ impl Drop for Cluster {
 
 /// The directory holding `initdb` and `pg_ctl`: the newest `/usr/lib/postgresql/*/bin`
 /// (Debian's layout), else wherever `PATH` has them.
-fn find_binaries() -> Result<PathBuf, String> {
+pub(crate) fn find_binaries() -> Result<PathBuf, String> {
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -345,7 +345,7 @@ fn make_certificates(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("pg: cannot restrict {}: {e}", key.display()))
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
