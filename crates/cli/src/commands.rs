@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::Command;
 
-/// Exit codes of the program (DESIGN.md section 6).
+/// Exit codes of the program (docs/operations.md, "Signals and exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Code {
     Validation = 1,

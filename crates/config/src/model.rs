@@ -1,6 +1,6 @@
 //! The pipeline model: one Rust type per block of the pipeline file.
 //!
-//! These types are the documentation of the file format (DESIGN.md section 3). Each struct
+//! These types are the documentation of the file format (docs/configuration.md). Each struct
 //! rejects unknown keys; defaults live here, next to the key they belong to, so that the JSON
 //! Schema and the runtime agree on them. Checks that need more than one key at a time live in
 //! `validate.rs`.
@@ -45,9 +45,9 @@ pub struct Pipeline {
     reason = "one value per pipeline, read once; boxing would only complicate matching"
 )]
 pub enum InputConfig {
-    /// Polls an HTTP API (DESIGN.md 3.1).
+    /// Polls an HTTP API (docs/http-input.md).
     HttpPolling(HttpPollingInput),
-    /// Reads rows from a SQL database (DESIGN.md 3.2).
+    /// Reads rows from a SQL database (docs/databases.md).
     Database(DatabaseInput),
 }
 
@@ -105,7 +105,7 @@ pub enum SinkMethod {
     Get,
 }
 
-/// The `httpPolling` input (DESIGN.md 3.1).
+/// The `httpPolling` input (docs/http-input.md).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpPollingInput {
@@ -508,7 +508,7 @@ impl Driver {
     }
 }
 
-/// The `database` input (DESIGN.md 3.2).
+/// The `database` input (docs/databases.md).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DatabaseInput {

@@ -17,7 +17,7 @@ use crate::schedule::normalize_schedule;
 use crate::sql;
 use crate::template::Template;
 
-/// The filter types of DESIGN.md 3.4 that the runtime can apply. Adding one is adding its name.
+/// The filter types (docs/configuration.md, Filters) that the runtime can apply. Adding one is adding its name.
 const IMPLEMENTED_FILTERS: &[&str] = &[];
 
 /// Every filter type name a pipeline may use, implemented or not.

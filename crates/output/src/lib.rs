@@ -1,6 +1,6 @@
 //! The sinks of cannectors: where a pipeline delivers its records.
 //!
-//! Each `output` block of a pipeline file (DESIGN.md 3.3) has a runtime object here that
+//! Each `output` block of a pipeline file (docs/outputs.md) has a runtime object here that
 //! implements [`cannectors_connector::Sink`]: [`StdoutSink`] and [`FileSink`] write JSON Lines,
 //! [`HttpRequestSink`] sends records to an HTTP API, [`DatabaseSink`] runs a statement a record
 //! in PostgreSQL or SQLite. [`build`] turns the configured block into the sink the executor
