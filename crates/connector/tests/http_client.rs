@@ -1138,3 +1138,22 @@ async fn an_oauth2_access_token_is_masked_when_the_api_echoes_it() {
     assert!(message.contains("authorization=Bearer ***"), "{message}");
     assert!(!message.contains("at-fresh-123"), "{message}");
 }
+
+#[tokio::test]
+async fn a_request_to_a_url_a_server_sent_carries_no_credential_of_another_origin() {
+    let (home, elsewhere) = two_origins().await;
+    ok_at(&elsewhere, "/page2").await;
+    let credentials = Credentials {
+        token: Some("t-abc".into()),
+        ..Default::default()
+    };
+    let endpoint = url::Url::parse(&format!("{}/items", home.uri())).unwrap();
+    let client = client(auth(AuthKind::Bearer, credentials), fast_retry(1));
+    let request = get(&elsewhere, "/page2")
+        .header("Cookie", "session=abc")
+        .credentials_for(&endpoint);
+    assert!(client.carries_credentials(&request));
+    client.send(request).await.unwrap();
+    let sent = &elsewhere.received_requests().await.unwrap()[0];
+    assert_eq!(credentials_in(sent), Vec::<String>::new());
+}
