@@ -57,7 +57,11 @@ fn a_redirect_to_another_host_is_followed_without_the_api_key() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
-        assert_eq!(delivered(&ws), 2, "the records of the other host were delivered");
+        assert_eq!(
+            delivered(&ws),
+            2,
+            "the records of the other host were delivered"
+        );
         assert!(!credentials_in(&home.requests()[0]).is_empty());
         let moved = elsewhere.requests();
         assert_eq!(moved.len(), 1);
@@ -98,9 +102,16 @@ fn a_next_link_to_another_host_stops_the_run_before_the_token_goes_there() {
         )),
         "{stderr}"
     );
-    assert_eq!(elsewhere.requests().len(), 0, "nothing went to the other host");
     assert_eq!(
-        home.requests()[0].headers.get("authorization").map(String::as_str),
+        elsewhere.requests().len(),
+        0,
+        "nothing went to the other host"
+    );
+    assert_eq!(
+        home.requests()[0]
+            .headers
+            .get("authorization")
+            .map(String::as_str),
         Some(format!("Bearer {SECRET}").as_str())
     );
     assert_eq!(delivered(&ws), 0);
@@ -171,10 +182,16 @@ fn a_server_echoing_the_request_shows_no_secret_in_either_log_format() {
             "x-tenant=${TENANT_TOKEN}",
             "account=${ACCOUNT_TOKEN}",
         ] {
-            assert!(stderr.contains(shown), "{format}: `{shown}` not in {stderr}");
+            assert!(
+                stderr.contains(shown),
+                "{format}: `{shown}` not in {stderr}"
+            );
         }
         for secret in &hidden {
-            assert!(!stderr.contains(secret.as_str()), "{format}: `{secret}` in {stderr}");
+            assert!(
+                !stderr.contains(secret.as_str()),
+                "{format}: `{secret}` in {stderr}"
+            );
         }
     }
     let sent = &server.requests()[0];

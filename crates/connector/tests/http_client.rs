@@ -1082,7 +1082,10 @@ async fn a_server_echoing_the_request_shows_no_credential_in_any_form() {
             .respond_with(echo(400))
             .mount(&server)
             .await;
-        let url = server.uri().replace("http://", &format!("http://{userinfo}")) + "/items";
+        let url = server
+            .uri()
+            .replace("http://", &format!("http://{userinfo}"))
+            + "/items";
         let error = client(authentication, fast_retry(1))
             .send(HttpRequest::new(HttpMethod::Get, &url).unwrap())
             .await

@@ -955,7 +955,8 @@ async fn a_next_link_to_another_origin_stops_a_run_with_credentials_before_it_se
             .respond_with(ResponseTemplate::new(200).set_body_json(records(5..6)))
             .mount(&elsewhere)
             .await;
-        let mut config = json!({"endpoint": format!("{}/items", home.uri()), "pagination": {"type": "link"}});
+        let mut config =
+            json!({"endpoint": format!("{}/items", home.uri()), "pagination": {"type": "link"}});
         for (key, value) in extra.as_object().unwrap() {
             config[key] = value.clone();
         }

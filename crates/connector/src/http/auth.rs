@@ -122,7 +122,12 @@ impl Auth {
             .flatten()
             .cloned()
             .collect();
-        match (authentication.kind, &c.username, &c.client_id, &c.client_secret) {
+        match (
+            authentication.kind,
+            &c.username,
+            &c.client_id,
+            &c.client_secret,
+        ) {
             (AuthKind::Basic, Some(username), _, _) => secrets.extend(basic_credentials_forms(
                 username,
                 c.password.as_deref().unwrap_or_default(),

@@ -3,9 +3,10 @@
 //! One place owns what every HTTP call of a pipeline needs: authentication (api-key, bearer,
 //! basic, OAuth 2 client credentials with a cached token), retries with exponential backoff and
 //! `Retry-After`, a timeout, gzip, rustls, redirects that never carry a credential to another
-//! origin, and error messages that name the request without its secrets. A caller describes a call with [`HttpRequest`] and gets back the [`HttpResponse`]
-//! once its status is one the request accepts (any 2xx unless told otherwise); anything else is
-//! an [`HttpError`] that says what failed and after how many attempts.
+//! origin, and error messages that name the request without its secrets. A caller describes a
+//! call with [`HttpRequest`] and gets back the [`HttpResponse`] once its status is one the
+//! request accepts (any 2xx unless told otherwise); anything else is an [`HttpError`] that says
+//! what failed and after how many attempts.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), cannectors_connector::http::HttpError> {
@@ -690,7 +691,12 @@ impl Hop {
         };
         if drop_body {
             self.body = None;
-            for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING] {
+            for name in [
+                CONTENT_TYPE,
+                CONTENT_LENGTH,
+                CONTENT_ENCODING,
+                TRANSFER_ENCODING,
+            ] {
                 self.headers.remove(name);
             }
         }

@@ -246,7 +246,8 @@ mod tests {
     fn masks_a_secret_in_its_encoded_forms() {
         let redactor = Redactor::new(vec!["p@ss w/rd".into()], vec![]);
         assert_eq!(
-            redactor.text(r#"{"q":"key=p%40ss+w%2Frd","path":"/p%40ss%20w%2Frd","raw":"p@ss w\/rd"}"#),
+            redactor
+                .text(r#"{"q":"key=p%40ss+w%2Frd","path":"/p%40ss%20w%2Frd","raw":"p@ss w\/rd"}"#),
             r#"{"q":"key=***","path":"/***","raw":"***"}"#
         );
     }
@@ -282,10 +283,13 @@ mod tests {
         let attempt = redactor.for_attempt(&url("http://ada:p%40ss@api.test/x"), &credential);
         let basic = STANDARD.encode("ada:p@ss");
         assert_eq!(
-            attempt.text(&format!("Basic {basic}; p@ss; p%40ss; fresh-token; static-key")),
+            attempt.text(&format!(
+                "Basic {basic}; p@ss; p%40ss; fresh-token; static-key"
+            )),
             "Basic ***; ***; ***; ***; ***"
         );
-        let token_as_user = redactor.for_attempt(&url("https://ghp_abc123@api.test/"), &Credential::None);
+        let token_as_user =
+            redactor.for_attempt(&url("https://ghp_abc123@api.test/"), &Credential::None);
         assert_eq!(token_as_user.text("user ghp_abc123"), "user ***");
         assert!(matches!(
             redactor.for_attempt(&url("http://api.test/"), &Credential::None),
