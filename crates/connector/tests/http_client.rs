@@ -1160,3 +1160,59 @@ async fn a_request_to_a_url_a_server_sent_carries_no_credential_of_another_origi
     let sent = &elsewhere.received_requests().await.unwrap()[0];
     assert_eq!(credentials_in(sent), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_redirect_elsewhere_that_copies_the_api_key_into_its_location_loses_it() {
+    let (home, elsewhere) = two_origins().await;
+    let target = format!("{}/moved?api_key=k-123&page=2", elsewhere.uri());
+    redirect(&home, "/items", 307, &target).await;
+    ok_at(&elsewhere, "/moved").await;
+    let credentials = Credentials {
+        key: Some("k-123".into()),
+        location: Some(ApiKeyLocation::Query),
+        ..Default::default()
+    };
+    client(auth(AuthKind::ApiKey, credentials), fast_retry(1))
+        .send(get(&home, "/items"))
+        .await
+        .unwrap();
+    let moved = &elsewhere.received_requests().await.unwrap()[0];
+    assert_eq!(moved.url.query(), Some("page=2"));
+}
+
+#[tokio::test]
+async fn the_timeout_covers_an_attempt_with_all_its_redirects() {
+    let server = MockServer::start().await;
+    let slow = Duration::from_millis(300);
+    for (route, next) in [("/r1", "/r2"), ("/r2", "/r3"), ("/r3", "/r4")] {
+        Mock::given(path(route))
+            .respond_with(
+                ResponseTemplate::new(302)
+                    .insert_header("Location", next)
+                    .set_delay(slow),
+            )
+            .mount(&server)
+            .await;
+    }
+    Mock::given(path("/r4"))
+        .respond_with(ResponseTemplate::new(200).set_delay(slow))
+        .mount(&server)
+        .await;
+    let client = HttpClient::builder()
+        .timeout(Duration::from_millis(700))
+        .retry(&fast_retry(1))
+        .build()
+        .unwrap();
+    let error = client.send(get(&server, "/r1")).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HttpError::Transport {
+                kind: TransportFailure::Timeout,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(server.received_requests().await.unwrap().len() < 4);
+}

@@ -331,7 +331,8 @@ pub struct HttpClientBuilder {
 }
 
 impl HttpClientBuilder {
-    /// The time one attempt may take, from sending to the last byte of the body (default 30 s).
+    /// The time one attempt may take, from sending to the last byte of the body, redirects
+    /// included (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> HttpClientBuilder {
         self.timeout = timeout;
         self
