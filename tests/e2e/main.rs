@@ -4,6 +4,7 @@
 // Test harness code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod credentials;
 mod database;
 mod http_run;
 mod pagination;

@@ -6,9 +6,18 @@
 //! `$${` writes a literal `${`. Every value that came from the environment is remembered in
 //! [`Secrets`] so that it can be kept out of logs and error messages.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::document::KeyPath;
+
+/// Every byte but the unreserved characters of RFC 3986 (letters, digits, `-._~`): how a value
+/// is written into a URL path, userinfo or query by a strict encoder.
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The values that came from environment variables, to keep them out of logs and messages.
 ///
@@ -30,8 +39,8 @@ use crate::document::KeyPath;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
-    /// (value, variable name), longest value first so that a value containing another one is
-    /// replaced whole.
+    /// (value or one of its encoded forms, variable name), longest first so that a value
+    /// containing another one is replaced whole.
     values: Vec<(String, String)>,
 }
 
@@ -52,23 +61,68 @@ impl Secrets {
         redacted
     }
 
+    /// The ways `value` may be written in a text that quotes a request or a log line: as it
+    /// is, percent-encoded (a URL path, userinfo or query), form-encoded (a query string or a
+    /// form body), both with upper- or lower-case hex digits, and escaped as in a JSON string
+    /// (with `/` escaped or not). Masking a secret means masking all of them: a server that
+    /// echoes the URL it was sent shows the encoded form, a JSON log line the escaped one.
+    ///
+    /// ```
+    /// let forms = cannectors_config::Secrets::encoded_forms("p@ss w\"rd");
+    /// for form in ["p@ss w\"rd", "p%40ss%20w%22rd", "p%40ss+w%22rd", "p@ss w\\\"rd"] {
+    ///     assert!(forms.iter().any(|f| f == form), "{form}");
+    /// }
+    /// ```
+    pub fn encoded_forms(value: &str) -> Vec<String> {
+        let percent = utf8_percent_encode(value, URL_COMPONENT).to_string();
+        let form: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        // Serialising a string cannot fail; an empty result only drops the JSON forms.
+        let quoted = serde_json::to_string(value).unwrap_or_default();
+        let json = quoted
+            .strip_prefix('"')
+            .and_then(|q| q.strip_suffix('"'))
+            .unwrap_or(value)
+            .to_owned();
+        let candidates = [
+            value.to_owned(),
+            lower_hex(&percent),
+            percent,
+            lower_hex(&form),
+            form,
+            json.replace('/', "\\/"),
+            json,
+        ];
+        let mut forms: Vec<String> = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            if !candidate.is_empty() && !forms.contains(&candidate) {
+                forms.push(candidate);
+            }
+        }
+        forms
+    }
+
     /// Whether no value came from the environment.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
 
-    /// The names of the variables whose values are masked.
+    /// The names of the variables whose values are masked, each once.
     pub fn variable_names(&self) -> impl Iterator<Item = &str> {
-        self.values.iter().map(|(_, name)| name.as_str())
+        let mut names: Vec<&str> = self.values.iter().map(|(_, name)| name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter()
     }
 
     fn remember(&mut self, name: &str, value: &str) {
-        if value.chars().count() < Self::MIN_LEN
-            || self.values.iter().any(|(known, _)| known == value)
-        {
+        if value.chars().count() < Self::MIN_LEN {
             return;
         }
-        self.values.push((value.to_owned(), name.to_owned()));
+        for form in Secrets::encoded_forms(value) {
+            if !self.values.iter().any(|(known, _)| *known == form) {
+                self.values.push((form, name.to_owned()));
+            }
+        }
         self.values
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
     }
@@ -81,6 +135,24 @@ impl std::fmt::Debug for Secrets {
             .field("variables", &self.variable_names().collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// `text` with the two hex digits after every `%` in lower case.
+fn lower_hex(text: &str) -> String {
+    let mut lowered = String::with_capacity(text.len());
+    let mut hex_left = 0;
+    for c in text.chars() {
+        if hex_left > 0 {
+            lowered.push(c.to_ascii_lowercase());
+            hex_left -= 1;
+        } else {
+            lowered.push(c);
+            if c == '%' {
+                hex_left = 2;
+            }
+        }
+    }
+    lowered
 }
 
 /// A reference that could not be replaced.
@@ -274,6 +346,26 @@ mod tests {
         let mut secrets = Secrets::default();
         secrets.remember("TOKEN", "very-secret-token");
         assert_eq!(format!("{secrets:?}"), "Secrets { variables: [\"TOKEN\"] }");
+    }
+
+    #[test]
+    fn masks_a_value_in_the_encodings_a_url_a_form_or_a_json_log_line_gives_it() {
+        let mut secrets = Secrets::default();
+        secrets.remember("PASSWORD", "p@ss/w\"rd é");
+        for shown in [
+            "p@ss/w\"rd é",
+            "p%40ss%2Fw%22rd%20%C3%A9",
+            "p%40ss%2fw%22rd%20%c3%a9",
+            "p%40ss%2Fw%22rd+%C3%A9",
+            "p@ss/w\\\"rd é",
+            "p@ss\\/w\\\"rd é",
+        ] {
+            assert_eq!(
+                secrets.redact(&format!("sent {shown} back")),
+                "sent ${PASSWORD} back",
+                "{shown}"
+            );
+        }
     }
 
     #[test]

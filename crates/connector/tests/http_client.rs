@@ -12,7 +12,7 @@ use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
 use wiremock::matchers::{
-    basic_auth, bearer_token, body_json, body_string, header, method, path, query_param,
+    basic_auth, bearer_token, body_json, body_string, header, method, path, path_regex, query_param,
 };
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -272,7 +272,7 @@ async fn oauth2_token_refused_with_401_is_fetched_again_once() {
 async fn oauth2_gives_up_when_the_new_token_is_refused_too() {
     let server = MockServer::start().await;
     Mock::given(path("/oauth/token"))
-        .respond_with(token_response("tok", 3600))
+        .respond_with(token_response("tok-1", 3600))
         .expect(2)
         .mount(&server)
         .await;
@@ -708,4 +708,511 @@ async fn a_token_answer_that_is_not_json_is_reported() {
         ),
         "{error}"
     );
+}
+
+/// Two servers whose origins differ in the host only: 127.0.0.1 and 127.0.0.2 (loopback on
+/// Linux) on the same port.
+async fn two_origins() -> (MockServer, MockServer) {
+    for _ in 0..20 {
+        let home = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = home.local_addr().unwrap().port();
+        if let Ok(elsewhere) = std::net::TcpListener::bind(("127.0.0.2", port)) {
+            let home = MockServer::builder().listener(home).start().await;
+            let elsewhere = MockServer::builder().listener(elsewhere).start().await;
+            return (home, elsewhere);
+        }
+    }
+    panic!("no port was free on both 127.0.0.1 and 127.0.0.2");
+}
+
+/// Answers with a redirect to `target`.
+async fn redirect(server: &MockServer, route: &str, status: u16, target: &str) {
+    Mock::given(path(route.to_owned()))
+        .respond_with(ResponseTemplate::new(status).insert_header("Location", target))
+        .mount(server)
+        .await;
+}
+
+/// What of a request received could be a credential: the headers that carry one and the
+/// api-key query parameter, by name.
+fn credentials_in(request: &wiremock::Request) -> Vec<String> {
+    let mut found: Vec<String> = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "api-token",
+    ]
+    .into_iter()
+    .filter(|name| request.headers.contains_key(*name))
+    .map(str::to_owned)
+    .collect();
+    found.extend(
+        request
+            .url
+            .query_pairs()
+            .filter(|(name, _)| name == "api_key")
+            .map(|(name, value)| format!("{name}={value}")),
+    );
+    found
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_followed_without_any_credential() {
+    let with_auth = |kind, credentials| (auth(kind, credentials), vec![], "/items");
+    let cases = [
+        with_auth(
+            AuthKind::ApiKey,
+            Credentials {
+                key: Some("k-secret-1".into()),
+                ..Default::default()
+            },
+        ),
+        with_auth(
+            AuthKind::ApiKey,
+            Credentials {
+                key: Some("k-secret-2".into()),
+                header_name: Some("Api-Token".into()),
+                ..Default::default()
+            },
+        ),
+        with_auth(
+            AuthKind::ApiKey,
+            Credentials {
+                key: Some("k-secret-3".into()),
+                location: Some(ApiKeyLocation::Query),
+                ..Default::default()
+            },
+        ),
+        with_auth(
+            AuthKind::Bearer,
+            Credentials {
+                token: Some("t-secret-4".into()),
+                ..Default::default()
+            },
+        ),
+        with_auth(
+            AuthKind::Basic,
+            Credentials {
+                username: Some("ada".into()),
+                password: Some("p-secret-5".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            None,
+            vec![
+                ("Authorization", "Token secret-6"),
+                ("Cookie", "session=secret-7"),
+                ("Proxy-Authorization", "Basic c2VjcmV0LTg="),
+            ],
+            "/items",
+        ),
+        (None, vec![], "userinfo"),
+    ];
+    for (authentication, headers, route) in cases {
+        let (home, elsewhere) = two_origins().await;
+        let target = format!("{}/moved?page=2", elsewhere.uri());
+        redirect(&home, "/items", 302, &target).await;
+        ok_at(&elsewhere, "/moved").await;
+        let url = match route {
+            "userinfo" => home.uri().replace("http://", "http://ada:secret-9@") + "/items",
+            _ => format!("{}/items", home.uri()),
+        };
+        let mut request = HttpRequest::new(HttpMethod::Get, &url)
+            .unwrap()
+            .header("Accept", "application/json");
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = client(authentication, fast_retry(1))
+            .send(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.url().as_str(), target);
+
+        let at_home = &home.received_requests().await.unwrap()[0];
+        assert!(!credentials_in(at_home).is_empty(), "{route} {headers:?}");
+        let received = elsewhere.received_requests().await.unwrap();
+        assert_eq!(received.len(), 1);
+        let moved = &received[0];
+        assert_eq!(credentials_in(moved), Vec::<String>::new(), "{headers:?}");
+        for (name, value) in &moved.headers {
+            let value = value.to_str().unwrap();
+            assert!(!value.contains("secret"), "{name}: {value}");
+        }
+        assert!(!moved.url.as_str().contains("secret"), "{}", moved.url);
+        assert_eq!(moved.headers["accept"], "application/json");
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_within_the_origin_keeps_the_credential_and_one_back_home_regains_it() {
+    let (home, elsewhere) = two_origins().await;
+    redirect(&home, "/items", 301, "/items/v2").await;
+    redirect(&home, "/items/v2", 302, &format!("{}/hop", elsewhere.uri())).await;
+    redirect(&elsewhere, "/hop", 302, &format!("{}/final", home.uri())).await;
+    ok_at(&home, "/final").await;
+    let credentials = Credentials {
+        key: Some("k-123".into()),
+        ..Default::default()
+    };
+    let response = client(auth(AuthKind::ApiKey, credentials), fast_retry(1))
+        .send(get(&home, "/items"))
+        .await
+        .unwrap();
+    assert_eq!(response.url().path(), "/final");
+    let home_paths: Vec<(String, Vec<String>)> = home
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.url.path().to_owned(), credentials_in(r)))
+        .collect();
+    let key = vec!["x-api-key".to_owned()];
+    assert_eq!(
+        home_paths,
+        [
+            ("/items".to_owned(), key.clone()),
+            ("/items/v2".to_owned(), key.clone()),
+            ("/final".to_owned(), key)
+        ]
+    );
+    let hop = &elsewhere.received_requests().await.unwrap()[0];
+    assert_eq!(credentials_in(hop), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn redirects_keep_or_change_the_method_and_body_as_reqwest_does() {
+    let server = MockServer::start().await;
+    for (status, route) in [(307, "/307"), (308, "/308"), (303, "/303"), (302, "/302")] {
+        redirect(&server, route, status, &format!("/target{route}")).await;
+    }
+    Mock::given(path_regex("^/target/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let client = client(None, fast_retry(1));
+    for route in ["/307", "/308", "/303", "/302"] {
+        let request = HttpRequest::new(HttpMethod::Post, &format!("{}{route}", server.uri()))
+            .unwrap()
+            .json(&serde_json::json!({"id": 1}));
+        client.send(request).await.unwrap();
+    }
+    let put = HttpRequest::new(HttpMethod::Put, &format!("{}/302", server.uri()))
+        .unwrap()
+        .body("kept");
+    client.send(put).await.unwrap();
+    let landed: Vec<(String, String, String, bool)> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().starts_with("/target/"))
+        .map(|r| {
+            (
+                r.url.path().to_owned(),
+                r.method.to_string(),
+                String::from_utf8(r.body.clone()).unwrap(),
+                r.headers.contains_key("content-type"),
+            )
+        })
+        .collect();
+    let row = |path: &str, method: &str, body: &str, typed| {
+        (path.to_owned(), method.to_owned(), body.to_owned(), typed)
+    };
+    assert_eq!(
+        landed,
+        [
+            row("/target/307", "POST", r#"{"id":1}"#, true),
+            row("/target/308", "POST", r#"{"id":1}"#, true),
+            row("/target/303", "GET", "", false),
+            row("/target/302", "GET", "", false),
+            row("/target/302", "PUT", "kept", false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_redirecting_is_left_after_ten_redirects() {
+    let server = MockServer::start().await;
+    redirect(&server, "/loop", 302, "/loop").await;
+    let error = client(None, fast_retry(1))
+        .send(get(&server, "/loop"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "GET {}/loop answered HTTP 302 Found after 1 attempt; a redirect that was not \
+             followed: it had no usable http or https Location, or it came after 10 redirects \
+             in a row",
+            server.uri()
+        )
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 11);
+}
+
+#[tokio::test]
+async fn a_refusal_after_a_redirect_elsewhere_says_where_the_credentials_stayed() {
+    let (home, elsewhere) = two_origins().await;
+    redirect(&home, "/items", 302, &format!("{}/moved", elsewhere.uri())).await;
+    Mock::given(path("/moved"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("who are you?"))
+        .mount(&elsewhere)
+        .await;
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let credentials = Credentials {
+        token: Some("t-abc".into()),
+        ..Default::default()
+    };
+    let error = client(auth(AuthKind::Bearer, credentials), fast_retry(1))
+        .send(get(&home, "/items"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(401));
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains(&format!(
+            "a redirect led to another origin, which refused the request; credentials are sent \
+             only to {}, where they belong url={}/moved status=401",
+            home.uri(),
+            elsewhere.uri()
+        )),
+        "{text}"
+    );
+}
+
+/// Answers with `status` and the parts of the request that carry credentials, as servers
+/// that echo the request in their errors do.
+fn echo(status: u16) -> impl Fn(&wiremock::Request) -> ResponseTemplate {
+    move |request| {
+        let mut text = format!("url={}", &request.url[url::Position::BeforePath..]);
+        for name in ["authorization", "x-api-key"] {
+            if let Some(value) = request.headers.get(name) {
+                text.push_str(&format!(" {name}={}", value.to_str().unwrap()));
+            }
+        }
+        ResponseTemplate::new(status).set_body_string(text)
+    }
+}
+
+/// A secret as a request may carry it: as it is, percent- and form-encoded.
+fn encoded(secret: &str) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    vec![secret.to_owned(), form.replace('+', "%20"), form]
+}
+
+/// `user:password` as a basic `Authorization` header carries it.
+fn basic(user: &str, password: &str) -> Vec<String> {
+    use base64::Engine as _;
+    vec![base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))]
+}
+
+#[tokio::test]
+async fn a_server_echoing_the_request_shows_no_credential_in_any_form() {
+    let cases = [
+        (
+            auth(
+                AuthKind::Basic,
+                Credentials {
+                    username: Some("ada".into()),
+                    password: Some("p@ss w/rd".into()),
+                    ..Default::default()
+                },
+            ),
+            "",
+            [encoded("p@ss w/rd"), basic("ada", "p@ss w/rd")].concat(),
+            "authorization=Basic ***",
+        ),
+        (
+            auth(
+                AuthKind::Bearer,
+                Credentials {
+                    token: Some("t-s3cr3t/+=".into()),
+                    ..Default::default()
+                },
+            ),
+            "",
+            encoded("t-s3cr3t/+="),
+            "authorization=Bearer ***",
+        ),
+        (
+            auth(
+                AuthKind::ApiKey,
+                Credentials {
+                    key: Some("k-s3cr3t".into()),
+                    ..Default::default()
+                },
+            ),
+            "",
+            encoded("k-s3cr3t"),
+            "x-api-key=***",
+        ),
+        (
+            auth(
+                AuthKind::ApiKey,
+                Credentials {
+                    key: Some("k s3cr3t/+".into()),
+                    location: Some(ApiKeyLocation::Query),
+                    ..Default::default()
+                },
+            ),
+            "",
+            encoded("k s3cr3t/+"),
+            "url=/items?api_key=***",
+        ),
+        (
+            None,
+            "ada:p%40ss%2Bw0rd@",
+            [encoded("p@ss+w0rd"), basic("ada", "p@ss+w0rd")].concat(),
+            "authorization=Basic ***",
+        ),
+    ];
+    for (authentication, userinfo, forms, masked) in cases {
+        let server = MockServer::start().await;
+        Mock::given(path("/items"))
+            .respond_with(echo(400))
+            .mount(&server)
+            .await;
+        let url = server
+            .uri()
+            .replace("http://", &format!("http://{userinfo}"))
+            + "/items";
+        let error = client(authentication, fast_retry(1))
+            .send(HttpRequest::new(HttpMethod::Get, &url).unwrap())
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains(masked), "{message}");
+        for form in &forms {
+            assert!(!message.contains(form.as_str()), "{form} in {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_oauth2_client_credentials_and_access_token_are_masked_when_echoed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(echo(401))
+        .mount(&server)
+        .await;
+    let credentials = Credentials {
+        token_url: Some(format!("{}/oauth/token", server.uri())),
+        client_id: Some("client one".into()),
+        client_secret: Some("s3c ret/+".into()),
+        ..Default::default()
+    };
+    let error = client(auth(AuthKind::OAuth2, credentials), fast_retry(1))
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("authorization=Basic ***"), "{message}");
+    for form in [encoded("s3c ret/+"), basic("client+one", "s3c+ret%2F%2B")].concat() {
+        assert!(!message.contains(form.as_str()), "{form} in {message}");
+    }
+}
+
+#[tokio::test]
+async fn an_oauth2_access_token_is_masked_when_the_api_echoes_it() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(token_response("at-fresh-123", 3600))
+        .mount(&server)
+        .await;
+    Mock::given(path("/items"))
+        .respond_with(echo(400))
+        .mount(&server)
+        .await;
+    let error = client(oauth2(&server, vec![]), fast_retry(1))
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("authorization=Bearer ***"), "{message}");
+    assert!(!message.contains("at-fresh-123"), "{message}");
+}
+
+#[tokio::test]
+async fn a_request_to_a_url_a_server_sent_carries_no_credential_of_another_origin() {
+    let (home, elsewhere) = two_origins().await;
+    ok_at(&elsewhere, "/page2").await;
+    let credentials = Credentials {
+        token: Some("t-abc".into()),
+        ..Default::default()
+    };
+    let endpoint = url::Url::parse(&format!("{}/items", home.uri())).unwrap();
+    let client = client(auth(AuthKind::Bearer, credentials), fast_retry(1));
+    let request = get(&elsewhere, "/page2")
+        .header("Cookie", "session=abc")
+        .credentials_for(&endpoint);
+    assert!(client.carries_credentials(&request));
+    client.send(request).await.unwrap();
+    let sent = &elsewhere.received_requests().await.unwrap()[0];
+    assert_eq!(credentials_in(sent), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_redirect_elsewhere_that_copies_the_api_key_into_its_location_loses_it() {
+    let (home, elsewhere) = two_origins().await;
+    let target = format!("{}/moved?api_key=k-123&page=2", elsewhere.uri());
+    redirect(&home, "/items", 307, &target).await;
+    ok_at(&elsewhere, "/moved").await;
+    let credentials = Credentials {
+        key: Some("k-123".into()),
+        location: Some(ApiKeyLocation::Query),
+        ..Default::default()
+    };
+    client(auth(AuthKind::ApiKey, credentials), fast_retry(1))
+        .send(get(&home, "/items"))
+        .await
+        .unwrap();
+    let moved = &elsewhere.received_requests().await.unwrap()[0];
+    assert_eq!(moved.url.query(), Some("page=2"));
+}
+
+#[tokio::test]
+async fn the_timeout_covers_an_attempt_with_all_its_redirects() {
+    let server = MockServer::start().await;
+    let slow = Duration::from_millis(300);
+    for (route, next) in [("/r1", "/r2"), ("/r2", "/r3"), ("/r3", "/r4")] {
+        Mock::given(path(route))
+            .respond_with(
+                ResponseTemplate::new(302)
+                    .insert_header("Location", next)
+                    .set_delay(slow),
+            )
+            .mount(&server)
+            .await;
+    }
+    Mock::given(path("/r4"))
+        .respond_with(ResponseTemplate::new(200).set_delay(slow))
+        .mount(&server)
+        .await;
+    let client = HttpClient::builder()
+        .timeout(Duration::from_millis(700))
+        .retry(&fast_retry(1))
+        .build()
+        .unwrap();
+    let error = client.send(get(&server, "/r1")).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HttpError::Transport {
+                kind: TransportFailure::Timeout,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(server.received_requests().await.unwrap().len() < 4);
 }

@@ -100,6 +100,24 @@ pub enum HttpSourceError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The server sent a `Link: rel="next"` to another origin while the input has
+    /// credentials, which go only to the endpoint's origin.
+    #[error(
+        "{method} {url}: the next link `{link}` leads away from {origin}, the origin of \
+         input.endpoint; the input's credentials are sent only there and a page requested \
+         without them would be refused, so the run stops. If the API moved, set \
+         input.endpoint to its new address"
+    )]
+    ForeignNextLink {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// The link, without secrets.
+        link: String,
+        /// The endpoint's origin (scheme, host and port).
+        origin: String,
+    },
     /// The server keeps announcing pages beyond `maxPages`.
     #[error(
         "{url} still announces more pages after {max_pages} pages in this run; the run stops \

@@ -85,6 +85,9 @@ struct Shared {
     plan: RequestPlan,
     paging: Paging,
     data_field: Option<FieldPath>,
+    /// Whether page requests carry credentials: a next link to another origin is then
+    /// refused rather than followed without them.
+    credentialed: bool,
     /// The cursor fields, so that a page's greatest position is found in the background task
     /// that parsed it rather than on the executor's path.
     fields: CursorFields,
@@ -150,6 +153,8 @@ impl HttpPollingSource {
             .retry(&config.retry)
             .build()?;
 
+        let credentialed = client.carries_credentials(&plan.request(None, &[])?);
+
         let offset_cursor = persistence.is_some_and(|p| p.offset().is_some());
         let offset_paging = paging.kind() == Some(PaginationKind::Offset);
         let first = paging.first(if offset_cursor { cursors.offset } else { None });
@@ -157,6 +162,17 @@ impl HttpPollingSource {
         let (upcoming, resuming) = match saved.filter(|resume| !resume.is_null()) {
             None => (Upcoming::Fetch(first.clone()), false),
             Some(resume) => match paging.read_resume(resume) {
+                Some(Resume::At(Position::Link(Some(link))))
+                    if credentialed && link.origin() != plan.endpoint.origin() =>
+                {
+                    tracing::warn!(
+                        link = %client.redact_url(&link),
+                        "the saved next link of the interrupted run leads away from the \
+                         endpoint's origin, where the credentials belong; starting again from \
+                         the first page (records may be delivered twice)"
+                    );
+                    (Upcoming::Fetch(first.clone()), false)
+                }
                 Some(Resume::At(position)) => {
                     tracing::info!("resuming the interrupted run at its saved position");
                     (Upcoming::Fetch(position), true)
@@ -187,6 +203,7 @@ impl HttpPollingSource {
                 plan,
                 paging,
                 data_field,
+                credentialed,
                 // Settings the executor would refuse leave it to the executor to say so.
                 fields: persistence
                     .and_then(|settings| CursorFields::from_config(settings).ok())
@@ -361,6 +378,16 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
                 .filter_map(|v| v.to_str().ok());
             match next_link(values, response.url()) {
                 None => None,
+                Some(Ok(link))
+                    if shared.credentialed && link.origin() != shared.plan.endpoint.origin() =>
+                {
+                    return Err(HttpSourceError::ForeignNextLink {
+                        method,
+                        url,
+                        link: shared.client.redact_url(&link),
+                        origin: shared.plan.endpoint.origin().ascii_serialization(),
+                    });
+                }
                 Some(Ok(link)) => Some(shared.client.without_credentials(&link)),
                 Some(Err((link, problem))) => {
                     return Err(HttpSourceError::BadNextLink {

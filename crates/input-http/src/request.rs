@@ -301,7 +301,8 @@ impl RequestPlan {
     ) -> Result<HttpRequest, HttpSourceError> {
         let mut url = url.unwrap_or(&self.endpoint).clone();
         set_params(&mut url, self.params.iter().chain(paging));
-        let mut request = HttpRequest::from_url(self.method, url)?;
+        // A next link may point anywhere; the credentials stay with the endpoint's origin.
+        let mut request = HttpRequest::from_url(self.method, url)?.credentials_for(&self.endpoint);
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }

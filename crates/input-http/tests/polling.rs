@@ -899,3 +899,161 @@ async fn configuration_mistakes_name_the_key() {
         assert_eq!(error.to_string(), message);
     }
 }
+
+/// A server at another origin than `MockServer::start`'s: 127.0.0.2 (loopback on Linux).
+async fn server_elsewhere() -> MockServer {
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    MockServer::builder().listener(listener).start().await
+}
+
+/// What of a request received could be a credential.
+fn credentials_in(request: &wiremock::Request) -> Vec<String> {
+    let mut found: Vec<String> = ["authorization", "x-api-key"]
+        .into_iter()
+        .filter(|name| request.headers.contains_key(*name))
+        .map(str::to_owned)
+        .collect();
+    found.extend(
+        request
+            .url
+            .query_pairs()
+            .filter(|(name, _)| name == "api_key")
+            .map(|(name, value)| format!("{name}={value}")),
+    );
+    found
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_origin_stops_a_run_with_credentials_before_it_sends_them() {
+    let credentialed = [
+        json!({"authentication": {"type": "bearer", "credentials": {"token": "t-1"}}}),
+        json!({"authentication": {"type": "api-key", "credentials": {"key": "k-1", "location": "query"}}}),
+        json!({"headers": {"Authorization": "Token t-2"}}),
+    ];
+    for extra in credentialed {
+        let (home, elsewhere) = (MockServer::start().await, server_elsewhere().await);
+        let foreign = format!("{}/items?page=3", elsewhere.uri());
+        Mock::given(path("/items"))
+            .and(query_param_is_missing("page"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("Link", "</items?page=2>; rel=next")
+                    .set_body_json(records(1..3)),
+            )
+            .mount(&home)
+            .await;
+        Mock::given(path("/items"))
+            .and(query_param("page", "2"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("Link", format!("<{foreign}>; rel=next").as_str())
+                    .set_body_json(records(3..5)),
+            )
+            .mount(&home)
+            .await;
+        Mock::given(path("/items"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(records(5..6)))
+            .mount(&elsewhere)
+            .await;
+        let mut config =
+            json!({"endpoint": format!("{}/items", home.uri()), "pagination": {"type": "link"}});
+        for (key, value) in extra.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        let (batches, error) = run(&mut source(config, None)).await;
+        assert_eq!(ids(&batches), vec![1, 2], "{extra}");
+        assert_eq!(
+            error.unwrap(),
+            format!(
+                "GET {home}/items?page=2: the next link `{foreign}` leads away from {home}, the \
+                 origin of input.endpoint; the input's credentials are sent only there and a page \
+                 requested without them would be refused, so the run stops. If the API moved, \
+                 set input.endpoint to its new address",
+                home = home.uri()
+            )
+        );
+        assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
+        for request in home.received_requests().await.unwrap() {
+            assert!(!credentials_in(&request).is_empty(), "{extra}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_origin_is_followed_when_the_input_has_no_credentials() {
+    let (home, elsewhere) = (MockServer::start().await, server_elsewhere().await);
+    Mock::given(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "Link",
+                    format!("<{}/archive?page=2>; rel=next", elsewhere.uri()).as_str(),
+                )
+                .set_body_json(records(1..3)),
+        )
+        .mount(&home)
+        .await;
+    Mock::given(path("/archive"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(3..4)))
+        .expect(1)
+        .mount(&elsewhere)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", home.uri()), "pagination": {"type": "link"}, "headers": {"Accept": "application/json"}}),
+        None,
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_next_cursor_holding_a_url_elsewhere_is_sent_to_the_endpoint_with_the_credentials() {
+    let (home, elsewhere) = (MockServer::start().await, server_elsewhere().await);
+    let foreign = format!("{}/items?cursor=c2", elsewhere.uri());
+    Mock::given(path("/items"))
+        .and(query_param_is_missing("after"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": records(1..3), "next": foreign.clone()})),
+        )
+        .mount(&home)
+        .await;
+    Mock::given(path("/items"))
+        .and(query_param("after", foreign.as_str()))
+        .and(header("Authorization", "Bearer t-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": records(3..4)})))
+        .expect(1)
+        .mount(&home)
+        .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", home.uri()),
+            "pagination": {"type": "cursor", "param": "after", "nextCursorField": "next"},
+            "authentication": {"type": "bearer", "credentials": {"token": "t-1"}}
+        }),
+        None,
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2, 3]);
+    assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_saved_next_link_to_another_origin_restarts_the_run_at_the_endpoint() {
+    let (home, elsewhere) = (MockServer::start().await, server_elsewhere().await);
+    Mock::given(path("/items"))
+        .and(header("Authorization", "Bearer t-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..3)))
+        .expect(1)
+        .mount(&home)
+        .await;
+    let saved = interrupted(json!({"link": format!("{}/items?page=7", elsewhere.uri())}));
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", home.uri()),
+            "pagination": {"type": "link"},
+            "authentication": {"type": "bearer", "credentials": {"token": "t-1"}}
+        }),
+        Some(&saved),
+    );
+    assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2]);
+    assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
+}

@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 server on 127.0.0.1 for end-to-end tests: every request is recorded, and a
+//! A small HTTP/1.1 server on 127.0.0.1 (or another loopback address) for end-to-end tests: every request is recorded, and a
 //! handler closure decides the response. Plain threads, so tests need no async runtime.
 
 use std::collections::BTreeMap;
@@ -67,6 +67,7 @@ type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 /// The server; it stops accepting when dropped.
 pub struct Server {
+    ip: &'static str,
     port: u16,
     requests: Arc<Recorded>,
     stop: Arc<AtomicBool>,
@@ -81,7 +82,15 @@ struct Recorded {
 
 impl Server {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        Server::start_at("127.0.0.1", handler)
+    }
+
+    /// A server on the loopback address `ip` (127.0.0.2 is another origin than 127.0.0.1).
+    pub fn start_at(
+        ip: &'static str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Server {
+        let listener = TcpListener::bind((ip, 0)).expect("bind a loopback address");
         let port = listener.local_addr().expect("local addr").port();
         let requests = Arc::new(Recorded::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -106,6 +115,7 @@ impl Server {
             });
         }
         Server {
+            ip,
             port,
             requests,
             stop,
@@ -113,7 +123,7 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.ip, self.port)
     }
 
     /// Every request received so far, in order.
@@ -144,7 +154,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect((self.ip, self.port));
     }
 }
 

@@ -14,6 +14,7 @@ use reqwest::header::{self, HeaderName, HeaderValue};
 use url::Url;
 
 use super::HttpError;
+use super::redact::basic_credentials_forms;
 
 /// Default header of an api key.
 const API_KEY_HEADER: &str = "X-API-Key";
@@ -108,17 +109,35 @@ impl Auth {
         }
     }
 
-    /// The secret values, for the redactor.
+    /// The secret values, for the redactor: each credential, and the basic `Authorization`
+    /// values that carry a password or client secret together with a name, base64-encoded,
+    /// where the credential itself cannot be recognised.
     pub(crate) fn secrets(authentication: Option<&Authentication>) -> Vec<String> {
         let Some(authentication) = authentication else {
             return Vec::new();
         };
         let c = &authentication.credentials;
-        [&c.key, &c.token, &c.password, &c.client_secret]
+        let mut secrets: Vec<String> = [&c.key, &c.token, &c.password, &c.client_secret]
             .into_iter()
             .flatten()
             .cloned()
-            .collect()
+            .collect();
+        match (
+            authentication.kind,
+            &c.username,
+            &c.client_id,
+            &c.client_secret,
+        ) {
+            (AuthKind::Basic, Some(username), _, _) => secrets.extend(basic_credentials_forms(
+                username,
+                c.password.as_deref().unwrap_or_default(),
+            )),
+            (AuthKind::OAuth2, _, Some(client_id), Some(client_secret)) => secrets.extend(
+                basic_credentials_forms(&form_encode(client_id), &form_encode(client_secret)),
+            ),
+            _ => {}
+        }
+        secrets
     }
 
     /// The query parameter that carries a secret, for the redactor.

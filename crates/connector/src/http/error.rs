@@ -186,6 +186,10 @@ fn status_hint(status: u16, retried: bool) -> &'static str {
         }
         400..=499 => "the server rejected the request; it is not retried",
         500..=599 => "the server failed; add the status to retry.retryableStatusCodes to retry it",
+        300..=399 => {
+            "a redirect that was not followed: it had no usable http or https Location, or it \
+             came after 10 redirects in a row"
+        }
         _ => "the request does not accept this status",
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! One place owns what every HTTP call of a pipeline needs: authentication (api-key, bearer,
 //! basic, OAuth 2 client credentials with a cached token), retries with exponential backoff and
-//! `Retry-After`, a timeout, gzip, rustls, and error messages that name the request without its
-//! secrets. A caller describes a call with [`HttpRequest`] and gets back the [`HttpResponse`]
-//! once its status is one the request accepts (any 2xx unless told otherwise); anything else is
-//! an [`HttpError`] that says what failed and after how many attempts.
+//! `Retry-After`, a timeout, gzip, rustls, redirects that never carry a credential to another
+//! origin, and error messages that name the request without its secrets. A caller describes a
+//! call with [`HttpRequest`] and gets back the [`HttpResponse`] once its status is one the
+//! request accepts (any 2xx unless told otherwise); anything else is an [`HttpError`] that says
+//! what failed and after how many attempts.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), cannectors_connector::http::HttpError> {
@@ -34,21 +35,34 @@ mod retry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use cannectors_config::{Authentication, RetryConfig, SinkMethod, SourceMethod};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
-use url::Url;
+use reqwest::StatusCode;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName,
+    HeaderValue, LOCATION, PROXY_AUTHORIZATION, TRANSFER_ENCODING,
+};
+use tokio::time::Instant;
+use url::{Origin, Url};
 
 pub use error::{HttpError, TransportFailure};
 pub use reqwest::header::HeaderMap;
 
 use auth::{Auth, Credential, OAuth2};
-use error::{body_excerpt, classify, describe_reqwest};
+use error::{classify, describe_reqwest};
 use redact::Redactor;
 use retry::RetryPolicy;
 
 /// Default request timeout, as documented for `timeoutMs`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Redirects followed within one attempt, as reqwest and browsers do by default.
+const MAX_REDIRECTS: usize = 10;
+
+/// Request headers that carry credentials when a user writes them under `headers`: like the
+/// `authentication` block's credential, they go only to the origin it belongs to.
+const CREDENTIAL_HEADERS: [HeaderName; 3] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
 
 /// An HTTP method a pipeline may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +143,8 @@ pub struct HttpRequest {
     body: Option<Bytes>,
     json: bool,
     accepted: Accepted,
+    /// Where the credentials may go; `None`: the origin of `url`.
+    credentials_origin: Option<Origin>,
     problem: Option<HttpError>,
 }
 
@@ -157,8 +173,17 @@ impl HttpRequest {
             body: None,
             json: false,
             accepted: Accepted::AnySuccess,
+            credentials_origin: None,
             problem: None,
         })
+    }
+
+    /// Sends the credentials only to the origin (scheme, host and port) of `url` rather than
+    /// to the origin of the request's own URL: for a request to a URL a server sent, such as a
+    /// next link, which must not take the credentials of the configured endpoint elsewhere.
+    pub fn credentials_for(mut self, url: &Url) -> HttpRequest {
+        self.credentials_origin = Some(url.origin());
+        self
     }
 
     /// Appends a query parameter (URL-encoded here).
@@ -226,6 +251,13 @@ impl HttpRequest {
     /// The URL with the query parameters added so far (not the ones authentication adds).
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The origin the credentials of this request belong to.
+    fn credentials_origin(&self) -> Origin {
+        self.credentials_origin
+            .clone()
+            .unwrap_or_else(|| self.url.origin())
     }
 
     fn accepts(&self, status: u16) -> bool {
@@ -299,7 +331,8 @@ pub struct HttpClientBuilder {
 }
 
 impl HttpClientBuilder {
-    /// The time one attempt may take, from sending to the last byte of the body (default 30 s).
+    /// The time one attempt may take, from sending to the last byte of the body, redirects
+    /// included (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> HttpClientBuilder {
         self.timeout = timeout;
         self
@@ -324,6 +357,9 @@ impl HttpClientBuilder {
         let redactor = Redactor::new(Auth::secrets(self.authentication.as_ref()), secret_params);
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
+            // Redirects are followed by `HttpClient::once`, which knows what a credential is
+            // and where it belongs; reqwest would forward an api-key header to any host.
+            .redirect(reqwest::redirect::Policy::none())
             .gzip(true)
             .user_agent(concat!("cannectors/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -336,6 +372,7 @@ impl HttpClientBuilder {
                 auth,
                 retry: RetryPolicy::new(&self.retry),
                 redactor,
+                timeout: self.timeout,
             }),
         })
     }
@@ -354,6 +391,8 @@ struct Inner {
     auth: Auth,
     retry: RetryPolicy,
     redactor: Redactor,
+    /// The time one attempt may take, redirects included.
+    timeout: Duration,
 }
 
 impl HttpClient {
@@ -375,6 +414,18 @@ impl HttpClient {
     /// The text with this client's secrets masked, for text a server sent back.
     pub fn redact_text(&self, text: &str) -> String {
         self.inner.redactor.text(text)
+    }
+
+    /// Whether `request` carries credentials: this client's authentication, a credential
+    /// header written by the user (`Authorization`, `Cookie`, `Proxy-Authorization`), or
+    /// userinfo in its URL.
+    pub fn carries_credentials(&self, request: &HttpRequest) -> bool {
+        !matches!(self.inner.auth, Auth::None)
+            || CREDENTIAL_HEADERS
+                .iter()
+                .any(|name| request.headers.contains_key(name))
+            || !request.url.username().is_empty()
+            || request.url.password().is_some()
     }
 
     /// The URL without the query parameter this client's api key travels in, for a URL a
@@ -458,13 +509,14 @@ impl HttpClient {
         credential: &Credential,
     ) -> Result<HttpResponse, HttpError> {
         let inner = &*self.inner;
+        let redactor = inner.redactor.for_attempt(&request.url, credential);
         let max_attempts = inner.retry.max_attempts();
         let mut attempt = 0;
         loop {
             attempt += 1;
             tracing::debug!(
                 method = %request.method,
-                url = %inner.redactor.url(&request.url),
+                url = %redactor.url(&request.url),
                 attempt,
                 "sending request"
             );
@@ -476,7 +528,7 @@ impl HttpClient {
                         let delay = inner.retry.delay_after_response(attempt, &response.headers);
                         tracing::warn!(
                             method = %request.method,
-                            url = %inner.redactor.url(&request.url),
+                            url = %redactor.url(&request.url),
                             status = response.status,
                             attempt,
                             delay_ms = delay.as_millis() as u64,
@@ -487,21 +539,21 @@ impl HttpClient {
                     }
                     return Err(HttpError::Status {
                         method: request.method,
-                        url: inner.redactor.url(&request.url),
+                        url: redactor.url(&request.url),
                         status: response.status,
-                        body: inner.redactor.text(&body_excerpt(&response.body)),
+                        body: redactor.excerpt(&response.body),
                         attempts: attempt,
                         retried: retryable,
                     });
                 }
                 Err(error) => {
                     let kind = classify(&error);
-                    let problem = inner.redactor.text(&describe_reqwest(error));
+                    let problem = redactor.text(&describe_reqwest(error));
                     if kind.is_retryable() && attempt < max_attempts {
                         let delay = inner.retry.backoff(attempt);
                         tracing::warn!(
                             method = %request.method,
-                            url = %inner.redactor.url(&request.url),
+                            url = %redactor.url(&request.url),
                             problem = %problem,
                             attempt,
                             delay_ms = delay.as_millis() as u64,
@@ -512,7 +564,7 @@ impl HttpClient {
                     }
                     return Err(HttpError::Transport {
                         method: request.method,
-                        url: inner.redactor.url(&request.url),
+                        url: redactor.url(&request.url),
                         attempts: attempt,
                         kind,
                         problem,
@@ -522,44 +574,208 @@ impl HttpClient {
         }
     }
 
-    /// One attempt: send, and read the whole body (a body cut short is a failed attempt too).
+    /// One attempt: send, follow redirects, and read the whole body (a body cut short is a
+    /// failed attempt too). The credential and the credential headers go only to the origin
+    /// they belong to; a redirect elsewhere is followed without them.
     async fn once(
         &self,
         request: &HttpRequest,
         credential: &Credential,
     ) -> Result<HttpResponse, reqwest::Error> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let home = request.credentials_origin();
+        let mut hop = Hop::first(request);
+        let has_credentials = !matches!(credential, Credential::None)
+            || CREDENTIAL_HEADERS
+                .iter()
+                .any(|name| hop.headers.contains_key(name));
+        let mut redirects = 0;
+        loop {
+            let at_home = hop.url.origin() == home;
+            let (url, headers) = hop.outgoing(at_home, credential);
+            let mut builder = self
+                .inner
+                .client
+                .request(hop.method.clone(), url)
+                .headers(headers)
+                .timeout(deadline.saturating_duration_since(Instant::now()));
+            if let Some(body) = &hop.body {
+                builder = builder.body(body.clone());
+            }
+            let mut response = builder.send().await?;
+            if redirects < MAX_REDIRECTS
+                && let Some(next) = redirect_target(&response, &hop.url)
+            {
+                redirects += 1;
+                tracing::debug!(
+                    status = response.status().as_u16(),
+                    from = %self.redact_url(&hop.url),
+                    to = %self.redact_url(&next),
+                    credentials = if next.origin() == home { "sent" } else { "withheld" },
+                    "following a redirect"
+                );
+                hop = hop.redirected(response.status(), next);
+                continue;
+            }
+            let status = response.status().as_u16();
+            if !at_home && has_credentials && matches!(status, 401 | 403) {
+                tracing::warn!(
+                    url = %self.redact_url(&hop.url),
+                    status,
+                    "a redirect led to another origin, which refused the request; credentials \
+                     are sent only to {}, where they belong",
+                    home.ascii_serialization()
+                );
+            }
+            let headers = std::mem::take(response.headers_mut());
+            let mut url = hop.url;
+            if let Credential::Query { name, .. } = credential {
+                set_query_param(&mut url, name, None);
+            }
+            let body = response.bytes().await?;
+            return Ok(HttpResponse {
+                status,
+                headers,
+                body,
+                url,
+            });
+        }
+    }
+}
+
+/// One request of an attempt: the first one, then one per redirect followed.
+struct Hop {
+    method: reqwest::Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+}
+
+impl Hop {
+    /// The request as the caller built it. Userinfo in the URL becomes the basic
+    /// `Authorization` header the HTTP library would make of it, so that it stays with its
+    /// origin like any credential header.
+    fn first(request: &HttpRequest) -> Hop {
         let mut url = request.url.clone();
         let mut headers = request.headers.clone();
-        match credential {
-            Credential::None => {}
-            Credential::Header(name, value) => {
-                headers.insert(name.clone(), value.clone());
-            }
-            Credential::Query { name, value } => set_query_param(&mut url, name, Some(value)),
+        if let Some(value) = take_userinfo(&mut url)
+            && !headers.contains_key(AUTHORIZATION)
+        {
+            headers.insert(AUTHORIZATION, value);
         }
-        let mut builder = self
-            .inner
-            .client
-            .request(request.method.to_reqwest(), url)
-            .headers(headers);
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
-        let mut response = builder.send().await?;
-        let status = response.status().as_u16();
-        let headers = std::mem::take(response.headers_mut());
-        let mut url = response.url().clone();
-        if let Credential::Query { name, .. } = credential {
-            set_query_param(&mut url, name, None);
-        }
-        let body = response.bytes().await?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
+        Hop {
+            method: request.method.to_reqwest(),
             url,
-        })
+            headers,
+            body: request.body.clone(),
+        }
     }
+
+    /// The request after a redirect to `next`, with the method and body rules reqwest
+    /// applies: a 303 drops the body and turns anything but HEAD into GET, a 301 or 302 does
+    /// so for POST only, a 307 or 308 repeats the request as it was.
+    fn redirected(mut self, status: StatusCode, next: Url) -> Hop {
+        let drop_body = match status {
+            StatusCode::SEE_OTHER => {
+                if self.method != reqwest::Method::HEAD {
+                    self.method = reqwest::Method::GET;
+                }
+                true
+            }
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND
+                if self.method == reqwest::Method::POST =>
+            {
+                self.method = reqwest::Method::GET;
+                true
+            }
+            _ => false,
+        };
+        if drop_body {
+            self.body = None;
+            for name in [
+                CONTENT_TYPE,
+                CONTENT_LENGTH,
+                CONTENT_ENCODING,
+                TRANSFER_ENCODING,
+            ] {
+                self.headers.remove(name);
+            }
+        }
+        self.url = next;
+        self
+    }
+
+    /// The URL and headers this request goes out with: with the credential at the origin it
+    /// belongs to; elsewhere without it, without the credential headers, and without the
+    /// api key should the server have copied it into the redirect.
+    fn outgoing(&self, at_home: bool, credential: &Credential) -> (Url, HeaderMap) {
+        let mut url = self.url.clone();
+        let mut headers = self.headers.clone();
+        if at_home {
+            match credential {
+                Credential::None => {}
+                Credential::Header(name, value) => {
+                    headers.insert(name.clone(), value.clone());
+                }
+                Credential::Query { name, value } => set_query_param(&mut url, name, Some(value)),
+            }
+        } else {
+            for name in &CREDENTIAL_HEADERS {
+                headers.remove(name);
+            }
+            match credential {
+                Credential::None => {}
+                Credential::Header(name, _) => {
+                    headers.remove(name);
+                }
+                Credential::Query { name, value } => remove_query_pair(&mut url, name, value),
+            }
+        }
+        (url, headers)
+    }
+}
+
+/// Where a redirect response sends the request, when it is one to follow: a 301, 302, 303,
+/// 307 or 308 with a `Location` that resolves to an http or https URL. Any other answer is
+/// the attempt's answer.
+fn redirect_target(response: &reqwest::Response, current: &Url) -> Option<Url> {
+    let status = response.status();
+    let is_redirect = matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    );
+    if !is_redirect {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    let next = current.join(location).ok()?;
+    matches!(next.scheme(), "http" | "https").then_some(next)
+}
+
+/// Removes the userinfo of `url` and returns the basic `Authorization` value it stands for,
+/// decoded as reqwest decodes it.
+fn take_userinfo(url: &mut Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(url.username());
+    let password = url.password().map(decode).unwrap_or_default();
+    // Both setters only fail for URLs that cannot have userinfo, which then have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Appends `value` to `out` with everything but the unreserved characters of RFC 3986 (letters,
@@ -600,6 +816,21 @@ fn set_query_param(url: &mut Url, name: &str, value: Option<&str>) {
     }
     if let Some(value) = value {
         url.query_pairs_mut().append_pair(name, value);
+    }
+}
+
+/// Removes the query parameter `name` where it holds `value`, leaving the others as written.
+fn remove_query_pair(url: &mut Url, name: &str, value: &str) {
+    if url.query_pairs().any(|(n, v)| n == name && v == value) {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(n, v)| !(n == name && v == value))
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !kept.is_empty() {
+            url.query_pairs_mut().extend_pairs(kept);
+        }
     }
 }
 

@@ -2,10 +2,21 @@
 //!
 //! Every URL the client names goes through [`Redactor::url`] (no userinfo, secret query values
 //! replaced by `***`), and every text that came from a server or a library goes through
-//! [`Redactor::text`], which masks the configured secrets wherever they appear: a server that
-//! echoes the key it was sent must not leak it into a log.
+//! [`Redactor::text`], which masks the secrets wherever they appear and in every form a request
+//! carries them: as written, base64-encoded with the user name in a basic `Authorization`
+//! header, percent- or form-encoded in a URL or a form body, escaped in JSON. A server that
+//! echoes the request it was sent must not leak a credential into a log.
 
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use cannectors_config::Secrets;
+use percent_encoding::percent_decode_str;
 use url::Url;
+
+use super::auth::Credential;
+use super::error::body_excerpt;
 
 /// The mask written in place of a secret.
 pub(crate) const MASK: &str = "***";
@@ -29,20 +40,54 @@ const SENSITIVE_PARAMS: &[&str] = &[
 /// Masks the secrets of one client.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {
+    /// Every secret in every encoded form, longest first.
     secrets: Vec<String>,
     secret_params: Vec<String>,
 }
 
 impl Redactor {
-    /// A redactor masking these secret values and the values of these query parameters.
+    /// A redactor masking these secret values (in all their encoded forms) and the values of
+    /// these query parameters.
     pub(crate) fn new(secrets: Vec<String>, secret_params: Vec<String>) -> Redactor {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        // Longest first, so that a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor {
-            secrets,
+        let mut redactor = Redactor {
+            secrets: Vec::new(),
             secret_params,
+        };
+        redactor.add(secrets);
+        redactor
+    }
+
+    fn add(&mut self, secrets: impl IntoIterator<Item = String>) {
+        for secret in secrets {
+            for form in Secrets::encoded_forms(&secret) {
+                if !self.secrets.contains(&form) {
+                    self.secrets.push(form);
+                }
+            }
         }
+        // Longest first, so that a secret containing another is masked whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// This redactor, also masking the secrets of one attempt that were not known when the
+    /// client was built: the userinfo of the request's URL, and the access token the
+    /// attempt carries (an OAuth 2 token fetched since).
+    pub(crate) fn for_attempt(&self, url: &Url, credential: &Credential) -> Cow<'_, Redactor> {
+        let mut extra = userinfo_secrets(url);
+        if let Credential::Header(_, value) = credential
+            && let Ok(text) = value.to_str()
+        {
+            // `Bearer <token>`: a server quotes the token alone as often as the whole value.
+            let token = text.split_once(' ').map_or(text, |(_, token)| token);
+            extra.push(token.to_owned());
+        }
+        extra.retain(|secret| !secret.is_empty() && !self.secrets.contains(secret));
+        if extra.is_empty() {
+            return Cow::Borrowed(self);
+        }
+        let mut redactor = self.clone();
+        redactor.add(extra);
+        Cow::Owned(redactor)
     }
 
     fn is_secret_param(&self, name: &str) -> bool {
@@ -120,6 +165,45 @@ impl Redactor {
         }
         shown
     }
+
+    /// The start of a response body as one line, with the secrets masked in the whole body
+    /// before it is cut: cutting first could leave the beginning of a secret at the cut.
+    pub(crate) fn excerpt(&self, body: &[u8]) -> String {
+        if self.secrets.is_empty() {
+            return body_excerpt(body);
+        }
+        body_excerpt(self.text(&String::from_utf8_lossy(body)).as_bytes())
+    }
+}
+
+/// The forms `user:password` takes in a basic `Authorization` header: base64, standard or
+/// URL-safe, with or without padding (servers that echo it do not all keep the padding).
+pub(crate) fn basic_credentials_forms(user: &str, password: &str) -> Vec<String> {
+    let pair = format!("{user}:{password}");
+    let mut forms = Vec::with_capacity(4);
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        let form = engine.encode(&pair);
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    forms
+}
+
+/// The secrets of a URL's userinfo: the password (as written and decoded), or the user name
+/// when there is no password (a token written as the user name), and the basic
+/// `Authorization` value the HTTP library makes of them.
+fn userinfo_secrets(url: &Url) -> Vec<String> {
+    let decode = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+    let user = decode(url.username());
+    let mut secrets = match url.password() {
+        Some(password) => vec![password.to_owned(), decode(password)],
+        None if !user.is_empty() => vec![url.username().to_owned(), user.clone()],
+        None => return Vec::new(),
+    };
+    let password = url.password().map(decode).unwrap_or_default();
+    secrets.extend(basic_credentials_forms(&user, &password));
+    secrets
 }
 
 #[cfg(test)]
@@ -156,6 +240,61 @@ mod tests {
             redactor.text("invalid key s3cr3t for /a/s3cr3t"),
             "invalid key *** for /a/***"
         );
+    }
+
+    #[test]
+    fn masks_a_secret_in_its_encoded_forms() {
+        let redactor = Redactor::new(vec!["p@ss w/rd".into()], vec![]);
+        assert_eq!(
+            redactor
+                .text(r#"{"q":"key=p%40ss+w%2Frd","path":"/p%40ss%20w%2Frd","raw":"p@ss w\/rd"}"#),
+            r#"{"q":"key=***","path":"/***","raw":"***"}"#
+        );
+    }
+
+    #[test]
+    fn masks_basic_credentials_with_and_without_padding() {
+        assert_eq!(
+            basic_credentials_forms("ada", "p?>w"),
+            ["YWRhOnA/Pnc=", "YWRhOnA/Pnc", "YWRhOnA_Pnc=", "YWRhOnA_Pnc"]
+        );
+        let redactor = Redactor::new(basic_credentials_forms("ada", "p?>w"), vec![]);
+        assert_eq!(
+            redactor.text("Basic YWRhOnA/Pnc= | YWRhOnA_Pnc | YWRhOnA%2FPnc%3D"),
+            "Basic *** | *** | ***"
+        );
+    }
+
+    #[test]
+    fn an_excerpt_never_shows_the_start_of_a_secret_cut_at_its_end() {
+        let secret = "s".repeat(40);
+        let redactor = Redactor::new(vec![secret.clone()], vec![]);
+        let body = format!("{}{secret}", "x".repeat(190));
+        let excerpt = redactor.excerpt(body.as_bytes());
+        assert!(!excerpt.contains("sss"), "{excerpt}");
+        assert!(excerpt.ends_with("***"), "{excerpt}");
+    }
+
+    #[test]
+    fn an_attempt_also_masks_userinfo_and_a_token_fetched_since() {
+        let redactor = Redactor::new(vec!["static-key".into()], vec![]);
+        let token = reqwest::header::HeaderValue::from_static("Bearer fresh-token");
+        let credential = Credential::Header(reqwest::header::AUTHORIZATION, token);
+        let attempt = redactor.for_attempt(&url("http://ada:p%40ss@api.test/x"), &credential);
+        let basic = STANDARD.encode("ada:p@ss");
+        assert_eq!(
+            attempt.text(&format!(
+                "Basic {basic}; p@ss; p%40ss; fresh-token; static-key"
+            )),
+            "Basic ***; ***; ***; ***; ***"
+        );
+        let token_as_user =
+            redactor.for_attempt(&url("https://ghp_abc123@api.test/"), &Credential::None);
+        assert_eq!(token_as_user.text("user ghp_abc123"), "user ***");
+        assert!(matches!(
+            redactor.for_attempt(&url("http://api.test/"), &Credential::None),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
