@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +12,7 @@ use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials, R
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string, header, method, path, query_param,
 };
@@ -708,4 +710,141 @@ async fn a_token_answer_that_is_not_json_is_reported() {
         ),
         "{error}"
     );
+}
+
+/// A server on 127.0.0.1 that answers its n-th connection with the n-th of `answers`, written
+/// as raw bytes, and then closes that connection: for answers that no server library sends,
+/// such as a body shorter than its `Content-Length`. Returns its address and a counter of the
+/// connections it answered.
+async fn raw_server(answers: Vec<Vec<u8>>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&answered);
+    tokio::spawn(async move {
+        for answer in answers {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            // The request head ends with an empty line; these tests send no body.
+            let mut head = Vec::new();
+            let mut buffer = [0_u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buffer[..n]),
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (address, answered)
+}
+
+fn complete_answer(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A body that stops 90 bytes before the length its header announced.
+fn cut_short_answer() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\
+      connection: close\r\n\r\n[{\"id\": 1}"
+        .to_vec()
+}
+
+/// A chunked body whose second chunk size is not hexadecimal.
+fn broken_chunk_answer() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\
+      connection: close\r\n\r\n5\r\n[{\"id\r\nzz\r\n\": 1}]\r\n0\r\n\r\n"
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_body_cut_short_before_its_content_length_is_retried() {
+    let (address, answered) =
+        raw_server(vec![cut_short_answer(), complete_answer("[{\"id\": 1}]")]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let response = client(None, fast_retry(3)).send(request).await.unwrap();
+    assert_eq!(&response.body()[..], b"[{\"id\": 1}]");
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_broken_chunked_body_is_retried() {
+    let (address, answered) = raw_server(vec![
+        broken_chunk_answer(),
+        complete_answer("[{\"id\": 1}]"),
+    ])
+    .await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let response = client(None, fast_retry(3)).send(request).await.unwrap();
+    assert_eq!(&response.body()[..], b"[{\"id\": 1}]");
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_on_every_attempt_fails_as_a_broken_connection_after_the_retries() {
+    let (address, answered) = raw_server(vec![cut_short_answer(); 3]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let error = client(None, fast_retry(3)).send(request).await.unwrap_err();
+    let HttpError::Transport { kind, attempts, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!((*kind, *attempts), (TransportFailure::Connection, 3));
+    assert_eq!(answered.load(Ordering::SeqCst), 3);
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "GET http://{address}/items failed after 3 attempts: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the connection broke: check the server and the network"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_gzip_body_is_not_retried() {
+    // A complete answer whose gzip content is not gzip: the server sent it as it meant to, so
+    // asking again would only get the same bytes.
+    let body = b"not gzip at all";
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(body);
+    let (address, answered) = raw_server(vec![answer.clone(), answer]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
+    let HttpError::Transport { kind, attempts, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!((*kind, *attempts), (TransportFailure::Decode, 1), "{error}");
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_gzip_body_cut_short_is_retried() {
+    // A gzip header and nothing after it, although 100 bytes were announced.
+    let mut cut =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n\
+      content-length: 100\r\nconnection: close\r\n\r\n"
+            .to_vec();
+    cut.extend_from_slice(&[0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03]);
+    let (address, answered) = raw_server(vec![cut, complete_answer("[]")]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let response = client(None, fast_retry(2)).send(request).await.unwrap();
+    assert_eq!(&response.body()[..], b"[]");
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
 }

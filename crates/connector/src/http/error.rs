@@ -232,6 +232,11 @@ pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
         TransportFailure::Timeout
     } else if error.is_connect() {
         TransportFailure::Connect
+    } else if broke_in_transit(error) {
+        // reqwest reports every failed body read as a decoding error, a body cut short before
+        // its Content-Length or a broken chunk included; those are a connection that broke,
+        // and another attempt may well get the whole body.
+        TransportFailure::Connection
     } else if error.is_decode() {
         TransportFailure::Decode
     } else if error.is_request() || error.is_body() {
@@ -239,6 +244,20 @@ pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
     } else {
         TransportFailure::Other
     }
+}
+
+/// Whether the HTTP layer itself (hyper) reported the failure somewhere in the chain: the bytes
+/// did not arrive as framed, as opposed to bytes that arrived whole and could not be decoded
+/// (a corrupt gzip body), which another attempt would only receive again.
+fn broke_in_transit(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<hyper::Error>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 impl fmt::Display for HttpMethod {
