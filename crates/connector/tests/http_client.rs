@@ -240,6 +240,47 @@ async fn oauth2_token_that_expires_at_once_is_fetched_for_every_request() {
 }
 
 #[tokio::test]
+async fn oauth2_token_with_an_absurd_lifetime_is_kept_until_refused() {
+    for expires_in in ["9223372036854775807", "1e20", "\"1e20\""] {
+        let server = MockServer::start().await;
+        Mock::given(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                format!(r#"{{"access_token": "tok-1", "expires_in": {expires_in}}}"#),
+                "application/json",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(path("/items"))
+            .and(bearer_token("tok-1"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let client = client(oauth2(&server, vec![]), fast_retry(1));
+        client.send(get(&server, "/items")).await.unwrap();
+        client.send(get(&server, "/items")).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn oauth2_token_with_a_negative_lifetime_is_fetched_for_every_request() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"access_token": "tok-1", "expires_in": -60}"#,
+            "application/json",
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    ok_at(&server, "/items").await;
+    let client = client(oauth2(&server, vec![]), fast_retry(1));
+    client.send(get(&server, "/items")).await.unwrap();
+    client.send(get(&server, "/items")).await.unwrap();
+}
+
+#[tokio::test]
 async fn oauth2_token_refused_with_401_is_fetched_again_once() {
     let server = MockServer::start().await;
     Mock::given(path("/oauth/token"))

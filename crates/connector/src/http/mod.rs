@@ -440,14 +440,18 @@ impl HttpClient {
                     url: url.clone(),
                     problem: token_problem(&error),
                 })?;
-        let (token, expires_in) =
+        let (token, lifetime) =
             auth::read_token_response(response.body()).map_err(|problem| HttpError::Token {
                 url: url.clone(),
                 problem,
             })?;
-        tracing::debug!(url = %url, expires_in, "obtained an OAuth2 access token");
+        tracing::debug!(
+            url = %url,
+            lifetime_s = lifetime.map(|l| l.as_secs()),
+            "obtained an OAuth2 access token"
+        );
         cache
-            .store(&token, expires_in)
+            .store(&token, lifetime)
             .map_err(|problem| HttpError::Token { url, problem })
     }
 
