@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 
 pub use error::HttpSourceError;
 
-use pagination::{Paging, Position, Resume, complete_resume, next_link};
+use pagination::{PageFingerprint, Paging, Position, Resume, complete_resume, next_link};
 use records::{Missing, Parsed, parse_page};
 use request::{RenderedCursors, RequestPlan, TimestampFormat};
 
@@ -74,6 +74,8 @@ pub struct HttpPollingSource {
     pages: u64,
     /// Cursor tokens and links this run followed, to notice a server that goes in circles.
     followed: HashSet<String>,
+    /// The records of the last page read, to notice a server that sends them again.
+    last_page: Option<PageFingerprint>,
     /// Whether batches report the offset reached (offset pagination with the offset cursor).
     report_offset: bool,
     final_offset: Option<u64>,
@@ -109,6 +111,7 @@ struct Page {
     offset_reached: Option<u64>,
     /// The page's URL without secrets, for messages.
     url: String,
+    fingerprint: PageFingerprint,
 }
 
 impl HttpPollingSource {
@@ -197,6 +200,7 @@ impl HttpPollingSource {
             resuming,
             pages: 0,
             followed,
+            last_page: None,
             report_offset: offset_cursor && offset_paging,
             final_offset: None,
         })
@@ -249,6 +253,7 @@ impl HttpPollingSource {
                     );
                     self.resuming = false;
                     self.followed.clear();
+                    self.last_page = None;
                     self.upcoming = Upcoming::Fetch(self.first.clone());
                     continue;
                 }
@@ -259,6 +264,16 @@ impl HttpPollingSource {
                 }
             };
             self.resuming = false;
+            if self.last_page == Some(page.fingerprint) {
+                // Duplicates are never delivered quietly: what the server sent twice stops here.
+                let error = HttpSourceError::RepeatedPage {
+                    url: page.url,
+                    page: self.pages + 1,
+                    hint: self.shared.paging.repeated_page_hint(),
+                };
+                self.upcoming = Upcoming::Fail(error.clone());
+                return Err(error);
+            }
             return Ok(self.accept(page));
         }
     }
@@ -266,6 +281,7 @@ impl HttpPollingSource {
     /// Schedules what comes after `page` (fetching ahead) and turns it into a batch.
     fn accept(&mut self, page: Page) -> Option<Batch> {
         self.pages += 1;
+        self.last_page = Some(page.fingerprint);
         if page.offset_reached.is_some() {
             self.final_offset = page.offset_reached;
         }
@@ -425,6 +441,7 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
             expected: problem.expected,
         })?;
     let offset_reached = shared.paging.offset_reached(&position, records.len());
+    let fingerprint = PageFingerprint::of(&records);
     let greatest = shared
         .fields
         .greatest_position_in_json(records.iter().map(Record::json))
@@ -436,5 +453,6 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
         next,
         offset_reached,
         url,
+        fingerprint,
     })
 }
