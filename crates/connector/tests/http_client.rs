@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials, RetryConfig};
+use cannectors_connector::StoppedByShutdown;
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
@@ -888,4 +889,134 @@ async fn a_gzip_body_cut_short_is_retried() {
     let response = client(None, fast_retry(2)).send(request).await.unwrap();
     assert_eq!(&response.body()[..], b"[]");
     assert_eq!(answered.load(Ordering::SeqCst), 2);
+}
+
+/// Answers with a response and reports each request it answers, so a test can wait for it.
+struct Reporting {
+    response: ResponseTemplate,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl wiremock::Respond for Reporting {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        self.response.clone()
+    }
+}
+
+/// Mounts a route that answers `503` with `Retry-After: 20` and reports each request.
+async fn unavailable_for_20_seconds(
+    server: &MockServer,
+    route: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(path(route.to_owned()))
+        .respond_with(Reporting {
+            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
+            arrived,
+        })
+        .mount(server)
+        .await;
+    arrivals
+}
+
+fn patient_retry() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 3,
+        delay_ms: 10,
+        max_delay_ms: 30_000,
+        ..RetryConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_request_cuts_a_retry_wait_short() {
+    let server = MockServer::start().await;
+    let mut arrivals = unavailable_for_20_seconds(&server, "/items").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let client = client(None, patient_retry()).stop_on(stopping);
+    let request = tokio::spawn({
+        let request = get(&server, "/items");
+        async move { client.send(request).await }
+    });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    // Bounded far below the 20 s the server asked for.
+    let error = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, HttpError::Stopped { attempts: 1, .. }),
+        "{error:?}"
+    );
+    assert!(StoppedByShutdown::is_cause_of(&error));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "GET {}/items: stopped by shutdown while waiting to try again after 1 failed attempt",
+            server.uri()
+        )
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_the_stop_was_requested_is_not_sent() {
+    let server = MockServer::start().await;
+    let _arrivals = unavailable_for_20_seconds(&server, "/items").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    stop.send(true).unwrap();
+    let error = client(None, patient_retry())
+        .stop_on(stopping)
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Stopped { .. }), "{error:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_shutdown_during_the_token_request_retry_is_a_stop_not_a_token_failure() {
+    let server = MockServer::start().await;
+    let mut arrivals = unavailable_for_20_seconds(&server, "/oauth/token").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let client = client(oauth2(&server, vec![]), patient_retry()).stop_on(stopping);
+    let request = tokio::spawn({
+        let request = get(&server, "/items");
+        async move { client.send(request).await }
+    });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Stopped { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("/oauth/token: stopped by shutdown"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_signal_that_stays_false_lets_the_retry_happen() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    ok_at(&server, "/items").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    client(None, fast_retry(2))
+        .stop_on(stopping)
+        .send(get(&server, "/items"))
+        .await
+        .unwrap();
+    drop(stop);
 }

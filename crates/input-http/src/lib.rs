@@ -51,6 +51,7 @@ use cannectors_connector::http::HttpClient;
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
 use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::HttpSourceError;
@@ -82,6 +83,7 @@ pub struct HttpPollingSource {
 }
 
 /// What the page requests of a run share; held by the task that fetches ahead.
+#[derive(Clone)]
 struct Shared {
     client: HttpClient,
     plan: RequestPlan,
@@ -204,6 +206,18 @@ impl HttpPollingSource {
             report_offset: offset_cursor && offset_paging,
             final_offset: None,
         })
+    }
+
+    /// Gives up a page request waiting to be retried (a `Retry-After`, a backoff) as soon as
+    /// `stop` turns `true`, so that a shutdown is not held up by the wait. The page is then not
+    /// delivered, and the error the run gets has [`cannectors_connector::StoppedByShutdown`]
+    /// among its causes.
+    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> HttpPollingSource {
+        // Nothing shares `shared` before the first page is requested; if something did, it
+        // would keep a copy without the stop.
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.client = shared.client.clone().stop_on(stop);
+        self
     }
 
     /// The URL of the first page, without secrets: what a dry run shows.

@@ -93,7 +93,7 @@ pub(crate) enum Resume {
 }
 
 /// The pagination settings of a source, with their defaults applied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Paging {
     kind: Option<PaginationKind>,
     param: String,

@@ -994,3 +994,37 @@ async fn configuration_mistakes_name_the_key() {
         assert_eq!(error.to_string(), message);
     }
 }
+
+#[tokio::test]
+async fn a_source_told_to_stop_gives_up_a_page_request_waiting_to_be_retried() {
+    let server = MockServer::start().await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(path("/items"))
+        .respond_with(Reporting {
+            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
+            arrived,
+        })
+        .mount(&server)
+        .await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "retry": {"maxAttempts": 3, "maxDelayMs": 60000}
+        }),
+        None,
+    )
+    .stop_on(stopping);
+    let page = tokio::spawn(async move { source.next_batch().await.map(drop) });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(10), page)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(cannectors_connector::StoppedByShutdown::is_cause_of(
+        &*error
+    ));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

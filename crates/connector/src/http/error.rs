@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::HttpMethod;
+use crate::StoppedByShutdown;
 
 /// Why an HTTP call failed or could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -81,6 +82,23 @@ pub enum HttpError {
         /// Whether the status was one of the retryable ones (the retries ran out).
         retried: bool,
     },
+    /// A shutdown was requested while the request waited to be tried again; it was given up.
+    #[error(
+        "{method} {url}: stopped by shutdown while waiting to try again after {attempts} \
+         failed attempt{s}",
+        s = plural(*attempts)
+    )]
+    Stopped {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// What lets the executor tell this from a failure through any error that wraps it.
+        #[source]
+        cause: StoppedByShutdown,
+    },
     /// An OAuth 2 access token could not be obtained.
     #[error(
         "cannot obtain an OAuth2 access token from {url}: {problem}; check credentials.tokenUrl, \
@@ -147,9 +165,9 @@ impl HttpError {
     /// Attempts made before giving up, for errors of a request that was sent.
     pub fn attempts(&self) -> Option<u32> {
         match self {
-            HttpError::Transport { attempts, .. } | HttpError::Status { attempts, .. } => {
-                Some(*attempts)
-            }
+            HttpError::Transport { attempts, .. }
+            | HttpError::Status { attempts, .. }
+            | HttpError::Stopped { attempts, .. } => Some(*attempts),
             _ => None,
         }
     }
