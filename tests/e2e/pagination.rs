@@ -193,3 +193,28 @@ fn the_offset_cursor_starts_the_next_run_where_the_last_one_ended() {
     let state: Value = serde_json::from_str(&ws.read(".cannectors-state/paged.json")).unwrap();
     assert_eq!(state["offset"], 15);
 }
+
+#[test]
+fn a_server_that_ignores_the_offset_parameter_ends_the_run_with_exit_3_before_any_duplicate() {
+    let server = Server::start(|_| Response::json(&json!({"items": records(1..3)})));
+    let ws = Workspace::new();
+    write_pipeline(
+        &ws,
+        &server.url("/items"),
+        "{type: offset, param: offset}",
+        "",
+    );
+    let out = ws.run(&["run", "p.yaml"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}?offset=2 answered page 2 of this run with exactly the records of the page before \
+             it; the server seems to ignore the `offset` query parameter",
+            server.url("/items")
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(delivered_ids(&ws), [1, 2], "the first page, once");
+    assert_eq!(server.requests().len(), 2);
+}

@@ -678,3 +678,104 @@ fn a_tick_that_finds_the_pipeline_running_in_another_process_is_skipped() {
     let (code, log) = other.exit(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A pipeline whose input (or output) is answered `503` with `Retry-After: 20`, retried with a
+/// backoff cap above those 20 seconds, over a state seeded by hand.
+fn waiting_on_retry_after(ws: &Workspace, endpoint: &str, output: &str) -> String {
+    ws.write(
+        "events.yaml",
+        &format!(
+            "name: events\n\
+             input:\n\
+             \x20 type: httpPolling\n\
+             \x20 endpoint: {endpoint}\n\
+             \x20 retry: {{maxAttempts: 3, maxDelayMs: 60000}}\n\
+             \x20 statePersistence:\n\
+             \x20   id: {{field: id, queryParam: after_id}}\n\
+             \x20   storagePath: ./state\n\
+             output: {output}\n"
+        ),
+    );
+    ws.write("state/events.json", "{\"id\": 5}\n");
+    ws.read("state/events.json")
+}
+
+fn unavailable_for_20_seconds() -> Response {
+    Response::status(503, "busy").with_header("Retry-After", "20")
+}
+
+#[test]
+fn sigterm_while_the_source_waits_out_a_retry_after_exits_at_once_with_the_state_unchanged() {
+    let server = Server::start(|_| unavailable_for_20_seconds());
+    let ws = Workspace::new();
+    let seeded = waiting_on_retry_after(
+        &ws,
+        &server.url("/events"),
+        "{type: file, path: ./out/events.jsonl}",
+    );
+    let running = Running::start(&ws, &["run", "events.yaml"]);
+    running.wait_for_requests(&server, 1, Duration::from_secs(20));
+    running.wait_for_log("the retry waiting", Duration::from_secs(20), |log| {
+        log.contains("retryable status; trying again")
+    });
+    running.signal("TERM");
+    // The server asked for 20 s; the bound is well below it and well above a prompt exit.
+    let (code, log) = running.exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains(&format!(
+            "GET {}?after_id=5: stopped by shutdown while waiting to try again after 1 failed \
+             attempt; nothing of this batch was delivered or committed",
+            server.url("/events")
+        )),
+        "{log}"
+    );
+    assert!(log.contains("run stopped on request"), "{log}");
+    assert!(!log.contains("ERROR"), "a clean stop, not a failure: {log}");
+    assert_eq!(ws.read("state/events.json"), seeded);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("out/events.jsonl")).unwrap_or_default(),
+        "",
+        "nothing delivered"
+    );
+    assert_eq!(server.requests().len(), 1, "no retry after the signal");
+}
+
+#[test]
+fn sigterm_while_the_http_output_waits_out_a_retry_after_exits_at_once_with_the_state_unchanged() {
+    let source = Server::start(|_| Response::json(&json!([{"id": 6}, {"id": 7}])));
+    let destination = Server::start(|_| unavailable_for_20_seconds());
+    let ws = Workspace::new();
+    let seeded = waiting_on_retry_after(
+        &ws,
+        &source.url("/events"),
+        &format!(
+            "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 3, maxDelayMs: 60000}}}}",
+            destination.url("/import")
+        ),
+    );
+    let running = Running::start(&ws, &["run", "events.yaml"]);
+    running.wait_for_requests(&destination, 1, Duration::from_secs(20));
+    running.wait_for_log("the retry waiting", Duration::from_secs(20), |log| {
+        log.contains("retryable status; trying again")
+    });
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains(&format!(
+            "POST {}: stopped by shutdown while waiting to try again after 1 failed attempt",
+            destination.url("/import")
+        )),
+        "{log}"
+    );
+    assert!(log.contains("the batch is not committed"), "{log}");
+    assert!(log.contains("run stopped on request"), "{log}");
+    assert!(!log.contains("ERROR"), "a clean stop, not a failure: {log}");
+    assert_eq!(ws.read("state/events.json"), seeded);
+    assert_eq!(
+        destination.requests().len(),
+        1,
+        "no retry after the signal, and the one request was refused"
+    );
+}

@@ -30,6 +30,39 @@ pub use record::Record;
 /// Any error a source or sink reports; its `Display` is written for the person at the terminal.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The cause a source or a sink reports when it gave up waiting (the backoff before a retry)
+/// because a shutdown was requested: the batch it was working on is neither complete nor
+/// failed, and the executor ends the run as stopped on request, committing nothing of it.
+///
+/// ```
+/// use cannectors_connector::{BoxError, StoppedByShutdown};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("page 3: {0}")]
+/// struct PageError(#[source] StoppedByShutdown);
+///
+/// let error: BoxError = Box::new(PageError(StoppedByShutdown));
+/// assert!(StoppedByShutdown::is_cause_of(&*error));
+/// assert!(!StoppedByShutdown::is_cause_of(&std::fmt::Error));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stopped by shutdown")]
+pub struct StoppedByShutdown;
+
+impl StoppedByShutdown {
+    /// Whether `error` is a [`StoppedByShutdown`] or has one among its causes.
+    pub fn is_cause_of(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cause = Some(error);
+        while let Some(current) = cause {
+            if current.is::<StoppedByShutdown>() {
+                return true;
+            }
+            cause = current.source();
+        }
+        false
+    }
+}
+
 /// A boxed future, so that sources and sinks can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -4,13 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials, RetryConfig};
+use cannectors_connector::StoppedByShutdown;
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string, header, method, path, path_regex, query_param,
 };
@@ -228,6 +231,47 @@ async fn oauth2_token_that_expires_at_once_is_fetched_for_every_request() {
     let server = MockServer::start().await;
     Mock::given(path("/oauth/token"))
         .respond_with(token_response("tok-1", 0))
+        .expect(2)
+        .mount(&server)
+        .await;
+    ok_at(&server, "/items").await;
+    let client = client(oauth2(&server, vec![]), fast_retry(1));
+    client.send(get(&server, "/items")).await.unwrap();
+    client.send(get(&server, "/items")).await.unwrap();
+}
+
+#[tokio::test]
+async fn oauth2_token_with_an_absurd_lifetime_is_kept_until_refused() {
+    for expires_in in ["9223372036854775807", "1e20", "\"1e20\""] {
+        let server = MockServer::start().await;
+        Mock::given(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                format!(r#"{{"access_token": "tok-1", "expires_in": {expires_in}}}"#),
+                "application/json",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(path("/items"))
+            .and(bearer_token("tok-1"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let client = client(oauth2(&server, vec![]), fast_retry(1));
+        client.send(get(&server, "/items")).await.unwrap();
+        client.send(get(&server, "/items")).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn oauth2_token_with_a_negative_lifetime_is_fetched_for_every_request() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"access_token": "tok-1", "expires_in": -60}"#,
+            "application/json",
+        ))
         .expect(2)
         .mount(&server)
         .await;
@@ -1215,4 +1259,271 @@ async fn the_timeout_covers_an_attempt_with_all_its_redirects() {
         "{error}"
     );
     assert!(server.received_requests().await.unwrap().len() < 4);
+}
+
+/// A server on 127.0.0.1 that answers its n-th connection with the n-th of `answers`, written
+/// as raw bytes, and then closes that connection: for answers that no server library sends,
+/// such as a body shorter than its `Content-Length`. Returns its address and a counter of the
+/// connections it answered.
+async fn raw_server(answers: Vec<Vec<u8>>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&answered);
+    tokio::spawn(async move {
+        for answer in answers {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            // The request head ends with an empty line; these tests send no body.
+            let mut head = Vec::new();
+            let mut buffer = [0_u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buffer[..n]),
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (address, answered)
+}
+
+fn complete_answer(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A body that stops 90 bytes before the length its header announced.
+fn cut_short_answer() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\
+      connection: close\r\n\r\n[{\"id\": 1}"
+        .to_vec()
+}
+
+/// A chunked body whose second chunk size is not hexadecimal.
+fn broken_chunk_answer() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\
+      connection: close\r\n\r\n5\r\n[{\"id\r\nzz\r\n\": 1}]\r\n0\r\n\r\n"
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_body_cut_short_before_its_content_length_is_retried() {
+    let (address, answered) =
+        raw_server(vec![cut_short_answer(), complete_answer("[{\"id\": 1}]")]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let response = client(None, fast_retry(3)).send(request).await.unwrap();
+    assert_eq!(&response.body()[..], b"[{\"id\": 1}]");
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_broken_chunked_body_is_retried() {
+    let (address, answered) = raw_server(vec![
+        broken_chunk_answer(),
+        complete_answer("[{\"id\": 1}]"),
+    ])
+    .await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let response = client(None, fast_retry(3)).send(request).await.unwrap();
+    assert_eq!(&response.body()[..], b"[{\"id\": 1}]");
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_on_every_attempt_fails_as_a_broken_connection_after_the_retries() {
+    let (address, answered) = raw_server(vec![cut_short_answer(); 3]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let error = client(None, fast_retry(3)).send(request).await.unwrap_err();
+    let HttpError::Transport { kind, attempts, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!((*kind, *attempts), (TransportFailure::Connection, 3));
+    assert_eq!(answered.load(Ordering::SeqCst), 3);
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "GET http://{address}/items failed after 3 attempts: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the connection broke: check the server and the network"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_gzip_body_is_not_retried() {
+    // A complete answer whose gzip content is not gzip: the server sent it as it meant to, so
+    // asking again would only get the same bytes.
+    let body = b"not gzip at all";
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(body);
+    let (address, answered) = raw_server(vec![answer.clone(), answer]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
+    let HttpError::Transport { kind, attempts, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!((*kind, *attempts), (TransportFailure::Decode, 1), "{error}");
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_gzip_body_cut_short_is_retried() {
+    // A gzip header and nothing after it, although 100 bytes were announced.
+    let mut cut =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n\
+      content-length: 100\r\nconnection: close\r\n\r\n"
+            .to_vec();
+    cut.extend_from_slice(&[0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03]);
+    let (address, answered) = raw_server(vec![cut, complete_answer("[]")]).await;
+    let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
+    let response = client(None, fast_retry(2)).send(request).await.unwrap();
+    assert_eq!(&response.body()[..], b"[]");
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
+}
+
+/// Answers with a response and reports each request it answers, so a test can wait for it.
+struct Reporting {
+    response: ResponseTemplate,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl wiremock::Respond for Reporting {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        self.response.clone()
+    }
+}
+
+/// Mounts a route that answers `503` with `Retry-After: 20` and reports each request.
+async fn unavailable_for_20_seconds(
+    server: &MockServer,
+    route: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(path(route.to_owned()))
+        .respond_with(Reporting {
+            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
+            arrived,
+        })
+        .mount(server)
+        .await;
+    arrivals
+}
+
+fn patient_retry() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 3,
+        delay_ms: 10,
+        max_delay_ms: 30_000,
+        ..RetryConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_request_cuts_a_retry_wait_short() {
+    let server = MockServer::start().await;
+    let mut arrivals = unavailable_for_20_seconds(&server, "/items").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let client = client(None, patient_retry()).stop_on(stopping);
+    let request = tokio::spawn({
+        let request = get(&server, "/items");
+        async move { client.send(request).await }
+    });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    // Bounded far below the 20 s the server asked for.
+    let error = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, HttpError::Stopped { attempts: 1, .. }),
+        "{error:?}"
+    );
+    assert!(StoppedByShutdown::is_cause_of(&error));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "GET {}/items: stopped by shutdown while waiting to try again after 1 failed attempt",
+            server.uri()
+        )
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_the_stop_was_requested_is_not_sent() {
+    let server = MockServer::start().await;
+    let _arrivals = unavailable_for_20_seconds(&server, "/items").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    stop.send(true).unwrap();
+    let error = client(None, patient_retry())
+        .stop_on(stopping)
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Stopped { .. }), "{error:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_shutdown_during_the_token_request_retry_is_a_stop_not_a_token_failure() {
+    let server = MockServer::start().await;
+    let mut arrivals = unavailable_for_20_seconds(&server, "/oauth/token").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let client = client(oauth2(&server, vec![]), patient_retry()).stop_on(stopping);
+    let request = tokio::spawn({
+        let request = get(&server, "/items");
+        async move { client.send(request).await }
+    });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Stopped { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("/oauth/token: stopped by shutdown"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_signal_that_stays_false_lets_the_retry_happen() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    ok_at(&server, "/items").await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    client(None, fast_retry(2))
+        .stop_on(stopping)
+        .send(get(&server, "/items"))
+        .await
+        .unwrap();
+    drop(stop);
 }

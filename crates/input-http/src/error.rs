@@ -143,6 +143,20 @@ pub enum HttpSourceError {
         /// The repeated cursor or link, without secrets.
         token: String,
     },
+    /// A page holds exactly the records of the page before it.
+    #[error(
+        "{url} answered page {page} of this run with exactly the records of the page before it; \
+         {hint}. The run stops instead of delivering the same records again; nothing of this \
+         page was delivered"
+    )]
+    RepeatedPage {
+        /// The URL of the repeated page, without secrets.
+        url: String,
+        /// The number of the page in this run, from 1.
+        page: u64,
+        /// What to check.
+        hint: String,
+    },
     /// The background task fetching the next page ended without an answer.
     #[error("fetching the next page was interrupted: {0}")]
     Interrupted(String),

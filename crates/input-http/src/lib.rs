@@ -51,11 +51,12 @@ use cannectors_connector::http::HttpClient;
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
 use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::HttpSourceError;
 
-use pagination::{Paging, Position, Resume, complete_resume, next_link};
+use pagination::{PageFingerprint, Paging, Position, Resume, complete_resume, next_link};
 use records::{Missing, Parsed, parse_page};
 use request::{RenderedCursors, RequestPlan, TimestampFormat};
 
@@ -74,12 +75,15 @@ pub struct HttpPollingSource {
     pages: u64,
     /// Cursor tokens and links this run followed, to notice a server that goes in circles.
     followed: HashSet<String>,
+    /// The records of the last page read, to notice a server that sends them again.
+    last_page: Option<PageFingerprint>,
     /// Whether batches report the offset reached (offset pagination with the offset cursor).
     report_offset: bool,
     final_offset: Option<u64>,
 }
 
 /// What the page requests of a run share; held by the task that fetches ahead.
+#[derive(Clone)]
 struct Shared {
     client: HttpClient,
     plan: RequestPlan,
@@ -112,6 +116,7 @@ struct Page {
     offset_reached: Option<u64>,
     /// The page's URL without secrets, for messages.
     url: String,
+    fingerprint: PageFingerprint,
 }
 
 impl HttpPollingSource {
@@ -214,9 +219,22 @@ impl HttpPollingSource {
             resuming,
             pages: 0,
             followed,
+            last_page: None,
             report_offset: offset_cursor && offset_paging,
             final_offset: None,
         })
+    }
+
+    /// Gives up a page request waiting to be retried (a `Retry-After`, a backoff) as soon as
+    /// `stop` turns `true`, so that a shutdown is not held up by the wait. The page is then not
+    /// delivered, and the error the run gets has [`cannectors_connector::StoppedByShutdown`]
+    /// among its causes.
+    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> HttpPollingSource {
+        // Nothing shares `shared` before the first page is requested; if something did, it
+        // would keep a copy without the stop.
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.client = shared.client.clone().stop_on(stop);
+        self
     }
 
     /// The URL of the first page, without secrets: what a dry run shows.
@@ -266,6 +284,7 @@ impl HttpPollingSource {
                     );
                     self.resuming = false;
                     self.followed.clear();
+                    self.last_page = None;
                     self.upcoming = Upcoming::Fetch(self.first.clone());
                     continue;
                 }
@@ -276,6 +295,16 @@ impl HttpPollingSource {
                 }
             };
             self.resuming = false;
+            if self.last_page == Some(page.fingerprint) {
+                // Duplicates are never delivered quietly: what the server sent twice stops here.
+                let error = HttpSourceError::RepeatedPage {
+                    url: page.url,
+                    page: self.pages + 1,
+                    hint: self.shared.paging.repeated_page_hint(),
+                };
+                self.upcoming = Upcoming::Fail(error.clone());
+                return Err(error);
+            }
             return Ok(self.accept(page));
         }
     }
@@ -283,6 +312,7 @@ impl HttpPollingSource {
     /// Schedules what comes after `page` (fetching ahead) and turns it into a batch.
     fn accept(&mut self, page: Page) -> Option<Batch> {
         self.pages += 1;
+        self.last_page = Some(page.fingerprint);
         if page.offset_reached.is_some() {
             self.final_offset = page.offset_reached;
         }
@@ -452,6 +482,7 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
             expected: problem.expected,
         })?;
     let offset_reached = shared.paging.offset_reached(&position, records.len());
+    let fingerprint = PageFingerprint::of(&records);
     let greatest = shared
         .fields
         .greatest_position_in_json(records.iter().map(Record::json))
@@ -463,5 +494,6 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
         next,
         offset_reached,
         url,
+        fingerprint,
     })
 }

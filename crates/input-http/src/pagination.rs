@@ -5,7 +5,10 @@
 //! Every kind stops on an empty page and on a page shorter than `limit`; each kind adds its
 //! own rule (offset >= total, the last page number, no next cursor, no next link).
 
+use std::hash::{DefaultHasher, Hasher};
+
 use cannectors_config::{FieldPath, Pagination, PaginationKind};
+use cannectors_connector::Record;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -53,6 +56,26 @@ impl Position {
     }
 }
 
+/// What tells the records of one page from those of another, to notice a server that answers
+/// every page with the same records (it ignores the page or offset parameter): a hash of the
+/// records' text as the server sent it, with their number and lengths. Computed from the bytes
+/// already in hand, with no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageFingerprint(u64);
+
+impl PageFingerprint {
+    pub(crate) fn of(records: &[Record]) -> PageFingerprint {
+        let mut hasher = DefaultHasher::new();
+        hasher.write_usize(records.len());
+        for record in records {
+            let text = record.json().as_bytes();
+            hasher.write_usize(text.len());
+            hasher.write(text);
+        }
+        PageFingerprint(hasher.finish())
+    }
+}
+
 /// The saved form of a run whose last page was delivered: nothing left to fetch.
 pub(crate) fn complete_resume() -> Value {
     json!({"complete": true})
@@ -70,7 +93,7 @@ pub(crate) enum Resume {
 }
 
 /// The pagination settings of a source, with their defaults applied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Paging {
     kind: Option<PaginationKind>,
     param: String,
@@ -158,6 +181,21 @@ impl Paging {
 
     pub(crate) fn kind(&self) -> Option<PaginationKind> {
         self.kind
+    }
+
+    /// What to check when a server answers a page with the records of the page before it.
+    pub(crate) fn repeated_page_hint(&self) -> String {
+        match self.kind {
+            Some(PaginationKind::Link) => {
+                "its next link leads back to the same records: check the API's pagination"
+                    .to_owned()
+            }
+            _ => format!(
+                "the server seems to ignore the `{}` query parameter: check \
+                 input.pagination.param (and type) against the API's documentation",
+                self.param
+            ),
+        }
     }
 
     /// Parameter names this pagination sets on every page.

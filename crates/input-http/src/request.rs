@@ -186,7 +186,7 @@ enum Body {
 }
 
 /// The parts of a request that every page of a run shares.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct RequestPlan {
     pub(crate) method: HttpMethod,
     pub(crate) endpoint: Url,

@@ -330,9 +330,16 @@ async fn committed_cursors_go_out_on_every_page_and_static_params_stay() {
         .and(query_param("after_id", "42"))
         .and(query_param("status", "open"))
         .and(query_param("limit", "2"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"events": records(1..3), "total": 5})),
-        )
+        .respond_with(|request: &wiremock::Request| {
+            let offset: i64 = request
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "offset")
+                .and_then(|(_, value)| value.parse().ok())
+                .unwrap_or(0);
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"events": records(offset + 1..offset + 3), "total": 5}))
+        })
         .expect(3)
         .mount(&server)
         .await;
@@ -631,11 +638,14 @@ async fn malformed_json_names_the_url_and_the_position() {
 #[tokio::test]
 async fn a_server_that_repeats_a_cursor_stops_the_run_after_delivering_what_it_read() {
     let server = MockServer::start().await;
+    // New records every time, so that only the cursor gives the loop away.
+    let served = std::sync::atomic::AtomicI64::new(0);
     Mock::given(path("/items"))
-        .respond_with(
+        .respond_with(move |_: &wiremock::Request| {
+            let first = served.fetch_add(2, std::sync::atomic::Ordering::SeqCst) + 1;
             ResponseTemplate::new(200)
-                .set_body_json(json!({"data": records(1..3), "next": "same"})),
-        )
+                .set_body_json(json!({"data": records(first..first + 2), "next": "same"}))
+        })
         .mount(&server)
         .await;
     let mut source = source(
@@ -662,7 +672,15 @@ async fn a_server_that_repeats_a_cursor_stops_the_run_after_delivering_what_it_r
 async fn a_server_that_never_stops_is_cut_at_max_pages() {
     let server = MockServer::start().await;
     Mock::given(path("/items"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..3)))
+        .respond_with(|request: &wiremock::Request| {
+            let page: i64 = request
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "page")
+                .and_then(|(_, value)| value.parse().ok())
+                .unwrap_or(1);
+            ResponseTemplate::new(200).set_body_json(records(page * 2 - 1..page * 2 + 1))
+        })
         .expect(3)
         .mount(&server)
         .await;
@@ -681,6 +699,80 @@ async fn a_server_that_never_stops_is_cut_at_max_pages() {
             server.uri()
         )
     );
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_the_page_parameter_stops_the_run_before_the_repeated_page() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(records(1..3)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        None,
+    );
+    let (batches, error) = run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2], "the first page only, once");
+    assert_eq!(
+        error.unwrap(),
+        format!(
+            "{}/items?page=2 answered page 2 of this run with exactly the records of the page \
+             before it; the server seems to ignore the `page` query parameter: check \
+             input.pagination.param (and type) against the API's documentation. The run stops \
+             instead of delivering the same records again; nothing of this page was delivered",
+            server.uri()
+        )
+    );
+    // A failed run stays failed, and asks the server nothing more.
+    assert!(source.next_batch().await.is_err());
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_the_offset_parameter_is_named_without_its_secrets() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"total": 1000, "items": records(1..3)})),
+        )
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items?access_token=abc123", server.uri()),
+            "pagination": {"type": "offset", "param": "skip", "limit": 2, "totalField": "total"}
+        }),
+        None,
+    );
+    let (batches, error) = run(&mut source).await;
+    assert_eq!(ids(&batches), vec![1, 2]);
+    let error = error.unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "{}/items?access_token=***&skip=2&limit=2 answered page 2 of this run with exactly \
+             the records of the page before it; the server seems to ignore the `skip` query \
+             parameter",
+            server.uri()
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("abc123"), "{error}");
+}
+
+#[tokio::test]
+async fn pages_that_differ_in_one_byte_are_all_delivered() {
+    let server = MockServer::start().await;
+    page(&server, "page", "1", json!([{"id": 1, "v": "a"}])).await;
+    page(&server, "page", "2", json!([{"id": 1, "v": "b"}])).await;
+    page(&server, "page", "3", json!([])).await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        None,
+    );
+    assert_eq!(complete_run(&mut source).await.len(), 2);
 }
 
 /// Answers with a response and reports each request it answers, so a test can wait for it.
@@ -828,12 +920,15 @@ async fn a_next_link_to_another_scheme_is_an_error() {
 async fn a_server_that_links_back_to_a_page_already_read_stops_the_run() {
     let server = MockServer::start().await;
     let link = format!("<{}/items?page=2>; rel=next", server.uri());
+    // New records every time, so that only the link gives the loop away.
+    let served = std::sync::atomic::AtomicI64::new(0);
     Mock::given(path("/items"))
-        .respond_with(
+        .respond_with(move |_: &wiremock::Request| {
+            let first = served.fetch_add(2, std::sync::atomic::Ordering::SeqCst) + 1;
             ResponseTemplate::new(200)
                 .insert_header("Link", link.as_str())
-                .set_body_json(records(1..3)),
-        )
+                .set_body_json(records(first..first + 2))
+        })
         .mount(&server)
         .await;
     let mut source = source(
@@ -1056,4 +1151,38 @@ async fn a_saved_next_link_to_another_origin_restarts_the_run_at_the_endpoint() 
     );
     assert_eq!(ids(&complete_run(&mut source).await), vec![1, 2]);
     assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_source_told_to_stop_gives_up_a_page_request_waiting_to_be_retried() {
+    let server = MockServer::start().await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(path("/items"))
+        .respond_with(Reporting {
+            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
+            arrived,
+        })
+        .mount(&server)
+        .await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut source = source(
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "retry": {"maxAttempts": 3, "maxDelayMs": 60000}
+        }),
+        None,
+    )
+    .stop_on(stopping);
+    let page = tokio::spawn(async move { source.next_batch().await.map(drop) });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(10), page)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(cannectors_connector::StoppedByShutdown::is_cause_of(
+        &*error
+    ));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }

@@ -17,6 +17,7 @@ use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, push_url_encoded,
 };
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
+use tokio::sync::watch;
 
 use crate::{OutputError, Positions, RecordCount};
 
@@ -145,6 +146,15 @@ impl HttpRequestSink {
             success,
             last_body_len: 0,
         })
+    }
+
+    /// Gives up a request waiting to be retried (a `Retry-After`, a backoff) as soon as `stop`
+    /// turns `true`, so that a shutdown is not held up by the wait. The batch is then not
+    /// delivered, and the error has [`cannectors_connector::StoppedByShutdown`] among its
+    /// causes.
+    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> HttpRequestSink {
+        self.client = self.client.stop_on(stop);
+        self
     }
 
     async fn write_batch(&mut self, records: &[Record]) -> Result<(), OutputError> {

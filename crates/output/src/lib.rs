@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use cannectors_config::OutputConfig;
 use cannectors_connector::Sink;
 use cannectors_connector::http::HttpError;
+use tokio::sync::watch;
 
 pub use database::DatabaseSink;
 pub use file::FileSink;
@@ -49,6 +50,19 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
         OutputConfig::File(file) => Ok(Box::new(FileSink::open(file)?)),
         OutputConfig::HttpRequest(http) => Ok(Box::new(HttpRequestSink::new(http)?)),
         OutputConfig::Database(database) => Ok(Box::new(DatabaseSink::new(database)?)),
+    }
+}
+
+/// Builds the sink of an `output` block for a run that `stop` may ask to stop: a sink that
+/// waits before retrying (`httpRequest`) gives the wait up when it turns `true`. The other
+/// sinks finish the batch they are writing, which never waits on a server's say-so.
+pub fn build_stopping_on(
+    config: &OutputConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<Box<dyn Sink>, OutputError> {
+    match config {
+        OutputConfig::HttpRequest(http) => Ok(Box::new(HttpRequestSink::new(http)?.stop_on(stop))),
+        other => build(other),
     }
 }
 

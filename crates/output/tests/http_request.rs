@@ -464,3 +464,47 @@ fn reports_incomplete_authentication_when_built() {
         "{error}"
     );
 }
+
+/// Answers `503` with `Retry-After: 20` and reports each request, so a test can wait for it.
+struct UnavailableFor20Seconds(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Respond for UnavailableFor20Seconds {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let _ = self.0.send(());
+        ResponseTemplate::new(503).insert_header("Retry-After", "20")
+    }
+}
+
+#[tokio::test]
+async fn a_sink_built_for_a_run_gives_up_its_retry_wait_when_the_run_is_asked_to_stop() {
+    let server = MockServer::start().await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(any())
+        .respond_with(UnavailableFor20Seconds(arrived))
+        .mount(&server)
+        .await;
+    let settings = json!({
+        "endpoint": format!("{}/import", server.uri()),
+        "retry": {"maxAttempts": 3, "maxDelayMs": 60000}
+    });
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut sink = cannectors_output::build_stopping_on(&config(settings), stopping).unwrap();
+    let write =
+        tokio::spawn(async move { sink.write(&records(2)).await.map_err(|e| e.to_string()) });
+    arrivals.recv().await.unwrap();
+    stop.send(true).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(10), write)
+        .await
+        .expect("the wait was not cut short")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        error.contains(&format!(
+            "POST {}/import: stopped by shutdown while waiting to try again after 1 failed \
+             attempt; not delivered: records 0 to 1",
+            server.uri()
+        )),
+        "{error}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

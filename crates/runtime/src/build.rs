@@ -6,6 +6,7 @@ use std::io::Write;
 use cannectors_config::{InputConfig, OutputConfig};
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink, Source};
 use cannectors_state::State;
+use tokio::sync::watch;
 
 /// Why a source or a sink could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -18,14 +19,20 @@ pub enum BuildError {
     Output(BoxError),
 }
 
+/// The source of `input`; with `stop`, its waits before a retry end when a shutdown is
+/// requested.
 pub(crate) async fn source(
     input: &InputConfig,
     state: Option<&State>,
+    stop: Option<&watch::Receiver<bool>>,
 ) -> Result<Box<dyn Source>, BuildError> {
     match input {
         InputConfig::HttpPolling(config) => {
-            let source = cannectors_input_http::HttpPollingSource::new(config, state)
+            let mut source = cannectors_input_http::HttpPollingSource::new(config, state)
                 .map_err(|e| BuildError::Input(Box::new(e)))?;
+            if let Some(stop) = stop {
+                source = source.stop_on(stop.clone());
+            }
             Ok(Box::new(source))
         }
         InputConfig::Database(config) => {
@@ -37,8 +44,16 @@ pub(crate) async fn source(
     }
 }
 
-pub(crate) fn sink(output: &OutputConfig) -> Result<Box<dyn Sink>, BuildError> {
-    cannectors_output::build(output).map_err(|e| BuildError::Output(Box::new(e)))
+/// The sink of `output`; with `stop`, its waits before a retry end when a shutdown is requested.
+pub(crate) fn sink(
+    output: &OutputConfig,
+    stop: Option<&watch::Receiver<bool>>,
+) -> Result<Box<dyn Sink>, BuildError> {
+    match stop {
+        Some(stop) => cannectors_output::build_stopping_on(output, stop.clone()),
+        None => cannectors_output::build(output),
+    }
+    .map_err(|e| BuildError::Output(Box::new(e)))
 }
 
 /// The sink of `--dry-run`: shows on standard output what would be sent, sends nothing.

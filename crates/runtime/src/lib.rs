@@ -66,7 +66,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cannectors_config::Pipeline;
-use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source};
+use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source, StoppedByShutdown};
 use cannectors_state::{CursorError, CursorFields, State, StateError, StateStore};
 use tokio::sync::watch;
 
@@ -80,7 +80,8 @@ pub struct RunOptions {
     /// Fetch and show what would be sent; send nothing, commit nothing.
     pub dry_run: bool,
     /// When this turns `true`, the run stops after the batch in flight is delivered and
-    /// committed (graceful shutdown).
+    /// committed (graceful shutdown). A batch whose source or sink is waiting to retry a
+    /// request is not waited for: the wait ends at once and the batch is left uncommitted.
     pub stop: Option<watch::Receiver<bool>>,
     /// Advanced as batches arrive and are committed, for watching a run while it goes.
     pub progress: Option<Arc<RunProgress>>,
@@ -89,6 +90,12 @@ pub struct RunOptions {
 impl RunOptions {
     fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+
+    /// Whether `error` is a source or a sink giving up a wait because this run was asked to
+    /// stop: a clean stop, not a failure.
+    fn stopped_by(&self, error: &BoxError) -> bool {
+        self.stop_requested() && StoppedByShutdown::is_cause_of(&**error)
     }
 }
 
@@ -173,14 +180,15 @@ impl Executor {
             state_file = %self.store.path().display(),
             "starting run"
         );
-        let mut source = build::source(&self.pipeline.input, state.as_ref()).await?;
+        let mut source =
+            build::source(&self.pipeline.input, state.as_ref(), options.stop.as_ref()).await?;
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
                 .run_loaded(state, source.as_mut(), &mut sink, options)
                 .await;
         }
-        let mut sink = build::sink(&self.pipeline.output)?;
+        let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
         self.run_loaded(state, source.as_mut(), sink.as_mut(), options)
             .await
     }
@@ -226,6 +234,14 @@ impl Executor {
             let batch = match source.next_batch().await {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
+                Err(error) if options.stopped_by(&error) => {
+                    tracing::info!(
+                        pipeline = %self.pipeline.name,
+                        "{error}; nothing of this batch was delivered or committed"
+                    );
+                    stopped_early = true;
+                    break;
+                }
                 Err(source) => return Err(RunError::Source { source }),
             };
             let number = summary.batches + 1;
@@ -245,13 +261,24 @@ impl Executor {
             };
             let records: Vec<Record> = batch.records;
             if !records.is_empty() {
-                sink.write(&records)
-                    .await
-                    .map_err(|source| RunError::Sink {
-                        batch: number,
-                        records: records.len(),
-                        source,
-                    })?;
+                match sink.write(&records).await {
+                    Ok(()) => {}
+                    Err(error) if options.stopped_by(&error) => {
+                        tracing::info!(
+                            pipeline = %self.pipeline.name,
+                            "batch {number}: {error}"
+                        );
+                        stopped_early = true;
+                        break;
+                    }
+                    Err(source) => {
+                        return Err(RunError::Sink {
+                            batch: number,
+                            records: records.len(),
+                            source,
+                        });
+                    }
+                }
             }
             summary.records_written += records.len() as u64;
             summary.batches = number;

@@ -23,6 +23,9 @@ const API_KEY_PARAM: &str = "api_key";
 /// A cached token is renewed this long before the server said it expires (at most a tenth
 /// of its lifetime), so that a request never leaves with a token that dies on the way.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+/// An `expires_in` longer than this counts as "does not expire": some servers send huge numbers
+/// (`9223372036854775807`, `1e20`) to mean never, and no real token lives a year.
+const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The resolved authentication of a client.
 #[derive(Debug)]
@@ -295,18 +298,19 @@ impl TokenGuard<'_> {
         }
     }
 
-    /// Stores a token read from a token response.
+    /// Stores a token read from a token response, good for `lifetime` (`None`: until the
+    /// server refuses it).
     pub(crate) fn store(
         &mut self,
         token: &str,
-        expires_in: Option<u64>,
+        lifetime: Option<Duration>,
     ) -> Result<HeaderValue, String> {
         let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| "the access token holds characters that cannot be sent in a header")?;
         value.set_sensitive(true);
-        let renew_at = expires_in.map(|seconds| {
-            let lifetime = Duration::from_secs(seconds);
-            Instant::now() + lifetime - TOKEN_MARGIN.min(lifetime / 10)
+        // A moment too far away to be represented is as good as never.
+        let renew_at = lifetime.and_then(|lifetime| {
+            Instant::now().checked_add(lifetime - TOKEN_MARGIN.min(lifetime / 10))
         });
         *self.guard = Some(CachedToken {
             value: value.clone(),
@@ -320,8 +324,9 @@ fn form_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// The fields of a token response this client reads.
-pub(crate) fn read_token_response(body: &[u8]) -> Result<(String, Option<u64>), String> {
+/// The fields of a token response this client reads: the access token, and how long it is
+/// good for (`None`: until the server refuses it).
+pub(crate) fn read_token_response(body: &[u8]) -> Result<(String, Option<Duration>), String> {
     let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         format!("the token endpoint answered with something that is not JSON ({e})")
     })?;
@@ -330,12 +335,37 @@ pub(crate) fn read_token_response(body: &[u8]) -> Result<(String, Option<u64>), 
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
         .ok_or("the token endpoint's answer has no `access_token` string")?;
-    let expires_in = match json.get("expires_in") {
-        Some(serde_json::Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+    Ok((token.to_owned(), token_lifetime(json.get("expires_in"))))
+}
+
+/// What an `expires_in` value means. RFC 6749 asks for a number of seconds; what servers send
+/// besides is read the forgiving way, because a wrong guess costs at most one token request:
+/// - a number, or a string holding one, is the lifetime in seconds; zero or less means the
+///   token is stale at once (a new one before every request);
+/// - a lifetime beyond [`LONGEST_TOKEN_LIFETIME`] (infinity included) means it does not expire;
+/// - absent or null: it does not expire (renewed when a request is refused with `401`);
+/// - anything else (`"NaN"`, `true`, an object) is ignored the same way, with a warning.
+fn token_lifetime(value: Option<&serde_json::Value>) -> Option<Duration> {
+    let seconds = match value? {
+        serde_json::Value::Null => return None,
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(text) => text.trim().parse::<f64>().ok(),
         _ => None,
     };
-    Ok((token.to_owned(), expires_in))
+    let Some(seconds) = seconds.filter(|s| !s.is_nan()) else {
+        tracing::warn!(
+            "the token endpoint's `expires_in` is not a number of seconds; the access token is \
+             used until the server refuses it"
+        );
+        return None;
+    };
+    if seconds <= 0.0 {
+        Some(Duration::ZERO)
+    } else if seconds > LONGEST_TOKEN_LIFETIME.as_secs_f64() {
+        None
+    } else {
+        Some(Duration::from_secs_f64(seconds))
+    }
 }
 
 #[cfg(test)]
@@ -389,7 +419,7 @@ mod tests {
     fn token_response_expiry_may_be_a_number_or_a_string() {
         assert_eq!(
             read_token_response(br#"{"access_token":"t","expires_in":"60"}"#).unwrap(),
-            ("t".to_owned(), Some(60))
+            ("t".to_owned(), Some(Duration::from_secs(60)))
         );
         assert_eq!(
             read_token_response(br#"{"access_token":"t"}"#).unwrap(),
@@ -400,5 +430,49 @@ mod tests {
                 .unwrap_err()
                 .contains("no `access_token`")
         );
+    }
+
+    fn lifetime(json: &str) -> Option<Duration> {
+        token_lifetime(Some(&serde_json::from_str(json).unwrap()))
+    }
+
+    #[test]
+    fn absurd_token_lifetimes_mean_the_token_does_not_expire() {
+        assert_eq!(lifetime("9223372036854775807"), None);
+        assert_eq!(lifetime("18446744073709551615"), None);
+        assert_eq!(lifetime("1e20"), None);
+        assert_eq!(lifetime("\"1e20\""), None);
+        assert_eq!(lifetime("\"inf\""), None);
+        assert_eq!(lifetime("31536001"), None);
+        assert_eq!(lifetime("31536000"), Some(LONGEST_TOKEN_LIFETIME));
+    }
+
+    #[test]
+    fn token_lifetimes_of_zero_or_less_mean_stale_at_once() {
+        assert_eq!(lifetime("0"), Some(Duration::ZERO));
+        assert_eq!(lifetime("-5"), Some(Duration::ZERO));
+        assert_eq!(lifetime("\" -5 \""), Some(Duration::ZERO));
+        assert_eq!(lifetime("-1e300"), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn token_lifetimes_that_are_not_numbers_are_ignored() {
+        assert_eq!(lifetime("\"NaN\""), None);
+        assert_eq!(lifetime("\"soon\""), None);
+        assert_eq!(lifetime("true"), None);
+        assert_eq!(lifetime("{\"s\": 5}"), None);
+        assert_eq!(lifetime("null"), None);
+        assert_eq!(token_lifetime(None), None);
+        assert_eq!(lifetime("90.5"), Some(Duration::from_millis(90_500)));
+    }
+
+    #[tokio::test]
+    async fn storing_a_token_with_the_longest_lifetime_there_is_does_not_overflow() {
+        let cache = tokio::sync::Mutex::new(None);
+        let mut guard = TokenGuard {
+            guard: cache.lock().await,
+        };
+        guard.store("t", Some(Duration::MAX)).unwrap();
+        assert_eq!(guard.current().unwrap(), "Bearer t");
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::HttpMethod;
+use crate::StoppedByShutdown;
 
 /// Why an HTTP call failed or could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -81,6 +82,23 @@ pub enum HttpError {
         /// Whether the status was one of the retryable ones (the retries ran out).
         retried: bool,
     },
+    /// A shutdown was requested while the request waited to be tried again; it was given up.
+    #[error(
+        "{method} {url}: stopped by shutdown while waiting to try again after {attempts} \
+         failed attempt{s}",
+        s = plural(*attempts)
+    )]
+    Stopped {
+        /// The request method.
+        method: HttpMethod,
+        /// The URL, without secrets.
+        url: String,
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// What lets the executor tell this from a failure through any error that wraps it.
+        #[source]
+        cause: StoppedByShutdown,
+    },
     /// An OAuth 2 access token could not be obtained.
     #[error(
         "cannot obtain an OAuth2 access token from {url}: {problem}; check credentials.tokenUrl, \
@@ -147,9 +165,9 @@ impl HttpError {
     /// Attempts made before giving up, for errors of a request that was sent.
     pub fn attempts(&self) -> Option<u32> {
         match self {
-            HttpError::Transport { attempts, .. } | HttpError::Status { attempts, .. } => {
-                Some(*attempts)
-            }
+            HttpError::Transport { attempts, .. }
+            | HttpError::Status { attempts, .. }
+            | HttpError::Stopped { attempts, .. } => Some(*attempts),
             _ => None,
         }
     }
@@ -236,6 +254,11 @@ pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
         TransportFailure::Timeout
     } else if error.is_connect() {
         TransportFailure::Connect
+    } else if broke_in_transit(error) {
+        // reqwest reports every failed body read as a decoding error, a body cut short before
+        // its Content-Length or a broken chunk included; those are a connection that broke,
+        // and another attempt may well get the whole body.
+        TransportFailure::Connection
     } else if error.is_decode() {
         TransportFailure::Decode
     } else if error.is_request() || error.is_body() {
@@ -243,6 +266,20 @@ pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
     } else {
         TransportFailure::Other
     }
+}
+
+/// Whether the HTTP layer itself (hyper) reported the failure somewhere in the chain: the bytes
+/// did not arrive as framed, as opposed to bytes that arrived whole and could not be decoded
+/// (a corrupt gzip body), which another attempt would only receive again.
+fn broke_in_transit(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<hyper::Error>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 impl fmt::Display for HttpMethod {

@@ -43,8 +43,11 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName,
     HeaderValue, LOCATION, PROXY_AUTHORIZATION, TRANSFER_ENCODING,
 };
+use tokio::sync::watch;
 use tokio::time::Instant;
 use url::{Origin, Url};
+
+use crate::StoppedByShutdown;
 
 pub use error::{HttpError, TransportFailure};
 pub use reqwest::header::HeaderMap;
@@ -374,6 +377,7 @@ impl HttpClientBuilder {
                 redactor,
                 timeout: self.timeout,
             }),
+            stop: None,
         })
     }
 }
@@ -383,6 +387,8 @@ impl HttpClientBuilder {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: Arc<Inner>,
+    /// Turns `true` when the run is asked to stop: a retry waiting out its backoff gives up.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 #[derive(Debug)]
@@ -403,6 +409,16 @@ impl HttpClient {
             authentication: None,
             retry: RetryConfig::default(),
         }
+    }
+
+    /// This client, giving up a retry as soon as `stop` turns `true` instead of waiting out its
+    /// backoff: a shutdown is then not held up by a server that asked to wait (`Retry-After`).
+    /// A request given up that way fails with [`HttpError::Stopped`], whose cause is
+    /// [`StoppedByShutdown`]. A request already on the wire is not cut: it ends within
+    /// `timeoutMs`.
+    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> HttpClient {
+        self.stop = Some(stop);
+        self
     }
 
     /// The URL as it may appear in logs and errors: no userinfo, no api-key or other secret
@@ -484,21 +500,28 @@ impl HttpClient {
             .headers
             .insert(ACCEPT, HeaderValue::from_static("application/json"));
         let credential = Credential::Header(AUTHORIZATION, oauth.client_auth().clone());
-        let response =
-            self.execute(&request, &credential)
-                .await
-                .map_err(|error| HttpError::Token {
+        let response = self
+            .execute(&request, &credential)
+            .await
+            .map_err(|error| match error {
+                HttpError::Stopped { .. } => error,
+                error => HttpError::Token {
                     url: url.clone(),
                     problem: token_problem(&error),
-                })?;
-        let (token, expires_in) =
+                },
+            })?;
+        let (token, lifetime) =
             auth::read_token_response(response.body()).map_err(|problem| HttpError::Token {
                 url: url.clone(),
                 problem,
             })?;
-        tracing::debug!(url = %url, expires_in, "obtained an OAuth2 access token");
+        tracing::debug!(
+            url = %url,
+            lifetime_s = lifetime.map(|l| l.as_secs()),
+            "obtained an OAuth2 access token"
+        );
         cache
-            .store(&token, expires_in)
+            .store(&token, lifetime)
             .map_err(|problem| HttpError::Token { url, problem })
     }
 
@@ -534,7 +557,7 @@ impl HttpClient {
                             delay_ms = delay.as_millis() as u64,
                             "retryable status; trying again"
                         );
-                        tokio::time::sleep(delay).await;
+                        self.wait_to_retry(request, attempt, delay).await?;
                         continue;
                     }
                     return Err(HttpError::Status {
@@ -559,7 +582,7 @@ impl HttpClient {
                             delay_ms = delay.as_millis() as u64,
                             "request failed; trying again"
                         );
-                        tokio::time::sleep(delay).await;
+                        self.wait_to_retry(request, attempt, delay).await?;
                         continue;
                     }
                     return Err(HttpError::Transport {
@@ -571,6 +594,36 @@ impl HttpClient {
                     });
                 }
             }
+        }
+    }
+
+    /// Waits `delay` before the attempt after `attempts`, unless a shutdown request comes first.
+    async fn wait_to_retry(
+        &self,
+        request: &HttpRequest,
+        attempts: u32,
+        delay: Duration,
+    ) -> Result<(), HttpError> {
+        let Some(stop) = &self.stop else {
+            tokio::time::sleep(delay).await;
+            return Ok(());
+        };
+        let mut stop = stop.clone();
+        let requested = async {
+            // Nobody left to ask for a stop: only the delay ends the wait.
+            if stop.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            biased;
+            () = requested => Err(HttpError::Stopped {
+                method: request.method,
+                url: self.inner.redactor.url(&request.url),
+                attempts,
+                cause: StoppedByShutdown,
+            }),
+            () = tokio::time::sleep(delay) => Ok(()),
         }
     }
 
