@@ -17,6 +17,7 @@
 //!     connection_string_ref: None,
 //!     driver: None,
 //!     access: Access::Read,
+//!     statement_timeout: std::time::Duration::from_secs(30),
 //! })
 //! .await?;
 //! let statement = database.prepare("SELECT 1 AS id").await?;
