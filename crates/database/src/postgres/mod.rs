@@ -112,7 +112,7 @@ fn show(config: &Config) -> String {
 }
 
 /// How long connecting may take when the connection string sets no `connect_timeout`.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open connection, and what it takes to ask the server to stop a statement on it.
 pub(crate) struct Session {
