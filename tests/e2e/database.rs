@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Outcome, Workspace};
+use crate::support::silent::Silent;
+use crate::support::{Outcome, Workspace, output_within};
 
 fn postgres_url() -> String {
     std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
@@ -434,4 +435,109 @@ output:
         })
     };
     assert_eq!(count, 2);
+}
+
+/// A PostgreSQL URL with a password, pointing at a server that never answers.
+fn silent_url(silent: &Silent, database: &str) -> String {
+    format!(
+        "postgres://app:s3cret-pw@127.0.0.1:{}/{database}?connect_timeout=1",
+        silent.port()
+    )
+}
+
+#[test]
+fn a_database_input_that_never_answers_fails_at_its_connect_timeout_with_exit_3() {
+    let silent = Silent::start();
+    let ws = Workspace::new();
+    ws.write(
+        "silent.yaml",
+        &format!(
+            r#"
+name: silent
+input:
+  type: database
+  connectionString: "{}"
+  query: SELECT id FROM events WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 10
+  statePersistence:
+    id: {{field: id}}
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#,
+            silent_url(&silent, "sales")
+        ),
+    );
+    let seeded = "{\"id\": 7}\n";
+    ws.write("state/silent.json", seeded);
+    let started = Instant::now();
+    let outcome = output_within(
+        ws.command(&["run", "silent.yaml", "--once"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(outcome.code, Some(3), "{outcome:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        outcome.stderr.contains(&format!(
+            "cannot connect to postgres://app@127.0.0.1:{}/sales: no answer within 1 s \
+             (connect_timeout, which bounds the TCP connection, TLS and the login together)",
+            silent.port()
+        )),
+        "{outcome:?}"
+    );
+    assert!(!outcome.stderr.contains("s3cret-pw"), "{outcome:?}");
+    assert_eq!(silent.accepted(), 1);
+    assert_eq!(ws.read("state/silent.json"), seeded);
+    assert!(!ws.path().join("out.jsonl").exists());
+}
+
+#[test]
+fn a_database_output_that_never_answers_fails_at_its_connect_timeout_with_exit_3() {
+    let silent = Silent::start();
+    let ws = Workspace::new();
+    rusqlite::Connection::open(ws.path().join("source.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO people VALUES (1, 'a@example.com'), (2, 'b@example.com');",
+        )
+        .unwrap();
+    ws.write(
+        "silent.yaml",
+        &format!(
+            r#"
+name: silent
+input:
+  type: database
+  connectionString: sqlite://source.db
+  query: SELECT id, email FROM people WHERE id > COALESCE($1, 0) ORDER BY id LIMIT 10
+  statePersistence:
+    id: {{field: id}}
+    storagePath: ./state
+output:
+  type: database
+  connectionString: "{}"
+  query: INSERT INTO dest (id, email) VALUES ($1, $2)
+  parameters: [record.id, record.email]
+"#,
+            silent_url(&silent, "dest")
+        ),
+    );
+    let outcome = output_within(
+        ws.command(&["run", "silent.yaml", "--once"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(outcome.code, Some(3), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains(&format!(
+            "output failed on batch 1 (2 records): cannot connect to \
+             postgres://app@127.0.0.1:{}/dest: no answer within 1 s",
+            silent.port()
+        )),
+        "{outcome:?}"
+    );
+    assert!(!outcome.stderr.contains("s3cret-pw"), "{outcome:?}");
+    assert!(!ws.path().join("state/silent.json").exists());
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::Workspace;
 use crate::support::http::{Request, Response, Server};
+use crate::support::silent::Silent;
 
 /// A source of records with ids 1..=`last`: each request gets the next `per_request` records
 /// after its `after_id`, and pages through them with `page`/`limit` when asked.
@@ -778,4 +779,47 @@ fn sigterm_while_the_http_output_waits_out_a_retry_after_exits_at_once_with_the_
         1,
         "no retry after the signal, and the one request was refused"
     );
+}
+
+#[test]
+fn a_scheduled_run_against_a_silent_database_fails_at_its_connect_timeout_and_the_next_tick_connects_again()
+ {
+    let silent = Silent::start();
+    let ws = Workspace::new();
+    ws.write(
+        "silent.yaml",
+        &format!(
+            r#"
+name: silent
+input:
+  type: database
+  schedule: "* * * * * *"
+  connectionString: "postgres://app:s3cret-pw@127.0.0.1:{}/sales?connect_timeout=1"
+  query: SELECT id FROM events WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 10
+  statePersistence:
+    id: {{field: id}}
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#,
+            silent.port()
+        ),
+    );
+    let running = Running::start(&ws, &["run", "silent.yaml"]);
+    running.wait_for_log("a failed run", Duration::from_secs(20), |log| {
+        log.contains(&format!(
+            "run failed: silent.yaml: input: cannot connect to \
+             postgres://app@127.0.0.1:{}/sales: no answer within 1 s",
+            silent.port()
+        ))
+    });
+    // A run that hung would keep every later tick skipped: a second connection means the
+    // pipeline was free again and a later tick tried afresh.
+    if !silent.wait_for_connections(2, Duration::from_secs(20)) {
+        panic!("no second connection:\n{}", running.log());
+    }
+    running.signal("TERM");
+    let (code, log) = running.exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("s3cret-pw"), "{log}");
+    assert!(!ws.path().join("state/silent.json").exists());
 }

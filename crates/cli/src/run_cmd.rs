@@ -212,6 +212,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_once_whose_run_panicked_exits_3_naming_the_file_and_the_pipeline() {
+        let message = "the run of pipeline `events` stopped on an internal error (panicked: \
+                       attempt to add with overflow); the state stays where the last committed \
+                       batch left it";
+        let report = Report {
+            ending: Ending::Completed,
+            failures: vec![cannectors_scheduler::RunFailure {
+                pipeline: "events".to_owned(),
+                file: PathBuf::from("pipelines/events.yaml"),
+                message: message.to_owned(),
+            }],
+        };
+        let failure = conclude(report, std::time::Duration::from_secs(30)).unwrap_err();
+        assert_eq!(failure.code, Code::Runtime);
+        assert_eq!(failure.code as u8, 3);
+        assert_eq!(failure.message, format!("pipelines/events.yaml: {message}"));
+    }
+
+    #[test]
     fn directory_listing_keeps_pipeline_files_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         for name in [

@@ -542,6 +542,16 @@ pub struct DatabaseInput {
     /// Which cursors to keep between runs.
     #[serde(default)]
     pub state_persistence: Option<StatePersistence>,
+    /// The longest the database may take to answer one statement, in milliseconds (default
+    /// 300000): the query with all its rows. A statement that takes longer fails the run.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+}
+
+/// Five minutes: long enough for a heavy query on a large table, short enough that a server
+/// that stopped answering does not hold a scheduled pipeline for hours.
+pub(crate) fn default_statement_timeout_ms() -> u64 {
+    300_000
 }
 
 impl DatabaseInput {
@@ -664,6 +674,10 @@ pub struct DatabaseOutput {
     /// One transaction a batch (default true): the batch commits whole or not at all.
     #[serde(default = "enabled_by_default")]
     pub transaction: bool,
+    /// The longest the database may take to answer one statement, in milliseconds (default
+    /// 300000): beginning or committing the transaction, or writing a group of records.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
 }
 
 impl DatabaseOutput {

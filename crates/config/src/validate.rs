@@ -416,6 +416,16 @@ fn check_timeout(findings: &mut Findings, path: &KeyPath, timeout_ms: u64) {
     }
 }
 
+/// Zero would mean "no bound", which lets a silent server hold a run forever.
+fn check_statement_timeout(findings: &mut Findings, path: &KeyPath, timeout_ms: u64) {
+    if timeout_ms == 0 {
+        findings.problem(
+            path.key("statementTimeoutMs"),
+            "statementTimeoutMs must be more than 0; remove it for the default 300000 (5 minutes)",
+        );
+    }
+}
+
 /// A credential key and its value, if given.
 type Credential<'a> = (&'a str, Option<&'a String>);
 
@@ -704,6 +714,7 @@ fn check_database_input(
         }
         (Some(_), None) => {}
     }
+    check_statement_timeout(findings, path, input.statement_timeout_ms);
     let state = input.state_persistence.clone().unwrap_or_default();
     check_database_cursors(findings, &path.key("statePersistence"), &state);
     let cursors: Vec<&str> = [
@@ -990,6 +1001,7 @@ fn check_database_output(findings: &mut Findings, path: &KeyPath, output: &mut D
     ) {
         output.driver = Some(driver);
     }
+    check_statement_timeout(findings, path, output.statement_timeout_ms);
     for (i, parameter) in output.parameters.iter().enumerate() {
         if parameter.uses_state() {
             findings.problem(

@@ -1089,3 +1089,27 @@ fn a_database_input_refuses_the_http_timestamp_format() {
         "input.statePersistence.timestamp.format: format is for httpPolling inputs",
     );
 }
+
+#[test]
+fn database_statement_timeouts_default_to_five_minutes_and_zero_is_refused() {
+    let loaded = load(&database_input("  query: select 1\n")).unwrap();
+    let cannectors_config::InputConfig::Database(input) = &loaded.pipeline.input else {
+        panic!("a database input");
+    };
+    assert_eq!(input.statement_timeout_ms, 300_000);
+    let output = http_input("").replace(
+        "{type: stdout}",
+        "{type: database, connectionString: \"sqlite://out.db\", query: \"insert into t default values\", statementTimeoutMs: 0}",
+    );
+    assert_eq!(
+        invalid(&database_input(
+            "  query: select 1\n  statementTimeoutMs: 0\n"
+        )),
+        "pipeline.yaml:6:3: input.statementTimeoutMs: statementTimeoutMs must be more than 0; \
+         remove it for the default 300000 (5 minutes)"
+    );
+    assert_has(
+        &invalid(&output),
+        "output.statementTimeoutMs: statementTimeoutMs must be more than 0",
+    );
+}

@@ -5,6 +5,9 @@
 //! They live here, once, so the sink in `cannectors-output` and the source in this crate agree
 //! on every conversion.
 
+use std::future::Future;
+use std::time::Duration;
+
 use futures_util::{StreamExt as _, future};
 use serde_json::Value;
 use tokio_postgres::GenericClient;
@@ -57,18 +60,68 @@ pub struct ConnectionSettings<'a> {
     pub driver: Option<Driver>,
     /// Read only, or read and write.
     pub access: Access,
+    /// The longest the database may take to answer one statement (`statementTimeoutMs`).
+    pub statement_timeout: Duration,
 }
 
 /// An open connection to a database.
 pub struct Database {
     engine: Engine,
+    statement_timeout: Duration,
     target: String,
     key: &'static str,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per connection; boxing would only complicate matching"
+)]
 enum Engine {
-    Postgres(tokio_postgres::Client),
+    Postgres(postgres::Session),
     Sqlite(sqlite::Handle),
+}
+
+/// The bound on one statement, and how to stop a statement that outlives it.
+///
+/// A client-side bound is the only one that holds when the server stops answering; a stopped
+/// statement is then also cancelled at the database, so that it does not keep working (or
+/// holding locks) for a client that has given up on it.
+struct Limit<'a> {
+    key: &'static str,
+    target: &'a str,
+    timeout: Duration,
+    stop: Stop<'a>,
+}
+
+enum Stop<'a> {
+    Postgres(&'a postgres::Canceller),
+    Sqlite(&'a sqlite::Handle),
+}
+
+impl Limit<'_> {
+    /// Waits for `work` at most the statement timeout; `action` says what it was doing, for
+    /// the message.
+    async fn run<T>(
+        &self,
+        action: impl FnOnce() -> String,
+        work: impl Future<Output = Result<T, DatabaseError>>,
+    ) -> Result<T, DatabaseError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                match self.stop {
+                    Stop::Postgres(canceller) => canceller.cancel().await,
+                    Stop::Sqlite(handle) => handle.interrupt(),
+                }
+                Err(DatabaseError::StatementTimeout {
+                    key: self.key,
+                    target: self.target.to_owned(),
+                    action: action(),
+                    timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
+        }
+    }
 }
 
 /// A prepared statement and what it expects.
@@ -169,18 +222,21 @@ impl Database {
         match driver_of(key, url, settings.driver)? {
             Driver::Postgres => {
                 let target = postgres::parse_target(url, key)?;
-                let client = postgres::connect(&target).await?;
+                let session = postgres::connect(&target).await?;
                 Ok(Database {
-                    engine: Engine::Postgres(client),
+                    engine: Engine::Postgres(session),
+                    statement_timeout: settings.statement_timeout,
                     target: target.shown,
                     key,
                 })
             }
             Driver::Sqlite => {
                 let target = sqlite::parse_target(url);
-                let handle = sqlite::open(&target, settings.access).await?;
+                let handle =
+                    sqlite::open(&target, settings.access, settings.statement_timeout).await?;
                 Ok(Database {
                     engine: Engine::Sqlite(handle),
+                    statement_timeout: settings.statement_timeout,
                     target: target.shown,
                     key,
                 })
@@ -193,6 +249,18 @@ impl Database {
         &self.target
     }
 
+    fn limit(&self) -> Limit<'_> {
+        Limit {
+            key: self.key,
+            target: &self.target,
+            timeout: self.statement_timeout,
+            stop: match &self.engine {
+                Engine::Postgres(session) => Stop::Postgres(&session.canceller),
+                Engine::Sqlite(handle) => Stop::Sqlite(handle),
+            },
+        }
+    }
+
     /// Prepares `sql`; every placeholder must have a type values can be bound to.
     pub async fn prepare(&self, sql: &str) -> Result<Statement, DatabaseError> {
         let key = self.key;
@@ -201,12 +269,19 @@ impl Database {
             target: self.target.clone(),
             reason,
         };
+        let limit = self.limit();
+        let preparing = || format!("preparing {key}.query");
         match &self.engine {
-            Engine::Postgres(client) => {
-                let statement = client
-                    .prepare(sql)
-                    .await
-                    .map_err(|e| fail(postgres::describe(&e)))?;
+            Engine::Postgres(session) => {
+                let statement = limit
+                    .run(preparing, async {
+                        session
+                            .client
+                            .prepare(sql)
+                            .await
+                            .map_err(|e| fail(postgres::describe(&e)))
+                    })
+                    .await?;
                 for (i, ty) in statement.params().iter().enumerate() {
                     if !bindable(ty) {
                         return Err(DatabaseError::UnsupportedParameterType {
@@ -224,7 +299,11 @@ impl Database {
                 })
             }
             Engine::Sqlite(handle) => {
-                let prepared = sqlite::prepare(handle, sql).await?.map_err(fail)?;
+                let prepared = limit
+                    .run(preparing, async {
+                        sqlite::prepare(handle, sql).await?.map_err(fail)
+                    })
+                    .await?;
                 let placeholders = prepared.placeholders;
                 Ok(Statement {
                     kind: StatementKind::Sqlite(prepared),
@@ -266,14 +345,11 @@ impl Database {
             target: self.target.clone(),
             reason,
         };
+        let limit = self.limit();
+        let running = || format!("{key}.query");
         match (&self.engine, &statement.kind) {
-            (Engine::Postgres(client), StatementKind::Postgres { statement, .. }) => {
+            (Engine::Postgres(session), StatementKind::Postgres { statement, .. }) => {
                 let params = self.convert_row(statement, values, exprs)?;
-                let stream = client
-                    .query_raw(statement, params.iter())
-                    .await
-                    .map_err(|e| fail(postgres::describe(&e)))?;
-                let mut stream = std::pin::pin!(stream);
                 let mut received = match rows.0 {
                     RowsKind::Postgres(mut received) => {
                         received.clear();
@@ -281,16 +357,31 @@ impl Database {
                     }
                     RowsKind::Records(_) => Vec::new(),
                 };
-                while let Some(row) = stream.next().await {
-                    received.push(row.map_err(|e| fail(postgres::describe(&e)))?);
-                }
-                Ok(Rows(RowsKind::Postgres(received)))
+                // The bound covers the rows too: a server can stop answering half-way.
+                limit
+                    .run(running, async {
+                        let stream = session
+                            .client
+                            .query_raw(statement, params.iter())
+                            .await
+                            .map_err(|e| fail(postgres::describe(&e)))?;
+                        let mut stream = std::pin::pin!(stream);
+                        while let Some(row) = stream.next().await {
+                            received.push(row.map_err(|e| fail(postgres::describe(&e)))?);
+                        }
+                        Ok(Rows(RowsKind::Postgres(received)))
+                    })
+                    .await
             }
             (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
-                sqlite::query(handle, prepared, values.to_vec())
-                    .await?
-                    .map(|records| Rows(RowsKind::Records(records)))
-                    .map_err(fail)
+                limit
+                    .run(running, async {
+                        sqlite::query(handle, prepared, values.to_vec())
+                            .await?
+                            .map(|records| Rows(RowsKind::Records(records)))
+                            .map_err(fail)
+                    })
+                    .await
             }
             _ => Err(fail(
                 "the statement was prepared on another connection".to_owned(),
@@ -395,8 +486,18 @@ impl Database {
     ) -> Result<(), DatabaseError> {
         let target = self.target.clone();
         let key = self.key;
+        let timeout = self.statement_timeout;
         match (&mut self.engine, &statement.kind) {
-            (Engine::Postgres(client), StatementKind::Postgres { statement, .. }) => {
+            (
+                Engine::Postgres(postgres::Session { client, canceller }),
+                StatementKind::Postgres { statement, .. },
+            ) => {
+                let limit = Limit {
+                    key,
+                    target: &target,
+                    timeout,
+                    stop: Stop::Postgres(canceller),
+                };
                 let transaction_failure =
                     |action, e: tokio_postgres::Error| DatabaseError::Transaction {
                         action,
@@ -404,24 +505,49 @@ impl Database {
                         reason: postgres::describe(&e),
                     };
                 if !transaction {
-                    return execute_all(&*client, statement, &rows, exprs, key, &target, false)
-                        .await;
+                    return execute_all(&*client, statement, &rows, exprs, &limit, false).await;
                 }
-                let tx = client
-                    .transaction()
-                    .await
-                    .map_err(|e| transaction_failure("begin", e))?;
-                match execute_all(&tx, statement, &rows, exprs, key, &target, true).await {
-                    Ok(()) => tx
-                        .commit()
-                        .await
-                        .map_err(|e| transaction_failure("commit", e)),
+                let tx = limit
+                    .run(|| "beginning the transaction".to_owned(), async {
+                        client
+                            .transaction()
+                            .await
+                            .map_err(|e| transaction_failure("begin", e))
+                    })
+                    .await?;
+                match execute_all(&tx, statement, &rows, exprs, &limit, true).await {
+                    Ok(()) => {
+                        limit
+                            .run(
+                                || {
+                                    "committing the transaction (whether the database \
+                                     committed it is unknown)"
+                                        .to_owned()
+                                },
+                                async {
+                                    tx.commit()
+                                        .await
+                                        .map_err(|e| transaction_failure("commit", e))
+                                },
+                            )
+                            .await
+                    }
+                    // A rollback would wait on the same silent server; dropping the
+                    // transaction queues one without waiting, and the cancelled statement
+                    // ends the transaction at the server anyway.
+                    Err(e @ DatabaseError::StatementTimeout { .. }) => Err(e),
                     Err(e) => {
-                        if let Err(rollback) = tx.rollback().await {
+                        let rollback = limit
+                            .run(|| "rolling back the transaction".to_owned(), async {
+                                tx.rollback()
+                                    .await
+                                    .map_err(|e| transaction_failure("roll back", e))
+                            })
+                            .await;
+                        if let Err(rollback) = rollback {
                             tracing::warn!(
-                                "rolling back on {target} failed (the server drops the \
-                                 transaction anyway): {}",
-                                postgres::describe(&rollback)
+                                "{rollback} (the server drops the transaction anyway when the \
+                                 connection closes)"
                             );
                         }
                         Err(e)
@@ -429,7 +555,21 @@ impl Database {
                 }
             }
             (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
-                match sqlite::write(handle, prepared, rows, transaction).await? {
+                let limit = Limit {
+                    key,
+                    target: &target,
+                    timeout,
+                    stop: Stop::Sqlite(handle),
+                };
+                // The batch is one call on the blocking pool, so the bound covers all of it.
+                let records = rows.len();
+                let written = limit
+                    .run(
+                        || format!("writing the batch of {records} record(s)"),
+                        sqlite::write(handle, prepared, rows, transaction),
+                    )
+                    .await?;
+                match written {
                     Ok(()) => Ok(()),
                     Err(failure) => Err(match failure.position {
                         Some(position) => DatabaseError::Write {
@@ -464,13 +604,13 @@ async fn execute_all<C: GenericClient + Sync>(
     statement: &tokio_postgres::Statement,
     rows: &[Vec<Value>],
     exprs: &[String],
-    key: &'static str,
-    target: &str,
+    limit: &Limit<'_>,
     rolled_back: bool,
 ) -> Result<(), DatabaseError> {
+    let key = limit.key;
     let write_failure = |position, reason| DatabaseError::Write {
         position,
-        target: target.to_owned(),
+        target: limit.target.to_owned(),
         rolled_back,
         reason,
     };
@@ -500,21 +640,30 @@ async fn execute_all<C: GenericClient + Sync>(
             }
             params.push(row);
         }
-        let results = future::join_all(
-            params
-                .iter()
-                .map(|row| client.execute_raw(statement, row.iter())),
-        )
-        .await;
-        // Statements after a failed one fail too ("transaction is aborted"); the first failure
-        // in batch order is the one that names the bad record.
-        if let Some((offset, e)) = results
-            .into_iter()
-            .enumerate()
-            .find_map(|(i, r)| r.err().map(|e| (i, e)))
-        {
-            return Err(write_failure(first + offset, postgres::describe(&e)));
-        }
+        let writing = || match chunk.len() {
+            1 => format!("writing record {first} of the batch"),
+            n => format!("writing records {first} to {} of the batch", first + n - 1),
+        };
+        limit
+            .run(writing, async {
+                let results = future::join_all(
+                    params
+                        .iter()
+                        .map(|row| client.execute_raw(statement, row.iter())),
+                )
+                .await;
+                // Statements after a failed one fail too ("transaction is aborted"); the first
+                // failure in batch order is the one that names the bad record.
+                match results
+                    .into_iter()
+                    .enumerate()
+                    .find_map(|(i, r)| r.err().map(|e| (i, e)))
+                {
+                    Some((offset, e)) => Err(write_failure(first + offset, postgres::describe(&e))),
+                    None => Ok(()),
+                }
+            })
+            .await?;
     }
     Ok(())
 }

@@ -138,6 +138,24 @@ pub enum DatabaseError {
         /// The database's message.
         reason: String,
     },
+    /// The database did not finish a statement within the statement timeout; it was asked
+    /// to stop it.
+    #[error(
+        "{action} did not finish on {target} within {key}.statementTimeoutMs \
+         ({timeout_ms} ms), so it was cancelled; if the database is up and the statement is \
+         only slow, raise {key}.statementTimeoutMs, otherwise check that the server is \
+         answering and that no other session holds a lock the statement waits for"
+    )]
+    StatementTimeout {
+        /// `input` or `output`.
+        key: &'static str,
+        /// The database, without its password.
+        target: String,
+        /// What was running, e.g. `input.query` or `writing records 0 to 255 of the batch`.
+        action: String,
+        /// The statement timeout, in milliseconds.
+        timeout_ms: u64,
+    },
     /// A value of a result row could not be decoded.
     #[error("{key}.query: cannot read column `{column}` ({ty}) of row {row}: {reason}")]
     Decode {

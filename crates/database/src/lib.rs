@@ -5,7 +5,10 @@
 //! it) or SQLite (bundled, its calls on the blocking pool), prepares statements, binds JSON
 //! values as the types the database expects for each placeholder, decodes rows straight from
 //! PostgreSQL's binary values into JSON records, and writes batches in a transaction.
-//! docs/databases.md has the type mapping.
+//! Every wait is bounded: connecting by the connection string's `connect_timeout` (default 30 s)
+//! over TCP, TLS and login together, every statement by
+//! [`ConnectionSettings::statement_timeout`], past which the statement is also cancelled at the
+//! database. docs/databases.md has the type mapping and the timeouts.
 //!
 //! ```
 //! use cannectors_database::{Access, ConnectionSettings, Database};
@@ -17,6 +20,7 @@
 //!     connection_string_ref: None,
 //!     driver: None,
 //!     access: Access::Read,
+//!     statement_timeout: std::time::Duration::from_secs(30),
 //! })
 //! .await?;
 //! let statement = database.prepare("SELECT 1 AS id").await?;

@@ -7,6 +7,7 @@
 //! type of the value each row holds.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use base64::Engine as _;
 use cannectors_connector::Record;
@@ -54,10 +55,18 @@ pub(crate) fn parse_target(text: &str) -> Target {
 #[derive(Clone)]
 pub(crate) struct Handle {
     connection: Arc<Mutex<Connection>>,
+    /// Stops the statement a blocking task is running, from any thread.
+    interrupt: Arc<rusqlite::InterruptHandle>,
     pub(crate) shown: String,
 }
 
 impl Handle {
+    /// Makes the statement in progress fail with `SQLITE_INTERRUPT`, so that a blocking
+    /// thread nobody waits for any more is given back.
+    pub(crate) fn interrupt(&self) {
+        self.interrupt.interrupt();
+    }
+
     async fn run<T, F>(&self, work: F) -> Result<T, DatabaseError>
     where
         T: Send + 'static,
@@ -80,7 +89,13 @@ fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub(crate) async fn open(target: &Target, access: Access) -> Result<Handle, DatabaseError> {
+/// Opens the database. A statement waits for another process's lock at most
+/// `statement_timeout` (SQLite's busy timeout), which is also the bound on the whole statement.
+pub(crate) async fn open(
+    target: &Target,
+    access: Access,
+    statement_timeout: Duration,
+) -> Result<Handle, DatabaseError> {
     let location = target.location.clone();
     let shown = target.shown.clone();
     let opened = tokio::task::spawn_blocking(move || {
@@ -91,7 +106,9 @@ pub(crate) async fn open(target: &Target, access: Access) -> Result<Handle, Data
             Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         };
         let connection = Connection::open_with_flags(&location, flags)?;
-        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        // SQLite counts the busy timeout in milliseconds in an i32, and rusqlite panics
+        // beyond it; 24 days is no bound anyone means to set.
+        connection.busy_timeout(statement_timeout.min(Duration::from_millis(i32::MAX as u64)))?;
         Ok::<_, rusqlite::Error>(connection)
     })
     .await
@@ -107,6 +124,7 @@ pub(crate) async fn open(target: &Target, access: Access) -> Result<Handle, Data
         ),
     })?;
     Ok(Handle {
+        interrupt: Arc::new(connection.get_interrupt_handle()),
         connection: Arc::new(Mutex::new(connection)),
         shown,
     })

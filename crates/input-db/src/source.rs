@@ -13,6 +13,7 @@
 //! background is reported then too.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cannectors_config::{DatabaseInput, Expr, StateCursor};
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
@@ -100,6 +101,7 @@ impl DatabaseSource {
             connection_string_ref: input.connection_string_ref.as_deref(),
             driver: input.driver,
             access: Access::Read,
+            statement_timeout: Duration::from_millis(input.statement_timeout_ms),
         })
         .await?;
         let statement = database.prepare(&sql).await?;

@@ -654,3 +654,37 @@ async fn a_value_without_a_json_form_names_its_column_and_row() {
         "input.query: cannot read column `at` (timestamp) of row 1: the timestamp is out of range"
     );
 }
+
+#[tokio::test]
+async fn a_query_slower_than_statement_timeout_ms_ends_the_run_with_a_clear_message() {
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT 1 AS id FROM pg_sleep(30)",
+            "statementTimeoutMs": 300
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(20), source.next_batch())
+        .await
+        .expect("the statement timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("input.query did not finish on postgres://cannectors@127.0.0.1:"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "within input.statementTimeoutMs (300 ms), so it was cancelled; if the database is \
+             up and the statement is only slow, raise input.statementTimeoutMs"
+        ),
+        "{message}"
+    );
+}

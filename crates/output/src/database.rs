@@ -7,6 +7,8 @@
 //! executor commits no cursor. The connection is opened at the first batch, so building the
 //! sink needs no network.
 
+use std::time::Duration;
+
 use cannectors_config::{DatabaseOutput, Expr, FieldPath};
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
 use cannectors_database::{Access, ConnectionSettings, Database, DatabaseError, Statement};
@@ -98,6 +100,7 @@ impl DatabaseSink {
             connection_string_ref: self.config.connection_string_ref.as_deref(),
             driver: self.config.driver,
             access: Access::Write,
+            statement_timeout: Duration::from_millis(self.config.statement_timeout_ms),
         })
         .await?;
         let statement = database.prepare(&self.config.query).await?;

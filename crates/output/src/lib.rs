@@ -308,6 +308,7 @@ mod tests {
             query: "INSERT INTO dest (id) VALUES ($1)".into(),
             parameters: Vec::new(),
             transaction: true,
+            statement_timeout_ms: 300_000,
         });
         assert!(build(&config).is_ok());
     }

@@ -305,3 +305,46 @@ async fn without_a_transaction_the_records_before_the_failure_stay() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn a_write_slower_than_statement_timeout_ms_fails_and_commits_nothing() {
+    let client = schema(
+        "sink_slow",
+        "CREATE TABLE dest (id bigint PRIMARY KEY, email text);",
+    )
+    .await;
+    let config: DatabaseOutput = serde_json::from_value(json!({
+        "connectionString": postgres_url(),
+        // The second record's row makes the server sleep far past the bound.
+        "query": "INSERT INTO sink_slow.dest (id, email) \
+                  SELECT $1, $2 FROM pg_sleep(CASE WHEN $1::bigint = 2 THEN 30 ELSE 0 END)",
+        "parameters": ["record.id", "record.email"],
+        "statementTimeoutMs": 300
+    }))
+    .unwrap();
+    let mut sink = cannectors_output::build(&OutputConfig::Database(config)).unwrap();
+    let batch = [json!({"id": 1, "email": "a@example.com"}), json!({"id": 2})].map(Record::from);
+    let started = std::time::Instant::now();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(20), sink.write(&batch))
+        .await
+        .expect("the statement timeout ends the wait")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("writing records 0 to 1 of the batch did not finish on postgres://"),
+        "{message}"
+    );
+    assert!(
+        message.contains("within output.statementTimeoutMs (300 ms), so it was cancelled"),
+        "{message}"
+    );
+    assert!(
+        rows(&client, "SELECT id, email FROM sink_slow.dest")
+            .await
+            .is_empty()
+    );
+}

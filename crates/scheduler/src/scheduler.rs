@@ -5,9 +5,13 @@
 //! schedule, then starts a run in a task of its own, so that the ticks keep coming while the run
 //! goes: a tick that finds the previous run still going is skipped. A pipeline without a
 //! schedule (or every pipeline, with `once`) runs once, right away. A failed run is logged and
-//! counted; it never ends its driver or any other.
+//! counted; it never ends its driver or any other. A run that panics is a failed run like any
+//! other: the panic is caught where the run is awaited, so it is counted, reported and frees
+//! the pipeline for the next tick.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,6 +20,7 @@ use cannectors_config::{LoadedPipeline, Secrets};
 use cannectors_runtime::{Executor, RunError, RunOptions, RunProgress};
 use cannectors_state::StateError;
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -410,41 +415,32 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
         stop: Some(context.stopping.clone()),
         progress: Some(progress),
     };
-    let outcome = match job.executor.run(&options).await {
-        Ok(summary) if summary.interrupted => Outcome::Interrupted,
-        Ok(_) => Outcome::Success,
-        Err(RunError::State(error @ StateError::Locked { .. })) if scheduled => {
+    // A panic anywhere in the run (a bug) must not pass for a success, nor leave the run
+    // "in progress" forever: it is caught here, in the task that awaits the run, and goes the
+    // way of any other failure.
+    let finished = AssertUnwindSafe(job.executor.run(&options))
+        .catch_unwind()
+        .await;
+    let outcome = match finished {
+        Ok(Ok(summary)) if summary.interrupted => Outcome::Interrupted,
+        Ok(Ok(_)) => Outcome::Success,
+        Ok(Err(RunError::State(error @ StateError::Locked { .. }))) if scheduled => {
             tracing::warn!(pipeline = %job.name, "skipping this run: {error}");
             Outcome::Skipped
         }
-        Err(error) => {
-            let message = job.secrets.redact(&error.to_string());
-            if context.long_running {
-                let next = if scheduled {
-                    "; the next scheduled run tries again"
-                } else {
-                    ""
-                };
-                tracing::error!(
-                    pipeline = %job.name,
-                    "run failed: {}: {message}{next}",
-                    job.file.display()
-                );
-            }
-            context
-                .failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    job.name.clone(),
-                    RunFailure {
-                        pipeline: job.name.clone(),
-                        file: job.file.clone(),
-                        message,
-                    },
-                );
-            Outcome::Failure
-        }
+        Ok(Err(error)) => failed(job, context, scheduled, &error.to_string()),
+        Err(panic) => failed(
+            job,
+            context,
+            scheduled,
+            &format!(
+                "the run of pipeline `{}` stopped on an internal error ({}); the state stays \
+                 where the last committed batch left it and the batch in flight is sent again \
+                 by the next run. This is a bug in cannectors: please report it",
+                job.name,
+                panic_text(panic.as_ref())
+            ),
+        ),
     };
     if outcome == Outcome::Success {
         context
@@ -460,6 +456,46 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
     }
     context.metrics.finished(&job.name, outcome);
     drop(slot);
+}
+
+/// Logs (when the process keeps running) and records a failed run.
+fn failed(job: &Job, context: &Context, scheduled: bool, error: &str) -> Outcome {
+    let message = job.secrets.redact(error);
+    if context.long_running {
+        let next = if scheduled {
+            "; the next scheduled run tries again"
+        } else {
+            ""
+        };
+        tracing::error!(
+            pipeline = %job.name,
+            "run failed: {}: {message}{next}",
+            job.file.display()
+        );
+    }
+    context
+        .failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(
+            job.name.clone(),
+            RunFailure {
+                pipeline: job.name.clone(),
+                file: job.file.clone(),
+                message,
+            },
+        );
+    Outcome::Failure
+}
+
+/// What a panic said: its message when it has one (`panic!("...")` carries a `&str` or a
+/// `String`).
+fn panic_text(panic: &(dyn Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => format!("panicked: {text}"),
+        (None, Some(text)) => format!("panicked: {text}"),
+        (None, None) => "panicked".to_owned(),
+    }
 }
 
 /// Sleeps until the wall clock reaches `at`, looking at it again at least every

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use cannectors_scheduler::{Ending, Job, Outcome, Scheduler, SchedulerOptions, Shutdown};
@@ -290,4 +291,135 @@ async fn with_once_every_pipeline_runs_one_time_and_failures_are_reported() {
     assert_eq!(report.failures.len(), 1);
     assert_eq!(report.failures[0].file, dir.path().join("missing.yaml"));
     assert!(report.failures[0].message.contains("404"), "{report:?}");
+}
+
+/// Stands in for a bug anywhere in a run: a log layer that panics when a run of a pipeline
+/// whose name starts with `panics` logs its start. The panic happens inside the executor's
+/// run, where a real one would, without any hook in the code under test.
+struct PanicsOnStart;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicsOnStart {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields {
+            pipeline: String,
+            message: String,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                match field.name() {
+                    "pipeline" => self.pipeline = format!("{value:?}"),
+                    "message" => self.message = format!("{value:?}"),
+                    _ => {}
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if fields.message == "starting run" && fields.pipeline.starts_with("panics") {
+            panic!("a bug in the run of {}", fields.pipeline);
+        }
+    }
+}
+
+fn runs_of_pipelines_named_panics_panic() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(PanicsOnStart))
+            .unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_once_a_run_that_panics_is_a_reported_failure_and_the_others_run() {
+    runs_of_pipelines_named_panics_panic();
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "fine",
+        ResponseTemplate::new(200).set_body_json(json!([{"id": 5}])),
+    )
+    .await;
+    let jobs = vec![
+        job(dir.path(), &server, "panics", None),
+        job(dir.path(), &server, "fine", None),
+    ];
+    let scheduler = Scheduler::new(jobs, SchedulerOptions::default()).unwrap();
+    let metrics = scheduler.metrics();
+    let report = tokio::time::timeout(Duration::from_secs(20), scheduler.run(&Shutdown::new()))
+        .await
+        .unwrap();
+    assert_eq!(report.ending, Ending::Completed);
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(report.failures[0].pipeline, "panics");
+    assert_eq!(report.failures[0].file, dir.path().join("panics.yaml"));
+    assert!(
+        report.failures[0].message.starts_with(
+            "the run of pipeline `panics` stopped on an internal error (panicked: a bug in the \
+             run of panics); the state stays where the last committed batch left it"
+        ),
+        "{report:?}"
+    );
+    assert_eq!(metrics.runs("panics", Outcome::Failure), 1);
+    assert_eq!(metrics.runs("fine", Outcome::Success), 1);
+    let text = metrics.render();
+    assert!(
+        text.contains("cannectors_run_in_progress{pipeline=\"panics\"} 0\n"),
+        "{text}"
+    );
+    assert!(!dir.path().join("panics.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fine.jsonl")).unwrap(),
+        "{\"id\":5}\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_that_panics_is_counted_and_the_next_tick_runs_again() {
+    runs_of_pipelines_named_panics_panic();
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "steady",
+        ResponseTemplate::new(200).set_body_json(json!([{"id": 1}])),
+    )
+    .await;
+    let jobs = vec![
+        job(dir.path(), &server, "panics-often", every_second()),
+        job(dir.path(), &server, "steady", every_second()),
+    ];
+    let scheduler = Scheduler::new(jobs, SchedulerOptions::default()).unwrap();
+    let metrics = scheduler.metrics();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { scheduler.run(&shutdown).await }
+    });
+
+    let both_twice = until(Duration::from_secs(15), || {
+        metrics.runs("panics-often", Outcome::Failure) >= 2
+            && metrics.runs("steady", Outcome::Success) >= 2
+    })
+    .await;
+    shutdown.request();
+    let report = running.await.unwrap();
+    assert!(both_twice, "{}", metrics.render());
+    assert_eq!(report.ending, Ending::Stopped);
+    assert_eq!(metrics.runs("panics-often", Outcome::Skipped), 0);
+    let text = metrics.render();
+    assert!(
+        text.contains("cannectors_run_in_progress{pipeline=\"panics-often\"} 0\n"),
+        "{text}"
+    );
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(report.failures[0].pipeline, "panics-often");
+    assert!(
+        report.failures[0]
+            .message
+            .contains("(panicked: a bug in the run of panics-often)"),
+        "{report:?}"
+    );
 }

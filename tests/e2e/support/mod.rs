@@ -2,9 +2,11 @@
 //! command with a bounded wait.
 
 pub mod http;
+pub mod silent;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// The `cannectors` binary built for this test run.
 pub fn binary() -> PathBuf {
@@ -72,5 +74,29 @@ impl Workspace {
     /// Runs the binary to completion.
     pub fn run(&self, args: &[&str]) -> Outcome {
         Outcome::from_output(self.command(args).output().expect("start cannectors"))
+    }
+}
+
+/// Runs `command` to completion, for at most `limit`: a process still going then is killed and
+/// fails the test, so that a hang shows up as a failure rather than a stuck test run.
+pub fn output_within(mut command: Command, limit: Duration) -> Outcome {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cannectors");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(output) => Outcome::from_output(output.expect("wait for cannectors")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &pid.to_string()])
+                .status();
+            panic!("cannectors did not exit within {limit:?}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::TlsStream;
-use tokio_postgres::{Client, Config, Connection, NoTls};
+use tokio_postgres::{CancelToken, Client, Config, Connection, NoTls};
 
 use crate::DatabaseError;
 
@@ -49,29 +49,36 @@ pub(crate) fn parse_target(text: &str, key: &'static str) -> Result<Target, Data
 
 /// Takes out the TLS settings tokio-postgres does not read itself (`sslmode=verify-ca`,
 /// `verify-full`, `sslrootcert`), leaving `sslmode=require` where TLS is asked for.
+///
+/// The other parameters are kept as written: re-encoding them as a form would turn the spaces
+/// of `options=-c%20statement_timeout%3D60000` into `+`, which tokio-postgres (like libpq)
+/// reads as a plus sign.
 fn split_tls_settings(text: &str) -> (String, Option<Option<PathBuf>>) {
     let Ok(mut url) = url::Url::parse(text) else {
         let tls = text.contains("sslmode=require").then_some(None);
         return (text.to_owned(), tls);
     };
+    let Some(query) = url.query().map(str::to_owned) else {
+        return (url.to_string(), None);
+    };
     let mut wants_tls = false;
     let mut root_cert = None;
     let mut kept = Vec::new();
-    for (name, value) in url.query_pairs() {
-        match (name.as_ref(), value.as_ref()) {
-            ("sslmode", "require" | "verify-ca" | "verify-full") => wants_tls = true,
-            ("sslrootcert", path) => root_cert = Some(PathBuf::from(path)),
-            _ => kept.push((name.into_owned(), value.into_owned())),
+    for piece in query.split('&') {
+        let decoded = url::form_urlencoded::parse(piece.as_bytes()).next();
+        match decoded
+            .as_ref()
+            .map(|(name, value)| (name.as_ref(), value.as_ref()))
+        {
+            Some(("sslmode", "require" | "verify-ca" | "verify-full")) => wants_tls = true,
+            Some(("sslrootcert", path)) => root_cert = Some(PathBuf::from(path)),
+            _ => kept.push(piece),
         }
     }
     if wants_tls {
-        kept.push(("sslmode".to_owned(), "require".to_owned()));
+        kept.push("sslmode=require");
     }
-    if kept.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(kept);
-    }
+    url.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
     (url.to_string(), wants_tls.then_some(root_cert))
 }
 
@@ -104,43 +111,134 @@ fn show(config: &Config) -> String {
     format!("postgres://{user}{host}:{port}/{database}")
 }
 
-/// Connects and drives the connection on a background task.
-pub(crate) async fn connect(target: &Target) -> Result<Client, DatabaseError> {
-    let mut config = target.config.clone();
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(30));
+/// How long connecting may take when the connection string sets no `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open connection, and what it takes to ask the server to stop a statement on it.
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    pub(crate) canceller: Canceller,
+}
+
+/// Sends PostgreSQL's cancel request for the statement running on one connection.
+pub(crate) struct Canceller {
+    token: CancelToken,
+    /// The TLS settings of the connection, when it uses TLS: a cancel request travels the same way.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// The bound on reaching the server for the request.
+    connect_timeout: Duration,
+    shown: String,
+}
+
+impl Canceller {
+    /// Asks the server to stop the statement in progress, so that it does not keep working
+    /// on a statement nobody waits for. Best effort: a server that does not answer this
+    /// either is only logged.
+    pub(crate) async fn cancel(&self) {
+        let sent = match &self.tls {
+            None => {
+                tokio::time::timeout(self.connect_timeout, self.token.cancel_query(NoTls)).await
+            }
+            Some(tls) => {
+                tokio::time::timeout(self.connect_timeout, self.token.cancel_query(tls.clone()))
+                    .await
+            }
+        };
+        match sent {
+            Ok(Ok(())) => tracing::debug!("asked {} to cancel the statement", self.shown),
+            Ok(Err(e)) => tracing::warn!(
+                "could not ask {} to cancel the statement: {}",
+                self.shown,
+                describe(&e)
+            ),
+            Err(_) => tracing::warn!(
+                "could not ask {} to cancel the statement: no answer within {}",
+                self.shown,
+                seconds(self.connect_timeout)
+            ),
+        }
     }
+}
+
+/// Connects and drives the connection on a background task.
+///
+/// tokio-postgres applies `connect_timeout` to the TCP connection only; a server that accepts
+/// it and then says nothing (a stopped postmaster, a proxy whose backend is gone) would hold
+/// the TLS handshake or the login forever. So the whole setup runs under the same bound, once
+/// for each host the connection string lists, as libpq counts it.
+pub(crate) async fn connect(target: &Target) -> Result<Session, DatabaseError> {
+    let mut config = target.config.clone();
+    let per_host = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    config.connect_timeout(per_host);
     if config.get_application_name().is_none() {
         config.application_name("cannectors");
     }
+    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    let whole = per_host.saturating_mul(hosts);
     let fail = |reason: String| DatabaseError::Connect {
         target: target.shown.clone(),
         reason,
     };
+    let bound = if target.config.get_connect_timeout().is_some() {
+        "connect_timeout"
+    } else {
+        "the default connect timeout"
+    };
+    let silent = || {
+        fail(format!(
+            "no answer within {} ({bound}, which bounds the TCP connection, TLS and the login \
+             together); check that a PostgreSQL server is up and answering at that address, or \
+             set connect_timeout=SECONDS in the connection string",
+            seconds(whole),
+        ))
+    };
+    let canceller = |client: &Client, tls| Canceller {
+        token: client.cancel_token(),
+        tls,
+        connect_timeout: per_host,
+        shown: target.shown.clone(),
+    };
     match &target.tls {
         None => {
-            let (client, connection) = config
-                .connect(NoTls)
+            let (client, connection) = tokio::time::timeout(whole, config.connect(NoTls))
                 .await
+                .map_err(|_| silent())?
                 .map_err(|e| fail(describe(&e)))?;
             drive(connection, target.shown.clone());
-            Ok(client)
+            let canceller = canceller(&client, None);
+            Ok(Session { client, canceller })
         }
         Some(root_cert) => {
             let tls = rustls_connector(root_cert.as_deref()).map_err(fail)?;
-            let (client, connection) = config.connect(tls).await.map_err(|e| {
-                let mut reason = describe(&e);
-                if reason.contains("invalid peer certificate") {
-                    reason.push_str(
-                        "; for a server whose certificate comes from a private CA, add \
-                         sslrootcert=/path/to/ca.pem to the connection string",
-                    );
-                }
-                fail(reason)
-            })?;
+            let (client, connection) = tokio::time::timeout(whole, config.connect(tls.clone()))
+                .await
+                .map_err(|_| silent())?
+                .map_err(|e| {
+                    let mut reason = describe(&e);
+                    if reason.contains("invalid peer certificate") {
+                        reason.push_str(
+                            "; for a server whose certificate comes from a private CA, add \
+                             sslrootcert=/path/to/ca.pem to the connection string",
+                        );
+                    }
+                    fail(reason)
+                })?;
             drive(connection, target.shown.clone());
-            Ok(client)
+            let canceller = canceller(&client, Some(tls));
+            Ok(Session { client, canceller })
         }
+    }
+}
+
+/// A duration for a message: `2 s`, `1.5 s`, `250 ms`.
+pub(crate) fn seconds(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs_f64())
     }
 }
 
@@ -222,6 +320,21 @@ mod tests {
         assert_eq!(tls, Some(Some(PathBuf::from("/ca.pem"))));
         let (_, tls) = split_tls_settings("postgres://u@db/x?sslmode=prefer");
         assert_eq!(tls, None);
+    }
+
+    #[test]
+    fn other_parameters_reach_the_driver_as_written() {
+        let target = parse_target(
+            "postgres://u@db/x?options=-c%20statement_timeout%3D60000&sslmode=verify-full&application_name=a%2Bb",
+            "input",
+        )
+        .unwrap();
+        assert_eq!(
+            target.config.get_options(),
+            Some("-c statement_timeout=60000")
+        );
+        assert_eq!(target.config.get_application_name(), Some("a+b"));
+        assert_eq!(target.tls, Some(None));
     }
 
     #[test]
