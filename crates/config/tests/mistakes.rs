@@ -352,6 +352,26 @@ fn pipeline_names_are_limited_to_file_name_characters() {
 }
 
 #[test]
+fn a_pipeline_name_too_long_for_its_state_files_is_refused_with_the_limit() {
+    let longest = "n".repeat(cannectors_config::MAX_PIPELINE_NAME_LEN);
+    assert_eq!(longest.len(), 246);
+    let loaded = load(&http_input("").replace("name: events", &format!("name: {longest}")));
+    assert_eq!(loaded.unwrap().pipeline.name, longest);
+    for length in [247, 250, 1000] {
+        let name = "n".repeat(length);
+        let message = invalid(&http_input("").replace("name: events", &format!("name: {name}")));
+        assert_eq!(
+            message,
+            format!(
+                "pipeline.yaml:1:1: name: the pipeline name is {length} characters long, but at \
+                 most 246 are allowed: it names the state files (the longest is \
+                 `<name>.json.tmp`) and a file name may have at most 255 bytes; shorten the name"
+            )
+        );
+    }
+}
+
+#[test]
 fn a_bad_cron_schedule_is_rejected_with_the_accepted_forms() {
     let message = invalid(&http_input("  schedule: \"*/10 * * *\"\n"));
     assert_eq!(

@@ -18,6 +18,27 @@ use crate::state::{State, StateFormatError};
 /// `storagePath` when the pipeline does not set one; relative to the working directory.
 const DEFAULT_STORAGE_DIR: &str = ".cannectors-state";
 
+/// The state file is `<name>.json`.
+const STATE_SUFFIX: &str = ".json";
+/// A commit writes `<name>.json.tmp` first.
+const TEMP_SUFFIX: &str = ".json.tmp";
+/// The run lock is `<name>.lock`.
+const LOCK_SUFFIX: &str = ".lock";
+
+/// The longest file name, in bytes, of ext4, XFS, Btrfs and tmpfs (`NAME_MAX`).
+const FILE_NAME_MAX: usize = 255;
+
+const fn longest_suffix() -> usize {
+    let mut longest = STATE_SUFFIX.len();
+    if TEMP_SUFFIX.len() > longest {
+        longest = TEMP_SUFFIX.len();
+    }
+    if LOCK_SUFFIX.len() > longest {
+        longest = LOCK_SUFFIX.len();
+    }
+    longest
+}
+
 /// The state file and run lock of one pipeline.
 ///
 /// Create it once per run with [`StateStore::for_pipeline`] and use the same instance to load
@@ -65,6 +86,19 @@ pub enum StateError {
     InvalidName {
         /// The rejected name.
         name: String,
+    },
+    /// The pipeline name is too long for the file names derived from it.
+    #[error(
+        "a pipeline name of {length} bytes cannot name a state file: with the suffixes the store \
+         adds (up to `{}`) its file names would be longer than the {} bytes a file name may \
+         have; use a name of at most {} bytes",
+        TEMP_SUFFIX,
+        FILE_NAME_MAX,
+        StateStore::MAX_NAME_LEN
+    )]
+    NameTooLong {
+        /// The length of the rejected name, in bytes.
+        length: usize,
     },
     /// The storage directory cannot be made absolute.
     #[error(
@@ -183,6 +217,12 @@ pub enum StateError {
 }
 
 impl StateStore {
+    /// The longest pipeline name a store accepts, in bytes: every file it derives from the name
+    /// (`<name>.json`, `<name>.json.tmp`, `<name>.lock`) stays within the 255 bytes Linux file
+    /// systems allow for a file name. The pipeline file validation refuses longer names with the
+    /// same limit, so a run never delivers a batch it then cannot commit.
+    pub const MAX_NAME_LEN: usize = FILE_NAME_MAX - longest_suffix();
+
     /// The store of a pipeline: `<storagePath>/<name>.json`, where `storagePath` comes from the
     /// input's `statePersistence` (default `./.cannectors-state`) and a relative path resolves
     /// against the working directory, once, here.
@@ -203,6 +243,9 @@ impl StateStore {
                 name: name.to_owned(),
             });
         }
+        if name.len() > StateStore::MAX_NAME_LEN {
+            return Err(StateError::NameTooLong { length: name.len() });
+        }
         let given = storage_dir.unwrap_or(Path::new(DEFAULT_STORAGE_DIR));
         let dir = std::path::absolute(given).map_err(|source| StateError::StorageDir {
             path: given.to_owned(),
@@ -210,9 +253,9 @@ impl StateStore {
         })?;
         Ok(StateStore {
             pipeline: name.to_owned(),
-            file: dir.join(format!("{name}.json")),
-            temp: dir.join(format!("{name}.json.tmp")),
-            lock: dir.join(format!("{name}.lock")),
+            file: dir.join(format!("{name}{STATE_SUFFIX}")),
+            temp: dir.join(format!("{name}{TEMP_SUFFIX}")),
+            lock: dir.join(format!("{name}{LOCK_SUFFIX}")),
             dir,
         })
     }

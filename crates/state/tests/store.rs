@@ -89,6 +89,43 @@ fn a_pipeline_name_that_would_leave_the_directory_is_refused() {
 }
 
 #[test]
+fn the_longest_name_validation_accepts_names_every_state_file() {
+    assert_eq!(
+        StateStore::MAX_NAME_LEN,
+        cannectors_config::MAX_PIPELINE_NAME_LEN,
+        "the pipeline file validation and the store must agree on the longest name"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let name = "n".repeat(StateStore::MAX_NAME_LEN);
+    let store = StateStore::new(&name, Some(dir.path())).unwrap();
+    let lock = store.lock().unwrap();
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    assert!(store.load().unwrap().is_some());
+    drop(lock);
+    let mut files: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, [format!("{name}.json"), format!("{name}.lock")]);
+    // The temp file of a commit is the longest name; one byte more would not fit.
+    fs::write(dir.path().join(format!("{name}.json.tmp")), "{}").unwrap();
+    let error = fs::write(dir.path().join(format!("{name}n.json.tmp")), "{}").unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(36), "ENAMETOOLONG: {error}");
+}
+
+#[test]
+fn a_name_too_long_for_its_state_files_is_refused_with_the_limit() {
+    let error = StateStore::new(&"n".repeat(StateStore::MAX_NAME_LEN + 1), None).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "a pipeline name of 247 bytes cannot name a state file: with the suffixes the store adds \
+         (up to `.json.tmp`) its file names would be longer than the 255 bytes a file name may \
+         have; use a name of at most 246 bytes"
+    );
+}
+
+#[test]
 fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());

@@ -1,0 +1,70 @@
+//! The files a run derives from the pipeline name in its storage directory: names too long for
+//! them, a link planted where the lock goes, and two pipeline files sharing one state file.
+
+use serde_json::{Value, json};
+
+use crate::support::Workspace;
+use crate::support::http::{Response, Server};
+
+/// A source of two records that honours the `after` id cursor.
+fn source() -> Server {
+    Server::start(|request| {
+        let after: i64 = request
+            .param("after")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        let records: Vec<Value> = [1, 2]
+            .into_iter()
+            .filter(|id| *id > after)
+            .map(|id| json!({"id": id}))
+            .collect();
+        Response::json(&json!({"data": records}))
+    })
+}
+
+fn pipeline_text(name: &str, server: &Server) -> String {
+    format!(
+        "name: {name}\ninput:\n  type: httpPolling\n  endpoint: {}\n  statePersistence:\n    \
+         id: {{field: id, queryParam: after}}\n    storagePath: ./state\noutput: {{type: stdout}}\n",
+        server.url("/records")
+    )
+}
+
+#[test]
+fn validate_refuses_a_name_too_long_for_its_state_files_and_says_the_limit() {
+    let server = source();
+    let ws = Workspace::new();
+    ws.write("long.yaml", &pipeline_text(&"n".repeat(250), &server));
+    let out = ws.run(&["validate", "long.yaml"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "long.yaml:1:1: name: the pipeline name is 250 characters long, but at most 246 are \
+             allowed: it names the state files (the longest is `<name>.json.tmp`) and a file \
+             name may have at most 255 bytes; shorten the name"
+        ),
+        "{out:?}"
+    );
+    let run = ws.run(&["run", "--once", "long.yaml"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(server.requests().is_empty(), "a refused pipeline sent requests");
+    assert!(!ws.path().join("state").exists());
+}
+
+#[test]
+fn the_longest_name_validate_accepts_runs_and_commits() {
+    let server = source();
+    let ws = Workspace::new();
+    let name = "n".repeat(246);
+    ws.write("long.yaml", &pipeline_text(&name, &server));
+    let first = ws.run(&["run", "--once", "long.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(first.stdout, "{\"id\":1}\n{\"id\":2}\n");
+    let state: Value = serde_json::from_str(&ws.read(&format!("state/{name}.json"))).unwrap();
+    assert_eq!(state["id"], 2);
+
+    let second = ws.run(&["run", "--once", "long.yaml"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(second.stdout, "", "the committed cursor was not used");
+    assert_eq!(server.requests()[1].param("after"), Some("2"));
+}
