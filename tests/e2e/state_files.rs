@@ -68,3 +68,29 @@ fn the_longest_name_validate_accepts_runs_and_commits() {
     assert_eq!(second.stdout, "", "the committed cursor was not used");
     assert_eq!(server.requests()[1].param("after"), Some("2"));
 }
+
+#[test]
+fn a_link_in_place_of_the_lock_file_fails_the_run_and_creates_nothing_at_its_target() {
+    let server = source();
+    let ws = Workspace::new();
+    ws.write("events.yaml", &pipeline_text("events", &server));
+    std::fs::create_dir(ws.path().join("state")).unwrap();
+    let target = ws.path().join("elsewhere");
+    std::os::unix::fs::symlink(&target, ws.path().join("state/events.lock")).unwrap();
+
+    let out = ws.run(&["run", "--once", "events.yaml"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    let lock = ws.path().canonicalize().unwrap().join("state/events.lock");
+    assert!(
+        out.stderr.contains(&format!(
+            "the run lock {} is a symbolic link: it is never opened through a link, which could \
+             create or lock a file elsewhere; remove the link (nothing was created or changed at \
+             its target)",
+            lock.display()
+        )),
+        "{out:?}"
+    );
+    assert!(!target.exists(), "the run created the link's target");
+    assert!(server.requests().is_empty(), "the run went on without its lock");
+    assert!(!ws.path().join("state/events.json").exists());
+}

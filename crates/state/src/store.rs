@@ -159,6 +159,17 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A symbolic link is where the lock file should be.
+    #[error(
+        "the run lock {} is a symbolic link: it is never opened through a link, which could \
+         create or lock a file elsewhere; remove the link (nothing was created or changed at \
+         its target)",
+        path.display()
+    )]
+    LockIsLink {
+        /// The lock file path.
+        path: PathBuf,
+    },
     /// The lock file cannot be opened or locked.
     #[error("cannot take the run lock {}: {source}", path.display())]
     Lock {
@@ -288,12 +299,21 @@ impl StateStore {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         restrict_to_owner(&mut options);
-        let file = options
-            .open(&self.lock)
-            .map_err(|source| StateError::Lock {
-                path: self.lock.clone(),
-                source,
-            })?;
+        refuse_links(&mut options);
+        let file = options.open(&self.lock).map_err(|source| {
+            let is_link = fs::symlink_metadata(&self.lock)
+                .is_ok_and(|metadata| metadata.file_type().is_symlink());
+            if is_link {
+                StateError::LockIsLink {
+                    path: self.lock.clone(),
+                }
+            } else {
+                StateError::Lock {
+                    path: self.lock.clone(),
+                    source,
+                }
+            }
+        })?;
         match file.try_lock() {
             Ok(()) => Ok(RunLock {
                 file,
@@ -487,6 +507,19 @@ fn restrict_to_owner(options: &mut OpenOptions) {
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// Makes opening fail on a symbolic link in the last component of the path. Without it, a
+/// dangling `<name>.lock` link would create a file wherever it points, and a link to an existing
+/// file would open that file for writing and lock it.
+fn refuse_links(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
     }
     #[cfg(not(unix))]
     let _ = options;

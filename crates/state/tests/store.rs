@@ -580,6 +580,50 @@ fn a_lock_file_that_cannot_be_opened_is_named() {
     );
 }
 
+fn link_message(store: &StateStore) -> String {
+    format!(
+        "the run lock {} is a symbolic link: it is never opened through a link, which could \
+         create or lock a file elsewhere; remove the link (nothing was created or changed at its \
+         target)",
+        store.lock_path().display()
+    )
+}
+
+#[test]
+fn a_dangling_link_in_place_of_the_lock_file_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("created-by-the-lock");
+    let store = store_in(dir.path());
+    std::os::unix::fs::symlink(&target, store.lock_path()).unwrap();
+
+    let error = store.lock().unwrap_err();
+    assert_eq!(error.to_string(), link_message(&store));
+    assert!(!target.exists(), "the lock created its link's target");
+    assert!(fs::symlink_metadata(store.lock_path()).unwrap().is_symlink());
+}
+
+#[test]
+fn a_link_to_an_existing_file_in_place_of_the_lock_file_is_refused_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("precious");
+    fs::write(&target, "keep me").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+    let modified = fs::metadata(&target).unwrap().modified().unwrap();
+    let store = store_in(dir.path());
+    std::os::unix::fs::symlink(&target, store.lock_path()).unwrap();
+
+    let error = store.lock().unwrap_err();
+    assert_eq!(error.to_string(), link_message(&store));
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
+    assert_eq!(mode_of(&target), 0o644);
+    assert_eq!(fs::metadata(&target).unwrap().modified().unwrap(), modified);
+    // Nothing holds a lock on the target either: a lock of its own is taken at once.
+    let file = fs::File::open(&target).unwrap();
+    file.try_lock().unwrap();
+}
+
 #[test]
 fn a_failed_write_leaves_the_previous_state_file_unchanged() {
     let dir = tempfile::tempdir().unwrap();
