@@ -172,6 +172,80 @@ fn common_yaml_slips_get_a_hint() {
     );
 }
 
+const TOO_DEEP: &str = "lists and mappings are nested more than 64 levels deep here; a \
+                        pipeline needs far fewer: look for a `[` or `{` that is never closed";
+
+/// The parse error of `text` read as the file `origin`.
+fn parse_error_of(text: &str, origin: &str) -> String {
+    match parse_str(text, origin, &env) {
+        Err(error) if error.is_parse_error() => error.to_string(),
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_at_the_level_past_the_limit_without_reading_further() {
+    let many = 100_000;
+    // The root mapping is the first level; the column is that of the bracket that opens the
+    // 65th level or the 66th (a count of brackets alone, for a text read ahead over its brackets).
+    for (open, levels) in [("[", 65), ("{", 65), ("{a: ", 64), ("[a, ", 65)] {
+        let text = format!("name: x\ninput: {}", open.repeat(many));
+        let column = "input: ".len() + (levels - 1) * open.len() + 1;
+        assert_eq!(
+            parse_error_of(&text, "pipeline.yaml"),
+            format!("pipeline.yaml:2:{column}: {TOO_DEEP}"),
+            "{open}"
+        );
+    }
+    for (open, levels) in [("[", 64), ("{\"a\": ", 64)] {
+        let text = format!("{{\"name\": \"x\", \"input\": {}", open.repeat(many));
+        let column = "{\"name\": \"x\", \"input\": ".len() + (levels - 1) * open.len() + 1;
+        assert_eq!(
+            parse_error_of(&text, "pipeline.json"),
+            format!("pipeline.json:1:{column}: {TOO_DEEP}"),
+            "{open}"
+        );
+    }
+    // Closed brackets, block lists, and a second document (which serde_yaml reads before
+    // refusing it) are measured too.
+    let closed = format!("name: x\ninput: {}{}\n", "[".repeat(70), "]".repeat(70));
+    assert_eq!(
+        parse_error_of(&closed, "pipeline.yaml"),
+        format!("pipeline.yaml:2:71: {TOO_DEEP}")
+    );
+    let block = format!("name: x\ninput:\n{}a\n", "- ".repeat(many));
+    assert_eq!(
+        parse_error_of(&block, "pipeline.yaml"),
+        format!("pipeline.yaml:3:127: {TOO_DEEP}")
+    );
+    let second = format!("name: x\n---\n{}", "[".repeat(many));
+    assert_eq!(
+        parse_error_of(&second, "pipeline.yaml"),
+        format!("pipeline.yaml:3:65: {TOO_DEEP}")
+    );
+}
+
+#[test]
+fn deep_brackets_after_a_mistake_the_event_parser_stops_at_are_not_read_further() {
+    // serde_yaml takes a tab after `name:`, and would then spend minutes on the brackets.
+    let text = format!("name:\tx\ninput: {}", "[".repeat(100_000));
+    assert_eq!(
+        parse_error_of(&text, "pipeline.yaml"),
+        "pipeline.yaml:1:7: not valid YAML: ':' must be followed by a valid YAML whitespace"
+    );
+}
+
+#[test]
+fn ordinary_nesting_still_loads() {
+    let body = format!("{}1{}", "{a: ".repeat(60), "}".repeat(60));
+    let loaded = load(&http_input(&format!("  method: POST\n  body: {body}\n"))).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("an httpPolling input");
+    };
+    let json = input.body.as_ref().unwrap().to_string();
+    assert_eq!(json, format!("{}1{}", "{\"a\":".repeat(60), "}".repeat(60)));
+}
+
 #[test]
 fn a_key_written_twice_is_reported_at_the_second_one() {
     let message = parse_error("name: a\ninput: {}\nname: b\n");
