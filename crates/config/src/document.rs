@@ -151,6 +151,11 @@ pub(crate) struct Document {
 /// stops at this depth first, reading no further than the level that passes it.
 const MAX_NESTING: usize = 64;
 
+/// How many values aliases (`*name`) may add to a file in all. A pipeline shares a block or two
+/// with `<<: *defaults`. serde_yaml builds every alias out in full, so a 30 kB file of aliases of
+/// aliases would otherwise take minutes and gigabytes before any key is checked.
+const MAX_ALIAS_VALUES: usize = 10_000;
+
 /// Parses `text` into a JSON tree and indexes the positions of its keys.
 pub(crate) fn parse(text: &str, format: Format) -> Result<Document, SyntaxError> {
     // Indexed first: a key written twice is reported with its own path and line, which
@@ -330,7 +335,8 @@ enum Frame {
 /// Walks the YAML events (JSON is YAML too) and records where every key and list item starts.
 /// Also finds the first key written twice in one mapping, which serde_json would silently
 /// resolve to the last one, and refuses lists and mappings nested deeper than [`MAX_NESTING`]
-/// (in every document of the text: serde_yaml reads a second one before refusing it). A text
+/// and aliases standing for more than [`MAX_ALIAS_VALUES`] values (in every document of the
+/// text: serde_yaml reads a second one before refusing it). A text
 /// the event parser rejects yields the positions found so far; the value parser then says what
 /// is wrong with it.
 fn index_positions(text: &str, format: Format) -> (PositionIndex, Option<SyntaxError>) {
@@ -340,22 +346,15 @@ fn index_positions(text: &str, format: Format) -> (PositionIndex, Option<SyntaxE
         .insert(KeyPath::root(), Position { line: 1, column: 1 });
     let mut stack: Vec<Frame> = Vec::new();
     let mut documents = 0;
-    let mut depth = 0_usize;
+    let mut size = Size::default();
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
         let (event, span) = match next {
             Ok(next) => next,
             Err(error) => return (index, refused_deep_text(text, format, &error)),
         };
-        match &event {
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return (index, Some(nested_too_deep(Position::of(&span))));
-                }
-            }
-            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
-            _ => {}
+        if let Err(refused) = size.add(&event, &span) {
+            return (index, Some(refused));
         }
         if let Event::DocumentStart(_) = event {
             documents += 1;
@@ -395,6 +394,68 @@ fn index_positions(text: &str, format: Format) -> (PositionIndex, Option<SyntaxE
         }
     }
     (index, None)
+}
+
+/// What serde_yaml would build from the events seen so far: how deep it nests, and how many
+/// values aliases add to it.
+#[derive(Default)]
+struct Size {
+    /// The open lists and mappings: the anchor each is stored under (0 for none) and the values
+    /// it holds so far, itself included, aliases counted out.
+    open: Vec<(usize, usize)>,
+    /// The values each anchor stands for, aliases inside it counted out.
+    anchored: HashMap<usize, usize>,
+    /// The values aliases added so far.
+    from_aliases: usize,
+}
+
+impl Size {
+    fn add(&mut self, event: &Event<'_>, span: &Span) -> Result<(), SyntaxError> {
+        match event {
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                self.open.push((*anchor, 1));
+                if self.open.len() > MAX_NESTING {
+                    return Err(nested_too_deep(Position::of(span)));
+                }
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                if let Some((anchor, values)) = self.open.pop() {
+                    self.close(anchor, values);
+                }
+            }
+            Event::Scalar(_, _, anchor, _) => self.close(*anchor, 1),
+            Event::Alias(anchor) => {
+                // An alias of a collection still open (itself or an ancestor) is refused by the
+                // value parser; it counts as one value here.
+                let values = self.anchored.get(anchor).copied().unwrap_or(1);
+                self.from_aliases = self.from_aliases.saturating_add(values);
+                if self.from_aliases > MAX_ALIAS_VALUES {
+                    return Err(SyntaxError {
+                        path: KeyPath::root(),
+                        position: Some(Position::of(span)),
+                        message: format!(
+                            "the aliases (`*name`) of this file stand for more than \
+                             {MAX_ALIAS_VALUES} values in all; a pipeline needs far fewer: \
+                             write large blocks out once instead of repeating their aliases"
+                        ),
+                    });
+                }
+                self.close(0, values);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A value of `values` values in all ended: it counts in the collection holding it.
+    fn close(&mut self, anchor: usize, values: usize) {
+        if anchor != 0 {
+            self.anchored.insert(anchor, values);
+        }
+        if let Some((_, parent)) = self.open.last_mut() {
+            *parent = parent.saturating_add(values);
+        }
+    }
 }
 
 fn nested_too_deep(position: Position) -> SyntaxError {

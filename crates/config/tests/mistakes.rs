@@ -235,6 +235,43 @@ fn deep_brackets_after_a_mistake_the_event_parser_stops_at_are_not_read_further(
     );
 }
 
+const TOO_MANY_ALIASES: &str = "the aliases (`*name`) of this file stand for more than 10000 \
+                                values in all; a pipeline needs far fewer: write large blocks \
+                                out once instead of repeating their aliases";
+
+#[test]
+fn aliases_standing_for_too_many_values_are_refused_before_they_are_built() {
+    // Six lines that would stand for a million values.
+    let mut laughs = String::from("name: x\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..=5 {
+        let previous = format!("*l{}", level - 1);
+        laughs.push_str(&format!("l{level}: &l{level} [{}]\n", [previous.as_str(); 10].join(", ")));
+    }
+    assert_eq!(
+        parse_error(&laughs),
+        format!("pipeline.yaml:5:45: {TOO_MANY_ALIASES}")
+    );
+    // A 30 kB file of 6,000 aliases of a list of 6,000 values.
+    let wide = format!("name: x\na: &a [{}]\nb: [{}]\n", "1,".repeat(6000), "*a,".repeat(6000));
+    assert_eq!(
+        parse_error(&wide),
+        format!("pipeline.yaml:3:8: {TOO_MANY_ALIASES}")
+    );
+}
+
+#[test]
+fn shared_blocks_still_load() {
+    let shared = http_input(
+        "  headers: &common {X-Team: data, X-Env: prod}\n  queryParams:\n    <<: *common\n    \
+         since: x\n",
+    );
+    let loaded = load(&shared).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("an httpPolling input");
+    };
+    assert_eq!(input.query_params.len(), 3, "{:?}", input.query_params);
+}
+
 #[test]
 fn ordinary_nesting_still_loads() {
     let body = format!("{}1{}", "{a: ".repeat(60), "}".repeat(60));
