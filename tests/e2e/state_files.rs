@@ -94,3 +94,58 @@ fn a_link_in_place_of_the_lock_file_fails_the_run_and_creates_nothing_at_its_tar
     assert!(server.requests().is_empty(), "the run went on without its lock");
     assert!(!ws.path().join("state/events.json").exists());
 }
+
+#[test]
+fn a_run_warns_when_another_pipeline_file_wrote_its_state_and_the_state_names_its_writer() {
+    let server = source();
+    let ws = Workspace::new();
+    let text = pipeline_text("events", &server);
+    ws.write("team-a/events.yaml", &text);
+    ws.write("team-b/events.yaml", &text);
+    let root = ws.path().canonicalize().unwrap();
+    let (a, b) = (
+        root.join("team-a/events.yaml"),
+        root.join("team-b/events.yaml"),
+    );
+    let state_file = root.join("state/events.json");
+    let writer = |ws: &Workspace| -> Value {
+        let state: Value = serde_json::from_str(&ws.read("state/events.json")).unwrap();
+        state["pipelineFile"].clone()
+    };
+    let warning = |this: &std::path::Path, other: &std::path::Path| {
+        format!(
+            "the state file {} was last written by the pipeline file {}, not by this one, {}: two \
+             pipeline files with the name `events` and the same statePersistence.storagePath share \
+             one cursor, so each run skips or repeats records of the other; give one of them \
+             another name or another storagePath (if the pipeline file was moved, ignore this: \
+             the next commit records its new path)",
+            state_file.display(),
+            other.display(),
+            this.display()
+        )
+    };
+
+    let first = ws.run(&["run", "--once", "team-a/events.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(!first.stderr.contains("last written by"), "{first:?}");
+    assert_eq!(writer(&ws), a.to_str().unwrap());
+
+    // The second file starts from the first one's cursor: nothing new, nothing committed.
+    let second = ws.run(&["run", "--once", "team-b/events.yaml"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert!(second.stderr.contains(&warning(&b, &a)), "{second:?}");
+    assert_eq!(second.stdout, "");
+
+    // Once a commit is made for the second file, the state names it, and the first file is the
+    // one warned.
+    let set = ws.run(&["state", "set", "team-b/events.yaml", "--id", "1"]);
+    assert_eq!(set.code, Some(0), "{set:?}");
+    assert_eq!(writer(&ws), b.to_str().unwrap());
+    let third = ws.run(&["run", "--once", "team-b/events.yaml"]);
+    assert_eq!(third.code, Some(0), "{third:?}");
+    assert!(!third.stderr.contains("last written by"), "{third:?}");
+    assert_eq!(third.stdout, "{\"id\":2}\n");
+    assert_eq!(writer(&ws), b.to_str().unwrap());
+    let fourth = ws.run(&["run", "--once", "team-a/events.yaml"]);
+    assert!(fourth.stderr.contains(&warning(&a, &b)), "{fourth:?}");
+}

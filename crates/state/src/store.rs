@@ -50,6 +50,8 @@ pub struct StateStore {
     file: PathBuf,
     temp: PathBuf,
     lock: PathBuf,
+    /// The pipeline file this store commits for, recorded in every commit.
+    pipeline_file: Option<PathBuf>,
 }
 
 /// Proof that this process is the one writer of a pipeline's state. The OS lock is released
@@ -268,7 +270,48 @@ impl StateStore {
             temp: dir.join(format!("{name}{TEMP_SUFFIX}")),
             lock: dir.join(format!("{name}{LOCK_SUFFIX}")),
             dir,
+            pipeline_file: None,
         })
+    }
+
+    /// The same store, recording in every commit that the state was written for the pipeline
+    /// file `file` (the `pipelineFile` key), so that a run of another pipeline file sharing the
+    /// state file can notice it with [`StateStore::other_pipeline_file`]. The path is made
+    /// absolute against the working directory, with symbolic links resolved when it exists.
+    ///
+    /// ```
+    /// use cannectors_state::{State, StateStore};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let first = StateStore::new("events", Some(dir.path()))?.with_pipeline_file("/etc/a.yaml");
+    /// first.commit(&State::default())?;
+    /// let second = StateStore::new("events", Some(dir.path()))?.with_pipeline_file("/etc/b.yaml");
+    /// let state = second.load()?.unwrap_or_default();
+    /// assert_eq!(second.other_pipeline_file(&state), Some(std::path::Path::new("/etc/a.yaml")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_pipeline_file(mut self, file: impl AsRef<Path>) -> StateStore {
+        let file = file.as_ref();
+        let absolute = fs::canonicalize(file)
+            .or_else(|_| std::path::absolute(file))
+            .unwrap_or_else(|_| file.to_owned());
+        self.pipeline_file = Some(absolute);
+        self
+    }
+
+    /// The pipeline file this store records in its commits, if it was given one.
+    pub fn pipeline_file(&self) -> Option<&Path> {
+        self.pipeline_file.as_deref()
+    }
+
+    /// The pipeline file recorded in `state` when it is not this store's: another pipeline file
+    /// (of the same name, with the same storage) wrote the state last, so the two share one
+    /// cursor. `None` when they agree, or when either of them is not known.
+    pub fn other_pipeline_file<'s>(&self, state: &'s State) -> Option<&'s Path> {
+        let mine = self.pipeline_file.as_deref()?;
+        let recorded = state.pipeline_file.as_deref()?;
+        (recorded != mine).then_some(recorded)
     }
 
     /// The pipeline name.
@@ -371,7 +414,8 @@ impl StateStore {
     }
 
     /// Writes `state` durably (temp file, fsync, rename, fsync of the directory), with
-    /// `pipeline` and `updatedAt` set. The file gets mode 0600; a directory created for it
+    /// `pipeline`, `pipelineFile` (see [`StateStore::with_pipeline_file`]; absent when not given)
+    /// and `updatedAt` set. The file gets mode 0600; a directory created for it
     /// gets 0700.
     ///
     /// Refuses, with the same error as [`StateStore::load`], to replace a file that is not a
@@ -382,6 +426,8 @@ impl StateStore {
         self.load()?;
         let mut stamped = state.clone();
         stamped.pipeline = Some(self.pipeline.clone());
+        // The writer of this commit, not of an earlier one: unknown when not given.
+        stamped.pipeline_file = self.pipeline_file.clone();
         stamped.updated_at = Some(Utc::now());
         let text = stamped.to_json_pretty();
         self.create_dir()?;

@@ -141,6 +141,7 @@ fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     let loaded = store.load().unwrap().unwrap();
     assert_eq!(loaded.pipeline.as_deref(), Some("events-sync"));
     assert!(loaded.updated_at.is_some());
+    assert_eq!(loaded.pipeline_file, None);
     assert_eq!(
         State {
             pipeline: None,
@@ -154,6 +155,54 @@ fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
         text.contains("\"timestamp\": \"2026-01-01T00:00:00+02:00\""),
         "{text}"
     );
+}
+
+#[test]
+fn a_commit_records_the_pipeline_file_it_was_made_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_file = dir.path().join("first.yaml");
+    fs::write(&first_file, "name: events-sync").unwrap();
+    let first = store_in(dir.path()).with_pipeline_file(&first_file);
+    first.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    let text = fs::read_to_string(first.path()).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let canonical = first_file.canonicalize().unwrap();
+    assert_eq!(recorded["pipelineFile"], canonical.to_str().unwrap());
+
+    let state = first.load().unwrap().unwrap();
+    assert_eq!(state.pipeline_file.as_deref(), Some(canonical.as_path()));
+    assert_eq!(first.other_pipeline_file(&state), None);
+
+    let second = store_in(dir.path()).with_pipeline_file(dir.path().join("second.yaml"));
+    assert_eq!(
+        second.other_pipeline_file(&state),
+        Some(canonical.as_path())
+    );
+    second.commit(&state).unwrap();
+    let state = second.load().unwrap().unwrap();
+    assert_eq!(
+        state.pipeline_file.as_deref(),
+        Some(dir.path().join("second.yaml").as_path())
+    );
+    assert_eq!(first.other_pipeline_file(&state), second.pipeline_file());
+
+    // A store that was not told its pipeline file neither warns nor keeps a stale writer.
+    let unnamed = store_in(dir.path());
+    assert_eq!(unnamed.other_pipeline_file(&state), None);
+    unnamed.commit(&state).unwrap();
+    let state = unnamed.load().unwrap().unwrap();
+    assert_eq!(state.pipeline_file, None);
+    assert_eq!(first.other_pipeline_file(&state), None);
+    assert!(!fs::read_to_string(first.path()).unwrap().contains("pipelineFile"));
+}
+
+#[test]
+fn a_relative_pipeline_file_is_recorded_as_an_absolute_path() {
+    let store = StateStore::new("p", None)
+        .unwrap()
+        .with_pipeline_file("pipelines/p.yaml");
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(store.pipeline_file(), Some(cwd.join("pipelines/p.yaml").as_path()));
 }
 
 #[test]
@@ -265,8 +314,8 @@ fn a_misspelt_key_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"timestamps\": \"2026-01-01T00:00:00Z\"}",
         "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
-         timestamp, id, offset, run, pipeline, updatedAt (and lastTimestamp, lastId from files of \
-         the older tool)",
+         timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and lastTimestamp, lastId \
+         from files of the older tool)",
     );
 }
 
