@@ -47,7 +47,10 @@ fn validate_refuses_a_name_too_long_for_its_state_files_and_says_the_limit() {
     );
     let run = ws.run(&["run", "--once", "long.yaml"]);
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(server.requests().is_empty(), "a refused pipeline sent requests");
+    assert!(
+        server.requests().is_empty(),
+        "a refused pipeline sent requests"
+    );
     assert!(!ws.path().join("state").exists());
 }
 
@@ -91,7 +94,10 @@ fn a_link_in_place_of_the_lock_file_fails_the_run_and_creates_nothing_at_its_tar
         "{out:?}"
     );
     assert!(!target.exists(), "the run created the link's target");
-    assert!(server.requests().is_empty(), "the run went on without its lock");
+    assert!(
+        server.requests().is_empty(),
+        "the run went on without its lock"
+    );
     assert!(!ws.path().join("state/events.json").exists());
 }
 

@@ -245,14 +245,21 @@ fn aliases_standing_for_too_many_values_are_refused_before_they_are_built() {
     let mut laughs = String::from("name: x\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
     for level in 1..=5 {
         let previous = format!("*l{}", level - 1);
-        laughs.push_str(&format!("l{level}: &l{level} [{}]\n", [previous.as_str(); 10].join(", ")));
+        laughs.push_str(&format!(
+            "l{level}: &l{level} [{}]\n",
+            [previous.as_str(); 10].join(", ")
+        ));
     }
     assert_eq!(
         parse_error(&laughs),
         format!("pipeline.yaml:5:45: {TOO_MANY_ALIASES}")
     );
     // A 30 kB file of 6,000 aliases of a list of 6,000 values.
-    let wide = format!("name: x\na: &a [{}]\nb: [{}]\n", "1,".repeat(6000), "*a,".repeat(6000));
+    let wide = format!(
+        "name: x\na: &a [{}]\nb: [{}]\n",
+        "1,".repeat(6000),
+        "*a,".repeat(6000)
+    );
     assert_eq!(
         parse_error(&wide),
         format!("pipeline.yaml:3:8: {TOO_MANY_ALIASES}")

@@ -193,7 +193,11 @@ fn a_commit_records_the_pipeline_file_it_was_made_for() {
     let state = unnamed.load().unwrap().unwrap();
     assert_eq!(state.pipeline_file, None);
     assert_eq!(first.other_pipeline_file(&state), None);
-    assert!(!fs::read_to_string(first.path()).unwrap().contains("pipelineFile"));
+    assert!(
+        !fs::read_to_string(first.path())
+            .unwrap()
+            .contains("pipelineFile")
+    );
 }
 
 #[test]
@@ -202,7 +206,10 @@ fn a_relative_pipeline_file_is_recorded_as_an_absolute_path() {
         .unwrap()
         .with_pipeline_file("pipelines/p.yaml");
     let cwd = std::env::current_dir().unwrap();
-    assert_eq!(store.pipeline_file(), Some(cwd.join("pipelines/p.yaml").as_path()));
+    assert_eq!(
+        store.pipeline_file(),
+        Some(cwd.join("pipelines/p.yaml").as_path())
+    );
 }
 
 #[test]
@@ -649,7 +656,11 @@ fn a_dangling_link_in_place_of_the_lock_file_is_refused_and_creates_nothing() {
     let error = store.lock().unwrap_err();
     assert_eq!(error.to_string(), link_message(&store));
     assert!(!target.exists(), "the lock created its link's target");
-    assert!(fs::symlink_metadata(store.lock_path()).unwrap().is_symlink());
+    assert!(
+        fs::symlink_metadata(store.lock_path())
+            .unwrap()
+            .is_symlink()
+    );
 }
 
 #[test]
