@@ -11,5 +11,6 @@ mod pagination;
 mod schedule;
 mod scheduler;
 mod state;
+mod state_files;
 mod support;
 mod validate;

@@ -33,6 +33,7 @@ pub(crate) fn state(command: StateCommand) -> Result<(), Failure> {
 fn store(file: &Path) -> Result<StateStore, Failure> {
     let loaded = load(file)?;
     StateStore::for_pipeline(&loaded.pipeline)
+        .map(|store| store.with_pipeline_file(file))
         .map_err(|e| Failure::new(Code::Runtime, e.to_string()))
 }
 

@@ -145,13 +145,25 @@ pub(crate) struct Document {
     pub(crate) index: PositionIndex,
 }
 
+/// How deeply lists and mappings may nest. A pipeline needs about ten levels. serde_yaml and
+/// serde_json stop at 128 anyway, but serde_yaml only after reading the whole text, in a time that
+/// grows with the square of the depth (100,000 `[` took over half a minute): the event pass below
+/// stops at this depth first, reading no further than the level that passes it.
+const MAX_NESTING: usize = 64;
+
+/// How many values aliases (`*name`) may add to a file in all. A pipeline shares a block or two
+/// with `<<: *defaults`. serde_yaml builds every alias out in full, so a 30 kB file of aliases of
+/// aliases would otherwise take minutes and gigabytes before any key is checked.
+const MAX_ALIAS_VALUES: usize = 10_000;
+
 /// Parses `text` into a JSON tree and indexes the positions of its keys.
 pub(crate) fn parse(text: &str, format: Format) -> Result<Document, SyntaxError> {
     // Indexed first: a key written twice is reported with its own path and line, which
-    // serde_yaml does not give and serde_json does not even notice.
-    let (index, duplicate) = index_positions(text);
-    if let Some(duplicate) = duplicate {
-        return Err(duplicate);
+    // serde_yaml does not give and serde_json does not even notice; nesting too deep is refused
+    // before the slower parsers see it.
+    let (index, refused) = index_positions(text, format);
+    if let Some(refused) = refused {
+        return Err(refused);
     }
     let tree = match format {
         Format::Yaml => parse_yaml(text),
@@ -322,27 +334,36 @@ enum Frame {
 
 /// Walks the YAML events (JSON is YAML too) and records where every key and list item starts.
 /// Also finds the first key written twice in one mapping, which serde_json would silently
-/// resolve to the last one. A text the event parser rejects yields an empty index: the values
-/// were already parsed, only the positions are missing.
-fn index_positions(text: &str) -> (PositionIndex, Option<SyntaxError>) {
+/// resolve to the last one, and refuses lists and mappings nested deeper than [`MAX_NESTING`]
+/// and aliases standing for more than [`MAX_ALIAS_VALUES`] values (in every document of the
+/// text: serde_yaml reads a second one before refusing it). A text
+/// the event parser rejects yields the positions found so far; the value parser then says what
+/// is wrong with it.
+fn index_positions(text: &str, format: Format) -> (PositionIndex, Option<SyntaxError>) {
     let mut index = PositionIndex::default();
     index
         .positions
         .insert(KeyPath::root(), Position { line: 1, column: 1 });
     let mut stack: Vec<Frame> = Vec::new();
     let mut documents = 0;
+    let mut size = Size::default();
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
-        let Ok((event, span)) = next else {
-            return (index, None);
+        let (event, span) = match next {
+            Ok(next) => next,
+            Err(error) => return (index, refused_deep_text(text, format, &error)),
         };
+        if let Err(refused) = size.add(&event, &span) {
+            return (index, Some(refused));
+        }
+        if let Event::DocumentStart(_) = event {
+            documents += 1;
+        }
+        if documents > 1 {
+            // Only the first document is a pipeline; the others are read for their depth.
+            continue;
+        }
         match event {
-            Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
-                    break;
-                }
-            }
             Event::Scalar(value, ..) => {
                 if let Some(duplicate) = on_scalar(&mut stack, &mut index, &value, &span) {
                     return (index, Some(duplicate));
@@ -373,6 +394,145 @@ fn index_positions(text: &str) -> (PositionIndex, Option<SyntaxError>) {
         }
     }
     (index, None)
+}
+
+/// What serde_yaml would build from the events seen so far: how deep it nests, and how many
+/// values aliases add to it.
+#[derive(Default)]
+struct Size {
+    /// The open lists and mappings: the anchor each is stored under (0 for none) and the values
+    /// it holds so far, itself included, aliases counted out.
+    open: Vec<(usize, usize)>,
+    /// The values each anchor stands for, aliases inside it counted out.
+    anchored: HashMap<usize, usize>,
+    /// The values aliases added so far.
+    from_aliases: usize,
+}
+
+impl Size {
+    fn add(&mut self, event: &Event<'_>, span: &Span) -> Result<(), SyntaxError> {
+        match event {
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                self.open.push((*anchor, 1));
+                if self.open.len() > MAX_NESTING {
+                    return Err(nested_too_deep(Position::of(span)));
+                }
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                if let Some((anchor, values)) = self.open.pop() {
+                    self.close(anchor, values);
+                }
+            }
+            Event::Scalar(_, _, anchor, _) => self.close(*anchor, 1),
+            Event::Alias(anchor) => {
+                // An alias of a collection still open (itself or an ancestor) is refused by the
+                // value parser; it counts as one value here.
+                let values = self.anchored.get(anchor).copied().unwrap_or(1);
+                self.from_aliases = self.from_aliases.saturating_add(values);
+                if self.from_aliases > MAX_ALIAS_VALUES {
+                    return Err(SyntaxError {
+                        path: KeyPath::root(),
+                        position: Some(Position::of(span)),
+                        message: format!(
+                            "the aliases (`*name`) of this file stand for more than \
+                             {MAX_ALIAS_VALUES} values in all; a pipeline needs far fewer: \
+                             write large blocks out once instead of repeating their aliases"
+                        ),
+                    });
+                }
+                self.close(0, values);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A value of `values` values in all ended: it counts in the collection holding it.
+    fn close(&mut self, anchor: usize, values: usize) {
+        if anchor != 0 {
+            self.anchored.insert(anchor, values);
+        }
+        if let Some((_, parent)) = self.open.last_mut() {
+            *parent = parent.saturating_add(values);
+        }
+    }
+}
+
+fn nested_too_deep(position: Position) -> SyntaxError {
+    SyntaxError {
+        path: KeyPath::root(),
+        position: Some(position),
+        message: format!(
+            "lists and mappings are nested more than {MAX_NESTING} levels deep here; a pipeline \
+             needs far fewer: look for a `[` or `{{` that is never closed"
+        ),
+    }
+}
+
+/// What to report when the event parser refused `text`, if its brackets nest deeper than
+/// [`MAX_NESTING`]; `None` hands the text over to serde_yaml (serde_json), which then says what
+/// is wrong in its words.
+///
+/// The event parser reads ahead over opening brackets (each may start a key), so deep flow
+/// nesting reaches it as an error of its own (at 256 levels), not as events. When that error lies
+/// past the point where the brackets pass the limit, the nesting is the problem. When it lies
+/// before (a YAML 1.2 rule that serde_yaml does not apply), the text still must not reach
+/// serde_yaml, which would take quadratic time over the brackets: the event parser's own error
+/// is reported. The brackets are counted without regard to quotes or comments, so the count may
+/// pass the limit where the YAML does not; it only ever decides for a text the event parser
+/// already refused.
+fn refused_deep_text(
+    text: &str,
+    format: Format,
+    error: &saphyr_parser::ScanError,
+) -> Option<SyntaxError> {
+    let too_deep = first_bracket_past_limit(text)?;
+    if error.marker().index() >= too_deep.offset {
+        return Some(nested_too_deep(too_deep.position));
+    }
+    // serde_json refuses deep nesting in linear time and words the mistake for JSON.
+    (format == Format::Yaml).then(|| SyntaxError {
+        path: KeyPath::root(),
+        position: Some(Position {
+            line: error.marker().line(),
+            column: error.marker().col() + 1,
+        }),
+        message: format!("not valid YAML: {}", error.info()),
+    })
+}
+
+/// Where a bracket first opens a level deeper than [`MAX_NESTING`].
+struct DeepBracket {
+    /// Offset in characters, as the event parser counts them.
+    offset: usize,
+    position: Position,
+}
+
+fn first_bracket_past_limit(text: &str) -> Option<DeepBracket> {
+    let mut depth = 0_usize;
+    let (mut line, mut column) = (1, 1);
+    for (offset, c) in text.chars().enumerate() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(DeepBracket {
+                        offset,
+                        position: Position { line, column },
+                    });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    None
 }
 
 fn on_scalar(

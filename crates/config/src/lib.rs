@@ -52,6 +52,7 @@ pub use path::{FieldPath, FieldPathError};
 pub use schedule::{ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use template::{Template, TemplateError, TemplatePart};
+pub use validate::MAX_PIPELINE_NAME_LEN;
 pub use variables::Secrets;
 
 use document::{Format, KeyPath, PositionIndex};

@@ -172,6 +172,124 @@ fn common_yaml_slips_get_a_hint() {
     );
 }
 
+const TOO_DEEP: &str = "lists and mappings are nested more than 64 levels deep here; a \
+                        pipeline needs far fewer: look for a `[` or `{` that is never closed";
+
+/// The parse error of `text` read as the file `origin`.
+fn parse_error_of(text: &str, origin: &str) -> String {
+    match parse_str(text, origin, &env) {
+        Err(error) if error.is_parse_error() => error.to_string(),
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_at_the_level_past_the_limit_without_reading_further() {
+    let many = 100_000;
+    // The root mapping is the first level; the column is that of the bracket that opens the
+    // 65th level or the 66th (a count of brackets alone, for a text read ahead over its brackets).
+    for (open, levels) in [("[", 65), ("{", 65), ("{a: ", 64), ("[a, ", 65)] {
+        let text = format!("name: x\ninput: {}", open.repeat(many));
+        let column = "input: ".len() + (levels - 1) * open.len() + 1;
+        assert_eq!(
+            parse_error_of(&text, "pipeline.yaml"),
+            format!("pipeline.yaml:2:{column}: {TOO_DEEP}"),
+            "{open}"
+        );
+    }
+    for (open, levels) in [("[", 64), ("{\"a\": ", 64)] {
+        let text = format!("{{\"name\": \"x\", \"input\": {}", open.repeat(many));
+        let column = "{\"name\": \"x\", \"input\": ".len() + (levels - 1) * open.len() + 1;
+        assert_eq!(
+            parse_error_of(&text, "pipeline.json"),
+            format!("pipeline.json:1:{column}: {TOO_DEEP}"),
+            "{open}"
+        );
+    }
+    // Closed brackets, block lists, and a second document (which serde_yaml reads before
+    // refusing it) are measured too.
+    let closed = format!("name: x\ninput: {}{}\n", "[".repeat(70), "]".repeat(70));
+    assert_eq!(
+        parse_error_of(&closed, "pipeline.yaml"),
+        format!("pipeline.yaml:2:71: {TOO_DEEP}")
+    );
+    let block = format!("name: x\ninput:\n{}a\n", "- ".repeat(many));
+    assert_eq!(
+        parse_error_of(&block, "pipeline.yaml"),
+        format!("pipeline.yaml:3:127: {TOO_DEEP}")
+    );
+    let second = format!("name: x\n---\n{}", "[".repeat(many));
+    assert_eq!(
+        parse_error_of(&second, "pipeline.yaml"),
+        format!("pipeline.yaml:3:65: {TOO_DEEP}")
+    );
+}
+
+#[test]
+fn deep_brackets_after_a_mistake_the_event_parser_stops_at_are_not_read_further() {
+    // serde_yaml takes a tab after `name:`, and would then spend minutes on the brackets.
+    let text = format!("name:\tx\ninput: {}", "[".repeat(100_000));
+    assert_eq!(
+        parse_error_of(&text, "pipeline.yaml"),
+        "pipeline.yaml:1:7: not valid YAML: ':' must be followed by a valid YAML whitespace"
+    );
+}
+
+const TOO_MANY_ALIASES: &str = "the aliases (`*name`) of this file stand for more than 10000 \
+                                values in all; a pipeline needs far fewer: write large blocks \
+                                out once instead of repeating their aliases";
+
+#[test]
+fn aliases_standing_for_too_many_values_are_refused_before_they_are_built() {
+    // Six lines that would stand for a million values.
+    let mut laughs = String::from("name: x\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..=5 {
+        let previous = format!("*l{}", level - 1);
+        laughs.push_str(&format!(
+            "l{level}: &l{level} [{}]\n",
+            [previous.as_str(); 10].join(", ")
+        ));
+    }
+    assert_eq!(
+        parse_error(&laughs),
+        format!("pipeline.yaml:5:45: {TOO_MANY_ALIASES}")
+    );
+    // A 30 kB file of 6,000 aliases of a list of 6,000 values.
+    let wide = format!(
+        "name: x\na: &a [{}]\nb: [{}]\n",
+        "1,".repeat(6000),
+        "*a,".repeat(6000)
+    );
+    assert_eq!(
+        parse_error(&wide),
+        format!("pipeline.yaml:3:8: {TOO_MANY_ALIASES}")
+    );
+}
+
+#[test]
+fn shared_blocks_still_load() {
+    let shared = http_input(
+        "  headers: &common {X-Team: data, X-Env: prod}\n  queryParams:\n    <<: *common\n    \
+         since: x\n",
+    );
+    let loaded = load(&shared).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("an httpPolling input");
+    };
+    assert_eq!(input.query_params.len(), 3, "{:?}", input.query_params);
+}
+
+#[test]
+fn ordinary_nesting_still_loads() {
+    let body = format!("{}1{}", "{a: ".repeat(60), "}".repeat(60));
+    let loaded = load(&http_input(&format!("  method: POST\n  body: {body}\n"))).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("an httpPolling input");
+    };
+    let json = input.body.as_ref().unwrap().to_string();
+    assert_eq!(json, format!("{}1{}", "{\"a\":".repeat(60), "}".repeat(60)));
+}
+
 #[test]
 fn a_key_written_twice_is_reported_at_the_second_one() {
     let message = parse_error("name: a\ninput: {}\nname: b\n");
@@ -349,6 +467,26 @@ fn pipeline_names_are_limited_to_file_name_characters() {
         &invalid(&http_input("").replace("name: events", "name: -x")),
         "starting with a letter or digit",
     );
+}
+
+#[test]
+fn a_pipeline_name_too_long_for_its_state_files_is_refused_with_the_limit() {
+    let longest = "n".repeat(cannectors_config::MAX_PIPELINE_NAME_LEN);
+    assert_eq!(longest.len(), 246);
+    let loaded = load(&http_input("").replace("name: events", &format!("name: {longest}")));
+    assert_eq!(loaded.unwrap().pipeline.name, longest);
+    for length in [247, 250, 1000] {
+        let name = "n".repeat(length);
+        let message = invalid(&http_input("").replace("name: events", &format!("name: {name}")));
+        assert_eq!(
+            message,
+            format!(
+                "pipeline.yaml:1:1: name: the pipeline name is {length} characters long, but at \
+                 most 246 are allowed: it names the state files (the longest is \
+                 `<name>.json.tmp`) and a file name may have at most 255 bytes; shorten the name"
+            )
+        );
+    }
 }
 
 #[test]

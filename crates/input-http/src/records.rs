@@ -84,8 +84,8 @@ fn root_records(
     match document {
         Value::Object(_) => {
             for key in ARRAY_KEYS {
-                // The last one wins, as when the same key is written twice.
-                if let Some(at) = found.iter().rposition(|(name, _)| *name == key) {
+                // One entry a key at most: a key written twice left the records of its last value.
+                if let Some(at) = found.iter().position(|(name, _)| *name == key) {
                     return Ok(found.swap_remove(at).1);
                 }
             }
@@ -203,6 +203,10 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
+        // How many records were found before the key on the `dataField` path: when that key is
+        // written twice, its last value counts, as in the document, so what an earlier one
+        // held is dropped.
+        let mut before_path: Option<usize> = None;
         while let Some(key) = access.next_key::<String>()? {
             let target = match self.target {
                 Target::Root => match ARRAY_KEYS.iter().find(|known| **known == key) {
@@ -211,6 +215,14 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 },
                 _ => self.target_of(Some(&key), None),
             };
+            match target {
+                Target::Known(known) => self.found.borrow_mut().retain(|(name, _)| *name != known),
+                Target::Path(_) => {
+                    let mark = *before_path.get_or_insert(self.found.borrow().len());
+                    self.found.borrow_mut().truncate(mark);
+                }
+                Target::Root | Target::Nowhere => {}
+            }
             let value = access.next_value_seed(self.below(target))?;
             map.insert(key, value);
         }
@@ -252,6 +264,24 @@ mod tests {
             .iter()
             .map(|r| r.json().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_key_on_the_data_field_path_written_twice_counts_with_its_last_value() {
+        let body = r#"{"a": {"b": [1]}, "a": {"c": 2}}"#;
+        assert_eq!(parse(body, Some("a.b")).records, Err(Missing::NoSuchPath));
+        let body = r#"{"a": {"b": [1]}, "a": {"b": [2, 3]}}"#;
+        assert_eq!(texts(parse(body, Some("a.b")).records), ["2", "3"]);
+        let body = r#"{"a": {"b": [1]}, "x": 0, "a": {"b": 5}}"#;
+        assert_eq!(
+            parse(body, Some("a.b")).records,
+            Err(Missing::NotAnArray("a number"))
+        );
+        // Without `dataField`, for the known keys of the root.
+        let body = r#"{"data": [1], "data": null}"#;
+        assert_eq!(texts(parse(body, None).records), [r#"{"data":null}"#]);
+        let body = r#"{"items": [1], "data": [2], "items": [3, 4]}"#;
+        assert_eq!(texts(parse(body, None).records), ["2"]);
     }
 
     #[test]
@@ -364,5 +394,234 @@ mod tests {
             parse(r#""text""#, None).records.unwrap_err(),
             Missing::NotRecords("a string")
         );
+    }
+}
+
+/// A response body is outside input: whatever its bytes, parsing it ends in records or an error,
+/// never a panic, in a bounded time; and on JSON bodies the records found while parsing once are
+/// the ones a full parse into a `Value` would give.
+#[cfg(test)]
+mod properties {
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// Far above what any of these bodies needs (well under a millisecond).
+    const BOUND: Duration = Duration::from_secs(2);
+
+    /// `dataField` values: none, the known keys, nested paths, paths through arrays.
+    const PATHS: &[Option<&str>] = &[
+        None,
+        Some("data"),
+        Some("items"),
+        Some("a"),
+        Some("a.b"),
+        Some("a.0"),
+        Some("0"),
+        Some("data.items.1"),
+    ];
+
+    /// Keys that make the known arrays and the paths above likely to be found.
+    const KEYS: &[&str] = &[
+        "data", "items", "results", "records", "a", "b", "0", "1", "total", "next", "",
+    ];
+
+    fn field_path(path: Option<&str>) -> Option<FieldPath> {
+        path.map(|path| FieldPath::parse(path).unwrap())
+    }
+
+    fn body_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| {
+                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+            }),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 48, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(
+                    |members| {
+                        Value::Object(
+                            members
+                                .into_iter()
+                                .map(|(key, value)| (key.to_owned(), value))
+                                .collect::<Map<_, _>>(),
+                        )
+                    }
+                ),
+            ]
+        })
+    }
+
+    /// A body as text whose objects may write a key twice (which a `Value` cannot hold).
+    fn body_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            ".{0,6}".prop_map(|s| Value::from(s).to_string()),
+            Just("[]".to_owned()),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(", "))),
+                prop::collection::vec((prop::sample::select(&KEYS[..6]), inner), 0..5).prop_map(
+                    |members| {
+                        let members: Vec<String> = members
+                            .into_iter()
+                            .map(|(key, value)| format!("{}: {value}", Value::from(key)))
+                            .collect();
+                        format!("{{{}}}", members.join(", "))
+                    }
+                ),
+            ]
+        })
+    }
+
+    /// The records and the document a full parse gives, by the rules of [`parse_page`].
+    fn expected(value: &Value, path: Option<&FieldPath>) -> (Value, Result<Vec<Value>, Missing>) {
+        let mut document = value.clone();
+        let records = match path {
+            Some(path) => match path.get(value) {
+                Some(Value::Array(items)) => {
+                    empty_at(&mut document, path.segments());
+                    Ok(items.clone())
+                }
+                Some(other) => Err(Missing::NotAnArray(describe(other))),
+                None => Err(Missing::NoSuchPath),
+            },
+            None => match value {
+                Value::Array(items) => {
+                    document = json!([]);
+                    Ok(items.clone())
+                }
+                Value::Object(map) => {
+                    let found = ARRAY_KEYS
+                        .iter()
+                        .find_map(|key| map.get(*key).and_then(Value::as_array).cloned());
+                    // Every known key holding an array is emptied, the one read or not.
+                    for key in ARRAY_KEYS {
+                        if let Some(items @ Value::Array(_)) = document.get_mut(key) {
+                            *items = json!([]);
+                        }
+                    }
+                    Ok(found.unwrap_or_else(|| vec![value.clone()]))
+                }
+                other => Err(Missing::NotRecords(describe(other))),
+            },
+        };
+        (document, records)
+    }
+
+    /// `value` with an array of `items` at `path` (created on the way), as a body that holds
+    /// its records where `dataField` says.
+    fn planted(mut value: Value, path: Option<&str>, items: Vec<Value>) -> Value {
+        let segments: Vec<&str> = path.unwrap_or("data").split('.').collect();
+        let mut node = &mut value;
+        for segment in segments {
+            node = match segment.parse::<usize>() {
+                Ok(index) => {
+                    if !node.is_array() {
+                        *node = json!([]);
+                    }
+                    let list = node.as_array_mut().unwrap();
+                    while list.len() <= index {
+                        list.push(Value::Null);
+                    }
+                    &mut list[index]
+                }
+                Err(_) => {
+                    if !node.is_object() {
+                        *node = json!({});
+                    }
+                    node.as_object_mut()
+                        .unwrap()
+                        .entry(segment)
+                        .or_insert(Value::Null)
+                }
+            };
+        }
+        *node = Value::Array(items);
+        value
+    }
+
+    fn empty_at(document: &mut Value, segments: &[String]) {
+        let mut node = document;
+        for segment in segments {
+            node = match node {
+                Value::Object(map) => map.get_mut(segment).unwrap(),
+                Value::Array(items) => &mut items[segment.parse::<usize>().unwrap()],
+                _ => unreachable!("the path was found"),
+            };
+        }
+        *node = json!([]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn arbitrary_bytes_parse_or_fail_cleanly(
+            body in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..300),
+                "[\\[\\]{}\":,0-9a-z \\\\n-]{0,60}".prop_map(String::into_bytes),
+            ],
+            path in prop::sample::select(PATHS),
+        ) {
+            let path = field_path(path);
+            let started = Instant::now();
+            let parsed = parse_page(&body, path.as_ref());
+            prop_assert!(started.elapsed() < BOUND, "parsing took {:?}", started.elapsed());
+            if let Err(message) = parsed {
+                prop_assert!(!message.is_empty());
+            }
+        }
+
+        #[test]
+        fn records_found_in_one_pass_are_those_of_a_full_parse(
+            value in body_value(),
+            pretty in any::<bool>(),
+            path in prop::sample::select(PATHS),
+            plant in prop::option::of(prop::collection::vec(body_value(), 0..4)),
+        ) {
+            let value = match plant {
+                Some(items) => planted(value, path, items),
+                None => value,
+            };
+            let body = if pretty { format!("{value:#}") } else { value.to_string() };
+            let path = field_path(path);
+            let started = Instant::now();
+            let parsed = parse_page(body.as_bytes(), path.as_ref()).unwrap();
+            prop_assert!(started.elapsed() < BOUND, "parsing took {:?}", started.elapsed());
+            let (document, records) = expected(&value, path.as_ref());
+            let found = parsed.records.map(|records| {
+                records.iter().map(|record| record.to_value().unwrap()).collect::<Vec<_>>()
+            });
+            prop_assert_eq!(found, records);
+            prop_assert_eq!(parsed.document, document);
+        }
+
+        #[test]
+        fn a_key_written_twice_counts_with_its_last_value_as_in_a_full_parse(
+            body in body_text(),
+            path in prop::sample::select(PATHS),
+        ) {
+            let value: Value = serde_json::from_str(&body).unwrap();
+            let path = field_path(path);
+            let parsed = parse_page(body.as_bytes(), path.as_ref()).unwrap();
+            let (document, records) = expected(&value, path.as_ref());
+            let found = parsed.records.map(|records| {
+                records.iter().map(|record| record.to_value().unwrap()).collect::<Vec<_>>()
+            });
+            prop_assert_eq!(found, records);
+            prop_assert_eq!(parsed.document, document);
+        }
     }
 }

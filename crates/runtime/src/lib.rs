@@ -62,6 +62,7 @@ mod build;
 mod progress;
 mod summary;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -162,9 +163,44 @@ impl Executor {
         })
     }
 
+    /// The same executor, for the pipeline read from `file`: its commits record the file, and a
+    /// run warns when the state was last written for another pipeline file (two files with the
+    /// same name and storage silently sharing one cursor). See
+    /// [`StateStore::with_pipeline_file`].
+    pub fn with_pipeline_file(mut self, file: &Path) -> Executor {
+        self.store = self.store.with_pipeline_file(file);
+        self
+    }
+
     /// The state store of this pipeline.
     pub fn store(&self) -> &StateStore {
         &self.store
+    }
+
+    /// Loads the state, warning when another pipeline file wrote it.
+    fn load(&self) -> Result<Option<State>, RunError> {
+        let state = self.store.load()?;
+        if let Some(state) = &state
+            && let (Some(other), Some(this)) = (
+                self.store.other_pipeline_file(state),
+                self.store.pipeline_file(),
+            )
+        {
+            tracing::warn!(
+                pipeline = %self.pipeline.name,
+                state_file = %self.store.path().display(),
+                "the state file {} was last written by the pipeline file {}, not by this one, {}: \
+                 two pipeline files with the name `{}` and the same statePersistence.storagePath \
+                 share one cursor, so each run skips or repeats records of the other; give one of \
+                 them another name or another storagePath (if the pipeline file was moved, \
+                 ignore this: the next commit records its new path)",
+                self.store.path().display(),
+                other.display(),
+                this.display(),
+                self.pipeline.name,
+            );
+        }
+        Ok(state)
     }
 
     /// One complete run with the source and sink the configuration names.
@@ -174,7 +210,7 @@ impl Executor {
         } else {
             Some(self.store.lock()?)
         };
-        let state = self.store.load()?;
+        let state = self.load()?;
         tracing::info!(
             pipeline = %self.pipeline.name,
             state_file = %self.store.path().display(),
@@ -205,7 +241,7 @@ impl Executor {
         } else {
             Some(self.store.lock()?)
         };
-        let state = self.store.load()?;
+        let state = self.load()?;
         self.run_loaded(state, source, sink, options).await
     }
 

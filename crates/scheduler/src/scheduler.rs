@@ -72,10 +72,12 @@ impl Job {
                 file: loaded.path.clone(),
                 source,
             })?;
-        let executor = Executor::new(&loaded.pipeline).map_err(|source| JobError::Executor {
-            file: loaded.path.clone(),
-            source,
-        })?;
+        let executor = Executor::new(&loaded.pipeline)
+            .map(|executor| executor.with_pipeline_file(&loaded.path))
+            .map_err(|source| JobError::Executor {
+                file: loaded.path.clone(),
+                source,
+            })?;
         Ok(Job {
             file: loaded.path.clone(),
             name: loaded.pipeline.name.clone(),

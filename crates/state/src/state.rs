@@ -5,6 +5,8 @@
 //! Reading is strict: an unknown key, a wrong type or an unreadable timestamp is an error naming
 //! the key, because a silently ignored typo (`"timestamps"`) would restart a sync from scratch.
 
+use std::path::PathBuf;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
@@ -36,6 +38,11 @@ pub struct State {
     pub run: Option<Run>,
     /// The pipeline that wrote the file (set by [`StateStore::commit`](crate::StateStore::commit)).
     pub pipeline: Option<String>,
+    /// The absolute path of the pipeline file whose run wrote the file, when the writer said
+    /// (set by [`StateStore::commit`](crate::StateStore::commit) from
+    /// [`StateStore::with_pipeline_file`](crate::StateStore::with_pipeline_file)). Two pipeline
+    /// files of the same name and storage share one state file; this tells them apart.
+    pub pipeline_file: Option<PathBuf>,
     /// When the file was last written (set by [`StateStore::commit`](crate::StateStore::commit)).
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -148,12 +155,13 @@ const TOP_KEYS: &[&str] = &[
     "offset",
     "run",
     "pipeline",
+    "pipelineFile",
     "updatedAt",
     "lastTimestamp",
     "lastId",
 ];
-const TOP_ALLOWED: &str = "timestamp, id, offset, run, pipeline, updatedAt (and lastTimestamp, \
-                           lastId from files of the older tool)";
+const TOP_ALLOWED: &str = "timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and \
+                           lastTimestamp, lastId from files of the older tool)";
 const RUN_KEYS: &[&str] = &["startedAt", "batches", "offset", "seen", "resume"];
 const RUN_ALLOWED: &str = "startedAt, batches, offset, seen, resume";
 const SEEN_KEYS: &[&str] = &["timestamp", "id"];
@@ -220,6 +228,12 @@ impl State {
                 other => Err(invalid("pipeline", other, EXPECT_TEXT)),
             })
             .transpose()?;
+        let pipeline_file = present(map, "pipelineFile")
+            .map(|value| match value {
+                Value::String(path) => Ok(PathBuf::from(path)),
+                other => Err(invalid("pipelineFile", other, EXPECT_TEXT)),
+            })
+            .transpose()?;
         let updated_at = present(map, "updatedAt")
             .map(|value| read_instant("updatedAt", value))
             .transpose()?;
@@ -229,6 +243,7 @@ impl State {
             offset,
             run,
             pipeline,
+            pipeline_file,
             updated_at,
         })
     }
@@ -238,6 +253,14 @@ impl State {
         let mut map = Map::new();
         if let Some(pipeline) = &self.pipeline {
             map.insert("pipeline".into(), Value::String(pipeline.clone()));
+        }
+        if let Some(file) = &self.pipeline_file {
+            // A path that is not UTF-8 is recorded readably; it then matches no path, which at
+            // worst warns once about a shared state file that is not shared.
+            map.insert(
+                "pipelineFile".into(),
+                Value::String(file.to_string_lossy().into_owned()),
+            );
         }
         insert_position(&mut map, &self.timestamp, &self.id);
         if let Some(offset) = self.offset {
@@ -643,13 +666,13 @@ mod tests {
         assert_eq!(
             problem(r#"{"timestamps": "2026-01-01T00:00:00Z"}"#),
             "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
-             timestamp, id, offset, run, pipeline, updatedAt (and lastTimestamp, lastId from files \
-             of the older tool)"
+             timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and lastTimestamp, \
+             lastId from files of the older tool)"
         );
         assert_eq!(
             problem(r#"{"cursor": 1}"#),
             "unknown key `cursor`; the keys allowed here are timestamp, id, offset, run, pipeline, \
-             updatedAt (and lastTimestamp, lastId from files of the older tool)"
+             pipelineFile, updatedAt (and lastTimestamp, lastId from files of the older tool)"
         );
         assert!(
             problem(r#"{"run": {"startedAt": "2026-01-01T00:00:00Z", "sen": {}}}"#)
@@ -686,6 +709,10 @@ mod tests {
         assert_eq!(
             problem(r#"{"pipeline": 3}"#),
             "`pipeline` holds 3, but it must be a string"
+        );
+        assert_eq!(
+            problem(r#"{"pipelineFile": ["a.yaml"]}"#),
+            "`pipelineFile` holds [\"a.yaml\"], but it must be a string"
         );
     }
 

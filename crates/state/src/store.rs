@@ -18,6 +18,27 @@ use crate::state::{State, StateFormatError};
 /// `storagePath` when the pipeline does not set one; relative to the working directory.
 const DEFAULT_STORAGE_DIR: &str = ".cannectors-state";
 
+/// The state file is `<name>.json`.
+const STATE_SUFFIX: &str = ".json";
+/// A commit writes `<name>.json.tmp` first.
+const TEMP_SUFFIX: &str = ".json.tmp";
+/// The run lock is `<name>.lock`.
+const LOCK_SUFFIX: &str = ".lock";
+
+/// The longest file name, in bytes, of ext4, XFS, Btrfs and tmpfs (`NAME_MAX`).
+const FILE_NAME_MAX: usize = 255;
+
+const fn longest_suffix() -> usize {
+    let mut longest = STATE_SUFFIX.len();
+    if TEMP_SUFFIX.len() > longest {
+        longest = TEMP_SUFFIX.len();
+    }
+    if LOCK_SUFFIX.len() > longest {
+        longest = LOCK_SUFFIX.len();
+    }
+    longest
+}
+
 /// The state file and run lock of one pipeline.
 ///
 /// Create it once per run with [`StateStore::for_pipeline`] and use the same instance to load
@@ -29,6 +50,8 @@ pub struct StateStore {
     file: PathBuf,
     temp: PathBuf,
     lock: PathBuf,
+    /// The pipeline file this store commits for, recorded in every commit.
+    pipeline_file: Option<PathBuf>,
 }
 
 /// Proof that this process is the one writer of a pipeline's state. The OS lock is released
@@ -65,6 +88,19 @@ pub enum StateError {
     InvalidName {
         /// The rejected name.
         name: String,
+    },
+    /// The pipeline name is too long for the file names derived from it.
+    #[error(
+        "a pipeline name of {length} bytes cannot name a state file: with the suffixes the store \
+         adds (up to `{}`) its file names would be longer than the {} bytes a file name may \
+         have; use a name of at most {} bytes",
+        TEMP_SUFFIX,
+        FILE_NAME_MAX,
+        StateStore::MAX_NAME_LEN
+    )]
+    NameTooLong {
+        /// The length of the rejected name, in bytes.
+        length: usize,
     },
     /// The storage directory cannot be made absolute.
     #[error(
@@ -125,6 +161,17 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A symbolic link is where the lock file should be.
+    #[error(
+        "the run lock {} is a symbolic link: it is never opened through a link, which could \
+         create or lock a file elsewhere; remove the link (nothing was created or changed at \
+         its target)",
+        path.display()
+    )]
+    LockIsLink {
+        /// The lock file path.
+        path: PathBuf,
+    },
     /// The lock file cannot be opened or locked.
     #[error("cannot take the run lock {}: {source}", path.display())]
     Lock {
@@ -183,6 +230,12 @@ pub enum StateError {
 }
 
 impl StateStore {
+    /// The longest pipeline name a store accepts, in bytes: every file it derives from the name
+    /// (`<name>.json`, `<name>.json.tmp`, `<name>.lock`) stays within the 255 bytes Linux file
+    /// systems allow for a file name. The pipeline file validation refuses longer names with the
+    /// same limit, so a run never delivers a batch it then cannot commit.
+    pub const MAX_NAME_LEN: usize = FILE_NAME_MAX - longest_suffix();
+
     /// The store of a pipeline: `<storagePath>/<name>.json`, where `storagePath` comes from the
     /// input's `statePersistence` (default `./.cannectors-state`) and a relative path resolves
     /// against the working directory, once, here.
@@ -203,6 +256,9 @@ impl StateStore {
                 name: name.to_owned(),
             });
         }
+        if name.len() > StateStore::MAX_NAME_LEN {
+            return Err(StateError::NameTooLong { length: name.len() });
+        }
         let given = storage_dir.unwrap_or(Path::new(DEFAULT_STORAGE_DIR));
         let dir = std::path::absolute(given).map_err(|source| StateError::StorageDir {
             path: given.to_owned(),
@@ -210,11 +266,52 @@ impl StateStore {
         })?;
         Ok(StateStore {
             pipeline: name.to_owned(),
-            file: dir.join(format!("{name}.json")),
-            temp: dir.join(format!("{name}.json.tmp")),
-            lock: dir.join(format!("{name}.lock")),
+            file: dir.join(format!("{name}{STATE_SUFFIX}")),
+            temp: dir.join(format!("{name}{TEMP_SUFFIX}")),
+            lock: dir.join(format!("{name}{LOCK_SUFFIX}")),
             dir,
+            pipeline_file: None,
         })
+    }
+
+    /// The same store, recording in every commit that the state was written for the pipeline
+    /// file `file` (the `pipelineFile` key), so that a run of another pipeline file sharing the
+    /// state file can notice it with [`StateStore::other_pipeline_file`]. The path is made
+    /// absolute against the working directory, with symbolic links resolved when it exists.
+    ///
+    /// ```
+    /// use cannectors_state::{State, StateStore};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let first = StateStore::new("events", Some(dir.path()))?.with_pipeline_file("/etc/a.yaml");
+    /// first.commit(&State::default())?;
+    /// let second = StateStore::new("events", Some(dir.path()))?.with_pipeline_file("/etc/b.yaml");
+    /// let state = second.load()?.unwrap_or_default();
+    /// assert_eq!(second.other_pipeline_file(&state), Some(std::path::Path::new("/etc/a.yaml")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_pipeline_file(mut self, file: impl AsRef<Path>) -> StateStore {
+        let file = file.as_ref();
+        let absolute = fs::canonicalize(file)
+            .or_else(|_| std::path::absolute(file))
+            .unwrap_or_else(|_| file.to_owned());
+        self.pipeline_file = Some(absolute);
+        self
+    }
+
+    /// The pipeline file this store records in its commits, if it was given one.
+    pub fn pipeline_file(&self) -> Option<&Path> {
+        self.pipeline_file.as_deref()
+    }
+
+    /// The pipeline file recorded in `state` when it is not this store's: another pipeline file
+    /// (of the same name, with the same storage) wrote the state last, so the two share one
+    /// cursor. `None` when they agree, or when either of them is not known.
+    pub fn other_pipeline_file<'s>(&self, state: &'s State) -> Option<&'s Path> {
+        let mine = self.pipeline_file.as_deref()?;
+        let recorded = state.pipeline_file.as_deref()?;
+        (recorded != mine).then_some(recorded)
     }
 
     /// The pipeline name.
@@ -245,12 +342,21 @@ impl StateStore {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         restrict_to_owner(&mut options);
-        let file = options
-            .open(&self.lock)
-            .map_err(|source| StateError::Lock {
-                path: self.lock.clone(),
-                source,
-            })?;
+        refuse_links(&mut options);
+        let file = options.open(&self.lock).map_err(|source| {
+            let is_link = fs::symlink_metadata(&self.lock)
+                .is_ok_and(|metadata| metadata.file_type().is_symlink());
+            if is_link {
+                StateError::LockIsLink {
+                    path: self.lock.clone(),
+                }
+            } else {
+                StateError::Lock {
+                    path: self.lock.clone(),
+                    source,
+                }
+            }
+        })?;
         match file.try_lock() {
             Ok(()) => Ok(RunLock {
                 file,
@@ -308,7 +414,8 @@ impl StateStore {
     }
 
     /// Writes `state` durably (temp file, fsync, rename, fsync of the directory), with
-    /// `pipeline` and `updatedAt` set. The file gets mode 0600; a directory created for it
+    /// `pipeline`, `pipelineFile` (see [`StateStore::with_pipeline_file`]; absent when not given)
+    /// and `updatedAt` set. The file gets mode 0600; a directory created for it
     /// gets 0700.
     ///
     /// Refuses, with the same error as [`StateStore::load`], to replace a file that is not a
@@ -319,6 +426,8 @@ impl StateStore {
         self.load()?;
         let mut stamped = state.clone();
         stamped.pipeline = Some(self.pipeline.clone());
+        // The writer of this commit, not of an earlier one: unknown when not given.
+        stamped.pipeline_file = self.pipeline_file.clone();
         stamped.updated_at = Some(Utc::now());
         let text = stamped.to_json_pretty();
         self.create_dir()?;
@@ -444,6 +553,19 @@ fn restrict_to_owner(options: &mut OpenOptions) {
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// Makes opening fail on a symbolic link in the last component of the path. Without it, a
+/// dangling `<name>.lock` link would create a file wherever it points, and a link to an existing
+/// file would open that file for writing and lock it.
+fn refuse_links(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
     }
     #[cfg(not(unix))]
     let _ = options;

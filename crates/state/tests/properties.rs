@@ -126,16 +126,20 @@ fn state() -> impl Strategy<Value = State> {
         prop::option::of(any::<u64>()),
         prop::option::of(run()),
         prop::option::of("[A-Za-z0-9][A-Za-z0-9._-]{0,20}"),
+        prop::option::of(any::<String>().prop_map(std::path::PathBuf::from)),
         prop::option::of(instant()),
     )
-        .prop_map(|(timestamp, id, offset, run, pipeline, updated_at)| State {
-            timestamp,
-            id,
-            offset,
-            run,
-            pipeline,
-            updated_at,
-        })
+        .prop_map(
+            |(timestamp, id, offset, run, pipeline, pipeline_file, updated_at)| State {
+                timestamp,
+                id,
+                offset,
+                run,
+                pipeline,
+                pipeline_file,
+                updated_at,
+            },
+        )
 }
 
 fn assert_order_laws<T: Ord + std::fmt::Debug>(a: &T, b: &T, c: &T) {

@@ -89,6 +89,43 @@ fn a_pipeline_name_that_would_leave_the_directory_is_refused() {
 }
 
 #[test]
+fn the_longest_name_validation_accepts_names_every_state_file() {
+    assert_eq!(
+        StateStore::MAX_NAME_LEN,
+        cannectors_config::MAX_PIPELINE_NAME_LEN,
+        "the pipeline file validation and the store must agree on the longest name"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let name = "n".repeat(StateStore::MAX_NAME_LEN);
+    let store = StateStore::new(&name, Some(dir.path())).unwrap();
+    let lock = store.lock().unwrap();
+    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    assert!(store.load().unwrap().is_some());
+    drop(lock);
+    let mut files: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, [format!("{name}.json"), format!("{name}.lock")]);
+    // The temp file of a commit is the longest name; one byte more would not fit.
+    fs::write(dir.path().join(format!("{name}.json.tmp")), "{}").unwrap();
+    let error = fs::write(dir.path().join(format!("{name}n.json.tmp")), "{}").unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(36), "ENAMETOOLONG: {error}");
+}
+
+#[test]
+fn a_name_too_long_for_its_state_files_is_refused_with_the_limit() {
+    let error = StateStore::new(&"n".repeat(StateStore::MAX_NAME_LEN + 1), None).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "a pipeline name of 247 bytes cannot name a state file: with the suffixes the store adds \
+         (up to `.json.tmp`) its file names would be longer than the 255 bytes a file name may \
+         have; use a name of at most 246 bytes"
+    );
+}
+
+#[test]
 fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
@@ -104,6 +141,7 @@ fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     let loaded = store.load().unwrap().unwrap();
     assert_eq!(loaded.pipeline.as_deref(), Some("events-sync"));
     assert!(loaded.updated_at.is_some());
+    assert_eq!(loaded.pipeline_file, None);
     assert_eq!(
         State {
             pipeline: None,
@@ -116,6 +154,61 @@ fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     assert!(
         text.contains("\"timestamp\": \"2026-01-01T00:00:00+02:00\""),
         "{text}"
+    );
+}
+
+#[test]
+fn a_commit_records_the_pipeline_file_it_was_made_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_file = dir.path().join("first.yaml");
+    fs::write(&first_file, "name: events-sync").unwrap();
+    let first = store_in(dir.path()).with_pipeline_file(&first_file);
+    first.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    let text = fs::read_to_string(first.path()).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let canonical = first_file.canonicalize().unwrap();
+    assert_eq!(recorded["pipelineFile"], canonical.to_str().unwrap());
+
+    let state = first.load().unwrap().unwrap();
+    assert_eq!(state.pipeline_file.as_deref(), Some(canonical.as_path()));
+    assert_eq!(first.other_pipeline_file(&state), None);
+
+    let second = store_in(dir.path()).with_pipeline_file(dir.path().join("second.yaml"));
+    assert_eq!(
+        second.other_pipeline_file(&state),
+        Some(canonical.as_path())
+    );
+    second.commit(&state).unwrap();
+    let state = second.load().unwrap().unwrap();
+    assert_eq!(
+        state.pipeline_file.as_deref(),
+        Some(dir.path().join("second.yaml").as_path())
+    );
+    assert_eq!(first.other_pipeline_file(&state), second.pipeline_file());
+
+    // A store that was not told its pipeline file neither warns nor keeps a stale writer.
+    let unnamed = store_in(dir.path());
+    assert_eq!(unnamed.other_pipeline_file(&state), None);
+    unnamed.commit(&state).unwrap();
+    let state = unnamed.load().unwrap().unwrap();
+    assert_eq!(state.pipeline_file, None);
+    assert_eq!(first.other_pipeline_file(&state), None);
+    assert!(
+        !fs::read_to_string(first.path())
+            .unwrap()
+            .contains("pipelineFile")
+    );
+}
+
+#[test]
+fn a_relative_pipeline_file_is_recorded_as_an_absolute_path() {
+    let store = StateStore::new("p", None)
+        .unwrap()
+        .with_pipeline_file("pipelines/p.yaml");
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(
+        store.pipeline_file(),
+        Some(cwd.join("pipelines/p.yaml").as_path())
     );
 }
 
@@ -228,8 +321,8 @@ fn a_misspelt_key_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"timestamps\": \"2026-01-01T00:00:00Z\"}",
         "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
-         timestamp, id, offset, run, pipeline, updatedAt (and lastTimestamp, lastId from files of \
-         the older tool)",
+         timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and lastTimestamp, lastId \
+         from files of the older tool)",
     );
 }
 
@@ -541,6 +634,54 @@ fn a_lock_file_that_cannot_be_opened_is_named() {
         )),
         "{message}"
     );
+}
+
+fn link_message(store: &StateStore) -> String {
+    format!(
+        "the run lock {} is a symbolic link: it is never opened through a link, which could \
+         create or lock a file elsewhere; remove the link (nothing was created or changed at its \
+         target)",
+        store.lock_path().display()
+    )
+}
+
+#[test]
+fn a_dangling_link_in_place_of_the_lock_file_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("created-by-the-lock");
+    let store = store_in(dir.path());
+    std::os::unix::fs::symlink(&target, store.lock_path()).unwrap();
+
+    let error = store.lock().unwrap_err();
+    assert_eq!(error.to_string(), link_message(&store));
+    assert!(!target.exists(), "the lock created its link's target");
+    assert!(
+        fs::symlink_metadata(store.lock_path())
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn a_link_to_an_existing_file_in_place_of_the_lock_file_is_refused_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("precious");
+    fs::write(&target, "keep me").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+    let modified = fs::metadata(&target).unwrap().modified().unwrap();
+    let store = store_in(dir.path());
+    std::os::unix::fs::symlink(&target, store.lock_path()).unwrap();
+
+    let error = store.lock().unwrap_err();
+    assert_eq!(error.to_string(), link_message(&store));
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
+    assert_eq!(mode_of(&target), 0o644);
+    assert_eq!(fs::metadata(&target).unwrap().modified().unwrap(), modified);
+    // Nothing holds a lock on the target either: a lock of its own is taken at once.
+    let file = fs::File::open(&target).unwrap();
+    file.try_lock().unwrap();
 }
 
 #[test]
