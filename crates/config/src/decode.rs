@@ -1,4 +1,5 @@
-//! From the JSON tree to the typed [`Pipeline`], with the exact key path of the first mismatch.
+//! From the JSON tree to the pipeline file as written (`RawPipeline`), with the exact key path
+//! of the first mismatch.
 //!
 //! serde buffers an internally tagged enum (`input.type`, `output.type`) before it picks the
 //! variant, and the buffered value has forgotten both the path and the position. So the `type`
@@ -10,10 +11,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::document::{KeyPath, Segment};
-use crate::model::{
-    DatabaseInput, DatabaseOutput, FileOutput, HttpPollingInput, HttpRequestOutput, Pipeline,
-    StdoutOutput,
-};
+use crate::input::database::RawDatabaseInput;
+use crate::input::http::RawHttpPollingInput;
+use crate::model::RawPipeline;
+use crate::output::database::RawDatabaseOutput;
+use crate::output::file::RawFileOutput;
+use crate::output::http_request::RawHttpRequestOutput;
+use crate::output::stdout::RawStdoutOutput;
 
 /// The first place where the tree does not fit the model.
 #[derive(Debug)]
@@ -25,18 +29,18 @@ pub(crate) struct Mismatch {
 type Check = fn(Value, &KeyPath) -> Result<(), Mismatch>;
 
 const INPUT_TYPES: &[(&str, Check)] = &[
-    ("httpPolling", check_as::<HttpPollingInput>),
-    ("database", check_as::<DatabaseInput>),
+    ("httpPolling", check_as::<RawHttpPollingInput>),
+    ("database", check_as::<RawDatabaseInput>),
 ];
 
 const OUTPUT_TYPES: &[(&str, Check)] = &[
-    ("stdout", check_as::<StdoutOutput>),
-    ("file", check_as::<FileOutput>),
-    ("httpRequest", check_as::<HttpRequestOutput>),
-    ("database", check_as::<DatabaseOutput>),
+    ("stdout", check_as::<RawStdoutOutput>),
+    ("file", check_as::<RawFileOutput>),
+    ("httpRequest", check_as::<RawHttpRequestOutput>),
+    ("database", check_as::<RawDatabaseOutput>),
 ];
 
-pub(crate) fn decode(tree: &Value) -> Result<Pipeline, Mismatch> {
+pub(crate) fn decode(tree: &Value) -> Result<RawPipeline, Mismatch> {
     let root = KeyPath::root();
     let Some(map) = tree.as_object() else {
         return Err(Mismatch {

@@ -3,11 +3,17 @@
 //! The grammar is small on purpose: `state.timestamp`, `state.id`, `state.offset` (also the
 //! older `state.lastTimestamp` and `state.lastId`), `record.<dot path>`, a JSON literal, and
 //! `a ?? b`, the first operand that is not null.
+//!
+//! What an expression may read depends on where it is written, and a loaded pipeline says so in
+//! the type: a database input binds `Expr<StateCursor>` (there is no record before its query
+//! runs), a database output `Expr<FieldPath>` (an output does not see the input's cursors).
 
 use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
+
+use crate::path::FieldPath;
 
 /// A committed cursor named in an expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +26,19 @@ pub enum StateCursor {
     Offset,
 }
 
+impl StateCursor {
+    /// The cursor `state.<name>` names: `timestamp`, `id`, `offset`, or the older
+    /// `lastTimestamp`, `lastId`.
+    pub(crate) fn from_name(name: &str) -> Option<StateCursor> {
+        match name {
+            "timestamp" | "lastTimestamp" => Some(StateCursor::Timestamp),
+            "id" | "lastId" => Some(StateCursor::Id),
+            "offset" => Some(StateCursor::Offset),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for StateCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -30,17 +49,35 @@ impl fmt::Display for StateCursor {
     }
 }
 
-/// A parsed value expression.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    /// A committed cursor; null before the first commit.
+/// What a placeholder or an expression reads: a committed cursor or a field of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// `state.timestamp`, `state.id` or `state.offset`: a committed cursor.
     State(StateCursor),
-    /// A dot path into the current record, e.g. `record.customer.email`.
-    Record(String),
+    /// `record.<path>`: a value of the record being sent.
+    Record(FieldPath),
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::State(cursor) => write!(f, "{cursor}"),
+            Reference::Record(path) => write!(f, "record.{path}"),
+        }
+    }
+}
+
+/// A parsed value expression. `R` is what it may read: a [`Reference`] of either kind as
+/// parsed, a [`StateCursor`] in a database input, a record [`FieldPath`] in a database output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr<R = Reference> {
+    /// A committed cursor or a record field; null before the first commit, or when the record
+    /// lacks the field.
+    Ref(R),
     /// A JSON literal, e.g. `10`, `"active"`, `null`.
     Literal(serde_json::Value),
     /// The first operand that is not null.
-    Coalesce(Vec<Expr>),
+    Coalesce(Vec<Expr<R>>),
 }
 
 /// Why an expression did not parse.
@@ -60,11 +97,14 @@ impl Expr {
     /// Parses an expression written as a string.
     ///
     /// ```
-    /// use cannectors_config::{Expr, StateCursor};
+    /// use cannectors_config::{Expr, Reference, StateCursor};
     /// let expr = Expr::parse("state.id ?? 0").unwrap();
     /// assert_eq!(
     ///     expr,
-    ///     Expr::Coalesce(vec![Expr::State(StateCursor::Id), Expr::Literal(0.into())])
+    ///     Expr::Coalesce(vec![
+    ///         Expr::Ref(Reference::State(StateCursor::Id)),
+    ///         Expr::Literal(0.into()),
+    ///     ])
     /// );
     /// ```
     pub fn parse(text: &str) -> Result<Expr, ExprError> {
@@ -86,39 +126,117 @@ impl Expr {
 
     /// Whether the expression reads committed state anywhere.
     pub fn uses_state(&self) -> bool {
-        match self {
-            Expr::State(_) => true,
-            Expr::Coalesce(items) => items.iter().any(Expr::uses_state),
-            Expr::Record(_) | Expr::Literal(_) => false,
-        }
+        self.references()
+            .iter()
+            .any(|r| matches!(r, Reference::State(_)))
     }
 
     /// Whether the expression reads the current record anywhere.
     pub fn uses_record(&self) -> bool {
-        match self {
-            Expr::Record(_) => true,
-            Expr::Coalesce(items) => items.iter().any(Expr::uses_record),
-            Expr::State(_) | Expr::Literal(_) => false,
-        }
+        self.references()
+            .iter()
+            .any(|r| matches!(r, Reference::Record(_)))
+    }
+
+    /// The same expression if it reads only committed cursors.
+    pub fn into_state(self) -> Option<Expr<StateCursor>> {
+        self.narrow(&|r| match r {
+            Reference::State(cursor) => Some(cursor),
+            Reference::Record(_) => None,
+        })
+    }
+
+    /// The same expression if it reads only record fields.
+    pub fn into_record(self) -> Option<Expr<FieldPath>> {
+        self.narrow(&|r| match r {
+            Reference::Record(path) => Some(path),
+            Reference::State(_) => None,
+        })
     }
 }
 
-impl fmt::Display for Expr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<R> Expr<R> {
+    /// What the expression reads, in order.
+    pub fn references(&self) -> Vec<&R> {
+        let mut found = Vec::new();
+        self.collect_references(&mut found);
+        found
+    }
+
+    /// The value of the expression, with `read` giving the value of each reference (null when
+    /// there is none).
+    pub fn evaluate(&self, read: &impl Fn(&R) -> serde_json::Value) -> serde_json::Value {
         match self {
-            Expr::State(cursor) => write!(f, "{cursor}"),
-            Expr::Record(path) => write!(f, "record.{path}"),
+            Expr::Ref(reference) => read(reference),
+            Expr::Literal(value) => value.clone(),
+            Expr::Coalesce(items) => items
+                .iter()
+                .map(|item| item.evaluate(read))
+                .find(|value| !value.is_null())
+                .unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    fn collect_references<'e>(&'e self, found: &mut Vec<&'e R>) {
+        match self {
+            Expr::Ref(reference) => found.push(reference),
+            Expr::Literal(_) => {}
+            Expr::Coalesce(items) => {
+                for item in items {
+                    item.collect_references(found);
+                }
+            }
+        }
+    }
+
+    fn narrow<S>(self, keep: &impl Fn(R) -> Option<S>) -> Option<Expr<S>> {
+        match self {
+            Expr::Ref(reference) => keep(reference).map(Expr::Ref),
+            Expr::Literal(value) => Some(Expr::Literal(value)),
+            Expr::Coalesce(items) => items
+                .into_iter()
+                .map(|item| item.narrow(keep))
+                .collect::<Option<Vec<_>>>()
+                .map(Expr::Coalesce),
+        }
+    }
+
+    fn write(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        reference: &impl Fn(&R, &mut fmt::Formatter<'_>) -> fmt::Result,
+    ) -> fmt::Result {
+        match self {
+            Expr::Ref(r) => reference(r, f),
             Expr::Literal(value) => write!(f, "{value}"),
             Expr::Coalesce(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
                         f.write_str(" ?? ")?;
                     }
-                    write!(f, "{item}")?;
+                    item.write(f, reference)?;
                 }
                 Ok(())
             }
         }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &|r, f| write!(f, "{r}"))
+    }
+}
+
+impl fmt::Display for Expr<StateCursor> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &|cursor, f| write!(f, "{cursor}"))
+    }
+}
+
+impl fmt::Display for Expr<FieldPath> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &|path, f| write!(f, "record.{path}"))
     }
 }
 
@@ -163,20 +281,16 @@ fn split_coalesce(text: &str) -> Result<Vec<String>, String> {
 
 fn parse_operand(text: &str) -> Result<Expr, String> {
     if let Some(name) = text.strip_prefix("state.") {
-        return match name {
-            "timestamp" | "lastTimestamp" => Ok(Expr::State(StateCursor::Timestamp)),
-            "id" | "lastId" => Ok(Expr::State(StateCursor::Id)),
-            "offset" => Ok(Expr::State(StateCursor::Offset)),
-            other => Err(format!(
-                "`state.{other}` is not a cursor (the cursors are timestamp, id and offset)"
-            )),
-        };
+        return StateCursor::from_name(name)
+            .map(|cursor| Expr::Ref(Reference::State(cursor)))
+            .ok_or_else(|| {
+                format!("`state.{name}` is not a cursor (the cursors are timestamp, id and offset)")
+            });
     }
     if let Some(path) = text.strip_prefix("record.") {
-        if path.is_empty() || path.split('.').any(str::is_empty) {
-            return Err("a record path needs names between its dots".to_owned());
-        }
-        return Ok(Expr::Record(path.to_owned()));
+        return FieldPath::parse(path)
+            .map(|path| Expr::Ref(Reference::Record(path)))
+            .map_err(|_| "a record path needs names between its dots".to_owned());
     }
     serde_json::from_str::<serde_json::Value>(text)
         .map(Expr::Literal)
@@ -216,21 +330,52 @@ mod tests {
 
     #[test]
     fn parses_state_record_literal_and_coalesce() {
+        let record = |path: &str| Expr::Ref(Reference::Record(FieldPath::parse(path).unwrap()));
         assert_eq!(
             Expr::parse("state.lastId").unwrap(),
-            Expr::State(StateCursor::Id)
+            Expr::Ref(Reference::State(StateCursor::Id))
         );
-        assert_eq!(
-            Expr::parse("record.a.b").unwrap(),
-            Expr::Record("a.b".into())
-        );
+        assert_eq!(Expr::parse("record.a.b").unwrap(), record("a.b"));
         assert_eq!(
             Expr::parse("\"active\"").unwrap(),
             Expr::Literal("active".into())
         );
         assert_eq!(
             Expr::parse("record.x ?? \"a??b\"").unwrap(),
-            Expr::Coalesce(vec![Expr::Record("x".into()), Expr::Literal("a??b".into())])
+            Expr::Coalesce(vec![record("x"), Expr::Literal("a??b".into())])
+        );
+    }
+
+    #[test]
+    fn narrows_to_what_a_place_may_read() {
+        let input = Expr::parse("state.id ?? 0").unwrap();
+        let output = Expr::parse("record.email ?? \"none\"").unwrap();
+        assert_eq!(
+            input.clone().into_state().unwrap().to_string(),
+            "state.id ?? 0"
+        );
+        assert_eq!(
+            output.clone().into_record().unwrap().to_string(),
+            "record.email ?? \"none\""
+        );
+        assert!(input.into_record().is_none());
+        assert!(output.into_state().is_none());
+    }
+
+    #[test]
+    fn evaluates_the_first_operand_that_is_not_null() {
+        let expr = Expr::parse("state.id ?? state.offset ?? 7")
+            .unwrap()
+            .into_state()
+            .unwrap();
+        let read = |cursor: &StateCursor| match cursor {
+            StateCursor::Offset => serde_json::json!(3),
+            _ => serde_json::Value::Null,
+        };
+        assert_eq!(expr.evaluate(&read), serde_json::json!(3));
+        assert_eq!(
+            expr.evaluate(&|_: &StateCursor| serde_json::Value::Null),
+            serde_json::json!(7)
         );
     }
 

@@ -30,15 +30,20 @@
 //! );
 //! ```
 
+mod database;
 mod decode;
 mod document;
 mod expr;
+mod http;
+mod input;
 mod model;
+mod output;
 mod path;
 mod scalar;
 mod schedule;
 mod schema;
 mod sql;
+mod state_persistence;
 mod template;
 mod validate;
 mod variables;
@@ -46,22 +51,43 @@ mod variables;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use expr::{Expr, ExprError, StateCursor};
-pub use model::*;
+pub use database::{Connection, Driver};
+pub use expr::{Expr, ExprError, Reference, StateCursor};
+pub use http::{
+    ApiKeyLocation, AuthKind, Authentication, Credentials, Endpoint, RetryConfig, SinkMethod,
+    SourceMethod,
+};
+pub use input::InputConfig;
+pub use input::database::{DatabaseInput, InputParameters};
+pub use input::http::{HttpPollingInput, JsonBody, SourceBody};
+pub use input::pagination::{
+    CursorPagination, LinkPagination, OffsetPagination, PageLimit, PagePagination, Pagination,
+};
+pub use model::{FilterConfig, Pipeline};
+pub use output::OutputConfig;
+pub use output::database::DatabaseOutput;
+pub use output::file::FileOutput;
+pub use output::http_request::{HttpRequestOutput, RequestMode, SuccessConfig};
+pub use output::stdout::StdoutOutput;
 pub use path::{FieldPath, FieldPathError};
 pub use schedule::{ScheduleError, normalize_schedule};
 pub use schema::json_schema;
+pub use state_persistence::{
+    IdCursor, OffsetCursor, StatePersistence, StrftimePattern, TimestampCursor, TimestampFormat,
+    TimestampFormatError,
+};
 pub use template::{Template, TemplateError, TemplatePart};
 pub use validate::MAX_PIPELINE_NAME_LEN;
 pub use variables::Secrets;
 
 use document::{Format, KeyPath, PositionIndex};
+use input::database::QueryFile;
 
 /// A pipeline read from a file, with what was learned while reading it.
 #[derive(Debug, Clone)]
 pub struct LoadedPipeline {
-    /// The pipeline, with variables substituted, `queryFile` read into `query` and database
-    /// drivers filled in.
+    /// The pipeline's settings, with variables substituted, `queryFile` read into `query` and
+    /// database drivers filled in.
     pub pipeline: Pipeline,
     /// The file it came from, as given.
     pub path: PathBuf,
@@ -279,7 +305,7 @@ pub fn parse_str(
     let mut secrets = Secrets::default();
     let unresolved = variables::substitute(&mut tree, env, &mut secrets);
 
-    let mut pipeline = decode::decode(&tree).map_err(|mismatch| {
+    let raw = decode::decode(&tree).map_err(|mismatch| {
         let position = index.locate(&mismatch.path);
         ConfigError::Parse {
             origin: origin.to_owned(),
@@ -291,7 +317,8 @@ pub fn parse_str(
     })?;
 
     let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
-    let findings = validate::validate(&mut pipeline, base_dir);
+    let query_file = read_query_file(raw.input.query_file(), base_dir);
+    let (pipeline, findings) = validate::validate(raw, query_file);
     let mut problems: Vec<Problem> = unresolved
         .iter()
         .map(|p| Problem::new(&p.path, &index, p.message.clone()))
@@ -306,13 +333,13 @@ pub fn parse_str(
             .filter(|(path, _)| !unresolved_paths.contains(&path.to_string()))
             .map(|(path, message)| Problem::new(path, &index, secrets.redact(message))),
     );
-    if !problems.is_empty() {
-        problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(usize::MAX)));
+    problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(usize::MAX)));
+    let Some(pipeline) = pipeline.filter(|_| problems.is_empty()) else {
         return Err(ConfigError::Invalid {
             origin: origin.to_owned(),
             problems,
         });
-    }
+    };
     let warnings = findings
         .warnings
         .iter()
@@ -324,4 +351,12 @@ pub fn parse_str(
         warnings,
         secrets,
     })
+}
+
+/// Reads the `queryFile` of a database input, relative to `base_dir` (the directory of the
+/// pipeline file), so that validation has its text and does no I/O itself.
+fn read_query_file(file: Option<&str>, base_dir: &Path) -> Option<QueryFile> {
+    let path = base_dir.join(file?);
+    let text = std::fs::read_to_string(&path);
+    Some(QueryFile { path, text })
 }

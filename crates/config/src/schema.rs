@@ -1,7 +1,7 @@
-//! The JSON Schema of the pipeline file, generated from the model types so the two never
-//! disagree on a key, a type or a default.
+//! The JSON Schema of the pipeline file, generated from the file as written (the `Raw*` types)
+//! so the two never disagree on a key, a type or a default.
 
-use crate::model::Pipeline;
+use crate::model::RawPipeline;
 
 /// The JSON Schema of the pipeline file, for editors and `cannectors schema`.
 ///
@@ -14,7 +14,7 @@ use crate::model::Pipeline;
 /// assert!(schema["properties"]["input"].is_object());
 /// ```
 pub fn json_schema() -> serde_json::Value {
-    schemars::schema_for!(Pipeline).to_value()
+    schemars::schema_for!(RawPipeline).to_value()
 }
 
 #[cfg(test)]

@@ -1,42 +1,45 @@
 //! `{{state.timestamp}}` and `{{record.customer.id}}` placeholders in endpoints, headers, query
 //! values and bodies.
 //!
-//! The loader only checks them (known names, closed braces, used where they can be filled); the
-//! connectors render them. Parsing lives here so that both read the same syntax.
+//! A template is parsed once, when the pipeline is loaded. What its placeholders may refer to
+//! depends on where it is written, and the loaded pipeline says so in the type: an httpPolling
+//! input holds `Template<StateCursor>` (only committed cursors), an httpRequest output endpoint
+//! `Template<FieldPath>` (only fields of the record being sent). The connectors render them and
+//! never meet a placeholder that does not belong where it is.
 
 use std::fmt;
 
-use crate::expr::StateCursor;
+use crate::expr::{Reference, StateCursor};
 use crate::path::FieldPath;
 
 /// One piece of a [`Template`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplatePart {
+pub enum TemplatePart<R = Reference> {
     /// Text sent as written.
     Text(String),
-    /// `{{state.timestamp}}`, `{{state.id}}` or `{{state.offset}}`: a committed cursor.
-    State(StateCursor),
-    /// `{{record.path}}`: a value of the record being sent.
-    Record(FieldPath),
+    /// A placeholder, filled when the request is built.
+    Ref(R),
 }
 
-/// A string with `{{...}}` placeholders, split into its parts.
+/// A string with `{{...}}` placeholders, split into its parts. `R` is what a placeholder refers
+/// to: a [`Reference`] of either kind as parsed, a [`StateCursor`] in an httpPolling input, a
+/// record [`FieldPath`] in an httpRequest output.
 ///
 /// ```
-/// use cannectors_config::{StateCursor, Template, TemplatePart};
+/// use cannectors_config::{Reference, StateCursor, Template, TemplatePart};
 /// let template = Template::parse("/items?since={{ state.timestamp }}").unwrap();
 /// assert_eq!(
 ///     template.parts(),
 ///     &[
 ///         TemplatePart::Text("/items?since=".into()),
-///         TemplatePart::State(StateCursor::Timestamp),
+///         TemplatePart::Ref(Reference::State(StateCursor::Timestamp)),
 ///     ]
 /// );
 /// assert!(template.uses_state(StateCursor::Timestamp));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    parts: Vec<TemplatePart>,
+pub struct Template<R = Reference> {
+    parts: Vec<TemplatePart<R>>,
 }
 
 /// Why a template did not parse.
@@ -62,7 +65,7 @@ impl Template {
             let close = after.find("}}").ok_or_else(|| TemplateError {
                 reason: "a `{{` is not closed by `}}`".to_owned(),
             })?;
-            parts.push(placeholder(after[..close].trim())?);
+            parts.push(TemplatePart::Ref(placeholder(after[..close].trim())?));
             rest = &after[close + 2..];
         }
         if !rest.is_empty() {
@@ -71,35 +74,55 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// Whether `cursor` appears in the template.
+    pub fn uses_state(&self, cursor: StateCursor) -> bool {
+        self.references().any(|r| *r == Reference::State(cursor))
+    }
+
+    /// Whether any `{{state.*}}` appears.
+    pub fn uses_any_state(&self) -> bool {
+        self.references().any(|r| matches!(r, Reference::State(_)))
+    }
+
+    /// Whether any `{{record.*}}` appears.
+    pub fn uses_record(&self) -> bool {
+        self.references().any(|r| matches!(r, Reference::Record(_)))
+    }
+
+    /// The same template if every placeholder is a committed cursor.
+    pub fn into_state(self) -> Option<Template<StateCursor>> {
+        self.narrow(|r| match r {
+            Reference::State(cursor) => Some(cursor),
+            Reference::Record(_) => None,
+        })
+    }
+
+    /// The same template if every placeholder is a record field.
+    pub fn into_record(self) -> Option<Template<FieldPath>> {
+        self.narrow(|r| match r {
+            Reference::Record(path) => Some(path),
+            Reference::State(_) => None,
+        })
+    }
+}
+
+impl<R> Template<R> {
     /// The parts in order.
-    pub fn parts(&self) -> &[TemplatePart] {
+    pub fn parts(&self) -> &[TemplatePart<R>] {
         &self.parts
     }
 
     /// Whether the template has no placeholder.
     pub fn is_plain(&self) -> bool {
-        self.parts
-            .iter()
-            .all(|part| matches!(part, TemplatePart::Text(_)))
+        self.references().next().is_none()
     }
 
-    /// Whether `cursor` appears in the template.
-    pub fn uses_state(&self, cursor: StateCursor) -> bool {
-        self.parts.contains(&TemplatePart::State(cursor))
-    }
-
-    /// Whether any `{{state.*}}` appears.
-    pub fn uses_any_state(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|part| matches!(part, TemplatePart::State(_)))
-    }
-
-    /// Whether any `{{record.*}}` appears.
-    pub fn uses_record(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|part| matches!(part, TemplatePart::Record(_)))
+    /// The placeholders, in order.
+    pub fn references(&self) -> impl Iterator<Item = &R> {
+        self.parts.iter().filter_map(|part| match part {
+            TemplatePart::Text(_) => None,
+            TemplatePart::Ref(reference) => Some(reference),
+        })
     }
 
     /// The template with every placeholder replaced by `fill`, e.g. to check that an endpoint
@@ -109,44 +132,82 @@ impl Template {
             .iter()
             .map(|part| match part {
                 TemplatePart::Text(text) => text.as_str(),
-                TemplatePart::State(_) | TemplatePart::Record(_) => fill,
+                TemplatePart::Ref(_) => fill,
             })
             .collect()
     }
-}
 
-impl fmt::Display for Template {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn narrow<S>(self, keep: impl Fn(R) -> Option<S>) -> Option<Template<S>> {
+        let parts = self
+            .parts
+            .into_iter()
+            .map(|part| match part {
+                TemplatePart::Text(text) => Some(TemplatePart::Text(text)),
+                TemplatePart::Ref(reference) => keep(reference).map(TemplatePart::Ref),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Template { parts })
+    }
+
+    fn write(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        reference: impl Fn(&R, &mut fmt::Formatter<'_>) -> fmt::Result,
+    ) -> fmt::Result {
         for part in &self.parts {
             match part {
                 TemplatePart::Text(text) => f.write_str(text)?,
-                TemplatePart::State(cursor) => write!(f, "{{{{{cursor}}}}}")?,
-                TemplatePart::Record(path) => write!(f, "{{{{record.{path}}}}}")?,
+                TemplatePart::Ref(r) => {
+                    f.write_str("{{")?;
+                    reference(r, f)?;
+                    f.write_str("}}")?;
+                }
             }
         }
         Ok(())
     }
 }
 
-fn placeholder(inner: &str) -> Result<TemplatePart, TemplateError> {
+impl Template<StateCursor> {
+    /// Whether `cursor` appears in the template.
+    pub fn uses(&self, cursor: StateCursor) -> bool {
+        self.references().any(|r| *r == cursor)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, |r, f| write!(f, "{r}"))
+    }
+}
+
+impl fmt::Display for Template<StateCursor> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, |cursor, f| write!(f, "{cursor}"))
+    }
+}
+
+impl fmt::Display for Template<FieldPath> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, |path, f| write!(f, "record.{path}"))
+    }
+}
+
+fn placeholder(inner: &str) -> Result<Reference, TemplateError> {
     let fail = |reason: String| TemplateError { reason };
     if let Some(name) = inner.strip_prefix("state.") {
-        let cursor = match name {
-            "timestamp" | "lastTimestamp" => StateCursor::Timestamp,
-            "id" | "lastId" => StateCursor::Id,
-            "offset" => StateCursor::Offset,
-            _ => {
-                return Err(fail(format!(
+        return StateCursor::from_name(name)
+            .map(Reference::State)
+            .ok_or_else(|| {
+                fail(format!(
                     "`{{{{{inner}}}}}` names no cursor; use {{{{state.timestamp}}}}, \
                      {{{{state.id}}}} or {{{{state.offset}}}}"
-                )));
-            }
-        };
-        return Ok(TemplatePart::State(cursor));
+                ))
+            });
     }
     if let Some(path) = inner.strip_prefix("record.") {
         return FieldPath::parse(path)
-            .map(TemplatePart::Record)
+            .map(Reference::Record)
             .map_err(|error| fail(format!("`{{{{{inner}}}}}`: {error}")));
     }
     Err(fail(format!(
@@ -171,6 +232,25 @@ mod tests {
             template.to_string(),
             "https://x/{{record.customer.id}}/e?id={{state.id}}"
         );
+    }
+
+    #[test]
+    fn narrows_to_the_placeholders_a_place_allows() {
+        let state = Template::parse("a={{state.id}}").unwrap();
+        let record = Template::parse("/u/{{record.user.id}}").unwrap();
+        assert_eq!(
+            state.clone().into_state().unwrap().to_string(),
+            "a={{state.id}}"
+        );
+        assert_eq!(
+            record.clone().into_record().unwrap().to_string(),
+            "/u/{{record.user.id}}"
+        );
+        assert!(state.into_record().is_none());
+        assert!(record.into_state().is_none());
+        let plain = Template::parse("no placeholder").unwrap();
+        assert!(plain.clone().into_state().unwrap().is_plain());
+        assert!(plain.into_record().unwrap().is_plain());
     }
 
     #[test]

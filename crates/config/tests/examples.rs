@@ -63,14 +63,17 @@ fn the_events_sync_fixture_reads_as_written() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("expected an httpPolling input");
     };
-    assert_eq!(input.endpoint, "https://source.example.com/api/events");
+    assert_eq!(
+        input.endpoint.to_string(),
+        "https://source.example.com/api/events"
+    );
     assert_eq!(input.schedule.as_deref(), Some("*/10 * * * *"));
     let state = input.state_persistence.as_ref().unwrap();
     assert_eq!(
         state.timestamp().unwrap().query_param.as_deref(),
         Some("updated_after")
     );
-    assert_eq!(state.id().unwrap().field.as_deref(), Some("event.id"));
+    assert_eq!(state.id().unwrap().field.as_str(), "event.id");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
@@ -83,10 +86,10 @@ fn the_database_fixture_takes_its_url_from_the_environment_and_warns_about_ties(
         panic!("expected a database input");
     };
     assert_eq!(
-        input.connection(),
-        Some("postgres://cannectors:secret@127.0.0.1:5432/app")
+        input.connection.url,
+        "postgres://cannectors:secret@127.0.0.1:5432/app"
     );
-    assert_eq!(input.driver, Some(cannectors_config::Driver::Postgres));
+    assert_eq!(input.connection.driver, cannectors_config::Driver::Postgres);
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
     assert!(
         loaded.warnings[0].contains("WHERE (updated_at, id) > ($1, $2)"),
@@ -109,12 +112,6 @@ fn a_query_file_is_read_relative_to_the_pipeline_file() {
     let cannectors_config::InputConfig::Database(input) = &loaded.pipeline.input else {
         panic!("expected a database input");
     };
-    assert!(
-        input
-            .query
-            .as_deref()
-            .unwrap()
-            .contains("ORDER BY updated_at, id")
-    );
+    assert!(input.query.contains("ORDER BY updated_at, id"));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }

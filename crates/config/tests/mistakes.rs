@@ -286,7 +286,10 @@ fn ordinary_nesting_still_loads() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("an httpPolling input");
     };
-    let json = input.body.as_ref().unwrap().to_string();
+    let Some(cannectors_config::SourceBody::Json(body)) = &input.body else {
+        panic!("a JSON body");
+    };
+    let json = body.as_written().to_string();
     assert_eq!(json, format!("{}1{}", "{\"a\":".repeat(60), "}".repeat(60)));
 }
 
@@ -382,9 +385,9 @@ fn defaults_and_the_dollar_escape_work() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("expected an httpPolling input")
     };
-    assert_eq!(input.headers["X-Region"], "eu-west");
-    assert_eq!(input.headers["X-Empty"], "fallback");
-    assert_eq!(input.headers["X-Literal"], "${NOT_A_VAR}");
+    assert_eq!(input.headers["X-Region"].to_string(), "eu-west");
+    assert_eq!(input.headers["X-Empty"].to_string(), "fallback");
+    assert_eq!(input.headers["X-Literal"].to_string(), "${NOT_A_VAR}");
     assert!(
         loaded.secrets.is_empty(),
         "defaults are written in the file, not secrets"
@@ -858,7 +861,7 @@ fn a_database_input_needs_exactly_one_connection_and_a_known_driver() {
     let cannectors_config::InputConfig::Database(input) = &loaded.pipeline.input else {
         panic!()
     };
-    assert_eq!(input.driver, Some(cannectors_config::Driver::Sqlite));
+    assert_eq!(input.connection.driver, cannectors_config::Driver::Sqlite);
 }
 
 #[test]
@@ -1234,7 +1237,7 @@ fn database_statement_timeouts_default_to_five_minutes_and_zero_is_refused() {
     let cannectors_config::InputConfig::Database(input) = &loaded.pipeline.input else {
         panic!("a database input");
     };
-    assert_eq!(input.statement_timeout_ms, 300_000);
+    assert_eq!(input.statement_timeout_ms.get(), 300_000);
     let output = http_input("").replace(
         "{type: stdout}",
         "{type: database, connectionString: \"sqlite://out.db\", query: \"insert into t default values\", statementTimeoutMs: 0}",

@@ -47,17 +47,16 @@ pub enum Access {
     Write,
 }
 
-/// Where and how to connect, as written in a pipeline block.
+/// Where and how to connect: a loaded pipeline block's connection (its URL and its driver were
+/// checked when the pipeline was loaded).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionSettings<'a> {
     /// The pipeline block the settings come from, for messages: `input` or `output`.
     pub key: &'static str,
-    /// `connectionString`.
-    pub connection_string: Option<&'a str>,
-    /// `connectionStringRef`.
-    pub connection_string_ref: Option<&'a str>,
-    /// `driver`; inferred from the URL when absent.
-    pub driver: Option<Driver>,
+    /// The connection URL.
+    pub url: &'a str,
+    /// The engine.
+    pub driver: Driver,
     /// Read only, or read and write.
     pub access: Access,
     /// The longest the database may take to answer one statement (`statementTimeoutMs`).
@@ -168,58 +167,12 @@ pub struct Decoded {
     pub greatest: Option<usize>,
 }
 
-/// The driver a connection string asks for: the `driver` setting, else its scheme.
-pub(crate) fn driver_of(
-    key: &'static str,
-    url: &str,
-    driver: Option<Driver>,
-) -> Result<Driver, DatabaseError> {
-    let inferred = Driver::from_url(url);
-    match (driver, inferred) {
-        (Some(driver), Some(inferred)) if driver != inferred => {
-            Err(DatabaseError::BadConnectionString {
-                key,
-                reason: format!(
-                    "{key}.driver is {} but the connection string is a {} URL; remove `driver` \
-                     or fix the URL",
-                    driver.name(),
-                    inferred.name()
-                ),
-            })
-        }
-        (Some(driver), _) | (None, Some(driver)) => Ok(driver),
-        (None, None) => Err(DatabaseError::BadConnectionString {
-            key,
-            reason: "the driver cannot be told from the connection string; start it with \
-                     postgres://, postgresql://, sqlite:// or file:, end a SQLite path with .db, \
-                     .sqlite or .sqlite3, or set `driver: postgres` or `driver: sqlite`"
-                .to_owned(),
-        }),
-    }
-}
-
 impl Database {
     /// Connects (PostgreSQL) or opens the file (SQLite).
     pub async fn connect(settings: ConnectionSettings<'_>) -> Result<Database, DatabaseError> {
         let key = settings.key;
-        let url = match (settings.connection_string, settings.connection_string_ref) {
-            (Some(url), None) | (None, Some(url)) => url,
-            (Some(_), Some(_)) => {
-                return Err(DatabaseError::BadConnectionString {
-                    key,
-                    reason: "both connectionString and connectionStringRef are set; keep one"
-                        .to_owned(),
-                });
-            }
-            (None, None) => return Err(DatabaseError::MissingConnectionString { key }),
-        };
-        if url.trim().is_empty() {
-            return Err(DatabaseError::BadConnectionString {
-                key,
-                reason: "the connection string is empty (is its ${VARIABLE} set?)".to_owned(),
-            });
-        }
-        match driver_of(key, url, settings.driver)? {
+        let url = settings.url;
+        match settings.driver {
             Driver::Postgres => {
                 let target = postgres::parse_target(url, key)?;
                 let session = postgres::connect(&target).await?;

@@ -3,21 +3,10 @@
 //! `key` fields name the pipeline block the setting came from (`input` or `output`) so that a
 //! message points at the line to change; `target` is the database as a URL without its password.
 
-use std::path::PathBuf;
-
 /// Why a database could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
-    /// Neither `connectionString` nor `connectionStringRef` is set.
-    #[error(
-        "{key}: no database to connect to; set {key}.connectionString or \
-         {key}.connectionStringRef (e.g. connectionStringRef: ${{DATABASE_URL}})"
-    )]
-    MissingConnectionString {
-        /// `input` or `output`.
-        key: &'static str,
-    },
-    /// The driver could not be inferred from the URL, or contradicts it.
+    /// The connection string is not one the driver can use.
     #[error("{key}.connectionString: {reason}")]
     BadConnectionString {
         /// `input` or `output`.
@@ -32,22 +21,6 @@ pub enum DatabaseError {
         target: String,
         /// The driver's reason.
         reason: String,
-    },
-    /// Neither `query` nor `queryFile` is set.
-    #[error("{key}: no query; set {key}.query or {key}.queryFile")]
-    MissingQuery {
-        /// `input` or `output`.
-        key: &'static str,
-    },
-    /// `queryFile` could not be read.
-    #[error("{key}.queryFile: cannot read {}: {source}", path.display())]
-    ReadQueryFile {
-        /// `input` or `output`.
-        key: &'static str,
-        /// The file as resolved.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
     },
     /// The database rejected the query before running it.
     #[error("{key}.query does not prepare on {target}: {reason}")]
@@ -73,18 +46,6 @@ pub enum DatabaseError {
         given: usize,
         /// What is bound, e.g. `state.timestamp, state.id`.
         bound: String,
-    },
-    /// An expression of `parameters` cannot be evaluated here.
-    #[error("{key}.parameters[{index}]: `{expr}` {reason}")]
-    BadParameter {
-        /// `input` or `output`.
-        key: &'static str,
-        /// Position in the list, from 0.
-        index: usize,
-        /// The expression as written.
-        expr: String,
-        /// Why it cannot be used.
-        reason: String,
     },
     /// A value cannot be converted to the type of its placeholder.
     #[error("{key}.parameters: cannot bind {value} ({expr}) to ${placeholder} as {ty}: {reason}")]
@@ -208,9 +169,6 @@ pub enum DatabaseError {
         /// Why the task stopped.
         reason: String,
     },
-    /// The cursor settings cannot be used.
-    #[error("input.{0}")]
-    CursorSettings(cannectors_state::CursorError),
     /// The rows of a result do not hold the cursor fields as configured.
     #[error("input: {0}")]
     CursorValues(cannectors_state::CursorError),

@@ -16,9 +16,8 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let database = Database::connect(ConnectionSettings {
 //!     key: "input",
-//!     connection_string: Some("sqlite::memory:"),
-//!     connection_string_ref: None,
-//!     driver: None,
+//!     url: "sqlite::memory:",
+//!     driver: cannectors_config::Driver::Sqlite,
 //!     access: Access::Read,
 //!     statement_timeout: std::time::Duration::from_secs(30),
 //! })

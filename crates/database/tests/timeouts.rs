@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use cannectors_config::Driver;
 use cannectors_database::{Access, ConnectionSettings, Database, DatabaseError};
 use tokio_postgres::NoTls;
 
@@ -80,9 +81,8 @@ fn with_param(url: &str, param: &str) -> String {
 fn settings(url: &str, access: Access, statement_timeout: Duration) -> ConnectionSettings<'_> {
     ConnectionSettings {
         key: "input",
-        connection_string: Some(url),
-        connection_string_ref: None,
-        driver: None,
+        url,
+        driver: Driver::from_url(url).expect("a postgres:// or sqlite: URL"),
         access,
         statement_timeout,
     }

@@ -11,12 +11,18 @@
 //! use cannectors_connector::Source;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let input: cannectors_config::DatabaseInput = serde_json::from_value(serde_json::json!({
-//!     "connectionString": "sqlite::memory:",
-//!     "query": "SELECT 1 AS id, 'first' AS name"
-//! }))?;
+//! let yaml = r#"
+//! name: people
+//! input:
+//!   type: database
+//!   connectionString: "sqlite::memory:"
+//!   query: SELECT 1 AS id, 'first' AS name
+//! output: {type: stdout}
+//! "#;
+//! let pipeline = cannectors_config::parse_str(yaml, "people.yaml", &|_| None)?.pipeline;
+//! let cannectors_config::InputConfig::Database(input) = &pipeline.input else { unreachable!() };
 //! // No state and no cursor: a full read, delivered as one batch.
-//! let mut source = cannectors_input_db::DatabaseSource::connect(&input, None).await?;
+//! let mut source = cannectors_input_db::DatabaseSource::connect(input, None).await?;
 //! let batch = source.next_batch().await?.expect("one batch");
 //! assert_eq!(batch.records[0].json(), r#"{"id":1,"name":"first"}"#);
 //! assert_eq!(batch.records.len(), 1);

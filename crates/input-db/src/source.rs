@@ -13,9 +13,8 @@
 //! background is reported then too.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use cannectors_config::{DatabaseInput, Expr, StateCursor};
+use cannectors_config::{DatabaseInput, Expr, InputParameters, StateCursor};
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
 use cannectors_state::{CursorFields, State};
 use serde_json::Value;
@@ -31,7 +30,7 @@ const KEY: &str = "input";
 pub struct DatabaseSource {
     shared: Arc<Shared>,
     /// What `$1..$n` are bound to.
-    parameters: Vec<Expr>,
+    parameters: Vec<Expr<StateCursor>>,
     /// The committed cursors, then the greatest position this run has yielded.
     cursors: State,
     /// Only the offset cursor is enabled: it counts the rows delivered.
@@ -70,57 +69,43 @@ async fn fetch(shared: Arc<Shared>, values: Vec<Value>, rows: Rows) -> Result<Ro
 }
 
 impl DatabaseSource {
-    /// Connects, prepares the query and checks that `parameters` fit its placeholders.
-    /// `state` is the loaded state (`None` on the first run); it is only read.
+    /// Connects, prepares the query and checks that `parameters` fit its placeholders as the
+    /// database counts them. `state` is the loaded state (`None` on the first run); it is only
+    /// read.
     pub async fn connect(
         input: &DatabaseInput,
         state: Option<&State>,
     ) -> Result<DatabaseSource, DatabaseError> {
-        let settings = input.state_persistence.clone().unwrap_or_default();
-        let fields = CursorFields::from_config(&settings).map_err(DatabaseError::CursorSettings)?;
-        let parameters = match &input.parameters {
-            Some(parameters) => parameters.clone(),
-            None => default_parameters(&settings),
-        };
-        for (index, expr) in parameters.iter().enumerate() {
-            if expr.uses_record() {
-                return Err(DatabaseError::BadParameter {
-                    key: KEY,
-                    index,
-                    expr: expr.to_string(),
-                    reason: "reads a record, but an input binds its parameters before any record \
-                             is read; use state.timestamp, state.id, state.offset or a literal"
-                        .to_owned(),
-                });
-            }
-        }
-        let sql = query_text(input)?;
+        let settings = input.state_persistence.as_ref();
+        let fields = settings.map(CursorFields::from_config).unwrap_or_default();
+        let parameters = input.parameters.exprs().to_vec();
         let database = Database::connect(ConnectionSettings {
             key: KEY,
-            connection_string: input.connection_string.as_deref(),
-            connection_string_ref: input.connection_string_ref.as_deref(),
-            driver: input.driver,
+            url: &input.connection.url,
+            driver: input.connection.driver,
             access: Access::Read,
-            statement_timeout: Duration::from_millis(input.statement_timeout_ms),
+            statement_timeout: input.statement_timeout(),
         })
         .await?;
-        let statement = database.prepare(&sql).await?;
+        let statement = database.prepare(&input.query).await?;
         database.check_columns(&statement)?;
         let shown: Vec<String> = parameters.iter().map(Expr::to_string).collect();
+        // Loading counted the placeholders of the text; the database's count is the one that
+        // binds.
         if statement.placeholders() != parameters.len() {
             return Err(DatabaseError::ParameterCount {
                 key: KEY,
                 placeholders: statement.placeholders(),
                 given: parameters.len(),
-                bound: if input.parameters.is_some() {
-                    format!("parameters: [{}]", shown.join(", "))
-                } else if shown.is_empty() {
-                    "no `parameters` and no enabled cursor".to_owned()
-                } else {
-                    format!(
+                bound: match &input.parameters {
+                    InputParameters::Listed(_) => format!("parameters: [{}]", shown.join(", ")),
+                    InputParameters::Cursors(_) if shown.is_empty() => {
+                        "no `parameters` and no enabled cursor".to_owned()
+                    }
+                    InputParameters::Cursors(_) => format!(
                         "no `parameters`, so the enabled cursors: {}",
                         shown.join(", ")
-                    )
+                    ),
                 },
             });
         }
@@ -138,7 +123,7 @@ impl DatabaseSource {
             .zip(top_level(fields.id()))
             .and_then(|(timestamp, id)| statement.cursor_columns(timestamp, id));
         Ok(DatabaseSource {
-            offset_only: fields.is_empty() && settings.offset().is_some(),
+            offset_only: fields.is_empty() && settings.is_some_and(|s| s.offset().is_some()),
             shared: Arc::new(Shared {
                 database,
                 statement,
@@ -153,30 +138,20 @@ impl DatabaseSource {
         })
     }
 
-    fn evaluate(&self, expr: &Expr) -> Value {
-        match expr {
-            Expr::State(StateCursor::Timestamp) => self
+    fn evaluate(&self, expr: &Expr<StateCursor>) -> Value {
+        expr.evaluate(&|cursor| match cursor {
+            StateCursor::Timestamp => self
                 .cursors
                 .timestamp
                 .as_ref()
                 .map_or(Value::Null, |t| t.as_json().clone()),
-            Expr::State(StateCursor::Id) => self
+            StateCursor::Id => self
                 .cursors
                 .id
                 .as_ref()
                 .map_or(Value::Null, |id| id.to_json()),
-            Expr::State(StateCursor::Offset) => {
-                self.cursors.offset.map_or(Value::Null, Value::from)
-            }
-            Expr::Literal(value) => value.clone(),
-            Expr::Coalesce(items) => items
-                .iter()
-                .map(|item| self.evaluate(item))
-                .find(|value| !value.is_null())
-                .unwrap_or(Value::Null),
-            // Refused in `connect`.
-            Expr::Record(_) => Value::Null,
-        }
+            StateCursor::Offset => self.cursors.offset.map_or(Value::Null, Value::from),
+        })
     }
 
     /// Starts the query for the current cursors in the background.
@@ -297,37 +272,6 @@ fn top_level(path: Option<&cannectors_config::FieldPath>) -> Option<Option<&str>
         None => Some(None),
         Some(path) if !path.as_str().contains('.') => Some(Some(path.as_str())),
         Some(_) => None,
-    }
-}
-
-/// Without `parameters`, `$1..` are the enabled cursors in the order timestamp, id, offset.
-fn default_parameters(settings: &cannectors_config::StatePersistence) -> Vec<Expr> {
-    let mut parameters = Vec::new();
-    if settings.timestamp().is_some() {
-        parameters.push(Expr::State(StateCursor::Timestamp));
-    }
-    if settings.id().is_some() {
-        parameters.push(Expr::State(StateCursor::Id));
-    }
-    if settings.offset().is_some() {
-        parameters.push(Expr::State(StateCursor::Offset));
-    }
-    parameters
-}
-
-/// The SQL: `query`, or the file `queryFile` names (the pipeline loader usually read it into
-/// `query` already, relative to the pipeline file).
-fn query_text(input: &DatabaseInput) -> Result<String, DatabaseError> {
-    match (&input.query, &input.query_file) {
-        (Some(query), _) => Ok(query.clone()),
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).map_err(|source| DatabaseError::ReadQueryFile {
-                key: KEY,
-                path: path.into(),
-                source,
-            })
-        }
-        (None, None) => Err(DatabaseError::MissingQuery { key: KEY }),
     }
 }
 

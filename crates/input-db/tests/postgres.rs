@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cannectors_config::DatabaseInput;
+use cannectors_config::{DatabaseInput, InputConfig, parse_str};
 use cannectors_connector::{Checkpoint, Record, Source};
 use cannectors_input_db::DatabaseSource;
 use cannectors_state::{CursorFields, State};
@@ -42,10 +42,23 @@ async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The settings of `block`, a database input block without its `type`, loaded as a pipeline
+/// is: the only way to get them.
+fn load(block: Value) -> DatabaseInput {
+    let mut block = block;
+    block["type"] = json!("database");
+    let text = json!({"name": "rows", "input": block, "output": {"type": "stdout"}}).to_string();
+    let loaded = parse_str(&text, "rows.json", &|_| None).unwrap_or_else(|error| panic!("{error}"));
+    match loaded.pipeline.input {
+        InputConfig::Database(input) => input,
+        other => panic!("not a database input: {other:?}"),
+    }
+}
+
 fn input(value: Value) -> DatabaseInput {
     let mut value = value;
     value["connectionString"] = json!(postgres_url());
-    serde_json::from_value(value).unwrap()
+    load(value)
 }
 
 async fn drain(source: &mut DatabaseSource) -> Vec<Vec<Value>> {
@@ -203,7 +216,7 @@ async fn first_run_binds_null_and_the_next_run_delivers_only_newer_rows() {
     assert_eq!(batches[1][0]["first_run"], json!(false));
 
     // What the executor would have committed after the last batch.
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap());
     let mut state = State::default();
     state.advance(
         &fields
@@ -242,7 +255,7 @@ async fn keyset_delivers_each_of_1000_rows_sharing_a_timestamp_exactly_once() {
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
     // Three batches in one run, then the process "restarts" from the committed cursor.
     let mut delivered = Vec::new();
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap());
     let mut state = State::default();
     for _ in 0..3 {
         let batch = source.next_batch().await.unwrap().unwrap();
@@ -351,11 +364,10 @@ async fn a_bad_query_gives_the_database_error() {
 #[tokio::test]
 async fn a_refused_connection_names_the_server_without_the_password() {
     // Port 1 on loopback: nothing listens there.
-    let config: DatabaseInput = serde_json::from_value(json!({
+    let config = load(json!({
         "connectionString": "postgres://app:s3cret@127.0.0.1:1/sales",
         "query": "SELECT 1"
-    }))
-    .unwrap();
+    }));
     let message = connect_error(config).await;
     assert!(
         message.starts_with("cannot connect to postgres://app@127.0.0.1:1/sales: "),
@@ -369,11 +381,10 @@ async fn a_refused_connection_names_the_server_without_the_password() {
 async fn a_wrong_password_is_reported_as_such() {
     let mut url = url::Url::parse(&postgres_url()).unwrap();
     url.set_password(Some("not-the-password")).unwrap();
-    let config: DatabaseInput = serde_json::from_value(json!({
+    let config = load(json!({
         "connectionString": url.to_string(),
         "query": "SELECT 1"
-    }))
-    .unwrap();
+    }));
     let message = connect_error(config).await;
     assert!(
         message.starts_with("cannot connect to postgres://"),
@@ -420,8 +431,10 @@ async fn a_value_that_does_not_fit_its_placeholder_names_both() {
 
 #[tokio::test]
 async fn placeholders_and_parameters_must_match() {
+    // PostgreSQL nests block comments and loading's reading of the text does not, so only the
+    // database sees that `$2` is commented out: the count it reports is the one that binds.
     let message = connect_error(input(json!({
-        "query": "SELECT 1 WHERE now() > $1",
+        "query": "SELECT 1 /* a /* nested */ $2 */ WHERE now() > $1",
         "statePersistence": {"timestamp": {"field": "updated_at"}, "id": {"field": "id"}}
     })))
     .await;
@@ -444,11 +457,10 @@ fn ca_file() -> String {
 }
 
 fn ssl_query(url: String) -> DatabaseInput {
-    serde_json::from_value(json!({
+    load(json!({
         "connectionString": url,
         "query": "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     }))
-    .unwrap()
 }
 
 #[tokio::test]

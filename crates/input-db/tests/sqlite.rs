@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use cannectors_config::DatabaseInput;
+use cannectors_config::{DatabaseInput, InputConfig, parse_str};
 use cannectors_connector::{Record, Source};
 use cannectors_input_db::DatabaseSource;
 use cannectors_state::{CursorFields, State};
@@ -21,9 +21,36 @@ fn seed(path: &Path, sql: &str) {
         .unwrap();
 }
 
+/// A pipeline file (as JSON) whose input is `block`, a database block without its `type`.
+fn pipeline(block: Value) -> String {
+    let mut block = block;
+    block["type"] = json!("database");
+    json!({"name": "rows", "input": block, "output": {"type": "stdout"}}).to_string()
+}
+
+/// The settings of `block`, loaded as a pipeline is: the only way to get them.
+fn load(block: Value) -> DatabaseInput {
+    let loaded = parse_str(&pipeline(block), "rows.json", &|_| None)
+        .unwrap_or_else(|error| panic!("{error}"));
+    match loaded.pipeline.input {
+        InputConfig::Database(input) => input,
+        other => panic!("not a database input: {other:?}"),
+    }
+}
+
+/// The problems loading `block` finds, each as `key.path: message`.
+fn problems_of(block: Value) -> Vec<String> {
+    let error = parse_str(&pipeline(block), "rows.json", &|_| None).unwrap_err();
+    error
+        .problems()
+        .iter()
+        .map(|p| format!("{}: {}", p.key_path, p.message))
+        .collect()
+}
+
 fn input(path: &Path, mut value: Value) -> DatabaseInput {
     value["connectionString"] = json!(format!("sqlite://{}", path.display()));
-    serde_json::from_value(value).unwrap()
+    load(value)
 }
 
 async fn drain(source: &mut DatabaseSource) -> Vec<Vec<Value>> {
@@ -62,7 +89,7 @@ async fn keyset_over_an_sqlite_file_delivers_every_row_once_across_runs() {
         first[0],
         json!({"id": 1, "updated_at": "2026-03-01T12:00:00Z", "name": "row 1"})
     );
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap());
     let mut state = State::default();
     state.advance(&fields.greatest_position(&first).unwrap().unwrap());
 
@@ -121,11 +148,10 @@ async fn named_sqlite_parameters_are_refused_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("named.db");
     seed(&db, "CREATE TABLE t (id INTEGER);");
+    // Loading counts the `$n` of the text (none here, and nothing is bound); the named
+    // parameter is found by SQLite when the query is prepared.
     let err = DatabaseSource::connect(
-        &input(
-            &db,
-            json!({"query": "SELECT id FROM t WHERE id > :last", "parameters": [1]}),
-        ),
+        &input(&db, json!({"query": "SELECT id FROM t WHERE id > :last"})),
         None,
     )
     .await
@@ -138,111 +164,109 @@ async fn named_sqlite_parameters_are_refused_with_the_way_out() {
     );
 }
 
-#[tokio::test]
-async fn a_driver_that_contradicts_the_url_is_refused() {
-    let config: DatabaseInput = serde_json::from_value(json!({
-        "connectionString": "sqlite://x.db", "driver": "postgres", "query": "SELECT 1"
-    }))
-    .unwrap();
-    let err = DatabaseSource::connect(&config, None)
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+#[test]
+fn connection_settings_that_cannot_work_are_refused_when_the_pipeline_is_loaded() {
     assert_eq!(
-        err,
-        "input.connectionString: input.driver is postgres but the connection string is a sqlite \
-         URL; remove `driver` or fix the URL"
+        problems_of(json!({
+            "connectionString": "sqlite://x.db", "driver": "postgres", "query": "SELECT 1"
+        })),
+        [
+            "input.driver: driver is postgres but connectionString is a sqlite URL; remove \
+          `driver` or fix the URL"
+        ]
     );
-    let config: DatabaseInput = serde_json::from_value(json!({"query": "SELECT 1"})).unwrap();
-    let err = DatabaseSource::connect(&config, None)
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    assert_eq!(
+        problems_of(json!({"query": "SELECT 1"})),
+        [
+            "input.connectionStringRef: missing key: set `connectionStringRef` (usually \
+          ${DATABASE_URL}) or `connectionString`"
+        ]
+    );
+    assert_eq!(
+        problems_of(
+            json!({"connectionString": "sqlite::memory:", "connectionStringRef": "sqlite::memory:", "query": "SELECT 1"})
+        ),
+        ["input.connectionString: write only one of `connectionString` and `connectionStringRef`"]
+    );
+    assert_eq!(
+        problems_of(json!({"connectionStringRef": "", "query": "SELECT 1"})),
+        [
+            "input.connectionStringRef: `connectionStringRef` is empty (an empty variable?); write \
+          a postgres:// or sqlite:// URL"
+        ]
+    );
+    let unknown = problems_of(json!({"connectionString": "mysql://db/x", "query": "SELECT 1"}));
     assert!(
-        err.starts_with("input: no database to connect to; set input.connectionString"),
-        "{err}"
-    );
-}
-
-async fn error_of(value: Value) -> String {
-    let config: DatabaseInput = serde_json::from_value(value).unwrap();
-    match DatabaseSource::connect(&config, None).await {
-        Ok(_) => panic!("the source was built"),
-        Err(e) => e.to_string(),
-    }
-}
-
-#[tokio::test]
-async fn connection_settings_that_cannot_work_say_what_to_write() {
-    assert_eq!(
-        error_of(json!({"connectionString": "sqlite::memory:", "connectionStringRef": "sqlite::memory:", "query": "SELECT 1"})).await,
-        "input.connectionString: both connectionString and connectionStringRef are set; keep one"
+        unknown[0].starts_with(
+            "input.connectionString: cannot tell the database from `connectionString`: start \
+             it with postgres://"
+        ),
+        "{unknown:?}"
     );
     assert_eq!(
-        error_of(json!({"connectionStringRef": "", "query": "SELECT 1"})).await,
-        "input.connectionString: the connection string is empty (is its ${VARIABLE} set?)"
+        problems_of(json!({"connectionString": "sqlite::memory:"})),
+        [
+            "input.query: a database input needs `query` (the SQL) or `queryFile` (a file holding \
+          it)"
+        ]
+    );
+    let missing = problems_of(
+        json!({"connectionString": "sqlite::memory:", "queryFile": "/nonexistent/q.sql"}),
     );
     assert!(
-        error_of(json!({"connectionString": "mysql://db/x", "query": "SELECT 1"}))
-            .await
-            .starts_with("input.connectionString: the driver cannot be told from the connection string; start it with postgres://")
-    );
-    assert_eq!(
-        error_of(json!({"connectionString": "sqlite::memory:"})).await,
-        "input: no query; set input.query or input.queryFile"
-    );
-    let message =
-        error_of(json!({"connectionString": "sqlite::memory:", "queryFile": "/nonexistent/q.sql"}))
-            .await;
-    assert!(
-        message.starts_with("input.queryFile: cannot read /nonexistent/q.sql: "),
-        "{message}"
+        missing[0].starts_with(
+            "input.queryFile: cannot read the query file /nonexistent/q.sql (No such file"
+        ),
+        "{missing:?}"
     );
 }
 
 #[tokio::test]
-async fn a_query_file_is_read_when_the_loader_did_not_inline_it() {
+async fn a_query_file_is_read_by_the_loader_next_to_the_pipeline_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("q.sql");
-    std::fs::write(&file, "SELECT 7 AS seven").unwrap();
-    let config: DatabaseInput = serde_json::from_value(
-        json!({"connectionString": "sqlite::memory:", "queryFile": file.display().to_string()}),
+    std::fs::write(dir.path().join("q.sql"), "SELECT 7 AS seven").unwrap();
+    let file = dir.path().join("rows.json");
+    std::fs::write(
+        &file,
+        pipeline(json!({"connectionString": "sqlite::memory:", "queryFile": "q.sql"})),
     )
     .unwrap();
-    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let loaded = cannectors_config::load_with_env(&file, &|_| None).unwrap();
+    let InputConfig::Database(config) = &loaded.pipeline.input else {
+        panic!("a database input");
+    };
+    assert_eq!(config.query, "SELECT 7 AS seven");
+    let mut source = DatabaseSource::connect(config, None).await.unwrap();
     assert_eq!(drain(&mut source).await, [vec![json!({"seven": 7})]]);
 }
 
 #[tokio::test]
 async fn cursor_settings_and_rows_without_cursor_fields_are_errors() {
-    let message = error_of(json!({
-        "connectionString": "sqlite::memory:", "query": "SELECT 1 AS id WHERE $1 IS NULL",
-        "parameters": ["record.id"]
-    }))
-    .await;
     assert_eq!(
-        message,
-        "input.parameters[0]: `record.id` reads a record, but an input binds its parameters \
-         before any record is read; use state.timestamp, state.id, state.offset or a literal"
+        problems_of(json!({
+            "connectionString": "sqlite::memory:", "query": "SELECT 1 AS id WHERE $1 IS NULL",
+            "parameters": ["record.id"]
+        })),
+        [
+            "input.parameters[0]: `record.id`: an input query runs before there is a record; bind \
+          state.timestamp, state.id, state.offset or a literal"
+        ]
     );
-    let message = error_of(json!({
+    let problems = problems_of(json!({
         "connectionString": "sqlite::memory:", "query": "SELECT 1 AS id WHERE $1 IS NULL",
         "statePersistence": {"id": {"enabled": true}}
-    }))
-    .await;
+    }));
     assert!(
-        message.starts_with("input.statePersistence.id is enabled but has no `field`"),
-        "{message}"
+        problems[0]
+            .starts_with("input.statePersistence.id.field: an enabled id cursor needs `field`"),
+        "{problems:?}"
     );
 
-    let config: DatabaseInput = serde_json::from_value(json!({
+    let config = load(json!({
         "connectionString": "sqlite::memory:",
         "query": "SELECT 1 AS id WHERE $1 IS NULL",
         "statePersistence": {"id": {"field": "event_id"}}
-    }))
-    .unwrap();
+    }));
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
     let message = source.next_batch().await.unwrap_err().to_string();
     assert!(
@@ -253,11 +277,10 @@ async fn cursor_settings_and_rows_without_cursor_fields_are_errors() {
 
 #[tokio::test]
 async fn a_query_that_fails_while_running_names_the_database_and_its_message() {
-    let config: DatabaseInput = serde_json::from_value(json!({
+    let config = load(json!({
         "connectionString": "sqlite::memory:",
         "query": "SELECT abs(-9223372036854775807 - 1) AS overflow"
-    }))
-    .unwrap();
+    }));
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
     assert_eq!(
         source.next_batch().await.unwrap_err().to_string(),

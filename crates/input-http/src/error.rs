@@ -4,17 +4,22 @@ use cannectors_connector::http::{HttpError, HttpMethod};
 
 /// Why the httpPolling source could not be set up or could not read a page.
 ///
+/// The settings were checked when the pipeline was loaded; these are what only a run can find.
 /// Every variant that comes from a response names the request (method and URL, without
-/// secrets); every variant that comes from the pipeline file names the key.
+/// secrets).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpSourceError {
-    /// A key of the `input` block cannot be used as written.
-    #[error("input.{key}: {problem}")]
-    Config {
-        /// The key path below `input`, such as `pagination.nextCursorField`.
-        key: String,
-        /// What is wrong and how to write it.
-        problem: String,
+    /// The endpoint template, filled with the committed cursors, is not an http or https URL.
+    #[error(
+        "input.endpoint `{endpoint}` filled with the committed cursors is `{rendered}`, which is \
+         not an absolute http:// or https:// URL; place the {{{{state.*}}}} templates where a \
+         value fits (a path segment or a query value)"
+    )]
+    RenderedEndpoint {
+        /// The endpoint as written.
+        endpoint: String,
+        /// What filling it gave.
+        rendered: String,
     },
     /// The request failed (after its retries) or was refused.
     #[error(transparent)]

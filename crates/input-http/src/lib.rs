@@ -44,9 +44,8 @@ mod request;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use cannectors_config::{FieldPath, HttpPollingInput, PaginationKind};
+use cannectors_config::{FieldPath, HttpPollingInput, TimestampFormat};
 use cannectors_connector::http::HttpClient;
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
 use cannectors_state::{CursorFields, State};
@@ -58,7 +57,7 @@ pub use error::HttpSourceError;
 
 use pagination::{PageFingerprint, Paging, Position, Resume, complete_resume, next_link};
 use records::{Missing, Parsed, parse_page};
-use request::{RenderedCursors, RequestPlan, TimestampFormat};
+use request::{RenderedCursors, RequestPlan};
 
 /// Statuses with which a server refuses a saved position it no longer knows (an expired
 /// cursor token, a page that went away).
@@ -120,40 +119,25 @@ struct Page {
 }
 
 impl HttpPollingSource {
-    /// Checks the input block, renders the committed cursors of `state` into the requests and
-    /// picks where the run starts: the saved position of an interrupted run, else the first
-    /// page. Sends nothing.
+    /// Renders the committed cursors of `state` into the requests and picks where the run
+    /// starts: the saved position of an interrupted run, else the first page. Sends nothing.
+    ///
+    /// The settings were checked when the pipeline was loaded; what fails here is known only
+    /// now: an endpoint template that the committed cursors turn into something other than a
+    /// URL, or an HTTP client that cannot be set up.
     pub fn new(
         config: &HttpPollingInput,
         state: Option<&State>,
     ) -> Result<HttpPollingSource, HttpSourceError> {
         let persistence = config.state_persistence.as_ref();
-        let format = TimestampFormat::parse(
-            persistence
-                .and_then(|p| p.timestamp())
-                .and_then(|t| t.format.as_deref()),
-        )?;
-        let cursors = RenderedCursors::new(state, &format)?;
-        let paging = Paging::new(config.pagination.as_ref())?;
+        let format = persistence
+            .and_then(|p| p.timestamp())
+            .map_or(&TimestampFormat::Rfc3339, |cursor| &cursor.format);
+        let cursors = RenderedCursors::new(state, format);
+        let paging = Paging::new(config.pagination.as_ref());
         let plan = RequestPlan::new(config, &cursors, &paging.reserved_names())?;
-        let data_field = config
-            .data_field
-            .as_deref()
-            .map(FieldPath::parse)
-            .transpose()
-            .map_err(|e| HttpSourceError::Config {
-                key: "dataField".into(),
-                problem: e.to_string(),
-            })?;
-        if config.timeout_ms == 0 {
-            return Err(HttpSourceError::Config {
-                key: "timeoutMs".into(),
-                problem: "a timeout of 0 ms fails every request; write at least 1 (default 30000)"
-                    .into(),
-            });
-        }
         let client = HttpClient::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
+            .timeout(config.timeout())
             .authentication(config.authentication.as_ref())
             .retry(&config.retry)
             .build()?;
@@ -161,7 +145,7 @@ impl HttpPollingSource {
         let credentialed = client.carries_credentials(&plan.request(None, &[])?);
 
         let offset_cursor = persistence.is_some_and(|p| p.offset().is_some());
-        let offset_paging = paging.kind() == Some(PaginationKind::Offset);
+        let offset_paging = paging.is_offset();
         let first = paging.first(if offset_cursor { cursors.offset } else { None });
         let saved = state.and_then(|s| s.run.as_ref()).map(|run| &run.resume);
         let (upcoming, resuming) = match saved.filter(|resume| !resume.is_null()) {
@@ -207,11 +191,10 @@ impl HttpPollingSource {
                 client,
                 plan,
                 paging,
-                data_field,
+                data_field: config.data_field.clone(),
                 credentialed,
-                // Settings the executor would refuse leave it to the executor to say so.
                 fields: persistence
-                    .and_then(|settings| CursorFields::from_config(settings).ok())
+                    .map(CursorFields::from_config)
                     .unwrap_or_default(),
             }),
             upcoming,
@@ -359,10 +342,10 @@ impl HttpPollingSource {
                 token,
             });
         }
-        if self.pages >= self.shared.paging.max_pages {
+        if self.pages >= self.shared.paging.max_pages() {
             return Upcoming::Fail(HttpSourceError::TooManyPages {
                 url: url.to_owned(),
-                max_pages: self.shared.paging.max_pages,
+                max_pages: self.shared.paging.max_pages(),
             });
         }
         Upcoming::InFlight(tokio::spawn(fetch(Arc::clone(&self.shared), next)))
@@ -399,8 +382,8 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     let url = shared.client.redact_url(request.url());
     let response = shared.client.send(request).await?;
 
-    let next_link = match shared.paging.kind() {
-        Some(PaginationKind::Link) => {
+    let next_link = match shared.paging.follows_links() {
+        true => {
             let values = response
                 .headers()
                 .get_all(LINK)
@@ -429,7 +412,7 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
                 }
             }
         }
-        _ => None,
+        false => None,
     };
     let content_type = response.header(CONTENT_TYPE.as_str()).map(str::to_owned);
     let body = response.into_body();

@@ -7,15 +7,10 @@
 
 use std::hash::{DefaultHasher, Hasher};
 
-use cannectors_config::{FieldPath, Pagination, PaginationKind};
+use cannectors_config::{FieldPath, Pagination};
 use cannectors_connector::Record;
 use serde_json::{Value, json};
 use url::Url;
-
-use crate::HttpSourceError;
-
-/// Pages in one run unless `maxPages` says otherwise.
-const DEFAULT_MAX_PAGES: u64 = 10_000;
 
 /// Where a page request starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,134 +87,69 @@ pub(crate) enum Resume {
     Complete,
 }
 
-/// The pagination settings of a source, with their defaults applied.
+/// The pagination of a source: the loaded settings, and what each kind does with them.
 #[derive(Debug, Clone)]
 pub(crate) struct Paging {
-    kind: Option<PaginationKind>,
-    param: String,
-    limit_param: Option<String>,
-    limit: Option<u64>,
-    total_field: Option<FieldPath>,
-    total_pages_field: Option<FieldPath>,
-    next_cursor_field: Option<FieldPath>,
-    start_page: u64,
-    pub(crate) max_pages: u64,
-}
-
-fn path(text: Option<&str>, key: &str) -> Result<Option<FieldPath>, HttpSourceError> {
-    text.map(|t| {
-        FieldPath::parse(t).map_err(|e| HttpSourceError::Config {
-            key: format!("pagination.{key}"),
-            problem: e.to_string(),
-        })
-    })
-    .transpose()
+    pagination: Option<Pagination>,
 }
 
 impl Paging {
-    pub(crate) fn new(config: Option<&Pagination>) -> Result<Paging, HttpSourceError> {
-        let Some(config) = config else {
-            return Ok(Paging {
-                kind: None,
-                param: String::new(),
-                limit_param: None,
-                limit: None,
-                total_field: None,
-                total_pages_field: None,
-                next_cursor_field: None,
-                start_page: 1,
-                max_pages: 1,
-            });
-        };
-        let default_param = match config.kind {
-            PaginationKind::Page => "page",
-            PaginationKind::Offset => "offset",
-            PaginationKind::Cursor => "cursor",
-            PaginationKind::Link => "",
-        };
-        let next_cursor_field = path(config.next_cursor_field.as_deref(), "nextCursorField")?;
-        if config.kind == PaginationKind::Cursor && next_cursor_field.is_none() {
-            return Err(HttpSourceError::Config {
-                key: "pagination.nextCursorField".into(),
-                problem: "cursor pagination needs the response path of the next cursor, such \
-                          as `nextCursorField: meta.next`"
-                    .into(),
-            });
+    pub(crate) fn new(pagination: Option<&Pagination>) -> Paging {
+        Paging {
+            pagination: pagination.cloned(),
         }
-        if config.limit == Some(0) {
-            return Err(HttpSourceError::Config {
-                key: "pagination.limit".into(),
-                problem: "a page size of 0 reads nothing; write at least 1".into(),
-            });
-        }
-        if config.max_pages == Some(0) {
-            return Err(HttpSourceError::Config {
-                key: "pagination.maxPages".into(),
-                problem: "0 pages reads nothing; write at least 1 (default 10000)".into(),
-            });
-        }
-        Ok(Paging {
-            kind: Some(config.kind),
-            param: config
-                .param
-                .clone()
-                .unwrap_or_else(|| default_param.to_owned()),
-            limit_param: config.limit.map(|_| {
-                config
-                    .limit_param
-                    .clone()
-                    .unwrap_or_else(|| "limit".to_owned())
-            }),
-            limit: config.limit,
-            total_field: path(config.total_field.as_deref(), "totalField")?,
-            total_pages_field: path(config.total_pages_field.as_deref(), "totalPagesField")?,
-            next_cursor_field,
-            start_page: config.start_page.unwrap_or(1),
-            max_pages: config.max_pages.unwrap_or(DEFAULT_MAX_PAGES),
-        })
     }
 
-    pub(crate) fn kind(&self) -> Option<PaginationKind> {
-        self.kind
+    /// Whether pages are walked by offset.
+    pub(crate) fn is_offset(&self) -> bool {
+        matches!(self.pagination, Some(Pagination::Offset(_)))
+    }
+
+    /// Whether the next page is found in a `Link` header.
+    pub(crate) fn follows_links(&self) -> bool {
+        matches!(self.pagination, Some(Pagination::Link(_)))
+    }
+
+    /// At most this many pages in one run (one without pagination).
+    pub(crate) fn max_pages(&self) -> u64 {
+        self.pagination
+            .as_ref()
+            .map_or(1, |pagination| pagination.max_pages().get())
     }
 
     /// What to check when a server answers a page with the records of the page before it.
     pub(crate) fn repeated_page_hint(&self) -> String {
-        match self.kind {
-            Some(PaginationKind::Link) => {
-                "its next link leads back to the same records: check the API's pagination"
-                    .to_owned()
-            }
-            _ => format!(
-                "the server seems to ignore the `{}` query parameter: check \
-                 input.pagination.param (and type) against the API's documentation",
-                self.param
+        match self.pagination.as_ref().and_then(Pagination::param) {
+            None => "its next link leads back to the same records: check the API's pagination"
+                .to_owned(),
+            Some(param) => format!(
+                "the server seems to ignore the `{param}` query parameter: check \
+                 input.pagination.param (and type) against the API's documentation"
             ),
         }
     }
 
     /// Parameter names this pagination sets on every page.
     pub(crate) fn reserved_names(&self) -> Vec<&str> {
-        let mut names = Vec::new();
-        if matches!(
-            self.kind,
-            Some(PaginationKind::Page | PaginationKind::Offset | PaginationKind::Cursor)
-        ) {
-            names.push(self.param.as_str());
-        }
-        names.extend(self.limit_param.as_deref());
-        names
+        let Some(pagination) = &self.pagination else {
+            return Vec::new();
+        };
+        pagination
+            .param()
+            .into_iter()
+            .chain(pagination.limit().map(|limit| limit.param.as_str()))
+            .collect()
     }
 
     /// The position of the first page; offset pagination starts from `start_offset` (the
     /// committed offset, when the offset cursor is on).
     pub(crate) fn first(&self, start_offset: Option<u64>) -> Position {
-        match self.kind {
+        match &self.pagination {
             None => Position::Single,
-            Some(PaginationKind::Page) => Position::Page(self.start_page),
-            Some(PaginationKind::Offset) => Position::Offset(start_offset.unwrap_or(0)),
-            Some(PaginationKind::Cursor) => Position::Cursor(None),
-            Some(PaginationKind::Link) => Position::Link(None),
+            Some(Pagination::Page(page)) => Position::Page(page.start_page),
+            Some(Pagination::Offset(_)) => Position::Offset(start_offset.unwrap_or(0)),
+            Some(Pagination::Cursor(_)) => Position::Cursor(None),
+            Some(Pagination::Link(_)) => Position::Link(None),
         }
     }
 
@@ -231,13 +161,13 @@ impl Paging {
         if resume.get("first") == Some(&Value::Bool(true)) {
             return Some(Resume::First);
         }
-        let position = match self.kind? {
-            PaginationKind::Page => Position::Page(resume.get("page")?.as_u64()?),
-            PaginationKind::Offset => Position::Offset(resume.get("offset")?.as_u64()?),
-            PaginationKind::Cursor => {
+        let position = match self.pagination.as_ref()? {
+            Pagination::Page(_) => Position::Page(resume.get("page")?.as_u64()?),
+            Pagination::Offset(_) => Position::Offset(resume.get("offset")?.as_u64()?),
+            Pagination::Cursor(_) => {
                 Position::Cursor(Some(resume.get("cursor")?.as_str()?.to_owned()))
             }
-            PaginationKind::Link => {
+            Pagination::Link(_) => {
                 let url = Url::parse(resume.get("link")?.as_str()?).ok()?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return None;
@@ -254,20 +184,25 @@ impl Paging {
         position: &'p Position,
     ) -> (Option<&'p Url>, Vec<(String, String)>) {
         let mut params = Vec::with_capacity(2);
+        let Some(pagination) = &self.pagination else {
+            return (None, params);
+        };
         let mut url = None;
-        match position {
-            Position::Single => return (None, params),
-            Position::Page(page) => params.push((self.param.clone(), page.to_string())),
-            Position::Offset(offset) => params.push((self.param.clone(), offset.to_string())),
-            Position::Cursor(token) => {
-                if let Some(token) = token {
-                    params.push((self.param.clone(), token.clone()));
-                }
+        match (position, pagination.param()) {
+            (Position::Page(page), Some(param)) => {
+                params.push((param.to_owned(), page.to_string()))
             }
-            Position::Link(link) => url = link.as_ref(),
+            (Position::Offset(offset), Some(param)) => {
+                params.push((param.to_owned(), offset.to_string()));
+            }
+            (Position::Cursor(Some(token)), Some(param)) => {
+                params.push((param.to_owned(), token.clone()));
+            }
+            (Position::Link(link), _) => url = link.as_ref(),
+            _ => {}
         }
-        if let (Some(name), Some(limit)) = (&self.limit_param, self.limit) {
-            params.push((name.clone(), limit.to_string()));
+        if let Some(limit) = pagination.limit() {
+            params.push((limit.param.clone(), limit.size.to_string()));
         }
         (url, params)
     }
@@ -282,15 +217,20 @@ impl Paging {
         document: &Value,
         next_link: Option<Url>,
     ) -> Result<Option<Position>, FieldProblem> {
-        if count == 0 || self.limit.is_some_and(|limit| (count as u64) < limit) {
+        let Some(pagination) = &self.pagination else {
+            return Ok(None);
+        };
+        let short = pagination
+            .limit()
+            .is_some_and(|limit| (count as u64) < limit.size.get());
+        if count == 0 || short {
             return Ok(None);
         }
-        let next = match position {
-            Position::Single => None,
-            Position::Page(page) => {
-                let last = match &self.total_pages_field {
+        let next = match (position, pagination) {
+            (Position::Page(page), Pagination::Page(settings)) => {
+                let last = match &settings.total_pages_field {
                     Some(path) => read_count(document, path, "totalPagesField")?
-                        .map(|total| self.start_page.saturating_add(total).saturating_sub(1)),
+                        .map(|total| settings.start_page.saturating_add(total).saturating_sub(1)),
                     None => None,
                 };
                 match last {
@@ -298,9 +238,9 @@ impl Paging {
                     _ => Some(Position::Page(page.saturating_add(1))),
                 }
             }
-            Position::Offset(offset) => {
+            (Position::Offset(offset), Pagination::Offset(settings)) => {
                 let next = offset.saturating_add(count as u64);
-                let total = match &self.total_field {
+                let total = match &settings.total_field {
                     Some(path) => read_count(document, path, "totalField")?,
                     None => None,
                 };
@@ -309,9 +249,9 @@ impl Paging {
                     _ => Some(Position::Offset(next)),
                 }
             }
-            Position::Cursor(_) => {
-                let path = self.next_cursor_field.as_ref();
-                match path.and_then(|p| p.get(document)) {
+            (Position::Cursor(_), Pagination::Cursor(settings)) => {
+                let path = &settings.next_cursor_field;
+                match path.get(document) {
                     None | Some(Value::Null) => None,
                     Some(Value::String(token)) if token.is_empty() => None,
                     Some(Value::String(token)) => Some(Position::Cursor(Some(token.clone()))),
@@ -319,14 +259,19 @@ impl Paging {
                     Some(other) => {
                         return Err(FieldProblem {
                             key: "nextCursorField",
-                            path: path.map(|p| p.to_string()).unwrap_or_default(),
+                            path: path.to_string(),
                             found: describe(other).to_owned(),
                             expected: "it must be a string, a number, null or absent",
                         });
                     }
                 }
             }
-            Position::Link(_) => next_link.map(|url| Position::Link(Some(url))),
+            (Position::Link(_), Pagination::Link(_)) => {
+                next_link.map(|url| Position::Link(Some(url)))
+            }
+            // A position comes from this pagination (`first`, `read_resume`, `next`), so it is
+            // always of its kind; `Single` is the one request of an input without pagination.
+            _ => None,
         };
         Ok(next)
     }
@@ -524,26 +469,28 @@ mod tests {
 
     #[test]
     fn saved_positions_round_trip_per_kind() {
-        let paging = |kind| {
-            Paging::new(Some(&Pagination {
-                kind,
-                param: None,
-                limit_param: None,
-                limit: None,
-                total_field: None,
-                total_pages_field: None,
-                next_cursor_field: Some("next".into()),
-                start_page: None,
-                max_pages: None,
-            }))
-            .unwrap()
+        let paging = |kind: &str| {
+            let yaml = format!(
+                "name: p\ninput:\n  type: httpPolling\n  endpoint: https://api.test/v1\n  \
+                 pagination: {{type: {kind}{}}}\noutput: {{type: stdout}}\n",
+                if kind == "cursor" {
+                    ", nextCursorField: next"
+                } else {
+                    ""
+                }
+            );
+            let loaded = cannectors_config::parse_str(&yaml, "p.yaml", &|_| None).unwrap();
+            let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+                panic!("an httpPolling input");
+            };
+            Paging::new(input.pagination.as_ref())
         };
         let link = Position::Link(Some(base()));
         for (kind, position) in [
-            (PaginationKind::Page, Position::Page(4)),
-            (PaginationKind::Offset, Position::Offset(500)),
-            (PaginationKind::Cursor, Position::Cursor(Some("abc".into()))),
-            (PaginationKind::Link, link),
+            ("page", Position::Page(4)),
+            ("offset", Position::Offset(500)),
+            ("cursor", Position::Cursor(Some("abc".into()))),
+            ("link", link),
         ] {
             let paging = paging(kind);
             assert_eq!(
@@ -555,9 +502,6 @@ mod tests {
                 Some(Resume::Complete)
             );
         }
-        assert_eq!(
-            paging(PaginationKind::Cursor).read_resume(&json!({"page": 3})),
-            None
-        );
+        assert_eq!(paging("cursor").read_resume(&json!({"page": 3})), None);
     }
 }

@@ -6,78 +6,16 @@
 //! completes), so all of this is rendered once, when the source is built; a page request only
 //! adds its pagination parameters.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
-use cannectors_config::{HttpPollingInput, SourceMethod, StateCursor, Template, TemplatePart};
+use cannectors_config::{
+    Endpoint, HttpPollingInput, SourceBody, StateCursor, Template, TemplatePart, TimestampFormat,
+};
 use cannectors_connector::http::{HttpMethod, HttpRequest, push_url_encoded};
 use cannectors_state::State;
-use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::HttpSourceError;
-
-/// How `timestamp.format` renders the committed timestamp.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TimestampFormat {
-    /// RFC 3339 in UTC with `Z` (the default).
-    Rfc3339,
-    /// Epoch seconds.
-    Unix,
-    /// Epoch milliseconds.
-    UnixMs,
-    /// A strftime pattern, applied in UTC.
-    Strftime(String),
-}
-
-impl TimestampFormat {
-    pub(crate) fn parse(text: Option<&str>) -> Result<TimestampFormat, HttpSourceError> {
-        match text.map(str::trim) {
-            None | Some("rfc3339" | "RFC3339") => Ok(TimestampFormat::Rfc3339),
-            Some("unix") => Ok(TimestampFormat::Unix),
-            Some("unix_ms") => Ok(TimestampFormat::UnixMs),
-            Some(pattern) => {
-                let valid = !pattern.is_empty()
-                    && !StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error));
-                if valid {
-                    Ok(TimestampFormat::Strftime(pattern.to_owned()))
-                } else {
-                    Err(HttpSourceError::Config {
-                        key: "statePersistence.timestamp.format".into(),
-                        problem: format!(
-                            "`{pattern}` is not a timestamp format; write rfc3339, unix, \
-                             unix_ms or a strftime pattern such as %Y-%m-%dT%H:%M:%S"
-                        ),
-                    })
-                }
-            }
-        }
-    }
-
-    pub(crate) fn render(&self, instant: DateTime<Utc>) -> Result<String, HttpSourceError> {
-        match self {
-            TimestampFormat::Rfc3339 => Ok(instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-            TimestampFormat::Unix => Ok(instant.timestamp().to_string()),
-            TimestampFormat::UnixMs => Ok(instant.timestamp_millis().to_string()),
-            TimestampFormat::Strftime(pattern) => {
-                let mut text = String::new();
-                // chrono reports a pattern it cannot render as a formatting error, which
-                // `to_string` would turn into a panic; write it out and report it instead.
-                write!(
-                    text,
-                    "{}",
-                    instant.format_with_items(StrftimeItems::new(pattern))
-                )
-                .map_err(|_| HttpSourceError::Config {
-                    key: "statePersistence.timestamp.format".into(),
-                    problem: format!("`{pattern}` cannot render the timestamp {instant}"),
-                })?;
-                Ok(text)
-            }
-        }
-    }
-}
 
 /// The committed cursors as they go into requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,20 +31,15 @@ pub(crate) struct RenderedCursors {
 }
 
 impl RenderedCursors {
-    pub(crate) fn new(
-        state: Option<&State>,
-        format: &TimestampFormat,
-    ) -> Result<RenderedCursors, HttpSourceError> {
-        let timestamp = state
-            .and_then(|s| s.timestamp.as_ref())
-            .map(|t| format.render(t.instant()))
-            .transpose()?;
-        Ok(RenderedCursors {
-            timestamp,
+    pub(crate) fn new(state: Option<&State>, format: &TimestampFormat) -> RenderedCursors {
+        RenderedCursors {
+            timestamp: state
+                .and_then(|s| s.timestamp.as_ref())
+                .map(|t| format.render(t.instant())),
             id: state.and_then(|s| s.id.as_ref()).map(|id| id.to_string()),
             offset: state.and_then(|s| s.offset),
-            epoch: format.render(DateTime::<Utc>::UNIX_EPOCH)?,
-        })
+            epoch: format.render(DateTime::<Utc>::UNIX_EPOCH),
+        }
     }
 
     fn template_value(&self, cursor: StateCursor) -> String {
@@ -117,26 +50,14 @@ impl RenderedCursors {
         }
     }
 
-    /// Fills the `{{state.*}}` placeholders of `text`, the value of the key `key`.
-    /// `in_url` percent-encodes the values, for text that lands in a URL as it is.
-    pub(crate) fn fill(
-        &self,
-        text: &str,
-        key: &str,
-        in_url: bool,
-    ) -> Result<String, HttpSourceError> {
-        if !text.contains("{{") {
-            return Ok(text.to_owned());
-        }
-        let template = Template::parse(text).map_err(|e| HttpSourceError::Config {
-            key: key.to_owned(),
-            problem: e.to_string(),
-        })?;
-        let mut filled = String::with_capacity(text.len());
+    /// `template` with its `{{state.*}}` placeholders filled. `in_url` percent-encodes the
+    /// values, for text that lands in a URL as it is.
+    pub(crate) fn fill(&self, template: &Template<StateCursor>, in_url: bool) -> String {
+        let mut filled = String::new();
         for part in template.parts() {
             match part {
                 TemplatePart::Text(text) => filled.push_str(text),
-                TemplatePart::State(cursor) => {
+                TemplatePart::Ref(cursor) => {
                     let value = self.template_value(*cursor);
                     if in_url {
                         push_url_encoded(&value, &mut filled);
@@ -144,37 +65,9 @@ impl RenderedCursors {
                         filled.push_str(&value);
                     }
                 }
-                TemplatePart::Record(path) => {
-                    return Err(HttpSourceError::Config {
-                        key: key.to_owned(),
-                        problem: format!(
-                            "`{{{{record.{path}}}}}` has no record to read from in an input; \
-                             use {{{{state.timestamp}}}}, {{{{state.id}}}} or {{{{state.offset}}}}"
-                        ),
-                    });
-                }
             }
         }
-        Ok(filled)
-    }
-
-    /// Fills the placeholders of every string inside a JSON body.
-    fn fill_json(&self, value: &mut serde_json::Value, key: &str) -> Result<(), HttpSourceError> {
-        match value {
-            serde_json::Value::String(text) => *text = self.fill(text, key, false)?,
-            serde_json::Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    self.fill_json(item, &format!("{key}.{i}"))?;
-                }
-            }
-            serde_json::Value::Object(map) => {
-                for (name, item) in map.iter_mut() {
-                    self.fill_json(item, &format!("{key}.{name}"))?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
+        filled
     }
 }
 
@@ -204,35 +97,31 @@ impl RequestPlan {
         cursors: &RenderedCursors,
         reserved: &[&str],
     ) -> Result<RequestPlan, HttpSourceError> {
-        let endpoint_text = cursors.fill(&config.endpoint, "endpoint", true)?;
-        let endpoint = Url::parse(&endpoint_text)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-            .ok_or_else(|| HttpSourceError::Config {
-                key: "endpoint".into(),
-                problem: format!(
-                    "`{}` is not an absolute http:// or https:// URL",
-                    config.endpoint
-                ),
-            })?;
+        let endpoint = match &config.endpoint {
+            Endpoint::Url(url) => url.clone(),
+            // Loading checked the template with plain values; the committed cursors are known
+            // only now.
+            Endpoint::Template(template) => {
+                let rendered = cursors.fill(template, true);
+                Url::parse(&rendered)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+                    .ok_or_else(|| HttpSourceError::RenderedEndpoint {
+                        endpoint: template.to_string(),
+                        rendered,
+                    })?
+            }
+        };
         let headers = config
             .headers
             .iter()
-            .map(|(name, value)| {
-                Ok((
-                    name.clone(),
-                    cursors.fill(value, &format!("headers.{name}"), false)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, HttpSourceError>>()?;
-
-        let mut params = Vec::new();
-        for (name, value) in &config.query_params {
-            params.push((
-                name.clone(),
-                cursors.fill(value, &format!("queryParams.{name}"), false)?,
-            ));
-        }
+            .map(|(name, value)| (name.clone(), cursors.fill(value, false)))
+            .collect();
+        let mut params: Vec<(String, String)> = config
+            .query_params
+            .iter()
+            .map(|(name, value)| (name.clone(), cursors.fill(value, false)))
+            .collect();
         let persistence = config.state_persistence.as_ref();
         let cursor_params = [
             (
@@ -263,28 +152,15 @@ impl RequestPlan {
         }
         params.retain(|(name, _)| !reserved.contains(&name.as_str()));
 
-        let method = HttpMethod::from(config.method);
-        let body = match (&config.body, config.method) {
-            (None, _) => None,
-            (Some(_), SourceMethod::Get) => {
-                return Err(HttpSourceError::Config {
-                    key: "body".into(),
-                    problem: "a body is sent with `method: POST` only; remove it or set the \
-                              method"
-                        .into(),
-                });
+        let body = config.body.as_ref().map(|body| match body {
+            SourceBody::Text(template) => Body::Text(Bytes::from(cursors.fill(template, false))),
+            SourceBody::Json(json) => {
+                let value = json.render(|template| cursors.fill(template, false));
+                Body::Json(Bytes::from(value.to_string()))
             }
-            (Some(serde_json::Value::String(text)), SourceMethod::Post) => {
-                Some(Body::Text(Bytes::from(cursors.fill(text, "body", false)?)))
-            }
-            (Some(value), SourceMethod::Post) => {
-                let mut value = value.clone();
-                cursors.fill_json(&mut value, "body")?;
-                Some(Body::Json(Bytes::from(value.to_string())))
-            }
-        };
+        });
         Ok(RequestPlan {
-            method,
+            method: HttpMethod::from(config.method),
             endpoint,
             headers,
             params,
@@ -344,41 +220,17 @@ fn set_params<'a>(url: &mut Url, params: impl Iterator<Item = &'a (String, Strin
 mod tests {
     use super::*;
 
-    fn instant(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn timestamp_formats_render_utc() {
-        let t = instant("2026-01-02T03:04:05.250+01:00");
-        let render = |f: Option<&str>| TimestampFormat::parse(f).unwrap().render(t).unwrap();
-        assert_eq!(render(None), "2026-01-02T02:04:05.250Z");
-        assert_eq!(render(Some("unix")), "1767319445");
-        assert_eq!(render(Some("unix_ms")), "1767319445250");
-        assert_eq!(render(Some("%Y/%m/%d %H:%M")), "2026/01/02 02:04");
-    }
-
-    #[test]
-    fn a_broken_strftime_pattern_names_the_key() {
-        let error = TimestampFormat::parse(Some("%Y-%")).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "input.statePersistence.timestamp.format: `%Y-%` is not a timestamp format; write \
-             rfc3339, unix, unix_ms or a strftime pattern such as %Y-%m-%dT%H:%M:%S"
-        );
-    }
-
     #[test]
     fn templates_before_any_commit_show_the_epoch_and_empty_values() {
-        let cursors = RenderedCursors::new(None, &TimestampFormat::Rfc3339).unwrap();
-        let filled = cursors.fill(
-            "t={{state.timestamp}} i={{state.id}} o={{state.offset}}",
-            "k",
-            false,
+        let cursors = RenderedCursors::new(None, &TimestampFormat::Rfc3339);
+        let template = Template::parse("t={{state.timestamp}} i={{state.id}} o={{state.offset}}")
+            .unwrap()
+            .into_state()
+            .unwrap();
+        assert_eq!(
+            cursors.fill(&template, false),
+            "t=1970-01-01T00:00:00Z i= o="
         );
-        assert_eq!(filled.unwrap(), "t=1970-01-01T00:00:00Z i= o=");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cannectors_config::HttpPollingInput;
+use cannectors_config::{HttpPollingInput, InputConfig, parse_str};
 use cannectors_connector::{Batch, Checkpoint, Source};
 use cannectors_input_http::HttpPollingSource;
 use cannectors_state::State;
@@ -15,13 +15,25 @@ use wiremock::matchers::{
 };
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn input(config: Value) -> HttpPollingInput {
+/// A pipeline file (as JSON) whose input is `config`, an httpPolling block without its `type`.
+fn pipeline(config: Value) -> String {
     let mut config = config;
+    config["type"] = json!("httpPolling");
     // Keep failing tests fast: one attempt unless a test asks for retries.
     if config.get("retry").is_none() {
         config["retry"] = json!({"maxAttempts": 1});
     }
-    serde_json::from_value(config).unwrap()
+    json!({"name": "polling", "input": config, "output": {"type": "stdout"}}).to_string()
+}
+
+/// The settings of `config`, loaded as a pipeline is: the only way to get them.
+fn input(config: Value) -> HttpPollingInput {
+    let loaded = parse_str(&pipeline(config), "polling.json", &|_| None)
+        .unwrap_or_else(|error| panic!("{error}"));
+    match loaded.pipeline.input {
+        InputConfig::HttpPolling(input) => input,
+        other => panic!("not an httpPolling input: {other:?}"),
+    }
 }
 
 fn state(text: &str) -> State {
@@ -945,54 +957,99 @@ async fn a_server_that_links_back_to_a_page_already_read_stops_the_run() {
     );
 }
 
-#[tokio::test]
-async fn configuration_mistakes_name_the_key() {
+#[test]
+fn configuration_mistakes_are_found_when_the_pipeline_is_loaded() {
+    // The source is built from loaded settings only, so each of these stops at loading, with
+    // the key path, and no source is ever built from it.
     let cases = [
         (
             json!({"endpoint": "ftp://x/y"}),
-            "input.endpoint: `ftp://x/y` is not an absolute http:// or https:// URL",
+            "input.endpoint: `ftp://x/y` uses the scheme `ftp`; write an http:// or https:// URL \
+             such as https://api.example.com/v1/items",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "pagination": {"type": "cursor"}}),
-            "input.pagination.nextCursorField: cursor pagination needs the response path of the next cursor, such as `nextCursorField: meta.next`",
+            "input.pagination.nextCursorField: cursor pagination needs `nextCursorField`, the \
+             response path of the next token",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "headers": {"X-A": "{{record.id}}"}}),
-            "input.headers.X-A: `{{record.id}}` has no record to read from in an input; use {{state.timestamp}}, {{state.id}} or {{state.offset}}",
+            "input.headers.X-A: {{record.*}} is filled only in the endpoint of an httpRequest \
+             output with `requestMode: single`; remove it here or send one request a record",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "body": {"a": 1}}),
-            "input.body: a body is sent with `method: POST` only; remove it or set the method",
+            "input.body: a body is sent only with `method: POST`; set the method or remove the \
+             body",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "authentication": {"type": "bearer", "credentials": {}}}),
-            "authentication `bearer`: `credentials.token` is missing or empty; set it (e.g. from ${VAR})",
+            "input.authentication.credentials.token: bearer authentication needs \
+             `credentials.token`",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "pagination": {"type": "page", "limit": 0}}),
-            "input.pagination.limit: a page size of 0 reads nothing; write at least 1",
+            "input.pagination.limit: `limit` must be more than 0",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "pagination": {"type": "page", "maxPages": 0}}),
-            "input.pagination.maxPages: 0 pages reads nothing; write at least 1 (default 10000)",
+            "input.pagination.maxPages: `maxPages` must be more than 0",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "timeoutMs": 0}),
-            "input.timeoutMs: a timeout of 0 ms fails every request; write at least 1 (default 30000)",
+            "input.timeoutMs: timeoutMs must be more than 0; remove it for the default 30000",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "dataField": "a..b"}),
-            "input.dataField: `a..b` is not a dot path: write names separated by single dots, such as `event.id`",
+            "input.dataField: `a..b` is not a dot path: write names separated by single dots, \
+             such as `event.id`",
         ),
         (
             json!({"endpoint": "http://127.0.0.1:9/x", "queryParams": {"since": "{{state.timestamp"}}),
             "input.queryParams.since: a `{{` is not closed by `}}`",
         ),
+        (
+            json!({
+                "endpoint": "http://127.0.0.1:9/x",
+                "statePersistence": {"timestamp": {"field": "t", "queryParam": "since", "format": "%Y-%"}}
+            }),
+            "input.statePersistence.timestamp.format: `%Y-%` is not a strftime pattern chrono \
+             accepts; use rfc3339, unix, unix_ms or a strftime pattern such as %Y-%m-%dT%H:%M:%SZ",
+        ),
     ];
     for (config, message) in cases {
-        let error = HttpPollingSource::new(&input(config), None).err().unwrap();
-        assert_eq!(error.to_string(), message);
+        let error = parse_str(&pipeline(config), "polling.json", &|_| None).unwrap_err();
+        let problems: Vec<String> = error
+            .problems()
+            .iter()
+            .map(|p| format!("{}: {}", p.key_path, p.message))
+            .collect();
+        assert_eq!(problems, [message]);
     }
+}
+
+#[tokio::test]
+async fn an_endpoint_the_committed_cursors_turn_into_no_url_fails_before_any_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&server)
+        .await;
+    // Checked with plain values when loaded (port 0 is a port); only the committed offset
+    // makes it a port no URL can have.
+    let endpoint = "http://127.0.0.1:{{state.offset}}/items";
+    let config = json!({"endpoint": endpoint, "statePersistence": {"offset": {}}});
+    let error = HttpPollingSource::new(&input(config), Some(&state(r#"{"offset": 70000}"#)))
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "input.endpoint `http://127.0.0.1:{{state.offset}}/items` filled with the committed \
+         cursors is `http://127.0.0.1:70000/items`, which is not an absolute http:// or https:// \
+         URL; place the {{state.*}} templates where a value fits (a path segment or a query \
+         value)"
+    );
 }
 
 /// A server at another origin than `MockServer::start`'s: 127.0.0.2 (loopback on Linux).

@@ -4,7 +4,6 @@
 // A benchmark stops loudly on a broken setup; criterion's macros generate undocumented items.
 #![allow(clippy::expect_used, missing_docs)]
 
-use cannectors_config::FileOutput;
 use cannectors_connector::{Record, Sink};
 use cannectors_output::FileSink;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -29,10 +28,7 @@ fn batch(size: usize) -> Vec<Record> {
 fn file_sink(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("bench.jsonl");
-    let mut sink = FileSink::open(&FileOutput {
-        path: path.display().to_string(),
-    })
-    .expect("the output file opens");
+    let mut sink = FileSink::open_path(&path).expect("the output file opens");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .build()

@@ -7,8 +7,6 @@
 //! executor commits no cursor. The connection is opened at the first batch, so building the
 //! sink needs no network.
 
-use std::time::Duration;
-
 use cannectors_config::{DatabaseOutput, Expr, FieldPath};
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
 use cannectors_database::{Access, ConnectionSettings, Database, DatabaseError, Statement};
@@ -19,96 +17,37 @@ use crate::OutputError;
 /// Writes records into PostgreSQL or SQLite.
 pub struct DatabaseSink {
     config: DatabaseOutput,
-    parameters: Vec<Parameter>,
     shown: Vec<String>,
     connection: Option<(Database, Statement)>,
 }
 
-/// A `parameters` entry with its record paths parsed once.
-enum Parameter {
-    Record(FieldPath),
-    Literal(Value),
-    Coalesce(Vec<Parameter>),
-}
-
-impl Parameter {
-    fn new(expr: &Expr, index: usize) -> Result<Parameter, OutputError> {
-        let refuse = |reason: String| OutputError::DatabaseConfig {
-            source: DatabaseError::BadParameter {
-                key: "output",
-                index,
-                expr: expr.to_string(),
-                reason,
-            },
-        };
-        match expr {
-            Expr::Record(path) => FieldPath::parse(path)
-                .map(Parameter::Record)
-                .map_err(|e| refuse(e.to_string())),
-            Expr::Literal(value) => Ok(Parameter::Literal(value.clone())),
-            Expr::Coalesce(items) => items
-                .iter()
-                .map(|item| Parameter::new(item, index))
-                .collect::<Result<_, _>>()
-                .map(Parameter::Coalesce),
-            Expr::State(cursor) => Err(refuse(format!(
-                "reads `{cursor}`, the input's cursor, which an output does not see; bind record \
-                 fields (record.<path>), literals or `a ?? b`"
-            ))),
-        }
-    }
-
-    fn evaluate(&self, record: &Value) -> Value {
-        match self {
-            Parameter::Record(path) => path.get(record).cloned().unwrap_or(Value::Null),
-            Parameter::Literal(value) => value.clone(),
-            Parameter::Coalesce(items) => items
-                .iter()
-                .map(|item| item.evaluate(record))
-                .find(|value| !value.is_null())
-                .unwrap_or(Value::Null),
-        }
-    }
-}
-
 impl DatabaseSink {
-    /// Checks the `output` block; the connection opens at the first batch.
-    pub fn new(config: &DatabaseOutput) -> Result<DatabaseSink, OutputError> {
-        if config.connection_string.is_none() && config.connection_string_ref.is_none() {
-            return Err(OutputError::DatabaseConfig {
-                source: DatabaseError::MissingConnectionString { key: "output" },
-            });
-        }
-        let parameters = config
-            .parameters
-            .iter()
-            .enumerate()
-            .map(|(index, expr)| Parameter::new(expr, index))
-            .collect::<Result<_, _>>()?;
-        Ok(DatabaseSink {
+    /// The sink of a `database` output; the connection opens at the first batch.
+    pub fn new(config: &DatabaseOutput) -> DatabaseSink {
+        DatabaseSink {
             config: config.clone(),
-            parameters,
             shown: config.parameters.iter().map(Expr::to_string).collect(),
             connection: None,
-        })
+        }
     }
 
     async fn connect(&self) -> Result<(Database, Statement), DatabaseError> {
         let database = Database::connect(ConnectionSettings {
             key: "output",
-            connection_string: self.config.connection_string.as_deref(),
-            connection_string_ref: self.config.connection_string_ref.as_deref(),
-            driver: self.config.driver,
+            url: &self.config.connection.url,
+            driver: self.config.connection.driver,
             access: Access::Write,
-            statement_timeout: Duration::from_millis(self.config.statement_timeout_ms),
+            statement_timeout: self.config.statement_timeout(),
         })
         .await?;
         let statement = database.prepare(&self.config.query).await?;
-        if statement.placeholders() != self.parameters.len() {
+        // Loading counted the placeholders of the text; the database's count is the one that
+        // binds.
+        if statement.placeholders() != self.config.parameters.len() {
             return Err(DatabaseError::ParameterCount {
                 key: "output",
                 placeholders: statement.placeholders(),
-                given: self.parameters.len(),
+                given: self.config.parameters.len(),
                 bound: format!("parameters: [{}]", self.shown.join(", ")),
             });
         }
@@ -133,10 +72,12 @@ impl DatabaseSink {
                 let fields = record
                     .to_value()
                     .map_err(|source| OutputError::Fields { position, source })?;
+                let field = |path: &FieldPath| path.get(&fields).cloned().unwrap_or(Value::Null);
                 Ok(self
+                    .config
                     .parameters
                     .iter()
-                    .map(|p| p.evaluate(&fields))
+                    .map(|p| p.evaluate(&field))
                     .collect())
             })
             .collect::<Result<_, OutputError>>()?;

@@ -25,14 +25,12 @@ use crate::{OutputError, RecordCount, json_lines};
 /// `write` returns.
 ///
 /// ```
-/// use cannectors_config::FileOutput;
 /// use cannectors_connector::{Record, Sink};
 /// use cannectors_output::FileSink;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("out/events.jsonl");
-/// let config = FileOutput { path: path.display().to_string() };
-/// let mut sink = FileSink::open(&config).unwrap();
+/// let mut sink = FileSink::open_path(&path).unwrap();
 ///
 /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// runtime.block_on(sink.write(&[Record::from(serde_json::json!({"id": 1}))])).unwrap();
@@ -48,10 +46,15 @@ pub struct FileSink {
 }
 
 impl FileSink {
+    /// Opens the file of a `file` output; see [`FileSink::open_path`].
+    pub fn open(config: &FileOutput) -> Result<FileSink, OutputError> {
+        FileSink::open_path(&config.path)
+    }
+
     /// Opens `path` for appending, creating the file and its parent directories if missing, and
     /// removes a torn last line left by an interrupted earlier run.
-    pub fn open(config: &FileOutput) -> Result<FileSink, OutputError> {
-        let path = PathBuf::from(&config.path);
+    pub fn open_path(path: &Path) -> Result<FileSink, OutputError> {
+        let path = path.to_owned();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| OutputError::FileDirectory {
                 path: path.clone(),
@@ -226,17 +229,11 @@ mod tests {
             .unwrap()
     }
 
-    fn config(path: &Path) -> FileOutput {
-        FileOutput {
-            path: path.display().to_string(),
-        }
-    }
-
     #[test]
     fn appends_batches_as_json_lines_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let mut sink = FileSink::open(&config(&path)).unwrap();
+        let mut sink = FileSink::open_path(&path).unwrap();
         runtime().block_on(async {
             sink.write(&[
                 Record::from(json!({"id": 1, "name": "é \"q\""})),
@@ -265,7 +262,7 @@ mod tests {
         std::fs::write(&path, "{\"id\":0}\n").unwrap();
         let runtime = runtime();
         for id in 1..=2 {
-            let mut sink = FileSink::open(&config(&path)).unwrap();
+            let mut sink = FileSink::open_path(&path).unwrap();
             runtime
                 .block_on(sink.write(&[Record::from(json!({ "id": id }))]))
                 .unwrap();
@@ -280,7 +277,7 @@ mod tests {
     fn creates_missing_parent_directories() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/c/events.jsonl");
-        let mut sink = FileSink::open(&config(&path)).unwrap();
+        let mut sink = FileSink::open_path(&path).unwrap();
         runtime()
             .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
             .unwrap();
@@ -297,7 +294,7 @@ mod tests {
             .unwrap();
         let relative = Path::new(here.path().file_name().unwrap()).join("out/events.jsonl");
         assert!(relative.is_relative());
-        let mut sink = FileSink::open(&config(&relative)).unwrap();
+        let mut sink = FileSink::open_path(&relative).unwrap();
         runtime()
             .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
             .unwrap();
@@ -311,7 +308,7 @@ mod tests {
         let blocker = dir.path().join("not-a-dir");
         std::fs::write(&blocker, "").unwrap();
         let path = blocker.join("events.jsonl");
-        let error = FileSink::open(&config(&path)).unwrap_err();
+        let error = FileSink::open_path(&path).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -328,7 +325,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("is-a-directory");
         std::fs::create_dir(&path).unwrap();
-        let error = FileSink::open(&config(&path)).unwrap_err();
+        let error = FileSink::open_path(&path).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -344,7 +341,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{\"id\":1}\n{\"id\":2}\n{\"id\":3,\"na").unwrap();
-        let mut sink = FileSink::open(&config(&path)).unwrap();
+        let mut sink = FileSink::open_path(&path).unwrap();
         runtime()
             .block_on(sink.write(&[Record::from(json!({"id": 3}))]))
             .unwrap();
@@ -360,7 +357,7 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         let long = "x".repeat(3 * TAIL_CHUNK as usize);
         std::fs::write(&path, format!("{{\"id\":1}}\n{{\"id\":2,\"text\":\"{long}")).unwrap();
-        FileSink::open(&config(&path)).unwrap();
+        FileSink::open_path(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n");
     }
 
@@ -369,7 +366,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{\"id\":1,").unwrap();
-        FileSink::open(&config(&path)).unwrap();
+        FileSink::open_path(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 
@@ -378,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{\"id\":1}\n{\"id\":2}").unwrap();
-        let mut sink = FileSink::open(&config(&path)).unwrap();
+        let mut sink = FileSink::open_path(&path).unwrap();
         runtime()
             .block_on(sink.write(&[Record::from(json!({"id": 3}))]))
             .unwrap();
@@ -393,7 +390,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "written by hand").unwrap();
-        let mut sink = FileSink::open(&config(&path)).unwrap();
+        let mut sink = FileSink::open_path(&path).unwrap();
         runtime()
             .block_on(sink.write(&[Record::from(json!({"id": 1}))]))
             .unwrap();
@@ -409,7 +406,7 @@ mod tests {
         // sync itself is exercised on every write (a failing sync is rolled back, see below).
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let mut sink = FileSink::open(&config(&path)).unwrap();
+        let mut sink = FileSink::open_path(&path).unwrap();
         let runtime = runtime();
         for id in 0..50 {
             runtime
@@ -429,7 +426,7 @@ mod tests {
         if !path.exists() {
             return;
         }
-        let mut sink = FileSink::open(&config(path)).unwrap();
+        let mut sink = FileSink::open_path(path).unwrap();
         let error = runtime()
             .block_on(sink.write(&[
                 Record::from(json!({"id": 1})),

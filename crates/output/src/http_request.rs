@@ -10,9 +10,11 @@
 //! Delivery is at-least-once: a failed batch is not committed, so the next run sends all of it
 //! again, including the requests that had succeeded before the failure.
 
-use std::time::Duration;
+use std::num::NonZeroUsize;
 
-use cannectors_config::{HttpRequestOutput, RequestMode, Template, TemplatePart};
+use cannectors_config::{
+    Endpoint, FieldPath, HttpRequestOutput, RequestMode, Template, TemplatePart,
+};
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, push_url_encoded,
 };
@@ -26,16 +28,19 @@ use crate::{OutputError, Positions, RecordCount};
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// use cannectors_config::{HttpRequestOutput, OutputConfig};
 /// use cannectors_connector::{Record, Sink};
 ///
-/// let config: OutputConfig = serde_json::from_value(serde_json::json!({
-///     "type": "httpRequest",
-///     "endpoint": "https://dest.example.com/api/users/{{record.id}}",
-///     "method": "PUT",
-///     "requestMode": "single",
-/// }))?;
-/// let mut sink = cannectors_output::build(&config)?;
+/// let yaml = r#"
+/// name: users
+/// input: {type: httpPolling, endpoint: "https://source.example.com/users"}
+/// output:
+///   type: httpRequest
+///   endpoint: "https://dest.example.com/api/users/{{record.id}}"
+///   method: PUT
+///   requestMode: single
+/// "#;
+/// let pipeline = cannectors_config::parse_str(yaml, "users.yaml", &|_| None)?.pipeline;
+/// let mut sink = cannectors_output::build(&pipeline.output)?;
 /// sink.write(&[Record::from(serde_json::json!({"id": 7, "email": "ada@example.com"}))]).await?;
 /// # Ok(())
 /// # }
@@ -44,94 +49,29 @@ use crate::{OutputError, Positions, RecordCount};
 pub struct HttpRequestSink {
     client: HttpClient,
     method: HttpMethod,
-    endpoint: Endpoint,
+    /// How records are sent, and where.
+    mode: RequestMode,
     headers: Vec<(String, String)>,
     query_params: Vec<(String, String)>,
-    mode: Mode,
     success: Option<Vec<u16>>,
     /// Size of the last batch body, so that the next one is allocated once at about its size.
     last_body_len: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// JSON arrays of at most this many records.
-    Batch { size: usize },
-    /// One request a record.
-    Single,
-}
-
 impl HttpRequestSink {
-    /// Checks the output block and sets up the client: the endpoint, its templates, the
-    /// authentication, `batchSize`, `timeoutMs` and `success.statusCodes`.
+    /// Sets up the client of an `httpRequest` output: its authentication, retries and
+    /// timeout. The settings were checked when the pipeline was loaded.
     pub fn new(config: &HttpRequestOutput) -> Result<HttpRequestSink, OutputError> {
-        let endpoint = Endpoint::parse(&config.endpoint)?;
-        let mode = match config.request_mode {
-            RequestMode::Single => Mode::Single,
-            RequestMode::Batch if endpoint.is_template() => {
-                return Err(OutputError::HttpConfig {
-                    key: "output.endpoint",
-                    problem: "`{{record...}}` templates need `requestMode: single`, because a \
-                              batch request carries many records"
-                        .to_owned(),
-                });
-            }
-            RequestMode::Batch => match config.batch_size {
-                Some(0) => {
-                    return Err(OutputError::HttpConfig {
-                        key: "output.batchSize",
-                        problem: "must be at least 1 (or left out to send each batch in one \
-                                  request)"
-                            .to_owned(),
-                    });
-                }
-                Some(size) => Mode::Batch { size },
-                None => Mode::Batch { size: usize::MAX },
-            },
-        };
-        if config.timeout_ms == 0 {
-            return Err(OutputError::HttpConfig {
-                key: "output.timeoutMs",
-                problem: "must be at least 1 millisecond".to_owned(),
-            });
-        }
-        let success = match &config.success {
-            None => None,
-            Some(success) if success.status_codes.is_empty() => {
-                return Err(OutputError::HttpConfig {
-                    key: "output.success.statusCodes",
-                    problem: "lists no status code, so no request could ever succeed; list the \
-                              accepted codes or leave `success` out to accept any 2xx"
-                        .to_owned(),
-                });
-            }
-            Some(success) => {
-                if let Some(bad) = success
-                    .status_codes
-                    .iter()
-                    .find(|c| !(100..=599).contains(*c))
-                {
-                    return Err(OutputError::HttpConfig {
-                        key: "output.success.statusCodes",
-                        problem: format!("{bad} is not an HTTP status code (100 to 599)"),
-                    });
-                }
-                Some(success.status_codes.clone())
-            }
-        };
         let client = HttpClient::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
+            .timeout(config.timeout())
             .authentication(config.authentication.as_ref())
             .retry(&config.retry)
             .build()
             .map_err(|source| OutputError::HttpClient { source })?;
-        // A probe request checks the endpoint as a URL now rather than at the first batch.
-        HttpRequest::new(config.method.into(), &endpoint.render_probe())
-            .map_err(|source| OutputError::Endpoint { source })?;
         Ok(HttpRequestSink {
             client,
             method: config.method.into(),
-            endpoint,
+            mode: config.request_mode.clone(),
             headers: config
                 .headers
                 .iter()
@@ -142,8 +82,10 @@ impl HttpRequestSink {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            mode,
-            success,
+            success: config
+                .success
+                .as_ref()
+                .map(|success| success.status_codes.clone()),
             last_body_len: 0,
         })
     }
@@ -158,13 +100,25 @@ impl HttpRequestSink {
     }
 
     async fn write_batch(&mut self, records: &[Record]) -> Result<(), OutputError> {
-        match self.mode {
-            Mode::Batch { size } => self.send_arrays(records, size).await,
-            Mode::Single => self.send_each(records).await,
+        match &self.mode {
+            RequestMode::Batch {
+                endpoint,
+                batch_size,
+            } => {
+                let endpoint = endpoint.to_string();
+                let size = batch_size.map_or(usize::MAX, NonZeroUsize::get);
+                self.send_arrays(records, &endpoint, size).await
+            }
+            RequestMode::Single { endpoint } => self.send_each(records, endpoint).await,
         }
     }
 
-    async fn send_arrays(&mut self, records: &[Record], size: usize) -> Result<(), OutputError> {
+    async fn send_arrays(
+        &mut self,
+        records: &[Record],
+        endpoint: &str,
+        size: usize,
+    ) -> Result<(), OutputError> {
         let mut start = 0;
         for chunk in records.chunks(size) {
             let mut body = Vec::with_capacity(self.last_body_len);
@@ -174,32 +128,33 @@ impl HttpRequestSink {
                 HttpMethod::Get => None,
                 _ => Some(body),
             };
-            self.send(self.endpoint.fixed(), body)
-                .await
-                .map_err(|source| {
-                    not_delivered(source, start..start + chunk.len(), records.len())
-                })?;
+            self.send(endpoint, body).await.map_err(|source| {
+                not_delivered(source, start..start + chunk.len(), records.len())
+            })?;
             start += chunk.len();
         }
         Ok(())
     }
 
-    async fn send_each(&mut self, records: &[Record]) -> Result<(), OutputError> {
+    async fn send_each(
+        &self,
+        records: &[Record],
+        endpoint: &Endpoint<FieldPath>,
+    ) -> Result<(), OutputError> {
         // Every endpoint is rendered before the first request, so that a record lacking a
         // templated field stops the batch before anything of it was sent.
         let urls = records
             .iter()
             .enumerate()
-            .map(|(position, record)| {
+            .map(|(position, record)| match endpoint {
+                Endpoint::Url(url) => Ok(url.to_string()),
                 // Only a templated endpoint reads the record's fields.
-                let fields = if self.endpoint.is_template() {
-                    record
+                Endpoint::Template(template) => {
+                    let fields = record
                         .to_value()
-                        .map_err(|source| OutputError::Fields { position, source })?
-                } else {
-                    serde_json::Value::Null
-                };
-                self.endpoint.render(&fields, position, records.len())
+                        .map_err(|source| OutputError::Fields { position, source })?;
+                    render(template, &fields, position, records.len())
+                }
             })
             .collect::<Result<Vec<String>, OutputError>>()?;
         for (position, (record, url)) in records.iter().zip(&urls).enumerate() {
@@ -262,86 +217,44 @@ fn not_delivered(source: HttpError, failed: std::ops::Range<usize>, total: usize
     }
 }
 
-/// The endpoint: fixed, or with `{{record.path}}` templates filled in from each record.
-#[derive(Debug, Clone)]
-struct Endpoint {
-    text: String,
-    template: Template,
-}
-
-impl Endpoint {
-    fn parse(text: &str) -> Result<Endpoint, OutputError> {
-        let refuse = |problem: String| OutputError::HttpConfig {
-            key: "output.endpoint",
-            problem,
+/// The endpoint filled in from one record: each `{{record.path}}` replaced by the field's
+/// value, URL-encoded.
+fn render(
+    template: &Template<FieldPath>,
+    record: &serde_json::Value,
+    position: usize,
+    total: usize,
+) -> Result<String, OutputError> {
+    let mut url = String::new();
+    for part in template.parts() {
+        let path = match part {
+            TemplatePart::Text(text) => {
+                url.push_str(text);
+                continue;
+            }
+            TemplatePart::Ref(path) => path,
         };
-        let template = Template::parse(text).map_err(|error| refuse(error.reason))?;
-        if template.uses_any_state() {
-            return Err(refuse(
-                "{{state.*}} is filled only in an httpPolling input; an output endpoint may only \
-                 use `{{record.path}}`, a dot path into each record such as `{{record.user.id}}`"
-                    .to_owned(),
-            ));
-        }
-        Ok(Endpoint {
-            text: text.to_owned(),
-            template,
-        })
+        let problem = match path.get(record) {
+            Some(serde_json::Value::String(text)) => {
+                push_url_encoded(text, &mut url);
+                continue;
+            }
+            Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                push_url_encoded(&value.to_string(), &mut url);
+                continue;
+            }
+            None => "the record has no such field",
+            Some(serde_json::Value::Null) => "the field is null",
+            Some(_) => "the field is an object or an array, not a string, number or boolean",
+        };
+        return Err(OutputError::Template {
+            position,
+            path: path.as_str().to_owned(),
+            problem,
+            total: RecordCount(total),
+        });
     }
-
-    fn is_template(&self) -> bool {
-        self.template.uses_record()
-    }
-
-    /// The endpoint as written, which is the URL itself when it has no template.
-    fn fixed(&self) -> &str {
-        &self.text
-    }
-
-    /// The endpoint with every template replaced by a harmless value, to check it as a URL.
-    fn render_probe(&self) -> String {
-        self.template.render_with("x")
-    }
-
-    fn render(
-        &self,
-        record: &serde_json::Value,
-        position: usize,
-        total: usize,
-    ) -> Result<String, OutputError> {
-        let mut url = String::with_capacity(self.text.len());
-        for part in self.template.parts() {
-            let path = match part {
-                TemplatePart::Text(text) => {
-                    url.push_str(text);
-                    continue;
-                }
-                TemplatePart::Record(path) => path,
-                // Refused by `parse`.
-                TemplatePart::State(_) => continue,
-            };
-            let problem = match path.get(record) {
-                Some(serde_json::Value::String(text)) => {
-                    push_url_encoded(text, &mut url);
-                    continue;
-                }
-                Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
-                    push_url_encoded(&value.to_string(), &mut url);
-                    continue;
-                }
-                None => "the record has no such field",
-                Some(serde_json::Value::Null) => "the field is null",
-                Some(_) => "the field is an object or an array, not a string, number or boolean",
-            };
-            return Err(OutputError::Template {
-                position,
-                path: path.as_str().to_owned(),
-                problem,
-                total: RecordCount(total),
-            });
-        }
-        Ok(url)
-    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -349,29 +262,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn template(text: &str) -> Template<FieldPath> {
+        Template::parse(text).unwrap().into_record().unwrap()
+    }
+
     #[test]
     fn renders_strings_numbers_and_booleans() {
-        let endpoint =
-            Endpoint::parse("http://h/u/{{record.user.id}}/{{ record.flag }}?n={{record.n}}")
-                .unwrap();
+        let endpoint = template("http://h/u/{{record.user.id}}/{{ record.flag }}?n={{record.n}}");
         let record = json!({"user": {"id": "a/b"}, "flag": true, "n": 1.5});
         assert_eq!(
-            endpoint.render(&record, 0, 1).unwrap(),
+            render(&endpoint, &record, 0, 1).unwrap(),
             "http://h/u/a%2Fb/true?n=1.5"
         );
     }
 
     #[test]
     fn a_null_or_object_field_is_an_error_naming_the_position() {
-        let endpoint = Endpoint::parse("http://h/{{record.id}}").unwrap();
-        let error = endpoint.render(&json!({"id": null}), 4, 9).unwrap_err();
+        let endpoint = template("http://h/{{record.id}}");
+        let error = render(&endpoint, &json!({"id": null}), 4, 9).unwrap_err();
         assert_eq!(
             error.to_string(),
             "cannot fill in `{{record.id}}` of output.endpoint for the record at position 4 \
              (counting from 0): the field is null; nothing of this batch of 9 records was sent \
              and it is not committed: make sure every record has `id`, for example with a filter"
         );
-        let error = endpoint.render(&json!({"id": {"a": 1}}), 0, 1).unwrap_err();
+        let error = render(&endpoint, &json!({"id": {"a": 1}}), 0, 1).unwrap_err();
         assert!(
             error
                 .to_string()

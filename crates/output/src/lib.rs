@@ -9,13 +9,17 @@
 //! after it. This crate never touches state.
 //!
 //! ```
-//! use cannectors_config::{FileOutput, OutputConfig};
 //! use cannectors_connector::Record;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("events.jsonl");
-//! let config = OutputConfig::File(FileOutput { path: path.display().to_string() });
-//! let mut sink = cannectors_output::build(&config).unwrap();
+//! let yaml = format!(
+//!     "name: events\ninput: {{type: httpPolling, endpoint: \"https://source.example.com\"}}\n\
+//!      output: {{type: file, path: {:?}}}\n",
+//!     path.display().to_string()
+//! );
+//! let pipeline = cannectors_config::parse_str(&yaml, "events.yaml", &|_| None).unwrap().pipeline;
+//! let mut sink = cannectors_output::build(&pipeline.output).unwrap();
 //!
 //! let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! // Records are written as the source sent them, one a line.
@@ -43,13 +47,15 @@ pub use file::FileSink;
 pub use http_request::HttpRequestSink;
 pub use stdout::StdoutSink;
 
-/// Builds the sink of an `output` block.
+/// Builds the sink of a loaded `output` block. Its settings were checked when the pipeline was
+/// loaded; what can fail here is what only the machine can tell (opening the output file,
+/// setting up an HTTP client).
 pub fn build(config: &OutputConfig) -> Result<Box<dyn Sink>, OutputError> {
     match config {
         OutputConfig::Stdout(stdout) => Ok(Box::new(StdoutSink::new(stdout))),
         OutputConfig::File(file) => Ok(Box::new(FileSink::open(file)?)),
         OutputConfig::HttpRequest(http) => Ok(Box::new(HttpRequestSink::new(http)?)),
-        OutputConfig::Database(database) => Ok(Box::new(DatabaseSink::new(database)?)),
+        OutputConfig::Database(database) => Ok(Box::new(DatabaseSink::new(database))),
     }
 }
 
@@ -171,32 +177,12 @@ pub enum OutputError {
         /// What became of the bytes already written, in words.
         rollback: String,
     },
-    /// The `database` output block cannot work as written.
-    #[error("{source}")]
-    DatabaseConfig {
-        /// What is wrong.
-        source: cannectors_database::DatabaseError,
-    },
     /// The database refused the connection, the statement or a record; nothing of the batch is
     /// committed when `transaction` is true.
     #[error("{source}; the batch is not committed and is sent again by the next run")]
     Database {
         /// What the database said.
         source: cannectors_database::DatabaseError,
-    },
-    /// A key of the `httpRequest` output block has a value that cannot work.
-    #[error("{key}: {problem}")]
-    HttpConfig {
-        /// The key path, such as `output.batchSize`.
-        key: &'static str,
-        /// What is wrong and what to write instead.
-        problem: String,
-    },
-    /// The endpoint of the `httpRequest` output is not a usable URL.
-    #[error("output.endpoint: {source}")]
-    Endpoint {
-        /// What the HTTP client found wrong.
-        source: HttpError,
     },
     /// The HTTP client of the `httpRequest` output could not be set up (authentication, TLS).
     #[error("output: {source}")]
@@ -284,7 +270,6 @@ impl fmt::Display for RecordCount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cannectors_config::{DatabaseOutput, StdoutOutput};
 
     #[test]
     fn positions_and_counts_read_as_words() {
@@ -294,22 +279,28 @@ mod tests {
         assert_eq!(RecordCount(0).to_string(), "0 records");
     }
 
+    fn output(block: &str) -> OutputConfig {
+        let yaml = format!(
+            "name: sinks\ninput: {{type: httpPolling, endpoint: \"https://source.example.com\"}}\n\
+             output: {block}\n"
+        );
+        cannectors_config::parse_str(&yaml, "sinks.yaml", &|_| None)
+            .unwrap()
+            .pipeline
+            .output
+    }
+
     #[test]
     fn builds_a_stdout_sink() {
-        assert!(build(&OutputConfig::Stdout(StdoutOutput {})).is_ok());
+        assert!(build(&output("{type: stdout}")).is_ok());
     }
 
     #[test]
     fn builds_a_database_sink_without_connecting() {
-        let config = OutputConfig::Database(DatabaseOutput {
-            connection_string: None,
-            connection_string_ref: Some("postgres://localhost/dest".into()),
-            driver: None,
-            query: "INSERT INTO dest (id) VALUES ($1)".into(),
-            parameters: Vec::new(),
-            transaction: true,
-            statement_timeout_ms: 300_000,
-        });
+        let config = output(
+            "{type: database, connectionStringRef: \"postgres://localhost/dest\", \
+             query: \"INSERT INTO dest (id) VALUES ($1)\", parameters: [record.id]}",
+        );
         assert!(build(&config).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //! directories. Each PostgreSQL test writes into its own schema.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use cannectors_config::{DatabaseOutput, OutputConfig};
+use cannectors_config::{OutputConfig, parse_str};
 use cannectors_connector::{Record, Sink};
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
@@ -32,15 +32,34 @@ async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A pipeline file (as JSON) whose output is the database block `block` (without its `type`).
+fn pipeline(block: Value) -> String {
+    let mut block = block;
+    block["type"] = json!("database");
+    json!({
+        "name": "store",
+        "input": {"type": "httpPolling", "endpoint": "http://127.0.0.1:9/source"},
+        "output": block
+    })
+    .to_string()
+}
+
+/// The output of `block`, loaded as a pipeline is: the only way to get it.
+fn config(block: Value) -> OutputConfig {
+    parse_str(&pipeline(block), "store.json", &|_| None)
+        .unwrap_or_else(|error| panic!("{error}"))
+        .pipeline
+        .output
+}
+
 fn sink(url: &str, query: &str, parameters: Value, transaction: bool) -> Box<dyn Sink> {
-    let config: DatabaseOutput = serde_json::from_value(json!({
+    let config = config(json!({
         "connectionString": url,
         "query": query,
         "parameters": parameters,
         "transaction": transaction
-    }))
-    .unwrap();
-    cannectors_output::build(&OutputConfig::Database(config)).unwrap()
+    }));
+    cannectors_output::build(&config).unwrap()
 }
 
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<(i64, Option<String>)> {
@@ -191,27 +210,57 @@ async fn a_value_that_does_not_fit_its_column_names_the_record() {
 
 #[tokio::test]
 async fn state_cursors_and_mismatched_placeholders_are_refused() {
-    let config: DatabaseOutput = serde_json::from_value(json!({
-        "connectionString": "postgres://localhost/x",
-        "query": "INSERT INTO t VALUES ($1)",
-        "parameters": ["state.id"]
-    }))
-    .unwrap();
-    let message = cannectors_output::build(&OutputConfig::Database(config))
-        .err()
-        .unwrap()
-        .to_string();
+    let problems: Vec<String> = parse_str(
+        &pipeline(json!({
+            "connectionString": "postgres://localhost/x",
+            "query": "INSERT INTO t VALUES ($1)",
+            "parameters": ["state.id"]
+        })),
+        "store.json",
+        &|_| None,
+    )
+    .unwrap_err()
+    .problems()
+    .iter()
+    .map(|p| format!("{}: {}", p.key_path, p.message))
+    .collect();
     assert_eq!(
-        message,
-        "output.parameters[0]: `state.id` reads `state.id`, the input's cursor, which an output \
-         does not see; bind record fields (record.<path>), literals or `a ?? b`"
+        problems,
+        [
+            "output.parameters[0]: `state.id`: an output binds values of each record; use \
+          record.<path> or a literal, not state.*"
+        ]
     );
 
+    let problems: Vec<String> = parse_str(
+        &pipeline(json!({
+            "connectionString": "postgres://localhost/x",
+            "query": "INSERT INTO t (id, email) VALUES ($1, $2)",
+            "parameters": ["record.id"]
+        })),
+        "store.json",
+        &|_| None,
+    )
+    .unwrap_err()
+    .problems()
+    .iter()
+    .map(|p| format!("{}: {}", p.key_path, p.message))
+    .collect();
+    assert_eq!(
+        problems,
+        [
+            "output.parameters: the query uses $1 to $2 but `parameters` lists 1 value; bind \
+          exactly one value per placeholder"
+        ]
+    );
+
+    // PostgreSQL nests block comments and loading's reading of the text does not, so only the
+    // database sees that `$2` is commented out: the count it reports is the one that binds.
     schema("sink_count", "CREATE TABLE dest (id bigint, email text);").await;
     let mut sink = sink(
         &postgres_url(),
-        "INSERT INTO sink_count.dest (id, email) VALUES ($1, $2)",
-        json!(["record.id"]),
+        "INSERT INTO sink_count.dest (id) VALUES ($1) /* a /* nested */ $2 */",
+        json!(["record.id", "record.email"]),
         true,
     );
     let message = sink
@@ -221,8 +270,8 @@ async fn state_cursors_and_mismatched_placeholders_are_refused() {
         .to_string();
     assert!(
         message.starts_with(
-            "output.parameters: the query has 2 placeholder(s) but 1 value(s) are bound \
-             (parameters: [record.id])"
+            "output.parameters: the query has 1 placeholder(s) but 2 value(s) are bound \
+             (parameters: [record.id, record.email])"
         ),
         "{message}"
     );
@@ -313,16 +362,15 @@ async fn a_write_slower_than_statement_timeout_ms_fails_and_commits_nothing() {
         "CREATE TABLE dest (id bigint PRIMARY KEY, email text);",
     )
     .await;
-    let config: DatabaseOutput = serde_json::from_value(json!({
+    let config = config(json!({
         "connectionString": postgres_url(),
         // The second record's row makes the server sleep far past the bound.
         "query": "INSERT INTO sink_slow.dest (id, email) \
                   SELECT $1, $2 FROM pg_sleep(CASE WHEN $1::bigint = 2 THEN 30 ELSE 0 END)",
         "parameters": ["record.id", "record.email"],
         "statementTimeoutMs": 300
-    }))
-    .unwrap();
-    let mut sink = cannectors_output::build(&OutputConfig::Database(config)).unwrap();
+    }));
+    let mut sink = cannectors_output::build(&config).unwrap();
     let batch = [json!({"id": 1, "email": "a@example.com"}), json!({"id": 2})].map(Record::from);
     let started = std::time::Instant::now();
     let message = tokio::time::timeout(std::time::Duration::from_secs(20), sink.write(&batch))

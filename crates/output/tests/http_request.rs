@@ -6,29 +6,46 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cannectors_config::OutputConfig;
+use cannectors_config::{OutputConfig, parse_str};
 use cannectors_connector::{Record, Sink};
 use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-fn config(settings: Value) -> OutputConfig {
+/// A pipeline file (as JSON) whose output is an httpRequest block with `settings`.
+fn pipeline(settings: Value) -> String {
     let mut block = json!({"type": "httpRequest", "retry": {"maxAttempts": 1}});
     for (key, value) in settings.as_object().unwrap() {
         block[key] = value.clone();
     }
-    serde_json::from_value(block).unwrap()
+    json!({
+        "name": "deliver",
+        "input": {"type": "httpPolling", "endpoint": "http://127.0.0.1:9/source"},
+        "output": block
+    })
+    .to_string()
+}
+
+/// The output of `settings`, loaded as a pipeline is: the only way to get it.
+fn config(settings: Value) -> OutputConfig {
+    parse_str(&pipeline(settings), "deliver.json", &|_| None)
+        .unwrap_or_else(|error| panic!("{error}"))
+        .pipeline
+        .output
 }
 
 fn sink(settings: Value) -> Box<dyn Sink> {
     cannectors_output::build(&config(settings)).unwrap()
 }
 
-fn build_error(settings: Value) -> String {
-    cannectors_output::build(&config(settings))
-        .err()
-        .unwrap()
-        .to_string()
+/// The problems loading `settings` finds, each as `key.path: message`.
+fn problems_of(settings: Value) -> Vec<String> {
+    parse_str(&pipeline(settings), "deliver.json", &|_| None)
+        .unwrap_err()
+        .problems()
+        .iter()
+        .map(|p| format!("{}: {}", p.key_path, p.message))
+        .collect()
 }
 
 fn records(count: usize) -> Vec<Record> {
@@ -383,86 +400,69 @@ async fn sends_the_configured_authentication_and_keeps_the_api_key_out_of_errors
 }
 
 #[test]
-fn refuses_templates_in_batch_mode() {
-    assert_eq!(
-        build_error(json!({"endpoint": "http://127.0.0.1:9/users/{{record.id}}"})),
-        "output.endpoint: `{{record...}}` templates need `requestMode: single`, because a batch \
-         request carries many records"
-    );
-}
-
-#[test]
-fn refuses_templates_other_than_record_paths() {
+fn settings_that_cannot_work_are_refused_when_the_pipeline_is_loaded() {
+    // The sink is built from loaded settings only, so each of these stops at loading, with the
+    // key path, and no sink is ever built from it.
     let single = |endpoint: &str| json!({"endpoint": endpoint, "requestMode": "single"});
-    assert_eq!(
-        build_error(single("http://127.0.0.1:9/{{state.id}}")),
-        "output.endpoint: {{state.*}} is filled only in an httpPolling input; an output endpoint \
-         may only use `{{record.path}}`, a dot path into each record such as `{{record.user.id}}`"
-    );
-    assert_eq!(
-        build_error(single("http://127.0.0.1:9/{{record.id")),
-        "output.endpoint: a `{{` is not closed by `}}`"
-    );
-    let error = build_error(single("http://127.0.0.1:9/{{ now }}"));
-    assert!(
-        error.starts_with("output.endpoint: `{{now}}` is not a placeholder"),
-        "{error}"
-    );
-}
-
-#[test]
-fn refuses_an_endpoint_that_is_not_an_http_url() {
-    assert_eq!(
-        build_error(json!({"endpoint": "ftp://127.0.0.1/import"})),
-        "output.endpoint: `ftp://127.0.0.1/import` is not a usable URL: the scheme `ftp` is not \
-         http or https; write an absolute http:// or https:// URL"
-    );
-}
-
-#[test]
-fn refuses_a_batch_size_of_zero() {
-    assert_eq!(
-        build_error(json!({"endpoint": "http://127.0.0.1:9/import", "batchSize": 0})),
-        "output.batchSize: must be at least 1 (or left out to send each batch in one request)"
-    );
-}
-
-#[test]
-fn refuses_a_zero_timeout() {
-    assert_eq!(
-        build_error(json!({"endpoint": "http://127.0.0.1:9/import", "timeoutMs": 0})),
-        "output.timeoutMs: must be at least 1 millisecond"
-    );
-}
-
-#[test]
-fn refuses_success_codes_that_cannot_match() {
-    assert_eq!(
-        build_error(
-            json!({"endpoint": "http://127.0.0.1:9/import", "success": {"statusCodes": []}})
+    let cases = [
+        (
+            json!({"endpoint": "http://127.0.0.1:9/users/{{record.id}}"}),
+            "output.endpoint: {{record.*}} is filled only in the endpoint of an httpRequest \
+             output with `requestMode: single`; remove it here or send one request a record",
         ),
-        "output.success.statusCodes: lists no status code, so no request could ever succeed; \
-         list the accepted codes or leave `success` out to accept any 2xx"
-    );
-    assert_eq!(
-        build_error(json!({
-            "endpoint": "http://127.0.0.1:9/import",
-            "success": {"statusCodes": [200, 2000]},
-        })),
-        "output.success.statusCodes: 2000 is not an HTTP status code (100 to 599)"
-    );
-}
-
-#[test]
-fn reports_incomplete_authentication_when_built() {
-    let error = build_error(json!({
-        "endpoint": "http://127.0.0.1:9/import",
-        "authentication": {"type": "bearer", "credentials": {}},
-    }));
-    assert!(
-        error.starts_with("output: authentication `bearer`: "),
-        "{error}"
-    );
+        (
+            single("http://127.0.0.1:9/{{state.id}}"),
+            "output.endpoint: {{state.*}} is filled only in an httpPolling input (endpoint, \
+             headers, queryParams, body); remove it here",
+        ),
+        (
+            single("http://127.0.0.1:9/{{record.id"),
+            "output.endpoint: a `{{` is not closed by `}}`",
+        ),
+        (
+            single("http://127.0.0.1:9/{{ now }}"),
+            "output.endpoint: `{{now}}` is not a placeholder; use {{state.timestamp}}, \
+             {{state.id}}, {{state.offset}} or {{record.<path>}}",
+        ),
+        (
+            json!({"endpoint": "ftp://127.0.0.1/import"}),
+            "output.endpoint: `ftp://127.0.0.1/import` uses the scheme `ftp`; write an http:// \
+             or https:// URL such as https://api.example.com/v1/items",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/import", "batchSize": 0}),
+            "output.batchSize: batchSize must be more than 0",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/import", "timeoutMs": 0}),
+            "output.timeoutMs: timeoutMs must be more than 0; remove it for the default 30000",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/import", "success": {"statusCodes": []}}),
+            "output.success.statusCodes: statusCodes is empty, so no response would count as \
+             delivered; list codes or remove `success` (default: any 2xx)",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/import", "success": {"statusCodes": [200, 2000]}}),
+            "output.success.statusCodes[1]: 2000 is not an HTTP status code (100 to 599)",
+        ),
+        (
+            json!({
+                "endpoint": "http://127.0.0.1:9/import",
+                "authentication": {"type": "bearer", "credentials": {}},
+            }),
+            "output.authentication.credentials.token: bearer authentication needs \
+             `credentials.token`",
+        ),
+        (
+            json!({"endpoint": "http://127.0.0.1:9/import", "headers": {"X-Id": "{{record.id}}"}}),
+            "output.headers.X-Id: {{record.*}} is filled only in the endpoint of an httpRequest \
+             output with `requestMode: single`; remove it here or send one request a record",
+        ),
+    ];
+    for (settings, message) in cases {
+        assert_eq!(problems_of(settings), [message]);
+    }
 }
 
 /// Answers `503` with `Retry-After: 20` and reports each request, so a test can wait for it.

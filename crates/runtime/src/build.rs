@@ -65,10 +65,10 @@ impl DryRun {
     pub(crate) fn new(output: &OutputConfig) -> DryRun {
         let target = match output {
             OutputConfig::Stdout(_) => "stdout".to_owned(),
-            OutputConfig::File(file) => format!("file {}", file.path),
+            OutputConfig::File(file) => format!("file {}", file.path.display()),
             OutputConfig::HttpRequest(http) => {
                 let method = format!("{:?}", http.method).to_uppercase();
-                format!("{method} {}", redact_url(&http.endpoint))
+                format!("{method} {}", redact_url(&http.endpoint()))
             }
             OutputConfig::Database(_) => "database".to_owned(),
         };

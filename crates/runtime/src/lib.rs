@@ -151,11 +151,11 @@ impl Executor {
     /// Prepares a run of `pipeline`: resolves its state file (once) and its cursor fields.
     pub fn new(pipeline: &Pipeline) -> Result<Executor, RunError> {
         let store = StateStore::for_pipeline(pipeline)?;
-        let fields = match pipeline.input.state_persistence() {
-            Some(settings) => CursorFields::from_config(settings)
-                .map_err(|source| RunError::Cursor { batch: 0, source })?,
-            None => CursorFields::default(),
-        };
+        let fields = pipeline
+            .input
+            .state_persistence()
+            .map(CursorFields::from_config)
+            .unwrap_or_default();
         Ok(Executor {
             pipeline: pipeline.clone(),
             store,

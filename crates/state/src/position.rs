@@ -170,23 +170,11 @@ impl CursorFields {
     }
 
     /// The fields of the enabled timestamp and id cursors of a pipeline's `statePersistence`.
-    pub fn from_config(settings: &StatePersistence) -> Result<CursorFields, CursorError> {
-        let path = |cursor: &'static str, field: Option<&String>| match field {
-            None => Err(CursorError::NoField { cursor }),
-            Some(field) => {
-                FieldPath::parse(field).map_err(|source| CursorError::BadField { cursor, source })
-            }
-        };
-        Ok(CursorFields {
-            timestamp: settings
-                .timestamp()
-                .map(|cursor| path("timestamp", cursor.field.as_ref()))
-                .transpose()?,
-            id: settings
-                .id()
-                .map(|cursor| path("id", cursor.field.as_ref()))
-                .transpose()?,
-        })
+    pub fn from_config(settings: &StatePersistence) -> CursorFields {
+        CursorFields {
+            timestamp: settings.timestamp().map(|cursor| cursor.field.clone()),
+            id: settings.id().map(|cursor| cursor.field.clone()),
+        }
     }
 
     /// The timestamp field, when that cursor is enabled.
@@ -590,7 +578,6 @@ impl<'de> Deserialize<'de> for ObjectKey<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cannectors_config::{IdCursor, TimestampCursor};
     use serde_json::json;
 
     fn fields(timestamp: Option<&str>, id: Option<&str>) -> CursorFields {
@@ -767,59 +754,17 @@ mod tests {
 
     #[test]
     fn fields_come_from_the_enabled_cursors_of_the_pipeline() {
-        let settings = StatePersistence {
-            timestamp: Some(TimestampCursor {
-                enabled: true,
-                field: Some("updated_at".into()),
-                query_param: None,
-                format: None,
-            }),
-            id: Some(IdCursor {
-                enabled: false,
-                field: Some("id".into()),
-                query_param: None,
-            }),
-            ..StatePersistence::default()
-        };
-        let fields = CursorFields::from_config(&settings).unwrap();
+        let yaml = "name: p\ninput:\n  type: database\n  connectionString: sqlite://a.db\n  \
+                    query: select $1\n  statePersistence:\n    timestamp: {field: updated_at}\n    \
+                    id: {field: id, enabled: false}\noutput: {type: stdout}\n";
+        let loaded = cannectors_config::parse_str(yaml, "p.yaml", &|_| None).unwrap();
+        let settings = loaded.pipeline.input.state_persistence().unwrap();
+        let fields = CursorFields::from_config(settings);
         assert_eq!(
             fields.timestamp().map(FieldPath::as_str),
             Some("updated_at")
         );
         assert_eq!(fields.id(), None);
-    }
-
-    #[test]
-    fn an_enabled_cursor_without_field_is_a_configuration_error() {
-        let settings = StatePersistence {
-            id: Some(IdCursor {
-                enabled: true,
-                field: None,
-                query_param: None,
-            }),
-            ..StatePersistence::default()
-        };
-        assert_eq!(
-            CursorFields::from_config(&settings)
-                .unwrap_err()
-                .to_string(),
-            "statePersistence.id is enabled but has no `field`: name the record field that holds \
-             it, such as `field: updated_at` or `field: event.id`, or set `enabled: false`"
-        );
-        let settings = StatePersistence {
-            id: Some(IdCursor {
-                enabled: true,
-                field: Some("a..b".into()),
-                query_param: None,
-            }),
-            ..StatePersistence::default()
-        };
-        assert!(
-            CursorFields::from_config(&settings)
-                .unwrap_err()
-                .to_string()
-                .starts_with("statePersistence.id.field: `a..b` is not a dot path")
-        );
     }
 
     #[test]

@@ -1,0 +1,445 @@
+//! What the HTTP input and the HTTP output share: methods, authentication, retries, timeouts
+//! and endpoints, with their rules.
+//!
+//! Authentication and retries are handed to the shared HTTP client of cannectors-connector as
+//! written (after their rules passed here); an endpoint is parsed into a URL, or into a template
+//! that becomes one when it is filled.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU64;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use url::Url;
+
+use crate::document::KeyPath;
+use crate::template::Template;
+use crate::validate::Findings;
+
+/// HTTP method of a source request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SourceMethod {
+    /// `GET` (the default).
+    #[default]
+    Get,
+    /// `POST`, with an optional `body`.
+    Post,
+}
+
+/// HTTP method of a destination request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SinkMethod {
+    /// `POST` (the default).
+    #[default]
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+    /// `GET`.
+    Get,
+}
+
+/// Authentication of an HTTP request.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Authentication {
+    /// `api-key`, `bearer`, `basic` or `oauth2`.
+    #[serde(rename = "type")]
+    pub kind: AuthKind,
+    /// The secrets of the chosen type.
+    pub credentials: Credentials,
+}
+
+/// Kind of authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum AuthKind {
+    /// A key sent in a header or a query parameter (`key`, `location`, `headerName`, `paramName`).
+    #[serde(rename = "api-key")]
+    ApiKey,
+    /// `Authorization: Bearer <token>` (`token`).
+    #[serde(rename = "bearer")]
+    Bearer,
+    /// `Authorization: Basic` (`username`, `password`).
+    #[serde(rename = "basic")]
+    Basic,
+    /// OAuth 2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scopes`).
+    #[serde(rename = "oauth2")]
+    OAuth2,
+}
+
+/// Where an api key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ApiKeyLocation {
+    /// In a request header (default `X-API-Key`).
+    #[default]
+    Header,
+    /// In a query parameter (default `api_key`).
+    Query,
+}
+
+/// Credentials of every authentication kind; which keys are required depends on the kind.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Credentials {
+    /// api-key: the key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// api-key: `header` (default) or `query`.
+    #[serde(default)]
+    pub location: Option<ApiKeyLocation>,
+    /// api-key: header name (default `X-API-Key`).
+    #[serde(default)]
+    pub header_name: Option<String>,
+    /// api-key: query parameter name (default `api_key`).
+    #[serde(default)]
+    pub param_name: Option<String>,
+    /// bearer: the token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// basic: the user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// basic: the password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// oauth2: the token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// oauth2: the client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// oauth2: the client secret.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// oauth2: requested scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Retries with exponential backoff.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included (default 3).
+    pub max_attempts: u32,
+    /// Delay before the first retry in milliseconds (default 500).
+    pub delay_ms: u64,
+    /// Factor applied to the delay after each retry (default 2).
+    pub backoff_multiplier: f64,
+    /// Upper bound of one delay in milliseconds (default 30000).
+    pub max_delay_ms: u64,
+    /// Status codes worth another attempt (default 429, 500, 502, 503, 504).
+    pub retryable_status_codes: Vec<u16>,
+    /// Wait as long as a `Retry-After` header asks (default true).
+    pub use_retry_after_header: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            delay_ms: 500,
+            backoff_multiplier: 2.0,
+            max_delay_ms: 30_000,
+            retryable_status_codes: vec![429, 500, 502, 503, 504],
+            use_retry_after_header: true,
+        }
+    }
+}
+
+/// Request timeout unless `timeoutMs` says otherwise.
+pub(crate) fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+/// `timeoutMs`: zero would fail every request.
+pub(crate) fn timeout(
+    findings: &mut Findings,
+    path: &KeyPath,
+    timeout_ms: u64,
+) -> Option<NonZeroU64> {
+    let timeout = NonZeroU64::new(timeout_ms);
+    if timeout.is_none() {
+        findings.problem(
+            path.key("timeoutMs"),
+            "timeoutMs must be more than 0; remove it for the default 30000",
+        );
+    }
+    timeout
+}
+
+/// Where requests go: a URL, or a template that becomes one when its placeholders are filled.
+/// `R` is what the placeholders refer to (see [`Template`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint<R> {
+    /// An http or https URL with a host.
+    Url(Url),
+    /// A template with at least one placeholder, which renders into an http or https URL
+    /// once filled with plain values; what a value makes of it is known only at run time.
+    Template(Template<R>),
+}
+
+impl<R> fmt::Display for Endpoint<R>
+where
+    Template<R>: fmt::Display,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Url(url) => f.write_str(url.as_str()),
+            Endpoint::Template(template) => write!(f, "{template}"),
+        }
+    }
+}
+
+/// `text` parsed as a template, or a problem at `path`.
+pub(crate) fn template(findings: &mut Findings, path: &KeyPath, text: &str) -> Option<Template> {
+    match Template::parse(text) {
+        Ok(template) => Some(template),
+        Err(error) => {
+            findings.problem(path.clone(), error.reason);
+            None
+        }
+    }
+}
+
+/// Where `{{state.*}}` may be written, for the problem that says it is not allowed elsewhere.
+pub(crate) const STATE_PLACES: &str = "{{state.*}} is filled only in an httpPolling input (endpoint, headers, queryParams, body); \
+     remove it here";
+
+/// Where `{{record.*}}` may be written.
+pub(crate) const RECORD_PLACES: &str = "{{record.*}} is filled only in the endpoint of an httpRequest output with \
+     `requestMode: single`; remove it here or send one request a record";
+
+/// Checks an http(s) URL that may hold placeholders; `narrow` keeps the placeholders the place
+/// allows (or says which are not). A URL without placeholders is parsed here; one with them
+/// must be a URL once they are filled with a plain value.
+pub(crate) fn endpoint<R>(
+    findings: &mut Findings,
+    path: &KeyPath,
+    text: &str,
+    narrow: impl FnOnce(Template) -> Result<Template<R>, &'static str>,
+) -> Option<Endpoint<R>> {
+    let parsed = template(findings, path, text)?;
+    let rendered = parsed.render_with("0");
+    let url = http_url(findings, path, text, rendered.trim());
+    let template = match narrow(parsed) {
+        Ok(template) => template,
+        Err(problem) => {
+            findings.problem(path.clone(), problem);
+            return None;
+        }
+    };
+    let url = url?;
+    if template.is_plain() {
+        Some(Endpoint::Url(url))
+    } else {
+        Some(Endpoint::Template(template))
+    }
+}
+
+/// `rendered` (the URL `text` once its placeholders are filled) parsed as an http(s) URL with a
+/// host, or a problem at `path` quoting `text`.
+pub(crate) fn http_url(
+    findings: &mut Findings,
+    path: &KeyPath,
+    text: &str,
+    rendered: &str,
+) -> Option<Url> {
+    let hint = "write an http:// or https:// URL such as https://api.example.com/v1/items";
+    let problem = match Url::parse(rendered) {
+        Err(error) => format!("`{text}` is not a URL ({error}); {hint}"),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            format!("`{text}` uses the scheme `{}`; {hint}", url.scheme())
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            format!("`{text}` has no host; {hint}")
+        }
+        Ok(url) => return Some(url),
+    };
+    findings.problem(path.clone(), problem);
+    None
+}
+
+/// An http(s) URL in a place that fills no placeholder, or the problems at `path`.
+pub(crate) fn url(findings: &mut Findings, path: &KeyPath, text: &str) -> Option<Url> {
+    let parsed = template(findings, path, text)?;
+    let url = http_url(findings, path, text, parsed.render_with("0").trim());
+    if parsed.uses_any_state() {
+        findings.problem(path.clone(), STATE_PLACES);
+        return None;
+    }
+    if parsed.uses_record() {
+        findings.problem(path.clone(), RECORD_PLACES);
+        return None;
+    }
+    url
+}
+
+/// Header or query values of an httpRequest output: sent as written, so no placeholder.
+pub(crate) fn plain_values(
+    findings: &mut Findings,
+    path: &KeyPath,
+    values: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    for (name, value) in &values {
+        if let Some(template) = template(findings, &path.key(name), value)
+            && !template.is_plain()
+        {
+            let problem = if template.uses_any_state() {
+                STATE_PLACES
+            } else {
+                RECORD_PLACES
+            };
+            findings.problem(path.key(name), problem);
+        }
+    }
+    values
+}
+
+/// A credential key and its value, if given.
+type Credential<'a> = (&'a str, Option<&'a String>);
+
+/// The credentials fit the kind, required ones are not empty, `headerName`/`paramName` match
+/// `location`, an OAuth 2 `tokenUrl` is an http(s) URL.
+pub(crate) fn check_authentication(findings: &mut Findings, path: &KeyPath, auth: &Authentication) {
+    let c = &auth.credentials;
+    let given: [(&str, bool); 11] = [
+        ("key", c.key.is_some()),
+        ("location", c.location.is_some()),
+        ("headerName", c.header_name.is_some()),
+        ("paramName", c.param_name.is_some()),
+        ("token", c.token.is_some()),
+        ("username", c.username.is_some()),
+        ("password", c.password.is_some()),
+        ("tokenUrl", c.token_url.is_some()),
+        ("clientId", c.client_id.is_some()),
+        ("clientSecret", c.client_secret.is_some()),
+        ("scopes", !c.scopes.is_empty()),
+    ];
+    let (kind, required, optional): (&str, &[Credential<'_>], &[&str]) = match auth.kind {
+        AuthKind::ApiKey => (
+            "api-key",
+            &[("key", c.key.as_ref())],
+            &["location", "headerName", "paramName"],
+        ),
+        AuthKind::Bearer => ("bearer", &[("token", c.token.as_ref())], &[]),
+        AuthKind::Basic => (
+            "basic",
+            &[
+                ("username", c.username.as_ref()),
+                ("password", c.password.as_ref()),
+            ],
+            &[],
+        ),
+        AuthKind::OAuth2 => (
+            "oauth2",
+            &[
+                ("tokenUrl", c.token_url.as_ref()),
+                ("clientId", c.client_id.as_ref()),
+                ("clientSecret", c.client_secret.as_ref()),
+            ],
+            &["scopes"],
+        ),
+    };
+    let credentials = path.key("credentials");
+    let takes = required
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(optional.iter().copied())
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (name, value) in required {
+        match value {
+            None => findings.problem(
+                credentials.key(name),
+                format!("{kind} authentication needs `credentials.{name}`"),
+            ),
+            // An empty basic password is real: some APIs take a key as the user name and no
+            // password.
+            Some(value) if value.trim().is_empty() && *name != "password" => findings.problem(
+                credentials.key(name),
+                format!(
+                    "`credentials.{name}` is empty (an unset or empty variable?); {kind} \
+                     authentication needs it"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (name, is_given) in given {
+        let applies = required.iter().any(|(n, _)| *n == name) || optional.contains(&name);
+        if is_given && !applies {
+            findings.problem(
+                credentials.key(name),
+                format!("`{name}` does not apply to {kind} authentication, which takes {takes}"),
+            );
+        }
+    }
+    if auth.kind == AuthKind::ApiKey {
+        let location = c.location.unwrap_or_default();
+        if location == ApiKeyLocation::Header && c.param_name.is_some() {
+            findings.problem(
+                credentials.key("paramName"),
+                "paramName applies to `location: query`; the key goes in a header here (set \
+                 headerName, or `location: query`)",
+            );
+        }
+        if location == ApiKeyLocation::Query && c.header_name.is_some() {
+            findings.problem(
+                credentials.key("headerName"),
+                "headerName applies to `location: header`; the key goes in the query here (set \
+                 paramName, or `location: header`)",
+            );
+        }
+    }
+    if let Some(token_url) = &c.token_url
+        && auth.kind == AuthKind::OAuth2
+        && !token_url.trim().is_empty()
+    {
+        url(findings, &credentials.key("tokenUrl"), token_url);
+    }
+}
+
+/// Delays that do not shrink, a cap above the first delay, real status codes.
+pub(crate) fn check_retry(findings: &mut Findings, path: &KeyPath, retry: &RetryConfig) {
+    if retry.max_attempts == 0 {
+        findings.problem(
+            path.key("maxAttempts"),
+            "maxAttempts counts the first attempt too, so it is at least 1 (1 = no retry)",
+        );
+    }
+    if !(retry.backoff_multiplier.is_finite() && retry.backoff_multiplier >= 1.0) {
+        findings.problem(
+            path.key("backoffMultiplier"),
+            format!(
+                "backoffMultiplier is {}, but delays must not shrink: use 1 (constant) or more",
+                retry.backoff_multiplier
+            ),
+        );
+    }
+    if retry.max_delay_ms < retry.delay_ms {
+        findings.problem(
+            path.key("maxDelayMs"),
+            format!(
+                "maxDelayMs ({}) is below delayMs ({}); raise maxDelayMs",
+                retry.max_delay_ms, retry.delay_ms
+            ),
+        );
+    }
+    for (i, code) in retry.retryable_status_codes.iter().enumerate() {
+        if !(100..=599).contains(code) {
+            findings.problem(
+                path.key("retryableStatusCodes").index(i),
+                format!("{code} is not an HTTP status code (100 to 599)"),
+            );
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The `httpRequest` output: its settings, the block as written, and its rules.
+
+use std::collections::BTreeMap;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use url::Url;
+
+use crate::document::KeyPath;
+use crate::http::{
+    Authentication, Endpoint, RetryConfig, STATE_PLACES, SinkMethod, check_authentication,
+    check_retry, default_timeout_ms, endpoint, plain_values, timeout, url,
+};
+use crate::model::ScalarSchema;
+use crate::path::FieldPath;
+use crate::validate::Findings;
+
+/// The `httpRequest` output (docs/outputs.md), checked.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HttpRequestOutput {
+    /// `POST` (default), `PUT`, `PATCH`, `DELETE` or `GET`.
+    pub method: SinkMethod,
+    /// How records are sent, and where.
+    pub request_mode: RequestMode,
+    /// Extra request headers, sent as written.
+    pub headers: BTreeMap<String, String>,
+    /// Extra query parameters, sent as written.
+    pub query_params: BTreeMap<String, String>,
+    /// How to authenticate against the API; its credentials fit its kind.
+    pub authentication: Option<Authentication>,
+    /// Retries of failed requests.
+    pub retry: RetryConfig,
+    /// Request timeout in milliseconds (default 30000).
+    pub timeout_ms: NonZeroU64,
+    /// Which responses count as delivered (default: any 2xx); its codes are 100 to 599, at
+    /// least one.
+    pub success: Option<SuccessConfig>,
+}
+
+impl HttpRequestOutput {
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.get())
+    }
+
+    /// The endpoint as written (with its templates), for messages.
+    pub fn endpoint(&self) -> String {
+        match &self.request_mode {
+            RequestMode::Batch { endpoint, .. } => endpoint.to_string(),
+            RequestMode::Single { endpoint } => endpoint.to_string(),
+        }
+    }
+}
+
+/// How an `httpRequest` output sends records (`requestMode`), with the endpoint that mode
+/// allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestMode {
+    /// JSON arrays of records (the default). A request carries many records, so the endpoint
+    /// is one URL.
+    Batch {
+        /// The http or https URL.
+        endpoint: Url,
+        /// At most this many records a request; absent: a whole batch in one request.
+        batch_size: Option<NonZeroUsize>,
+    },
+    /// One request a record; the endpoint may hold `{{record.path}}`.
+    Single {
+        /// The URL, or a template filled from each record.
+        endpoint: Endpoint<FieldPath>,
+    },
+}
+
+/// Which responses count as delivered.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SuccessConfig {
+    /// Accepted status codes.
+    pub status_codes: Vec<u16>,
+}
+
+// As written; validation turns it into `RequestMode`, with the endpoint.
+/// How an `httpRequest` output sends records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "RequestMode")]
+pub(crate) enum RawRequestMode {
+    /// One JSON array a request (default).
+    #[default]
+    Batch,
+    /// One request a record.
+    Single,
+}
+
+// As written; validation turns it into `HttpRequestOutput`.
+/// The `httpRequest` output.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "HttpRequestOutput")]
+pub(crate) struct RawHttpRequestOutput {
+    /// http or https URL; in single mode it may hold `{{record.path}}`.
+    pub(crate) endpoint: String,
+    /// `POST` (default), `PUT`, `PATCH`, `DELETE` or `GET`.
+    #[serde(default)]
+    pub(crate) method: SinkMethod,
+    /// `batch` (default) or `single`.
+    #[serde(default)]
+    pub(crate) request_mode: RawRequestMode,
+    /// Batch mode: at most this many records a request.
+    #[serde(default)]
+    pub(crate) batch_size: Option<usize>,
+    /// Extra request headers.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    #[serde(deserialize_with = "crate::scalar::string_map")]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// Extra query parameters.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
+    #[serde(deserialize_with = "crate::scalar::string_map")]
+    pub(crate) query_params: BTreeMap<String, String>,
+    /// How to authenticate against the API.
+    #[serde(default)]
+    pub(crate) authentication: Option<Authentication>,
+    /// Retries of failed requests.
+    #[serde(default)]
+    pub(crate) retry: RetryConfig,
+    /// Request timeout in milliseconds (default 30000).
+    #[serde(default = "default_timeout_ms")]
+    pub(crate) timeout_ms: u64,
+    /// Which responses count as delivered (default: any 2xx).
+    #[serde(default)]
+    pub(crate) success: Option<SuccessConfig>,
+}
+
+impl RawHttpRequestOutput {
+    pub(crate) fn validate(
+        self,
+        path: &KeyPath,
+        findings: &mut Findings,
+    ) -> Option<HttpRequestOutput> {
+        let mark = findings.mark();
+        let endpoint_path = path.key("endpoint");
+        let request_mode = match self.request_mode {
+            RawRequestMode::Single => {
+                if self.batch_size.is_some() {
+                    findings.problem(
+                        path.key("batchSize"),
+                        "batchSize applies to `requestMode: batch`; single mode sends one record \
+                         a request",
+                    );
+                }
+                endpoint(findings, &endpoint_path, &self.endpoint, |t| {
+                    t.into_record().ok_or(STATE_PLACES)
+                })
+                .map(|endpoint| RequestMode::Single { endpoint })
+            }
+            RawRequestMode::Batch => {
+                let batch_size = match self.batch_size.map(NonZeroUsize::new) {
+                    Some(None) => {
+                        findings.problem(path.key("batchSize"), "batchSize must be more than 0");
+                        None
+                    }
+                    other => other.flatten(),
+                };
+                url(findings, &endpoint_path, &self.endpoint).map(|endpoint| RequestMode::Batch {
+                    endpoint,
+                    batch_size,
+                })
+            }
+        };
+        let headers = plain_values(findings, &path.key("headers"), self.headers);
+        let query_params = plain_values(findings, &path.key("queryParams"), self.query_params);
+        let timeout_ms = timeout(findings, path, self.timeout_ms);
+        if let Some(auth) = &self.authentication {
+            check_authentication(findings, &path.key("authentication"), auth);
+        }
+        check_retry(findings, &path.key("retry"), &self.retry);
+        if let Some(success) = &self.success {
+            let codes = path.key("success").key("statusCodes");
+            if success.status_codes.is_empty() {
+                findings.problem(
+                    codes.clone(),
+                    "statusCodes is empty, so no response would count as delivered; list codes \
+                     or remove `success` (default: any 2xx)",
+                );
+            }
+            for (i, code) in success.status_codes.iter().enumerate() {
+                if !(100..=599).contains(code) {
+                    findings.problem(
+                        codes.index(i),
+                        format!("{code} is not an HTTP status code (100 to 599)"),
+                    );
+                }
+            }
+        }
+        if !findings.clean_since(mark) {
+            return None;
+        }
+        Some(HttpRequestOutput {
+            method: self.method,
+            request_mode: request_mode?,
+            headers,
+            query_params,
+            authentication: self.authentication,
+            retry: self.retry,
+            timeout_ms: timeout_ms?,
+            success: self.success,
+        })
+    }
+}

@@ -1,0 +1,472 @@
+//! `statePersistence`: which cursors a pipeline keeps between runs, how an httpPolling input
+//! writes the timestamp into its requests, and where the state files live.
+//!
+//! The rules every input shares (an enabled timestamp or id cursor has a `field`, a
+//! `storagePath` is not empty) are here; each input adds its own (an httpPolling cursor must
+//! reach the request, a database cursor has no `queryParam`) in its module.
+
+use std::fmt::Write as _;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::document::KeyPath;
+use crate::path::FieldPath;
+use crate::validate::Findings;
+
+/// Which cursors a pipeline keeps between runs, and where. Only enabled cursors are here: a
+/// cursor written with `enabled: false` is `None`.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct StatePersistence {
+    /// The largest record timestamp delivered.
+    pub timestamp: Option<TimestampCursor>,
+    /// The largest record id delivered.
+    pub id: Option<IdCursor>,
+    /// The pagination offset reached.
+    pub offset: Option<OffsetCursor>,
+    /// Directory of the state files as written (default `./.cannectors-state`); never empty.
+    pub storage_path: Option<String>,
+}
+
+impl StatePersistence {
+    /// The timestamp cursor when it is enabled.
+    pub fn timestamp(&self) -> Option<&TimestampCursor> {
+        self.timestamp.as_ref()
+    }
+
+    /// The id cursor when it is enabled.
+    pub fn id(&self) -> Option<&IdCursor> {
+        self.id.as_ref()
+    }
+
+    /// The offset cursor when it is enabled.
+    pub fn offset(&self) -> Option<&OffsetCursor> {
+        self.offset.as_ref()
+    }
+
+    /// Whether any cursor is enabled.
+    pub fn any_enabled(&self) -> bool {
+        self.timestamp.is_some() || self.id.is_some() || self.offset.is_some()
+    }
+}
+
+/// The timestamp cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimestampCursor {
+    /// Where the timestamp is in each record.
+    pub field: FieldPath,
+    /// httpPolling: the query parameter that carries the committed timestamp; never empty.
+    pub query_param: Option<String>,
+    /// httpPolling: how the committed timestamp is written into a request (`rfc3339` for a
+    /// database input, which binds it with its SQL type).
+    pub format: TimestampFormat,
+}
+
+/// The id cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdCursor {
+    /// Where the id is in each record.
+    pub field: FieldPath,
+    /// httpPolling: the query parameter that carries the committed id; never empty.
+    pub query_param: Option<String>,
+}
+
+/// The offset cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OffsetCursor {
+    /// httpPolling: the query parameter that carries the committed offset; never empty.
+    pub query_param: Option<String>,
+}
+
+/// How a timestamp cursor is written into an HTTP request (`timestamp.format`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimestampFormat {
+    /// RFC 3339 in UTC with a `Z`, e.g. `2026-01-01T00:00:00Z` (the default).
+    Rfc3339,
+    /// Seconds since the Unix epoch.
+    Unix,
+    /// Milliseconds since the Unix epoch.
+    UnixMs,
+    /// A chrono strftime pattern applied to the UTC time, e.g. `%Y-%m-%d %H:%M:%S`.
+    Strftime(StrftimePattern),
+}
+
+/// A strftime pattern that chrono accepts; made by [`TimestampFormat::parse`] only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrftimePattern(String);
+
+impl StrftimePattern {
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a text is not a timestamp format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{text}` is not {what}; use rfc3339, unix, unix_ms or a strftime pattern such as \
+     %Y-%m-%dT%H:%M:%SZ"
+)]
+pub struct TimestampFormatError {
+    /// The format as written.
+    pub text: String,
+    what: &'static str,
+}
+
+impl TimestampFormat {
+    /// Reads `rfc3339`, `unix`, `unix_ms` (exactly these words), or a strftime pattern: a text
+    /// holding at least one `%` whose every `%` item chrono knows and can write (`%#z` only
+    /// reads). A text without `%` (`YYYY-MM-DD`, `RFC3339`) is refused: it would be sent as it
+    /// is, the same for every timestamp.
+    ///
+    /// ```
+    /// use cannectors_config::TimestampFormat;
+    /// assert_eq!(TimestampFormat::parse("unix_ms"), Ok(TimestampFormat::UnixMs));
+    /// assert!(TimestampFormat::parse("%Y-%m-%dT%H:%M:%S").is_ok());
+    /// assert!(TimestampFormat::parse("%Q").is_err());
+    /// assert!(TimestampFormat::parse("YYYY-MM-DD").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<TimestampFormat, TimestampFormatError> {
+        match text {
+            "rfc3339" => return Ok(TimestampFormat::Rfc3339),
+            "unix" => return Ok(TimestampFormat::Unix),
+            "unix_ms" => return Ok(TimestampFormat::UnixMs),
+            _ => {}
+        }
+        let refuse = |what| TimestampFormatError {
+            text: text.to_owned(),
+            what,
+        };
+        if !text.contains('%') {
+            return Err(refuse("a timestamp format"));
+        }
+        if StrftimeItems::new(text).any(|item| matches!(item, Item::Error)) {
+            return Err(refuse("a strftime pattern chrono accepts"));
+        }
+        // Some items chrono parses but cannot write (`%#z` reads an offset only), whatever the
+        // instant: trying one finds them.
+        let mut probe = String::new();
+        write!(
+            probe,
+            "{}",
+            DateTime::<Utc>::UNIX_EPOCH.format_with_items(StrftimeItems::new(text))
+        )
+        .map_err(|_| refuse("a strftime pattern that can write a timestamp"))?;
+        Ok(TimestampFormat::Strftime(StrftimePattern(text.to_owned())))
+    }
+
+    /// `instant` written in this format: RFC 3339 in UTC with `Z` and as many fraction digits
+    /// as it has (0, 3, 6 or 9), epoch seconds or milliseconds, or the pattern applied in UTC.
+    ///
+    /// ```
+    /// use cannectors_config::TimestampFormat;
+    /// let instant = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.250+01:00")
+    ///     .unwrap()
+    ///     .to_utc();
+    /// let render = |format: &str| TimestampFormat::parse(format).unwrap().render(instant);
+    /// assert_eq!(render("rfc3339"), "2026-01-02T02:04:05.250Z");
+    /// assert_eq!(render("unix"), "1767319445");
+    /// assert_eq!(render("unix_ms"), "1767319445250");
+    /// assert_eq!(render("%Y/%m/%d %H:%M"), "2026/01/02 02:04");
+    /// ```
+    pub fn render(&self, instant: DateTime<Utc>) -> String {
+        match self {
+            TimestampFormat::Rfc3339 => instant.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            TimestampFormat::Unix => instant.timestamp().to_string(),
+            TimestampFormat::UnixMs => instant.timestamp_millis().to_string(),
+            TimestampFormat::Strftime(pattern) => {
+                // chrono fails to write only an item it does not know or cannot write (both
+                // refused by `parse`, which tries the pattern) or a field the value lacks (a
+                // UTC time has them all), so nothing is lost here; `write!` rather than
+                // `to_string` keeps even that impossible case from panicking.
+                let mut text = String::new();
+                let _ = write!(
+                    text,
+                    "{}",
+                    instant.format_with_items(StrftimeItems::new(pattern.as_str()))
+                );
+                text
+            }
+        }
+    }
+}
+
+// As written; validation turns it into `StatePersistence`.
+/// Which cursors a pipeline keeps between runs, and where.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "StatePersistence")]
+pub(crate) struct RawStatePersistence {
+    /// The largest record timestamp delivered.
+    #[serde(default)]
+    pub(crate) timestamp: Option<RawTimestampCursor>,
+    /// The largest record id delivered.
+    #[serde(default)]
+    pub(crate) id: Option<RawIdCursor>,
+    /// The pagination offset reached.
+    #[serde(default)]
+    pub(crate) offset: Option<RawOffsetCursor>,
+    /// Directory of the state files (default `./.cannectors-state`).
+    #[serde(default)]
+    pub(crate) storage_path: Option<String>,
+}
+
+// As written; validation turns it into `TimestampCursor`.
+/// The timestamp cursor.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "TimestampCursor")]
+pub(crate) struct RawTimestampCursor {
+    /// Whether the cursor is kept (default true when the block is present).
+    #[serde(default = "enabled_by_default")]
+    pub(crate) enabled: bool,
+    /// Dot path of the timestamp in each record.
+    #[serde(default)]
+    pub(crate) field: Option<String>,
+    /// HTTP: query parameter that carries the committed timestamp.
+    #[serde(default)]
+    pub(crate) query_param: Option<String>,
+    /// HTTP: `rfc3339` (default), `unix`, `unix_ms`, or a strftime pattern.
+    #[serde(default)]
+    pub(crate) format: Option<String>,
+}
+
+// As written; validation turns it into `IdCursor`.
+/// The id cursor.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "IdCursor")]
+pub(crate) struct RawIdCursor {
+    /// Whether the cursor is kept (default true when the block is present).
+    #[serde(default = "enabled_by_default")]
+    pub(crate) enabled: bool,
+    /// Dot path of the id in each record.
+    #[serde(default)]
+    pub(crate) field: Option<String>,
+    /// HTTP: query parameter that carries the committed id.
+    #[serde(default)]
+    pub(crate) query_param: Option<String>,
+}
+
+// As written; validation turns it into `OffsetCursor`.
+/// The offset cursor.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "OffsetCursor")]
+pub(crate) struct RawOffsetCursor {
+    /// Whether the cursor is kept (default true when the block is present).
+    #[serde(default = "enabled_by_default")]
+    pub(crate) enabled: bool,
+    /// HTTP: query parameter that carries the committed offset.
+    #[serde(default)]
+    pub(crate) query_param: Option<String>,
+}
+
+pub(crate) fn enabled_by_default() -> bool {
+    true
+}
+
+impl RawStatePersistence {
+    /// The timestamp cursor when it is enabled.
+    pub(crate) fn timestamp(&self) -> Option<&RawTimestampCursor> {
+        self.timestamp.as_ref().filter(|c| c.enabled)
+    }
+
+    /// The id cursor when it is enabled.
+    pub(crate) fn id(&self) -> Option<&RawIdCursor> {
+        self.id.as_ref().filter(|c| c.enabled)
+    }
+
+    /// The offset cursor when it is enabled.
+    pub(crate) fn offset(&self) -> Option<&RawOffsetCursor> {
+        self.offset.as_ref().filter(|c| c.enabled)
+    }
+
+    /// The rules every input shares: the enabled timestamp and id cursors have a `field`, each
+    /// `queryParam` and the `storagePath` are not empty, `format` is a timestamp format. The
+    /// input checks what else applies to it (which keys it takes, whether the cursors reach
+    /// the request); a database input refuses `queryParam` and `format` before this runs.
+    pub(crate) fn validate(&self, path: &KeyPath, findings: &mut Findings) -> StatePersistence {
+        if self
+            .storage_path
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            findings.problem(
+                path.key("storagePath"),
+                "storagePath is empty; remove it for the default ./.cannectors-state or name a \
+                 directory",
+            );
+        }
+        let timestamp = self.timestamp().and_then(|cursor| {
+            let cursor_path = path.key("timestamp");
+            let field = cursor_field(findings, &cursor_path, "timestamp", cursor.field.as_deref());
+            let query_param = query_param(findings, &cursor_path, cursor.query_param.as_deref());
+            let format = match cursor.format.as_deref().map(TimestampFormat::parse) {
+                None => Some(TimestampFormat::Rfc3339),
+                Some(Ok(format)) => Some(format),
+                Some(Err(error)) => {
+                    findings.problem(cursor_path.key("format"), error.to_string());
+                    None
+                }
+            };
+            Some(TimestampCursor {
+                field: field?,
+                query_param,
+                format: format?,
+            })
+        });
+        let id = self.id().and_then(|cursor| {
+            let cursor_path = path.key("id");
+            let field = cursor_field(findings, &cursor_path, "id", cursor.field.as_deref());
+            let query_param = query_param(findings, &cursor_path, cursor.query_param.as_deref());
+            Some(IdCursor {
+                field: field?,
+                query_param,
+            })
+        });
+        let offset = self.offset().map(|cursor| OffsetCursor {
+            query_param: query_param(findings, &path.key("offset"), cursor.query_param.as_deref()),
+        });
+        StatePersistence {
+            timestamp,
+            id,
+            offset,
+            storage_path: self.storage_path.clone(),
+        }
+    }
+}
+
+fn cursor_field(
+    findings: &mut Findings,
+    path: &KeyPath,
+    name: &str,
+    field: Option<&str>,
+) -> Option<FieldPath> {
+    match field {
+        None => {
+            findings.problem(
+                path.key("field"),
+                format!(
+                    "an enabled {name} cursor needs `field`, the dot path of the {name} in each \
+                     record (e.g. `{}`), or `enabled: false`",
+                    if name == "id" {
+                        "event.id"
+                    } else {
+                        "updated_at"
+                    }
+                ),
+            );
+            None
+        }
+        Some(field) => findings.field_path(path.key("field"), field),
+    }
+}
+
+/// The `queryParam` of a cursor; an empty one is a problem (and reads as none).
+fn query_param(
+    findings: &mut Findings,
+    path: &KeyPath,
+    query_param: Option<&str>,
+) -> Option<String> {
+    let query_param = query_param?;
+    if query_param.trim().is_empty() {
+        findings.problem(
+            path.key("queryParam"),
+            "queryParam is empty; name the query parameter",
+        );
+        return None;
+    }
+    Some(query_param.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instant(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn the_three_names_are_exact_words() {
+        assert_eq!(
+            TimestampFormat::parse("rfc3339"),
+            Ok(TimestampFormat::Rfc3339)
+        );
+        assert_eq!(TimestampFormat::parse("unix"), Ok(TimestampFormat::Unix));
+        assert_eq!(
+            TimestampFormat::parse("unix_ms"),
+            Ok(TimestampFormat::UnixMs)
+        );
+        for other in ["RFC3339", "Unix", " unix", "unix-ms", "iso", ""] {
+            assert_eq!(
+                TimestampFormat::parse(other).unwrap_err().to_string(),
+                format!(
+                    "`{other}` is not a timestamp format; use rfc3339, unix, unix_ms or a \
+                     strftime pattern such as %Y-%m-%dT%H:%M:%SZ"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_strftime_pattern_needs_a_percent_and_items_chrono_knows() {
+        for pattern in ["%Y-%m-%d", "since %s", "%Y-%m-%dT%H:%M:%S%.3fZ", "%%Y"] {
+            let format = TimestampFormat::parse(pattern).unwrap();
+            assert!(matches!(format, TimestampFormat::Strftime(p) if p.as_str() == pattern));
+        }
+        for pattern in ["%Q", "%Y-%", "%Y %!"] {
+            assert_eq!(
+                TimestampFormat::parse(pattern).unwrap_err().to_string(),
+                format!(
+                    "`{pattern}` is not a strftime pattern chrono accepts; use rfc3339, unix, \
+                     unix_ms or a strftime pattern such as %Y-%m-%dT%H:%M:%SZ"
+                )
+            );
+        }
+        assert!(TimestampFormat::parse("YYYY-MM-DD").is_err());
+        assert_eq!(
+            TimestampFormat::parse("%Y %#z").unwrap_err().to_string(),
+            "`%Y %#z` is not a strftime pattern that can write a timestamp; use rfc3339, unix, \
+             unix_ms or a strftime pattern such as %Y-%m-%dT%H:%M:%SZ"
+        );
+    }
+
+    #[test]
+    fn formats_write_the_instant_in_utc() {
+        let t = instant("2026-01-02T03:04:05.250+01:00");
+        let render = |f: &str| TimestampFormat::parse(f).unwrap().render(t);
+        assert_eq!(render("rfc3339"), "2026-01-02T02:04:05.250Z");
+        assert_eq!(render("unix"), "1767319445");
+        assert_eq!(render("unix_ms"), "1767319445250");
+        assert_eq!(render("%Y/%m/%d %H:%M"), "2026/01/02 02:04");
+        assert_eq!(
+            TimestampFormat::Rfc3339.render(instant("2026-01-01T00:00:00Z")),
+            "2026-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn every_pattern_writes_instants_far_from_today() {
+        let instants = [
+            DateTime::<Utc>::UNIX_EPOCH,
+            DateTime::<Utc>::from_timestamp(-62_000_000_000, 0).unwrap(),
+            DateTime::<Utc>::from_timestamp(400_000_000_000, 999_999_999).unwrap(),
+        ];
+        let every_item = "%Y %C %y %G %g %m %b %B %h %d %e %a %A %w %u %U %W %V %j %D %x %F %v \
+                          %H %k %I %l %P %p %M %S %f %.f %.3f %3f %R %T %X %r %Z %z %:z %c \
+                          %+ %s %t %n %%";
+        let format = TimestampFormat::parse(every_item).unwrap();
+        for instant in instants {
+            assert!(!format.render(instant).is_empty());
+        }
+    }
+}
