@@ -1,5 +1,5 @@
-//! From configuration to runtime objects: the one place that maps each `input.type` and
-//! `output.type` onto the crate that implements it.
+//! From configuration to runtime objects: the sources of `cannectors-input` and the sinks of
+//! `cannectors-output`, and the sink of a dry run.
 
 use std::io::Write;
 
@@ -26,22 +26,11 @@ pub(crate) async fn source(
     state: Option<&State>,
     stop: Option<&watch::Receiver<bool>>,
 ) -> Result<Box<dyn Source>, BuildError> {
-    match input {
-        InputConfig::HttpPolling(config) => {
-            let mut source = cannectors_input_http::HttpPollingSource::new(config, state)
-                .map_err(|e| BuildError::Input(Box::new(e)))?;
-            if let Some(stop) = stop {
-                source = source.stop_on(stop.clone());
-            }
-            Ok(Box::new(source))
-        }
-        InputConfig::Database(config) => {
-            let source = cannectors_input_db::DatabaseSource::connect(config, state)
-                .await
-                .map_err(|e| BuildError::Input(Box::new(e)))?;
-            Ok(Box::new(source))
-        }
+    match stop {
+        Some(stop) => cannectors_input::build_stopping_on(input, state, stop.clone()).await,
+        None => cannectors_input::build(input, state).await,
     }
+    .map_err(|e| BuildError::Input(Box::new(e)))
 }
 
 /// The sink of `output`; with `stop`, its waits before a retry end when a shutdown is requested.
