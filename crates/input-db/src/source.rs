@@ -10,16 +10,15 @@
 //! output writes the current ones. The rows wait in their compact binary form, and are decoded
 //! into records only when the executor asks for the next batch, after it committed and dropped
 //! the previous one: a run holds one batch of records at a time. A failure of the query in the
-//! background is reported then too.
+//! background is reported then too, and every call after a failure fails again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cannectors_config::{DatabaseInput, Expr, StateCursor};
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, Source};
 use cannectors_state::{CursorFields, State};
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use cannectors_database::{
     Access, ConnectionSettings, CursorColumns, Database, DatabaseError, Decoded, Rows, Statement,
@@ -36,7 +35,8 @@ pub struct DatabaseSource {
     cursors: State,
     /// Only the offset cursor is enabled: it counts the rows delivered.
     offset_only: bool,
-    upcoming: Upcoming,
+    /// The next query: run with the current cursors when asked, or already running.
+    upcoming: Prefetch<(), Rows, DatabaseError>,
     /// The buffer the rows of the next query are received into.
     spare: Rows,
 }
@@ -50,15 +50,6 @@ struct Shared {
     fields: CursorFields,
     /// Where the cursors can be read from the rows before they become records.
     cursor_columns: Option<CursorColumns>,
-}
-
-/// What the next call of `next_batch` does.
-enum Upcoming {
-    /// Run the query with the current cursors.
-    Query,
-    /// The rows of the next query, received while the executor was writing the previous ones.
-    InFlight(JoinHandle<Result<Rows, DatabaseError>>),
-    Done,
 }
 
 /// Runs the query with `values` bound.
@@ -148,57 +139,38 @@ impl DatabaseSource {
             }),
             parameters,
             cursors,
-            upcoming: Upcoming::Query,
+            upcoming: Prefetch::at(()),
             spare: Rows::default(),
         })
     }
 
-    fn evaluate(&self, expr: &Expr) -> Value {
-        match expr {
-            Expr::State(StateCursor::Timestamp) => self
-                .cursors
-                .timestamp
-                .as_ref()
-                .map_or(Value::Null, |t| t.as_json().clone()),
-            Expr::State(StateCursor::Id) => self
-                .cursors
-                .id
-                .as_ref()
-                .map_or(Value::Null, |id| id.to_json()),
-            Expr::State(StateCursor::Offset) => {
-                self.cursors.offset.map_or(Value::Null, Value::from)
-            }
-            Expr::Literal(value) => value.clone(),
-            Expr::Coalesce(items) => items
-                .iter()
-                .map(|item| self.evaluate(item))
-                .find(|value| !value.is_null())
-                .unwrap_or(Value::Null),
-            // Refused in `connect`.
-            Expr::Record(_) => Value::Null,
-        }
-    }
-
     /// Starts the query for the current cursors in the background.
-    fn query_ahead(&mut self) -> Upcoming {
-        let values = self.parameters.iter().map(|e| self.evaluate(e)).collect();
+    fn query_ahead(&mut self) {
+        let values = bind(&self.parameters, &self.cursors);
         let rows = std::mem::take(&mut self.spare);
-        Upcoming::InFlight(tokio::spawn(fetch(Arc::clone(&self.shared), values, rows)))
+        self.upcoming
+            .fetch_ahead(fetch(Arc::clone(&self.shared), values, rows));
     }
 
     async fn next(&mut self) -> Result<Option<Batch>, DatabaseError> {
-        // Until a batch is handed over, a failure ends the run.
-        let mut rows = match std::mem::replace(&mut self.upcoming, Upcoming::Done) {
-            Upcoming::Done => return Ok(None),
-            Upcoming::Query => {
-                let values = self.parameters.iter().map(|e| self.evaluate(e)).collect();
-                let rows = std::mem::take(&mut self.spare);
-                fetch(Arc::clone(&self.shared), values, rows).await?
-            }
-            Upcoming::InFlight(task) => task.await.map_err(|e| DatabaseError::Task {
-                target: self.shared.database.target().to_owned(),
-                reason: e.to_string(),
-            })??,
+        let (shared, parameters, cursors, spare) = (
+            &self.shared,
+            &self.parameters,
+            &self.cursors,
+            &mut self.spare,
+        );
+        let fetched = self
+            .upcoming
+            .next(|()| {
+                fetch(
+                    Arc::clone(shared),
+                    bind(parameters, cursors),
+                    std::mem::take(spare),
+                )
+            })
+            .await?;
+        let Some(mut rows) = fetched else {
+            return Ok(None);
         };
         let shared = &self.shared;
         let Decoded { records, greatest } =
@@ -207,12 +179,13 @@ impl DatabaseSource {
                 .records(&shared.statement, &mut rows, shared.cursor_columns)?;
         self.spare = rows;
         if records.is_empty() {
+            self.upcoming.finish();
             return Ok(None);
         }
         if self.offset_only {
             let offset = self.cursors.offset.unwrap_or(0) + records.len() as u64;
             self.cursors.offset = Some(offset);
-            self.upcoming = self.query_ahead();
+            self.query_ahead();
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Progress {
@@ -224,6 +197,7 @@ impl DatabaseSource {
         }
         if self.shared.fields.is_empty() {
             // No cursor: a full read, which one execution completes.
+            self.upcoming.finish();
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Advance,
@@ -244,7 +218,7 @@ impl DatabaseSource {
         let before = self.cursors.committed();
         match greatest {
             Some(position) if self.cursors.advance(&position) => {
-                self.upcoming = self.query_ahead();
+                self.query_ahead();
                 // Found from every row (the binary shortcut reads the cursor columns of all of
                 // them, NULLs included), so the executor need not look through the records.
                 Ok(Some(Batch {
@@ -262,23 +236,20 @@ impl DatabaseSource {
                     records.len(),
                     describe_position(&before),
                 );
+                self.upcoming.finish();
                 Ok(None)
             }
         }
     }
 }
 
-impl Drop for DatabaseSource {
-    fn drop(&mut self) {
-        if let Upcoming::InFlight(task) = &self.upcoming {
-            task.abort();
-        }
-    }
-}
-
 impl Source for DatabaseSource {
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
-        Box::pin(async move { self.next().await.map_err(BoxError::from) })
+        Box::pin(async move {
+            let result = self.next().await;
+            // A failed run stays failed: asking again never turns it into a complete one.
+            self.upcoming.remember(result).map_err(BoxError::from)
+        })
     }
 
     fn final_offset(&self) -> Option<u64> {
@@ -287,6 +258,30 @@ impl Source for DatabaseSource {
         } else {
             None
         }
+    }
+}
+
+/// The values bound to `$1..$n`, from the cursors reached so far.
+fn bind(parameters: &[Expr], cursors: &State) -> Vec<Value> {
+    parameters.iter().map(|e| evaluate(e, cursors)).collect()
+}
+
+fn evaluate(expr: &Expr, cursors: &State) -> Value {
+    match expr {
+        Expr::State(StateCursor::Timestamp) => cursors
+            .timestamp
+            .as_ref()
+            .map_or(Value::Null, |t| t.as_json().clone()),
+        Expr::State(StateCursor::Id) => cursors.id.as_ref().map_or(Value::Null, |id| id.to_json()),
+        Expr::State(StateCursor::Offset) => cursors.offset.map_or(Value::Null, Value::from),
+        Expr::Literal(value) => value.clone(),
+        Expr::Coalesce(items) => items
+            .iter()
+            .map(|item| evaluate(item, cursors))
+            .find(|value| !value.is_null())
+            .unwrap_or(Value::Null),
+        // Refused in `connect`.
+        Expr::Record(_) => Value::Null,
     }
 }
 

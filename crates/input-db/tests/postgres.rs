@@ -573,6 +573,15 @@ async fn a_null_or_infinite_cursor_value_is_named_with_its_row() {
         "input: record 1 of the batch (counting from 0) holds null in `updated_at`: every \
          record needs a value in the timestamp cursor field"
     );
+    // The rows were read; the source still stays failed rather than complete.
+    assert!(
+        source
+            .next_batch()
+            .await
+            .unwrap_err()
+            .to_string()
+            .starts_with("input: the source failed earlier in this run")
+    );
     let mut source = DatabaseSource::connect(&read("id <> 2"), None)
         .await
         .unwrap();
@@ -633,6 +642,14 @@ async fn a_query_failing_ahead_fails_the_next_batch_after_the_previous_one_was_d
     assert!(
         message.ends_with("ERROR 22012: division by zero"),
         "{message}"
+    ); // A failed source stays failed: asking again never reads as a complete run.
+    let again = source.next_batch().await.unwrap_err().to_string();
+    assert_eq!(
+        again,
+        format!(
+            "input: the source failed earlier in this run and cannot go on; start a new run \
+             ({message})"
+        )
     );
 }
 

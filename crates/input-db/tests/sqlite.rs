@@ -302,3 +302,93 @@ async fn the_offset_cursor_counts_the_rows_delivered() {
         .unwrap();
     assert_eq!(drain(&mut next).await, [vec![json!({"n": 5})]]);
 }
+
+/// The next call after an error: it must fail again, never read as a complete run.
+async fn next_error(source: &mut DatabaseSource) -> String {
+    match source.next_batch().await {
+        Ok(Some(_)) => panic!("a batch after the source failed"),
+        Ok(None) => panic!("the source that failed read as complete"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_source_whose_query_failed_keeps_failing_instead_of_looking_complete() {
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": "sqlite::memory:",
+        "query": "SELECT abs(-9223372036854775807 - 1) AS overflow"
+    }))
+    .unwrap();
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let first = next_error(&mut source).await;
+    assert_eq!(
+        first,
+        "input.query failed on sqlite://:memory:: integer overflow"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            next_error(&mut source).await,
+            format!(
+                "input: the source failed earlier in this run and cannot go on; start a new run \
+                 ({first})"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_query_failing_ahead_keeps_the_source_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ahead.db");
+    seed(
+        &db,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT);
+         INSERT INTO t VALUES (1, '{}'), (2, '[]'), (3, 'not json');",
+    );
+    // The query for the rows after id 2, run while the first batch is delivered, fails.
+    let config = input(
+        &db,
+        json!({
+            "query": "SELECT id, json(doc) AS doc FROM t WHERE id > COALESCE($1, 0) \
+                      ORDER BY id LIMIT 2",
+            "statePersistence": {"id": {"field": "id"}}
+        }),
+    );
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let first = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(
+        values(first.records),
+        [json!({"id": 1, "doc": "{}"}), json!({"id": 2, "doc": "[]"})]
+    );
+    let failed = next_error(&mut source).await;
+    assert!(
+        failed.starts_with("input.query failed on sqlite://"),
+        "{failed}"
+    );
+    assert!(failed.ends_with("malformed JSON"), "{failed}");
+    assert!(
+        next_error(&mut source)
+            .await
+            .starts_with("input: the source failed earlier in this run"),
+    );
+}
+
+#[tokio::test]
+async fn rows_without_their_cursor_field_keep_the_source_failed() {
+    let config: DatabaseInput = serde_json::from_value(json!({
+        "connectionString": "sqlite::memory:",
+        "query": "SELECT 1 AS id WHERE $1 IS NULL",
+        "statePersistence": {"id": {"field": "event_id"}}
+    }))
+    .unwrap();
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let first = next_error(&mut source).await;
+    assert!(first.contains("has no `event_id`"), "{first}");
+    assert_eq!(
+        next_error(&mut source).await,
+        format!(
+            "input: the source failed earlier in this run and cannot go on; start a new run \
+             ({first})"
+        )
+    );
+}

@@ -568,8 +568,49 @@ async fn a_failed_run_keeps_failing_instead_of_looking_complete() {
         .await;
     let mut source = source(json!({"endpoint": format!("{}/items", server.uri())}), None);
     let first = source.next_batch().await.unwrap_err().to_string();
-    let second = source.next_batch().await.unwrap_err().to_string();
-    assert_eq!(first, second);
+    for _ in 0..2 {
+        let again = source.next_batch().await.unwrap_err().to_string();
+        assert_eq!(
+            again,
+            format!(
+                "the source failed earlier in this run and cannot go on; start a new run \
+                 ({first})"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_page_failing_while_the_previous_one_is_written_keeps_the_run_failed() {
+    let server = MockServer::start().await;
+    page(&server, "page", "1", json!(records(1..3))).await;
+    Mock::given(path("/items"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("database is down"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        None,
+    );
+    let first = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(ids(&[first]), [1, 2]);
+    let failed = source.next_batch().await.unwrap_err().to_string();
+    assert!(failed.contains("answered HTTP 500"), "{failed}");
+    for _ in 0..2 {
+        match source.next_batch().await {
+            Err(error) => assert!(
+                error
+                    .to_string()
+                    .starts_with("the source failed earlier in this run"),
+                "{error}"
+            ),
+            Ok(batch) => panic!("a failed run answered {batch:?}"),
+        }
+    }
+    // Nothing more was asked of the server.
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
 
 #[tokio::test]
