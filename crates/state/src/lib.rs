@@ -36,11 +36,13 @@
 //! ```
 
 mod cursor;
+mod json_kind;
 mod position;
 mod state;
 mod store;
 
 pub use cursor::{CursorId, IdError, Timestamp, TimestampError};
+pub use json_kind::json_kind;
 pub use position::{CursorError, CursorFields, Position};
 pub use state::{Run, State, StateFormatError};
 pub use store::{RunLock, StateError, StateStore};

@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::cursor::{CursorId, Timestamp, excerpt};
+use crate::json_kind::json_kind;
 use crate::position::Position;
 
 /// The state of one pipeline: where the next run starts, and where an interrupted run resumes.
@@ -208,7 +209,7 @@ impl State {
     pub fn from_json(document: &Value) -> Result<State, StateFormatError> {
         let Value::Object(map) = document else {
             return Err(StateFormatError::NotAnObject {
-                found: kind_of(document),
+                found: json_kind(document),
             });
         };
         check_keys(map, "", TOP_KEYS, TOP_ALLOWED)?;
@@ -559,17 +560,6 @@ fn invalid(key: &str, value: &Value, expected: &'static str) -> StateFormatError
         key: key.to_owned(),
         value: excerpt(value),
         expected,
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
