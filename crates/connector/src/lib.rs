@@ -26,6 +26,7 @@ mod record;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use http::redact::redact_url;
 pub use prefetch::{Prefetch, PrefetchError};
 pub use record::Record;
 
