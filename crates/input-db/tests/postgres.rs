@@ -503,6 +503,37 @@ async fn a_server_certificate_that_cannot_be_verified_is_refused() {
 }
 
 #[tokio::test]
+async fn a_domain_is_read_and_bound_as_its_base_type() {
+    schema(
+        "domains",
+        "CREATE DOMAIN event_id AS bigint CHECK (VALUE > 0);
+         CREATE TABLE events (id event_id PRIMARY KEY, tags text[]);
+         INSERT INTO events VALUES (1, '{a}'), (2, '{b,c}'), (3, NULL);",
+    )
+    .await;
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT id, tags FROM domains.events \
+                      WHERE id > COALESCE($1::domains.event_id, 0) ORDER BY id LIMIT 2",
+            "statePersistence": {"id": {"field": "id"}}
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        drain(&mut source).await,
+        [
+            vec![
+                json!({"id": 1, "tags": ["a"]}),
+                json!({"id": 2, "tags": ["b", "c"]})
+            ],
+            vec![json!({"id": 3, "tags": null})]
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_placeholder_of_a_type_that_cannot_be_bound_says_to_cast_it() {
     let message = connect_error(input(json!({
         "query": "SELECT 1 WHERE now() - $1::interval < now()",

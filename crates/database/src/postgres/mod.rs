@@ -8,6 +8,7 @@
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod numeric;
+pub(crate) mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
