@@ -9,37 +9,12 @@ use cannectors_config::DatabaseInput;
 use cannectors_connector::{Checkpoint, Record, Source};
 use cannectors_input_db::DatabaseSource;
 use cannectors_state::{CursorFields, State};
+use cannectors_test_support::postgres::{ca_file, fresh_schema as schema, url as postgres_url};
 use serde_json::{Value, json};
-use tokio_postgres::NoTls;
 
 /// The records of a batch as values, to compare with `json!` literals.
 fn values(records: Vec<Record>) -> Vec<Value> {
     records.iter().map(|r| r.to_value().unwrap()).collect()
-}
-
-fn postgres_url() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
-             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p \
-             cannectors-input-db`, which start a throwaway server and set it"
-        )
-    })
-}
-
-/// A fresh schema named after the test, with `setup` run in it.
-async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
-        ))
-        .await
-        .unwrap();
-    client
 }
 
 fn input(value: Value) -> DatabaseInput {
@@ -433,16 +408,6 @@ async fn placeholders_and_parameters_must_match() {
     );
 }
 
-fn ca_file() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_CA").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_CA is not set: run these tests through `cargo xtask ci` or \
-             `cargo xtask pg -- cargo test -p cannectors-input-db`, which start a throwaway \
-             server with TLS and set it"
-        )
-    })
-}
-
 fn ssl_query(url: String) -> DatabaseInput {
     serde_json::from_value(json!({
         "connectionString": url,
@@ -673,7 +638,8 @@ async fn a_query_failing_ahead_fails_the_next_batch_after_the_previous_one_was_d
     assert!(
         message.ends_with("ERROR 22012: division by zero"),
         "{message}"
-    ); // A failed source stays failed: asking again never reads as a complete run.
+    );
+    // A failed source stays failed: asking again never reads as a complete run.
     let again = source.next_batch().await.unwrap_err().to_string();
     assert_eq!(
         again,

@@ -9,6 +9,8 @@ use cannectors_config::HttpPollingInput;
 use cannectors_connector::{Batch, Checkpoint, Source};
 use cannectors_input_http::HttpPollingSource;
 use cannectors_state::State;
+use cannectors_test_support::credentials::in_wiremock_request;
+use cannectors_test_support::reporting::Reporting;
 use serde_json::{Value, json};
 use wiremock::matchers::{
     body_json, body_string, header, method, path, query_param, query_param_is_missing,
@@ -816,30 +818,15 @@ async fn pages_that_differ_in_one_byte_are_all_delivered() {
     assert_eq!(complete_run(&mut source).await.len(), 2);
 }
 
-/// Answers with a response and reports each request it answers, so a test can wait for it.
-struct Reporting {
-    response: ResponseTemplate,
-    arrived: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-impl wiremock::Respond for Reporting {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let _ = self.arrived.send(());
-        self.response.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_next_page_is_requested_while_the_current_one_is_being_written() {
     let server = MockServer::start().await;
     page(&server, "page", "1", json!(records(1..3))).await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, mut arrivals) =
+        Reporting::new(ResponseTemplate::new(200).set_body_json(json!(records(3..5))));
     Mock::given(path("/items"))
         .and(query_param("page", "2"))
-        .respond_with(Reporting {
-            response: ResponseTemplate::new(200).set_body_json(json!(records(3..5))),
-            arrived,
-        })
+        .respond_with(responder)
         .expect(1)
         .mount(&server)
         .await;
@@ -1042,23 +1029,6 @@ async fn server_elsewhere() -> MockServer {
     MockServer::builder().listener(listener).start().await
 }
 
-/// What of a request received could be a credential.
-fn credentials_in(request: &wiremock::Request) -> Vec<String> {
-    let mut found: Vec<String> = ["authorization", "x-api-key"]
-        .into_iter()
-        .filter(|name| request.headers.contains_key(*name))
-        .map(str::to_owned)
-        .collect();
-    found.extend(
-        request
-            .url
-            .query_pairs()
-            .filter(|(name, _)| name == "api_key")
-            .map(|(name, value)| format!("{name}={value}")),
-    );
-    found
-}
-
 #[tokio::test]
 async fn a_next_link_to_another_origin_stops_a_run_with_credentials_before_it_sends_them() {
     let credentialed = [
@@ -1110,7 +1080,7 @@ async fn a_next_link_to_another_origin_stops_a_run_with_credentials_before_it_se
         );
         assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
         for request in home.received_requests().await.unwrap() {
-            assert!(!credentials_in(&request).is_empty(), "{extra}");
+            assert!(!in_wiremock_request(&request).is_empty(), "{extra}");
         }
     }
 }
@@ -1197,12 +1167,9 @@ async fn a_saved_next_link_to_another_origin_restarts_the_run_at_the_endpoint() 
 #[tokio::test]
 async fn a_source_told_to_stop_gives_up_a_page_request_waiting_to_be_retried() {
     let server = MockServer::start().await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, mut arrivals) = Reporting::unavailable_for_20_seconds();
     Mock::given(path("/items"))
-        .respond_with(Reporting {
-            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
-            arrived,
-        })
+        .respond_with(responder)
         .mount(&server)
         .await;
     let (stop, stopping) = tokio::sync::watch::channel(false);

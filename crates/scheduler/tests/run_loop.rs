@@ -8,6 +8,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use cannectors_scheduler::{Ending, Job, Outcome, Scheduler, SchedulerOptions, Shutdown};
+use cannectors_test_support::reporting::Reporting;
 use serde_json::json;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -39,28 +40,15 @@ async fn serve(server: &MockServer, name: &str, response: ResponseTemplate) {
         .await;
 }
 
-/// Answers with a response and reports each request it answers, so a test can wait for it.
-struct Reporting {
-    response: ResponseTemplate,
-    arrived: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-impl wiremock::Respond for Reporting {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let _ = self.arrived.send(());
-        self.response.clone()
-    }
-}
-
 /// Serves `response` at `/name`; the receiver gets a message as each request arrives.
 async fn serve_reporting(
     server: &MockServer,
     name: &str,
     response: ResponseTemplate,
 ) -> tokio::sync::mpsc::UnboundedReceiver<()> {
-    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, arrivals) = Reporting::new(response);
     Mock::given(path(format!("/{name}")))
-        .respond_with(Reporting { response, arrived })
+        .respond_with(responder)
         .mount(server)
         .await;
     arrivals
