@@ -33,6 +33,7 @@
 //! );
 //! ```
 
+mod cursor;
 mod decode;
 mod document;
 mod expr;
@@ -49,13 +50,13 @@ mod variables;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use cursor::CursorFieldError;
 pub use expr::{Expr, ExprError, StateCursor};
 pub use model::*;
 pub use path::{FieldPath, FieldPathError};
 pub use schedule::{ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use template::{Template, TemplateError, TemplatePart};
-pub use validate::MAX_PIPELINE_NAME_LEN;
 pub use variables::Secrets;
 
 use decode::Problems;

@@ -726,7 +726,7 @@ fn pipeline_names_are_limited_to_file_name_characters() {
 
 #[test]
 fn a_pipeline_name_too_long_for_its_state_files_is_refused_with_the_limit() {
-    let longest = "n".repeat(cannectors_config::MAX_PIPELINE_NAME_LEN);
+    let longest = "n".repeat(cannectors_state::MAX_NAME_LEN);
     assert_eq!(longest.len(), 246);
     let loaded = load(&http_input("").replace("name: events", &format!("name: {longest}")));
     assert_eq!(loaded.unwrap().pipeline.name, longest);
