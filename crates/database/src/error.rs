@@ -210,7 +210,7 @@ pub enum DatabaseError {
     },
     /// The cursor settings cannot be used.
     #[error("input.{0}")]
-    CursorSettings(cannectors_state::CursorError),
+    CursorSettings(cannectors_config::CursorFieldError),
     /// The rows of a result do not hold the cursor fields as configured.
     #[error("input: {0}")]
     CursorValues(cannectors_state::CursorError),

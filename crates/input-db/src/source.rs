@@ -68,7 +68,9 @@ impl DatabaseSource {
         state: Option<&State>,
     ) -> Result<DatabaseSource, DatabaseError> {
         let settings = input.state_persistence.clone().unwrap_or_default();
-        let fields = CursorFields::from_config(&settings).map_err(DatabaseError::CursorSettings)?;
+        let fields = settings
+            .cursor_fields()
+            .map_err(DatabaseError::CursorSettings)?;
         let parameters = match &input.parameters {
             Some(parameters) => parameters.clone(),
             None => default_parameters(&settings),
@@ -120,7 +122,7 @@ impl DatabaseSource {
         if let Some(offset) = cursors
             .run
             .as_ref()
-            .and_then(|run| run.resume.get("offset"))
+            .and_then(|run| run.resume().get("offset"))
             .and_then(Value::as_u64)
         {
             cursors.offset = Some(offset);

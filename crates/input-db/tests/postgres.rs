@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use cannectors_config::DatabaseInput;
 use cannectors_connector::{Checkpoint, Record, Source};
 use cannectors_input_db::DatabaseSource;
-use cannectors_state::{CursorFields, State};
+use cannectors_state::State;
 use cannectors_test_support::postgres::{ca_file, fresh_schema as schema, url as postgres_url};
 use serde_json::{Value, json};
 
@@ -178,7 +178,12 @@ async fn first_run_binds_null_and_the_next_run_delivers_only_newer_rows() {
     assert_eq!(batches[1][0]["first_run"], json!(false));
 
     // What the executor would have committed after the last batch.
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let fields = config
+        .state_persistence
+        .as_ref()
+        .unwrap()
+        .cursor_fields()
+        .unwrap();
     let mut state = State::default();
     state.advance(
         &fields
@@ -217,7 +222,12 @@ async fn keyset_delivers_each_of_1000_rows_sharing_a_timestamp_exactly_once() {
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
     // Three batches in one run, then the process "restarts" from the committed cursor.
     let mut delivered = Vec::new();
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let fields = config
+        .state_persistence
+        .as_ref()
+        .unwrap()
+        .cursor_fields()
+        .unwrap();
     let mut state = State::default();
     for _ in 0..3 {
         let batch = source.next_batch().await.unwrap().unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use cannectors_config::DatabaseInput;
 use cannectors_connector::{Record, Source};
 use cannectors_input_db::DatabaseSource;
-use cannectors_state::{CursorFields, State};
+use cannectors_state::State;
 use serde_json::{Value, json};
 
 /// The records of a batch as values, to compare with `json!` literals.
@@ -62,7 +62,12 @@ async fn keyset_over_an_sqlite_file_delivers_every_row_once_across_runs() {
         first[0],
         json!({"id": 1, "updated_at": "2026-03-01T12:00:00Z", "name": "row 1"})
     );
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap()).unwrap();
+    let fields = config
+        .state_persistence
+        .as_ref()
+        .unwrap()
+        .cursor_fields()
+        .unwrap();
     let mut state = State::default();
     state.advance(&fields.greatest_position(&first).unwrap().unwrap());
 
@@ -293,10 +298,8 @@ async fn the_offset_cursor_counts_the_rows_delivered() {
     assert_eq!(source.final_offset(), Some(5));
 
     // The next run starts from the committed offset.
-    let state = State {
-        offset: Some(4),
-        ..State::default()
-    };
+    let mut state = State::default();
+    state.offset = Some(4);
     let mut next = DatabaseSource::connect(&config, Some(&state))
         .await
         .unwrap();

@@ -153,7 +153,7 @@ impl HttpPollingSource {
         let offset_cursor = persistence.is_some_and(|p| p.offset().is_some());
         let offset_paging = paging.kind() == Some(PaginationKind::Offset);
         let first = paging.first(if offset_cursor { cursors.offset } else { None });
-        let saved = state.and_then(|s| s.run.as_ref()).map(|run| &run.resume);
+        let saved = state.and_then(|s| s.run.as_ref()).map(|run| run.resume());
         let (upcoming, resuming) = match saved.filter(|resume| !resume.is_null()) {
             None => (Prefetch::at(first.clone()), false),
             Some(resume) => match paging.read_resume(resume) {
@@ -201,7 +201,7 @@ impl HttpPollingSource {
                 credentialed,
                 // Settings the executor would refuse leave it to the executor to say so.
                 fields: persistence
-                    .and_then(|settings| CursorFields::from_config(settings).ok())
+                    .and_then(|settings| settings.cursor_fields().ok())
                     .unwrap_or_default(),
             }),
             upcoming,

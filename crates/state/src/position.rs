@@ -9,14 +9,14 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
-use cannectors_config::{FieldPath, FieldPathError, StatePersistence};
 use chrono::{DateTime, Utc};
-use serde::de::{
+use serde_core::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::Value;
 
 use crate::cursor::{CursorId, IdRef, Timestamp, excerpt, instant_of_json};
+use crate::path::FieldPath;
 
 /// A position in a source: a timestamp, an id, or both, ordered as the pair (timestamp, id).
 ///
@@ -65,8 +65,7 @@ impl Position {
 /// The record fields that hold the enabled cursors, parsed once per pipeline.
 ///
 /// ```
-/// use cannectors_config::FieldPath;
-/// use cannectors_state::CursorFields;
+/// use cannectors_state::{CursorFields, FieldPath};
 /// use serde_json::json;
 /// let fields = CursorFields::new(
 ///     Some(FieldPath::parse("event.timestamp").unwrap()),
@@ -86,30 +85,14 @@ pub struct CursorFields {
     id: Option<FieldPath>,
 }
 
-/// Why the cursors of a record, or the cursor settings, cannot be used.
+/// Why the cursors of a record cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CursorError {
-    /// An enabled cursor has no `field`.
-    #[error(
-        "statePersistence.{cursor} is enabled but has no `field`: name the record field that \
-         holds it, such as `field: updated_at` or `field: event.id`, or set `enabled: false`"
-    )]
-    NoField {
-        /// `timestamp` or `id`.
-        cursor: &'static str,
-    },
-    /// The `field` of a cursor is not a dot path.
-    #[error("statePersistence.{cursor}.field: {source}")]
-    BadField {
-        /// `timestamp` or `id`.
-        cursor: &'static str,
-        /// What is wrong with the path.
-        source: FieldPathError,
-    },
     /// A record lacks the cursor field.
     #[error(
         "record {index} of the batch (counting from 0) has no `{field}`: every record needs the \
-         {cursor} cursor field; check statePersistence.{cursor}.field against what the source \
+         {cursor} cursor field; check the path of that field against the records the source \
          returns"
     )]
     Missing {
@@ -169,26 +152,6 @@ impl CursorFields {
         CursorFields { timestamp, id }
     }
 
-    /// The fields of the enabled timestamp and id cursors of a pipeline's `statePersistence`.
-    pub fn from_config(settings: &StatePersistence) -> Result<CursorFields, CursorError> {
-        let path = |cursor: &'static str, field: Option<&String>| match field {
-            None => Err(CursorError::NoField { cursor }),
-            Some(field) => {
-                FieldPath::parse(field).map_err(|source| CursorError::BadField { cursor, source })
-            }
-        };
-        Ok(CursorFields {
-            timestamp: settings
-                .timestamp()
-                .map(|cursor| path("timestamp", cursor.field.as_ref()))
-                .transpose()?,
-            id: settings
-                .id()
-                .map(|cursor| path("id", cursor.field.as_ref()))
-                .transpose()?,
-        })
-    }
-
     /// The timestamp field, when that cursor is enabled.
     pub fn timestamp(&self) -> Option<&FieldPath> {
         self.timestamp.as_ref()
@@ -239,8 +202,7 @@ impl CursorFields {
     /// read once: only the values of the cursor fields are built, everything else is skipped.
     ///
     /// ```
-    /// use cannectors_config::FieldPath;
-    /// use cannectors_state::CursorFields;
+    /// use cannectors_state::{CursorFields, FieldPath};
     /// let fields = CursorFields::new(None, Some(FieldPath::parse("event.id").unwrap()));
     /// let records = [r#"{"event": {"id": 12}, "x": [1, 2]}"#, r#"{"event": {"id": 30}}"#];
     /// let greatest = fields.greatest_position_in_json(records).unwrap().unwrap();
@@ -590,7 +552,6 @@ impl<'de> Deserialize<'de> for ObjectKey<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cannectors_config::{IdCursor, TimestampCursor};
     use serde_json::json;
 
     fn fields(timestamp: Option<&str>, id: Option<&str>) -> CursorFields {
@@ -721,7 +682,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "record 1 of the batch (counting from 0) has no `event.timestamp`: every record needs \
-             the timestamp cursor field; check statePersistence.timestamp.field against what the \
+             the timestamp cursor field; check the path of that field against the records the \
              source returns"
         );
     }
@@ -762,63 +723,6 @@ mod tests {
                 "record 0 of the batch (counting from 0), field `event.id`: [1] is not an id"
             ),
             "{error}"
-        );
-    }
-
-    #[test]
-    fn fields_come_from_the_enabled_cursors_of_the_pipeline() {
-        let settings = StatePersistence {
-            timestamp: Some(TimestampCursor {
-                enabled: true,
-                field: Some("updated_at".into()),
-                query_param: None,
-                format: None,
-            }),
-            id: Some(IdCursor {
-                enabled: false,
-                field: Some("id".into()),
-                query_param: None,
-            }),
-            ..StatePersistence::default()
-        };
-        let fields = CursorFields::from_config(&settings).unwrap();
-        assert_eq!(
-            fields.timestamp().map(FieldPath::as_str),
-            Some("updated_at")
-        );
-        assert_eq!(fields.id(), None);
-    }
-
-    #[test]
-    fn an_enabled_cursor_without_field_is_a_configuration_error() {
-        let settings = StatePersistence {
-            id: Some(IdCursor {
-                enabled: true,
-                field: None,
-                query_param: None,
-            }),
-            ..StatePersistence::default()
-        };
-        assert_eq!(
-            CursorFields::from_config(&settings)
-                .unwrap_err()
-                .to_string(),
-            "statePersistence.id is enabled but has no `field`: name the record field that holds \
-             it, such as `field: updated_at` or `field: event.id`, or set `enabled: false`"
-        );
-        let settings = StatePersistence {
-            id: Some(IdCursor {
-                enabled: true,
-                field: Some("a..b".into()),
-                query_param: None,
-            }),
-            ..StatePersistence::default()
-        };
-        assert!(
-            CursorFields::from_config(&settings)
-                .unwrap_err()
-                .to_string()
-                .starts_with("statePersistence.id.field: `a..b` is not a dot path")
         );
     }
 
