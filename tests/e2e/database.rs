@@ -10,39 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use cannectors_test_support::postgres::{
+    self, fresh_schema_blocking as fresh_schema, run_sql as sql, url as postgres_url,
+};
+
 use crate::support::silent::Silent;
 use crate::support::{Outcome, Workspace, output_within};
-
-fn postgres_url() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
-             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p cannectors-cli \
-             --test e2e`, which start a throwaway server and set it"
-        )
-    })
-}
-
-/// Runs SQL on the test server.
-fn sql(statements: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(statements).await.unwrap();
-    });
-}
-
-fn fresh_schema(name: &str, setup: &str) {
-    sql(&format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
-    ));
-}
 
 fn run(ws: &Workspace, pipeline: &str) -> Outcome {
     let mut command = ws.command(&["run", pipeline]);
@@ -422,12 +395,8 @@ output:
             .build()
             .unwrap();
         runtime.block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-            tokio::spawn(connection);
-            let row = client
+            let row = postgres::connect()
+                .await
                 .query_one("SELECT count(*) FROM e2e_sink.dest", &[])
                 .await
                 .unwrap();

@@ -509,9 +509,10 @@ fn a_dry_run_shows_the_records_but_sends_and_commits_nothing() {
     let source = EventsApi::new(vec![event(1, 1), event(2, 2)]).serve();
     let destination = Server::start(|_| Response::status(200, ""));
     let ws = Workspace::new();
+    let endpoint = destination.url("/import?api_key=k-42&mode=bulk");
     let output = format!(
         "{{type: httpRequest, endpoint: '{}'}}",
-        destination.url("/import")
+        endpoint.replacen("http://", "http://ada:pw-42@", 1)
     );
     pipeline(&ws, &source, "", &output);
     let out = ws.run(&["run", "events.yaml", "--dry-run"]);
@@ -522,10 +523,14 @@ fn a_dry_run_shows_the_records_but_sends_and_commits_nothing() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(ids(&shown), vec![1, 2]);
+    // The destination is named without its userinfo and the value of its key parameter.
+    let shown = endpoint.replace("k-42", "***");
     assert!(
-        out.stderr.contains("would send 2 records to POST"),
+        out.stderr
+            .contains(&format!("would send 2 records to POST {shown}")),
         "{out:?}"
     );
+    assert!(!out.stderr.contains("pw-42"), "{out:?}");
     assert!(destination.requests().is_empty(), "nothing was sent");
     assert!(
         !ws.path().join(".cannectors-state").exists(),

@@ -91,18 +91,61 @@ fn set_rejects_a_bad_timestamp_and_writes_nothing() {
 }
 
 #[test]
-fn a_corrupt_state_file_makes_show_exit_3_and_stays_byte_for_byte_unchanged() {
+fn a_corrupt_state_file_makes_show_set_and_run_exit_3_naming_the_reset_command_and_stays_unchanged()
+{
     let ws = workspace();
     let corrupt = "{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": ";
     ws.write("state/orders.json", corrupt);
-    for args in [
-        &["state", "show", "orders.yaml"][..],
-        &["state", "set", "orders.yaml", "--id", "1"][..],
+    let message = format!(
+        "state file {} is not usable: it ends in the middle of the JSON (line 1, column 44): it \
+         was cut short, perhaps by a full disk or an interrupted copy. Nothing was changed: fix \
+         the file by hand, or remove it to start over from scratch (`cannectors state reset \
+         orders.yaml` removes it)\n",
+        ws.path().join("state/orders.json").display()
+    );
+    for (args, prefix) in [
+        (&["state", "show", "orders.yaml"][..], "error: "),
+        (&["state", "set", "orders.yaml", "--id", "1"][..], "error: "),
+        (
+            &["run", "--once", "orders.yaml"][..],
+            "error: orders.yaml: ",
+        ),
     ] {
         let out = ws.run(args);
         assert_eq!(out.code, Some(3), "{out:?}");
-        assert!(out.stderr.contains("state/orders.json"), "{out:?}");
+        assert!(
+            out.stderr.ends_with(&format!("{prefix}{message}")),
+            "{args:?}: {out:?}"
+        );
         assert_eq!(ws.read("state/orders.json"), corrupt);
+    }
+}
+
+#[test]
+fn a_state_directory_that_cannot_be_created_names_the_key_that_sets_it() {
+    let ws = workspace();
+    // A file where the storage directory should be.
+    ws.write("state", "not a directory");
+    let message = format!(
+        "cannot create the state directory {}: File exists (os error 17); create it, or keep the \
+         state in a writable directory (the directory is statePersistence.storagePath in \
+         orders.yaml)\n",
+        ws.path().join("state").display()
+    );
+    for (args, prefix) in [
+        (&["state", "set", "orders.yaml", "--id", "1"][..], "error: "),
+        (
+            &["run", "--once", "orders.yaml"][..],
+            "error: orders.yaml: ",
+        ),
+    ] {
+        let out = ws.run(args);
+        assert_eq!(out.code, Some(3), "{out:?}");
+        assert!(
+            out.stderr.ends_with(&format!("{prefix}{message}")),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(ws.read("state"), "not a directory");
     }
 }
 

@@ -1,4 +1,5 @@
-//! `cannectors validate`: exit codes and messages.
+//! `cannectors validate`: exit codes and messages. A file that is YAML or JSON but not a valid
+//! pipeline exits 1 with every problem listed; text that is not YAML or JSON exits 2.
 
 use crate::support::Workspace;
 
@@ -27,13 +28,91 @@ fn a_valid_pipeline_exits_zero() {
 }
 
 #[test]
-fn an_unknown_key_is_a_parse_error_with_exit_code_2() {
+fn an_unknown_key_is_a_validation_error_naming_the_key_it_most_likely_meant() {
     let ws = Workspace::new();
     ws.write("events.yaml", &EVENTS.replace("dataField", "dataFeild"));
     let out = ws.run(&["validate", "events.yaml"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "error: events.yaml:7:3: input.dataFeild: unknown key `dataFeild`; did you mean \
+         `dataField`?\n"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+#[test]
+fn every_problem_of_a_file_is_reported_at_once_with_exit_code_1() {
+    let ws = Workspace::new();
+    let broken = EVENTS
+        .replace("\"*/10 * * * *\"", "\"*/10 * * *\"")
+        .replace("dataField", "dataFeild")
+        .replace(
+            "  statePersistence:",
+            "  timeoutMs: soon\n  statePersistence:",
+        )
+        .replace("{type: stdout}", "{type: file}");
+    ws.write("events.yaml", &broken);
+    // A valid file next to it is still checked and reported as valid.
+    ws.write("other.yaml", EVENTS);
+    let out = ws.run(&["validate", "events.yaml", "other.yaml"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    assert_eq!(lines[0], "error: events.yaml: 4 problems");
+    assert!(
+        lines[1].starts_with(
+            "  events.yaml:5:3: input.schedule: `*/10 * * *` is not a usable cron schedule"
+        ),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines[2],
+        "  events.yaml:7:3: input.dataFeild: unknown key `dataFeild`; did you mean `dataField`?"
+    );
+    assert_eq!(
+        lines[3],
+        "  events.yaml:8:3: input.timeoutMs: wrong type: found string \"soon\", expected a whole \
+         number of 0 or more"
+    );
+    assert_eq!(
+        lines[4],
+        "  events.yaml:14:1: output.path: missing key `path`"
+    );
+    assert_eq!(out.stdout, "ok: other.yaml (pipeline `events-sync`)\n");
+}
+
+#[test]
+fn text_that_is_not_yaml_is_a_parse_error_with_exit_code_2() {
+    let ws = Workspace::new();
+    ws.write("events.yaml", "name: events-sync\ninput: [\n");
+    ws.write("typo.yaml", &EVENTS.replace("dataField", "dataFeild"));
+    let out = ws.run(&["validate", "typo.yaml", "events.yaml"]);
     assert_eq!(out.code, Some(2), "{out:?}");
-    assert!(out.stderr.contains("events.yaml"), "{out:?}");
-    assert!(out.stderr.contains("dataFeild"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "error: events.yaml:3:1: not valid YAML: did not find expected node content\n"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("did you mean `dataField`?"), "{out:?}");
+}
+
+#[test]
+fn run_refuses_a_pipeline_with_problems_with_exit_code_1_and_leaves_its_state_alone() {
+    let ws = Workspace::new();
+    let seeded = "{\"timestamp\": \"2026-01-01T00:00:00Z\"}";
+    ws.write(".cannectors-state/events-sync.json", seeded);
+    ws.write("events.yaml", &EVENTS.replace("dataField", "datafield"));
+    let out = ws.run(&["run", "events.yaml", "--once"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "events.yaml:7:3: input.datafield: unknown key `datafield`; did you mean `dataField`?"
+        ),
+        "{out:?}"
+    );
+    assert_eq!(ws.read(".cannectors-state/events-sync.json"), seeded);
 }
 
 #[test]

@@ -5,13 +5,12 @@
 //! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS. The
 //! output file must then hold every record served, in order, byte for byte.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use cannectors_test_support::http::{Response, Server};
 
 const PAGE: usize = 1000;
 
@@ -57,72 +56,17 @@ fn pages(total: usize) -> Vec<Vec<u8>> {
     pages
 }
 
-fn serve_connection(stream: TcpStream, pages: &[Vec<u8>]) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+/// Starts the source server on a free loopback port; it stops when dropped.
+fn start_source(total: usize) -> Server {
+    let pages = pages(total);
     let empty = br#"{"total":0,"items":[]}"#.to_vec();
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let mut content_length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 {
-                return Ok(());
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                content_length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        if content_length > 0 {
-            let mut body = vec![0; content_length];
-            reader.read_exact(&mut body)?;
-        }
-        let offset = request_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|target| target.split_once('?'))
-            .and_then(|(_, query)| {
-                query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("offset="))
-            })
+    Server::start(move |request| {
+        let offset = request
+            .param("offset")
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
-        let body = pages.get(offset / PAGE).unwrap_or(&empty);
-        write!(
-            writer,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )?;
-        writer.write_all(body)?;
-        writer.flush()?;
-    }
-}
-
-/// Starts the source server on a free loopback port; it lives until the process ends.
-fn start_source(total: usize) -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let pages = Arc::new(pages(total));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let pages = Arc::clone(&pages);
-            std::thread::spawn(move || {
-                let _ = stream.set_nodelay(true);
-                let _ = serve_connection(stream, &pages);
-            });
-        }
-    });
-    Ok(port)
+        Response::json_text(pages.get(offset / PAGE).unwrap_or(&empty).clone())
+    })
 }
 
 struct Measurement {
@@ -132,7 +76,8 @@ struct Measurement {
 }
 
 fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
-    let port = start_source(total)?;
+    let source = start_source(total);
+    let endpoint = source.url("/events");
     let dir = scratch_dir()?;
     let pipeline = dir.join("bench.yaml");
     std::fs::write(
@@ -141,7 +86,7 @@ fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
             r#"name: bench-http
 input:
   type: httpPolling
-  endpoint: http://127.0.0.1:{port}/events
+  endpoint: {endpoint}
   dataField: items
   pagination: {{type: offset, param: offset, limitParam: limit, limit: {PAGE}, totalField: total}}
   statePersistence:

@@ -18,10 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The variable the tests read the server URL from.
-pub(crate) const URL_VARIABLE: &str = "CANNECTORS_TEST_POSTGRES_URL";
-/// The variable the tests read the CA certificate of the server from.
-pub(crate) const CA_VARIABLE: &str = "CANNECTORS_TEST_POSTGRES_CA";
+use cannectors_test_support::postgres::{CA_VARIABLE, URL_VARIABLE};
 
 const USER: &str = "cannectors";
 const PASSWORD: &str = "cannectors-test";

@@ -20,7 +20,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         cannectors state show pipelines/events.yaml\n  \
         cannectors state set pipelines/events.yaml --timestamp 2026-01-01T00:00:00Z\n  \
         cannectors schema > pipeline.schema.json\n\n\
-        Exit codes: 0 success, 1 validation error, 2 parse error, 3 runtime error."
+        Exit codes: 0 success, 1 a pipeline file is not valid, 2 a file is not YAML or JSON\n\
+        (or cannot be read), 3 runtime error."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -59,7 +60,11 @@ pub(crate) enum Command {
     /// Parse and check pipeline files; non-zero on any error.
     #[command(after_help = "Examples:\n  cannectors validate events.yaml\n  \
         cannectors validate pipelines/*.yaml\n\n\
-        Exit codes: 0 valid, 1 validation error, 2 parse error.")]
+        Every problem of a file is reported in one pass, each as FILE:LINE:COLUMN: KEY.PATH:\n\
+        what is wrong: unknown keys (with the key most likely meant), missing keys, wrong\n\
+        types and values that break a rule.\n\n\
+        Exit codes: 0 every file is valid, 1 a file is not a valid pipeline, 2 a file is not\n\
+        YAML or JSON (or cannot be read). With several files, the highest code.")]
     Validate {
         /// Pipeline files (YAML or JSON).
         #[arg(required = true)]
@@ -76,8 +81,8 @@ pub(crate) enum Command {
         own schedule; those without a schedule run once at start.\n\
         On SIGINT/SIGTERM no new run starts and runs in progress stop once their batch in\n\
         flight is committed (at most --shutdown-timeout); a second signal stops at once.\n\n\
-        Exit codes: 0 success or stopped by a signal, 1 validation error, 2 parse error,\n\
-        3 runtime error (a run that runs once failed).")]
+        Exit codes: 0 success or stopped by a signal, 1 a pipeline file is not valid, 2 a file\n\
+        is not YAML or JSON (or cannot be read), 3 runtime error (a run that runs once failed).")]
     Run(RunArgs),
     /// Print the next fire times of a pipeline's schedule.
     #[command(after_help = "Examples:\n  cannectors schedule events.yaml\n  \

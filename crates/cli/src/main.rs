@@ -1,7 +1,8 @@
 //! The `cannectors` command-line program: parses arguments, sets up logging, runs a command
 //! and turns its outcome into an exit code.
 //!
-//! Exit codes: 0 success, 1 validation error, 2 parse error, 3 runtime error.
+//! Exit codes: 0 success, 1 a pipeline file is not valid (every problem of it listed), 2 a file
+//! is not YAML or JSON or cannot be read, 3 runtime error.
 
 mod cli;
 mod commands;

@@ -8,6 +8,7 @@ mod signals;
 use std::path::{Path, PathBuf};
 
 use cannectors_config::LoadedPipeline;
+use cannectors_runtime::RunError;
 use cannectors_scheduler::{Ending, Job, JobError, Report, Scheduler, SchedulerOptions, Shutdown};
 
 use crate::cli::RunArgs;
@@ -37,18 +38,19 @@ fn run_args(args: &RunArgs) -> Result<(), Failure> {
         for warning in &loaded.warnings {
             tracing::warn!("{}: {warning}", loaded.path.display());
         }
-        jobs.push(Job::new(loaded).map_err(|error| {
-            let code = match error {
-                JobError::Schedule { .. } => Code::Validation,
-                _ => Code::Runtime,
-            };
-            Failure::new(code, error.to_string())
+        jobs.push(Job::new(loaded).map_err(|error| match &error {
+            JobError::Schedule { .. } => Failure::new(Code::Validation, error.to_string()),
+            JobError::Executor { file, source } => Failure::new(
+                Code::Runtime,
+                format!("{}: {}", file.display(), describe_failure(file, source)),
+            ),
         })?);
     }
     let options = SchedulerOptions {
         once: args.once || args.dry_run,
         dry_run: args.dry_run,
         shutdown_timeout: args.shutdown_timeout,
+        describe_failure,
     };
     let scheduler = Scheduler::new(jobs, options)
         .map_err(|error| Failure::new(Code::Validation, error.to_string()))?;
@@ -83,6 +85,14 @@ fn run_args(args: &RunArgs) -> Result<(), Failure> {
     // Runs cut by the shutdown timeout may sit in a blocking call; they are not waited for.
     runtime.shutdown_background();
     conclude(report?, args.shutdown_timeout)
+}
+
+/// A failed run as this program tells it: a state error gets the advice of the `state` commands.
+fn describe_failure(file: &Path, error: &RunError) -> String {
+    match error {
+        RunError::State(error) => crate::state_cmd::with_advice(error, file),
+        other => other.to_string(),
+    }
 }
 
 /// Maps how the scheduler ended to an exit code: stopping on a signal is a success, a failed

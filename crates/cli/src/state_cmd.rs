@@ -1,74 +1,105 @@
-//! `cannectors state show|path|reset|set`: look at and move a pipeline's cursors by hand.
+//! `cannectors state show|path|reset|set`: look at and move a pipeline's cursors by hand, and
+//! the advice this program adds to the state crate's errors.
 
+use std::future::Future;
 use std::path::Path;
 
-use cannectors_state::{State, StateStore};
+use cannectors_state::{State, StateError, StateStore};
 
 use crate::cli::StateCommand;
 use crate::commands::{Code, Failure, load};
 
 pub(crate) fn state(command: StateCommand) -> Result<(), Failure> {
     match command {
-        StateCommand::Show { file } => show(&file),
+        StateCommand::Show { file } => block_on(show(&file)),
         StateCommand::Path { file } => {
             let store = store(&file)?;
-            println!("{}", store.path().display());
+            println!("{}", store.location());
             Ok(())
         }
-        StateCommand::Reset { file } => reset(&file),
+        StateCommand::Reset { file } => block_on(reset(&file)),
         StateCommand::Set {
             file,
             timestamp,
             id,
             offset,
-        } => set(
+        } => block_on(set(
             &file,
             timestamp.as_deref(),
             id.as_deref(),
             offset.as_deref(),
-        ),
+        )),
     }
 }
 
-fn store(file: &Path) -> Result<StateStore, Failure> {
+/// `error` as this program tells it: the library's message, with the command or the pipeline
+/// key that fixes it where there is one. `file` is the pipeline file the state belongs to.
+pub(crate) fn with_advice(error: &StateError, file: &Path) -> String {
+    match error {
+        StateError::Corrupt { .. } => format!(
+            "{error} (`cannectors state reset {}` removes it)",
+            file.display()
+        ),
+        StateError::StorageDir { .. } | StateError::CreateDir { .. } => format!(
+            "{error} (the directory is statePersistence.storagePath in {})",
+            file.display()
+        ),
+        _ => error.to_string(),
+    }
+}
+
+/// Store operations are futures; these commands wait for each in turn.
+fn block_on<F: Future<Output = Result<(), Failure>>>(command: F) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                Code::Runtime,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
+    runtime.block_on(command)
+}
+
+fn store(file: &Path) -> Result<Box<dyn StateStore>, Failure> {
     let loaded = load(file)?;
-    StateStore::for_pipeline(&loaded.pipeline)
-        .map(|store| store.with_pipeline_file(file))
-        .map_err(|e| Failure::new(Code::Runtime, e.to_string()))
+    let mut store = cannectors_runtime::store_for(&loaded.pipeline)
+        .map_err(|error| Failure::new(Code::Runtime, with_advice(&error, file)))?;
+    store.set_pipeline_file(file);
+    Ok(store)
 }
 
-fn runtime(error: impl std::fmt::Display) -> Failure {
-    Failure::new(Code::Runtime, error.to_string())
+/// Maps a state error of the pipeline in `file` to exit code 3.
+fn runtime(file: &Path) -> impl Fn(StateError) -> Failure + '_ {
+    move |error| Failure::new(Code::Runtime, with_advice(&error, file))
 }
 
-fn show(file: &Path) -> Result<(), Failure> {
+async fn show(file: &Path) -> Result<(), Failure> {
     let store = store(file)?;
-    println!("state file: {}", store.path().display());
-    match store.load().map_err(runtime)? {
+    println!("state file: {}", store.location());
+    match store.load().await.map_err(runtime(file))? {
         Some(state) => println!("{}", state.to_json_pretty()),
         None => println!("no state yet: the next run starts from the beginning"),
     }
     Ok(())
 }
 
-fn reset(file: &Path) -> Result<(), Failure> {
+async fn reset(file: &Path) -> Result<(), Failure> {
     let store = store(file)?;
-    let _lock = store.lock().map_err(runtime)?;
-    if store.reset().map_err(runtime)? {
+    let mut lock = store.lock().await.map_err(runtime(file))?;
+    if lock.reset().await.map_err(runtime(file))? {
         println!(
             "removed {}: the next run starts from the beginning",
-            store.path().display()
+            store.location()
         );
     } else {
-        println!(
-            "no state file at {}: nothing to reset",
-            store.path().display()
-        );
+        println!("no state file at {}: nothing to reset", store.location());
     }
     Ok(())
 }
 
-fn set(
+async fn set(
     file: &Path,
     timestamp: Option<&str>,
     id: Option<&str>,
@@ -83,9 +114,13 @@ fn set(
     let seed = State::seed(timestamp, id, offset)
         .map_err(|e| Failure::new(Code::Validation, format!("state set: {e}")))?;
     let store = store(file)?;
-    let _lock = store.lock().map_err(runtime)?;
+    let mut lock = store.lock().await.map_err(runtime(file))?;
     // A file that cannot be read is never overwritten: load it first, and stop on an error.
-    let mut state = store.load().map_err(runtime)?.unwrap_or_default();
+    let mut state = store
+        .load()
+        .await
+        .map_err(runtime(file))?
+        .unwrap_or_default();
     if timestamp.is_some() {
         state.timestamp = seed.timestamp;
     }
@@ -100,8 +135,8 @@ fn set(
             "dropped the progress of an interrupted run: the next run starts from the new cursors"
         );
     }
-    store.commit(&state).map_err(runtime)?;
-    println!("state file: {}", store.path().display());
+    lock.commit(&state).await.map_err(runtime(file))?;
+    println!("state file: {}", store.location());
     println!("{}", state.to_json_pretty());
     Ok(())
 }

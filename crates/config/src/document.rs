@@ -49,6 +49,24 @@ impl KeyPath {
         let (_, rest) = self.0.split_last()?;
         Some(KeyPath(rest.to_vec()))
     }
+
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    /// This path followed by `segments`.
+    pub(crate) fn join(&self, segments: &[Segment]) -> KeyPath {
+        let mut joined = self.0.clone();
+        joined.extend_from_slice(segments);
+        KeyPath(joined)
+    }
+
+    /// This path, its parent, and so on up to the whole file.
+    pub(crate) fn ancestors(&self) -> impl Iterator<Item = KeyPath> + '_ {
+        (0..=self.0.len())
+            .rev()
+            .map(|len| KeyPath(self.0[..len].to_vec()))
+    }
 }
 
 impl fmt::Display for KeyPath {
@@ -143,6 +161,19 @@ pub(crate) struct SyntaxError {
 pub(crate) struct Document {
     pub(crate) tree: Value,
     pub(crate) index: PositionIndex,
+    /// YAML values that have no JSON meaning (a tag, `.inf`, a list as a key), left out of the
+    /// tree: the file is YAML, so these are mistakes in a pipeline, reported with the others.
+    pub(crate) left_out: Vec<LeftOut>,
+}
+
+/// A YAML value left out of the tree, and why.
+#[derive(Debug)]
+pub(crate) struct LeftOut {
+    pub(crate) path: KeyPath,
+    pub(crate) message: String,
+    /// Whether the value at `path` itself was left out (it is null in the tree), rather than one
+    /// entry of the mapping at `path`, which has no key path of its own.
+    pub(crate) whole_value: bool,
 }
 
 /// How deeply lists and mappings may nest. A pipeline needs about ten levels. serde_yaml and
@@ -165,8 +196,9 @@ pub(crate) fn parse(text: &str, format: Format) -> Result<Document, SyntaxError>
     if let Some(refused) = refused {
         return Err(refused);
     }
+    let mut left_out = Vec::new();
     let tree = match format {
-        Format::Yaml => parse_yaml(text),
+        Format::Yaml => parse_yaml(text, &mut left_out),
         Format::Json => parse_json(text),
     }
     .map_err(|mut error| {
@@ -175,7 +207,11 @@ pub(crate) fn parse(text: &str, format: Format) -> Result<Document, SyntaxError>
         }
         error
     })?;
-    Ok(Document { tree, index })
+    Ok(Document {
+        tree,
+        index,
+        left_out,
+    })
 }
 
 fn parse_json(text: &str) -> Result<Value, SyntaxError> {
@@ -192,7 +228,7 @@ fn parse_json(text: &str) -> Result<Value, SyntaxError> {
     })
 }
 
-fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
+fn parse_yaml(text: &str, left_out: &mut Vec<LeftOut>) -> Result<Value, SyntaxError> {
     let mut yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
         let position = error.location().map(|l| Position {
             line: l.line(),
@@ -215,7 +251,7 @@ fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
         position: None,
         message: format!("cannot apply a `<<` merge key: {error}"),
     })?;
-    yaml_to_json(yaml, &KeyPath::root())
+    Ok(yaml_to_json(yaml, &KeyPath::root(), left_out))
 }
 
 /// The YAML mistakes people make in pipeline files, named where the parser's words are cryptic.
@@ -244,13 +280,16 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-fn yaml_to_json(value: serde_yaml::Value, path: &KeyPath) -> Result<Value, SyntaxError> {
-    let fail = |message: String| SyntaxError {
-        path: path.clone(),
-        position: None,
-        message,
+fn yaml_to_json(value: serde_yaml::Value, path: &KeyPath, left_out: &mut Vec<LeftOut>) -> Value {
+    let leave_out = |left_out: &mut Vec<LeftOut>, message: String| {
+        left_out.push(LeftOut {
+            path: path.clone(),
+            message,
+            whole_value: true,
+        });
+        Value::Null
     };
-    Ok(match value {
+    match value {
         serde_yaml::Value::Null => Value::Null,
         serde_yaml::Value::Bool(b) => Value::Bool(b),
         serde_yaml::Value::Number(n) => {
@@ -260,13 +299,13 @@ fn yaml_to_json(value: serde_yaml::Value, path: &KeyPath) -> Result<Value, Synta
                 Value::from(u)
             } else {
                 let float = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(float)
-                    .map(Value::Number)
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "`{n}` is not a finite number; write a number or quote it"
-                        ))
-                    })?
+                match serde_json::Number::from_f64(float) {
+                    Some(number) => Value::Number(number),
+                    None => leave_out(
+                        left_out,
+                        format!("`{n}` is not a finite number; write a number or quote it"),
+                    ),
+                }
             }
         }
         serde_yaml::Value::String(s) => Value::String(s),
@@ -274,8 +313,8 @@ fn yaml_to_json(value: serde_yaml::Value, path: &KeyPath) -> Result<Value, Synta
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| yaml_to_json(item, &path.index(i)))
-                .collect::<Result<_, _>>()?,
+                .map(|(i, item)| yaml_to_json(item, &path.index(i), left_out))
+                .collect(),
         ),
         serde_yaml::Value::Mapping(entries) => {
             let mut map = serde_json::Map::with_capacity(entries.len());
@@ -287,24 +326,30 @@ fn yaml_to_json(value: serde_yaml::Value, path: &KeyPath) -> Result<Value, Synta
                     serde_yaml::Value::Number(n) => n.to_string(),
                     serde_yaml::Value::Bool(b) => b.to_string(),
                     other => {
-                        return Err(fail(format!(
-                            "a mapping key must be text, not {}",
-                            yaml_kind(&other)
-                        )));
+                        left_out.push(LeftOut {
+                            path: path.clone(),
+                            message: format!(
+                                "a mapping key must be text, not {}",
+                                yaml_kind(&other)
+                            ),
+                            whole_value: false,
+                        });
+                        continue;
                     }
                 };
-                let converted = yaml_to_json(value, &path.key(&key))?;
+                let converted = yaml_to_json(value, &path.key(&key), left_out);
                 map.insert(key, converted);
             }
             Value::Object(map)
         }
-        serde_yaml::Value::Tagged(tagged) => {
-            return Err(fail(format!(
+        serde_yaml::Value::Tagged(tagged) => leave_out(
+            left_out,
+            format!(
                 "YAML tags such as `{}` are not supported; remove the tag",
                 tagged.tag
-            )));
-        }
-    })
+            ),
+        ),
+    }
 }
 
 fn yaml_kind(value: &serde_yaml::Value) -> &'static str {

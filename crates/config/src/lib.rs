@@ -21,15 +21,19 @@
 //! assert_eq!(loaded.pipeline.name, "events-sync");
 //! assert_eq!(loaded.redact("sent t0ken-from-env"), "sent ${SOURCE_TOKEN}");
 //!
-//! // Mistakes come back with the file, line, column and key path.
-//! let err = cannectors_config::parse_str("name: x\ninput: {type: ftp}\n", "x.yaml", &env)
-//!     .unwrap_err();
+//! // Every mistake of a file comes back at once, each with the line, column and key path.
+//! let typos = "name: x\ninput: {type: httpPolling, endpiont: https://a.example.com}\n";
+//! let err = cannectors_config::parse_str(typos, "x.yaml", &env).unwrap_err();
+//! assert!(!err.is_parse_error());
 //! assert_eq!(
 //!     err.to_string(),
-//!     "x.yaml:2:9: input.type: unknown input type `ftp`; expected one of `httpPolling`, `database`"
+//!     "x.yaml: 2 problems\n  \
+//!      x.yaml:1:1: output: missing key `output`\n  \
+//!      x.yaml:2:28: input.endpiont: unknown key `endpiont`; did you mean `endpoint`?"
 //! );
 //! ```
 
+mod cursor;
 mod database;
 mod decode;
 mod document;
@@ -77,9 +81,9 @@ pub use state_persistence::{
     TimestampFormatError,
 };
 pub use template::{Template, TemplateError, TemplatePart};
-pub use validate::MAX_PIPELINE_NAME_LEN;
 pub use variables::Secrets;
 
+use decode::Problems;
 use document::{Format, KeyPath, PositionIndex};
 use input::database::QueryFile;
 
@@ -167,8 +171,8 @@ impl fmt::Display for Problem {
 
 /// Why a pipeline file could not be used.
 ///
-/// [`ConfigError::is_parse_error`] separates the file not fitting the format (exit code 2)
-/// from a well-formed file that breaks a rule (exit code 1).
+/// [`ConfigError::is_parse_error`] separates a file that cannot be read as YAML or JSON at all
+/// (exit code 2) from a YAML or JSON file that is not a valid pipeline (exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
@@ -179,8 +183,9 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The text is not YAML/JSON, or does not fit the model: a wrong type, an unknown key, a
-    /// missing key. Only the first such mistake is reported.
+    /// The text is not YAML (or, for a `.json` file, not JSON): a syntax error, a key written
+    /// twice in one mapping, lists and mappings nested too deep, aliases standing for too many
+    /// values. Nothing after it can be read, so it is the only mistake reported.
     #[error("{}", render_parse(origin, key_path, *line, *column, message))]
     Parse {
         /// The file.
@@ -194,8 +199,9 @@ pub enum ConfigError {
         /// Column in the file, from 1, when known.
         column: Option<usize>,
     },
-    /// The file is well-formed but breaks validation rules (including variables that are not
-    /// set); every problem found is listed.
+    /// The file is YAML or JSON but not a valid pipeline: unknown keys (with the key most
+    /// likely meant), missing keys, wrong types, values that break a rule, variables that are
+    /// not set. Every problem of the file is listed, in the order of the file.
     #[error("{}", render_invalid(origin, problems))]
     Invalid {
         /// The file.
@@ -236,7 +242,8 @@ fn render_invalid(origin: &str, problems: &[Problem]) -> String {
 }
 
 impl ConfigError {
-    /// Whether this is a parse error (exit code 2) rather than a validation error (exit code 1).
+    /// Whether the file could not be read as YAML or JSON at all (exit code 2), rather than
+    /// being a file that is not a valid pipeline (exit code 1).
     pub fn is_parse_error(&self) -> bool {
         matches!(self, ConfigError::Parse { .. } | ConfigError::Read { .. })
     }
@@ -302,54 +309,58 @@ pub fn parse_str(
     })?;
     let index = document.index;
     let mut tree = document.tree;
-    let mut secrets = Secrets::default();
-    let unresolved = variables::substitute(&mut tree, env, &mut secrets);
-
-    let raw = decode::decode(&tree).map_err(|mismatch| {
-        let position = index.locate(&mismatch.path);
-        ConfigError::Parse {
-            origin: origin.to_owned(),
-            message: secrets.redact(&mismatch.message),
-            key_path: mismatch.path.to_string(),
-            line: position.map(|p| p.line),
-            column: position.map(|p| p.column),
+    let mut problems = Problems::default();
+    for left_out in document.left_out {
+        if left_out.whole_value {
+            problems.report(&left_out.path, left_out.message);
+        } else {
+            problems.note(&left_out.path, left_out.message);
         }
-    })?;
+    }
+    problems.next_step();
+    let mut secrets = Secrets::default();
+    // A value whose variable is missing still holds `${NAME}`; what the later steps say about
+    // that text would only repeat the real problem.
+    for unresolved in variables::substitute(&mut tree, env, &mut secrets) {
+        problems.report(&unresolved.path, unresolved.message);
+    }
 
-    let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
-    let query_file = read_query_file(raw.input.query_file(), base_dir);
-    let (pipeline, findings) = validate::validate(raw, query_file);
-    let mut problems: Vec<Problem> = unresolved
-        .iter()
-        .map(|p| Problem::new(&p.path, &index, p.message.clone()))
+    if let Some(raw) = decode::decode(tree, &mut problems) {
+        // The rules run on the file as repaired by decoding (placeholders for what is missing,
+        // defaults for what was refused), so that every problem shows in one pass; they build
+        // the settings, which come back only when no rule found a problem.
+        let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
+        let query_file = read_query_file(raw.input.query_file(), base_dir);
+        let (pipeline, findings) = validate::validate(raw, query_file);
+        problems.next_step();
+        for (path, message) in &findings.problems {
+            problems.report(path, message.clone());
+        }
+        if let Some(pipeline) = pipeline.filter(|_| problems.is_empty()) {
+            let warnings = findings
+                .warnings
+                .iter()
+                .map(|(path, message)| {
+                    Problem::new(path, &index, secrets.redact(message)).to_string()
+                })
+                .collect();
+            return Ok(LoadedPipeline {
+                pipeline,
+                path: PathBuf::from(origin),
+                warnings,
+                secrets,
+            });
+        }
+    }
+    let mut problems: Vec<Problem> = problems
+        .into_vec()
+        .into_iter()
+        .map(|(path, message)| Problem::new(&path, &index, secrets.redact(&message)))
         .collect();
-    // A value whose variable is missing still holds `${NAME}`; what validation says about that
-    // text would only repeat the real problem.
-    let unresolved_paths: Vec<String> = unresolved.iter().map(|p| p.path.to_string()).collect();
-    problems.extend(
-        findings
-            .problems
-            .iter()
-            .filter(|(path, _)| !unresolved_paths.contains(&path.to_string()))
-            .map(|(path, message)| Problem::new(path, &index, secrets.redact(message))),
-    );
     problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(usize::MAX)));
-    let Some(pipeline) = pipeline.filter(|_| problems.is_empty()) else {
-        return Err(ConfigError::Invalid {
-            origin: origin.to_owned(),
-            problems,
-        });
-    };
-    let warnings = findings
-        .warnings
-        .iter()
-        .map(|(path, message)| Problem::new(path, &index, secrets.redact(message)).to_string())
-        .collect();
-    Ok(LoadedPipeline {
-        pipeline,
-        path: PathBuf::from(origin),
-        warnings,
-        secrets,
+    Err(ConfigError::Invalid {
+        origin: origin.to_owned(),
+        problems,
     })
 }
 

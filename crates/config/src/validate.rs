@@ -16,6 +16,8 @@ use crate::document::KeyPath;
 use crate::input::database::QueryFile;
 use crate::model::{Pipeline, RawPipeline};
 use crate::path::FieldPath;
+use cannectors_state::MAX_NAME_LEN;
+
 /// The filter types (docs/configuration.md, Filters) that the runtime can apply. Adding one is adding its name.
 const IMPLEMENTED_FILTERS: &[&str] = &[];
 
@@ -129,21 +131,6 @@ pub(crate) fn validate(
     (settings, findings)
 }
 
-/// The longest pipeline name, in bytes (a valid name is ASCII, so also in characters).
-///
-/// The name names the pipeline's state files (`<name>.json`, `<name>.json.tmp` while a commit is
-/// written, `<name>.lock`), and Linux file systems refuse file names longer than 255 bytes. A
-/// longer name would validate, deliver its first batch and then fail to commit it, sending the
-/// same batch again on every run. The state crate tests that each of its file names of a name of
-/// this length can be created.
-pub const MAX_PIPELINE_NAME_LEN: usize = FILE_NAME_MAX - LONGEST_STATE_SUFFIX.len();
-
-/// The longest file name (in bytes) of ext4, XFS, Btrfs and tmpfs.
-const FILE_NAME_MAX: usize = 255;
-
-/// The longest suffix the state store adds to a pipeline name.
-const LONGEST_STATE_SUFFIX: &str = ".json.tmp";
-
 fn check_name(findings: &mut Findings, path: &KeyPath, name: &str) {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -156,13 +143,15 @@ fn check_name(findings: &mut Findings, path: &KeyPath, name: &str) {
                  digits, `.`, `_` and `-`, starting with a letter or digit (e.g. events-sync)"
             ),
         );
-    } else if name.len() > MAX_PIPELINE_NAME_LEN {
+    } else if name.len() > MAX_NAME_LEN {
+        // The limit is the state crate's; a longer name would validate, deliver its first batch
+        // and then fail to commit it, sending the same batch again on every run.
         findings.problem(
             path.clone(),
             format!(
-                "the pipeline name is {} characters long, but at most {MAX_PIPELINE_NAME_LEN} are \
-                 allowed: it names the state files (the longest is `<name>{LONGEST_STATE_SUFFIX}`) \
-                 and a file name may have at most {FILE_NAME_MAX} bytes; shorten the name",
+                "the pipeline name is {} characters long, but at most {MAX_NAME_LEN} are \
+                 allowed: it names the state files (the longest is `<name>.json.tmp`) and a file \
+                 name may have at most 255 bytes; shorten the name",
                 name.len()
             ),
         );

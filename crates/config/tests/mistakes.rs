@@ -1,5 +1,6 @@
 //! Each class of mistake in a pipeline file gives its own message, with the file, the key path
-//! and the line, and is classed as a parse error (exit code 2) or a validation error (1).
+//! and the line. Text that is not YAML or JSON is a parse error (exit code 2), reported alone;
+//! everything else is a validation error (1), every problem of the file reported at once.
 
 #![allow(
     clippy::unwrap_used,
@@ -65,23 +66,126 @@ fn database_input(extra: &str) -> String {
     )
 }
 
-// ---- parse errors: the file does not fit the format --------------------------------------
+// ---- keys and types: every problem of the file in one pass (exit code 1) -----------------
 
 #[test]
-fn unknown_key_names_its_key_path_line_and_the_expected_keys() {
-    let message = parse_error(&http_input(
+fn a_typo_a_missing_key_a_wrong_type_and_a_bad_cron_are_reported_together() {
+    let yaml = "name: events\ninput:\n  type: httpPolling\n  schedule: \"*/10 * * *\"\n  \
+                endpoint: https://api.example.com/events\n  dataFeild: events\n  \
+                timeoutMs: soon\noutput: {type: file}\n";
+    let err = load(yaml).unwrap_err();
+    assert!(!err.is_parse_error());
+    assert_eq!(
+        err.to_string(),
+        "pipeline.yaml: 4 problems\n  \
+         pipeline.yaml:4:3: input.schedule: `*/10 * * *` is not a usable cron schedule: it has 4 \
+         fields; write 5 fields `minute hour day-of-month month day-of-week` (e.g. `*/10 * * * *`) \
+         or 6 with seconds first (e.g. `0 */10 * * * *`)\n  \
+         pipeline.yaml:6:3: input.dataFeild: unknown key `dataFeild`; did you mean `dataField`?\n  \
+         pipeline.yaml:7:3: input.timeoutMs: wrong type: found string \"soon\", expected a whole \
+         number of 0 or more\n  \
+         pipeline.yaml:8:1: output.path: missing key `path`"
+    );
+    let paths: Vec<String> = err.problems().into_iter().map(|p| p.key_path).collect();
+    assert_eq!(
+        paths,
+        [
+            "input.schedule",
+            "input.dataFeild",
+            "input.timeoutMs",
+            "output.path"
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_names_its_key_path_line_and_the_key_it_most_likely_meant() {
+    let message = invalid(&http_input(
         "  statePersistence:\n    id: {enabled: true, fild: id, queryParam: after}\n",
     ));
     assert_eq!(
         message,
-        "pipeline.yaml:6:25: input.statePersistence.id.fild: unknown key `fild`; expected one of \
-         `enabled`, `field`, `queryParam`"
+        "pipeline.yaml:6:25: input.statePersistence.id.fild: unknown key `fild`; did you mean \
+         `field`?"
+    );
+}
+
+#[test]
+fn an_unknown_key_far_from_every_known_one_lists_the_keys_of_its_block() {
+    let message = invalid(&http_input(
+        "  statePersistence:\n    id: {enabled: true, field: id, queryParam: after, colour: red}\n",
+    ));
+    assert_eq!(
+        message,
+        "pipeline.yaml:6:55: input.statePersistence.id.colour: unknown key `colour`; expected \
+         one of `enabled`, `field`, `queryParam`"
+    );
+}
+
+#[test]
+fn near_misses_in_another_case_or_spelling_are_suggested() {
+    assert_has(
+        &invalid(&http_input("  datafield: events\n")),
+        "pipeline.yaml:5:3: input.datafield: unknown key `datafield`; did you mean `dataField`?",
+    );
+    assert_has(
+        &invalid(&http_input("  timeout: 5000\n")),
+        "input.timeout: unknown key `timeout`; did you mean `timeoutMs`?",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  authentication: {type: basic, credentials: {user: me, password: pw}}\n",
+        )),
+        "input.authentication.credentials.user: unknown key `user`; did you mean `username`?",
+    );
+    // Only a key of that block is suggested, and only one not written already.
+    assert_has(
+        &invalid(&http_input(
+            "  statePersistence:\n    storagePath: a\n    storagepath: b\n",
+        )),
+        "input.statePersistence.storagepath: unknown key `storagepath`; expected one of \
+         `timestamp`, `id`, `offset`, `storagePath`",
+    );
+}
+
+#[test]
+fn a_near_miss_key_is_checked_as_the_key_it_meant() {
+    // The value of the misspelt key is checked, and reported at the key as written; the key it
+    // meant is not also reported as missing.
+    let message = invalid(
+        &http_input("").replace("  endpoint:", "  endpont:").replace(
+            "https://api.example.com/events",
+            "ftp://files.example.com/events",
+        ),
+    );
+    assert_eq!(
+        message,
+        "pipeline.yaml: 2 problems\n  \
+         pipeline.yaml:4:3: input.endpont: unknown key `endpont`; did you mean `endpoint`?\n  \
+         pipeline.yaml:4:3: input.endpont: `ftp://files.example.com/events` uses the scheme \
+         `ftp`; write an http:// or https:// URL such as https://api.example.com/v1/items"
+    );
+    // A misspelt block is walked too.
+    let message = invalid(&http_input("  retyr: {maxAtempts: 0}\n"));
+    assert_has(
+        &message,
+        "pipeline.yaml:5:3: input.retyr: unknown key `retyr`; did you mean `retry`?",
+    );
+    assert_has(
+        &message,
+        "pipeline.yaml:5:11: input.retyr.maxAtempts: unknown key `maxAtempts`; did you mean \
+         `maxAttempts`?",
+    );
+    assert_has(
+        &message,
+        "pipeline.yaml:5:11: input.retyr.maxAtempts: maxAttempts counts the first attempt too, so \
+         it is at least 1",
     );
 }
 
 #[test]
 fn unknown_top_level_key_is_an_error_too() {
-    let message = parse_error(
+    let message = invalid(
         "name: a\nnmae: b\ninput: {type: httpPolling, endpoint: https://a.example.com}\noutput: {type: stdout}\n",
     );
     assert_has(
@@ -92,13 +196,13 @@ fn unknown_top_level_key_is_an_error_too() {
 
 #[test]
 fn wrong_type_names_the_key_and_what_was_expected() {
-    let message = parse_error(&http_input("  timeoutMs: soon\n"));
+    let message = invalid(&http_input("  timeoutMs: soon\n"));
     assert_eq!(
         message,
         "pipeline.yaml:5:3: input.timeoutMs: wrong type: found string \"soon\", expected a whole \
          number of 0 or more"
     );
-    let message = parse_error(&http_input("  retry: 5\n"));
+    let message = invalid(&http_input("  retry: 5\n"));
     assert_has(
         &message,
         "input.retry: wrong type: found integer `5`, expected a mapping",
@@ -106,28 +210,69 @@ fn wrong_type_names_the_key_and_what_was_expected() {
 }
 
 #[test]
+fn every_wrong_value_is_reported_and_the_rules_still_run_on_the_rest() {
+    // A refused value takes its default for the rules, and what the rules would say about
+    // that default is left out.
+    let yaml = http_input(
+        "  timeoutMs: soon\n  retry: {maxAttempts: many, delayMs: 10, maxDelayMs: 5}\n  \
+         method: POTS\n  dataField: data..items\n",
+    );
+    let message = invalid(&yaml);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "pipeline.yaml: 5 problems", "{message}");
+    assert_has(
+        lines[1],
+        "pipeline.yaml:5:3: input.timeoutMs: wrong type: found string",
+    );
+    assert_has(
+        lines[2],
+        "pipeline.yaml:6:11: input.retry.maxAttempts: wrong type: found string \"many\"",
+    );
+    assert_has(
+        lines[3],
+        "pipeline.yaml:6:43: input.retry.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
+    );
+    assert_has(
+        lines[4],
+        "pipeline.yaml:7:3: input.method: unknown value `POTS`; did you mean `POST`?",
+    );
+    assert_has(
+        lines[5],
+        "pipeline.yaml:8:3: input.dataField: `data..items` is not a dot path",
+    );
+}
+
+#[test]
 fn missing_key_is_reported_where_it_belongs() {
-    let message = parse_error("name: a\ninput:\n  type: httpPolling\noutput: {type: stdout}\n");
+    let message = invalid("name: a\ninput:\n  type: httpPolling\noutput: {type: stdout}\n");
     assert_eq!(
         message,
         "pipeline.yaml:2:1: input.endpoint: missing key `endpoint`"
     );
     let message =
-        parse_error("name: a\ninput: {endpoint: https://a.example.com}\noutput: {type: stdout}\n");
+        invalid("name: a\ninput: {endpoint: https://a.example.com}\noutput: {type: stdout}\n");
     assert_has(
         &message,
         "input.type: missing key `type`: the input type, one of `httpPolling`, `database`",
+    );
+    // Everything a pipeline needs, at once.
+    assert_eq!(
+        invalid("description: nothing yet\n"),
+        "pipeline.yaml: 3 problems\n  \
+         pipeline.yaml:1:1: name: missing key `name`\n  \
+         pipeline.yaml:1:1: input: missing key `input`\n  \
+         pipeline.yaml:1:1: output: missing key `output`"
     );
 }
 
 #[test]
 fn unknown_input_and_output_types_list_the_known_ones() {
-    let message = parse_error("name: a\ninput: {type: ftp}\noutput: {type: stdout}\n");
+    let message = invalid("name: a\ninput: {type: ftp}\noutput: {type: stdout}\n");
     assert_has(
         &message,
         "pipeline.yaml:2:9: input.type: unknown input type `ftp`",
     );
-    let message = parse_error(&http_input("").replace("{type: stdout}", "{type: kafka}"));
+    let message = invalid(&http_input("").replace("{type: stdout}", "{type: kafka}"));
     assert_has(
         &message,
         "output.type: unknown output type `kafka`; expected one of `stdout`, `file`, \
@@ -136,14 +281,143 @@ fn unknown_input_and_output_types_list_the_known_ones() {
 }
 
 #[test]
+fn a_near_miss_type_is_suggested_and_its_block_checked_as_that_type() {
+    let message = invalid(
+        &http_input("  timeoutMs: soon\n").replace("type: httpPolling", "type: httpPoling"),
+    );
+    assert_eq!(
+        message,
+        "pipeline.yaml: 2 problems\n  \
+         pipeline.yaml:3:3: input.type: unknown input type `httpPoling`; did you mean \
+         `httpPolling`?\n  \
+         pipeline.yaml:5:3: input.timeoutMs: wrong type: found string \"soon\", expected a whole \
+         number of 0 or more"
+    );
+}
+
+#[test]
+fn a_block_of_unknown_type_is_skipped_and_the_rest_of_the_file_still_checked() {
+    let message =
+        invalid("name: 'bad name'\ninput: {type: ftp, host: x}\noutput: {type: file, pth: a}\n");
+    assert_eq!(
+        message,
+        "pipeline.yaml: 3 problems\n  \
+         pipeline.yaml:1:1: name: `bad name` is not a valid pipeline name: it names the state \
+         file, so use letters, digits, `.`, `_` and `-`, starting with a letter or digit (e.g. \
+         events-sync)\n  \
+         pipeline.yaml:2:9: input.type: unknown input type `ftp`; expected one of \
+         `httpPolling`, `database`\n  \
+         pipeline.yaml:3:22: output.pth: unknown key `pth`; did you mean `path`?"
+    );
+}
+
+#[test]
 fn a_key_of_another_output_type_is_unknown() {
     let message =
-        parse_error(&http_input("").replace("{type: stdout}", "{type: stdout, path: x.jsonl}"));
+        invalid(&http_input("").replace("{type: stdout}", "{type: stdout, path: x.jsonl}"));
     assert_has(
         &message,
         "output.path: unknown key `path`; this block takes no other keys",
     );
 }
+
+#[test]
+fn a_wrong_name_of_a_fixed_set_says_which_names_there_are() {
+    assert_has(
+        &invalid(&http_input("  method: 5\n")),
+        "pipeline.yaml:5:3: input.method: wrong type: found a number, expected `GET` or `POST`",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: pages}\n")),
+        "input.pagination.type: unknown value `pages`; did you mean `page`?",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: scroll}\n")),
+        "input.pagination.type: unknown value `scroll`; expected one of `page`, `offset`, \
+         `cursor`, `link`",
+    );
+}
+
+#[test]
+fn names_written_in_another_case_are_suggested() {
+    assert_has(
+        &invalid(&http_input(
+            "  authentication: {type: Bearer, credentials: {token: t}}\n",
+        )),
+        "input.authentication.type: unknown value `Bearer`; did you mean `bearer`?",
+    );
+    assert_has(
+        &invalid(&database_input("  driver: Postgres\n  query: select 1\n")),
+        "input.driver: unknown value `Postgres`; did you mean `postgres`?",
+    );
+}
+
+#[test]
+fn wrong_types_in_lists_are_reported_at_their_index() {
+    let message = invalid(&http_input("").replace(
+        "output: {type: stdout}",
+        "filters: [set, {target: x}]\noutput: {type: httpRequest, endpoint: \"https://a.example.com\", \
+         success: {statusCodes: [200, 70000]}}",
+    ));
+    assert_eq!(
+        message,
+        "pipeline.yaml: 3 problems\n  \
+         pipeline.yaml:5:11: filters[0]: wrong type: found string \"set\", expected a mapping\n  \
+         pipeline.yaml:5:16: filters[1].type: missing key `type`\n  \
+         pipeline.yaml:6:93: output.success.statusCodes[1]: wrong value: found integer `70000`, \
+         expected a whole number from 0 to 65535"
+    );
+}
+
+#[test]
+fn a_file_with_very_many_wrong_values_is_reported_in_part_and_promptly() {
+    let many = vec!["state.cursor"; 150].join(", ");
+    let started = std::time::Instant::now();
+    let err = load(&database_input(&format!(
+        "  query: select 1\n  parameters: [{many}]\n"
+    )))
+    .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let problems = err.problems();
+    assert_eq!(problems.len(), 101);
+    assert_eq!(problems[0].key_path, "input.parameters[0]");
+    assert_eq!(problems[99].key_path, "input.parameters[99]");
+    assert_eq!(problems[100].key_path, "input.parameters[100]");
+    assert_eq!(
+        problems[100].message,
+        "checking stopped here, after 100 values that do not fit; correct those and validate again"
+    );
+}
+
+#[test]
+fn an_empty_file_says_what_a_pipeline_needs() {
+    assert_eq!(
+        invalid(""),
+        "pipeline.yaml:1:1: the file holds nothing (null), but a pipeline is a mapping with the \
+         keys name, input and output"
+    );
+}
+
+#[test]
+fn a_bad_parameter_expression_is_reported_at_its_index_with_the_other_problems() {
+    let message = invalid(&database_input(
+        "  query: select $1\n  parameters: [state.cursor, 10]\n  statementTimeoutMs: 0\n",
+    ));
+    assert_has(
+        &message,
+        "pipeline.yaml:6:16: input.parameters[0]: cannot read `state.cursor` as a value",
+    );
+    assert_has(
+        &message,
+        "input.parameters: the query uses $1 but `parameters` lists 2 values",
+    );
+    assert_has(
+        &message,
+        "pipeline.yaml:7:3: input.statementTimeoutMs: statementTimeoutMs must be more than 0",
+    );
+}
+
+// ---- parse errors: text that is not YAML or JSON (exit code 2) -----------------------------
 
 #[test]
 fn text_that_is_not_yaml_is_reported_with_its_position() {
@@ -304,25 +578,6 @@ fn a_key_written_twice_is_reported_at_the_second_one() {
 }
 
 #[test]
-fn an_empty_file_says_what_a_pipeline_needs() {
-    assert_has(
-        &parse_error(""),
-        "a pipeline is a mapping with the keys name, input and output",
-    );
-}
-
-#[test]
-fn a_bad_parameter_expression_is_a_parse_error_at_its_index() {
-    let message = parse_error(&database_input(
-        "  query: select $1\n  parameters: [state.cursor]\n",
-    ));
-    assert_has(
-        &message,
-        "input.parameters[0]: cannot read `state.cursor` as a value",
-    );
-}
-
-#[test]
 fn json_files_are_read_with_json_messages() {
     let json = r#"{"name": "a", "input": {"type": "httpPolling", "endpoint": "https://a.example.com"},
  "output": {"type": "stdout"}}"#;
@@ -342,6 +597,7 @@ fn json_files_are_read_with_json_messages() {
         &env,
     )
     .unwrap_err();
+    assert!(!err.is_parse_error());
     assert_eq!(
         err.to_string(),
         "pipeline.json:1:48: input.endpoint: wrong type: found integer `3`, expected a string"
@@ -451,8 +707,7 @@ fn every_validation_problem_of_a_file_is_reported_in_file_order() {
 fn a_whole_number_version_is_text_and_a_decimal_one_must_be_quoted() {
     let loaded = load(&http_input("").replace("name: events", "name: events\nversion: 2")).unwrap();
     assert_eq!(loaded.pipeline.version.as_deref(), Some("2"));
-    let message =
-        parse_error(&http_input("").replace("name: events", "name: events\nversion: 1.10"));
+    let message = invalid(&http_input("").replace("name: events", "name: events\nversion: 1.10"));
     assert_has(
         &message,
         "pipeline.yaml:2:1: version: YAML reads this version as the number 1.1; quote it",
@@ -474,7 +729,7 @@ fn pipeline_names_are_limited_to_file_name_characters() {
 
 #[test]
 fn a_pipeline_name_too_long_for_its_state_files_is_refused_with_the_limit() {
-    let longest = "n".repeat(cannectors_config::MAX_PIPELINE_NAME_LEN);
+    let longest = "n".repeat(cannectors_state::MAX_NAME_LEN);
     assert_eq!(longest.len(), 246);
     let loaded = load(&http_input("").replace("name: events", &format!("name: {longest}")));
     assert_eq!(loaded.unwrap().pipeline.name, longest);
@@ -951,15 +1206,15 @@ fn outputs_need_their_keys_and_sane_values() {
         "output.path: the file path is empty",
     );
     assert_has(
-        &parse_error(&with("{type: file}")),
+        &invalid(&with("{type: file}")),
         "output.path: missing key `path`",
     );
     assert_has(
-        &parse_error(&with("{type: httpRequest}")),
+        &invalid(&with("{type: httpRequest}")),
         "output.endpoint: missing key `endpoint`",
     );
     assert_has(
-        &parse_error(&with(
+        &invalid(&with(
             "{type: database, connectionString: \"postgres://a@b/c\"}",
         )),
         "output.query: missing key `query`",
@@ -1051,31 +1306,36 @@ fn errors_from_a_file_name_the_file() {
 #[test]
 fn blocks_of_the_wrong_shape_say_what_they_need() {
     assert_has(
-        &parse_error("name: a\ninput: database\noutput: {type: stdout}\n"),
+        &invalid("name: a\ninput: database\noutput: {type: stdout}\n"),
         "pipeline.yaml:2:1: input: expected a mapping with a `type` (`httpPolling`, `database`), found text",
     );
     assert_has(
-        &parse_error("name: a\ninput: {type: 3}\noutput: {type: stdout}\n"),
+        &invalid("name: a\ninput: {type: 3}\noutput: {type: stdout}\n"),
         "input.type: expected the input type as text (`httpPolling`, `database`), found a number",
     );
     assert_has(
-        &parse_error("- name: a\n"),
+        &invalid("- name: a\n"),
         "pipeline.yaml:1:1: the file holds a list, but a pipeline is a mapping",
     );
 }
 
 #[test]
 fn yaml_features_without_a_json_meaning_are_refused() {
-    assert_has(
-        &parse_error(&http_input("  endpoint2: !env API_URL\n")),
+    assert_eq!(
+        invalid(&http_input("  endpoint2: !env API_URL\n")),
         "pipeline.yaml:5:3: input.endpoint2: YAML tags such as `!env` are not supported; remove the tag",
     );
+    // The value is left out, and nothing more is said about the key it stood for.
+    assert_eq!(
+        invalid(&http_input("").replace("https://api.example.com/events", "!env API_URL")),
+        "pipeline.yaml:4:3: input.endpoint: YAML tags such as `!env` are not supported; remove the tag",
+    );
     assert_has(
-        &parse_error(&http_input("  body: .inf\n")),
+        &invalid(&http_input("  body: .inf\n")),
         "pipeline.yaml:5:3: input.body: `.inf` is not a finite number; write a number or quote it",
     );
     assert_has(
-        &parse_error(&http_input("  headers: {[a, b]: c}\n")),
+        &invalid(&http_input("  headers: {[a, b]: c}\n")),
         "input.headers: a mapping key must be text, not a list",
     );
     assert_has(
@@ -1089,7 +1349,7 @@ fn anchors_and_merge_keys_work() {
     let yaml = "defaults: &retry {maxAttempts: 5}\n";
     // An unknown top-level key even when it only holds an anchor: keys are never ignored.
     assert_has(
-        &parse_error(&format!("{yaml}{}", http_input(""))),
+        &invalid(&format!("{yaml}{}", http_input(""))),
         "defaults: unknown key",
     );
     let merged = http_input("  retry:\n    <<: {maxAttempts: 5}\n    delayMs: 10\n");
@@ -1157,13 +1417,13 @@ fn api_key_names_must_match_the_location() {
         "input.authentication.credentials.headerName: headerName applies to `location: header`",
     );
     assert_has(
-        &parse_error(&http_input(
+        &invalid(&http_input(
             "  authentication: {type: api-key, credentials: {key: k, location: body}}\n",
         )),
         "input.authentication.credentials.location: unknown value `body`; expected `header` or `query`",
     );
     assert_has(
-        &parse_error(&http_input(
+        &invalid(&http_input(
             "  authentication: {type: digest, credentials: {}}\n",
         )),
         "input.authentication.type: unknown value `digest`; expected one of `api-key`, `bearer`, `basic`, `oauth2`",

@@ -20,11 +20,14 @@
 //! ```
 
 pub mod http;
+mod prefetch;
 mod record;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use http::redact::redact_url;
+pub use prefetch::{Prefetch, PrefetchError};
 pub use record::Record;
 
 /// Any error a source or sink reports; its `Display` is written for the person at the terminal.
@@ -100,8 +103,14 @@ pub enum Checkpoint {
 }
 
 /// Where records come from.
+///
+/// A source that failed stays failed: once `next_batch` returned an error, or its future was
+/// dropped before it finished, every later call returns an error (the same one, or one saying
+/// that the source failed earlier), never `Ok(None)`, which would read as a complete run and
+/// let a caller promote cursors over records that were never delivered. [`Prefetch`] keeps
+/// that rule for a source that fetches one batch ahead.
 pub trait Source: Send {
-    /// The next batch, or `None` when the run is complete.
+    /// The next batch, or `None` when the run is complete; after an error, never `None` again.
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>>;
 
     /// The final pagination offset of a completed run, for the `offset` cursor.

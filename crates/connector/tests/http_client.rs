@@ -13,6 +13,8 @@ use cannectors_connector::StoppedByShutdown;
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
+use cannectors_test_support::credentials::in_wiremock_request;
+use cannectors_test_support::reporting::Reporting;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string, header, method, path, path_regex, query_param,
@@ -777,30 +779,6 @@ async fn redirect(server: &MockServer, route: &str, status: u16, target: &str) {
         .await;
 }
 
-/// What of a request received could be a credential: the headers that carry one and the
-/// api-key query parameter, by name.
-fn credentials_in(request: &wiremock::Request) -> Vec<String> {
-    let mut found: Vec<String> = [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "x-api-key",
-        "api-token",
-    ]
-    .into_iter()
-    .filter(|name| request.headers.contains_key(*name))
-    .map(str::to_owned)
-    .collect();
-    found.extend(
-        request
-            .url
-            .query_pairs()
-            .filter(|(name, _)| name == "api_key")
-            .map(|(name, value)| format!("{name}={value}")),
-    );
-    found
-}
-
 #[tokio::test]
 async fn a_redirect_to_another_origin_is_followed_without_any_credential() {
     let with_auth = |kind, credentials| (auth(kind, credentials), vec![], "/items");
@@ -877,11 +855,18 @@ async fn a_redirect_to_another_origin_is_followed_without_any_credential() {
         assert_eq!(response.url().as_str(), target);
 
         let at_home = &home.received_requests().await.unwrap()[0];
-        assert!(!credentials_in(at_home).is_empty(), "{route} {headers:?}");
+        assert!(
+            !in_wiremock_request(at_home).is_empty(),
+            "{route} {headers:?}"
+        );
         let received = elsewhere.received_requests().await.unwrap();
         assert_eq!(received.len(), 1);
         let moved = &received[0];
-        assert_eq!(credentials_in(moved), Vec::<String>::new(), "{headers:?}");
+        assert_eq!(
+            in_wiremock_request(moved),
+            Vec::<String>::new(),
+            "{headers:?}"
+        );
         for (name, value) in &moved.headers {
             let value = value.to_str().unwrap();
             assert!(!value.contains("secret"), "{name}: {value}");
@@ -912,7 +897,7 @@ async fn a_redirect_within_the_origin_keeps_the_credential_and_one_back_home_reg
         .await
         .unwrap()
         .iter()
-        .map(|r| (r.url.path().to_owned(), credentials_in(r)))
+        .map(|r| (r.url.path().to_owned(), in_wiremock_request(r)))
         .collect();
     let key = vec!["x-api-key".to_owned()];
     assert_eq!(
@@ -924,7 +909,7 @@ async fn a_redirect_within_the_origin_keeps_the_credential_and_one_back_home_reg
         ]
     );
     let hop = &elsewhere.received_requests().await.unwrap()[0];
-    assert_eq!(credentials_in(hop), Vec::<String>::new());
+    assert_eq!(in_wiremock_request(hop), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -1202,7 +1187,7 @@ async fn a_request_to_a_url_a_server_sent_carries_no_credential_of_another_origi
     assert!(client.carries_credentials(&request));
     client.send(request).await.unwrap();
     let sent = &elsewhere.received_requests().await.unwrap()[0];
-    assert_eq!(credentials_in(sent), Vec::<String>::new());
+    assert_eq!(in_wiremock_request(sent), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -1398,30 +1383,14 @@ async fn a_gzip_body_cut_short_is_retried() {
     assert_eq!(answered.load(Ordering::SeqCst), 2);
 }
 
-/// Answers with a response and reports each request it answers, so a test can wait for it.
-struct Reporting {
-    response: ResponseTemplate,
-    arrived: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-impl wiremock::Respond for Reporting {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let _ = self.arrived.send(());
-        self.response.clone()
-    }
-}
-
 /// Mounts a route that answers `503` with `Retry-After: 20` and reports each request.
 async fn unavailable_for_20_seconds(
     server: &MockServer,
     route: &str,
 ) -> tokio::sync::mpsc::UnboundedReceiver<()> {
-    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, arrivals) = Reporting::unavailable_for_20_seconds();
     Mock::given(path(route.to_owned()))
-        .respond_with(Reporting {
-            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
-            arrived,
-        })
+        .respond_with(responder)
         .mount(server)
         .await;
     arrivals

@@ -13,8 +13,9 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use crate::DatabaseError;
-use crate::postgres::decode::{CursorColumns, CursorKey, RecordShape, readable};
+use crate::postgres::decode::{CursorColumns, CursorKey, RecordShape};
 use crate::postgres::encode::{Param, bindable, convert};
+use crate::postgres::types::PgType;
 use crate::{postgres, sqlite};
 use cannectors_config::Driver;
 use cannectors_connector::Record;
@@ -270,7 +271,7 @@ impl Database {
     pub fn check_columns(&self, statement: &Statement) -> Result<(), DatabaseError> {
         if let StatementKind::Postgres { statement, .. } = &statement.kind {
             for column in statement.columns() {
-                if !readable(column.type_()) {
+                if PgType::of(column.type_()).is_none() {
                     return Err(DatabaseError::UnsupportedColumn {
                         key: self.key,
                         column: column.name().to_owned(),

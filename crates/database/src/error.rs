@@ -161,7 +161,7 @@ pub enum DatabaseError {
         /// The database's message.
         reason: String,
     },
-    /// A blocking SQLite task, or a query run ahead in the background, did not finish.
+    /// A blocking SQLite task did not finish.
     #[error("the database task for {target} stopped before finishing: {reason}")]
     Task {
         /// The database.
@@ -172,4 +172,8 @@ pub enum DatabaseError {
     /// The rows of a result do not hold the cursor fields as configured.
     #[error("input: {0}")]
     CursorValues(cannectors_state::CursorError),
+    /// The input cannot go on: it failed earlier in the run, a query was cancelled half-way,
+    /// or the query run ahead in the background stopped without an answer.
+    #[error("input: {0}")]
+    Prefetch(#[from] cannectors_connector::PrefetchError),
 }

@@ -3,74 +3,15 @@
 //! PostgreSQL that `cargo xtask pg` starts (`CANNECTORS_TEST_POSTGRES_URL`) and SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use cannectors_config::Driver;
 use cannectors_database::{Access, ConnectionSettings, Database, DatabaseError};
-use tokio_postgres::NoTls;
+use cannectors_test_support::postgres::{self, url as postgres_url};
+use cannectors_test_support::silent::Silent;
 
 /// The outer bound of every wait in these tests, far above the timeouts they set.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A server on 127.0.0.1 that accepts every connection and never sends a byte, holding the
-/// sockets open, as a stopped postmaster (or a proxy whose backend is gone) does.
-struct Silent {
-    port: u16,
-    accepted: Arc<(Mutex<usize>, Condvar)>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Silent {
-    fn start() -> Silent {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new((Mutex::new(0), Condvar::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let (accepted, stop) = (Arc::clone(&accepted), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut held = Vec::new();
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    held.extend(stream.ok());
-                    *accepted.0.lock().unwrap() += 1;
-                    accepted.1.notify_all();
-                }
-            });
-        }
-        Silent {
-            port,
-            accepted,
-            stop,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        *self.accepted.0.lock().unwrap()
-    }
-}
-
-impl Drop for Silent {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn postgres_url() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
-             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p \
-             cannectors-database`, which start a throwaway server and set it"
-        )
-    })
-}
 
 /// `url` with one more query parameter.
 fn with_param(url: &str, param: &str) -> String {
@@ -103,7 +44,7 @@ async fn a_server_that_accepts_and_never_answers_fails_within_the_connect_timeou
     for tls in ["", "&sslmode=require"] {
         let url = format!(
             "postgres://app:s3cret@127.0.0.1:{}/sales?connect_timeout=1{tls}",
-            silent.port
+            silent.port()
         );
         let started = Instant::now();
         let error = match connect(&url, Duration::from_secs(60)).await {
@@ -118,7 +59,7 @@ async fn a_server_that_accepts_and_never_answers_fails_within_the_connect_timeou
                  (connect_timeout, which bounds the TCP connection, TLS and the login \
                  together); check that a PostgreSQL server is up and answering at that \
                  address, or set connect_timeout=SECONDS in the connection string",
-                silent.port
+                silent.port()
             )
         );
         assert!(!error.contains("s3cret"), "{error}");
@@ -156,10 +97,7 @@ async fn a_query_past_the_statement_timeout_fails_and_is_cancelled_at_the_server
     );
 
     // The server stopped the statement instead of sleeping on for nobody.
-    let (observer, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let observer = postgres::connect().await;
     let deadline = Instant::now() + PATIENCE;
     loop {
         let active: i64 = observer

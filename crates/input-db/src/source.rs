@@ -10,15 +10,14 @@
 //! output writes the current ones. The rows wait in their compact binary form, and are decoded
 //! into records only when the executor asks for the next batch, after it committed and dropped
 //! the previous one: a run holds one batch of records at a time. A failure of the query in the
-//! background is reported then too.
+//! background is reported then too, and every call after a failure fails again.
 
 use std::sync::Arc;
 
-use cannectors_config::{DatabaseInput, Expr, InputParameters, StateCursor};
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
+use cannectors_config::{DatabaseInput, Expr, InputParameters, StateCursor, StatePersistence};
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, Source};
 use cannectors_state::{CursorFields, State};
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use cannectors_database::{
     Access, ConnectionSettings, CursorColumns, Database, DatabaseError, Decoded, Rows, Statement,
@@ -35,7 +34,8 @@ pub struct DatabaseSource {
     cursors: State,
     /// Only the offset cursor is enabled: it counts the rows delivered.
     offset_only: bool,
-    upcoming: Upcoming,
+    /// The next query: run with the current cursors when asked, or already running.
+    upcoming: Prefetch<(), Rows, DatabaseError>,
     /// The buffer the rows of the next query are received into.
     spare: Rows,
 }
@@ -49,15 +49,6 @@ struct Shared {
     fields: CursorFields,
     /// Where the cursors can be read from the rows before they become records.
     cursor_columns: Option<CursorColumns>,
-}
-
-/// What the next call of `next_batch` does.
-enum Upcoming {
-    /// Run the query with the current cursors.
-    Query,
-    /// The rows of the next query, received while the executor was writing the previous ones.
-    InFlight(JoinHandle<Result<Rows, DatabaseError>>),
-    Done,
 }
 
 /// Runs the query with `values` bound.
@@ -77,7 +68,9 @@ impl DatabaseSource {
         state: Option<&State>,
     ) -> Result<DatabaseSource, DatabaseError> {
         let settings = input.state_persistence.as_ref();
-        let fields = settings.map(CursorFields::from_config).unwrap_or_default();
+        let fields = settings
+            .map(StatePersistence::cursor_fields)
+            .unwrap_or_default();
         let parameters = input.parameters.exprs().to_vec();
         let database = Database::connect(ConnectionSettings {
             key: KEY,
@@ -114,7 +107,7 @@ impl DatabaseSource {
         if let Some(offset) = cursors
             .run
             .as_ref()
-            .and_then(|run| run.resume.get("offset"))
+            .and_then(|run| run.resume().get("offset"))
             .and_then(Value::as_u64)
         {
             cursors.offset = Some(offset);
@@ -133,47 +126,38 @@ impl DatabaseSource {
             }),
             parameters,
             cursors,
-            upcoming: Upcoming::Query,
+            upcoming: Prefetch::at(()),
             spare: Rows::default(),
         })
     }
 
-    fn evaluate(&self, expr: &Expr<StateCursor>) -> Value {
-        expr.evaluate(&|cursor| match cursor {
-            StateCursor::Timestamp => self
-                .cursors
-                .timestamp
-                .as_ref()
-                .map_or(Value::Null, |t| t.as_json().clone()),
-            StateCursor::Id => self
-                .cursors
-                .id
-                .as_ref()
-                .map_or(Value::Null, |id| id.to_json()),
-            StateCursor::Offset => self.cursors.offset.map_or(Value::Null, Value::from),
-        })
-    }
-
     /// Starts the query for the current cursors in the background.
-    fn query_ahead(&mut self) -> Upcoming {
-        let values = self.parameters.iter().map(|e| self.evaluate(e)).collect();
+    fn query_ahead(&mut self) {
+        let values = bind(&self.parameters, &self.cursors);
         let rows = std::mem::take(&mut self.spare);
-        Upcoming::InFlight(tokio::spawn(fetch(Arc::clone(&self.shared), values, rows)))
+        self.upcoming
+            .fetch_ahead(fetch(Arc::clone(&self.shared), values, rows));
     }
 
     async fn next(&mut self) -> Result<Option<Batch>, DatabaseError> {
-        // Until a batch is handed over, a failure ends the run.
-        let mut rows = match std::mem::replace(&mut self.upcoming, Upcoming::Done) {
-            Upcoming::Done => return Ok(None),
-            Upcoming::Query => {
-                let values = self.parameters.iter().map(|e| self.evaluate(e)).collect();
-                let rows = std::mem::take(&mut self.spare);
-                fetch(Arc::clone(&self.shared), values, rows).await?
-            }
-            Upcoming::InFlight(task) => task.await.map_err(|e| DatabaseError::Task {
-                target: self.shared.database.target().to_owned(),
-                reason: e.to_string(),
-            })??,
+        let (shared, parameters, cursors, spare) = (
+            &self.shared,
+            &self.parameters,
+            &self.cursors,
+            &mut self.spare,
+        );
+        let fetched = self
+            .upcoming
+            .next(|()| {
+                fetch(
+                    Arc::clone(shared),
+                    bind(parameters, cursors),
+                    std::mem::take(spare),
+                )
+            })
+            .await?;
+        let Some(mut rows) = fetched else {
+            return Ok(None);
         };
         let shared = &self.shared;
         let Decoded { records, greatest } =
@@ -182,12 +166,13 @@ impl DatabaseSource {
                 .records(&shared.statement, &mut rows, shared.cursor_columns)?;
         self.spare = rows;
         if records.is_empty() {
+            self.upcoming.finish();
             return Ok(None);
         }
         if self.offset_only {
             let offset = self.cursors.offset.unwrap_or(0) + records.len() as u64;
             self.cursors.offset = Some(offset);
-            self.upcoming = self.query_ahead();
+            self.query_ahead();
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Progress {
@@ -199,6 +184,7 @@ impl DatabaseSource {
         }
         if self.shared.fields.is_empty() {
             // No cursor: a full read, which one execution completes.
+            self.upcoming.finish();
             return Ok(Some(Batch {
                 records,
                 checkpoint: Checkpoint::Advance,
@@ -219,7 +205,7 @@ impl DatabaseSource {
         let before = self.cursors.committed();
         match greatest {
             Some(position) if self.cursors.advance(&position) => {
-                self.upcoming = self.query_ahead();
+                self.query_ahead();
                 // Found from every row (the binary shortcut reads the cursor columns of all of
                 // them, NULLs included), so the executor need not look through the records.
                 Ok(Some(Batch {
@@ -237,23 +223,20 @@ impl DatabaseSource {
                     records.len(),
                     describe_position(&before),
                 );
+                self.upcoming.finish();
                 Ok(None)
             }
         }
     }
 }
 
-impl Drop for DatabaseSource {
-    fn drop(&mut self) {
-        if let Upcoming::InFlight(task) = &self.upcoming {
-            task.abort();
-        }
-    }
-}
-
 impl Source for DatabaseSource {
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
-        Box::pin(async move { self.next().await.map_err(BoxError::from) })
+        Box::pin(async move {
+            let result = self.next().await;
+            // A failed run stays failed: asking again never turns it into a complete one.
+            self.upcoming.remember(result).map_err(BoxError::from)
+        })
     }
 
     fn final_offset(&self) -> Option<u64> {
@@ -262,6 +245,25 @@ impl Source for DatabaseSource {
         } else {
             None
         }
+    }
+}
+
+/// The values bound to `$1..$n`, from the cursors reached so far.
+fn bind(parameters: &[Expr<StateCursor>], cursors: &State) -> Vec<Value> {
+    parameters
+        .iter()
+        .map(|expr| expr.evaluate(&|cursor| evaluate(*cursor, cursors)))
+        .collect()
+}
+
+fn evaluate(cursor: StateCursor, cursors: &State) -> Value {
+    match cursor {
+        StateCursor::Timestamp => cursors
+            .timestamp
+            .as_ref()
+            .map_or(Value::Null, |t| t.as_json().clone()),
+        StateCursor::Id => cursors.id.as_ref().map_or(Value::Null, |id| id.to_json()),
+        StateCursor::Offset => cursors.offset.map_or(Value::Null, Value::from),
     }
 }
 

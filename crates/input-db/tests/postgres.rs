@@ -8,38 +8,13 @@ use std::sync::{Arc, Mutex};
 use cannectors_config::{DatabaseInput, InputConfig, parse_str};
 use cannectors_connector::{Checkpoint, Record, Source};
 use cannectors_input_db::DatabaseSource;
-use cannectors_state::{CursorFields, State};
+use cannectors_state::State;
+use cannectors_test_support::postgres::{ca_file, fresh_schema as schema, url as postgres_url};
 use serde_json::{Value, json};
-use tokio_postgres::NoTls;
 
 /// The records of a batch as values, to compare with `json!` literals.
 fn values(records: Vec<Record>) -> Vec<Value> {
     records.iter().map(|r| r.to_value().unwrap()).collect()
-}
-
-fn postgres_url() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
-             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p \
-             cannectors-input-db`, which start a throwaway server and set it"
-        )
-    })
-}
-
-/// A fresh schema named after the test, with `setup` run in it.
-async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
-        ))
-        .await
-        .unwrap();
-    client
 }
 
 /// The settings of `block`, a database input block without its `type`, loaded as a pipeline
@@ -216,7 +191,7 @@ async fn first_run_binds_null_and_the_next_run_delivers_only_newer_rows() {
     assert_eq!(batches[1][0]["first_run"], json!(false));
 
     // What the executor would have committed after the last batch.
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap());
+    let fields = config.state_persistence.as_ref().unwrap().cursor_fields();
     let mut state = State::default();
     state.advance(
         &fields
@@ -255,7 +230,7 @@ async fn keyset_delivers_each_of_1000_rows_sharing_a_timestamp_exactly_once() {
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
     // Three batches in one run, then the process "restarts" from the committed cursor.
     let mut delivered = Vec::new();
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap());
+    let fields = config.state_persistence.as_ref().unwrap().cursor_fields();
     let mut state = State::default();
     for _ in 0..3 {
         let batch = source.next_batch().await.unwrap().unwrap();
@@ -446,16 +421,6 @@ async fn placeholders_and_parameters_must_match() {
     );
 }
 
-fn ca_file() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_CA").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_CA is not set: run these tests through `cargo xtask ci` or \
-             `cargo xtask pg -- cargo test -p cannectors-input-db`, which start a throwaway \
-             server with TLS and set it"
-        )
-    })
-}
-
 fn ssl_query(url: String) -> DatabaseInput {
     load(json!({
         "connectionString": url,
@@ -511,6 +476,37 @@ async fn a_server_certificate_that_cannot_be_verified_is_refused() {
     assert!(
         message.contains("cannot read the sslrootcert file /nonexistent/ca.pem"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_domain_is_read_and_bound_as_its_base_type() {
+    schema(
+        "domains",
+        "CREATE DOMAIN event_id AS bigint CHECK (VALUE > 0);
+         CREATE TABLE events (id event_id PRIMARY KEY, tags text[]);
+         INSERT INTO events VALUES (1, '{a}'), (2, '{b,c}'), (3, NULL);",
+    )
+    .await;
+    let mut source = DatabaseSource::connect(
+        &input(json!({
+            "query": "SELECT id, tags FROM domains.events \
+                      WHERE id > COALESCE($1::domains.event_id, 0) ORDER BY id LIMIT 2",
+            "statePersistence": {"id": {"field": "id"}}
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        drain(&mut source).await,
+        [
+            vec![
+                json!({"id": 1, "tags": ["a"]}),
+                json!({"id": 2, "tags": ["b", "c"]})
+            ],
+            vec![json!({"id": 3, "tags": null})]
+        ]
     );
 }
 
@@ -585,6 +581,15 @@ async fn a_null_or_infinite_cursor_value_is_named_with_its_row() {
         "input: record 1 of the batch (counting from 0) holds null in `updated_at`: every \
          record needs a value in the timestamp cursor field"
     );
+    // The rows were read; the source still stays failed rather than complete.
+    assert!(
+        source
+            .next_batch()
+            .await
+            .unwrap_err()
+            .to_string()
+            .starts_with("input: the source failed earlier in this run")
+    );
     let mut source = DatabaseSource::connect(&read("id <> 2"), None)
         .await
         .unwrap();
@@ -645,6 +650,15 @@ async fn a_query_failing_ahead_fails_the_next_batch_after_the_previous_one_was_d
     assert!(
         message.ends_with("ERROR 22012: division by zero"),
         "{message}"
+    );
+    // A failed source stays failed: asking again never reads as a complete run.
+    let again = source.next_batch().await.unwrap_err().to_string();
+    assert_eq!(
+        again,
+        format!(
+            "input: the source failed earlier in this run and cannot go on; start a new run \
+             ({message})"
+        )
     );
 }
 

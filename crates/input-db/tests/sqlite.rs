@@ -6,7 +6,7 @@ use std::path::Path;
 use cannectors_config::{DatabaseInput, InputConfig, parse_str};
 use cannectors_connector::{Record, Source};
 use cannectors_input_db::DatabaseSource;
-use cannectors_state::{CursorFields, State};
+use cannectors_state::State;
 use serde_json::{Value, json};
 
 /// The records of a batch as values, to compare with `json!` literals.
@@ -89,7 +89,7 @@ async fn keyset_over_an_sqlite_file_delivers_every_row_once_across_runs() {
         first[0],
         json!({"id": 1, "updated_at": "2026-03-01T12:00:00Z", "name": "row 1"})
     );
-    let fields = CursorFields::from_config(config.state_persistence.as_ref().unwrap());
+    let fields = config.state_persistence.as_ref().unwrap().cursor_fields();
     let mut state = State::default();
     state.advance(&fields.greatest_position(&first).unwrap().unwrap());
 
@@ -268,24 +268,43 @@ async fn cursor_settings_and_rows_without_cursor_fields_are_errors() {
         "statePersistence": {"id": {"field": "event_id"}}
     }));
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
-    let message = source.next_batch().await.unwrap_err().to_string();
+    let message = next_error(&mut source).await;
     assert!(
         message.starts_with("input: record 0 of the batch (counting from 0) has no `event_id`"),
         "{message}"
     );
+    // The rows were read; the source stays failed all the same, never complete.
+    assert_eq!(
+        next_error(&mut source).await,
+        format!(
+            "input: the source failed earlier in this run and cannot go on; start a new run \
+             ({message})"
+        )
+    );
 }
 
 #[tokio::test]
-async fn a_query_that_fails_while_running_names_the_database_and_its_message() {
+async fn a_query_that_fails_while_running_names_the_database_and_keeps_the_source_failed() {
     let config = load(json!({
         "connectionString": "sqlite::memory:",
         "query": "SELECT abs(-9223372036854775807 - 1) AS overflow"
     }));
     let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let first = next_error(&mut source).await;
     assert_eq!(
-        source.next_batch().await.unwrap_err().to_string(),
+        first,
         "input.query failed on sqlite://:memory:: integer overflow"
     );
+    // Asking again never reads as a complete run.
+    for _ in 0..2 {
+        assert_eq!(
+            next_error(&mut source).await,
+            format!(
+                "input: the source failed earlier in this run and cannot go on; start a new run \
+                 ({first})"
+            )
+        );
+    }
 }
 
 #[tokio::test]
@@ -316,12 +335,56 @@ async fn the_offset_cursor_counts_the_rows_delivered() {
     assert_eq!(source.final_offset(), Some(5));
 
     // The next run starts from the committed offset.
-    let state = State {
-        offset: Some(4),
-        ..State::default()
-    };
+    let mut state = State::default();
+    state.offset = Some(4);
     let mut next = DatabaseSource::connect(&config, Some(&state))
         .await
         .unwrap();
     assert_eq!(drain(&mut next).await, [vec![json!({"n": 5})]]);
+}
+
+/// The next call after an error: it must fail again, never read as a complete run.
+async fn next_error(source: &mut DatabaseSource) -> String {
+    match source.next_batch().await {
+        Ok(Some(_)) => panic!("a batch after the source failed"),
+        Ok(None) => panic!("the source that failed read as complete"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_query_failing_ahead_keeps_the_source_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ahead.db");
+    seed(
+        &db,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT);
+         INSERT INTO t VALUES (1, '{}'), (2, '[]'), (3, 'not json');",
+    );
+    // The query for the rows after id 2, run while the first batch is delivered, fails.
+    let config = input(
+        &db,
+        json!({
+            "query": "SELECT id, json(doc) AS doc FROM t WHERE id > COALESCE($1, 0) \
+                      ORDER BY id LIMIT 2",
+            "statePersistence": {"id": {"field": "id"}}
+        }),
+    );
+    let mut source = DatabaseSource::connect(&config, None).await.unwrap();
+    let first = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(
+        values(first.records),
+        [json!({"id": 1, "doc": "{}"}), json!({"id": 2, "doc": "[]"})]
+    );
+    let failed = next_error(&mut source).await;
+    assert!(
+        failed.starts_with("input.query failed on sqlite://"),
+        "{failed}"
+    );
+    assert!(failed.ends_with("malformed JSON"), "{failed}");
+    assert!(
+        next_error(&mut source)
+            .await
+            .starts_with("input: the source failed earlier in this run"),
+    );
 }

@@ -1,5 +1,6 @@
 //! What can stop an httpPolling run, told to the person at the terminal.
 
+use cannectors_connector::PrefetchError;
 use cannectors_connector::http::{HttpError, HttpMethod};
 
 /// Why the httpPolling source could not be set up or could not read a page.
@@ -162,7 +163,7 @@ pub enum HttpSourceError {
         /// What to check.
         hint: String,
     },
-    /// The background task fetching the next page ended without an answer.
-    #[error("fetching the next page was interrupted: {0}")]
-    Interrupted(String),
+    /// The run cannot go on: it failed earlier, or a page request was cancelled half-way.
+    #[error(transparent)]
+    Prefetch(#[from] PrefetchError),
 }

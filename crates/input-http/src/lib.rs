@@ -45,13 +45,12 @@ mod request;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cannectors_config::{FieldPath, HttpPollingInput, TimestampFormat};
+use cannectors_config::{FieldPath, HttpPollingInput, StatePersistence, TimestampFormat};
 use cannectors_connector::http::HttpClient;
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Source};
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, Source};
 use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use error::HttpSourceError;
 
@@ -66,7 +65,7 @@ const STALE_POSITION_STATUSES: [u16; 3] = [400, 404, 410];
 /// The `httpPolling` source: one [`Batch`] per page.
 pub struct HttpPollingSource {
     shared: Arc<Shared>,
-    upcoming: Upcoming,
+    upcoming: Prefetch<Position, Page, HttpSourceError>,
     /// Where the run starts when a saved position cannot be reused.
     first: Position,
     /// Whether the next answer is the first one after resuming from a saved position.
@@ -94,15 +93,6 @@ struct Shared {
     /// The cursor fields, so that a page's greatest position is found in the background task
     /// that parsed it rather than on the executor's path.
     fields: CursorFields,
-}
-
-/// What the next call of `next_batch` does.
-enum Upcoming {
-    Fetch(Position),
-    /// The next page, requested while the executor was writing the previous one.
-    InFlight(JoinHandle<Result<Page, HttpSourceError>>),
-    Fail(HttpSourceError),
-    Done,
 }
 
 /// One page, parsed.
@@ -147,9 +137,9 @@ impl HttpPollingSource {
         let offset_cursor = persistence.is_some_and(|p| p.offset().is_some());
         let offset_paging = paging.is_offset();
         let first = paging.first(if offset_cursor { cursors.offset } else { None });
-        let saved = state.and_then(|s| s.run.as_ref()).map(|run| &run.resume);
+        let saved = state.and_then(|s| s.run.as_ref()).map(|run| run.resume());
         let (upcoming, resuming) = match saved.filter(|resume| !resume.is_null()) {
-            None => (Upcoming::Fetch(first.clone()), false),
+            None => (Prefetch::at(first.clone()), false),
             Some(resume) => match paging.read_resume(resume) {
                 Some(Resume::At(Position::Link(Some(link))))
                     if credentialed && link.origin() != plan.endpoint.origin() =>
@@ -160,28 +150,28 @@ impl HttpPollingSource {
                          endpoint's origin, where the credentials belong; starting again from \
                          the first page (records may be delivered twice)"
                     );
-                    (Upcoming::Fetch(first.clone()), false)
+                    (Prefetch::at(first.clone()), false)
                 }
                 Some(Resume::At(position)) => {
                     tracing::info!("resuming the interrupted run at its saved position");
-                    (Upcoming::Fetch(position), true)
+                    (Prefetch::at(position), true)
                 }
                 Some(Resume::Complete) => {
                     tracing::info!("the interrupted run had delivered every page; completing it");
-                    (Upcoming::Done, false)
+                    (Prefetch::done(), false)
                 }
-                Some(Resume::First) => (Upcoming::Fetch(first.clone()), false),
+                Some(Resume::First) => (Prefetch::at(first.clone()), false),
                 None => {
                     tracing::warn!(
                         "the saved position of the interrupted run does not fit this pagination; \
                          starting again from the first page (records may be delivered twice)"
                     );
-                    (Upcoming::Fetch(first.clone()), false)
+                    (Prefetch::at(first.clone()), false)
                 }
             },
         };
         let mut followed = HashSet::new();
-        if let Upcoming::Fetch(position) = &upcoming
+        if let Some(position) = upcoming.position()
             && let Some((_, key)) = position.loop_key()
         {
             followed.insert(key.to_owned());
@@ -194,7 +184,7 @@ impl HttpPollingSource {
                 data_field: config.data_field.clone(),
                 credentialed,
                 fields: persistence
-                    .map(CursorFields::from_config)
+                    .map(StatePersistence::cursor_fields)
                     .unwrap_or_default(),
             }),
             upcoming,
@@ -232,28 +222,14 @@ impl HttpPollingSource {
     /// The next page as a batch, `None` once the run is complete.
     async fn next_page(&mut self) -> Result<Option<Batch>, HttpSourceError> {
         loop {
-            // Until this call finishes, the run counts as broken: a caller that dropped this
-            // future half-way and asks again must not be told that the run is complete.
-            let cancelled = HttpSourceError::Interrupted(
-                "the previous page request of this run was cancelled before it finished".into(),
-            );
-            let fetched = match std::mem::replace(&mut self.upcoming, Upcoming::Fail(cancelled)) {
-                Upcoming::Done => {
-                    self.upcoming = Upcoming::Done;
-                    return Ok(None);
-                }
-                Upcoming::Fail(error) => {
-                    self.upcoming = Upcoming::Fail(error.clone());
-                    return Err(error);
-                }
-                Upcoming::Fetch(position) => fetch(Arc::clone(&self.shared), position).await,
-                Upcoming::InFlight(task) => task
-                    .await
-                    .map_err(|e| HttpSourceError::Interrupted(e.to_string()))
-                    .and_then(|page| page),
-            };
+            let shared = &self.shared;
+            let fetched = self
+                .upcoming
+                .next(|position| fetch(Arc::clone(shared), position))
+                .await;
             let page = match fetched {
-                Ok(page) => page,
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(None),
                 Err(HttpSourceError::Http(error))
                     if self.resuming
                         && error
@@ -268,25 +244,19 @@ impl HttpPollingSource {
                     self.resuming = false;
                     self.followed.clear();
                     self.last_page = None;
-                    self.upcoming = Upcoming::Fetch(self.first.clone());
+                    self.upcoming.fetch_at(self.first.clone());
                     continue;
                 }
-                Err(error) => {
-                    // A failed run stays failed: asking again never turns it into a complete one.
-                    self.upcoming = Upcoming::Fail(error.clone());
-                    return Err(error);
-                }
+                Err(error) => return Err(error),
             };
             self.resuming = false;
             if self.last_page == Some(page.fingerprint) {
                 // Duplicates are never delivered quietly: what the server sent twice stops here.
-                let error = HttpSourceError::RepeatedPage {
+                return Err(HttpSourceError::RepeatedPage {
                     url: page.url,
                     page: self.pages + 1,
                     hint: self.shared.paging.repeated_page_hint(),
-                };
-                self.upcoming = Upcoming::Fail(error.clone());
-                return Err(error);
+                });
             }
             return Ok(self.accept(page));
         }
@@ -301,12 +271,12 @@ impl HttpPollingSource {
         }
         let resume = match &page.next {
             None => {
-                self.upcoming = Upcoming::Done;
+                self.upcoming.finish();
                 complete_resume()
             }
             Some(next) => {
                 let resume = next.to_resume();
-                self.upcoming = self.schedule(next.clone(), &page.url);
+                self.schedule(next.clone(), &page.url);
                 resume
             }
         };
@@ -328,7 +298,7 @@ impl HttpPollingSource {
     }
 
     /// Starts fetching `next` in the background, unless the run must stop before it.
-    fn schedule(&mut self, next: Position, url: &str) -> Upcoming {
+    fn schedule(&mut self, next: Position, url: &str) {
         if let Some((what, key)) = next.loop_key()
             && !self.followed.insert(key.to_owned())
         {
@@ -336,33 +306,30 @@ impl HttpPollingSource {
                 Position::Link(Some(link)) => self.shared.client.redact_url(link),
                 _ => key.to_owned(),
             };
-            return Upcoming::Fail(HttpSourceError::PaginationLoop {
+            self.upcoming.fail_next(HttpSourceError::PaginationLoop {
                 url: url.to_owned(),
                 what,
                 token,
             });
-        }
-        if self.pages >= self.shared.paging.max_pages() {
-            return Upcoming::Fail(HttpSourceError::TooManyPages {
+        } else if self.pages >= self.shared.paging.max_pages() {
+            self.upcoming.fail_next(HttpSourceError::TooManyPages {
                 url: url.to_owned(),
                 max_pages: self.shared.paging.max_pages(),
             });
-        }
-        Upcoming::InFlight(tokio::spawn(fetch(Arc::clone(&self.shared), next)))
-    }
-}
-
-impl Drop for HttpPollingSource {
-    fn drop(&mut self) {
-        if let Upcoming::InFlight(task) = &self.upcoming {
-            task.abort();
+        } else {
+            self.upcoming
+                .fetch_ahead(fetch(Arc::clone(&self.shared), next));
         }
     }
 }
 
 impl Source for HttpPollingSource {
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
-        Box::pin(async move { self.next_page().await.map_err(BoxError::from) })
+        Box::pin(async move {
+            let result = self.next_page().await;
+            // A failed run stays failed: asking again never turns it into a complete one.
+            self.upcoming.remember(result).map_err(BoxError::from)
+        })
     }
 
     fn final_offset(&self) -> Option<u64> {

@@ -12,6 +12,8 @@ use cannectors_connector::Record;
 use serde_json::{Value, json};
 use url::Url;
 
+use cannectors_state::json_kind;
+
 /// Where a page request starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Position {
@@ -260,7 +262,7 @@ impl Paging {
                         return Err(FieldProblem {
                             key: "nextCursorField",
                             path: path.to_string(),
-                            found: describe(other).to_owned(),
+                            found: json_kind(other).to_owned(),
                             expected: "it must be a string, a number, null or absent",
                         });
                     }
@@ -315,19 +317,7 @@ fn read_count(
             .parse()
             .map(Some)
             .map_err(|_| problem(format!("\"{text}\""))),
-        Some(other) => Err(problem(describe(other).to_owned())),
-    }
-}
-
-/// What kind of JSON value this is, for messages.
-pub(crate) fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Some(other) => Err(problem(json_kind(other).to_owned())),
     }
 }
 

@@ -13,7 +13,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::pagination::describe;
+use cannectors_state::json_kind;
 
 /// Keys looked at, in order, when no `dataField` is set and the response is an object.
 const ARRAY_KEYS: [&str; 4] = ["data", "items", "results", "records"];
@@ -68,7 +68,7 @@ pub(crate) fn parse_page(body: &[u8], data_field: Option<&FieldPath>) -> Result<
             Some((_, records)) => Ok(records),
             None => match path.get(&document) {
                 None => Err(Missing::NoSuchPath),
-                Some(other) => Err(Missing::NotAnArray(describe(other))),
+                Some(other) => Err(Missing::NotAnArray(json_kind(other))),
             },
         },
         None => root_records(&document, found),
@@ -92,7 +92,7 @@ fn root_records(
             Ok(vec![Record::from(document)])
         }
         Value::Array(_) => Ok(found.pop().map(|(_, records)| records).unwrap_or_default()),
-        other => Err(Missing::NotRecords(describe(other))),
+        other => Err(Missing::NotRecords(json_kind(other))),
     }
 }
 
@@ -494,7 +494,7 @@ mod properties {
                     empty_at(&mut document, path.segments());
                     Ok(items.clone())
                 }
-                Some(other) => Err(Missing::NotAnArray(describe(other))),
+                Some(other) => Err(Missing::NotAnArray(json_kind(other))),
                 None => Err(Missing::NoSuchPath),
             },
             None => match value {
@@ -514,7 +514,7 @@ mod properties {
                     }
                     Ok(found.unwrap_or_else(|| vec![value.clone()]))
                 }
-                other => Err(Missing::NotRecords(describe(other))),
+                other => Err(Missing::NotRecords(json_kind(other))),
             },
         };
         (document, records)

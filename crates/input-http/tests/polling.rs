@@ -9,6 +9,8 @@ use cannectors_config::{HttpPollingInput, InputConfig, parse_str};
 use cannectors_connector::{Batch, Checkpoint, Source};
 use cannectors_input_http::HttpPollingSource;
 use cannectors_state::State;
+use cannectors_test_support::credentials::in_wiremock_request;
+use cannectors_test_support::reporting::Reporting;
 use serde_json::{Value, json};
 use wiremock::matchers::{
     body_json, body_string, header, method, path, query_param, query_param_is_missing,
@@ -580,8 +582,49 @@ async fn a_failed_run_keeps_failing_instead_of_looking_complete() {
         .await;
     let mut source = source(json!({"endpoint": format!("{}/items", server.uri())}), None);
     let first = source.next_batch().await.unwrap_err().to_string();
-    let second = source.next_batch().await.unwrap_err().to_string();
-    assert_eq!(first, second);
+    for _ in 0..2 {
+        let again = source.next_batch().await.unwrap_err().to_string();
+        assert_eq!(
+            again,
+            format!(
+                "the source failed earlier in this run and cannot go on; start a new run \
+                 ({first})"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_page_failing_while_the_previous_one_is_written_keeps_the_run_failed() {
+    let server = MockServer::start().await;
+    page(&server, "page", "1", json!(records(1..3))).await;
+    Mock::given(path("/items"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("database is down"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut source = source(
+        json!({"endpoint": format!("{}/items", server.uri()), "pagination": {"type": "page"}}),
+        None,
+    );
+    let first = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(ids(&[first]), [1, 2]);
+    let failed = source.next_batch().await.unwrap_err().to_string();
+    assert!(failed.contains("answered HTTP 500"), "{failed}");
+    for _ in 0..2 {
+        match source.next_batch().await {
+            Err(error) => assert!(
+                error
+                    .to_string()
+                    .starts_with("the source failed earlier in this run"),
+                "{error}"
+            ),
+            Ok(batch) => panic!("a failed run answered {batch:?}"),
+        }
+    }
+    // Nothing more was asked of the server.
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -787,30 +830,15 @@ async fn pages_that_differ_in_one_byte_are_all_delivered() {
     assert_eq!(complete_run(&mut source).await.len(), 2);
 }
 
-/// Answers with a response and reports each request it answers, so a test can wait for it.
-struct Reporting {
-    response: ResponseTemplate,
-    arrived: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-impl wiremock::Respond for Reporting {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let _ = self.arrived.send(());
-        self.response.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_next_page_is_requested_while_the_current_one_is_being_written() {
     let server = MockServer::start().await;
     page(&server, "page", "1", json!(records(1..3))).await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, mut arrivals) =
+        Reporting::new(ResponseTemplate::new(200).set_body_json(json!(records(3..5))));
     Mock::given(path("/items"))
         .and(query_param("page", "2"))
-        .respond_with(Reporting {
-            response: ResponseTemplate::new(200).set_body_json(json!(records(3..5))),
-            arrived,
-        })
+        .respond_with(responder)
         .expect(1)
         .mount(&server)
         .await;
@@ -1058,23 +1086,6 @@ async fn server_elsewhere() -> MockServer {
     MockServer::builder().listener(listener).start().await
 }
 
-/// What of a request received could be a credential.
-fn credentials_in(request: &wiremock::Request) -> Vec<String> {
-    let mut found: Vec<String> = ["authorization", "x-api-key"]
-        .into_iter()
-        .filter(|name| request.headers.contains_key(*name))
-        .map(str::to_owned)
-        .collect();
-    found.extend(
-        request
-            .url
-            .query_pairs()
-            .filter(|(name, _)| name == "api_key")
-            .map(|(name, value)| format!("{name}={value}")),
-    );
-    found
-}
-
 #[tokio::test]
 async fn a_next_link_to_another_origin_stops_a_run_with_credentials_before_it_sends_them() {
     let credentialed = [
@@ -1126,7 +1137,7 @@ async fn a_next_link_to_another_origin_stops_a_run_with_credentials_before_it_se
         );
         assert_eq!(elsewhere.received_requests().await.unwrap().len(), 0);
         for request in home.received_requests().await.unwrap() {
-            assert!(!credentials_in(&request).is_empty(), "{extra}");
+            assert!(!in_wiremock_request(&request).is_empty(), "{extra}");
         }
     }
 }
@@ -1213,12 +1224,9 @@ async fn a_saved_next_link_to_another_origin_restarts_the_run_at_the_endpoint() 
 #[tokio::test]
 async fn a_source_told_to_stop_gives_up_a_page_request_waiting_to_be_retried() {
     let server = MockServer::start().await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, mut arrivals) = Reporting::unavailable_for_20_seconds();
     Mock::given(path("/items"))
-        .respond_with(Reporting {
-            response: ResponseTemplate::new(503).insert_header("Retry-After", "20"),
-            arrived,
-        })
+        .respond_with(responder)
         .mount(&server)
         .await;
     let (stop, stopping) = tokio::sync::watch::channel(false);

@@ -5,32 +5,8 @@
 
 use cannectors_config::{OutputConfig, parse_str};
 use cannectors_connector::{Record, Sink};
+use cannectors_test_support::postgres::{fresh_schema as schema, url as postgres_url};
 use serde_json::{Value, json};
-use tokio_postgres::NoTls;
-
-fn postgres_url() -> String {
-    std::env::var("CANNECTORS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "CANNECTORS_TEST_POSTGRES_URL is not set: these tests need a real PostgreSQL. Run \
-             them through `cargo xtask ci` or `cargo xtask pg -- cargo test -p \
-             cannectors-output`, which start a throwaway server and set it"
-        )
-    })
-}
-
-async fn schema(name: &str, setup: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name};\n{setup}"
-        ))
-        .await
-        .unwrap();
-    client
-}
 
 /// A pipeline file (as JSON) whose output is the database block `block` (without its `type`).
 fn pipeline(block: Value) -> String {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cannectors_config::{OutputConfig, parse_str};
 use cannectors_connector::{Record, Sink};
+use cannectors_test_support::reporting::Reporting;
 use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -465,22 +466,12 @@ fn settings_that_cannot_work_are_refused_when_the_pipeline_is_loaded() {
     }
 }
 
-/// Answers `503` with `Retry-After: 20` and reports each request, so a test can wait for it.
-struct UnavailableFor20Seconds(tokio::sync::mpsc::UnboundedSender<()>);
-
-impl Respond for UnavailableFor20Seconds {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let _ = self.0.send(());
-        ResponseTemplate::new(503).insert_header("Retry-After", "20")
-    }
-}
-
 #[tokio::test]
 async fn a_sink_built_for_a_run_gives_up_its_retry_wait_when_the_run_is_asked_to_stop() {
     let server = MockServer::start().await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, mut arrivals) = Reporting::unavailable_for_20_seconds();
     Mock::given(any())
-        .respond_with(UnavailableFor20Seconds(arrived))
+        .respond_with(responder)
         .mount(&server)
         .await;
     let settings = json!({

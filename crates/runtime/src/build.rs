@@ -57,24 +57,14 @@ impl DryRun {
             OutputConfig::File(file) => format!("file {}", file.path.display()),
             OutputConfig::HttpRequest(http) => {
                 let method = format!("{:?}", http.method).to_uppercase();
-                format!("{method} {}", redact_url(&http.endpoint()))
+                format!(
+                    "{method} {}",
+                    cannectors_connector::redact_url(&http.endpoint())
+                )
             }
             OutputConfig::Database(_) => "database".to_owned(),
         };
         DryRun { target }
-    }
-}
-
-/// The endpoint without query string or user info, which may hold secrets.
-fn redact_url(endpoint: &str) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.to_string()
-        }
-        Err(_) => endpoint.split('?').next().unwrap_or_default().to_owned(),
     }
 }
 

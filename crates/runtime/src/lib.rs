@@ -2,15 +2,18 @@
 //! sink, committing the cursor state after every batch the sink accepted.
 //!
 //! ```text
-//! store = StateStore::for_pipeline(&pipeline)   // resolves storagePath once
-//! lock  = store.lock()?                         // exclusive per pipeline
+//! store = store_for(&pipeline)                  // resolves storagePath once
+//! lock  = store.lock()?                         // exclusive per pipeline; none for a dry run
 //! state = store.load()?                         // None on first run; error on a bad file
 //! source = build(&pipeline.input, &state)       // reads state, never writes it
 //! for batch in source:
 //!     position = batch.greatest or fields.greatest_position_in_json(&batch)  // before filters
 //!     sink.write(filters.apply(batch))?             // error -> stop, nothing committed
-//!     store.commit(state + position)                // durable, only after the sink succeeded
+//!     lock.commit(state + position)                 // durable, only after the sink succeeded
 //! ```
+//!
+//! [`store_for`] is the one place a state store is made from a pipeline's configuration; the
+//! executor holds it as a [`StateStore`] and writes only through the [`StateLock`] it takes.
 //!
 //! [`Executor::run_with`] runs that loop over any [`Source`] and [`Sink`]:
 //!
@@ -53,32 +56,35 @@
 //! let mut sink = Count(0);
 //! let summary = executor.run_with(&mut source, &mut sink, &RunOptions::default()).await?;
 //! assert_eq!(summary.records_written, 2);
-//! assert_eq!(executor.store().load()?.unwrap().id.unwrap().to_string(), "9");
+//! assert_eq!(executor.store().load().await?.unwrap().id.unwrap().to_string(), "9");
 //! # Ok(())
 //! # }
 //! ```
 
 mod build;
 mod progress;
+mod store;
 mod summary;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cannectors_config::Pipeline;
+use cannectors_config::{Pipeline, StatePersistence};
 use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source, StoppedByShutdown};
-use cannectors_state::{CursorError, CursorFields, State, StateError, StateStore};
+use cannectors_state::{CursorError, CursorFields, State, StateError, StateLock, StateStore};
 use tokio::sync::watch;
 
 pub use build::BuildError;
 pub use progress::RunProgress;
+pub use store::store_for;
 pub use summary::RunSummary;
 
 /// How one run behaves.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Fetch and show what would be sent; send nothing, commit nothing.
+    /// Fetch and show what would be sent; send nothing, commit nothing: the run takes no lock,
+    /// so it has nothing to commit with.
     pub dry_run: bool,
     /// When this turns `true`, the run stops after the batch in flight is delivered and
     /// committed (graceful shutdown). A batch whose source or sink is waiting to retry a
@@ -143,18 +149,19 @@ pub enum RunError {
 #[derive(Debug)]
 pub struct Executor {
     pipeline: Pipeline,
-    store: StateStore,
+    store: Box<dyn StateStore>,
     fields: CursorFields,
 }
 
 impl Executor {
-    /// Prepares a run of `pipeline`: resolves its state file (once) and its cursor fields.
+    /// Prepares a run of `pipeline`: resolves its state store (once, with [`store_for`]) and its
+    /// cursor fields.
     pub fn new(pipeline: &Pipeline) -> Result<Executor, RunError> {
-        let store = StateStore::for_pipeline(pipeline)?;
+        let store = store_for(pipeline)?;
         let fields = pipeline
             .input
             .state_persistence()
-            .map(CursorFields::from_config)
+            .map(StatePersistence::cursor_fields)
             .unwrap_or_default();
         Ok(Executor {
             pipeline: pipeline.clone(),
@@ -166,20 +173,29 @@ impl Executor {
     /// The same executor, for the pipeline read from `file`: its commits record the file, and a
     /// run warns when the state was last written for another pipeline file (two files with the
     /// same name and storage silently sharing one cursor). See
-    /// [`StateStore::with_pipeline_file`].
+    /// [`StateStore::set_pipeline_file`].
     pub fn with_pipeline_file(mut self, file: &Path) -> Executor {
-        self.store = self.store.with_pipeline_file(file);
+        self.store.set_pipeline_file(file);
         self
     }
 
-    /// The state store of this pipeline.
-    pub fn store(&self) -> &StateStore {
-        &self.store
+    /// The state store of this pipeline, for reading its state.
+    pub fn store(&self) -> &dyn StateStore {
+        self.store.as_ref()
+    }
+
+    /// The pipeline's lock for a run that writes; `None` for a dry run, which takes no lock and
+    /// so has nothing to commit with.
+    async fn writer(&self, options: &RunOptions) -> Result<Option<Box<dyn StateLock>>, RunError> {
+        if options.dry_run {
+            return Ok(None);
+        }
+        Ok(Some(self.store.lock().await?))
     }
 
     /// Loads the state, warning when another pipeline file wrote it.
-    fn load(&self) -> Result<Option<State>, RunError> {
-        let state = self.store.load()?;
+    async fn load(&self) -> Result<Option<State>, RunError> {
+        let state = self.store.load().await?;
         if let Some(state) = &state
             && let (Some(other), Some(this)) = (
                 self.store.other_pipeline_file(state),
@@ -188,13 +204,13 @@ impl Executor {
         {
             tracing::warn!(
                 pipeline = %self.pipeline.name,
-                state_file = %self.store.path().display(),
+                state_file = %self.store.location(),
                 "the state file {} was last written by the pipeline file {}, not by this one, {}: \
                  two pipeline files with the name `{}` and the same statePersistence.storagePath \
                  share one cursor, so each run skips or repeats records of the other; give one of \
                  them another name or another storagePath (if the pipeline file was moved, \
                  ignore this: the next commit records its new path)",
-                self.store.path().display(),
+                self.store.location(),
                 other.display(),
                 this.display(),
                 self.pipeline.name,
@@ -205,15 +221,11 @@ impl Executor {
 
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
-        let _lock = if options.dry_run {
-            None
-        } else {
-            Some(self.store.lock()?)
-        };
-        let state = self.load()?;
+        let mut lock = self.writer(options).await?;
+        let state = self.load().await?;
         tracing::info!(
             pipeline = %self.pipeline.name,
-            state_file = %self.store.path().display(),
+            state_file = %self.store.location(),
             "starting run"
         );
         let mut source =
@@ -221,35 +233,34 @@ impl Executor {
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
-                .run_loaded(state, source.as_mut(), &mut sink, options)
+                .run_loaded(state, source.as_mut(), &mut sink, &mut lock, options)
                 .await;
         }
         let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
-        self.run_loaded(state, source.as_mut(), sink.as_mut(), options)
+        self.run_loaded(state, source.as_mut(), sink.as_mut(), &mut lock, options)
             .await
     }
 
-    /// One run over a given source and sink, under the pipeline's lock.
+    /// One run over a given source and sink, under the pipeline's lock (none for a dry run).
     pub async fn run_with(
         &self,
         source: &mut dyn Source,
         sink: &mut dyn Sink,
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
-        let _lock = if options.dry_run {
-            None
-        } else {
-            Some(self.store.lock()?)
-        };
-        let state = self.load()?;
-        self.run_loaded(state, source, sink, options).await
+        let mut lock = self.writer(options).await?;
+        let state = self.load().await?;
+        self.run_loaded(state, source, sink, &mut lock, options)
+            .await
     }
 
+    /// The batch loop. Commits go through `lock`; without one (a dry run) nothing is written.
     async fn run_loaded(
         &self,
         loaded: Option<State>,
         source: &mut dyn Source,
         sink: &mut dyn Sink,
+        lock: &mut Option<Box<dyn StateLock>>,
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
@@ -328,8 +339,8 @@ impl Executor {
                     state.record_progress(position.as_ref(), resume, offset, chrono::Utc::now());
                 }
             }
-            if !options.dry_run {
-                self.store.commit(&state)?;
+            if let Some(lock) = lock.as_mut() {
+                lock.commit(&state).await?;
             }
             if let Some(progress) = &options.progress {
                 progress.committed(records.len());
@@ -339,8 +350,8 @@ impl Executor {
         // A run that delivered nothing new leaves the state file as it was, byte for byte.
         if !stopped_early && state.run.is_some() {
             state.complete_run(source.final_offset());
-            if !options.dry_run {
-                self.store.commit(&state)?;
+            if let Some(lock) = lock.as_mut() {
+                lock.commit(&state).await?;
             }
         }
         summary.finish(&state, started.elapsed(), stopped_early);

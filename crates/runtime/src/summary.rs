@@ -63,7 +63,7 @@ fn describe(state: &State) -> String {
         parts.push(format!("offset={offset}"));
     }
     if let Some(run) = &state.run {
-        parts.push(format!("run in progress after {} batches", run.batches));
+        parts.push(format!("run in progress after {} batches", run.batches()));
     }
     if parts.is_empty() {
         "none".to_owned()

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Sink, Source};
 use cannectors_runtime::{Executor, RunError, RunOptions};
-use cannectors_state::{State, StateStore};
+use cannectors_state::{FileStore, State, StateStore};
 use serde_json::json;
 
 const NAME: &str = "guarded";
@@ -102,7 +102,7 @@ struct Seen {
 /// A sink that records each write with the state on disk, and fails on the write numbered
 /// `fail_on` (from 1).
 struct Recording {
-    store: StateStore,
+    store: FileStore,
     seen: Arc<Mutex<Seen>>,
     fail_on: Option<usize>,
 }
@@ -111,7 +111,7 @@ impl Recording {
     fn new(dir: &Path, fail_on: Option<usize>) -> (Recording, Arc<Mutex<Seen>>) {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let sink = Recording {
-            store: StateStore::new(NAME, Some(dir)).unwrap(),
+            store: FileStore::new(NAME, Some(dir)).unwrap(),
             seen: Arc::clone(&seen),
             fail_on,
         };
@@ -130,7 +130,7 @@ impl Sink for Recording {
                         .unwrap()
                 })
                 .collect();
-            let on_disk = self.store.load().unwrap();
+            let on_disk = self.store.load().await.unwrap();
             let mut seen = self.seen.lock().unwrap();
             seen.writes.push((ids, on_disk));
             if self.fail_on == Some(seen.writes.len()) {
@@ -162,15 +162,19 @@ async fn each_commit_follows_the_sinks_ok_for_its_batch_in_batch_order() {
         .unwrap();
 
     assert_eq!(summary.batches, 3);
-    let seen = seen.lock().unwrap();
-    let on_disk_at_each_write: Vec<Option<String>> =
-        seen.writes.iter().map(|(_, s)| committed_id(s)).collect();
+    let on_disk_at_each_write: Vec<Option<String>> = seen
+        .lock()
+        .unwrap()
+        .writes
+        .iter()
+        .map(|(_, s)| committed_id(s))
+        .collect();
     // While batch N is being written, the state holds batch N-1's position: never its own.
     assert_eq!(
         on_disk_at_each_write,
         [None, Some("2".to_owned()), Some("4".to_owned())]
     );
-    let last = executor.store().load().unwrap();
+    let last = executor.store().load().await.unwrap();
     assert_eq!(committed_id(&last).as_deref(), Some("5"));
 }
 
@@ -208,7 +212,7 @@ async fn a_failing_sink_leaves_the_state_at_the_last_batch_it_accepted() {
         3,
         "nothing after the failure"
     );
-    let state = executor.store().load().unwrap();
+    let state = executor.store().load().await.unwrap();
     assert_eq!(committed_id(&state).as_deref(), Some("4"));
 }
 
@@ -251,6 +255,50 @@ async fn a_dry_run_commits_nothing() {
 }
 
 #[tokio::test]
+async fn a_dry_run_takes_no_lock_so_it_runs_beside_the_writer_that_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path());
+    std::fs::write(state_file(dir.path()), r#"{"id": 1}"#).unwrap();
+    let before = std::fs::read(state_file(dir.path())).unwrap();
+    // Another writer of the same pipeline holds the lock for the whole test.
+    let other = FileStore::new(NAME, Some(dir.path())).unwrap();
+    let _held = other.lock().await.unwrap();
+
+    let dry_run = RunOptions {
+        dry_run: true,
+        ..RunOptions::default()
+    };
+    let (mut sink, seen) = Recording::new(dir.path(), None);
+    let summary = executor
+        .run_with(&mut Pages::ordered(&[&[2, 3]]), &mut sink, &dry_run)
+        .await
+        .unwrap();
+    assert_eq!(summary.records_written, 2);
+    assert_eq!(seen.lock().unwrap().writes.len(), 1);
+
+    let (mut sink, seen) = Recording::new(dir.path(), None);
+    let error = executor
+        .run_with(
+            &mut Pages::ordered(&[&[2, 3]]),
+            &mut sink,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("pipeline `guarded` is already running"),
+        "{error}"
+    );
+    assert!(
+        seen.lock().unwrap().writes.is_empty(),
+        "a locked-out run wrote"
+    );
+    assert_eq!(std::fs::read(state_file(dir.path())).unwrap(), before);
+}
+
+#[tokio::test]
 async fn a_paginated_run_promotes_its_cursors_and_offset_only_when_it_completes() {
     let dir = tempfile::tempdir().unwrap();
     let executor = executor(dir.path());
@@ -263,18 +311,17 @@ async fn a_paginated_run_promotes_its_cursors_and_offset_only_when_it_completes(
         .await
         .unwrap();
 
-    let seen = seen.lock().unwrap();
     // During the run: the committed cursors and offset do not move; the run section does.
-    let (_, at_third_write) = &seen.writes[2];
+    let at_third_write = seen.lock().unwrap().writes[2].1.clone();
     let mid_run = at_third_write.as_ref().unwrap();
     assert_eq!(mid_run.id, None);
     assert_eq!(mid_run.offset, None);
     let run = mid_run.run.as_ref().unwrap();
-    assert_eq!(run.batches, 2);
-    assert_eq!(run.offset, Some(20));
-    assert_eq!(run.resume, json!({ "page": 3 }));
+    assert_eq!(run.batches(), 2);
+    assert_eq!(run.offset(), Some(20));
+    assert_eq!(run.resume(), &json!({ "page": 3 }));
     // At the end: the greatest id seen and the final offset are committed, the run is gone.
-    let done = executor.store().load().unwrap().unwrap();
+    let done = executor.store().load().await.unwrap().unwrap();
     assert_eq!(done.id.unwrap().to_string(), "9");
     assert_eq!(done.offset, Some(30));
     assert!(done.run.is_none());
@@ -293,14 +340,14 @@ async fn an_interrupted_paginated_run_keeps_the_committed_cursors_where_they_wer
         .await
         .unwrap_err();
 
-    let state = executor.store().load().unwrap().unwrap();
+    let state = executor.store().load().await.unwrap().unwrap();
     assert_eq!(state.id.unwrap().to_string(), "1");
     assert_eq!(state.offset, Some(5));
     let run = state.run.unwrap();
-    assert_eq!(run.batches, 2, "the two accepted batches are recorded");
+    assert_eq!(run.batches(), 2, "the two accepted batches are recorded");
     assert_eq!(
-        run.resume,
-        json!({ "page": 3 }),
+        run.resume(),
+        &json!({ "page": 3 }),
         "a restart resumes after them"
     );
 }
@@ -344,10 +391,10 @@ async fn a_stop_request_ends_the_run_after_the_batch_in_flight_without_promoting
         1,
         "the batch in flight only"
     );
-    let state = executor.store().load().unwrap().unwrap();
+    let state = executor.store().load().await.unwrap().unwrap();
     assert_eq!(state.id, None, "not promoted: the run did not complete");
     assert_eq!(
-        state.run.unwrap().batches,
+        state.run.unwrap().batches(),
         1,
         "the delivered batch is committed"
     );

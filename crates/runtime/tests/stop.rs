@@ -120,10 +120,11 @@ fn executor(dir: &tempfile::TempDir) -> Executor {
     Executor::new(&parse_str(&yaml, "events.yaml", &|_| None).unwrap().pipeline).unwrap()
 }
 
-fn committed_id(executor: &Executor) -> String {
+async fn committed_id(executor: &Executor) -> String {
     executor
         .store()
         .load()
+        .await
         .unwrap()
         .unwrap()
         .id
@@ -156,6 +157,7 @@ async fn a_source_that_gives_up_its_retry_on_shutdown_ends_the_run_as_stopped() 
         executor
             .store()
             .load()
+            .await
             .unwrap()
             .unwrap()
             .id
@@ -187,7 +189,11 @@ async fn a_sink_that_gives_up_its_retry_on_shutdown_leaves_its_batch_uncommitted
     assert!(summary.interrupted);
     assert_eq!((summary.batches, summary.records_written), (1, 1));
     assert_eq!(sink.written, [r#"{"id":1}"#]);
-    assert_eq!(committed_id(&executor), "1", "batch 2 is not committed");
+    assert_eq!(
+        committed_id(&executor).await,
+        "1",
+        "batch 2 is not committed"
+    );
 }
 
 #[tokio::test]
@@ -237,5 +243,5 @@ async fn a_sink_failure_during_a_shutdown_is_still_a_failure() {
         error.to_string().contains("the server answered HTTP 500"),
         "{error}"
     );
-    assert_eq!(committed_id(&executor), "1");
+    assert_eq!(committed_id(&executor).await, "1");
 }

@@ -133,6 +133,11 @@ pub struct SchedulerOptions {
     pub dry_run: bool,
     /// How long runs in progress get to finish their batch after a shutdown was requested.
     pub shutdown_timeout: Duration,
+    /// How a failed run is told, given the pipeline file and the error: in the log of a
+    /// long-running scheduler and in [`RunFailure::message`]. The default is the error's own
+    /// message; the program that embeds the scheduler adds its advice here (its own command
+    /// that fixes the problem, say).
+    pub describe_failure: fn(&Path, &RunError) -> String,
 }
 
 impl Default for SchedulerOptions {
@@ -141,6 +146,7 @@ impl Default for SchedulerOptions {
             once: false,
             dry_run: false,
             shutdown_timeout: Duration::from_secs(30),
+            describe_failure: |_, error| error.to_string(),
         }
     }
 }
@@ -210,9 +216,6 @@ impl Scheduler {
         let metrics = Arc::new(Metrics::default());
         for job in &jobs {
             metrics.register(&job.name);
-            if let Ok(Some(state)) = job.executor.store().load() {
-                metrics.set_cursors(&job.name, &state);
-            }
         }
         Ok(Scheduler {
             jobs: jobs.into_iter().map(Arc::new).collect(),
@@ -236,6 +239,12 @@ impl Scheduler {
     /// when every pipeline is done (none is scheduled) or when `shutdown` was requested and
     /// the runs in progress stopped (see [`Ending`]).
     pub async fn run(self, shutdown: &Shutdown) -> Report {
+        // The cursors committed before this process started, published before the first run.
+        for job in &self.jobs {
+            if let Ok(Some(state)) = job.executor.store().load().await {
+                self.metrics.set_cursors(&job.name, &state);
+            }
+        }
         let mut phase = shutdown.subscribe();
         let (stop, stopping) = watch::channel(false);
         let context = Arc::new(Context {
@@ -430,7 +439,12 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
             tracing::warn!(pipeline = %job.name, "skipping this run: {error}");
             Outcome::Skipped
         }
-        Ok(Err(error)) => failed(job, context, scheduled, &error.to_string()),
+        Ok(Err(error)) => failed(
+            job,
+            context,
+            scheduled,
+            &(context.options.describe_failure)(&job.file, &error),
+        ),
         Err(panic) => failed(
             job,
             context,
@@ -452,7 +466,7 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
             .remove(&job.name);
     }
     if !context.options.dry_run
-        && let Ok(Some(state)) = job.executor.store().load()
+        && let Ok(Some(state)) = job.executor.store().load().await
     {
         context.metrics.set_cursors(&job.name, &state);
     }

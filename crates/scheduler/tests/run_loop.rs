@@ -8,6 +8,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use cannectors_scheduler::{Ending, Job, Outcome, Scheduler, SchedulerOptions, Shutdown};
+use cannectors_test_support::reporting::Reporting;
 use serde_json::json;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -39,28 +40,15 @@ async fn serve(server: &MockServer, name: &str, response: ResponseTemplate) {
         .await;
 }
 
-/// Answers with a response and reports each request it answers, so a test can wait for it.
-struct Reporting {
-    response: ResponseTemplate,
-    arrived: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-impl wiremock::Respond for Reporting {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let _ = self.arrived.send(());
-        self.response.clone()
-    }
-}
-
 /// Serves `response` at `/name`; the receiver gets a message as each request arrives.
 async fn serve_reporting(
     server: &MockServer,
     name: &str,
     response: ResponseTemplate,
 ) -> tokio::sync::mpsc::UnboundedReceiver<()> {
-    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, arrivals) = Reporting::new(response);
     Mock::given(path(format!("/{name}")))
-        .respond_with(Reporting { response, arrived })
+        .respond_with(responder)
         .mount(server)
         .await;
     arrivals
@@ -421,5 +409,62 @@ async fn a_scheduled_run_that_panics_is_counted_and_the_next_tick_runs_again() {
             .message
             .contains("(panicked: a bug in the run of panics-often)"),
         "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn cursors_committed_before_the_start_are_published_before_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    std::fs::write(dir.path().join("seeded.json"), r#"{"id": 42}"#).unwrap();
+    let jobs = vec![job(dir.path(), &server, "seeded", every_second())];
+    let scheduler = Scheduler::new(jobs, SchedulerOptions::default()).unwrap();
+    let metrics = scheduler.metrics();
+    let shutdown = Shutdown::new();
+    // Stopped before the first tick: no run, only what was on disk.
+    shutdown.request();
+    let report = tokio::time::timeout(Duration::from_secs(20), scheduler.run(&shutdown))
+        .await
+        .unwrap();
+    assert_eq!(report.ending, Ending::Stopped);
+    assert_eq!(metrics.runs("seeded", Outcome::Success), 0);
+    assert!(
+        metrics
+            .render()
+            .contains("cannectors_cursor_value{pipeline=\"seeded\",cursor=\"id\"} 42\n"),
+        "{}",
+        metrics.render()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_is_told_the_way_the_embedding_program_describes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    std::fs::write(dir.path().join("broken.json"), "{\"id\": ").unwrap();
+    let jobs = vec![job(dir.path(), &server, "broken", None)];
+    let options = SchedulerOptions {
+        describe_failure: |file, error| {
+            format!(
+                "{error} [advice for {}]",
+                file.file_name().unwrap().display()
+            )
+        },
+        ..SchedulerOptions::default()
+    };
+    let report = tokio::time::timeout(
+        Duration::from_secs(20),
+        Scheduler::new(jobs, options).unwrap().run(&Shutdown::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failures.len(), 1);
+    let message = &report.failures[0].message;
+    assert!(message.starts_with("state file "), "{message}");
+    assert!(message.ends_with(" [advice for broken.yaml]"), "{message}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("broken.json")).unwrap(),
+        "{\"id\": "
     );
 }

@@ -9,14 +9,14 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
-use cannectors_config::{FieldPath, FieldPathError, StatePersistence};
 use chrono::{DateTime, Utc};
-use serde::de::{
+use serde_core::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::Value;
 
 use crate::cursor::{CursorId, IdRef, Timestamp, excerpt, instant_of_json};
+use crate::path::FieldPath;
 
 /// A position in a source: a timestamp, an id, or both, ordered as the pair (timestamp, id).
 ///
@@ -65,8 +65,7 @@ impl Position {
 /// The record fields that hold the enabled cursors, parsed once per pipeline.
 ///
 /// ```
-/// use cannectors_config::FieldPath;
-/// use cannectors_state::CursorFields;
+/// use cannectors_state::{CursorFields, FieldPath};
 /// use serde_json::json;
 /// let fields = CursorFields::new(
 ///     Some(FieldPath::parse("event.timestamp").unwrap()),
@@ -86,30 +85,14 @@ pub struct CursorFields {
     id: Option<FieldPath>,
 }
 
-/// Why the cursors of a record, or the cursor settings, cannot be used.
+/// Why the cursors of a record cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CursorError {
-    /// An enabled cursor has no `field`.
-    #[error(
-        "statePersistence.{cursor} is enabled but has no `field`: name the record field that \
-         holds it, such as `field: updated_at` or `field: event.id`, or set `enabled: false`"
-    )]
-    NoField {
-        /// `timestamp` or `id`.
-        cursor: &'static str,
-    },
-    /// The `field` of a cursor is not a dot path.
-    #[error("statePersistence.{cursor}.field: {source}")]
-    BadField {
-        /// `timestamp` or `id`.
-        cursor: &'static str,
-        /// What is wrong with the path.
-        source: FieldPathError,
-    },
     /// A record lacks the cursor field.
     #[error(
         "record {index} of the batch (counting from 0) has no `{field}`: every record needs the \
-         {cursor} cursor field; check statePersistence.{cursor}.field against what the source \
+         {cursor} cursor field; check the path of that field against the records the source \
          returns"
     )]
     Missing {
@@ -169,14 +152,6 @@ impl CursorFields {
         CursorFields { timestamp, id }
     }
 
-    /// The fields of the enabled timestamp and id cursors of a pipeline's `statePersistence`.
-    pub fn from_config(settings: &StatePersistence) -> CursorFields {
-        CursorFields {
-            timestamp: settings.timestamp().map(|cursor| cursor.field.clone()),
-            id: settings.id().map(|cursor| cursor.field.clone()),
-        }
-    }
-
     /// The timestamp field, when that cursor is enabled.
     pub fn timestamp(&self) -> Option<&FieldPath> {
         self.timestamp.as_ref()
@@ -227,8 +202,7 @@ impl CursorFields {
     /// read once: only the values of the cursor fields are built, everything else is skipped.
     ///
     /// ```
-    /// use cannectors_config::FieldPath;
-    /// use cannectors_state::CursorFields;
+    /// use cannectors_state::{CursorFields, FieldPath};
     /// let fields = CursorFields::new(None, Some(FieldPath::parse("event.id").unwrap()));
     /// let records = [r#"{"event": {"id": 12}, "x": [1, 2]}"#, r#"{"event": {"id": 30}}"#];
     /// let greatest = fields.greatest_position_in_json(records).unwrap().unwrap();
@@ -708,7 +682,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "record 1 of the batch (counting from 0) has no `event.timestamp`: every record needs \
-             the timestamp cursor field; check statePersistence.timestamp.field against what the \
+             the timestamp cursor field; check the path of that field against the records the \
              source returns"
         );
     }
@@ -750,21 +724,6 @@ mod tests {
             ),
             "{error}"
         );
-    }
-
-    #[test]
-    fn fields_come_from_the_enabled_cursors_of_the_pipeline() {
-        let yaml = "name: p\ninput:\n  type: database\n  connectionString: sqlite://a.db\n  \
-                    query: select $1\n  statePersistence:\n    timestamp: {field: updated_at}\n    \
-                    id: {field: id, enabled: false}\noutput: {type: stdout}\n";
-        let loaded = cannectors_config::parse_str(yaml, "p.yaml", &|_| None).unwrap();
-        let settings = loaded.pipeline.input.state_persistence().unwrap();
-        let fields = CursorFields::from_config(settings);
-        assert_eq!(
-            fields.timestamp().map(FieldPath::as_str),
-            Some("updated_at")
-        );
-        assert_eq!(fields.id(), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::cursor::{CursorId, Timestamp, excerpt};
+use crate::json_kind::json_kind;
 use crate::position::Position;
 
 /// The state of one pipeline: where the next run starts, and where an interrupted run resumes.
@@ -27,6 +28,7 @@ use crate::position::Position;
 /// assert!(state.to_json_pretty().contains(r#""id": 7"#));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct State {
     /// The largest record timestamp delivered (in the order of [`Position`]).
     pub timestamp: Option<Timestamp>,
@@ -36,37 +38,63 @@ pub struct State {
     pub offset: Option<u64>,
     /// The run in flight, while a paginated run is going or after it was interrupted.
     pub run: Option<Run>,
-    /// The pipeline that wrote the file (set by [`StateStore::commit`](crate::StateStore::commit)).
+    /// The pipeline that wrote the file (set by [`StateLock::commit`](crate::StateLock::commit)).
     pub pipeline: Option<String>,
     /// The absolute path of the pipeline file whose run wrote the file, when the writer said
-    /// (set by [`StateStore::commit`](crate::StateStore::commit) from
-    /// [`StateStore::with_pipeline_file`](crate::StateStore::with_pipeline_file)). Two pipeline
+    /// (set by [`StateLock::commit`](crate::StateLock::commit) from
+    /// [`StateStore::set_pipeline_file`](crate::StateStore::set_pipeline_file)). Two pipeline
     /// files of the same name and storage share one state file; this tells them apart.
     pub pipeline_file: Option<PathBuf>,
-    /// When the file was last written (set by [`StateStore::commit`](crate::StateStore::commit)).
+    /// When the file was last written (set by [`StateLock::commit`](crate::StateLock::commit)).
     pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// The progress of a paginated run that has not completed yet.
 ///
 /// While it exists, the committed cursors stay where the run started, so that the run's
-/// requests (built from them) stay the same, and a restarted run picks up at `resume`.
+/// requests (built from them) stay the same, and a restarted run picks up at
+/// [`resume`](Run::resume). It is made by [`State::record_progress`] (or read from a state
+/// file) and ended by [`State::complete_run`] or [`State::discard_run`], never built by hand:
+/// its parts only make sense together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
+    started_at: DateTime<Utc>,
+    batches: u64,
+    offset: Option<u64>,
+    seen: Position,
+    resume: Value,
+}
+
+impl Run {
     /// When the run started.
-    pub started_at: DateTime<Utc>,
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
     /// Batches delivered so far in this run.
-    pub batches: u64,
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
     /// The pagination offset reached so far in this run.
-    pub offset: Option<u64>,
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+
     /// The greatest position delivered so far in this run (empty before the first record).
-    pub seen: Position,
+    pub fn seen(&self) -> &Position {
+        &self.seen
+    }
+
     /// Where the source continues: opaque JSON that only the source that wrote it understands.
-    pub resume: Value,
+    pub fn resume(&self) -> &Value {
+        &self.resume
+    }
 }
 
 /// What is wrong with the content of a state file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StateFormatError {
     /// The file holds nothing but white space.
     #[error(
@@ -208,7 +236,7 @@ impl State {
     pub fn from_json(document: &Value) -> Result<State, StateFormatError> {
         let Value::Object(map) = document else {
             return Err(StateFormatError::NotAnObject {
-                found: kind_of(document),
+                found: json_kind(document),
             });
         };
         check_keys(map, "", TOP_KEYS, TOP_ALLOWED)?;
@@ -559,17 +587,6 @@ fn invalid(key: &str, value: &Value, expected: &'static str) -> StateFormatError
         key: key.to_owned(),
         value: excerpt(value),
         expected,
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

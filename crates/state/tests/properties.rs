@@ -3,8 +3,7 @@
 
 use std::cmp::Ordering;
 
-use cannectors_config::FieldPath;
-use cannectors_state::{CursorFields, CursorId, Position, Run, State, Timestamp};
+use cannectors_state::{CursorFields, CursorId, FieldPath, Position, Run, State, Timestamp};
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -110,12 +109,41 @@ fn run() -> impl Strategy<Value = Run> {
         position(),
         json_value(),
     )
-        .prop_map(|(started_at, batches, offset, seen, resume)| Run {
-            started_at,
-            batches,
-            offset,
-            seen,
-            resume,
+        .prop_map(|(started_at, batches, offset, seen, resume)| {
+            // A run section is made by a run or read from a file, never built by hand.
+            let mut section = json!({
+                "startedAt": started_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                "batches": batches,
+                "resume": resume,
+            });
+            if let Some(offset) = offset {
+                section["offset"] = json!(offset);
+            }
+            if !seen.is_empty() {
+                let mut position = json!({});
+                if let Some(timestamp) = &seen.timestamp {
+                    position["timestamp"] = timestamp.as_json().clone();
+                }
+                if let Some(id) = &seen.id {
+                    position["id"] = id.to_json();
+                }
+                section["seen"] = position;
+            }
+            let run = State::from_json(&json!({ "run": section }))
+                .unwrap()
+                .run
+                .unwrap();
+            assert_eq!(
+                (
+                    run.started_at(),
+                    run.batches(),
+                    run.offset(),
+                    run.seen(),
+                    run.resume()
+                ),
+                (started_at, batches, offset, &seen, &resume)
+            );
+            run
         })
 }
 
@@ -130,14 +158,16 @@ fn state() -> impl Strategy<Value = State> {
         prop::option::of(instant()),
     )
         .prop_map(
-            |(timestamp, id, offset, run, pipeline, pipeline_file, updated_at)| State {
-                timestamp,
-                id,
-                offset,
-                run,
-                pipeline,
-                pipeline_file,
-                updated_at,
+            |(timestamp, id, offset, run, pipeline, pipeline_file, updated_at)| {
+                let mut state = State::default();
+                state.timestamp = timestamp;
+                state.id = id;
+                state.offset = offset;
+                state.run = run;
+                state.pipeline = pipeline;
+                state.pipeline_file = pipeline_file;
+                state.updated_at = updated_at;
+                state
             },
         )
 }
@@ -225,7 +255,9 @@ proptest! {
         start in keyset_position(),
         steps in prop::collection::vec(keyset_position(), 0..8),
     ) {
-        let mut state = State { timestamp: start.timestamp, id: start.id, ..State::default() };
+        let mut state = State::default();
+        state.timestamp = start.timestamp;
+        state.id = start.id;
         for step in &steps {
             let before = state.committed();
             let moved = state.advance(step);

@@ -8,8 +8,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use cannectors_config::FieldPath;
-use cannectors_state::{CursorFields, State, StateError, StateStore};
+use cannectors_state::{CursorFields, FieldPath, FileStore, State, StateError, StateStore};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -321,21 +320,25 @@ proptest! {
             state_text().prop_map(String::into_bytes),
         ],
     ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::new("p", Some(dir.path())).unwrap();
+        let store = FileStore::new("p", Some(dir.path())).unwrap();
+        let commit = |state: &State| {
+            runtime.block_on(async { store.lock().await?.commit(state).await })
+        };
         fs::write(store.path(), &bytes).unwrap();
         let started = Instant::now();
-        let loaded = store.load();
+        let loaded = runtime.block_on(store.load());
         prop_assert!(started.elapsed() < BOUND, "loading took {:?}", started.elapsed());
         match loaded {
             Ok(state) => {
                 prop_assert!(state.is_some());
-                store.commit(&state.unwrap()).unwrap();
-                prop_assert!(store.load().unwrap().is_some());
+                commit(&state.unwrap()).unwrap();
+                prop_assert!(runtime.block_on(store.load()).unwrap().is_some());
             }
             Err(error) => {
                 prop_assert!(matches!(error, StateError::Corrupt { .. }), "{}", error);
-                prop_assert!(store.commit(&State::default()).is_err());
+                prop_assert!(commit(&State::default()).is_err());
                 prop_assert_eq!(fs::read(store.path()).unwrap(), bytes);
             }
         }

@@ -10,13 +10,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cannectors_state::{Position, State, StateError, StateStore, Timestamp};
+use cannectors_state::{FileStore, Position, State, StateError, StateStore, Timestamp};
 
 const ROLE: &str = "CANNECTORS_STATE_TEST_ROLE";
 const ROLE_DIR: &str = "CANNECTORS_STATE_TEST_DIR";
 
-fn store_in(dir: &Path) -> StateStore {
-    StateStore::new("events-sync", Some(dir)).unwrap()
+fn store_in(dir: &Path) -> FileStore {
+    FileStore::new("events-sync", Some(dir)).unwrap()
+}
+
+/// Takes the lock, commits `state` through it and lets it go.
+async fn commit(store: &FileStore, state: &State) -> Result<(), StateError> {
+    store.lock().await?.commit(state).await
+}
+
+/// Takes the lock, resets through it and lets it go.
+async fn reset(store: &FileStore) -> Result<bool, StateError> {
+    store.lock().await?.reset().await
 }
 
 fn seeded(timestamp: &str) -> State {
@@ -27,10 +37,10 @@ fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[test]
-fn the_first_run_finds_no_state() {
+#[tokio::test]
+async fn the_first_run_finds_no_state() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(store_in(dir.path()).load().unwrap(), None);
+    assert_eq!(store_in(dir.path()).load().await.unwrap(), None);
 }
 
 #[test]
@@ -45,39 +55,17 @@ fn state_lives_in_storage_path_named_after_the_pipeline() {
 #[test]
 fn a_relative_or_default_storage_path_resolves_against_the_working_directory() {
     let cwd = std::env::current_dir().unwrap();
-    let default = StateStore::new("p", None).unwrap();
+    let default = FileStore::new("p", None).unwrap();
     assert_eq!(default.path(), cwd.join(".cannectors-state").join("p.json"));
-    let relative = StateStore::new("p", Some(Path::new("state/here"))).unwrap();
+    let relative = FileStore::new("p", Some(Path::new("state/here"))).unwrap();
     assert_eq!(relative.path(), cwd.join("state/here/p.json"));
     assert!(relative.path().is_absolute());
 }
 
 #[test]
-fn for_pipeline_reads_storage_path_from_state_persistence() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "name: orders\ninput:\n  type: httpPolling\n  endpoint: https://source.example.com/api\n  \
-         statePersistence:\n    timestamp: {{enabled: true, field: updated_at, queryParam: since}}\n    \
-         storagePath: {}\noutput: {{type: stdout}}\n",
-        dir.path().display()
-    );
-    let loaded = cannectors_config::parse_str(&yaml, "orders.yaml", &|_| None).unwrap();
-    let store = StateStore::for_pipeline(&loaded.pipeline).unwrap();
-    assert_eq!(store.path(), dir.path().join("orders.json"));
-
-    let yaml = "name: orders\ninput:\n  type: httpPolling\n  endpoint: https://source.example.com/api\noutput: {type: stdout}\n";
-    let loaded = cannectors_config::parse_str(yaml, "orders.yaml", &|_| None).unwrap();
-    let store = StateStore::for_pipeline(&loaded.pipeline).unwrap();
-    assert_eq!(
-        store.path(),
-        StateStore::new("orders", None).unwrap().path()
-    );
-}
-
-#[test]
 fn a_pipeline_name_that_would_leave_the_directory_is_refused() {
     for name in ["../escape", "a/b", "", ".hidden", "-x"] {
-        let error = StateStore::new(name, None).unwrap_err();
+        let error = FileStore::new(name, None).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -88,19 +76,14 @@ fn a_pipeline_name_that_would_leave_the_directory_is_refused() {
     }
 }
 
-#[test]
-fn the_longest_name_validation_accepts_names_every_state_file() {
-    assert_eq!(
-        StateStore::MAX_NAME_LEN,
-        cannectors_config::MAX_PIPELINE_NAME_LEN,
-        "the pipeline file validation and the store must agree on the longest name"
-    );
+#[tokio::test]
+async fn the_longest_name_validation_accepts_names_every_state_file() {
     let dir = tempfile::tempdir().unwrap();
-    let name = "n".repeat(StateStore::MAX_NAME_LEN);
-    let store = StateStore::new(&name, Some(dir.path())).unwrap();
-    let lock = store.lock().unwrap();
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
-    assert!(store.load().unwrap().is_some());
+    let name = "n".repeat(cannectors_state::MAX_NAME_LEN);
+    let store = FileStore::new(&name, Some(dir.path())).unwrap();
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&seeded("2026-01-01T00:00:00Z")).await.unwrap();
+    assert!(store.load().await.unwrap().is_some());
     drop(lock);
     let mut files: Vec<String> = fs::read_dir(dir.path())
         .unwrap()
@@ -116,7 +99,7 @@ fn the_longest_name_validation_accepts_names_every_state_file() {
 
 #[test]
 fn a_name_too_long_for_its_state_files_is_refused_with_the_limit() {
-    let error = StateStore::new(&"n".repeat(StateStore::MAX_NAME_LEN + 1), None).unwrap_err();
+    let error = FileStore::new(&"n".repeat(cannectors_state::MAX_NAME_LEN + 1), None).unwrap_err();
     assert_eq!(
         error.to_string(),
         "a pipeline name of 247 bytes cannot name a state file: with the suffixes the store adds \
@@ -125,8 +108,8 @@ fn a_name_too_long_for_its_state_files_is_refused_with_the_limit() {
     );
 }
 
-#[test]
-fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
+#[tokio::test]
+async fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     let mut state = State::seed(Some("2026-01-01T00:00:00+02:00"), Some("17"), Some("40")).unwrap();
@@ -136,20 +119,15 @@ fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
         Some(60),
         chrono::Utc::now(),
     );
-    store.commit(&state).unwrap();
+    commit(&store, &state).await.unwrap();
 
-    let loaded = store.load().unwrap().unwrap();
+    let mut loaded = store.load().await.unwrap().unwrap();
     assert_eq!(loaded.pipeline.as_deref(), Some("events-sync"));
     assert!(loaded.updated_at.is_some());
     assert_eq!(loaded.pipeline_file, None);
-    assert_eq!(
-        State {
-            pipeline: None,
-            updated_at: None,
-            ..loaded
-        },
-        state
-    );
+    loaded.pipeline = None;
+    loaded.updated_at = None;
+    assert_eq!(loaded, state);
     let text = fs::read_to_string(store.path()).unwrap();
     assert!(
         text.contains("\"timestamp\": \"2026-01-01T00:00:00+02:00\""),
@@ -157,19 +135,21 @@ fn a_commit_is_loaded_back_with_pipeline_and_update_time() {
     );
 }
 
-#[test]
-fn a_commit_records_the_pipeline_file_it_was_made_for() {
+#[tokio::test]
+async fn a_commit_records_the_pipeline_file_it_was_made_for() {
     let dir = tempfile::tempdir().unwrap();
     let first_file = dir.path().join("first.yaml");
     fs::write(&first_file, "name: events-sync").unwrap();
     let first = store_in(dir.path()).with_pipeline_file(&first_file);
-    first.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    commit(&first, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     let text = fs::read_to_string(first.path()).unwrap();
     let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
     let canonical = first_file.canonicalize().unwrap();
     assert_eq!(recorded["pipelineFile"], canonical.to_str().unwrap());
 
-    let state = first.load().unwrap().unwrap();
+    let state = first.load().await.unwrap().unwrap();
     assert_eq!(state.pipeline_file.as_deref(), Some(canonical.as_path()));
     assert_eq!(first.other_pipeline_file(&state), None);
 
@@ -178,8 +158,8 @@ fn a_commit_records_the_pipeline_file_it_was_made_for() {
         second.other_pipeline_file(&state),
         Some(canonical.as_path())
     );
-    second.commit(&state).unwrap();
-    let state = second.load().unwrap().unwrap();
+    commit(&second, &state).await.unwrap();
+    let state = second.load().await.unwrap().unwrap();
     assert_eq!(
         state.pipeline_file.as_deref(),
         Some(dir.path().join("second.yaml").as_path())
@@ -189,8 +169,8 @@ fn a_commit_records_the_pipeline_file_it_was_made_for() {
     // A store that was not told its pipeline file neither warns nor keeps a stale writer.
     let unnamed = store_in(dir.path());
     assert_eq!(unnamed.other_pipeline_file(&state), None);
-    unnamed.commit(&state).unwrap();
-    let state = unnamed.load().unwrap().unwrap();
+    commit(&unnamed, &state).await.unwrap();
+    let state = unnamed.load().await.unwrap().unwrap();
     assert_eq!(state.pipeline_file, None);
     assert_eq!(first.other_pipeline_file(&state), None);
     assert!(
@@ -202,7 +182,7 @@ fn a_commit_records_the_pipeline_file_it_was_made_for() {
 
 #[test]
 fn a_relative_pipeline_file_is_recorded_as_an_absolute_path() {
-    let store = StateStore::new("p", None)
+    let store = FileStore::new("p", None)
         .unwrap()
         .with_pipeline_file("pipelines/p.yaml");
     let cwd = std::env::current_dir().unwrap();
@@ -212,38 +192,44 @@ fn a_relative_pipeline_file_is_recorded_as_an_absolute_path() {
     );
 }
 
-#[test]
-fn a_new_directory_gets_mode_0700_and_the_file_0600() {
+#[tokio::test]
+async fn a_new_directory_gets_mode_0700_and_the_file_0600() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("nested/state");
     let store = store_in(&dir);
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(mode_of(&dir), 0o700);
     assert_eq!(mode_of(&root.path().join("nested")), 0o700);
     assert_eq!(mode_of(store.path()), 0o600);
-    let _lock = store.lock().unwrap();
+    let _lock = store.lock().await.unwrap();
     assert_eq!(mode_of(store.lock_path()), 0o600);
 }
 
-#[test]
-fn a_stale_temp_file_beside_a_good_state_is_ignored_then_replaced() {
+#[tokio::test]
+async fn a_stale_temp_file_beside_a_good_state_is_ignored_then_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     let temp = dir.path().join("events-sync.json.tmp");
     fs::write(&temp, "{\"timestamp\": \"2026-").unwrap();
     fs::set_permissions(&temp, fs::Permissions::from_mode(0o644)).unwrap();
 
-    let loaded = store.load().unwrap().unwrap();
+    let loaded = store.load().await.unwrap().unwrap();
     assert_eq!(
         loaded.timestamp.unwrap().to_rfc3339_utc(),
         "2026-01-01T00:00:00Z"
     );
 
-    store.commit(&seeded("2026-02-01T00:00:00Z")).unwrap();
+    commit(&store, &seeded("2026-02-01T00:00:00Z"))
+        .await
+        .unwrap();
     assert!(!temp.exists());
     assert_eq!(mode_of(store.path()), 0o600);
-    let loaded = store.load().unwrap().unwrap();
+    let loaded = store.load().await.unwrap().unwrap();
     assert_eq!(
         loaded.timestamp.unwrap().to_rfc3339_utc(),
         "2026-02-01T00:00:00Z"
@@ -252,90 +238,99 @@ fn a_stale_temp_file_beside_a_good_state_is_ignored_then_replaced() {
 
 /// Writes `content` as the state file, checks that load and commit both fail with a message
 /// naming the absolute path and containing `problem`, and that the file is unchanged.
-fn assert_bad_file_is_refused_and_kept(content: &[u8], problem: &str) {
+async fn assert_bad_file_is_refused_and_kept(content: &[u8], problem: &str) {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     fs::write(store.path(), content).unwrap();
 
-    let load = store.load().unwrap_err();
+    let load = store.load().await.unwrap_err();
     let expected = format!(
         "state file {} is not usable: {problem}. Nothing was changed: fix the file by hand, or \
-         delete it with `cannectors state reset <pipeline file>` to start over from scratch",
+         remove it to start over from scratch",
         store.path().display()
     );
     assert_eq!(load.to_string(), expected);
     assert!(matches!(load, StateError::Corrupt { .. }));
 
-    let commit = store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap_err();
-    assert_eq!(commit.to_string(), expected);
+    let refused = commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.to_string(), expected);
     assert_eq!(fs::read(store.path()).unwrap(), content);
     assert!(!dir.path().join("events-sync.json.tmp").exists());
 }
 
-#[test]
-fn a_truncated_file_is_refused_and_kept() {
+#[tokio::test]
+async fn a_truncated_file_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": 4",
         "it ends in the middle of the JSON (line 1, column 45): it was cut short, perhaps by a \
          full disk or an interrupted copy",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn an_empty_file_is_refused_and_kept() {
+#[tokio::test]
+async fn an_empty_file_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"",
         "it is empty; a state file holds a JSON object such as {\"timestamp\": \
          \"2026-01-01T00:00:00Z\"}",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn a_wrongly_typed_id_is_refused_and_kept() {
+#[tokio::test]
+async fn a_wrongly_typed_id_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"id\": [1]}",
         "`id` holds [1], but it must be an integer (up to 9223372036854775807) or a string",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn a_negative_offset_is_refused_and_kept() {
+#[tokio::test]
+async fn a_negative_offset_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"offset\": -3}",
         "`offset` holds -3, but it must be a non-negative integer",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn a_timestamp_that_is_no_date_is_refused_and_kept() {
+#[tokio::test]
+async fn a_timestamp_that_is_no_date_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"timestamp\": \"yesterday\"}",
         "`timestamp` holds \"yesterday\", but it must be a timestamp: RFC 3339 such as \
          \"2026-01-01T00:00:00Z\", \"YYYY-MM-DD HH:MM:SS\" (read as UTC), or epoch seconds or \
          milliseconds as a number",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn a_misspelt_key_is_refused_and_kept() {
+#[tokio::test]
+async fn a_misspelt_key_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"timestamps\": \"2026-01-01T00:00:00Z\"}",
         "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
          timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and lastTimestamp, lastId \
          from files of the older tool)",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn a_binary_file_is_refused_and_kept() {
+#[tokio::test]
+async fn a_binary_file_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"id\": \"\xff\xfe\"}",
         "it is not text: the bytes at offset 8 are not UTF-8",
-    );
+    )
+    .await;
 }
 
-#[test]
-fn a_directory_in_place_of_the_file_is_refused_and_kept() {
+#[tokio::test]
+async fn a_directory_in_place_of_the_file_is_refused_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     fs::create_dir(store.path()).unwrap();
@@ -345,29 +340,29 @@ fn a_directory_in_place_of_the_file_is_refused_and_kept() {
          it away (nothing was read or changed)",
         store.path().display()
     );
-    assert_eq!(store.load().unwrap_err().to_string(), expected);
+    assert_eq!(store.load().await.unwrap_err().to_string(), expected);
     assert_eq!(
-        store
-            .commit(&seeded("2026-01-01T00:00:00Z"))
+        commit(&store, &seeded("2026-01-01T00:00:00Z"))
+            .await
             .unwrap_err()
             .to_string(),
         expected
     );
-    assert_eq!(store.reset().unwrap_err().to_string(), expected);
+    assert_eq!(reset(&store).await.unwrap_err().to_string(), expected);
     assert_eq!(
         fs::read_to_string(store.path().join("inside")).unwrap(),
         "keep me"
     );
 }
 
-#[test]
-fn an_unreachable_file_is_a_read_error_naming_it() {
+#[tokio::test]
+async fn an_unreachable_file_is_a_read_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     // A regular file where the storage directory should be: the state file cannot be reached.
     let blocker = dir.path().join("not-a-dir");
     fs::write(&blocker, "x").unwrap();
     let store = store_in(&blocker);
-    let message = store.load().unwrap_err().to_string();
+    let message = store.load().await.unwrap_err().to_string();
     assert!(
         message.starts_with(&format!(
             "cannot read state file {}: ",
@@ -378,12 +373,16 @@ fn an_unreachable_file_is_a_read_error_naming_it() {
     assert!(message.ends_with(
         "make it readable by this user, or move it away to start over (nothing was changed)"
     ));
-    assert!(store.commit(&seeded("2026-01-01T00:00:00Z")).is_err());
+    assert!(
+        commit(&store, &seeded("2026-01-01T00:00:00Z"))
+            .await
+            .is_err()
+    );
     assert_eq!(fs::read_to_string(&blocker).unwrap(), "x");
 }
 
-#[test]
-fn a_file_without_read_permission_is_a_read_error_naming_it() {
+#[tokio::test]
+async fn a_file_without_read_permission_is_a_read_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     fs::write(store.path(), "{\"offset\": 1}").unwrap();
@@ -393,40 +392,48 @@ fn a_file_without_read_permission_is_a_read_error_naming_it() {
         // to test with; the unreachable-file test covers the same error.
         return;
     }
-    let message = store.load().unwrap_err().to_string();
+    let message = store.load().await.unwrap_err().to_string();
     assert!(message.starts_with(&format!(
         "cannot read state file {}: ",
         store.path().display()
     )));
-    assert!(store.commit(&seeded("2026-01-01T00:00:00Z")).is_err());
+    assert!(
+        commit(&store, &seeded("2026-01-01T00:00:00Z"))
+            .await
+            .is_err()
+    );
     fs::set_permissions(store.path(), fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(fs::read_to_string(store.path()).unwrap(), "{\"offset\": 1}");
 }
 
-#[test]
-fn reset_removes_the_state_and_a_stale_temp_file() {
+#[tokio::test]
+async fn reset_removes_the_state_and_a_stale_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
-    assert!(!store.reset().unwrap());
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    assert!(!reset(&store).await.unwrap());
+    commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     fs::write(dir.path().join("events-sync.json.tmp"), "partial").unwrap();
-    assert!(store.reset().unwrap());
-    assert_eq!(store.load().unwrap(), None);
+    assert!(reset(&store).await.unwrap());
+    assert_eq!(store.load().await.unwrap(), None);
     assert!(!dir.path().join("events-sync.json.tmp").exists());
 }
 
-#[test]
-fn reset_is_how_a_user_clears_a_corrupt_file() {
+#[tokio::test]
+async fn reset_is_how_a_user_clears_a_corrupt_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     fs::write(store.path(), "{\"timestamp\": ").unwrap();
-    assert!(store.reset().unwrap());
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
-    assert!(store.load().unwrap().is_some());
+    assert!(reset(&store).await.unwrap());
+    commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert!(store.load().await.unwrap().is_some());
 }
 
-#[test]
-fn resumes_from_the_committed_position_after_restart() {
+#[tokio::test]
+async fn resumes_from_the_committed_position_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let position = Position {
         timestamp: Some(Timestamp::parse("2026-01-03 10:00:00.250").unwrap()),
@@ -434,17 +441,17 @@ fn resumes_from_the_committed_position_after_restart() {
     };
     {
         let store = store_in(dir.path());
-        let _lock = store.lock().unwrap();
-        let mut state = store.load().unwrap().unwrap_or_default();
+        let mut lock = store.lock().await.unwrap();
+        let mut state = store.load().await.unwrap().unwrap_or_default();
         assert!(state.advance(&position));
-        store.commit(&state).unwrap();
+        lock.commit(&state).await.unwrap();
     }
     let store = store_in(dir.path());
-    let _lock = store.lock().unwrap();
-    assert_eq!(store.load().unwrap().unwrap().committed(), position);
+    let _lock = store.lock().await.unwrap();
+    assert_eq!(store.load().await.unwrap().unwrap().committed(), position);
 }
 
-fn locked_message(store: &StateStore) -> String {
+fn locked_message(store: &FileStore) -> String {
     format!(
         "pipeline `events-sync` is already running: another process holds the lock {}; wait for \
          that run to finish or stop it (the lock is released when its process exits)",
@@ -452,17 +459,17 @@ fn locked_message(store: &StateStore) -> String {
     )
 }
 
-#[test]
-fn a_second_lock_fails_at_once_while_the_first_guard_lives() {
+#[tokio::test]
+async fn a_second_lock_fails_at_once_while_the_first_guard_lives() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
-    let first = store.lock().unwrap();
+    let first = store.lock().await.unwrap();
     // A second store opens its own handle: OS locks belong to open files, not to processes.
-    let second = store_in(dir.path()).lock().unwrap_err();
+    let second = store_in(dir.path()).lock().await.unwrap_err();
     assert_eq!(second.to_string(), locked_message(&store));
     assert!(matches!(second, StateError::Locked { .. }));
     drop(first);
-    assert!(store.lock().is_ok());
+    assert!(store.lock().await.is_ok());
 }
 
 /// Runs this test binary again as a child process playing `role` in `dir`.
@@ -504,8 +511,8 @@ fn wait_for_line(child: &mut Child, line: &'static str) {
 
 /// Not a test of its own: the body of the child processes the tests below start. Run directly,
 /// without the environment variable, it does nothing.
-#[test]
-fn child_process_role() {
+#[tokio::test]
+async fn child_process_role() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
     };
@@ -514,13 +521,13 @@ fn child_process_role() {
     let deadline = Instant::now() + Duration::from_secs(60);
     match role.as_str() {
         "hold-lock" => {
-            let _lock = store.lock().unwrap();
+            let _lock = store.lock().await.unwrap();
             println!("locked");
             // Until killed, or until the parent is gone and standard input ends.
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
         }
         "commit-loop" => {
-            let _lock = store.lock().unwrap();
+            let mut lock = store.lock().await.unwrap();
             let mut state = seeded("2026-01-01T00:00:00Z");
             for offset in 1..=1_000_000_u64 {
                 state.record_progress(
@@ -529,7 +536,7 @@ fn child_process_role() {
                     Some(offset),
                     chrono::Utc::now(),
                 );
-                store.commit(&state).unwrap();
+                lock.commit(&state).await.unwrap();
                 if offset == 20 {
                     println!("committing");
                 }
@@ -542,26 +549,26 @@ fn child_process_role() {
     }
 }
 
-#[test]
-fn another_process_cannot_take_the_lock_until_the_holder_dies() {
+#[tokio::test]
+async fn another_process_cannot_take_the_lock_until_the_holder_dies() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     let mut child = spawn_child("hold-lock", dir.path());
     wait_for_line(&mut child, "locked");
 
     assert_eq!(
-        store.lock().unwrap_err().to_string(),
+        store.lock().await.unwrap_err().to_string(),
         locked_message(&store)
     );
 
     // Killed, not asked to stop: the OS releases the lock of a dead process.
     child.kill().unwrap();
     child.wait().unwrap();
-    let _lock = store.lock().unwrap();
+    let _lock = store.lock().await.unwrap();
 }
 
-#[test]
-fn a_process_killed_while_committing_leaves_a_loadable_state() {
+#[tokio::test]
+async fn a_process_killed_while_committing_leaves_a_loadable_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     let mut child = spawn_child("commit-loop", dir.path());
@@ -569,45 +576,46 @@ fn a_process_killed_while_committing_leaves_a_loadable_state() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let _lock = store.lock().unwrap();
+    let mut lock = store.lock().await.unwrap();
     let state = store
         .load()
+        .await
         .unwrap()
         .expect("at least twenty commits happened");
     let run = state.run.unwrap();
-    let offset = run.offset.unwrap();
+    let offset = run.offset().unwrap();
     assert!(offset >= 20, "offset {offset}");
     // One whole commit, never a mix of two.
     assert_eq!(
-        (run.batches, &run.resume["page"]),
+        (run.batches(), &run.resume()["page"]),
         (offset, &serde_json::json!(offset))
     );
 
-    let mut next = store.load().unwrap().unwrap();
+    let mut next = store.load().await.unwrap().unwrap();
     next.complete_run(None);
-    store.commit(&next).unwrap();
+    lock.commit(&next).await.unwrap();
     assert!(!dir.path().join("events-sync.json.tmp").exists());
-    assert_eq!(store.load().unwrap().unwrap().offset, Some(offset));
+    assert_eq!(store.load().await.unwrap().unwrap().offset, Some(offset));
 }
 
 #[test]
 fn an_empty_storage_path_cannot_be_resolved() {
-    let error = StateStore::new("p", Some(Path::new(""))).unwrap_err();
+    let error = FileStore::new("p", Some(Path::new(""))).unwrap_err();
     assert!(
         error
             .to_string()
-            .starts_with("cannot resolve the state directory `` (statePersistence.storagePath): "),
+            .starts_with("cannot resolve the state directory ``: "),
         "{error}"
     );
 }
 
-#[test]
-fn a_storage_directory_that_cannot_be_created_is_named() {
+#[tokio::test]
+async fn a_storage_directory_that_cannot_be_created_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("not-a-dir");
     fs::write(&blocker, "x").unwrap();
     let store = store_in(&blocker.join("state"));
-    let message = store.lock().unwrap_err().to_string();
+    let message = store.lock().await.unwrap_err().to_string();
     assert!(
         message.starts_with(&format!(
             "cannot create the state directory {}: ",
@@ -615,18 +623,15 @@ fn a_storage_directory_that_cannot_be_created_is_named() {
         )),
         "{message}"
     );
-    assert!(
-        message
-            .ends_with("create it, or point statePersistence.storagePath at a writable directory")
-    );
+    assert!(message.ends_with("create it, or keep the state in a writable directory"));
 }
 
-#[test]
-fn a_lock_file_that_cannot_be_opened_is_named() {
+#[tokio::test]
+async fn a_lock_file_that_cannot_be_opened_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     fs::create_dir(store.lock_path()).unwrap();
-    let message = store.lock().unwrap_err().to_string();
+    let message = store.lock().await.unwrap_err().to_string();
     assert!(
         message.starts_with(&format!(
             "cannot take the run lock {}: ",
@@ -636,7 +641,7 @@ fn a_lock_file_that_cannot_be_opened_is_named() {
     );
 }
 
-fn link_message(store: &StateStore) -> String {
+fn link_message(store: &FileStore) -> String {
     format!(
         "the run lock {} is a symbolic link: it is never opened through a link, which could \
          create or lock a file elsewhere; remove the link (nothing was created or changed at its \
@@ -645,15 +650,15 @@ fn link_message(store: &StateStore) -> String {
     )
 }
 
-#[test]
-fn a_dangling_link_in_place_of_the_lock_file_is_refused_and_creates_nothing() {
+#[tokio::test]
+async fn a_dangling_link_in_place_of_the_lock_file_is_refused_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     let target = elsewhere.path().join("created-by-the-lock");
     let store = store_in(dir.path());
     std::os::unix::fs::symlink(&target, store.lock_path()).unwrap();
 
-    let error = store.lock().unwrap_err();
+    let error = store.lock().await.unwrap_err();
     assert_eq!(error.to_string(), link_message(&store));
     assert!(!target.exists(), "the lock created its link's target");
     assert!(
@@ -663,8 +668,8 @@ fn a_dangling_link_in_place_of_the_lock_file_is_refused_and_creates_nothing() {
     );
 }
 
-#[test]
-fn a_link_to_an_existing_file_in_place_of_the_lock_file_is_refused_and_leaves_it_alone() {
+#[tokio::test]
+async fn a_link_to_an_existing_file_in_place_of_the_lock_file_is_refused_and_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     let target = elsewhere.path().join("precious");
@@ -674,7 +679,7 @@ fn a_link_to_an_existing_file_in_place_of_the_lock_file_is_refused_and_leaves_it
     let store = store_in(dir.path());
     std::os::unix::fs::symlink(&target, store.lock_path()).unwrap();
 
-    let error = store.lock().unwrap_err();
+    let error = store.lock().await.unwrap_err();
     assert_eq!(error.to_string(), link_message(&store));
     assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
     assert_eq!(mode_of(&target), 0o644);
@@ -684,16 +689,18 @@ fn a_link_to_an_existing_file_in_place_of_the_lock_file_is_refused_and_leaves_it
     file.try_lock().unwrap();
 }
 
-#[test]
-fn a_failed_write_leaves_the_previous_state_file_unchanged() {
+#[tokio::test]
+async fn a_failed_write_leaves_the_previous_state_file_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     let before = fs::read(store.path()).unwrap();
     // A directory where the temp file goes: the new content cannot be written.
     fs::create_dir(dir.path().join("events-sync.json.tmp")).unwrap();
-    let message = store
-        .commit(&seeded("2026-02-01T00:00:00Z"))
+    let message = commit(&store, &seeded("2026-02-01T00:00:00Z"))
+        .await
         .unwrap_err()
         .to_string();
     assert!(
@@ -709,17 +716,63 @@ fn a_failed_write_leaves_the_previous_state_file_unchanged() {
     assert_eq!(fs::read(store.path()).unwrap(), before);
 }
 
-#[test]
-fn a_reset_that_cannot_remove_the_temp_file_keeps_the_state_file() {
+#[tokio::test]
+async fn a_reset_that_cannot_remove_the_temp_file_keeps_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
-    store.commit(&seeded("2026-01-01T00:00:00Z")).unwrap();
+    commit(&store, &seeded("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     let temp = dir.path().join("events-sync.json.tmp");
     fs::create_dir(&temp).unwrap();
-    let message = store.reset().unwrap_err().to_string();
+    let message = reset(&store).await.unwrap_err().to_string();
     assert!(
         message.starts_with(&format!("cannot remove state file {}: ", temp.display())),
         "{message}"
     );
-    assert!(store.load().unwrap().is_some());
+    assert!(store.load().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_lock_commits_on_its_own_after_the_store_value_that_took_it_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lock = store_in(dir.path()).lock().await.unwrap();
+    lock.commit(&seeded("2026-01-01T00:00:00Z")).await.unwrap();
+    // Still the one writer: another store of the same pipeline is refused.
+    let other = store_in(dir.path());
+    assert_eq!(
+        other.lock().await.unwrap_err().to_string(),
+        locked_message(&other)
+    );
+    drop(lock);
+    let state = other.load().await.unwrap().unwrap();
+    assert_eq!(
+        state.timestamp.unwrap().to_rfc3339_utc(),
+        "2026-01-01T00:00:00Z"
+    );
+}
+
+#[tokio::test]
+async fn the_file_store_works_behind_the_store_trait() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store: Box<dyn StateStore> = Box::new(store_in(dir.path()));
+    store.set_pipeline_file(&dir.path().join("events.yaml"));
+    assert_eq!(store.pipeline(), "events-sync");
+    assert_eq!(
+        store.location(),
+        dir.path().join("events-sync.json").display().to_string()
+    );
+    assert_eq!(store.load().await.unwrap(), None);
+
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&seeded("2026-01-01T00:00:00Z")).await.unwrap();
+    let state = store.load().await.unwrap().unwrap();
+    assert_eq!(
+        state.pipeline_file.as_deref(),
+        Some(dir.path().join("events.yaml").as_path())
+    );
+    assert_eq!(store.other_pipeline_file(&state), None);
+    assert!(lock.reset().await.unwrap());
+    assert!(!lock.reset().await.unwrap(), "nothing left to reset");
+    assert_eq!(store.load().await.unwrap(), None);
 }

@@ -1,8 +1,8 @@
 //! What every end-to-end test needs: the binary, a scratch directory, and a way to run a
-//! command with a bounded wait.
+//! command with a bounded wait. The servers the binary talks to come from the test-support
+//! crate, shared with the crates' own tests and the benchmark.
 
-pub mod http;
-pub mod silent;
+pub use cannectors_test_support::{http, silent};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

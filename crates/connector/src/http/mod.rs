@@ -29,7 +29,7 @@
 
 mod auth;
 mod error;
-mod redact;
+pub(crate) mod redact;
 mod retry;
 
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub use reqwest::header::HeaderMap;
 
 use auth::{Auth, Credential, OAuth2};
 use error::{classify, describe_reqwest};
-use redact::Redactor;
+use redact::{Redactor, redact_url};
 use retry::RetryPolicy;
 
 /// Default request timeout, as documented for `timeoutMs`.
@@ -155,7 +155,7 @@ impl HttpRequest {
     /// A request to an absolute http or https URL written as text.
     pub fn new(method: HttpMethod, url: &str) -> Result<HttpRequest, HttpError> {
         let parsed = Url::parse(url).map_err(|e| HttpError::InvalidUrl {
-            url: Redactor::default().raw_url(url),
+            url: redact_url(url),
             problem: e.to_string(),
         })?;
         HttpRequest::from_url(method, parsed)
@@ -165,7 +165,7 @@ impl HttpRequest {
     pub fn from_url(method: HttpMethod, url: Url) -> Result<HttpRequest, HttpError> {
         if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
             return Err(HttpError::InvalidUrl {
-                url: Redactor::default().url(&url),
+                url: redact_url(url.as_str()),
                 problem: format!("the scheme `{}` is not http or https", url.scheme()),
             });
         }

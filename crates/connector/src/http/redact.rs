@@ -37,6 +37,35 @@ const SENSITIVE_PARAMS: &[&str] = &[
     "token",
 ];
 
+/// A URL as it may be shown in a log line or a message: without userinfo (a user name can be
+/// a token) and with the values of the query parameters that commonly carry credentials
+/// (`api_key`, `token`, `password`, ...) replaced by `***`. A text that does not parse as a URL
+/// loses what looks like userinfo and those values all the same.
+///
+/// This is the one redaction of URLs for every crate (endpoints, connection strings); an HTTP
+/// client also masks the secrets of its own authentication (`HttpClient::redact_url`).
+///
+/// ```
+/// use cannectors_connector::redact_url;
+///
+/// assert_eq!(
+///     redact_url("https://ada:pw@api.example.com/v1/items?api_key=k-1&page=2"),
+///     "https://api.example.com/v1/items?api_key=***&page=2"
+/// );
+/// assert_eq!(
+///     redact_url("postgres://app:s3cret@db:5432/sales?password=s3cret"),
+///     "postgres://db:5432/sales?password=***"
+/// );
+/// assert_eq!(redact_url("https://me:pw@exa mple/x"), "https://***@exa mple/x");
+/// ```
+pub fn redact_url(text: &str) -> String {
+    let redactor = Redactor::default();
+    match Url::parse(text) {
+        Ok(url) => redactor.url(&url),
+        Err(_) => redactor.raw_url(text),
+    }
+}
+
 /// Masks the secrets of one client.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {

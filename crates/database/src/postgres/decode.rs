@@ -2,7 +2,9 @@
 //!
 //! A row becomes a record, JSON text, without any intermediate map: [`RecordShape`] takes each
 //! column's bytes as they arrived and writes the JSON value after the column's key, encoded
-//! once per statement. The mapping is the table in docs/databases.md; keep the two in step.
+//! once per statement. Which types have a JSON form is [`PgType`]'s table, shared with the
+//! encoding of parameters; the JSON each becomes is the table in docs/databases.md; keep the
+//! two in step.
 //!
 //! This is the hot path of a database input (millions of rows a run): booleans, integers, text
 //! and timestamps are written straight from the wire bytes (timestamps without going through
@@ -21,14 +23,15 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::types as wire;
 use serde_json::Value;
 use tokio_postgres::Row;
-use tokio_postgres::types::{FromSql, Kind, Type};
+use tokio_postgres::types::{FromSql, Type};
 
 use super::numeric;
+use super::types::PgType;
 
 type DecodeError = Box<dyn Error + Sync + Send>;
 
-/// The bytes of one column as they arrived, `None` for NULL; any type is accepted, since
-/// [`RecordShape`] was built from columns that all passed [`readable`].
+/// The bytes of one column as they arrived, `None` for NULL; any type is accepted: a column
+/// without a JSON form fails when its value is written.
 struct Raw<'a>(Option<&'a [u8]>);
 
 impl<'a> FromSql<'a> for Raw<'a> {
@@ -51,9 +54,27 @@ pub(crate) struct RecordShape {
     names: Vec<String>,
     /// For each field, in order: what precedes its value in the record (`{"id":`,
     /// `,"name":`), the column that fills it and its type.
-    fields: Vec<(String, usize, Type)>,
+    fields: Vec<(String, usize, Column)>,
     /// The length of the last record written, to size the next one.
     last_len: AtomicUsize,
+}
+
+/// The type of a result column.
+#[derive(Debug, Clone)]
+struct Column {
+    /// How its values become JSON; `None` when they have no JSON form.
+    form: Option<PgType>,
+    /// Its name in the database, for messages.
+    name: String,
+}
+
+impl Column {
+    fn of(ty: &Type) -> Column {
+        Column {
+            form: PgType::of(ty),
+            name: ty.name().to_owned(),
+        }
+    }
 }
 
 /// A column value that could not be decoded.
@@ -70,18 +91,18 @@ impl RecordShape {
     /// place of the first and with the value of the last, as inserting them in turn would.
     pub(crate) fn new(columns: &[tokio_postgres::Column]) -> RecordShape {
         let mut names: Vec<String> = Vec::with_capacity(columns.len());
-        let mut fields: Vec<(String, usize, Type)> = Vec::with_capacity(columns.len());
+        let mut fields: Vec<(String, usize, Column)> = Vec::with_capacity(columns.len());
         for (index, column) in columns.iter().enumerate() {
             match names.iter().position(|name| name == column.name()) {
                 Some(at) => {
                     fields[at].1 = index;
-                    fields[at].2 = column.type_().clone();
+                    fields[at].2 = Column::of(column.type_());
                 }
                 None => {
                     let separator = if names.is_empty() { '{' } else { ',' };
                     let key = format!("{separator}{}:", Value::from(column.name()));
                     names.push(column.name().to_owned());
-                    fields.push((key, index, column.type_().clone()));
+                    fields.push((key, index, Column::of(column.type_())));
                 }
             }
         }
@@ -99,20 +120,20 @@ impl RecordShape {
         timestamp: Option<&str>,
         id: Option<&str>,
     ) -> Option<CursorColumns> {
-        let column = |name: &str, accepts: fn(&Type) -> bool| {
+        let column = |name: &str, accepts: fn(&PgType) -> bool| {
             let at = self.names.iter().position(|key| key == name)?;
             let (_, column, ty) = self.fields.get(at)?;
-            accepts(ty).then_some(*column)
+            ty.form.as_ref().is_some_and(accepts).then_some(*column)
         };
         let timestamp = match timestamp {
             Some(name) => Some(column(name, |ty| {
-                matches!(*ty, Type::TIMESTAMPTZ | Type::TIMESTAMP)
+                matches!(ty, PgType::Timestamptz | PgType::Timestamp)
             })?),
             None => None,
         };
         let id = match id {
             Some(name) => Some(column(name, |ty| {
-                matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8)
+                matches!(ty, PgType::Int2 | PgType::Int4 | PgType::Int8)
             })?),
             None => None,
         };
@@ -129,9 +150,14 @@ impl RecordShape {
             };
             text.extend_from_slice(key.as_bytes());
             let Raw(raw) = row.try_get(*column).map_err(|e| fail(e.to_string()))?;
-            match raw {
-                None => text.extend_from_slice(b"null"),
-                Some(raw) => write_value(ty, raw, &mut text).map_err(|e| fail(e.to_string()))?,
+            match (raw, &ty.form) {
+                (None, _) => text.extend_from_slice(b"null"),
+                (Some(raw), Some(form)) => {
+                    write_value(form, raw, &mut text).map_err(|e| fail(e.to_string()))?;
+                }
+                (Some(_), None) => {
+                    return Err(fail(format!("the type {} has no JSON form", ty.name)));
+                }
             }
         }
         if self.fields.is_empty() {
@@ -198,47 +224,11 @@ impl CursorColumns {
     }
 }
 
-/// Whether a column of this type has a JSON form.
-pub(crate) fn readable(ty: &Type) -> bool {
-    match ty.kind() {
-        Kind::Enum(_) => true,
-        Kind::Array(member) => !matches!(member.kind(), Kind::Array(_)) && readable(member),
-        Kind::Domain(base) => readable(base),
-        _ => {
-            matches!(
-                *ty,
-                Type::BOOL
-                    | Type::INT2
-                    | Type::INT4
-                    | Type::INT8
-                    | Type::OID
-                    | Type::FLOAT4
-                    | Type::FLOAT8
-                    | Type::NUMERIC
-                    | Type::TEXT
-                    | Type::VARCHAR
-                    | Type::BPCHAR
-                    | Type::NAME
-                    | Type::CHAR
-                    | Type::UNKNOWN
-                    | Type::TIMESTAMPTZ
-                    | Type::TIMESTAMP
-                    | Type::DATE
-                    | Type::TIME
-                    | Type::UUID
-                    | Type::JSON
-                    | Type::JSONB
-                    | Type::BYTEA
-            ) || ty.name() == "citext"
-        }
-    }
-}
-
 /// Appends the JSON form of one non-NULL value: the common types straight from the wire bytes,
 /// the others through [`decode`].
-fn write_value(ty: &Type, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    match *ty {
-        Type::BOOL => {
+fn write_value(ty: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    match ty {
+        PgType::Bool => {
             let text: &[u8] = if wire::bool_from_sql(raw)? {
                 b"true"
             } else {
@@ -246,25 +236,25 @@ fn write_value(ty: &Type, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
             };
             out.extend_from_slice(text);
         }
-        Type::INT2 => out.extend_from_slice(
+        PgType::Int2 => out.extend_from_slice(
             itoa::Buffer::new()
                 .format(wire::int2_from_sql(raw)?)
                 .as_bytes(),
         ),
-        Type::INT4 => out.extend_from_slice(
+        PgType::Int4 => out.extend_from_slice(
             itoa::Buffer::new()
                 .format(wire::int4_from_sql(raw)?)
                 .as_bytes(),
         ),
-        Type::INT8 => out.extend_from_slice(
+        PgType::Int8 => out.extend_from_slice(
             itoa::Buffer::new()
                 .format(wire::int8_from_sql(raw)?)
                 .as_bytes(),
         ),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+        PgType::Text => {
             serde_json::to_writer(&mut *out, wire::text_from_sql(raw)?)?;
         }
-        Type::TIMESTAMPTZ | Type::TIMESTAMP => {
+        PgType::Timestamptz | PgType::Timestamp => {
             match timestamp_text(wire::timestamp_from_sql(raw)?)? {
                 Some(text) => {
                     // Digits, separators and `Z`: nothing to escape.
@@ -280,42 +270,34 @@ fn write_value(ty: &Type, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
     Ok(())
 }
 
-fn decode(ty: &Type, raw: &[u8]) -> Result<Value, DecodeError> {
-    Ok(match *ty {
-        Type::BOOL => Value::Bool(wire::bool_from_sql(raw)?),
-        Type::INT2 => wire::int2_from_sql(raw)?.into(),
-        Type::INT4 => wire::int4_from_sql(raw)?.into(),
-        Type::INT8 => wire::int8_from_sql(raw)?.into(),
-        Type::OID => wire::oid_from_sql(raw)?.into(),
+fn decode(ty: &PgType, raw: &[u8]) -> Result<Value, DecodeError> {
+    Ok(match ty {
+        PgType::Bool => Value::Bool(wire::bool_from_sql(raw)?),
+        PgType::Int2 => wire::int2_from_sql(raw)?.into(),
+        PgType::Int4 => wire::int4_from_sql(raw)?.into(),
+        PgType::Int8 => wire::int8_from_sql(raw)?.into(),
+        PgType::Oid => wire::oid_from_sql(raw)?.into(),
         // Through the shortest decimal of the f32, so that 1.1 stays 1.1 and not 1.100000023...
-        Type::FLOAT4 => float(wire::float4_from_sql(raw)?.to_string().parse::<f64>()?),
-        Type::FLOAT8 => float(wire::float8_from_sql(raw)?),
-        Type::NUMERIC => numeric::to_json_value(raw)?,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            Value::String(wire::text_from_sql(raw)?.to_owned())
-        }
-        Type::CHAR => Value::String(char::from(wire::char_from_sql(raw)? as u8).to_string()),
-        Type::TIMESTAMPTZ | Type::TIMESTAMP => timestamp(wire::timestamp_from_sql(raw)?)?,
-        Type::DATE => date(wire::date_from_sql(raw)?)?,
-        Type::TIME => time(wire::time_from_sql(raw)?)?,
-        Type::UUID => Value::String(
+        PgType::Float4 => float(wire::float4_from_sql(raw)?.to_string().parse::<f64>()?),
+        PgType::Float8 => float(wire::float8_from_sql(raw)?),
+        PgType::Numeric => numeric::to_json_value(raw)?,
+        PgType::Text => Value::String(wire::text_from_sql(raw)?.to_owned()),
+        PgType::Char => Value::String(char::from(wire::char_from_sql(raw)? as u8).to_string()),
+        PgType::Timestamptz | PgType::Timestamp => timestamp(wire::timestamp_from_sql(raw)?)?,
+        PgType::Date => date(wire::date_from_sql(raw)?)?,
+        PgType::Time => time(wire::time_from_sql(raw)?)?,
+        PgType::Uuid => Value::String(
             uuid::Uuid::from_bytes(wire::uuid_from_sql(raw)?)
                 .hyphenated()
                 .to_string(),
         ),
-        Type::JSON => serde_json::from_slice(raw)?,
-        Type::JSONB => match raw.split_first() {
+        PgType::Json => serde_json::from_slice(raw)?,
+        PgType::Jsonb => match raw.split_first() {
             Some((1, document)) => serde_json::from_slice(document)?,
             _ => return Err("unknown jsonb format version".into()),
         },
-        Type::BYTEA => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
-        _ => match ty.kind() {
-            Kind::Array(member) => array(member, raw)?,
-            Kind::Domain(base) => decode(base, raw)?,
-            Kind::Enum(_) => Value::String(wire::text_from_sql(raw)?.to_owned()),
-            _ if ty.name() == "citext" => Value::String(wire::text_from_sql(raw)?.to_owned()),
-            _ => return Err(format!("the type {} has no JSON form", ty.name()).into()),
-        },
+        PgType::Bytea => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
+        PgType::Array(member) => array(member, raw)?,
     })
 }
 
@@ -431,7 +413,7 @@ fn time(micros: i64) -> Result<Value, DecodeError> {
 }
 
 /// Arrays of any dimension become nested JSON arrays, NULL elements null.
-fn array(member: &Type, raw: &[u8]) -> Result<Value, DecodeError> {
+fn array(member: &PgType, raw: &[u8]) -> Result<Value, DecodeError> {
     let array = wire::array_from_sql(raw)?;
     let dimensions: Vec<usize> = array
         .dimensions()
@@ -445,7 +427,7 @@ fn array(member: &Type, raw: &[u8]) -> Result<Value, DecodeError> {
 }
 
 fn nest<'a>(
-    member: &Type,
+    member: &PgType,
     dimensions: &[usize],
     values: &mut impl FallibleIterator<Item = Option<&'a [u8]>, Error = DecodeError>,
 ) -> Result<Value, DecodeError> {

@@ -2,7 +2,8 @@
 //!
 //! The statement is prepared first; its parameter types decide how a JSON value is sent, so
 //! `WHERE updated_at > $1` receives a real `timestamptz` and `WHERE id > $2` a real `int8`,
-//! never text the server would have to cast (or compare as text).
+//! never text the server would have to cast (or compare as text). Which types can be bound is
+//! [`PgType`]'s table, shared with the decoding of rows.
 
 use std::error::Error;
 
@@ -10,9 +11,10 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde_json::Value;
-use tokio_postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::numeric;
+use super::types::PgType;
 
 /// A value ready to be sent for one placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,30 +83,7 @@ impl ToSql for Param {
 
 /// Whether values can be bound to a placeholder of this type.
 pub(crate) fn bindable(ty: &Type) -> bool {
-    matches!(
-        *ty,
-        Type::BOOL
-            | Type::INT2
-            | Type::INT4
-            | Type::INT8
-            | Type::FLOAT4
-            | Type::FLOAT8
-            | Type::NUMERIC
-            | Type::TEXT
-            | Type::VARCHAR
-            | Type::BPCHAR
-            | Type::NAME
-            | Type::UNKNOWN
-            | Type::TIMESTAMPTZ
-            | Type::TIMESTAMP
-            | Type::DATE
-            | Type::TIME
-            | Type::UUID
-            | Type::JSON
-            | Type::JSONB
-            | Type::BYTEA
-    ) || matches!(ty.kind(), Kind::Enum(_))
-        || ty.name() == "citext"
+    PgType::of(ty).is_some_and(|ty| ty.bindable())
 }
 
 /// Converts a JSON value for a placeholder of type `ty`; the error says why it does not fit.
@@ -112,8 +91,12 @@ pub(crate) fn convert(value: &Value, ty: &Type) -> Result<Param, String> {
     if value.is_null() {
         return Ok(Param::Null);
     }
-    Ok(match *ty {
-        Type::BOOL => Param::Bool(match value {
+    // A placeholder of another type is refused when the statement is prepared.
+    let Some(form) = PgType::of(ty).filter(PgType::bindable) else {
+        return Err(format!("the type {} cannot be bound", ty.name()));
+    };
+    Ok(match form {
+        PgType::Bool => Param::Bool(match value {
             Value::Bool(b) => *b,
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "t" | "yes" | "y" | "on" | "1" => true,
@@ -124,16 +107,16 @@ pub(crate) fn convert(value: &Value, ty: &Type) -> Result<Param, String> {
             Value::Number(n) if n.as_i64() == Some(1) => true,
             _ => return Err("not a boolean (true or false)".to_owned()),
         }),
-        Type::INT2 => Param::Int2(
+        PgType::Int2 => Param::Int2(
             i16::try_from(integer(value)?).map_err(|_| "out of the int2 range".to_owned())?,
         ),
-        Type::INT4 => Param::Int4(
+        PgType::Int4 => Param::Int4(
             i32::try_from(integer(value)?).map_err(|_| "out of the int4 range".to_owned())?,
         ),
-        Type::INT8 => Param::Int8(integer(value)?),
-        Type::FLOAT4 => Param::Float4(float(value)? as f32),
-        Type::FLOAT8 => Param::Float8(float(value)?),
-        Type::NUMERIC => {
+        PgType::Int8 => Param::Int8(integer(value)?),
+        PgType::Float4 => Param::Float4(float(value)? as f32),
+        PgType::Float8 => Param::Float8(float(value)?),
+        PgType::Numeric => {
             let text = match value {
                 Value::Number(n) => n.to_string(),
                 Value::String(s) => s.trim().to_owned(),
@@ -143,34 +126,35 @@ pub(crate) fn convert(value: &Value, ty: &Type) -> Result<Param, String> {
             numeric::encode(&text, &mut Vec::new())?;
             Param::Numeric(text)
         }
-        Type::TIMESTAMPTZ => Param::Timestamptz(instant(value)?),
-        Type::TIMESTAMP => Param::Timestamp(instant(value)?.naive_utc()),
-        Type::DATE => Param::Date(match value {
+        PgType::Timestamptz => Param::Timestamptz(instant(value)?),
+        PgType::Timestamp => Param::Timestamp(instant(value)?.naive_utc()),
+        PgType::Date => Param::Date(match value {
             Value::String(s) => match NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
                 Ok(day) => day,
                 Err(_) => instant(value)?.date_naive(),
             },
             _ => instant(value)?.date_naive(),
         }),
-        Type::TIME => Param::Time(match value {
+        PgType::Time => Param::Time(match value {
             Value::String(s) => NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f")
                 .map_err(|_| "not a time of day (HH:MM:SS[.ffffff])".to_owned())?,
             _ => return Err("not a time of day (HH:MM:SS[.ffffff])".to_owned()),
         }),
-        Type::UUID => Param::Uuid(match value {
+        PgType::Uuid => Param::Uuid(match value {
             Value::String(s) => {
                 uuid::Uuid::parse_str(s.trim()).map_err(|e| format!("not a UUID ({e})"))?
             }
             _ => return Err("not a UUID".to_owned()),
         }),
-        Type::JSON | Type::JSONB => Param::Json(value.clone()),
-        Type::BYTEA => Param::Bytea(match value {
+        PgType::Json | PgType::Jsonb => Param::Json(value.clone()),
+        PgType::Bytea => Param::Bytea(match value {
             Value::String(s) => base64::engine::general_purpose::STANDARD
                 .decode(s.trim())
                 .map_err(|e| format!("not base64 ({e})"))?,
             _ => return Err("not base64 text".to_owned()),
         }),
-        _ => Param::Text(match value {
+        // Only text reaches here of these: the others are not bindable.
+        PgType::Text | PgType::Oid | PgType::Char | PgType::Array(_) => Param::Text(match value {
             Value::String(s) => s.clone(),
             Value::Number(_) | Value::Bool(_) => value.to_string(),
             // Lists and mappings go to a text column as JSON text.

@@ -8,6 +8,7 @@
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod numeric;
+pub(crate) mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,18 +83,13 @@ fn split_tls_settings(text: &str) -> (String, Option<Option<PathBuf>>) {
     (url.to_string(), wants_tls.then_some(root_cert))
 }
 
-/// A connection string for a message: the password replaced.
+/// A connection string for a message: a URL without its userinfo and secret parameters; the
+/// libpq `key=value` form, which is no URL, is not shown at all when it holds a password.
 fn redact(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
-        Err(_) if text.contains("password") => "(the connection string)".to_owned(),
-        Err(_) => text.to_owned(),
+    if !text.contains("://") && text.contains("password") {
+        return "(the connection string)".to_owned();
     }
+    cannectors_connector::redact_url(text)
 }
 
 fn show(config: &Config) -> String {
@@ -346,7 +342,30 @@ mod tests {
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(
-            err.starts_with("input.connectionString: `postgres://app:***@db.local"),
+            err.starts_with("input.connectionString: `postgres://db.local:6543/sales?bogus=1`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_query_of_a_connection_string_is_never_shown() {
+        let err = parse_target(
+            "postgres://app@db.local/sales?password=s3cret&bogus=1",
+            "input",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "input.connectionString: `postgres://db.local/sales?password=***&bogus=1`"
+            ),
+            "{err}"
+        );
+        let err = parse_target("host=db password=s3cret bogus=1", "input")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("input.connectionString: `(the connection string)` is not"),
             "{err}"
         );
     }

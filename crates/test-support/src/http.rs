@@ -1,48 +1,78 @@
-//! A small HTTP/1.1 server on 127.0.0.1 (or another loopback address) for end-to-end tests: every request is recorded, and a
-//! handler closure decides the response. Plain threads, so tests need no async runtime.
+//! A small HTTP/1.1 server on 127.0.0.1 (or another loopback address): every request is
+//! recorded, and a handler closure decides the response. Plain threads, so tests need no async
+//! runtime, and the benchmark's source server is this one too.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::signal::wait_until;
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// `GET`, `POST`, ...
     pub method: String,
+    /// The path, without the query string.
     pub path: String,
+    /// The query parameters, decoded.
     pub query: BTreeMap<String, String>,
+    /// The headers, names in lower case.
     pub headers: BTreeMap<String, String>,
+    /// The body as received.
     pub body: Vec<u8>,
 }
 
 impl Request {
+    /// The decoded value of the query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
+    }
+
+    /// What of this request could be a credential (see [`crate::credentials`]).
+    pub fn credentials(&self) -> Vec<String> {
+        crate::credentials::found(
+            self.headers.keys().map(String::as_str),
+            self.query
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
     }
 }
 
 /// What the handler answers.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Headers besides `content-length`.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
+    /// How long to wait before answering.
     pub delay: Duration,
 }
 
 impl Response {
-    pub fn json(body: &serde_json::Value) -> Response {
+    /// `200` with `body` written as JSON text (a `serde_json::Value`, or any text).
+    pub fn json(body: &impl std::fmt::Display) -> Response {
+        Response::json_text(body.to_string())
+    }
+
+    /// `200` with `body`, already JSON text, as it is.
+    pub fn json_text(body: impl Into<Vec<u8>>) -> Response {
         Response {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string().into_bytes(),
+            body: body.into(),
             delay: Duration::ZERO,
         }
     }
 
+    /// `status` with a plain `body`.
     pub fn status(status: u16, body: &str) -> Response {
         Response {
             status,
@@ -52,11 +82,13 @@ impl Response {
         }
     }
 
+    /// This response with one more header.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.into(), value.into()));
         self
     }
 
+    /// This response, sent after `delay`.
     pub fn delayed(mut self, delay: Duration) -> Response {
         self.delay = delay;
         self
@@ -81,6 +113,7 @@ struct Recorded {
 }
 
 impl Server {
+    /// A server on 127.0.0.1, on a free port, answering through `handler`.
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
         Server::start_at("127.0.0.1", handler)
     }
@@ -105,6 +138,9 @@ impl Server {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    // Head and body go out in two writes: without this, the body would wait
+                    // for the client's delayed acknowledgement of the head.
+                    let _ = stream.set_nodelay(true);
                     let requests = Arc::clone(&requests);
                     let handler = Arc::clone(&handler);
                     let stop = Arc::clone(&stop);
@@ -122,6 +158,7 @@ impl Server {
         }
     }
 
+    /// `http://IP:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}:{}{path}", self.ip, self.port)
     }
@@ -133,21 +170,9 @@ impl Server {
 
     /// Blocks until at least `count` requests arrived; `false` if `limit` passed first.
     pub fn wait_for_requests(&self, count: usize, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut list = self.requests.list.lock().expect("requests");
-        while list.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            list = self
-                .requests
-                .arrived
-                .wait_timeout(list, left)
-                .expect("requests")
-                .0;
-        }
-        true
+        wait_until(&self.requests.list, &self.requests.arrived, limit, |list| {
+            list.len() >= count
+        })
     }
 }
 

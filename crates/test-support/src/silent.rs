@@ -4,7 +4,9 @@
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::signal::wait_until;
 
 /// The listener; it stops accepting when dropped. Accepted sockets are held open until then.
 pub struct Silent {
@@ -14,6 +16,7 @@ pub struct Silent {
 }
 
 impl Silent {
+    /// A listener on 127.0.0.1, on a free port.
     pub fn start() -> Silent {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local addr").port();
@@ -41,6 +44,7 @@ impl Silent {
         }
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -52,21 +56,8 @@ impl Silent {
 
     /// Blocks until at least `count` connections were accepted; `false` if `limit` passed first.
     pub fn wait_for_connections(&self, count: usize, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut accepted = self.accepted.0.lock().expect("count");
-        while *accepted < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            accepted = self
-                .accepted
-                .1
-                .wait_timeout(accepted, left)
-                .expect("count")
-                .0;
-        }
-        true
+        let (accepted, changed) = &*self.accepted;
+        wait_until(accepted, changed, limit, |accepted| *accepted >= count)
     }
 }
 

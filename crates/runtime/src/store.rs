@@ -1,0 +1,37 @@
+//! From a pipeline's configuration to its state store: the one place that chooses a store and
+//! hands it the settings of the pipeline file.
+
+use std::path::Path;
+
+use cannectors_config::Pipeline;
+use cannectors_state::{FileStore, StateError, StateStore};
+
+/// The state store of `pipeline`: the file store in the input's `statePersistence.storagePath`
+/// (default `./.cannectors-state`), a relative path resolved against the working directory,
+/// once, here. Everything else (the executor, the scheduler, the `state` commands) uses the
+/// store through [`StateStore`], so that another kind of store is added here alone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let yaml = format!(
+///     "name: orders\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
+///      statePersistence: {{storagePath: '{}'}}}}\noutput: {{type: stdout}}\n",
+///     dir.path().display()
+/// );
+/// let pipeline = cannectors_config::parse_str(&yaml, "orders.yaml", &|_| None)?.pipeline;
+/// let store = cannectors_runtime::store_for(&pipeline)?;
+/// assert_eq!(store.location(), dir.path().join("orders.json").display().to_string());
+/// assert_eq!(store.load().await?, None);
+/// # Ok(())
+/// # }
+/// ```
+pub fn store_for(pipeline: &Pipeline) -> Result<Box<dyn StateStore>, StateError> {
+    let storage_path = pipeline
+        .input
+        .state_persistence()
+        .and_then(|settings| settings.storage_path.as_deref())
+        .map(Path::new);
+    Ok(Box::new(FileStore::new(&pipeline.name, storage_path)?))
+}
