@@ -8,9 +8,10 @@ use std::time::Duration;
 use cannectors_config::{InputConfig, parse_str};
 use cannectors_input::InputError;
 use cannectors_state::State;
+use cannectors_test_support::reporting::Reporting;
 use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path, query_param};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The input of a pipeline file (as JSON) whose input block is `block`.
 fn input(block: Value) -> InputConfig {
@@ -106,22 +107,12 @@ async fn a_database_that_cannot_be_opened_fails_the_build_with_its_own_error() {
     );
 }
 
-/// Answers `503` with `Retry-After: 20` and reports each request, so a test can wait for it.
-struct UnavailableFor20Seconds(tokio::sync::mpsc::UnboundedSender<()>);
-
-impl Respond for UnavailableFor20Seconds {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let _ = self.0.send(());
-        ResponseTemplate::new(503).insert_header("Retry-After", "20")
-    }
-}
-
 #[tokio::test]
 async fn a_source_built_for_a_run_gives_up_its_retry_wait_when_the_run_is_asked_to_stop() {
     let server = MockServer::start().await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (responder, mut arrivals) = Reporting::unavailable_for_20_seconds();
     Mock::given(any())
-        .respond_with(UnavailableFor20Seconds(arrived))
+        .respond_with(responder)
         .mount(&server)
         .await;
     let config = input(json!({
