@@ -296,6 +296,49 @@ fn a_near_miss_type_is_suggested_and_its_block_checked_as_that_type() {
 }
 
 #[test]
+fn the_rules_of_a_block_still_run_when_one_of_its_keys_is_missing() {
+    // A missing `endpoint` gets a placeholder the block as written reads, so validation still
+    // builds the settings of the rest of the block and reports what is wrong there; what it
+    // would say of the placeholder itself (not a URL) is left out.
+    let yaml = "name: events\ninput:\n  type: httpPolling\n  schedule: \"*/10 * * *\"\n  \
+                dataField: data..items\n  statePersistence:\n    id: {field: id}\n\
+                output:\n  type: httpRequest\n  batchSize: 0\n";
+    let err = load(yaml).unwrap_err();
+    let found: Vec<(String, String)> = err
+        .problems()
+        .into_iter()
+        .map(|p| (p.key_path, p.message))
+        .collect();
+    let paths: Vec<&str> = found.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "input.endpoint",
+            "input.schedule",
+            "input.dataField",
+            "input.statePersistence.id.queryParam",
+            "output.endpoint",
+            "output.batchSize"
+        ],
+        "{err}"
+    );
+    assert_eq!(found[0].1, "missing key `endpoint`");
+    assert!(
+        found[1].1.contains("is not a usable cron schedule"),
+        "{err}"
+    );
+    assert!(found[2].1.contains("is not a dot path"), "{err}");
+    assert!(
+        found[3]
+            .1
+            .starts_with("the id cursor is never sent to the API"),
+        "{err}"
+    );
+    assert_eq!(found[4].1, "missing key `endpoint`");
+    assert_eq!(found[5].1, "batchSize must be more than 0");
+}
+
+#[test]
 fn a_block_of_unknown_type_is_skipped_and_the_rest_of_the_file_still_checked() {
     let message =
         invalid("name: 'bad name'\ninput: {type: ftp, host: x}\noutput: {type: file, pth: a}\n");
