@@ -170,6 +170,12 @@ impl HttpPollingSource {
                 }
             },
         };
+        // A resumed run compares its first page with the last one the interrupted run delivered.
+        let last_page = if resuming {
+            saved.and_then(PageFingerprint::saved)
+        } else {
+            None
+        };
         let mut followed = HashSet::new();
         if let Some(position) = upcoming.position()
             && let Some((_, key)) = position.loop_key()
@@ -192,7 +198,7 @@ impl HttpPollingSource {
             resuming,
             pages: 0,
             followed,
-            last_page: None,
+            last_page,
             report_offset: offset_cursor && offset_paging,
             final_offset: None,
         })
@@ -275,7 +281,7 @@ impl HttpPollingSource {
                 complete_resume()
             }
             Some(next) => {
-                let resume = next.to_resume();
+                let resume = page.fingerprint.saved_in(next.to_resume());
                 self.schedule(next.clone(), &page.url);
                 resume
             }

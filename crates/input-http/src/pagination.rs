@@ -5,7 +5,7 @@
 //! Every kind stops on an empty page and on a page shorter than `limit`; each kind adds its
 //! own rule (offset >= total, the last page number, no next cursor, no next link).
 
-use std::hash::{DefaultHasher, Hasher};
+use std::hash::Hasher;
 
 use cannectors_config::{FieldPath, Pagination};
 use cannectors_connector::Record;
@@ -57,19 +57,44 @@ impl Position {
 /// every page with the same records (it ignores the page or offset parameter): a hash of the
 /// records' text as the server sent it, with their number and lengths. Computed from the bytes
 /// already in hand, with no allocation.
+///
+/// It is saved with the position of an interrupted run (`previousPage`), so that a run resumed
+/// at the page after it still notices a repeat: the hash is FNV-1a, which stays the same across
+/// builds and versions (std's `DefaultHasher` does not promise that).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PageFingerprint(u64);
 
+/// The key of the saved position that holds the fingerprint of the page delivered last.
+const PREVIOUS_PAGE: &str = "previousPage";
+
 impl PageFingerprint {
     pub(crate) fn of(records: &[Record]) -> PageFingerprint {
-        let mut hasher = DefaultHasher::new();
-        hasher.write_usize(records.len());
+        // Lengths as 8 little-endian bytes, so that the hash is the same on every platform.
+        let mut hasher = fnv::FnvHasher::default();
+        hasher.write(&(records.len() as u64).to_le_bytes());
         for record in records {
             let text = record.json().as_bytes();
-            hasher.write_usize(text.len());
+            hasher.write(&(text.len() as u64).to_le_bytes());
             hasher.write(text);
         }
         PageFingerprint(hasher.finish())
+    }
+
+    /// `resume` (a saved position) with this page recorded as the one delivered last.
+    pub(crate) fn saved_in(self, mut resume: Value) -> Value {
+        if let Value::Object(map) = &mut resume {
+            map.insert(
+                PREVIOUS_PAGE.into(),
+                Value::String(format!("{:016x}", self.0)),
+            );
+        }
+        resume
+    }
+
+    /// The page recorded in a saved position, if it holds a readable one (older files do not).
+    pub(crate) fn saved(resume: &Value) -> Option<PageFingerprint> {
+        let text = resume.get(PREVIOUS_PAGE)?.as_str()?;
+        u64::from_str_radix(text, 16).ok().map(PageFingerprint)
     }
 }
 
@@ -493,5 +518,31 @@ mod tests {
             );
         }
         assert_eq!(paging("cursor").read_resume(&json!({"page": 3})), None);
+    }
+
+    #[test]
+    fn the_previous_page_travels_with_the_saved_position_and_reads_back() {
+        let page = PageFingerprint::of(&[Record::from(json!({"id": 1}))]);
+        let saved = page.saved_in(Position::Page(2).to_resume());
+        assert_eq!(saved["page"], 2);
+        assert_eq!(PageFingerprint::saved(&saved), Some(page));
+        assert_eq!(PageFingerprint::saved(&json!({"page": 2})), None);
+        assert_eq!(
+            PageFingerprint::saved(&json!({"page": 2, "previousPage": "zz"})),
+            None
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_of_a_page_is_the_same_in_every_build() {
+        // Saved in state files: it must not change with the compiler or the platform.
+        let page = PageFingerprint::of(&[
+            Record::from(json!({"id": 1})),
+            Record::from(json!({"id": 2})),
+        ]);
+        assert_eq!(
+            page.saved_in(json!({})),
+            json!({"previousPage": "45499feefd8b6248"})
+        );
     }
 }
