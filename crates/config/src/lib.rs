@@ -74,7 +74,7 @@ pub use output::file::FileOutput;
 pub use output::http_request::{HttpRequestOutput, RequestMode, SuccessConfig};
 pub use output::stdout::StdoutOutput;
 pub use path::{FieldPath, FieldPathError};
-pub use schedule::{ScheduleError, normalize_schedule};
+pub use schedule::{CronSchedule, ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use state_persistence::{
     IdCursor, OffsetCursor, StatePersistence, StrftimePattern, TimestampCursor, TimestampFormat,

@@ -818,10 +818,43 @@ fn a_timezone_must_be_an_iana_name() {
         ))
         .is_ok()
     );
-    assert_has(
-        &invalid(&http_input("  timezone: Mars/Olympus\n")),
-        "input.timezone: `Mars/Olympus` is not an IANA time zone name",
+    assert_eq!(
+        invalid(&http_input("  timezone: Mars/Olympus\n")),
+        "pipeline.yaml:5:3: input.timezone: `Mars/Olympus` is not an IANA time zone name; write \
+         e.g. Europe/Paris or UTC"
     );
+    // Both keys of a database input, each at its own line, in one pass.
+    assert_eq!(
+        invalid(&database_input(
+            "  query: SELECT 1\n  schedule: every minute\n  timezone: Europe/Atlantis\n"
+        )),
+        "pipeline.yaml: 2 problems\n  \
+         pipeline.yaml:6:3: input.schedule: `every minute` is not a usable cron schedule: it has \
+         2 fields; write 5 fields `minute hour day-of-month month day-of-week` (e.g. \
+         `*/10 * * * *`) or 6 with seconds first (e.g. `0 */10 * * * *`)\n  \
+         pipeline.yaml:7:3: input.timezone: `Europe/Atlantis` is not an IANA time zone name; \
+         write e.g. Europe/Paris or UTC"
+    );
+}
+
+#[test]
+fn a_loaded_schedule_is_parsed_in_its_time_zone() {
+    let loaded = load(&database_input(
+        "  query: SELECT 1\n  schedule: \" 0 9 * * 1-5 \"\n  timezone: America/New_York\n",
+    ))
+    .unwrap();
+    let schedule = loaded.pipeline.input.schedule().unwrap();
+    assert_eq!(schedule.expression(), "0 9 * * 1-5");
+    assert_eq!(schedule.normalized(), "0 0 9 * * 2,3,4,5,6");
+    assert_eq!(schedule.zone(), chrono_tz::America::New_York);
+    let utc = load(&http_input("  schedule: \"@midnight\"\n")).unwrap();
+    let schedule = utc.pipeline.input.schedule().unwrap();
+    assert_eq!(
+        (schedule.normalized(), schedule.zone()),
+        ("@daily", chrono_tz::UTC)
+    );
+    let once = load(&http_input("")).unwrap();
+    assert!(once.pipeline.input.schedule().is_none());
 }
 
 #[test]

@@ -13,10 +13,10 @@ use crate::http::{
     Authentication, Endpoint, RECORD_PLACES, RetryConfig, SourceMethod, check_authentication,
     check_retry, default_timeout_ms, endpoint, template, timeout,
 };
-use crate::input::check_schedule;
 use crate::input::pagination::{Pagination, RawPagination};
 use crate::model::ScalarSchema;
 use crate::path::FieldPath;
+use crate::schedule::{self, CronSchedule};
 use crate::state_persistence::{RawStatePersistence, StatePersistence};
 use crate::template::Template;
 use crate::validate::Findings;
@@ -26,10 +26,8 @@ use crate::validate::Findings;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HttpPollingInput {
-    /// Cron expression, 5 fields (minute first) or 6 (seconds first). Absent: run once.
-    pub schedule: Option<String>,
-    /// IANA time zone of the schedule (default UTC).
-    pub timezone: Option<String>,
+    /// When the input runs (`schedule`, read in `timezone`). Absent: run once.
+    pub schedule: Option<CronSchedule>,
     /// The API's http or https URL, or a template that becomes one.
     pub endpoint: Endpoint<StateCursor>,
     /// `GET` (default) or `POST`.
@@ -181,7 +179,7 @@ impl RawHttpPollingInput {
         findings: &mut Findings,
     ) -> Option<HttpPollingInput> {
         let mark = findings.mark();
-        check_schedule(
+        let schedule = schedule::check(
             findings,
             path,
             self.schedule.as_deref(),
@@ -233,8 +231,7 @@ impl RawHttpPollingInput {
             return None;
         }
         Some(HttpPollingInput {
-            schedule: self.schedule,
-            timezone: self.timezone,
+            schedule,
             endpoint: endpoint?,
             method: self.method,
             headers,
