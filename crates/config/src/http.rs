@@ -1,13 +1,14 @@
 //! What the HTTP input and the HTTP output share: methods, authentication, retries, timeouts
 //! and endpoints, with their rules.
 //!
-//! Authentication and retries are handed to the shared HTTP client of cannectors-connector as
-//! written (after their rules passed here); an endpoint is parsed into a URL, or into a template
-//! that becomes one when it is filled.
+//! Authentication is handed to the shared HTTP client of cannectors-connector as written (after
+//! its rules passed here), retries as numbers it uses as they are; an endpoint is parsed into a
+//! URL, or into a template that becomes one when it is filled.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -123,34 +124,169 @@ pub struct Credentials {
     pub scopes: Vec<String>,
 }
 
-/// Retries with exponential backoff.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+/// Retries of failed requests with exponential backoff (docs/http-input.md, Retries), checked:
+/// at least one attempt, delays that do not shrink, a cap not below the first delay, real
+/// status codes.
+///
+/// ```
+/// use std::time::Duration;
+/// use cannectors_config::{InputConfig, RetryConfig};
+///
+/// let yaml = r#"
+/// name: events
+/// input:
+///   type: httpPolling
+///   endpoint: https://api.example.com/events
+///   retry: {maxAttempts: 5, delayMs: 100}
+/// output: {type: stdout}
+/// "#;
+/// let pipeline = cannectors_config::parse_str(yaml, "events.yaml", &|_| None).unwrap().pipeline;
+/// let InputConfig::HttpPolling(input) = &pipeline.input else { unreachable!() };
+/// assert_eq!(input.retry.max_attempts().get(), 5);
+/// assert_eq!(input.retry.delay(), Duration::from_millis(100));
+/// // Keys left out keep their defaults.
+/// assert_eq!(input.retry.max_delay(), RetryConfig::default().max_delay());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
-    /// Attempts in all, the first included (default 3).
-    pub max_attempts: u32,
-    /// Delay before the first retry in milliseconds (default 500).
-    pub delay_ms: u64,
-    /// Factor applied to the delay after each retry (default 2).
-    pub backoff_multiplier: f64,
-    /// Upper bound of one delay in milliseconds (default 30000).
-    pub max_delay_ms: u64,
-    /// Status codes worth another attempt (default 429, 500, 502, 503, 504).
-    pub retryable_status_codes: Vec<u16>,
-    /// Wait as long as a `Retry-After` header asks (default true).
-    pub use_retry_after_header: bool,
+    max_attempts: NonZeroU32,
+    delay: Duration,
+    backoff_multiplier: f64,
+    max_delay: Duration,
+    retryable_status_codes: Vec<u16>,
+    use_retry_after_header: bool,
+}
+
+impl RetryConfig {
+    /// Attempts in all, the first included (1 = no retry).
+    pub fn max_attempts(&self) -> NonZeroU32 {
+        self.max_attempts
+    }
+
+    /// The delay before the first retry.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The factor applied to the delay after each retry: finite, 1 or more.
+    pub fn backoff_multiplier(&self) -> f64 {
+        self.backoff_multiplier
+    }
+
+    /// The longest one delay may be, `Retry-After` included; not below [`RetryConfig::delay`].
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The status codes worth another attempt, each 100 to 599.
+    pub fn retryable_status_codes(&self) -> &[u16] {
+        &self.retryable_status_codes
+    }
+
+    /// Whether a `Retry-After` header sets the wait.
+    pub fn use_retry_after_header(&self) -> bool {
+        self.use_retry_after_header
+    }
 }
 
 impl Default for RetryConfig {
+    /// The documented defaults: 3 attempts, 500 ms doubling up to 30 s, on 429, 500, 502, 503
+    /// and 504, `Retry-After` honoured.
     fn default() -> Self {
+        let raw = RawRetryConfig::default();
         RetryConfig {
-            max_attempts: 3,
+            max_attempts: NonZeroU32::MIN.saturating_add(DEFAULT_MAX_ATTEMPTS - 1),
+            delay: Duration::from_millis(raw.delay_ms),
+            backoff_multiplier: raw.backoff_multiplier,
+            max_delay: Duration::from_millis(raw.max_delay_ms),
+            retryable_status_codes: raw.retryable_status_codes,
+            use_retry_after_header: raw.use_retry_after_header,
+        }
+    }
+}
+
+/// Attempts unless `maxAttempts` says otherwise.
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+// As written; validation turns it into `RetryConfig`.
+/// Retries with exponential backoff.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+#[schemars(rename = "RetryConfig")]
+pub(crate) struct RawRetryConfig {
+    /// Attempts in all, the first included (default 3).
+    pub(crate) max_attempts: u32,
+    /// Delay before the first retry in milliseconds (default 500).
+    pub(crate) delay_ms: u64,
+    /// Factor applied to the delay after each retry (default 2).
+    pub(crate) backoff_multiplier: f64,
+    /// Upper bound of one delay in milliseconds (default 30000).
+    pub(crate) max_delay_ms: u64,
+    /// Status codes worth another attempt (default 429, 500, 502, 503, 504).
+    pub(crate) retryable_status_codes: Vec<u16>,
+    /// Wait as long as a `Retry-After` header asks (default true).
+    pub(crate) use_retry_after_header: bool,
+}
+
+impl Default for RawRetryConfig {
+    fn default() -> Self {
+        RawRetryConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             delay_ms: 500,
             backoff_multiplier: 2.0,
             max_delay_ms: 30_000,
             retryable_status_codes: vec![429, 500, 502, 503, 504],
             use_retry_after_header: true,
         }
+    }
+}
+
+impl RawRetryConfig {
+    /// At least one attempt, delays that do not shrink, a cap not below the first delay, real
+    /// status codes; `path` is the `retry` block.
+    pub(crate) fn validate(&self, path: &KeyPath, findings: &mut Findings) -> Option<RetryConfig> {
+        let mark = findings.mark();
+        let max_attempts = NonZeroU32::new(self.max_attempts);
+        if max_attempts.is_none() {
+            findings.problem(
+                path.key("maxAttempts"),
+                "maxAttempts counts the first attempt too, so it is at least 1 (1 = no retry)",
+            );
+        }
+        if !(self.backoff_multiplier.is_finite() && self.backoff_multiplier >= 1.0) {
+            findings.problem(
+                path.key("backoffMultiplier"),
+                format!(
+                    "backoffMultiplier is {}, but delays must not shrink: use 1 (constant) or more",
+                    self.backoff_multiplier
+                ),
+            );
+        }
+        if self.max_delay_ms < self.delay_ms {
+            findings.problem(
+                path.key("maxDelayMs"),
+                format!(
+                    "maxDelayMs ({}) is below delayMs ({}); raise maxDelayMs",
+                    self.max_delay_ms, self.delay_ms
+                ),
+            );
+        }
+        for (i, code) in self.retryable_status_codes.iter().enumerate() {
+            if !(100..=599).contains(code) {
+                findings.problem(
+                    path.key("retryableStatusCodes").index(i),
+                    format!("{code} is not an HTTP status code (100 to 599)"),
+                );
+            }
+        }
+        findings.clean_since(mark).then_some(RetryConfig {
+            max_attempts: max_attempts?,
+            delay: Duration::from_millis(self.delay_ms),
+            backoff_multiplier: self.backoff_multiplier,
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            retryable_status_codes: self.retryable_status_codes.clone(),
+            use_retry_after_header: self.use_retry_after_header,
+        })
     }
 }
 
@@ -405,41 +541,5 @@ pub(crate) fn check_authentication(findings: &mut Findings, path: &KeyPath, auth
         && !token_url.trim().is_empty()
     {
         url(findings, &credentials.key("tokenUrl"), token_url);
-    }
-}
-
-/// Delays that do not shrink, a cap above the first delay, real status codes.
-pub(crate) fn check_retry(findings: &mut Findings, path: &KeyPath, retry: &RetryConfig) {
-    if retry.max_attempts == 0 {
-        findings.problem(
-            path.key("maxAttempts"),
-            "maxAttempts counts the first attempt too, so it is at least 1 (1 = no retry)",
-        );
-    }
-    if !(retry.backoff_multiplier.is_finite() && retry.backoff_multiplier >= 1.0) {
-        findings.problem(
-            path.key("backoffMultiplier"),
-            format!(
-                "backoffMultiplier is {}, but delays must not shrink: use 1 (constant) or more",
-                retry.backoff_multiplier
-            ),
-        );
-    }
-    if retry.max_delay_ms < retry.delay_ms {
-        findings.problem(
-            path.key("maxDelayMs"),
-            format!(
-                "maxDelayMs ({}) is below delayMs ({}); raise maxDelayMs",
-                retry.max_delay_ms, retry.delay_ms
-            ),
-        );
-    }
-    for (i, code) in retry.retryable_status_codes.iter().enumerate() {
-        if !(100..=599).contains(code) {
-            findings.problem(
-                path.key("retryableStatusCodes").index(i),
-                format!("{code} is not an HTTP status code (100 to 599)"),
-            );
-        }
     }
 }

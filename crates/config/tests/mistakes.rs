@@ -8,6 +8,8 @@
     reason = "test helpers fail the test by panicking"
 )]
 
+use std::time::Duration;
+
 use cannectors_config::{ConfigError, LoadedPipeline, parse_str};
 
 fn env(name: &str) -> Option<String> {
@@ -1112,6 +1114,21 @@ fn retry_values_must_be_sane() {
         &message,
         "input.retry.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
     );
+    assert_eq!(
+        invalid(&http_input("  retry: {maxAttempts: 0}\n")),
+        "pipeline.yaml:5:11: input.retry.maxAttempts: maxAttempts counts the first attempt too, \
+         so it is at least 1 (1 = no retry)"
+    );
+    assert_eq!(
+        invalid(&http_input("  retry: {backoffMultiplier: .nan}\n")),
+        "pipeline.yaml:5:11: input.retry.backoffMultiplier: `.nan` is not a finite number; write \
+         a number or quote it"
+    );
+    assert_eq!(
+        invalid(&http_input("  retry: {backoffMultiplier: .inf}\n")),
+        "pipeline.yaml:5:11: input.retry.backoffMultiplier: `.inf` is not a finite number; write \
+         a number or quote it"
+    );
 }
 
 #[test]
@@ -1433,7 +1450,10 @@ fn anchors_and_merge_keys_work() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("expected an httpPolling input")
     };
-    assert_eq!((input.retry.max_attempts, input.retry.delay_ms), (5, 10));
+    assert_eq!(
+        (input.retry.max_attempts().get(), input.retry.delay()),
+        (5, Duration::from_millis(10))
+    );
 }
 
 #[test]

@@ -8,26 +8,51 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials, RetryConfig};
+use cannectors_config::{
+    ApiKeyLocation, AuthKind, Authentication, Credentials, OutputConfig, RetryConfig, parse_str,
+};
 use cannectors_connector::StoppedByShutdown;
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
 use cannectors_test_support::credentials::in_wiremock_request;
 use cannectors_test_support::reporting::Reporting;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string, header, method, path, path_regex, query_param,
 };
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn fast_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        max_attempts,
-        delay_ms: 10,
-        max_delay_ms: 50,
-        ..RetryConfig::default()
+/// The settings of an httpRequest output written with `keys`, loaded as a pipeline file is:
+/// settings are made only by loading, so a test uses what a pipeline would.
+fn output_with(keys: Value) -> cannectors_config::HttpRequestOutput {
+    let mut output = json!({"type": "httpRequest", "endpoint": "http://127.0.0.1:9/items"});
+    for (key, value) in keys.as_object().unwrap() {
+        output[key] = value.clone();
     }
+    let pipeline = json!({
+        "name": "p",
+        "input": {"type": "httpPolling", "endpoint": "http://127.0.0.1:9/"},
+        "output": output,
+    });
+    match parse_str(&pipeline.to_string(), "p.json", &|_| None)
+        .unwrap()
+        .pipeline
+        .output
+    {
+        OutputConfig::HttpRequest(output) => output,
+        other => panic!("expected an httpRequest output, got {other:?}"),
+    }
+}
+
+/// A `retry` block, loaded.
+fn retry(block: Value) -> RetryConfig {
+    output_with(json!({"retry": block})).retry
+}
+
+fn fast_retry(max_attempts: u32) -> RetryConfig {
+    retry(json!({"maxAttempts": max_attempts, "delayMs": 10, "maxDelayMs": 50}))
 }
 
 fn client(authentication: Option<Authentication>, retry: RetryConfig) -> HttpClient {
@@ -415,11 +440,7 @@ async fn retry_after_in_seconds_is_waited_for() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let retry = RetryConfig {
-        delay_ms: 0,
-        max_delay_ms: 5_000,
-        ..fast_retry(2)
-    };
+    let retry = retry(json!({"maxAttempts": 2, "delayMs": 0, "maxDelayMs": 5_000}));
     let started = Instant::now();
     client(None, retry)
         .send(get(&server, "/items"))
@@ -443,11 +464,7 @@ async fn retry_after_as_an_http_date_is_waited_for() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let retry = RetryConfig {
-        delay_ms: 0,
-        max_delay_ms: 5_000,
-        ..fast_retry(2)
-    };
+    let retry = retry(json!({"maxAttempts": 2, "delayMs": 0, "maxDelayMs": 5_000}));
     let started = Instant::now();
     client(None, retry)
         .send(get(&server, "/items"))
@@ -1397,12 +1414,7 @@ async fn unavailable_for_20_seconds(
 }
 
 fn patient_retry() -> RetryConfig {
-    RetryConfig {
-        max_attempts: 3,
-        delay_ms: 10,
-        max_delay_ms: 30_000,
-        ..RetryConfig::default()
-    }
+    retry(json!({"maxAttempts": 3, "delayMs": 10, "maxDelayMs": 30_000}))
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use crate::document::KeyPath;
 use crate::expr::StateCursor;
 use crate::http::{
-    Authentication, Endpoint, RECORD_PLACES, RetryConfig, SourceMethod, check_authentication,
-    check_retry, default_timeout_ms, endpoint, template, timeout,
+    Authentication, Endpoint, RECORD_PLACES, RawRetryConfig, RetryConfig, SourceMethod,
+    check_authentication, default_timeout_ms, endpoint, template, timeout,
 };
 use crate::input::pagination::{Pagination, RawPagination};
 use crate::model::ScalarSchema;
@@ -163,7 +163,7 @@ pub(crate) struct RawHttpPollingInput {
     pub(crate) authentication: Option<Authentication>,
     /// Retries of failed requests.
     #[serde(default)]
-    pub(crate) retry: RetryConfig,
+    pub(crate) retry: RawRetryConfig,
     /// How to walk through the pages of one run.
     #[serde(default)]
     pub(crate) pagination: Option<RawPagination>,
@@ -207,7 +207,7 @@ impl RawHttpPollingInput {
         if let Some(auth) = &self.authentication {
             check_authentication(findings, &path.key("authentication"), auth);
         }
-        check_retry(findings, &path.key("retry"), &self.retry);
+        let retry = self.retry.validate(&path.key("retry"), findings);
         let pagination = self
             .pagination
             .as_ref()
@@ -240,7 +240,7 @@ impl RawHttpPollingInput {
             data_field,
             timeout_ms: timeout_ms?,
             authentication: self.authentication,
-            retry: self.retry,
+            retry: retry?,
             pagination: pagination.flatten(),
             state_persistence,
         })

@@ -10,8 +10,8 @@ use url::Url;
 
 use crate::document::KeyPath;
 use crate::http::{
-    Authentication, Endpoint, RetryConfig, STATE_PLACES, SinkMethod, check_authentication,
-    check_retry, default_timeout_ms, endpoint, plain_values, timeout, url,
+    Authentication, Endpoint, RawRetryConfig, RetryConfig, STATE_PLACES, SinkMethod,
+    check_authentication, default_timeout_ms, endpoint, plain_values, timeout, url,
 };
 use crate::model::ScalarSchema;
 use crate::path::FieldPath;
@@ -127,7 +127,7 @@ pub(crate) struct RawHttpRequestOutput {
     pub(crate) authentication: Option<Authentication>,
     /// Retries of failed requests.
     #[serde(default)]
-    pub(crate) retry: RetryConfig,
+    pub(crate) retry: RawRetryConfig,
     /// Request timeout in milliseconds (default 30000).
     #[serde(default = "default_timeout_ms")]
     pub(crate) timeout_ms: u64,
@@ -178,7 +178,7 @@ impl RawHttpRequestOutput {
         if let Some(auth) = &self.authentication {
             check_authentication(findings, &path.key("authentication"), auth);
         }
-        check_retry(findings, &path.key("retry"), &self.retry);
+        let retry = self.retry.validate(&path.key("retry"), findings);
         if let Some(success) = &self.success {
             let codes = path.key("success").key("statusCodes");
             if success.status_codes.is_empty() {
@@ -206,7 +206,7 @@ impl RawHttpRequestOutput {
             headers,
             query_params,
             authentication: self.authentication,
-            retry: self.retry,
+            retry: retry?,
             timeout_ms: timeout_ms?,
             success: self.success,
         })
