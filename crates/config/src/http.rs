@@ -1,9 +1,9 @@
-//! What the HTTP input and the HTTP output share: methods, authentication, retries, timeouts
-//! and endpoints, with their rules.
+//! What the HTTP input and the HTTP output share: methods, retries, timeouts and endpoints,
+//! with their rules (authentication has its own module).
 //!
-//! Authentication is handed to the shared HTTP client of cannectors-connector as written (after
-//! its rules passed here), retries as numbers it uses as they are; an endpoint is parsed into a
-//! URL, or into a template that becomes one when it is filled.
+//! Retries are handed to the shared HTTP client of cannectors-connector as numbers it uses as
+//! they are; an endpoint is parsed into a URL, or into a template that becomes one when it is
+//! filled.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,84 +44,6 @@ pub enum SinkMethod {
     Delete,
     /// `GET`.
     Get,
-}
-
-/// Authentication of an HTTP request.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Authentication {
-    /// `api-key`, `bearer`, `basic` or `oauth2`.
-    #[serde(rename = "type")]
-    pub kind: AuthKind,
-    /// The secrets of the chosen type.
-    pub credentials: Credentials,
-}
-
-/// Kind of authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub enum AuthKind {
-    /// A key sent in a header or a query parameter (`key`, `location`, `headerName`, `paramName`).
-    #[serde(rename = "api-key")]
-    ApiKey,
-    /// `Authorization: Bearer <token>` (`token`).
-    #[serde(rename = "bearer")]
-    Bearer,
-    /// `Authorization: Basic` (`username`, `password`).
-    #[serde(rename = "basic")]
-    Basic,
-    /// OAuth 2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scopes`).
-    #[serde(rename = "oauth2")]
-    OAuth2,
-}
-
-/// Where an api key goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum ApiKeyLocation {
-    /// In a request header (default `X-API-Key`).
-    #[default]
-    Header,
-    /// In a query parameter (default `api_key`).
-    Query,
-}
-
-/// Credentials of every authentication kind; which keys are required depends on the kind.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Credentials {
-    /// api-key: the key.
-    #[serde(default)]
-    pub key: Option<String>,
-    /// api-key: `header` (default) or `query`.
-    #[serde(default)]
-    pub location: Option<ApiKeyLocation>,
-    /// api-key: header name (default `X-API-Key`).
-    #[serde(default)]
-    pub header_name: Option<String>,
-    /// api-key: query parameter name (default `api_key`).
-    #[serde(default)]
-    pub param_name: Option<String>,
-    /// bearer: the token.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// basic: the user name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// basic: the password.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// oauth2: the token endpoint.
-    #[serde(default)]
-    pub token_url: Option<String>,
-    /// oauth2: the client id.
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// oauth2: the client secret.
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    /// oauth2: requested scopes.
-    #[serde(default)]
-    pub scopes: Vec<String>,
 }
 
 /// Retries of failed requests with exponential backoff (docs/http-input.md, Retries), checked:
@@ -437,109 +359,4 @@ pub(crate) fn plain_values(
         }
     }
     values
-}
-
-/// A credential key and its value, if given.
-type Credential<'a> = (&'a str, Option<&'a String>);
-
-/// The credentials fit the kind, required ones are not empty, `headerName`/`paramName` match
-/// `location`, an OAuth 2 `tokenUrl` is an http(s) URL.
-pub(crate) fn check_authentication(findings: &mut Findings, path: &KeyPath, auth: &Authentication) {
-    let c = &auth.credentials;
-    let given: [(&str, bool); 11] = [
-        ("key", c.key.is_some()),
-        ("location", c.location.is_some()),
-        ("headerName", c.header_name.is_some()),
-        ("paramName", c.param_name.is_some()),
-        ("token", c.token.is_some()),
-        ("username", c.username.is_some()),
-        ("password", c.password.is_some()),
-        ("tokenUrl", c.token_url.is_some()),
-        ("clientId", c.client_id.is_some()),
-        ("clientSecret", c.client_secret.is_some()),
-        ("scopes", !c.scopes.is_empty()),
-    ];
-    let (kind, required, optional): (&str, &[Credential<'_>], &[&str]) = match auth.kind {
-        AuthKind::ApiKey => (
-            "api-key",
-            &[("key", c.key.as_ref())],
-            &["location", "headerName", "paramName"],
-        ),
-        AuthKind::Bearer => ("bearer", &[("token", c.token.as_ref())], &[]),
-        AuthKind::Basic => (
-            "basic",
-            &[
-                ("username", c.username.as_ref()),
-                ("password", c.password.as_ref()),
-            ],
-            &[],
-        ),
-        AuthKind::OAuth2 => (
-            "oauth2",
-            &[
-                ("tokenUrl", c.token_url.as_ref()),
-                ("clientId", c.client_id.as_ref()),
-                ("clientSecret", c.client_secret.as_ref()),
-            ],
-            &["scopes"],
-        ),
-    };
-    let credentials = path.key("credentials");
-    let takes = required
-        .iter()
-        .map(|(name, _)| *name)
-        .chain(optional.iter().copied())
-        .map(|name| format!("`{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    for (name, value) in required {
-        match value {
-            None => findings.problem(
-                credentials.key(name),
-                format!("{kind} authentication needs `credentials.{name}`"),
-            ),
-            // An empty basic password is real: some APIs take a key as the user name and no
-            // password.
-            Some(value) if value.trim().is_empty() && *name != "password" => findings.problem(
-                credentials.key(name),
-                format!(
-                    "`credentials.{name}` is empty (an unset or empty variable?); {kind} \
-                     authentication needs it"
-                ),
-            ),
-            Some(_) => {}
-        }
-    }
-    for (name, is_given) in given {
-        let applies = required.iter().any(|(n, _)| *n == name) || optional.contains(&name);
-        if is_given && !applies {
-            findings.problem(
-                credentials.key(name),
-                format!("`{name}` does not apply to {kind} authentication, which takes {takes}"),
-            );
-        }
-    }
-    if auth.kind == AuthKind::ApiKey {
-        let location = c.location.unwrap_or_default();
-        if location == ApiKeyLocation::Header && c.param_name.is_some() {
-            findings.problem(
-                credentials.key("paramName"),
-                "paramName applies to `location: query`; the key goes in a header here (set \
-                 headerName, or `location: query`)",
-            );
-        }
-        if location == ApiKeyLocation::Query && c.header_name.is_some() {
-            findings.problem(
-                credentials.key("headerName"),
-                "headerName applies to `location: header`; the key goes in the query here (set \
-                 paramName, or `location: header`)",
-            );
-        }
-    }
-    if let Some(token_url) = &c.token_url
-        && auth.kind == AuthKind::OAuth2
-        && !token_url.trim().is_empty()
-    {
-        url(findings, &credentials.key("tokenUrl"), token_url);
-    }
 }

@@ -33,6 +33,7 @@
 //! );
 //! ```
 
+mod authentication;
 mod cursor;
 mod database;
 mod decode;
@@ -55,12 +56,12 @@ mod variables;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use authentication::{
+    ApiKey, ApiKeyLocation, Authentication, BasicCredentials, BearerToken, OAuth2Credentials,
+};
 pub use database::{Connection, Driver};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
-pub use http::{
-    ApiKeyLocation, AuthKind, Authentication, Credentials, Endpoint, RetryConfig, SinkMethod,
-    SourceMethod,
-};
+pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
 pub use input::database::{DatabaseInput, InputParameters};
 pub use input::http::{HttpPollingInput, JsonBody, SourceBody};

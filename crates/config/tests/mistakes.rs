@@ -10,13 +10,14 @@
 
 use std::time::Duration;
 
-use cannectors_config::{ConfigError, LoadedPipeline, parse_str};
+use cannectors_config::{ApiKeyLocation, Authentication, ConfigError, LoadedPipeline, parse_str};
 
 fn env(name: &str) -> Option<String> {
     match name {
         "SOURCE_TOKEN" => Some("tok-123456".to_owned()),
         "TRICKY_PASSWORD" => Some("p#ss: 'w\"ord".to_owned()),
         "EMPTY" => Some(String::new()),
+        "INJECTING_TOKEN" => Some("t0k\r\nX-Injected: 1".to_owned()),
         "SECRET_URL" => Some("ftp://admin:hunter22@files.internal/".to_owned()),
         "DATABASE_URL" => Some("postgres://app:pw-9876@127.0.0.1:5432/app".to_owned()),
         _ => None,
@@ -673,8 +674,10 @@ fn values_from_variables_are_never_read_as_yaml() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("expected an httpPolling input")
     };
-    let credentials = &input.authentication.as_ref().unwrap().credentials;
-    assert_eq!(credentials.password.as_deref(), Some("p#ss: 'w\"ord"));
+    let Some(Authentication::Basic(credentials)) = &input.authentication else {
+        panic!("expected basic authentication")
+    };
+    assert_eq!(credentials.password(), "p#ss: 'w\"ord");
 }
 
 #[test]
@@ -1090,6 +1093,128 @@ fn credentials_must_fit_the_authentication_type() {
             "{type: api-key, credentials: {key: k, paramName: key}}",
         )),
         "paramName applies to `location: query`",
+    );
+}
+
+#[test]
+fn credentials_that_cannot_be_sent_are_refused_with_their_key_and_line() {
+    let with = |auth: &str| http_input(&format!("  authentication: {auth}\n"));
+    assert_eq!(
+        invalid(&with(
+            "{type: api-key, credentials: {key: k, headerName: \"Bad Header\"}}"
+        )),
+        "pipeline.yaml:5:57: input.authentication.credentials.headerName: `Bad Header` is not a \
+         valid HTTP header name: use letters, digits and `-`, without spaces (e.g. X-API-Key)"
+    );
+    assert_eq!(
+        invalid(&with(
+            "{type: api-key, credentials: {key: k, headerName: \"\"}}"
+        )),
+        "pipeline.yaml:5:57: input.authentication.credentials.headerName: headerName is empty; \
+         write a header name, or remove it for the default `X-API-Key`"
+    );
+    assert_eq!(
+        invalid(&with(
+            "{type: api-key, credentials: {key: k, location: query, paramName: \" \"}}"
+        )),
+        "pipeline.yaml:5:74: input.authentication.credentials.paramName: paramName is empty; \
+         write the name of the query parameter, or remove it for the default `api_key`"
+    );
+    // A secret is never quoted back: a line break in it would inject a header.
+    let message = invalid(&with(
+        "{type: bearer, credentials: {token: \"${INJECTING_TOKEN}\"}}",
+    ));
+    assert_eq!(
+        message,
+        "pipeline.yaml:5:48: input.authentication.credentials.token: `credentials.token` holds \
+         characters that cannot be sent in an HTTP header (control characters, such as a line \
+         break); check its value"
+    );
+    assert!(!message.contains("t0k"), "{message}");
+    assert_eq!(
+        invalid(&with("{type: api-key, credentials: {key: \"k\\x7f\"}}")),
+        "pipeline.yaml:5:49: input.authentication.credentials.key: `credentials.key` holds \
+         characters that cannot be sent in an HTTP header (control characters, such as a line \
+         break); check its value"
+    );
+    // In the query the key is URL-encoded, so any character goes.
+    assert!(
+        load(&with(
+            "{type: api-key, credentials: {key: \"k\\x7f\", location: query}}"
+        ))
+        .is_ok()
+    );
+    assert_eq!(
+        invalid(&with(
+            "{type: oauth2, credentials: {tokenUrl: \"ftp://auth.example.com/token\", \
+             clientId: c, clientSecret: s}}"
+        )),
+        "pipeline.yaml:5:48: input.authentication.credentials.tokenUrl: \
+         `ftp://auth.example.com/token` uses the scheme `ftp`; write an http:// or https:// URL \
+         such as https://api.example.com/v1/items"
+    );
+}
+
+#[test]
+fn loaded_credentials_are_ready_to_send() {
+    let with = |auth: &str| {
+        let loaded = load(&http_input(&format!("  authentication: {auth}\n"))).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+            panic!("expected an httpPolling input")
+        };
+        input.authentication.unwrap()
+    };
+    let Authentication::ApiKey(api_key) = with("{type: api-key, credentials: {key: k-1}}") else {
+        panic!("expected api-key authentication")
+    };
+    let ApiKeyLocation::Header(name, value) = api_key.location() else {
+        panic!("expected the key in a header")
+    };
+    assert_eq!(
+        (name.as_str(), value.to_str().unwrap()),
+        ("x-api-key", "k-1")
+    );
+    assert!(value.is_sensitive());
+    let Authentication::ApiKey(api_key) =
+        with("{type: api-key, credentials: {key: k-1, location: query}}")
+    else {
+        panic!("expected api-key authentication")
+    };
+    assert_eq!(
+        api_key.location(),
+        &ApiKeyLocation::Query("api_key".to_owned())
+    );
+    let Authentication::Bearer(bearer) = with("{type: bearer, credentials: {token: t-1}}") else {
+        panic!("expected bearer authentication")
+    };
+    assert_eq!(bearer.header_value(), "Bearer t-1");
+    let Authentication::Basic(basic) =
+        with("{type: basic, credentials: {username: ada, password: \"p@ss:word\"}}")
+    else {
+        panic!("expected basic authentication")
+    };
+    assert_eq!(basic.header_value(), "Basic YWRhOnBAc3M6d29yZA==");
+    let Authentication::OAuth2(oauth2) = with(
+        "{type: oauth2, credentials: {tokenUrl: \"https://auth.example.com/token\", \
+         clientId: client one, clientSecret: s3cret, scopes: [read]}}",
+    ) else {
+        panic!("expected oauth2 authentication")
+    };
+    assert_eq!(
+        oauth2.token_url().as_str(),
+        "https://auth.example.com/token"
+    );
+    assert_eq!(oauth2.scopes(), ["read"]);
+    // RFC 6749 2.3.1: the id is form-encoded before it goes into the basic credentials.
+    assert_eq!(
+        oauth2.client_authentication(),
+        "Basic Y2xpZW50K29uZTpzM2NyZXQ="
+    );
+    // Secrets stay out of `Debug` output.
+    let debug = format!("{basic:?} {oauth2:?}");
+    assert!(
+        !debug.contains("p@ss") && !debug.contains("s3cret"),
+        "{debug}"
     );
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::authentication::{Authentication, RawAuthentication};
 use crate::document::KeyPath;
 use crate::expr::StateCursor;
 use crate::http::{
-    Authentication, Endpoint, RECORD_PLACES, RawRetryConfig, RetryConfig, SourceMethod,
-    check_authentication, default_timeout_ms, endpoint, template, timeout,
+    Endpoint, RECORD_PLACES, RawRetryConfig, RetryConfig, SourceMethod, default_timeout_ms,
+    endpoint, template, timeout,
 };
 use crate::input::pagination::{Pagination, RawPagination};
 use crate::model::ScalarSchema;
@@ -42,7 +43,7 @@ pub struct HttpPollingInput {
     pub data_field: Option<FieldPath>,
     /// Request timeout in milliseconds (default 30000).
     pub timeout_ms: NonZeroU64,
-    /// How to authenticate against the API; its credentials fit its kind.
+    /// How to authenticate against the API, with exactly the credentials of its type.
     pub authentication: Option<Authentication>,
     /// Retries of failed requests.
     pub retry: RetryConfig,
@@ -160,7 +161,7 @@ pub(crate) struct RawHttpPollingInput {
     pub(crate) timeout_ms: u64,
     /// How to authenticate against the API.
     #[serde(default)]
-    pub(crate) authentication: Option<Authentication>,
+    pub(crate) authentication: Option<RawAuthentication>,
     /// Retries of failed requests.
     #[serde(default)]
     pub(crate) retry: RawRetryConfig,
@@ -204,9 +205,10 @@ impl RawHttpPollingInput {
             .as_deref()
             .and_then(|field| findings.field_path(path.key("dataField"), field));
         let timeout_ms = timeout(findings, path, self.timeout_ms);
-        if let Some(auth) = &self.authentication {
-            check_authentication(findings, &path.key("authentication"), auth);
-        }
+        let authentication = self
+            .authentication
+            .as_ref()
+            .map(|auth| auth.validate(&path.key("authentication"), findings));
         let retry = self.retry.validate(&path.key("retry"), findings);
         let pagination = self
             .pagination
@@ -239,7 +241,10 @@ impl RawHttpPollingInput {
             body,
             data_field,
             timeout_ms: timeout_ms?,
-            authentication: self.authentication,
+            authentication: match authentication {
+                Some(built) => Some(built?),
+                None => None,
+            },
             retry: retry?,
             pagination: pagination.flatten(),
             state_persistence,
