@@ -39,7 +39,6 @@ fn run_args(args: &RunArgs) -> Result<(), Failure> {
             tracing::warn!("{}: {warning}", loaded.path.display());
         }
         jobs.push(Job::new(loaded).map_err(|error| match &error {
-            JobError::Schedule { .. } => Failure::new(Code::Validation, error.to_string()),
             JobError::Executor { file, source } => Failure::new(
                 Code::Runtime,
                 format!("{}: {}", file.display(), describe_failure(file, source)),

@@ -5,15 +5,13 @@ use cannectors_scheduler::Schedule;
 use chrono::{SecondsFormat, Utc};
 
 use crate::cli::ScheduleArgs;
-use crate::commands::{Code, Failure, load};
+use crate::commands::{Failure, load};
 
 pub(crate) fn schedule(args: &ScheduleArgs) -> Result<(), Failure> {
     let loaded = load(&args.file)?;
     let name = &loaded.pipeline.name;
     let file = args.file.display();
-    let schedule = Schedule::of_pipeline(&loaded.pipeline)
-        .map_err(|error| Failure::new(Code::Validation, format!("{file}: {error}")))?;
-    let Some(schedule) = schedule else {
+    let Some(schedule) = Schedule::of_pipeline(&loaded.pipeline) else {
         println!(
             "{file}: pipeline `{name}` has no schedule: `cannectors run` runs it once and exits"
         );

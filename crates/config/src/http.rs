@@ -1,13 +1,14 @@
-//! What the HTTP input and the HTTP output share: methods, authentication, retries, timeouts
-//! and endpoints, with their rules.
+//! What the HTTP input and the HTTP output share: methods, retries, timeouts and endpoints,
+//! with their rules (authentication has its own module).
 //!
-//! Authentication and retries are handed to the shared HTTP client of cannectors-connector as
-//! written (after their rules passed here); an endpoint is parsed into a URL, or into a template
-//! that becomes one when it is filled.
+//! Retries are handed to the shared HTTP client of cannectors-connector as numbers it uses as
+//! they are; an endpoint is parsed into a URL, or into a template that becomes one when it is
+//! filled.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -45,112 +46,169 @@ pub enum SinkMethod {
     Get,
 }
 
-/// Authentication of an HTTP request.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Authentication {
-    /// `api-key`, `bearer`, `basic` or `oauth2`.
-    #[serde(rename = "type")]
-    pub kind: AuthKind,
-    /// The secrets of the chosen type.
-    pub credentials: Credentials,
-}
-
-/// Kind of authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub enum AuthKind {
-    /// A key sent in a header or a query parameter (`key`, `location`, `headerName`, `paramName`).
-    #[serde(rename = "api-key")]
-    ApiKey,
-    /// `Authorization: Bearer <token>` (`token`).
-    #[serde(rename = "bearer")]
-    Bearer,
-    /// `Authorization: Basic` (`username`, `password`).
-    #[serde(rename = "basic")]
-    Basic,
-    /// OAuth 2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scopes`).
-    #[serde(rename = "oauth2")]
-    OAuth2,
-}
-
-/// Where an api key goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum ApiKeyLocation {
-    /// In a request header (default `X-API-Key`).
-    #[default]
-    Header,
-    /// In a query parameter (default `api_key`).
-    Query,
-}
-
-/// Credentials of every authentication kind; which keys are required depends on the kind.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Credentials {
-    /// api-key: the key.
-    #[serde(default)]
-    pub key: Option<String>,
-    /// api-key: `header` (default) or `query`.
-    #[serde(default)]
-    pub location: Option<ApiKeyLocation>,
-    /// api-key: header name (default `X-API-Key`).
-    #[serde(default)]
-    pub header_name: Option<String>,
-    /// api-key: query parameter name (default `api_key`).
-    #[serde(default)]
-    pub param_name: Option<String>,
-    /// bearer: the token.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// basic: the user name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// basic: the password.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// oauth2: the token endpoint.
-    #[serde(default)]
-    pub token_url: Option<String>,
-    /// oauth2: the client id.
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// oauth2: the client secret.
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    /// oauth2: requested scopes.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
-/// Retries with exponential backoff.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+/// Retries of failed requests with exponential backoff (docs/http-input.md, Retries), checked:
+/// at least one attempt, delays that do not shrink, a cap not below the first delay, real
+/// status codes.
+///
+/// ```
+/// use std::time::Duration;
+/// use cannectors_config::{InputConfig, RetryConfig};
+///
+/// let yaml = r#"
+/// name: events
+/// input:
+///   type: httpPolling
+///   endpoint: https://api.example.com/events
+///   retry: {maxAttempts: 5, delayMs: 100}
+/// output: {type: stdout}
+/// "#;
+/// let pipeline = cannectors_config::parse_str(yaml, "events.yaml", &|_| None).unwrap().pipeline;
+/// let InputConfig::HttpPolling(input) = &pipeline.input else { unreachable!() };
+/// assert_eq!(input.retry.max_attempts().get(), 5);
+/// assert_eq!(input.retry.delay(), Duration::from_millis(100));
+/// // Keys left out keep their defaults.
+/// assert_eq!(input.retry.max_delay(), RetryConfig::default().max_delay());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
-    /// Attempts in all, the first included (default 3).
-    pub max_attempts: u32,
-    /// Delay before the first retry in milliseconds (default 500).
-    pub delay_ms: u64,
-    /// Factor applied to the delay after each retry (default 2).
-    pub backoff_multiplier: f64,
-    /// Upper bound of one delay in milliseconds (default 30000).
-    pub max_delay_ms: u64,
-    /// Status codes worth another attempt (default 429, 500, 502, 503, 504).
-    pub retryable_status_codes: Vec<u16>,
-    /// Wait as long as a `Retry-After` header asks (default true).
-    pub use_retry_after_header: bool,
+    max_attempts: NonZeroU32,
+    delay: Duration,
+    backoff_multiplier: f64,
+    max_delay: Duration,
+    retryable_status_codes: Vec<u16>,
+    use_retry_after_header: bool,
+}
+
+impl RetryConfig {
+    /// Attempts in all, the first included (1 = no retry).
+    pub fn max_attempts(&self) -> NonZeroU32 {
+        self.max_attempts
+    }
+
+    /// The delay before the first retry.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The factor applied to the delay after each retry: finite, 1 or more.
+    pub fn backoff_multiplier(&self) -> f64 {
+        self.backoff_multiplier
+    }
+
+    /// The longest one delay may be, `Retry-After` included; not below [`RetryConfig::delay`].
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The status codes worth another attempt, each 100 to 599.
+    pub fn retryable_status_codes(&self) -> &[u16] {
+        &self.retryable_status_codes
+    }
+
+    /// Whether a `Retry-After` header sets the wait.
+    pub fn use_retry_after_header(&self) -> bool {
+        self.use_retry_after_header
+    }
 }
 
 impl Default for RetryConfig {
+    /// The documented defaults: 3 attempts, 500 ms doubling up to 30 s, on 429, 500, 502, 503
+    /// and 504, `Retry-After` honoured.
     fn default() -> Self {
+        let raw = RawRetryConfig::default();
         RetryConfig {
-            max_attempts: 3,
+            max_attempts: NonZeroU32::MIN.saturating_add(DEFAULT_MAX_ATTEMPTS - 1),
+            delay: Duration::from_millis(raw.delay_ms),
+            backoff_multiplier: raw.backoff_multiplier,
+            max_delay: Duration::from_millis(raw.max_delay_ms),
+            retryable_status_codes: raw.retryable_status_codes,
+            use_retry_after_header: raw.use_retry_after_header,
+        }
+    }
+}
+
+/// Attempts unless `maxAttempts` says otherwise.
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+// As written; validation turns it into `RetryConfig`.
+/// Retries with exponential backoff.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+#[schemars(rename = "RetryConfig")]
+pub(crate) struct RawRetryConfig {
+    /// Attempts in all, the first included (default 3).
+    pub(crate) max_attempts: u32,
+    /// Delay before the first retry in milliseconds (default 500).
+    pub(crate) delay_ms: u64,
+    /// Factor applied to the delay after each retry (default 2).
+    pub(crate) backoff_multiplier: f64,
+    /// Upper bound of one delay in milliseconds (default 30000).
+    pub(crate) max_delay_ms: u64,
+    /// Status codes worth another attempt (default 429, 500, 502, 503, 504).
+    pub(crate) retryable_status_codes: Vec<u16>,
+    /// Wait as long as a `Retry-After` header asks (default true).
+    pub(crate) use_retry_after_header: bool,
+}
+
+impl Default for RawRetryConfig {
+    fn default() -> Self {
+        RawRetryConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             delay_ms: 500,
             backoff_multiplier: 2.0,
             max_delay_ms: 30_000,
             retryable_status_codes: vec![429, 500, 502, 503, 504],
             use_retry_after_header: true,
         }
+    }
+}
+
+impl RawRetryConfig {
+    /// At least one attempt, delays that do not shrink, a cap not below the first delay, real
+    /// status codes; `path` is the `retry` block.
+    pub(crate) fn validate(&self, path: &KeyPath, findings: &mut Findings) -> Option<RetryConfig> {
+        let mark = findings.mark();
+        let max_attempts = NonZeroU32::new(self.max_attempts);
+        if max_attempts.is_none() {
+            findings.problem(
+                path.key("maxAttempts"),
+                "maxAttempts counts the first attempt too, so it is at least 1 (1 = no retry)",
+            );
+        }
+        if !(self.backoff_multiplier.is_finite() && self.backoff_multiplier >= 1.0) {
+            findings.problem(
+                path.key("backoffMultiplier"),
+                format!(
+                    "backoffMultiplier is {}, but delays must not shrink: use 1 (constant) or more",
+                    self.backoff_multiplier
+                ),
+            );
+        }
+        if self.max_delay_ms < self.delay_ms {
+            findings.problem(
+                path.key("maxDelayMs"),
+                format!(
+                    "maxDelayMs ({}) is below delayMs ({}); raise maxDelayMs",
+                    self.max_delay_ms, self.delay_ms
+                ),
+            );
+        }
+        for (i, code) in self.retryable_status_codes.iter().enumerate() {
+            if !(100..=599).contains(code) {
+                findings.problem(
+                    path.key("retryableStatusCodes").index(i),
+                    format!("{code} is not an HTTP status code (100 to 599)"),
+                );
+            }
+        }
+        findings.clean_since(mark).then_some(RetryConfig {
+            max_attempts: max_attempts?,
+            delay: Duration::from_millis(self.delay_ms),
+            backoff_multiplier: self.backoff_multiplier,
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            retryable_status_codes: self.retryable_status_codes.clone(),
+            use_retry_after_header: self.use_retry_after_header,
+        })
     }
 }
 
@@ -301,145 +359,4 @@ pub(crate) fn plain_values(
         }
     }
     values
-}
-
-/// A credential key and its value, if given.
-type Credential<'a> = (&'a str, Option<&'a String>);
-
-/// The credentials fit the kind, required ones are not empty, `headerName`/`paramName` match
-/// `location`, an OAuth 2 `tokenUrl` is an http(s) URL.
-pub(crate) fn check_authentication(findings: &mut Findings, path: &KeyPath, auth: &Authentication) {
-    let c = &auth.credentials;
-    let given: [(&str, bool); 11] = [
-        ("key", c.key.is_some()),
-        ("location", c.location.is_some()),
-        ("headerName", c.header_name.is_some()),
-        ("paramName", c.param_name.is_some()),
-        ("token", c.token.is_some()),
-        ("username", c.username.is_some()),
-        ("password", c.password.is_some()),
-        ("tokenUrl", c.token_url.is_some()),
-        ("clientId", c.client_id.is_some()),
-        ("clientSecret", c.client_secret.is_some()),
-        ("scopes", !c.scopes.is_empty()),
-    ];
-    let (kind, required, optional): (&str, &[Credential<'_>], &[&str]) = match auth.kind {
-        AuthKind::ApiKey => (
-            "api-key",
-            &[("key", c.key.as_ref())],
-            &["location", "headerName", "paramName"],
-        ),
-        AuthKind::Bearer => ("bearer", &[("token", c.token.as_ref())], &[]),
-        AuthKind::Basic => (
-            "basic",
-            &[
-                ("username", c.username.as_ref()),
-                ("password", c.password.as_ref()),
-            ],
-            &[],
-        ),
-        AuthKind::OAuth2 => (
-            "oauth2",
-            &[
-                ("tokenUrl", c.token_url.as_ref()),
-                ("clientId", c.client_id.as_ref()),
-                ("clientSecret", c.client_secret.as_ref()),
-            ],
-            &["scopes"],
-        ),
-    };
-    let credentials = path.key("credentials");
-    let takes = required
-        .iter()
-        .map(|(name, _)| *name)
-        .chain(optional.iter().copied())
-        .map(|name| format!("`{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    for (name, value) in required {
-        match value {
-            None => findings.problem(
-                credentials.key(name),
-                format!("{kind} authentication needs `credentials.{name}`"),
-            ),
-            // An empty basic password is real: some APIs take a key as the user name and no
-            // password.
-            Some(value) if value.trim().is_empty() && *name != "password" => findings.problem(
-                credentials.key(name),
-                format!(
-                    "`credentials.{name}` is empty (an unset or empty variable?); {kind} \
-                     authentication needs it"
-                ),
-            ),
-            Some(_) => {}
-        }
-    }
-    for (name, is_given) in given {
-        let applies = required.iter().any(|(n, _)| *n == name) || optional.contains(&name);
-        if is_given && !applies {
-            findings.problem(
-                credentials.key(name),
-                format!("`{name}` does not apply to {kind} authentication, which takes {takes}"),
-            );
-        }
-    }
-    if auth.kind == AuthKind::ApiKey {
-        let location = c.location.unwrap_or_default();
-        if location == ApiKeyLocation::Header && c.param_name.is_some() {
-            findings.problem(
-                credentials.key("paramName"),
-                "paramName applies to `location: query`; the key goes in a header here (set \
-                 headerName, or `location: query`)",
-            );
-        }
-        if location == ApiKeyLocation::Query && c.header_name.is_some() {
-            findings.problem(
-                credentials.key("headerName"),
-                "headerName applies to `location: header`; the key goes in the query here (set \
-                 paramName, or `location: header`)",
-            );
-        }
-    }
-    if let Some(token_url) = &c.token_url
-        && auth.kind == AuthKind::OAuth2
-        && !token_url.trim().is_empty()
-    {
-        url(findings, &credentials.key("tokenUrl"), token_url);
-    }
-}
-
-/// Delays that do not shrink, a cap above the first delay, real status codes.
-pub(crate) fn check_retry(findings: &mut Findings, path: &KeyPath, retry: &RetryConfig) {
-    if retry.max_attempts == 0 {
-        findings.problem(
-            path.key("maxAttempts"),
-            "maxAttempts counts the first attempt too, so it is at least 1 (1 = no retry)",
-        );
-    }
-    if !(retry.backoff_multiplier.is_finite() && retry.backoff_multiplier >= 1.0) {
-        findings.problem(
-            path.key("backoffMultiplier"),
-            format!(
-                "backoffMultiplier is {}, but delays must not shrink: use 1 (constant) or more",
-                retry.backoff_multiplier
-            ),
-        );
-    }
-    if retry.max_delay_ms < retry.delay_ms {
-        findings.problem(
-            path.key("maxDelayMs"),
-            format!(
-                "maxDelayMs ({}) is below delayMs ({}); raise maxDelayMs",
-                retry.max_delay_ms, retry.delay_ms
-            ),
-        );
-    }
-    for (i, code) in retry.retryable_status_codes.iter().enumerate() {
-        if !(100..=599).contains(code) {
-            findings.problem(
-                path.key("retryableStatusCodes").index(i),
-                format!("{code} is not an HTTP status code (100 to 599)"),
-            );
-        }
-    }
 }

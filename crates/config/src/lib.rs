@@ -33,6 +33,7 @@
 //! );
 //! ```
 
+mod authentication;
 mod cursor;
 mod database;
 mod decode;
@@ -55,12 +56,12 @@ mod variables;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use authentication::{
+    ApiKey, ApiKeyLocation, Authentication, BasicCredentials, BearerToken, OAuth2Credentials,
+};
 pub use database::{Connection, Driver};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
-pub use http::{
-    ApiKeyLocation, AuthKind, Authentication, Credentials, Endpoint, RetryConfig, SinkMethod,
-    SourceMethod,
-};
+pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
 pub use input::database::{DatabaseInput, InputParameters};
 pub use input::http::{HttpPollingInput, JsonBody, SourceBody};
@@ -74,7 +75,7 @@ pub use output::file::FileOutput;
 pub use output::http_request::{HttpRequestOutput, RequestMode, SuccessConfig};
 pub use output::stdout::StdoutOutput;
 pub use path::{FieldPath, FieldPathError};
-pub use schedule::{ScheduleError, normalize_schedule};
+pub use schedule::{CronSchedule, ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use state_persistence::{
     IdCursor, OffsetCursor, StatePersistence, StrftimePattern, TimestampCursor, TimestampFormat,

@@ -5,9 +5,17 @@
 //! numbers them 0-7 with 0 and 7 both Sunday. `0 9 * * 1-5` means Monday to Friday to anyone who
 //! has written a crontab, so numeric days are translated here instead of silently moving every
 //! weekday schedule by one day.
+//!
+//! A loaded pipeline holds its schedule parsed ([`CronSchedule`]: the `cron` crate's schedule
+//! and the time zone), so the scheduler computes fire times without reading text again.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+
+use chrono_tz::Tz;
+
+use crate::document::KeyPath;
+use crate::validate::Findings;
 
 /// Why a schedule cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,21 +47,31 @@ const FIELDS_HINT: &str = "write 5 fields `minute hour day-of-month month day-of
 /// assert!(normalize_schedule("0 0 9 * * * 2030").is_err());
 /// ```
 pub fn normalize_schedule(expression: &str) -> Result<String, ScheduleError> {
+    parse(expression).map(|cron| cron.source().to_owned())
+}
+
+/// The `cron` crate's schedule of a 5- or 6-field expression, read as [`normalize_schedule`]
+/// says.
+fn parse(expression: &str) -> Result<cron::Schedule, ScheduleError> {
     let fail = |reason: String| ScheduleError {
         expression: expression.to_owned(),
         reason,
     };
     let trimmed = expression.trim();
     if let Some(keyword) = trimmed.strip_prefix('@') {
-        return match keyword {
-            "hourly" | "daily" | "weekly" | "monthly" | "yearly" => Ok(trimmed.to_owned()),
-            "midnight" => Ok("@daily".to_owned()),
-            "annually" => Ok("@yearly".to_owned()),
-            _ => Err(fail(format!(
-                "`@{keyword}` is not a known shorthand; use @hourly, @daily, @weekly, @monthly or \
-                 @yearly, or {FIELDS_HINT}"
-            ))),
+        let shorthand = match keyword {
+            "hourly" | "daily" | "weekly" | "monthly" | "yearly" => trimmed,
+            "midnight" => "@daily",
+            "annually" => "@yearly",
+            _ => {
+                return Err(fail(format!(
+                    "`@{keyword}` is not a known shorthand; use @hourly, @daily, @weekly, \
+                     @monthly or @yearly, or {FIELDS_HINT}"
+                )));
+            }
         };
+        return cron::Schedule::from_str(shorthand)
+            .map_err(|error| fail(format!("{error}; {FIELDS_HINT}")));
     }
     let fields: Vec<&str> = trimmed.split_whitespace().collect();
     let mut six: Vec<String> = match fields.len() {
@@ -71,10 +89,89 @@ pub fn normalize_schedule(expression: &str) -> Result<String, ScheduleError> {
         n => return Err(fail(format!("it has {n} fields; {FIELDS_HINT}"))),
     };
     six[5] = day_of_week(&six[5]).map_err(fail)?;
-    let normalized = six.join(" ");
-    cron::Schedule::from_str(&normalized)
-        .map_err(|error| fail(format!("{error}; {FIELDS_HINT}")))?;
-    Ok(normalized)
+    cron::Schedule::from_str(&six.join(" "))
+        .map_err(|error| fail(format!("{error}; {FIELDS_HINT}")))
+}
+
+/// When an input runs: its `schedule`, parsed, in the time zone of its `timezone` (UTC when
+/// absent), with the expression as written for messages.
+///
+/// ```
+/// use cannectors_config::CronSchedule;
+///
+/// let schedule = CronSchedule::new(" 0 9 * * 1-5 ", chrono_tz::Europe::Paris).unwrap();
+/// assert_eq!(schedule.expression(), "0 9 * * 1-5");
+/// assert_eq!(schedule.normalized(), "0 0 9 * * 2,3,4,5,6");
+/// assert_eq!(schedule.zone(), chrono_tz::Europe::Paris);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronSchedule {
+    expression: String,
+    cron: cron::Schedule,
+    zone: Tz,
+}
+
+impl CronSchedule {
+    /// Reads a 5- or 6-field cron expression (see [`normalize_schedule`]) in `zone`.
+    pub fn new(expression: &str, zone: Tz) -> Result<CronSchedule, ScheduleError> {
+        Ok(CronSchedule {
+            expression: expression.trim().to_owned(),
+            cron: parse(expression)?,
+            zone,
+        })
+    }
+
+    /// The expression as written, without surrounding spaces.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The 6-field form (seconds first) the expression was read as.
+    pub fn normalized(&self) -> &str {
+        self.cron.source()
+    }
+
+    /// The parsed schedule, read on the wall clock of [`CronSchedule::zone`].
+    pub fn cron(&self) -> &cron::Schedule {
+        &self.cron
+    }
+
+    /// The time zone the schedule is read in.
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+}
+
+/// The `schedule` and `timezone` of the input at `path` as a [`CronSchedule`] (`None`
+/// without a schedule), or the problems of each key.
+pub(crate) fn check(
+    findings: &mut Findings,
+    path: &KeyPath,
+    expression: Option<&str>,
+    timezone: Option<&str>,
+) -> Option<CronSchedule> {
+    let cron = expression.and_then(|expression| match parse(expression) {
+        Ok(cron) => Some(cron),
+        Err(error) => {
+            findings.problem(path.key("schedule"), error.to_string());
+            None
+        }
+    });
+    let zone = match timezone {
+        None => Some(Tz::UTC),
+        Some(name) => Tz::from_str(name).ok().or_else(|| {
+            findings.problem(
+                path.key("timezone"),
+                format!("`{name}` is not an IANA time zone name; write e.g. Europe/Paris or UTC"),
+            );
+            None
+        }),
+    };
+    Some(CronSchedule {
+        expression: expression?.trim().to_owned(),
+        cron: cron?,
+        zone: zone?,
+    })
 }
 
 /// Rewrites numeric days of the week (0-7, Sunday = 0 or 7) into the `cron` crate's numbering

@@ -67,7 +67,13 @@ fn the_events_sync_fixture_reads_as_written() {
         input.endpoint.to_string(),
         "https://source.example.com/api/events"
     );
-    assert_eq!(input.schedule.as_deref(), Some("*/10 * * * *"));
+    assert_eq!(
+        input
+            .schedule
+            .as_ref()
+            .map(|schedule| schedule.expression()),
+        Some("*/10 * * * *")
+    );
     let state = input.state_persistence.as_ref().unwrap();
     assert_eq!(
         state.timestamp().unwrap().query_param.as_deref(),

@@ -8,13 +8,16 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use cannectors_config::{ConfigError, LoadedPipeline, parse_str};
+use std::time::Duration;
+
+use cannectors_config::{ApiKeyLocation, Authentication, ConfigError, LoadedPipeline, parse_str};
 
 fn env(name: &str) -> Option<String> {
     match name {
         "SOURCE_TOKEN" => Some("tok-123456".to_owned()),
         "TRICKY_PASSWORD" => Some("p#ss: 'w\"ord".to_owned()),
         "EMPTY" => Some(String::new()),
+        "INJECTING_TOKEN" => Some("t0k\r\nX-Injected: 1".to_owned()),
         "SECRET_URL" => Some("ftp://admin:hunter22@files.internal/".to_owned()),
         "DATABASE_URL" => Some("postgres://app:pw-9876@127.0.0.1:5432/app".to_owned()),
         _ => None,
@@ -671,8 +674,10 @@ fn values_from_variables_are_never_read_as_yaml() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("expected an httpPolling input")
     };
-    let credentials = &input.authentication.as_ref().unwrap().credentials;
-    assert_eq!(credentials.password.as_deref(), Some("p#ss: 'w\"ord"));
+    let Some(Authentication::Basic(credentials)) = &input.authentication else {
+        panic!("expected basic authentication")
+    };
+    assert_eq!(credentials.password(), "p#ss: 'w\"ord");
 }
 
 #[test]
@@ -818,10 +823,43 @@ fn a_timezone_must_be_an_iana_name() {
         ))
         .is_ok()
     );
-    assert_has(
-        &invalid(&http_input("  timezone: Mars/Olympus\n")),
-        "input.timezone: `Mars/Olympus` is not an IANA time zone name",
+    assert_eq!(
+        invalid(&http_input("  timezone: Mars/Olympus\n")),
+        "pipeline.yaml:5:3: input.timezone: `Mars/Olympus` is not an IANA time zone name; write \
+         e.g. Europe/Paris or UTC"
     );
+    // Both keys of a database input, each at its own line, in one pass.
+    assert_eq!(
+        invalid(&database_input(
+            "  query: SELECT 1\n  schedule: every minute\n  timezone: Europe/Atlantis\n"
+        )),
+        "pipeline.yaml: 2 problems\n  \
+         pipeline.yaml:6:3: input.schedule: `every minute` is not a usable cron schedule: it has \
+         2 fields; write 5 fields `minute hour day-of-month month day-of-week` (e.g. \
+         `*/10 * * * *`) or 6 with seconds first (e.g. `0 */10 * * * *`)\n  \
+         pipeline.yaml:7:3: input.timezone: `Europe/Atlantis` is not an IANA time zone name; \
+         write e.g. Europe/Paris or UTC"
+    );
+}
+
+#[test]
+fn a_loaded_schedule_is_parsed_in_its_time_zone() {
+    let loaded = load(&database_input(
+        "  query: SELECT 1\n  schedule: \" 0 9 * * 1-5 \"\n  timezone: America/New_York\n",
+    ))
+    .unwrap();
+    let schedule = loaded.pipeline.input.schedule().unwrap();
+    assert_eq!(schedule.expression(), "0 9 * * 1-5");
+    assert_eq!(schedule.normalized(), "0 0 9 * * 2,3,4,5,6");
+    assert_eq!(schedule.zone(), chrono_tz::America::New_York);
+    let utc = load(&http_input("  schedule: \"@midnight\"\n")).unwrap();
+    let schedule = utc.pipeline.input.schedule().unwrap();
+    assert_eq!(
+        (schedule.normalized(), schedule.zone()),
+        ("@daily", chrono_tz::UTC)
+    );
+    let once = load(&http_input("")).unwrap();
+    assert!(once.pipeline.input.schedule().is_none());
 }
 
 #[test]
@@ -1059,6 +1097,128 @@ fn credentials_must_fit_the_authentication_type() {
 }
 
 #[test]
+fn credentials_that_cannot_be_sent_are_refused_with_their_key_and_line() {
+    let with = |auth: &str| http_input(&format!("  authentication: {auth}\n"));
+    assert_eq!(
+        invalid(&with(
+            "{type: api-key, credentials: {key: k, headerName: \"Bad Header\"}}"
+        )),
+        "pipeline.yaml:5:57: input.authentication.credentials.headerName: `Bad Header` is not a \
+         valid HTTP header name: use letters, digits and `-`, without spaces (e.g. X-API-Key)"
+    );
+    assert_eq!(
+        invalid(&with(
+            "{type: api-key, credentials: {key: k, headerName: \"\"}}"
+        )),
+        "pipeline.yaml:5:57: input.authentication.credentials.headerName: headerName is empty; \
+         write a header name, or remove it for the default `X-API-Key`"
+    );
+    assert_eq!(
+        invalid(&with(
+            "{type: api-key, credentials: {key: k, location: query, paramName: \" \"}}"
+        )),
+        "pipeline.yaml:5:74: input.authentication.credentials.paramName: paramName is empty; \
+         write the name of the query parameter, or remove it for the default `api_key`"
+    );
+    // A secret is never quoted back: a line break in it would inject a header.
+    let message = invalid(&with(
+        "{type: bearer, credentials: {token: \"${INJECTING_TOKEN}\"}}",
+    ));
+    assert_eq!(
+        message,
+        "pipeline.yaml:5:48: input.authentication.credentials.token: `credentials.token` holds \
+         characters that cannot be sent in an HTTP header (control characters, such as a line \
+         break); check its value"
+    );
+    assert!(!message.contains("t0k"), "{message}");
+    assert_eq!(
+        invalid(&with("{type: api-key, credentials: {key: \"k\\x7f\"}}")),
+        "pipeline.yaml:5:49: input.authentication.credentials.key: `credentials.key` holds \
+         characters that cannot be sent in an HTTP header (control characters, such as a line \
+         break); check its value"
+    );
+    // In the query the key is URL-encoded, so any character goes.
+    assert!(
+        load(&with(
+            "{type: api-key, credentials: {key: \"k\\x7f\", location: query}}"
+        ))
+        .is_ok()
+    );
+    assert_eq!(
+        invalid(&with(
+            "{type: oauth2, credentials: {tokenUrl: \"ftp://auth.example.com/token\", \
+             clientId: c, clientSecret: s}}"
+        )),
+        "pipeline.yaml:5:48: input.authentication.credentials.tokenUrl: \
+         `ftp://auth.example.com/token` uses the scheme `ftp`; write an http:// or https:// URL \
+         such as https://api.example.com/v1/items"
+    );
+}
+
+#[test]
+fn loaded_credentials_are_ready_to_send() {
+    let with = |auth: &str| {
+        let loaded = load(&http_input(&format!("  authentication: {auth}\n"))).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+            panic!("expected an httpPolling input")
+        };
+        input.authentication.unwrap()
+    };
+    let Authentication::ApiKey(api_key) = with("{type: api-key, credentials: {key: k-1}}") else {
+        panic!("expected api-key authentication")
+    };
+    let ApiKeyLocation::Header(name, value) = api_key.location() else {
+        panic!("expected the key in a header")
+    };
+    assert_eq!(
+        (name.as_str(), value.to_str().unwrap()),
+        ("x-api-key", "k-1")
+    );
+    assert!(value.is_sensitive());
+    let Authentication::ApiKey(api_key) =
+        with("{type: api-key, credentials: {key: k-1, location: query}}")
+    else {
+        panic!("expected api-key authentication")
+    };
+    assert_eq!(
+        api_key.location(),
+        &ApiKeyLocation::Query("api_key".to_owned())
+    );
+    let Authentication::Bearer(bearer) = with("{type: bearer, credentials: {token: t-1}}") else {
+        panic!("expected bearer authentication")
+    };
+    assert_eq!(bearer.header_value(), "Bearer t-1");
+    let Authentication::Basic(basic) =
+        with("{type: basic, credentials: {username: ada, password: \"p@ss:word\"}}")
+    else {
+        panic!("expected basic authentication")
+    };
+    assert_eq!(basic.header_value(), "Basic YWRhOnBAc3M6d29yZA==");
+    let Authentication::OAuth2(oauth2) = with(
+        "{type: oauth2, credentials: {tokenUrl: \"https://auth.example.com/token\", \
+         clientId: client one, clientSecret: s3cret, scopes: [read]}}",
+    ) else {
+        panic!("expected oauth2 authentication")
+    };
+    assert_eq!(
+        oauth2.token_url().as_str(),
+        "https://auth.example.com/token"
+    );
+    assert_eq!(oauth2.scopes(), ["read"]);
+    // RFC 6749 2.3.1: the id is form-encoded before it goes into the basic credentials.
+    assert_eq!(
+        oauth2.client_authentication(),
+        "Basic Y2xpZW50K29uZTpzM2NyZXQ="
+    );
+    // Secrets stay out of `Debug` output.
+    let debug = format!("{basic:?} {oauth2:?}");
+    assert!(
+        !debug.contains("p@ss") && !debug.contains("s3cret"),
+        "{debug}"
+    );
+}
+
+#[test]
 fn retry_values_must_be_sane() {
     let message = invalid(&http_input(
         "  retry: {maxAttempts: 0, backoffMultiplier: 0.5, retryableStatusCodes: [429, 700], delayMs: 10, maxDelayMs: 5}\n",
@@ -1078,6 +1238,21 @@ fn retry_values_must_be_sane() {
     assert_has(
         &message,
         "input.retry.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
+    );
+    assert_eq!(
+        invalid(&http_input("  retry: {maxAttempts: 0}\n")),
+        "pipeline.yaml:5:11: input.retry.maxAttempts: maxAttempts counts the first attempt too, \
+         so it is at least 1 (1 = no retry)"
+    );
+    assert_eq!(
+        invalid(&http_input("  retry: {backoffMultiplier: .nan}\n")),
+        "pipeline.yaml:5:11: input.retry.backoffMultiplier: `.nan` is not a finite number; write \
+         a number or quote it"
+    );
+    assert_eq!(
+        invalid(&http_input("  retry: {backoffMultiplier: .inf}\n")),
+        "pipeline.yaml:5:11: input.retry.backoffMultiplier: `.inf` is not a finite number; write \
+         a number or quote it"
     );
 }
 
@@ -1400,7 +1575,10 @@ fn anchors_and_merge_keys_work() {
     let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
         panic!("expected an httpPolling input")
     };
-    assert_eq!((input.retry.max_attempts, input.retry.delay_ms), (5, 10));
+    assert_eq!(
+        (input.retry.max_attempts().get(), input.retry.delay()),
+        (5, Duration::from_millis(10))
+    );
 }
 
 #[test]

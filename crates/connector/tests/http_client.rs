@@ -8,26 +8,49 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials, RetryConfig};
+use cannectors_config::{Authentication, OutputConfig, RetryConfig, parse_str};
 use cannectors_connector::StoppedByShutdown;
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, TransportFailure,
 };
 use cannectors_test_support::credentials::in_wiremock_request;
 use cannectors_test_support::reporting::Reporting;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string, header, method, path, path_regex, query_param,
 };
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn fast_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        max_attempts,
-        delay_ms: 10,
-        max_delay_ms: 50,
-        ..RetryConfig::default()
+/// The settings of an httpRequest output written with `keys`, loaded as a pipeline file is:
+/// settings are made only by loading, so a test uses what a pipeline would.
+fn output_with(keys: Value) -> cannectors_config::HttpRequestOutput {
+    let mut output = json!({"type": "httpRequest", "endpoint": "http://127.0.0.1:9/items"});
+    for (key, value) in keys.as_object().unwrap() {
+        output[key] = value.clone();
     }
+    let pipeline = json!({
+        "name": "p",
+        "input": {"type": "httpPolling", "endpoint": "http://127.0.0.1:9/"},
+        "output": output,
+    });
+    match parse_str(&pipeline.to_string(), "p.json", &|_| None)
+        .unwrap()
+        .pipeline
+        .output
+    {
+        OutputConfig::HttpRequest(output) => output,
+        other => panic!("expected an httpRequest output, got {other:?}"),
+    }
+}
+
+/// A `retry` block, loaded.
+fn retry(block: Value) -> RetryConfig {
+    output_with(json!({"retry": block})).retry
+}
+
+fn fast_retry(max_attempts: u32) -> RetryConfig {
+    retry(json!({"maxAttempts": max_attempts, "delayMs": 10, "maxDelayMs": 50}))
 }
 
 fn client(authentication: Option<Authentication>, retry: RetryConfig) -> HttpClient {
@@ -39,8 +62,10 @@ fn client(authentication: Option<Authentication>, retry: RetryConfig) -> HttpCli
         .unwrap()
 }
 
-fn auth(kind: AuthKind, credentials: Credentials) -> Option<Authentication> {
-    Some(Authentication { kind, credentials })
+/// An `authentication` block of type `kind` with `credentials`, loaded.
+fn auth(kind: &str, credentials: Value) -> Option<Authentication> {
+    output_with(json!({"authentication": {"type": kind, "credentials": credentials}}))
+        .authentication
 }
 
 fn get(server: &MockServer, route: &str) -> HttpRequest {
@@ -63,16 +88,7 @@ async fn api_key_goes_in_the_default_header() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = client(
-        auth(
-            AuthKind::ApiKey,
-            Credentials {
-                key: Some("k-123".into()),
-                ..Default::default()
-            },
-        ),
-        fast_retry(1),
-    );
+    let client = client(auth("api-key", json!({"key": "k-123"})), fast_retry(1));
     client.send(get(&server, "/items")).await.unwrap();
 }
 
@@ -84,12 +100,8 @@ async fn api_key_goes_in_a_named_header() {
         .expect(1)
         .mount(&server)
         .await;
-    let credentials = Credentials {
-        key: Some("k-123".into()),
-        header_name: Some("Api-Token".into()),
-        ..Default::default()
-    };
-    client(auth(AuthKind::ApiKey, credentials), fast_retry(1))
+    let credentials = json!({"key": "k-123", "headerName": "Api-Token"});
+    client(auth("api-key", credentials), fast_retry(1))
         .send(get(&server, "/items"))
         .await
         .unwrap();
@@ -105,12 +117,8 @@ async fn api_key_in_the_query_replaces_one_written_in_the_url_and_stays_out_of_t
         .expect(1)
         .mount(&server)
         .await;
-    let credentials = Credentials {
-        key: Some("k-123".into()),
-        location: Some(ApiKeyLocation::Query),
-        ..Default::default()
-    };
-    let client = client(auth(AuthKind::ApiKey, credentials), fast_retry(1));
+    let credentials = json!({"key": "k-123", "location": "query"});
+    let client = client(auth("api-key", credentials), fast_retry(1));
     let response = client
         .send(get(&server, "/items?api_key=stale").query("page", "2"))
         .await
@@ -125,13 +133,8 @@ async fn api_key_in_a_named_query_parameter_is_masked_in_errors() {
         .respond_with(ResponseTemplate::new(400).set_body_string("bad key k-123"))
         .mount(&server)
         .await;
-    let credentials = Credentials {
-        key: Some("k-123".into()),
-        location: Some(ApiKeyLocation::Query),
-        param_name: Some("token_v2".into()),
-        ..Default::default()
-    };
-    let client = client(auth(AuthKind::ApiKey, credentials), fast_retry(1));
+    let credentials = json!({"key": "k-123", "location": "query", "paramName": "token_v2"});
+    let client = client(auth("api-key", credentials), fast_retry(1));
     let error = client
         .send(get(&server, "/items?token_v2=k-123"))
         .await
@@ -150,11 +153,8 @@ async fn bearer_token_is_sent_in_the_authorization_header() {
         .expect(1)
         .mount(&server)
         .await;
-    let credentials = Credentials {
-        token: Some("t-abc".into()),
-        ..Default::default()
-    };
-    client(auth(AuthKind::Bearer, credentials), fast_retry(1))
+    let credentials = json!({"token": "t-abc"});
+    client(auth("bearer", credentials), fast_retry(1))
         .send(get(&server, "/"))
         .await
         .unwrap();
@@ -168,32 +168,22 @@ async fn basic_credentials_are_sent_base64_encoded() {
         .expect(1)
         .mount(&server)
         .await;
-    let credentials = Credentials {
-        username: Some("ada".into()),
-        password: Some("p@ss:word".into()),
-        ..Default::default()
-    };
-    client(auth(AuthKind::Basic, credentials), fast_retry(1))
+    let credentials = json!({"username": "ada", "password": "p@ss:word"});
+    client(auth("basic", credentials), fast_retry(1))
         .send(get(&server, "/"))
         .await
         .unwrap();
 }
 
-fn oauth2(server: &MockServer, scopes: Vec<String>) -> Option<Authentication> {
+fn oauth2(server: &MockServer, scopes: Vec<&str>) -> Option<Authentication> {
     auth(
-        AuthKind::OAuth2,
-        Credentials {
-            token_url: Some(format!("{}/oauth/token", server.uri())),
-            client_id: Some("client one".into()),
-            client_secret: Some("s3cret".into()),
-            scopes,
-            ..Default::default()
-        },
+        "oauth2",
+        json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3cret", "scopes": scopes}),
     )
 }
 
 fn token_response(token: &str, expires_in: u64) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+    ResponseTemplate::new(200).set_body_json(json!({
         "access_token": token, "token_type": "Bearer", "expires_in": expires_in
     }))
 }
@@ -219,10 +209,7 @@ async fn oauth2_token_is_fetched_once_with_client_basic_auth_and_reused() {
         .expect(3)
         .mount(&server)
         .await;
-    let client = client(
-        oauth2(&server, vec!["read".into(), "write".into()]),
-        fast_retry(1),
-    );
+    let client = client(oauth2(&server, vec!["read", "write"]), fast_retry(1));
     for _ in 0..3 {
         client.send(get(&server, "/items")).await.unwrap();
     }
@@ -415,11 +402,7 @@ async fn retry_after_in_seconds_is_waited_for() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let retry = RetryConfig {
-        delay_ms: 0,
-        max_delay_ms: 5_000,
-        ..fast_retry(2)
-    };
+    let retry = retry(json!({"maxAttempts": 2, "delayMs": 0, "maxDelayMs": 5_000}));
     let started = Instant::now();
     client(None, retry)
         .send(get(&server, "/items"))
@@ -443,11 +426,7 @@ async fn retry_after_as_an_http_date_is_waited_for() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let retry = RetryConfig {
-        delay_ms: 0,
-        max_delay_ms: 5_000,
-        ..fast_retry(2)
-    };
+    let retry = retry(json!({"maxAttempts": 2, "delayMs": 0, "maxDelayMs": 5_000}));
     let started = Instant::now();
     client(None, retry)
         .send(get(&server, "/items"))
@@ -564,7 +543,7 @@ async fn sends_method_query_headers_and_json_body() {
         .and(header("X-Tenant", "t1"))
         .and(header("content-type", "application/json"))
         .and(header("accept-encoding", "gzip"))
-        .and(body_json(serde_json::json!([{"id": 1}])))
+        .and(body_json(json!([{"id": 1}])))
         .respond_with(ResponseTemplate::new(202).insert_header("X-Request-Id", "r-9"))
         .expect(1)
         .mount(&server)
@@ -573,7 +552,7 @@ async fn sends_method_query_headers_and_json_body() {
         .unwrap()
         .query("mode", "a b")
         .header("X-Tenant", "t1")
-        .json(&serde_json::json!([{"id": 1}]));
+        .json(&json!([{"id": 1}]));
     let response = client(None, fast_retry(1)).send(request).await.unwrap();
     assert_eq!(response.status(), 202);
     assert_eq!(response.header("x-request-id"), Some("r-9"));
@@ -655,13 +634,9 @@ async fn retry_logs_never_show_the_key() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let credentials = Credentials {
-        key: Some("k-secret-9".into()),
-        location: Some(ApiKeyLocation::Query),
-        ..Default::default()
-    };
+    let credentials = json!({"key": "k-secret-9", "location": "query"});
     // The key also written into the URL by hand, as some pipelines do.
-    client(auth(AuthKind::ApiKey, credentials), fast_retry(3))
+    client(auth("api-key", credentials), fast_retry(3))
         .send(get(&server, "/items?api_key=k-secret-9"))
         .await
         .unwrap();
@@ -670,55 +645,11 @@ async fn retry_logs_never_show_the_key() {
     assert!(!text.contains("k-secret-9"), "{text}");
 }
 
-#[test]
-fn missing_or_unusable_credentials_are_reported_when_the_client_is_built() {
-    let cases = [
-        (
-            AuthKind::ApiKey,
-            Credentials::default(),
-            "authentication `api-key`: `credentials.key` is missing or empty; set it (e.g. from ${VAR})",
-        ),
-        (
-            AuthKind::ApiKey,
-            Credentials {
-                key: Some("k".into()),
-                header_name: Some("Bad Header".into()),
-                ..Default::default()
-            },
-            "authentication `api-key`: `credentials.headerName` `Bad Header` is not a valid header name",
-        ),
-        (
-            AuthKind::Basic,
-            Credentials {
-                password: Some("pw".into()),
-                ..Default::default()
-            },
-            "authentication `basic`: `credentials.username` is missing or empty; set it (e.g. from ${VAR})",
-        ),
-        (
-            AuthKind::OAuth2,
-            Credentials {
-                token_url: Some("http://127.0.0.1:9/t".into()),
-                ..Default::default()
-            },
-            "authentication `oauth2`: `credentials.clientId` is missing or empty; set it (e.g. from ${VAR})",
-        ),
-    ];
-    for (kind, credentials, message) in cases {
-        let authentication = Authentication { kind, credentials };
-        let error = HttpClient::builder()
-            .authentication(Some(&authentication))
-            .build()
-            .unwrap_err();
-        assert_eq!(error.to_string(), message);
-    }
-}
-
 #[tokio::test]
 async fn a_token_answer_without_an_access_token_is_reported() {
     let server = MockServer::start().await;
     Mock::given(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "x"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": "x"})))
         .mount(&server)
         .await;
     let error = client(oauth2(&server, vec![]), fast_retry(1))
@@ -783,43 +714,16 @@ async fn redirect(server: &MockServer, route: &str, status: u16, target: &str) {
 async fn a_redirect_to_another_origin_is_followed_without_any_credential() {
     let with_auth = |kind, credentials| (auth(kind, credentials), vec![], "/items");
     let cases = [
+        with_auth("api-key", json!({"key": "k-secret-1"})),
         with_auth(
-            AuthKind::ApiKey,
-            Credentials {
-                key: Some("k-secret-1".into()),
-                ..Default::default()
-            },
+            "api-key",
+            json!({"key": "k-secret-2", "headerName": "Api-Token"}),
         ),
+        with_auth("api-key", json!({"key": "k-secret-3", "location": "query"})),
+        with_auth("bearer", json!({"token": "t-secret-4"})),
         with_auth(
-            AuthKind::ApiKey,
-            Credentials {
-                key: Some("k-secret-2".into()),
-                header_name: Some("Api-Token".into()),
-                ..Default::default()
-            },
-        ),
-        with_auth(
-            AuthKind::ApiKey,
-            Credentials {
-                key: Some("k-secret-3".into()),
-                location: Some(ApiKeyLocation::Query),
-                ..Default::default()
-            },
-        ),
-        with_auth(
-            AuthKind::Bearer,
-            Credentials {
-                token: Some("t-secret-4".into()),
-                ..Default::default()
-            },
-        ),
-        with_auth(
-            AuthKind::Basic,
-            Credentials {
-                username: Some("ada".into()),
-                password: Some("p-secret-5".into()),
-                ..Default::default()
-            },
+            "basic",
+            json!({"username": "ada", "password": "p-secret-5"}),
         ),
         (
             None,
@@ -883,11 +787,8 @@ async fn a_redirect_within_the_origin_keeps_the_credential_and_one_back_home_reg
     redirect(&home, "/items/v2", 302, &format!("{}/hop", elsewhere.uri())).await;
     redirect(&elsewhere, "/hop", 302, &format!("{}/final", home.uri())).await;
     ok_at(&home, "/final").await;
-    let credentials = Credentials {
-        key: Some("k-123".into()),
-        ..Default::default()
-    };
-    let response = client(auth(AuthKind::ApiKey, credentials), fast_retry(1))
+    let credentials = json!({"key": "k-123"});
+    let response = client(auth("api-key", credentials), fast_retry(1))
         .send(get(&home, "/items"))
         .await
         .unwrap();
@@ -926,7 +827,7 @@ async fn redirects_keep_or_change_the_method_and_body_as_reqwest_does() {
     for route in ["/307", "/308", "/303", "/302"] {
         let request = HttpRequest::new(HttpMethod::Post, &format!("{}{route}", server.uri()))
             .unwrap()
-            .json(&serde_json::json!({"id": 1}));
+            .json(&json!({"id": 1}));
         client.send(request).await.unwrap();
     }
     let put = HttpRequest::new(HttpMethod::Put, &format!("{}/302", server.uri()))
@@ -998,11 +899,8 @@ async fn a_refusal_after_a_redirect_elsewhere_says_where_the_credentials_stayed(
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let credentials = Credentials {
-        token: Some("t-abc".into()),
-        ..Default::default()
-    };
-    let error = client(auth(AuthKind::Bearer, credentials), fast_retry(1))
+    let credentials = json!({"token": "t-abc"});
+    let error = client(auth("bearer", credentials), fast_retry(1))
         .send(get(&home, "/items"))
         .await
         .unwrap_err();
@@ -1049,51 +947,25 @@ fn basic(user: &str, password: &str) -> Vec<String> {
 async fn a_server_echoing_the_request_shows_no_credential_in_any_form() {
     let cases = [
         (
-            auth(
-                AuthKind::Basic,
-                Credentials {
-                    username: Some("ada".into()),
-                    password: Some("p@ss w/rd".into()),
-                    ..Default::default()
-                },
-            ),
+            auth("basic", json!({"username": "ada", "password": "p@ss w/rd"})),
             "",
             [encoded("p@ss w/rd"), basic("ada", "p@ss w/rd")].concat(),
             "authorization=Basic ***",
         ),
         (
-            auth(
-                AuthKind::Bearer,
-                Credentials {
-                    token: Some("t-s3cr3t/+=".into()),
-                    ..Default::default()
-                },
-            ),
+            auth("bearer", json!({"token": "t-s3cr3t/+="})),
             "",
             encoded("t-s3cr3t/+="),
             "authorization=Bearer ***",
         ),
         (
-            auth(
-                AuthKind::ApiKey,
-                Credentials {
-                    key: Some("k-s3cr3t".into()),
-                    ..Default::default()
-                },
-            ),
+            auth("api-key", json!({"key": "k-s3cr3t"})),
             "",
             encoded("k-s3cr3t"),
             "x-api-key=***",
         ),
         (
-            auth(
-                AuthKind::ApiKey,
-                Credentials {
-                    key: Some("k s3cr3t/+".into()),
-                    location: Some(ApiKeyLocation::Query),
-                    ..Default::default()
-                },
-            ),
+            auth("api-key", json!({"key": "k s3cr3t/+", "location": "query"})),
             "",
             encoded("k s3cr3t/+"),
             "url=/items?api_key=***",
@@ -1134,13 +1006,8 @@ async fn the_oauth2_client_credentials_and_access_token_are_masked_when_echoed()
         .respond_with(echo(401))
         .mount(&server)
         .await;
-    let credentials = Credentials {
-        token_url: Some(format!("{}/oauth/token", server.uri())),
-        client_id: Some("client one".into()),
-        client_secret: Some("s3c ret/+".into()),
-        ..Default::default()
-    };
-    let error = client(auth(AuthKind::OAuth2, credentials), fast_retry(1))
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+"});
+    let error = client(auth("oauth2", credentials), fast_retry(1))
         .send(get(&server, "/items"))
         .await
         .unwrap_err();
@@ -1175,12 +1042,9 @@ async fn an_oauth2_access_token_is_masked_when_the_api_echoes_it() {
 async fn a_request_to_a_url_a_server_sent_carries_no_credential_of_another_origin() {
     let (home, elsewhere) = two_origins().await;
     ok_at(&elsewhere, "/page2").await;
-    let credentials = Credentials {
-        token: Some("t-abc".into()),
-        ..Default::default()
-    };
+    let credentials = json!({"token": "t-abc"});
     let endpoint = url::Url::parse(&format!("{}/items", home.uri())).unwrap();
-    let client = client(auth(AuthKind::Bearer, credentials), fast_retry(1));
+    let client = client(auth("bearer", credentials), fast_retry(1));
     let request = get(&elsewhere, "/page2")
         .header("Cookie", "session=abc")
         .credentials_for(&endpoint);
@@ -1196,12 +1060,8 @@ async fn a_redirect_elsewhere_that_copies_the_api_key_into_its_location_loses_it
     let target = format!("{}/moved?api_key=k-123&page=2", elsewhere.uri());
     redirect(&home, "/items", 307, &target).await;
     ok_at(&elsewhere, "/moved").await;
-    let credentials = Credentials {
-        key: Some("k-123".into()),
-        location: Some(ApiKeyLocation::Query),
-        ..Default::default()
-    };
-    client(auth(AuthKind::ApiKey, credentials), fast_retry(1))
+    let credentials = json!({"key": "k-123", "location": "query"});
+    client(auth("api-key", credentials), fast_retry(1))
         .send(get(&home, "/items"))
         .await
         .unwrap();
@@ -1397,12 +1257,7 @@ async fn unavailable_for_20_seconds(
 }
 
 fn patient_retry() -> RetryConfig {
-    RetryConfig {
-        max_attempts: 3,
-        delay_ms: 10,
-        max_delay_ms: 30_000,
-        ..RetryConfig::default()
-    }
+    retry(json!({"maxAttempts": 3, "delayMs": 10, "maxDelayMs": 30_000}))
 }
 
 #[tokio::test]

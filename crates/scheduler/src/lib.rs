@@ -53,7 +53,7 @@ mod scheduler;
 mod shutdown;
 
 pub use metrics::{Metrics, Outcome, RunningRun};
-pub use schedule::{Schedule, ScheduleError};
+pub use schedule::Schedule;
 pub use scheduler::{
     Ending, Job, JobError, Report, RunFailure, Scheduler, SchedulerError, SchedulerOptions,
 };

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::metrics::{Metrics, Outcome};
-use crate::schedule::{Schedule, ScheduleError};
+use crate::schedule::Schedule;
 use crate::shutdown::{Shutdown, ShutdownPhase};
 
 /// The longest a driver sleeps without looking at the wall clock again, so that a clock that
@@ -43,17 +43,9 @@ pub struct Job {
     slot: RunSlot,
 }
 
-/// Why a pipeline cannot be scheduled.
+/// Why a loaded pipeline cannot be prepared to run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// The schedule or its time zone cannot be read.
-    #[error("{}: {source}", file.display())]
-    Schedule {
-        /// The pipeline file.
-        file: PathBuf,
-        /// What is wrong with the schedule.
-        source: ScheduleError,
-    },
     /// The executor cannot be prepared (the state location cannot be resolved).
     #[error("{}: {source}", file.display())]
     Executor {
@@ -65,13 +57,10 @@ pub enum JobError {
 }
 
 impl Job {
-    /// Prepares a loaded pipeline: reads its schedule and resolves its state file.
+    /// Prepares a loaded pipeline (its schedule was read when it was loaded): resolves its
+    /// state file.
     pub fn new(loaded: &LoadedPipeline) -> Result<Job, JobError> {
-        let schedule =
-            Schedule::of_pipeline(&loaded.pipeline).map_err(|source| JobError::Schedule {
-                file: loaded.path.clone(),
-                source,
-            })?;
+        let schedule = Schedule::of_pipeline(&loaded.pipeline);
         let executor = Executor::new(&loaded.pipeline)
             .map(|executor| executor.with_pipeline_file(&loaded.path))
             .map_err(|source| JobError::Executor {

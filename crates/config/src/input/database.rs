@@ -13,7 +13,7 @@ use crate::database::{
 };
 use crate::document::KeyPath;
 use crate::expr::{Expr, StateCursor};
-use crate::input::check_schedule;
+use crate::schedule::{self, CronSchedule};
 use crate::sql;
 use crate::state_persistence::{RawStatePersistence, StatePersistence};
 use crate::validate::Findings;
@@ -22,10 +22,8 @@ use crate::validate::Findings;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DatabaseInput {
-    /// Cron expression, 5 fields (minute first) or 6 (seconds first). Absent: run once.
-    pub schedule: Option<String>,
-    /// IANA time zone of the schedule (default UTC).
-    pub timezone: Option<String>,
+    /// When the input runs (`schedule`, read in `timezone`). Absent: run once.
+    pub schedule: Option<CronSchedule>,
     /// Where the database is.
     pub connection: Connection,
     /// The SQL, from `query` or read from `queryFile` when the pipeline was loaded; not empty.
@@ -125,7 +123,7 @@ impl RawDatabaseInput {
         findings: &mut Findings,
     ) -> Option<DatabaseInput> {
         let mark = findings.mark();
-        check_schedule(
+        let schedule = schedule::check(
             findings,
             path,
             self.schedule.as_deref(),
@@ -242,8 +240,7 @@ impl RawDatabaseInput {
             return None;
         }
         Some(DatabaseInput {
-            schedule: self.schedule,
-            timezone: self.timezone,
+            schedule,
             connection: connection?,
             query: query?,
             parameters: parameters?,

@@ -7,16 +7,17 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::authentication::{Authentication, RawAuthentication};
 use crate::document::KeyPath;
 use crate::expr::StateCursor;
 use crate::http::{
-    Authentication, Endpoint, RECORD_PLACES, RetryConfig, SourceMethod, check_authentication,
-    check_retry, default_timeout_ms, endpoint, template, timeout,
+    Endpoint, RECORD_PLACES, RawRetryConfig, RetryConfig, SourceMethod, default_timeout_ms,
+    endpoint, template, timeout,
 };
-use crate::input::check_schedule;
 use crate::input::pagination::{Pagination, RawPagination};
 use crate::model::ScalarSchema;
 use crate::path::FieldPath;
+use crate::schedule::{self, CronSchedule};
 use crate::state_persistence::{RawStatePersistence, StatePersistence};
 use crate::template::Template;
 use crate::validate::Findings;
@@ -26,10 +27,8 @@ use crate::validate::Findings;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HttpPollingInput {
-    /// Cron expression, 5 fields (minute first) or 6 (seconds first). Absent: run once.
-    pub schedule: Option<String>,
-    /// IANA time zone of the schedule (default UTC).
-    pub timezone: Option<String>,
+    /// When the input runs (`schedule`, read in `timezone`). Absent: run once.
+    pub schedule: Option<CronSchedule>,
     /// The API's http or https URL, or a template that becomes one.
     pub endpoint: Endpoint<StateCursor>,
     /// `GET` (default) or `POST`.
@@ -44,7 +43,7 @@ pub struct HttpPollingInput {
     pub data_field: Option<FieldPath>,
     /// Request timeout in milliseconds (default 30000).
     pub timeout_ms: NonZeroU64,
-    /// How to authenticate against the API; its credentials fit its kind.
+    /// How to authenticate against the API, with exactly the credentials of its type.
     pub authentication: Option<Authentication>,
     /// Retries of failed requests.
     pub retry: RetryConfig,
@@ -162,10 +161,10 @@ pub(crate) struct RawHttpPollingInput {
     pub(crate) timeout_ms: u64,
     /// How to authenticate against the API.
     #[serde(default)]
-    pub(crate) authentication: Option<Authentication>,
+    pub(crate) authentication: Option<RawAuthentication>,
     /// Retries of failed requests.
     #[serde(default)]
-    pub(crate) retry: RetryConfig,
+    pub(crate) retry: RawRetryConfig,
     /// How to walk through the pages of one run.
     #[serde(default)]
     pub(crate) pagination: Option<RawPagination>,
@@ -181,7 +180,7 @@ impl RawHttpPollingInput {
         findings: &mut Findings,
     ) -> Option<HttpPollingInput> {
         let mark = findings.mark();
-        check_schedule(
+        let schedule = schedule::check(
             findings,
             path,
             self.schedule.as_deref(),
@@ -206,10 +205,11 @@ impl RawHttpPollingInput {
             .as_deref()
             .and_then(|field| findings.field_path(path.key("dataField"), field));
         let timeout_ms = timeout(findings, path, self.timeout_ms);
-        if let Some(auth) = &self.authentication {
-            check_authentication(findings, &path.key("authentication"), auth);
-        }
-        check_retry(findings, &path.key("retry"), &self.retry);
+        let authentication = self
+            .authentication
+            .as_ref()
+            .map(|auth| auth.validate(&path.key("authentication"), findings));
+        let retry = self.retry.validate(&path.key("retry"), findings);
         let pagination = self
             .pagination
             .as_ref()
@@ -233,8 +233,7 @@ impl RawHttpPollingInput {
             return None;
         }
         Some(HttpPollingInput {
-            schedule: self.schedule,
-            timezone: self.timezone,
+            schedule,
             endpoint: endpoint?,
             method: self.method,
             headers,
@@ -242,8 +241,11 @@ impl RawHttpPollingInput {
             body,
             data_field,
             timeout_ms: timeout_ms?,
-            authentication: self.authentication,
-            retry: self.retry,
+            authentication: match authentication {
+                Some(built) => Some(built?),
+                None => None,
+            },
+            retry: retry?,
             pagination: pagination.flatten(),
             state_persistence,
         })

@@ -4,13 +4,11 @@ pub(crate) mod database;
 pub(crate) mod http;
 pub(crate) mod pagination;
 
-use std::str::FromStr;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::document::KeyPath;
-use crate::schedule::normalize_schedule;
+use crate::schedule::CronSchedule;
 use crate::state_persistence::StatePersistence;
 use crate::validate::Findings;
 
@@ -31,19 +29,11 @@ pub enum InputConfig {
 }
 
 impl InputConfig {
-    /// The cron schedule of the input, if any.
-    pub fn schedule(&self) -> Option<&str> {
+    /// When the input runs, in its time zone; `None`: it runs once.
+    pub fn schedule(&self) -> Option<&CronSchedule> {
         match self {
-            InputConfig::HttpPolling(input) => input.schedule.as_deref(),
-            InputConfig::Database(input) => input.schedule.as_deref(),
-        }
-    }
-
-    /// The IANA time zone the schedule is read in, if any (UTC when absent).
-    pub fn timezone(&self) -> Option<&str> {
-        match self {
-            InputConfig::HttpPolling(input) => input.timezone.as_deref(),
-            InputConfig::Database(input) => input.timezone.as_deref(),
+            InputConfig::HttpPolling(input) => input.schedule.as_ref(),
+            InputConfig::Database(input) => input.schedule.as_ref(),
         }
     }
 
@@ -95,27 +85,5 @@ impl RawInput {
                 .validate(path, query_file, findings)
                 .map(InputConfig::Database),
         }
-    }
-}
-
-/// A cron schedule the scheduler can read, in a known time zone.
-pub(crate) fn check_schedule(
-    findings: &mut Findings,
-    path: &KeyPath,
-    schedule: Option<&str>,
-    tz: Option<&str>,
-) {
-    if let Some(schedule) = schedule
-        && let Err(error) = normalize_schedule(schedule)
-    {
-        findings.problem(path.key("schedule"), error.to_string());
-    }
-    if let Some(tz) = tz
-        && chrono_tz::Tz::from_str(tz).is_err()
-    {
-        findings.problem(
-            path.key("timezone"),
-            format!("`{tz}` is not an IANA time zone name; write e.g. Europe/Paris or UTC"),
-        );
     }
 }

@@ -8,10 +8,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use url::Url;
 
+use crate::authentication::{Authentication, RawAuthentication};
 use crate::document::KeyPath;
 use crate::http::{
-    Authentication, Endpoint, RetryConfig, STATE_PLACES, SinkMethod, check_authentication,
-    check_retry, default_timeout_ms, endpoint, plain_values, timeout, url,
+    Endpoint, RawRetryConfig, RetryConfig, STATE_PLACES, SinkMethod, default_timeout_ms, endpoint,
+    plain_values, timeout, url,
 };
 use crate::model::ScalarSchema;
 use crate::path::FieldPath;
@@ -29,7 +30,7 @@ pub struct HttpRequestOutput {
     pub headers: BTreeMap<String, String>,
     /// Extra query parameters, sent as written.
     pub query_params: BTreeMap<String, String>,
-    /// How to authenticate against the API; its credentials fit its kind.
+    /// How to authenticate against the API, with exactly the credentials of its type.
     pub authentication: Option<Authentication>,
     /// Retries of failed requests.
     pub retry: RetryConfig,
@@ -124,10 +125,10 @@ pub(crate) struct RawHttpRequestOutput {
     pub(crate) query_params: BTreeMap<String, String>,
     /// How to authenticate against the API.
     #[serde(default)]
-    pub(crate) authentication: Option<Authentication>,
+    pub(crate) authentication: Option<RawAuthentication>,
     /// Retries of failed requests.
     #[serde(default)]
-    pub(crate) retry: RetryConfig,
+    pub(crate) retry: RawRetryConfig,
     /// Request timeout in milliseconds (default 30000).
     #[serde(default = "default_timeout_ms")]
     pub(crate) timeout_ms: u64,
@@ -175,10 +176,11 @@ impl RawHttpRequestOutput {
         let headers = plain_values(findings, &path.key("headers"), self.headers);
         let query_params = plain_values(findings, &path.key("queryParams"), self.query_params);
         let timeout_ms = timeout(findings, path, self.timeout_ms);
-        if let Some(auth) = &self.authentication {
-            check_authentication(findings, &path.key("authentication"), auth);
-        }
-        check_retry(findings, &path.key("retry"), &self.retry);
+        let authentication = self
+            .authentication
+            .as_ref()
+            .map(|auth| auth.validate(&path.key("authentication"), findings));
+        let retry = self.retry.validate(&path.key("retry"), findings);
         if let Some(success) = &self.success {
             let codes = path.key("success").key("statusCodes");
             if success.status_codes.is_empty() {
@@ -205,8 +207,11 @@ impl RawHttpRequestOutput {
             request_mode: request_mode?,
             headers,
             query_params,
-            authentication: self.authentication,
-            retry: self.retry,
+            authentication: match authentication {
+                Some(built) => Some(built?),
+                None => None,
+            },
+            retry: retry?,
             timeout_ms: timeout_ms?,
             success: self.success,
         })

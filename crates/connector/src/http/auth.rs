@@ -1,25 +1,18 @@
 //! Authentication of requests: api-key, bearer, basic and OAuth 2 client credentials.
 //!
-//! The `authentication` block is checked once, when the client is built, so that a missing
-//! credential is reported before any request is sent. Static credentials become ready-made
-//! header values (marked sensitive, so that they never show in `Debug` output); the OAuth 2
-//! token is fetched on first use, cached until shortly before it expires, and fetched again
-//! when the server rejects it.
+//! The `authentication` block was checked when the pipeline was loaded: its settings hold each
+//! credential as the header value it travels in (marked sensitive, so that it never shows in
+//! `Debug` output), so a client takes them as they are. The OAuth 2 token is fetched on first
+//! use, cached until shortly before it expires, and fetched again when the server rejects it.
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use cannectors_config::{ApiKeyLocation, AuthKind, Authentication, Credentials};
+use cannectors_config::{ApiKeyLocation, Authentication, OAuth2Credentials};
 use reqwest::header::{self, HeaderName, HeaderValue};
 use url::Url;
 
-use super::HttpError;
 use super::redact::basic_credentials_forms;
 
-/// Default header of an api key.
-const API_KEY_HEADER: &str = "X-API-Key";
-/// Default query parameter of an api key.
-const API_KEY_PARAM: &str = "api_key";
 /// A cached token is renewed this long before the server said it expires (at most a tenth
 /// of its lifetime), so that a request never leaves with a token that dies on the way.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
@@ -27,7 +20,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 /// (`9223372036854775807`, `1e20`) to mean never, and no real token lives a year.
 const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// The resolved authentication of a client.
+/// The authentication of a client.
 #[derive(Debug)]
 pub(crate) enum Auth {
     None,
@@ -50,65 +43,24 @@ pub(crate) enum Credential {
 }
 
 impl Auth {
-    /// Checks the block and prepares what requests will carry.
-    pub(crate) fn new(authentication: Option<&Authentication>) -> Result<Auth, HttpError> {
-        let Some(authentication) = authentication else {
-            return Ok(Auth::None);
-        };
-        let kind = kind_name(authentication.kind);
-        let credentials = &authentication.credentials;
-        let missing = |key: &str| HttpError::Authentication {
-            kind,
-            problem: format!(
-                "`credentials.{key}` is missing or empty; set it (e.g. from ${{VAR}})"
-            ),
-        };
-        let required = |value: &Option<String>, key: &str| -> Result<String, HttpError> {
-            value
-                .clone()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| missing(key))
-        };
-        match authentication.kind {
-            AuthKind::ApiKey => {
-                let key = required(&credentials.key, "key")?;
-                match credentials.location.unwrap_or_default() {
-                    ApiKeyLocation::Header => {
-                        let name = credentials.header_name.as_deref().unwrap_or(API_KEY_HEADER);
-                        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                            HttpError::Authentication {
-                                kind,
-                                problem: format!(
-                                    "`credentials.headerName` `{name}` is not a valid header name"
-                                ),
-                            }
-                        })?;
-                        Ok(Auth::Header(name, sensitive_value(&key, kind, "key")?))
-                    }
-                    ApiKeyLocation::Query => {
-                        let name = credentials
-                            .param_name
-                            .clone()
-                            .unwrap_or(API_KEY_PARAM.into());
-                        if name.is_empty() {
-                            return Err(missing("paramName"));
-                        }
-                        Ok(Auth::Query { name, value: key })
-                    }
-                }
+    /// What requests will carry.
+    pub(crate) fn new(authentication: Option<&Authentication>) -> Auth {
+        match authentication {
+            None => Auth::None,
+            Some(Authentication::ApiKey(api_key)) => match api_key.location() {
+                ApiKeyLocation::Header(name, value) => Auth::Header(name.clone(), value.clone()),
+                ApiKeyLocation::Query(name) => Auth::Query {
+                    name: name.clone(),
+                    value: api_key.key().to_owned(),
+                },
+            },
+            Some(Authentication::Bearer(bearer)) => {
+                Auth::Header(header::AUTHORIZATION, bearer.header_value().clone())
             }
-            AuthKind::Bearer => {
-                let token = required(&credentials.token, "token")?;
-                let value = sensitive_value(&format!("Bearer {token}"), kind, "token")?;
-                Ok(Auth::Header(header::AUTHORIZATION, value))
+            Some(Authentication::Basic(basic)) => {
+                Auth::Header(header::AUTHORIZATION, basic.header_value().clone())
             }
-            AuthKind::Basic => {
-                let username = required(&credentials.username, "username")?;
-                let password = credentials.password.clone().unwrap_or_default();
-                let value = sensitive_value(&basic_value(&username, &password), kind, "password")?;
-                Ok(Auth::Header(header::AUTHORIZATION, value))
-            }
-            AuthKind::OAuth2 => Ok(Auth::OAuth2(OAuth2::new(credentials)?)),
+            Some(Authentication::OAuth2(credentials)) => Auth::OAuth2(OAuth2::new(credentials)),
         }
     }
 
@@ -116,31 +68,24 @@ impl Auth {
     /// values that carry a password or client secret together with a name, base64-encoded,
     /// where the credential itself cannot be recognised.
     pub(crate) fn secrets(authentication: Option<&Authentication>) -> Vec<String> {
-        let Some(authentication) = authentication else {
-            return Vec::new();
-        };
-        let c = &authentication.credentials;
-        let mut secrets: Vec<String> = [&c.key, &c.token, &c.password, &c.client_secret]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        match (
-            authentication.kind,
-            &c.username,
-            &c.client_id,
-            &c.client_secret,
-        ) {
-            (AuthKind::Basic, Some(username), _, _) => secrets.extend(basic_credentials_forms(
-                username,
-                c.password.as_deref().unwrap_or_default(),
-            )),
-            (AuthKind::OAuth2, _, Some(client_id), Some(client_secret)) => secrets.extend(
-                basic_credentials_forms(&form_encode(client_id), &form_encode(client_secret)),
-            ),
-            _ => {}
+        match authentication {
+            None => Vec::new(),
+            Some(Authentication::ApiKey(api_key)) => vec![api_key.key().to_owned()],
+            Some(Authentication::Bearer(bearer)) => vec![bearer.token().to_owned()],
+            Some(Authentication::Basic(basic)) => {
+                let mut secrets = vec![basic.password().to_owned()];
+                secrets.extend(basic_credentials_forms(basic.username(), basic.password()));
+                secrets
+            }
+            Some(Authentication::OAuth2(credentials)) => {
+                let mut secrets = vec![credentials.client_secret().to_owned()];
+                secrets.extend(basic_credentials_forms(
+                    &form_encode(credentials.client_id()),
+                    &form_encode(credentials.client_secret()),
+                ));
+                secrets
+            }
         }
-        secrets
     }
 
     /// The query parameter that carries a secret, for the redactor.
@@ -164,33 +109,6 @@ impl Auth {
     }
 }
 
-pub(crate) fn kind_name(kind: AuthKind) -> &'static str {
-    match kind {
-        AuthKind::ApiKey => "api-key",
-        AuthKind::Bearer => "bearer",
-        AuthKind::Basic => "basic",
-        AuthKind::OAuth2 => "oauth2",
-    }
-}
-
-fn sensitive_value(text: &str, kind: &'static str, key: &str) -> Result<HeaderValue, HttpError> {
-    let mut value = HeaderValue::from_str(text).map_err(|_| HttpError::Authentication {
-        kind,
-        problem: format!(
-            "`credentials.{key}` holds characters that cannot be sent in an HTTP header \
-             (control characters or non-ASCII); check its value"
-        ),
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-fn basic_value(username: &str, password: &str) -> String {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    format!("Basic {encoded}")
-}
-
 /// OAuth 2 client credentials grant (RFC 6749 section 4.4) with a cached token.
 #[derive(Debug)]
 pub(crate) struct OAuth2 {
@@ -207,49 +125,18 @@ struct CachedToken {
 }
 
 impl OAuth2 {
-    fn new(credentials: &Credentials) -> Result<OAuth2, HttpError> {
-        let kind = "oauth2";
-        let missing = |key: &str| HttpError::Authentication {
-            kind,
-            problem: format!(
-                "`credentials.{key}` is missing or empty; set it (e.g. from ${{VAR}})"
-            ),
-        };
-        let token_url = credentials.token_url.as_deref().filter(|u| !u.is_empty());
-        let token_url = token_url.ok_or_else(|| missing("tokenUrl"))?;
-        let token_url = Url::parse(token_url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| HttpError::Authentication {
-                kind,
-                problem: "`credentials.tokenUrl` is not an absolute http:// or https:// URL"
-                    .to_owned(),
-            })?;
-        let client_id = credentials.client_id.as_deref().filter(|v| !v.is_empty());
-        let client_id = client_id.ok_or_else(|| missing("clientId"))?;
-        let client_secret = credentials
-            .client_secret
-            .as_deref()
-            .filter(|v| !v.is_empty());
-        let client_secret = client_secret.ok_or_else(|| missing("clientSecret"))?;
-        // RFC 6749 2.3.1: the client id and secret are form-encoded, then sent as HTTP basic
-        // credentials, which every server must accept.
-        let client_auth = sensitive_value(
-            &basic_value(&form_encode(client_id), &form_encode(client_secret)),
-            kind,
-            "clientSecret",
-        )?;
+    fn new(credentials: &OAuth2Credentials) -> OAuth2 {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "client_credentials");
-        if !credentials.scopes.is_empty() {
-            form.append_pair("scope", &credentials.scopes.join(" "));
+        if !credentials.scopes().is_empty() {
+            form.append_pair("scope", &credentials.scopes().join(" "));
         }
-        Ok(OAuth2 {
-            token_url,
-            client_auth,
+        OAuth2 {
+            token_url: credentials.token_url().clone(),
+            client_auth: credentials.client_authentication().clone(),
             form: form.finish(),
             cache: tokio::sync::Mutex::new(None),
-        })
+        }
     }
 
     /// The `Authorization` value of the token request.
@@ -371,49 +258,6 @@ fn token_lifetime(value: Option<&serde_json::Value>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn auth(kind: AuthKind, credentials: Credentials) -> Result<Auth, HttpError> {
-        Auth::new(Some(&Authentication { kind, credentials }))
-    }
-
-    #[test]
-    fn bearer_without_token_names_the_missing_key() {
-        let error = auth(AuthKind::Bearer, Credentials::default()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "authentication `bearer`: `credentials.token` is missing or empty; set it (e.g. from ${VAR})"
-        );
-    }
-
-    #[test]
-    fn oauth2_needs_an_http_token_url() {
-        let credentials = Credentials {
-            token_url: Some("ftp://auth.test/token".into()),
-            client_id: Some("id".into()),
-            client_secret: Some("secret".into()),
-            ..Credentials::default()
-        };
-        let error = auth(AuthKind::OAuth2, credentials).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("`credentials.tokenUrl` is not an absolute http")
-        );
-    }
-
-    #[test]
-    fn header_values_with_newlines_are_refused_without_echoing_them() {
-        let credentials = Credentials {
-            token: Some("abc\ndef".into()),
-            ..Credentials::default()
-        };
-        let error = auth(AuthKind::Bearer, credentials).unwrap_err().to_string();
-        assert!(
-            error.contains("`credentials.token` holds characters"),
-            "{error}"
-        );
-        assert!(!error.contains("abc"), "{error}");
-    }
 
     #[test]
     fn token_response_expiry_may_be_a_number_or_a_string() {

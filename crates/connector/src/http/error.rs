@@ -12,14 +12,6 @@ use crate::StoppedByShutdown;
 /// Why an HTTP call failed or could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HttpError {
-    /// The `authentication` block cannot be used as written.
-    #[error("authentication `{kind}`: {problem}")]
-    Authentication {
-        /// The authentication type (`api-key`, `bearer`, `basic`, `oauth2`).
-        kind: &'static str,
-        /// What is missing or wrong, naming the key.
-        problem: String,
-    },
     /// A URL is not an absolute http or https URL.
     #[error("`{url}` is not a usable URL: {problem}; write an absolute http:// or https:// URL")]
     InvalidUrl {

@@ -353,9 +353,9 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Checks the authentication and sets up the connection pool.
+    /// Sets up the connection pool.
     pub fn build(self) -> Result<HttpClient, HttpError> {
-        let auth = Auth::new(self.authentication.as_ref())?;
+        let auth = Auth::new(self.authentication.as_ref());
         let secret_params = auth.secret_param().map(str::to_owned).into_iter().collect();
         let redactor = Redactor::new(Auth::secrets(self.authentication.as_ref()), secret_params);
         let client = reqwest::Client::builder()

@@ -5,6 +5,7 @@
 //! when `useRetryAfterHeader` is on, and is capped the same way: a server asking for an hour
 //! must not stall a pipeline for an hour.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use cannectors_config::RetryConfig;
@@ -13,7 +14,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 /// The retry settings of one client.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
-    max_attempts: u32,
+    max_attempts: NonZeroU32,
     delay: Duration,
     multiplier: f64,
     max_delay: Duration,
@@ -24,19 +25,18 @@ pub(crate) struct RetryPolicy {
 impl RetryPolicy {
     pub(crate) fn new(config: &RetryConfig) -> RetryPolicy {
         RetryPolicy {
-            // A request is always tried at least once, whatever the file says.
-            max_attempts: config.max_attempts.max(1),
-            delay: Duration::from_millis(config.delay_ms),
-            multiplier: config.backoff_multiplier,
-            max_delay: Duration::from_millis(config.max_delay_ms),
-            statuses: config.retryable_status_codes.clone(),
-            use_retry_after: config.use_retry_after_header,
+            max_attempts: config.max_attempts(),
+            delay: config.delay(),
+            multiplier: config.backoff_multiplier(),
+            max_delay: config.max_delay(),
+            statuses: config.retryable_status_codes().to_vec(),
+            use_retry_after: config.use_retry_after_header(),
         }
     }
 
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included: at least one.
     pub(crate) fn max_attempts(&self) -> u32 {
-        self.max_attempts
+        self.max_attempts.get()
     }
 
     /// Whether a response with this status is worth another attempt.
@@ -92,13 +92,26 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 mod tests {
     use super::*;
 
+    /// The policy of a `retry` block, loaded as a pipeline file is.
+    fn policy_of(retry: serde_json::Value) -> RetryPolicy {
+        let text = serde_json::json!({
+            "name": "p",
+            "input": {"type": "httpPolling", "endpoint": "http://127.0.0.1:9/", "retry": retry},
+            "output": {"type": "stdout"},
+        });
+        let loaded = cannectors_config::parse_str(&text.to_string(), "p.json", &|_| None).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+            panic!("an httpPolling input");
+        };
+        RetryPolicy::new(&input.retry)
+    }
+
     fn policy(delay_ms: u64, multiplier: f64, max_delay_ms: u64) -> RetryPolicy {
-        RetryPolicy::new(&RetryConfig {
-            delay_ms,
-            backoff_multiplier: multiplier,
-            max_delay_ms,
-            ..RetryConfig::default()
-        })
+        policy_of(serde_json::json!({
+            "delayMs": delay_ms,
+            "backoffMultiplier": multiplier,
+            "maxDelayMs": max_delay_ms,
+        }))
     }
 
     #[test]
@@ -110,12 +123,13 @@ mod tests {
 
     #[test]
     fn backoff_survives_absurd_multipliers() {
+        // The delay overflows to infinity long before the 40th attempt.
         assert_eq!(
             policy(100, 1e300, 700).backoff(40),
             Duration::from_millis(700)
         );
         assert_eq!(
-            policy(100, f64::NAN, 700).backoff(3),
+            policy(100, 1e300, 700).backoff(u32::MAX),
             Duration::from_millis(700)
         );
     }
@@ -148,11 +162,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_ignored_when_switched_off() {
-        let policy = RetryPolicy::new(&RetryConfig {
-            delay_ms: 10,
-            use_retry_after_header: false,
-            ..RetryConfig::default()
-        });
+        let policy = policy_of(serde_json::json!({"delayMs": 10, "useRetryAfterHeader": false}));
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "20".parse().unwrap());
         assert_eq!(
