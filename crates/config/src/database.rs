@@ -82,14 +82,13 @@ pub(crate) fn statement_timeout(
     path: &KeyPath,
     timeout_ms: u64,
 ) -> Option<NonZeroU64> {
-    let timeout = NonZeroU64::new(timeout_ms);
-    if timeout.is_none() {
-        findings.problem(
-            path.key("statementTimeoutMs"),
-            "statementTimeoutMs must be more than 0; remove it for the default 300000 (5 minutes)",
-        );
-    }
-    timeout
+    crate::validate::positive_ms(
+        findings,
+        path,
+        "statementTimeoutMs",
+        timeout_ms,
+        "300000 (5 minutes)",
+    )
 }
 
 /// The statement timeout as a duration.

@@ -223,14 +223,7 @@ pub(crate) fn timeout(
     path: &KeyPath,
     timeout_ms: u64,
 ) -> Option<NonZeroU64> {
-    let timeout = NonZeroU64::new(timeout_ms);
-    if timeout.is_none() {
-        findings.problem(
-            path.key("timeoutMs"),
-            "timeoutMs must be more than 0; remove it for the default 30000",
-        );
-    }
-    timeout
+    crate::validate::positive_ms(findings, path, "timeoutMs", timeout_ms, "30000")
 }
 
 /// Where requests go: a URL, or a template that becomes one when its placeholders are filled.

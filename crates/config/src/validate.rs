@@ -131,6 +131,25 @@ pub(crate) fn validate(
     (settings, findings)
 }
 
+/// A duration in milliseconds at `path.key`, where zero would mean no bound or no chance at
+/// all: the value, or a problem that names the default to fall back on.
+pub(crate) fn positive_ms(
+    findings: &mut Findings,
+    path: &KeyPath,
+    key: &str,
+    value: u64,
+    default: &str,
+) -> Option<std::num::NonZeroU64> {
+    let positive = std::num::NonZeroU64::new(value);
+    if positive.is_none() {
+        findings.problem(
+            path.key(key),
+            format!("{key} must be more than 0; remove it for the default {default}"),
+        );
+    }
+    positive
+}
+
 fn check_name(findings: &mut Findings, path: &KeyPath, name: &str) {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
