@@ -7,6 +7,7 @@
 mod credentials;
 mod database;
 mod http_run;
+mod late_commits;
 mod pagination;
 mod schedule;
 mod scheduler;

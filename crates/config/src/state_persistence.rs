@@ -12,6 +12,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use cannectors_state::OnMissingCursor;
+
 use crate::document::KeyPath;
 use crate::path::FieldPath;
 use crate::validate::Findings;
@@ -29,6 +31,9 @@ pub struct StatePersistence {
     pub offset: Option<OffsetCursor>,
     /// Directory of the state files as written (default `./.cannectors-state`); never empty.
     pub storage_path: Option<String>,
+    /// What becomes of a record whose timestamp or id field is missing or null
+    /// (`onMissingCursor`, default `fail`).
+    pub on_missing_cursor: OnMissingCursor,
 }
 
 impl StatePersistence {
@@ -216,6 +221,25 @@ pub(crate) struct RawStatePersistence {
     /// Directory of the state files (default `./.cannectors-state`).
     #[serde(default)]
     pub(crate) storage_path: Option<String>,
+    /// A record whose timestamp or id field is missing or null: `fail` (default) stops the
+    /// batch, `skip` leaves the record out (counted and logged), `deliver` delivers it without
+    /// moving the cursor.
+    #[serde(default)]
+    pub(crate) on_missing_cursor: Option<RawOnMissingCursor>,
+}
+
+// As written; validation turns it into `OnMissingCursor`.
+/// What becomes of a record whose cursor field is missing or null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "OnMissingCursor")]
+pub(crate) enum RawOnMissingCursor {
+    /// The batch fails and nothing of it is delivered.
+    Fail,
+    /// The record is not delivered; counted in the run summary and logged.
+    Skip,
+    /// The record is delivered; it does not move the cursor.
+    Deliver,
 }
 
 // As written; validation turns it into `TimestampCursor`.
@@ -335,11 +359,27 @@ impl RawStatePersistence {
         let offset = self.offset().map(|cursor| OffsetCursor {
             query_param: query_param(findings, &path.key("offset"), cursor.query_param.as_deref()),
         });
+        let on_missing_cursor = match self.on_missing_cursor {
+            None | Some(RawOnMissingCursor::Fail) => OnMissingCursor::Fail,
+            Some(RawOnMissingCursor::Skip) => OnMissingCursor::Skip,
+            Some(RawOnMissingCursor::Deliver) => OnMissingCursor::Deliver,
+        };
+        if on_missing_cursor != OnMissingCursor::Fail
+            && self.timestamp().is_none()
+            && self.id().is_none()
+        {
+            findings.problem(
+                path.key("onMissingCursor"),
+                "onMissingCursor applies to records that lack the timestamp or id cursor field, \
+                 but neither cursor is enabled; enable one, or remove onMissingCursor",
+            );
+        }
         StatePersistence {
             timestamp,
             id,
             offset,
             storage_path: self.storage_path.clone(),
+            on_missing_cursor,
         }
     }
 }

@@ -1735,3 +1735,36 @@ fn database_statement_timeouts_default_to_five_minutes_and_zero_is_refused() {
         "output.statementTimeoutMs: statementTimeoutMs must be more than 0",
     );
 }
+
+// ---- late commits and records without a cursor ------------------------------------------
+
+#[test]
+fn on_missing_cursor_without_a_timestamp_or_id_cursor_names_its_key() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    offset: {queryParam: offset}\n    onMissingCursor: skip\n",
+    ));
+    assert_has(&err, "input.statePersistence.onMissingCursor");
+    assert_has(
+        &err,
+        "onMissingCursor applies to records that lack the timestamp or id cursor field, but \
+         neither cursor is enabled; enable one, or remove onMissingCursor",
+    );
+}
+
+#[test]
+fn on_missing_cursor_takes_fail_skip_or_deliver() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    id: {field: id, queryParam: after}\n    onMissingCursor: ignore\n",
+    ));
+    assert_has(&err, "input.statePersistence.onMissingCursor");
+    assert_has(&err, "fail");
+    let loaded = load(&http_input(
+        "  statePersistence:\n    id: {field: id, queryParam: after}\n    onMissingCursor: deliver\n",
+    ))
+    .unwrap();
+    let settings = loaded.pipeline.input.state_persistence().unwrap();
+    assert_eq!(
+        settings.on_missing_cursor,
+        cannectors_config::OnMissingCursor::Deliver
+    );
+}

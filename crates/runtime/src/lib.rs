@@ -61,6 +61,7 @@
 //! # }
 //! ```
 
+mod admit;
 mod build;
 mod progress;
 mod store;
@@ -71,8 +72,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cannectors_config::{Pipeline, StatePersistence};
-use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source, StoppedByShutdown};
-use cannectors_state::{CursorError, CursorFields, State, StateError, StateLock, StateStore};
+use cannectors_connector::{BoxError, Checkpoint, Sink, Source, StoppedByShutdown};
+use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
+
+use admit::Admission;
 use tokio::sync::watch;
 
 pub use build::BuildError;
@@ -150,7 +153,7 @@ pub enum RunError {
 pub struct Executor {
     pipeline: Pipeline,
     store: Box<dyn StateStore>,
-    fields: CursorFields,
+    admission: Admission,
 }
 
 impl Executor {
@@ -166,7 +169,7 @@ impl Executor {
         Ok(Executor {
             pipeline: pipeline.clone(),
             store,
-            fields,
+            admission: Admission::new(fields),
         })
     }
 
@@ -296,17 +299,36 @@ impl Executor {
             if let Some(progress) = &options.progress {
                 progress.read(batch.records.len());
             }
-            let position = match batch.greatest {
-                Some(known) => Some(known),
-                None => self
-                    .fields
-                    .greatest_position_in_json(batch.records.iter().map(Record::json))
-                    .map_err(|source| RunError::Cursor {
-                        batch: number,
-                        source,
-                    })?,
-            };
-            let records: Vec<Record> = batch.records;
+            let admitted = self
+                .admission
+                .admit(batch.records, batch.greatest)
+                .map_err(|source| RunError::Cursor {
+                    batch: number,
+                    source,
+                })?;
+            let (records, position) = (admitted.records, admitted.position);
+            if admitted.skipped > 0 {
+                summary.records_skipped += admitted.skipped;
+                tracing::warn!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    skipped = admitted.skipped,
+                    "batch {number}: {} record(s) without a timestamp or id cursor value were \
+                     not delivered (statePersistence.onMissingCursor: skip)",
+                    admitted.skipped
+                );
+            }
+            if admitted.without_cursor > 0 {
+                tracing::info!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    delivered = admitted.without_cursor,
+                    "batch {number}: {} record(s) without a timestamp or id cursor value are \
+                     delivered without moving the cursor (statePersistence.onMissingCursor: \
+                     deliver)",
+                    admitted.without_cursor
+                );
+            }
             if !records.is_empty() {
                 match sink.write(&records).await {
                     Ok(()) => {}

@@ -14,6 +14,9 @@ pub struct RunSummary {
     pub records_read: u64,
     /// Records handed to the sink and accepted.
     pub records_written: u64,
+    /// Records not delivered because a cursor field was missing or null
+    /// (`onMissingCursor: skip`).
+    pub records_skipped: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -34,6 +37,7 @@ impl RunSummary {
             pipeline: pipeline.to_owned(),
             records_read: 0,
             records_written: 0,
+            records_skipped: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -88,14 +92,17 @@ impl fmt::Display for RunSummary {
         };
         write!(
             f,
-            "{outcome}: pipeline={} read={} written={} batches={} duration={seconds:.3}s \
-             rate={rate:.0}/s cursor: {} -> {}",
-            self.pipeline,
-            self.records_read,
-            self.records_written,
-            self.batches,
-            self.cursor_before,
-            self.cursor_after,
+            "{outcome}: pipeline={} read={} written={}",
+            self.pipeline, self.records_read, self.records_written,
+        )?;
+        // Only what happened is shown: most pipelines never leave a record out.
+        if self.records_skipped > 0 {
+            write!(f, " skipped={}", self.records_skipped)?;
+        }
+        write!(
+            f,
+            " batches={} duration={seconds:.3}s rate={rate:.0}/s cursor: {} -> {}",
+            self.batches, self.cursor_before, self.cursor_after,
         )
     }
 }

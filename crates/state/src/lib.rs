@@ -64,6 +64,6 @@ pub use cursor::{CursorId, IdError, Timestamp, TimestampError};
 pub use file_store::FileStore;
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
-pub use position::{CursorError, CursorFields, Position};
+pub use position::{CursorError, CursorFields, OnMissingCursor, Position};
 pub use state::{Run, State, StateFormatError};
 pub use store::{MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};
