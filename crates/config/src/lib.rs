@@ -38,6 +38,7 @@ mod cursor;
 mod database;
 mod decode;
 mod document;
+mod duration;
 mod expr;
 mod http;
 mod input;
@@ -60,6 +61,7 @@ pub use authentication::{
     ApiKey, ApiKeyLocation, Authentication, BasicCredentials, BearerToken, OAuth2Credentials,
 };
 pub use database::{Connection, Driver};
+pub use duration::{DurationError, parse_duration};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
 pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
@@ -78,8 +80,8 @@ pub use path::{FieldPath, FieldPathError};
 pub use schedule::{CronSchedule, ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use state_persistence::{
-    IdCursor, OffsetCursor, OnMissingCursor, StatePersistence, StrftimePattern, TimestampCursor,
-    TimestampFormat, TimestampFormatError,
+    IdCursor, Identity, Lookback, OffsetCursor, OnMissingCursor, StatePersistence, StrftimePattern,
+    TimestampCursor, TimestampFormat, TimestampFormatError,
 };
 pub use template::{Template, TemplateError, TemplatePart};
 pub use variables::Secrets;

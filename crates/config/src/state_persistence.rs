@@ -12,7 +12,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use cannectors_state::OnMissingCursor;
+pub use cannectors_state::{Identity, OnMissingCursor};
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use crate::document::KeyPath;
 use crate::path::FieldPath;
@@ -34,7 +37,28 @@ pub struct StatePersistence {
     /// What becomes of a record whose timestamp or id field is missing or null
     /// (`onMissingCursor`, default `fail`).
     pub on_missing_cursor: OnMissingCursor,
+    /// `lookback`: each run reads again the records of a window before the committed
+    /// timestamp, and delivers those it had not delivered.
+    pub lookback: Option<Lookback>,
 }
+
+/// How far a run reaches back before the committed timestamp, and how it recognises the
+/// records it delivered already (`lookback`, `identity`, `maxIdentities`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lookback {
+    /// How far before the committed timestamp the first request of a run reaches; zero still
+    /// recognises the records at the committed timestamp (an inclusive `since`).
+    pub window: Duration,
+    /// What tells records apart: `identity` fields, else the id cursor, else the whole record.
+    pub identity: Identity,
+    /// At most this many identities are kept; the oldest go first.
+    pub max_identities: NonZeroUsize,
+}
+
+/// The number of identities a lookback window keeps when `maxIdentities` is not written:
+/// 1.6 MB of state file at most.
+pub(crate) const DEFAULT_MAX_IDENTITIES: usize = 100_000;
 
 impl StatePersistence {
     /// The timestamp cursor when it is enabled.
@@ -226,6 +250,20 @@ pub(crate) struct RawStatePersistence {
     /// moving the cursor.
     #[serde(default)]
     pub(crate) on_missing_cursor: Option<RawOnMissingCursor>,
+    /// Timestamp cursor: each run first reads again this far before the committed timestamp
+    /// (`10m`, `30s`, `1h`, `1d`) and delivers only the records it had not delivered, so that
+    /// records committed late are not lost. `0s` removes the duplicates of an inclusive
+    /// `since`.
+    #[serde(default)]
+    pub(crate) lookback: Option<String>,
+    /// With `lookback`: the dot paths whose values tell records apart (default: the id
+    /// cursor's field, else the whole record).
+    #[serde(default)]
+    pub(crate) identity: Option<Vec<String>>,
+    /// With `lookback`: at most this many delivered records are remembered (default 100000);
+    /// beyond it the oldest are forgotten, with a warning.
+    #[serde(default)]
+    pub(crate) max_identities: Option<u64>,
 }
 
 // As written; validation turns it into `OnMissingCursor`.
@@ -374,13 +412,97 @@ impl RawStatePersistence {
                  but neither cursor is enabled; enable one, or remove onMissingCursor",
             );
         }
+        let lookback = self.lookback(path, findings);
         StatePersistence {
             timestamp,
             id,
             offset,
             storage_path: self.storage_path.clone(),
             on_missing_cursor,
+            lookback,
         }
+    }
+}
+
+impl RawStatePersistence {
+    /// `lookback` with its `identity` and `maxIdentities`; those two without `lookback`, or
+    /// `lookback` without a timestamp cursor, are problems.
+    fn lookback(&self, path: &KeyPath, findings: &mut Findings) -> Option<Lookback> {
+        let Some(written) = &self.lookback else {
+            for (key, set) in [
+                ("identity", self.identity.is_some()),
+                ("maxIdentities", self.max_identities.is_some()),
+            ] {
+                if set {
+                    findings.problem(
+                        path.key(key),
+                        format!(
+                            "{key} belongs to lookback, which is not set; add lookback (e.g. \
+                             `lookback: 10m`) or remove {key}"
+                        ),
+                    );
+                }
+            }
+            return None;
+        };
+        let window = match crate::duration::parse_duration(written) {
+            Ok(window) => Some(window),
+            Err(error) => {
+                findings.problem(path.key("lookback"), error.to_string());
+                None
+            }
+        };
+        if self.timestamp().is_none() {
+            findings.problem(
+                path.key("lookback"),
+                "lookback reaches back before the committed timestamp, but no timestamp cursor \
+                 is enabled; enable statePersistence.timestamp or remove lookback",
+            );
+            return None;
+        }
+        let identity = match &self.identity {
+            Some(fields) if fields.is_empty() => {
+                findings.problem(
+                    path.key("identity"),
+                    "identity is empty; list the dot paths that tell records apart (e.g. \
+                     [order.id, line]) or remove it",
+                );
+                None
+            }
+            Some(fields) => {
+                let parsed: Vec<FieldPath> = fields
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, field)| {
+                        findings.field_path(path.key("identity").index(i), field)
+                    })
+                    .collect();
+                (parsed.len() == fields.len()).then_some(Identity::Fields(parsed))
+            }
+            None if self.id().is_some() => Some(Identity::Id),
+            None => Some(Identity::Text),
+        };
+        let max_identities = match self.max_identities {
+            None => NonZeroUsize::new(DEFAULT_MAX_IDENTITIES),
+            Some(max) => {
+                let max = usize::try_from(max).ok().and_then(NonZeroUsize::new);
+                if max.is_none() {
+                    findings.problem(
+                        path.key("maxIdentities"),
+                        format!(
+                            "maxIdentities must be more than 0; remove it for the default \
+                             {DEFAULT_MAX_IDENTITIES}"
+                        ),
+                    );
+                }
+                max
+            }
+        };
+        Some(Lookback {
+            window: window?,
+            identity: identity?,
+            max_identities: max_identities?,
+        })
     }
 }
 

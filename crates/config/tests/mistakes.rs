@@ -1768,3 +1768,86 @@ fn on_missing_cursor_takes_fail_skip_or_deliver() {
         cannectors_config::OnMissingCursor::Deliver
     );
 }
+
+#[test]
+fn lookback_without_a_timestamp_cursor_names_its_key_path() {
+    let err = invalid(&database_input(
+        "  query: select * from t where id > $1\n  statePersistence:\n    id: {field: id}\n    \
+         lookback: 10m\n",
+    ));
+    assert_has(&err, "input.statePersistence.lookback");
+    assert_has(
+        &err,
+        "lookback reaches back before the committed timestamp, but no timestamp cursor is \
+         enabled; enable statePersistence.timestamp or remove lookback",
+    );
+}
+
+#[test]
+fn a_lookback_that_is_no_duration_shows_the_accepted_forms() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    lookback: 10 min\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.lookback: `10 min` is not a duration; write a whole number and a \
+         unit: 500ms, 30s, 10m, 1h or 1d",
+    );
+}
+
+#[test]
+fn identity_and_max_identities_need_lookback_and_sensible_values() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    \
+         identity: [order.id]\n    maxIdentities: 10\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.identity: identity belongs to lookback, which is not set; add \
+         lookback (e.g. `lookback: 10m`) or remove identity",
+    );
+    assert_has(
+        &err,
+        "input.statePersistence.maxIdentities: maxIdentities belongs to lookback",
+    );
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    lookback: 5m\n    \
+         identity: []\n    maxIdentities: 0\n",
+    ));
+    assert_has(&err, "input.statePersistence.identity: identity is empty");
+    assert_has(
+        &err,
+        "input.statePersistence.maxIdentities: maxIdentities must be more than 0; remove it for \
+         the default 100000",
+    );
+}
+
+#[test]
+fn the_identity_is_the_listed_fields_else_the_id_cursor_else_the_whole_record() {
+    use cannectors_config::Identity;
+    let lookback = |extra: &str| {
+        let loaded = load(&http_input(&format!(
+            "  statePersistence:\n    timestamp: {{field: at, queryParam: since}}\n    \
+             lookback: 90s\n{extra}"
+        )))
+        .unwrap();
+        loaded
+            .pipeline
+            .input
+            .state_persistence()
+            .unwrap()
+            .lookback
+            .clone()
+            .unwrap()
+    };
+    let by_text = lookback("");
+    assert_eq!(by_text.window, Duration::from_secs(90));
+    assert_eq!(by_text.identity, Identity::Text);
+    assert_eq!(by_text.max_identities.get(), 100_000);
+    assert_eq!(
+        lookback("    id: {field: id, queryParam: after}\n").identity,
+        Identity::Id
+    );
+    let fields = lookback("    id: {field: id, queryParam: after}\n    identity: [a.b, c]\n");
+    assert!(matches!(fields.identity, Identity::Fields(paths) if paths.len() == 2));
+}

@@ -1,11 +1,15 @@
 //! Which records of a batch are delivered, and the cursor position they reach.
 //!
 //! A plain pipeline delivers every record, and the greatest position of the batch is found
-//! once (by the source, or here); that path stays as it was. `onMissingCursor: skip` needs to
-//! know which records lack a cursor, so the batch is then read record by record.
+//! once (by the source, or here); that path stays as it was. `onMissingCursor` other than
+//! `fail` needs to know which records lack a cursor, and `lookback` which records were
+//! delivered already, so the batch is then read record by record: the cursors of each record
+//! are read once, and its identity comes from its id cursor when it has one, so that a record
+//! is parsed again only for `identity` fields.
 
+use cannectors_config::Lookback;
 use cannectors_connector::Record;
-use cannectors_state::{CursorError, CursorFields, OnMissingCursor, Position};
+use cannectors_state::{CursorError, CursorFields, Identities, OnMissingCursor, Position};
 
 /// What the executor keeps of one batch.
 #[derive(Debug)]
@@ -19,31 +23,38 @@ pub(crate) struct Admitted {
     /// Records delivered without moving the cursor, for the same reason
     /// (`onMissingCursor: deliver`).
     pub(crate) without_cursor: u64,
+    /// Records left out because they were delivered before (`lookback`).
+    pub(crate) repeated: u64,
+    /// The identities of the delivered records, to remember once the sink accepted them.
+    pub(crate) identities: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
 }
 
 /// Decides, batch by batch, which records are delivered.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Admission {
     fields: CursorFields,
+    lookback: Option<Lookback>,
 }
 
 impl Admission {
-    pub(crate) fn new(fields: CursorFields) -> Admission {
-        Admission { fields }
+    pub(crate) fn new(fields: CursorFields, lookback: Option<Lookback>) -> Admission {
+        Admission { fields, lookback }
     }
 
     /// Whether every record is delivered and only the greatest position matters: the path
     /// that does not look at records one by one.
     fn plain(&self) -> bool {
-        self.fields.missing_mode() == OnMissingCursor::Fail || self.fields.is_empty()
+        self.lookback.is_none()
+            && (self.fields.missing_mode() == OnMissingCursor::Fail || self.fields.is_empty())
     }
 
     /// The records of a batch to deliver; `known` is the greatest position the source already
-    /// found, if it did.
+    /// found, if it did; `delivered` the identities of the records delivered before.
     pub(crate) fn admit(
         &self,
         records: Vec<Record>,
         known: Option<Position>,
+        delivered: &Identities,
     ) -> Result<Admitted, CursorError> {
         if self.plain() {
             let position = match known {
@@ -57,6 +68,8 @@ impl Admission {
                 position,
                 skipped: 0,
                 without_cursor: 0,
+                repeated: 0,
+                identities: Vec::new(),
             });
         }
         let positions = self
@@ -67,6 +80,8 @@ impl Admission {
             position: None,
             skipped: 0,
             without_cursor: 0,
+            repeated: 0,
+            identities: Vec::new(),
         };
         for (record, position) in records.into_iter().zip(positions) {
             match position {
@@ -78,6 +93,17 @@ impl Admission {
                     admitted.records.push(record);
                 }
                 Some(position) => {
+                    if let Some(lookback) = &self.lookback
+                        && let Some(timestamp) = &position.timestamp
+                    {
+                        let instant = timestamp.instant();
+                        let identity = lookback.identity.of(record.json(), &position);
+                        if delivered.contains(instant, identity) {
+                            admitted.repeated += 1;
+                            continue;
+                        }
+                        admitted.identities.push((instant, identity));
+                    }
                     if admitted
                         .position
                         .as_ref()
@@ -102,7 +128,12 @@ mod tests {
     fn admission(mode: OnMissingCursor) -> Admission {
         Admission::new(
             CursorFields::new(None, Some(FieldPath::parse("id").unwrap())).on_missing(mode),
+            None,
         )
+    }
+
+    fn none() -> Identities {
+        Identities::default()
     }
 
     fn batch() -> Vec<Record> {
@@ -117,7 +148,7 @@ mod tests {
     #[test]
     fn skip_leaves_out_the_records_without_a_cursor_and_counts_them() {
         let admitted = admission(OnMissingCursor::Skip)
-            .admit(batch(), None)
+            .admit(batch(), None, &none())
             .unwrap();
         assert_eq!(admitted.records.len(), 2);
         assert_eq!(admitted.skipped, 2);
@@ -127,7 +158,7 @@ mod tests {
     #[test]
     fn deliver_keeps_every_record_and_the_cursor_comes_from_the_others() {
         let admitted = admission(OnMissingCursor::Deliver)
-            .admit(batch(), None)
+            .admit(batch(), None, &none())
             .unwrap();
         assert_eq!(admitted.records, batch());
         assert_eq!(admitted.without_cursor, 2);
@@ -137,7 +168,7 @@ mod tests {
     #[test]
     fn fail_reports_the_first_record_without_a_cursor() {
         let error = admission(OnMissingCursor::Fail)
-            .admit(batch(), None)
+            .admit(batch(), None, &none())
             .unwrap_err();
         assert!(
             matches!(error, CursorError::Null { index: 1, .. }),
@@ -149,7 +180,9 @@ mod tests {
     fn an_unreadable_cursor_fails_whatever_the_mode() {
         let records = vec![Record::from(json!({"id": [1]}))];
         for mode in [OnMissingCursor::Skip, OnMissingCursor::Deliver] {
-            let error = admission(mode).admit(records.clone(), None).unwrap_err();
+            let error = admission(mode)
+                .admit(records.clone(), None, &none())
+                .unwrap_err();
             assert!(
                 matches!(error, CursorError::NotAnId { index: 0, .. }),
                 "{error}"

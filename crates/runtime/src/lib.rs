@@ -71,7 +71,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cannectors_config::{Pipeline, StatePersistence};
+use cannectors_config::{Lookback, Pipeline, StatePersistence};
 use cannectors_connector::{BoxError, Checkpoint, Sink, Source, StoppedByShutdown};
 use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
 
@@ -148,12 +148,18 @@ pub enum RunError {
     },
 }
 
+/// The lookback window as chrono counts time; loading bounded it well inside chrono's range.
+fn window_delta(lookback: &Lookback) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(lookback.window).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// Runs one pipeline: owns its state store and its cursor settings.
 #[derive(Debug)]
 pub struct Executor {
     pipeline: Pipeline,
     store: Box<dyn StateStore>,
     admission: Admission,
+    lookback: Option<Lookback>,
 }
 
 impl Executor {
@@ -161,15 +167,16 @@ impl Executor {
     /// cursor fields.
     pub fn new(pipeline: &Pipeline) -> Result<Executor, RunError> {
         let store = store_for(pipeline)?;
-        let fields = pipeline
-            .input
-            .state_persistence()
+        let settings = pipeline.input.state_persistence();
+        let fields = settings
             .map(StatePersistence::cursor_fields)
             .unwrap_or_default();
+        let lookback = settings.and_then(|settings| settings.lookback.clone());
         Ok(Executor {
             pipeline: pipeline.clone(),
             store,
-            admission: Admission::new(fields),
+            admission: Admission::new(fields, lookback.clone()),
+            lookback,
         })
     }
 
@@ -222,6 +229,45 @@ impl Executor {
         Ok(state)
     }
 
+    /// Forgets the identities the next run's window no longer reaches, and the oldest ones
+    /// beyond `maxIdentities`, saying so: those records may then be delivered twice.
+    fn prune_identities(&self, state: &mut State) {
+        let Some(lookback) = &self.lookback else {
+            return;
+        };
+        // A paginated run promotes its cursors only when it completes; the window of the next
+        // run starts after what this run has seen so far.
+        let reached = [
+            state.timestamp.as_ref(),
+            state
+                .run
+                .as_ref()
+                .and_then(|run| run.seen().timestamp.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|timestamp| timestamp.instant())
+        .max();
+        let Some(reached) = reached else {
+            return;
+        };
+        let start = reached
+            .checked_sub_signed(window_delta(lookback))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let max = lookback.max_identities.get();
+        let dropped = state.identities.prune(start, max);
+        if dropped > 0 {
+            tracing::warn!(
+                pipeline = %self.pipeline.name,
+                dropped,
+                "the lookback window holds more than statePersistence.maxIdentities ({max}) \
+                 delivered records; the {dropped} oldest were forgotten, so those records are \
+                 delivered again if the source returns them (duplicates, never loss): raise \
+                 maxIdentities or shorten lookback"
+            );
+        }
+    }
+
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
@@ -231,8 +277,18 @@ impl Executor {
             state_file = %self.store.location(),
             "starting run"
         );
-        let mut source =
-            build::source(&self.pipeline.input, state.as_ref(), options.stop.as_ref()).await?;
+        // With lookback the first request reaches back before the committed timestamp; the
+        // run commits to `state` as always.
+        let reading = match (&self.lookback, &state) {
+            (Some(lookback), Some(state)) => Some(state.reaching_back(window_delta(lookback))),
+            _ => state.clone(),
+        };
+        let mut source = build::source(
+            &self.pipeline.input,
+            reading.as_ref(),
+            options.stop.as_ref(),
+        )
+        .await?;
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
@@ -301,7 +357,7 @@ impl Executor {
             }
             let admitted = self
                 .admission
-                .admit(batch.records, batch.greatest)
+                .admit(batch.records, batch.greatest, &state.identities)
                 .map_err(|source| RunError::Cursor {
                     batch: number,
                     source,
@@ -361,6 +417,21 @@ impl Executor {
                     state.record_progress(position.as_ref(), resume, offset, chrono::Utc::now());
                 }
             }
+            if admitted.repeated > 0 {
+                summary.records_repeated += admitted.repeated;
+                tracing::info!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    repeated = admitted.repeated,
+                    "batch {number}: {} record(s) of the lookback window were delivered before \
+                     and are left out",
+                    admitted.repeated
+                );
+            }
+            for (instant, identity) in admitted.identities {
+                state.identities.insert(instant, identity);
+            }
+            self.prune_identities(&mut state);
             if let Some(lock) = lock.as_mut() {
                 lock.commit(&state).await?;
             }
@@ -372,6 +443,7 @@ impl Executor {
         // A run that delivered nothing new leaves the state file as it was, byte for byte.
         if !stopped_early && state.run.is_some() {
             state.complete_run(source.final_offset());
+            self.prune_identities(&mut state);
             if let Some(lock) = lock.as_mut() {
                 lock.commit(&state).await?;
             }

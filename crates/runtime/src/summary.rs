@@ -17,6 +17,8 @@ pub struct RunSummary {
     /// Records not delivered because a cursor field was missing or null
     /// (`onMissingCursor: skip`).
     pub records_skipped: u64,
+    /// Records of the lookback window left out because they were delivered before.
+    pub records_repeated: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -38,6 +40,7 @@ impl RunSummary {
             records_read: 0,
             records_written: 0,
             records_skipped: 0,
+            records_repeated: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -81,7 +84,9 @@ impl fmt::Display for RunSummary {
         let outcome = match (self.dry_run, self.interrupted) {
             (true, _) => "dry run complete (nothing sent, nothing committed)",
             (false, true) => "run stopped on request",
-            (false, false) if self.records_read == 0 => "run complete: nothing new",
+            (false, false) if self.records_read == self.records_repeated => {
+                "run complete: nothing new"
+            }
             (false, false) => "run complete",
         };
         let seconds = self.duration.as_secs_f64();
@@ -98,6 +103,9 @@ impl fmt::Display for RunSummary {
         // Only what happened is shown: most pipelines never leave a record out.
         if self.records_skipped > 0 {
             write!(f, " skipped={}", self.records_skipped)?;
+        }
+        if self.records_repeated > 0 {
+            write!(f, " already-delivered={}", self.records_repeated)?;
         }
         write!(
             f,

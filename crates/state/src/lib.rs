@@ -54,6 +54,7 @@
 
 mod cursor;
 mod file_store;
+mod identities;
 mod json_kind;
 mod path;
 mod position;
@@ -62,6 +63,7 @@ mod store;
 
 pub use cursor::{CursorId, IdError, Timestamp, TimestampError};
 pub use file_store::FileStore;
+pub use identities::{Identities, Identity};
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
 pub use position::{CursorError, CursorFields, OnMissingCursor, Position};
