@@ -542,3 +542,107 @@ fn line_count(ws: &Workspace) -> usize {
         .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count())
         .unwrap_or(0)
 }
+
+// ---- delay --------------------------------------------------------------------------------
+
+fn rfc3339(instant: chrono::DateTime<chrono::Utc>) -> String {
+    instant.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[test]
+fn delay_holds_back_fresh_records_until_they_are_old_enough() {
+    let ws = Workspace::new();
+    // The API ignores the upper bound: the run itself must hold fresh records back.
+    let api = LateApi::new(false);
+    let server = api.serve();
+    ws.write(
+        "p.yaml",
+        &format!(
+            "name: delayed\ninput:\n  type: httpPolling\n  endpoint: {}\n  dataField: items\n  \
+             queryParams: {{before: '{{{{window.end}}}}'}}\n  statePersistence:\n    \
+             timestamp: {{field: at, queryParam: since, untilParam: until}}\n    delay: 2s\n    \
+             storagePath: ./state\noutput: {{type: file, path: out.jsonl}}\n",
+            server.url("/items")
+        ),
+    );
+    let now = chrono::Utc::now();
+    api.publish(1, &rfc3339(now - chrono::TimeDelta::hours(1)));
+    let fresh_at = now;
+    api.publish(2, &rfc3339(fresh_at));
+
+    let first = ws.run(&["run", "p.yaml"]);
+
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(delivered_ids(&ws), [1]);
+    assert!(
+        first.stderr.contains("read=2 written=1 held-back=1"),
+        "{first:?}"
+    );
+    let request = &server.requests()[0];
+    let until = chrono::DateTime::parse_from_rfc3339(request.param("until").unwrap()).unwrap();
+    assert!(until < fresh_at, "until {until} is now - delay");
+    assert_eq!(
+        request.param("before"),
+        request.param("until"),
+        "{{window.end}} is the bound"
+    );
+    let state: Value = serde_json::from_str(&ws.read("state/delayed.json")).unwrap();
+    assert_eq!(
+        state["timestamp"],
+        rfc3339(now - chrono::TimeDelta::hours(1))
+    );
+
+    // The one thing to wait for is the clock passing the record's time plus the delay.
+    let old_enough = fresh_at + chrono::TimeDelta::seconds(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while chrono::Utc::now() < old_enough && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = ws.run(&["run", "p.yaml"]);
+
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(delivered_ids(&ws), [1, 2]);
+}
+
+#[test]
+fn a_database_query_binds_window_end_and_rows_after_it_wait_for_a_later_run() {
+    let schema = "e2e_late_delay";
+    postgres::fresh_schema_blocking(
+        schema,
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+         INSERT INTO events VALUES (1, now() - interval '3 hours'), (2, now());",
+    );
+    let ws = Workspace::new();
+    ws.write(
+        "rows.yaml",
+        &format!(
+            r#"
+name: rows
+input:
+  type: database
+  connectionStringRef: ${{TEST_DATABASE_URL}}
+  query: |
+    SELECT id, updated_at FROM {schema}.events
+    WHERE updated_at > COALESCE($1::timestamptz, '-infinity') AND updated_at <= $2::timestamptz
+    ORDER BY updated_at, id LIMIT 100
+  parameters: [state.timestamp, window.end]
+  statePersistence:
+    timestamp: {{field: updated_at}}
+    delay: 1h
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#
+        ),
+    );
+    let first = pg_run(&ws, "rows.yaml");
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(pg_ids(&ws), [1]);
+
+    // Row 2 grows old enough (its time moves back past now - delay).
+    postgres::run_sql(&format!(
+        "UPDATE {schema}.events SET updated_at = now() - interval '2 hours' WHERE id = 2"
+    ));
+    let second = pg_run(&ws, "rows.yaml");
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(pg_ids(&ws), [1, 2]);
+}

@@ -40,6 +40,9 @@ pub struct StatePersistence {
     /// `lookback`: each run reads again the records of a window before the committed
     /// timestamp, and delivers those it had not delivered.
     pub lookback: Option<Lookback>,
+    /// `delay`: records newer than now - delay are not read yet; a run's upper bound
+    /// (`{{window.end}}`, `untilParam`, `window.end`) is then now - delay instead of now.
+    pub delay: Option<Duration>,
 }
 
 /// How far a run reaches back before the committed timestamp, and how it recognises the
@@ -93,6 +96,9 @@ pub struct TimestampCursor {
     /// httpPolling: how the committed timestamp is written into a request (`rfc3339` for a
     /// database input, which binds it with its SQL type).
     pub format: TimestampFormat,
+    /// httpPolling: the query parameter that carries the run's upper bound (now - `delay`, or
+    /// now), in `format`; never empty.
+    pub until_param: Option<String>,
 }
 
 /// The id cursor.
@@ -264,6 +270,11 @@ pub(crate) struct RawStatePersistence {
     /// beyond it the oldest are forgotten, with a warning.
     #[serde(default)]
     pub(crate) max_identities: Option<u64>,
+    /// Timestamp cursor: records newer than now - delay (`30s`, `5m`) are not read yet; the
+    /// bound goes out as `timestamp.untilParam`, `{{window.end}}` or the SQL parameter
+    /// `window.end`, and records a source returns beyond it are held back for a later run.
+    #[serde(default)]
+    pub(crate) delay: Option<String>,
 }
 
 // As written; validation turns it into `OnMissingCursor`.
@@ -298,6 +309,10 @@ pub(crate) struct RawTimestampCursor {
     /// HTTP: `rfc3339` (default), `unix`, `unix_ms`, or a strftime pattern.
     #[serde(default)]
     pub(crate) format: Option<String>,
+    /// HTTP: query parameter that carries the run's upper bound, now - `delay` (or now without
+    /// a delay), written in `format`.
+    #[serde(default)]
+    pub(crate) until_param: Option<String>,
 }
 
 // As written; validation turns it into `IdCursor`.
@@ -371,6 +386,16 @@ impl RawStatePersistence {
             let cursor_path = path.key("timestamp");
             let field = cursor_field(findings, &cursor_path, "timestamp", cursor.field.as_deref());
             let query_param = query_param(findings, &cursor_path, cursor.query_param.as_deref());
+            let until_param = cursor.until_param.as_deref().and_then(|param| {
+                if param.trim().is_empty() {
+                    findings.problem(
+                        cursor_path.key("untilParam"),
+                        "untilParam is empty; name the query parameter",
+                    );
+                    return None;
+                }
+                Some(param.to_owned())
+            });
             let format = match cursor.format.as_deref().map(TimestampFormat::parse) {
                 None => Some(TimestampFormat::Rfc3339),
                 Some(Ok(format)) => Some(format),
@@ -383,6 +408,7 @@ impl RawStatePersistence {
                 field: field?,
                 query_param,
                 format: format?,
+                until_param,
             })
         });
         let id = self.id().and_then(|cursor| {
@@ -413,6 +439,24 @@ impl RawStatePersistence {
             );
         }
         let lookback = self.lookback(path, findings);
+        let delay = self.delay.as_deref().and_then(|written| {
+            let delay = match crate::duration::parse_duration(written) {
+                Ok(delay) => delay,
+                Err(error) => {
+                    findings.problem(path.key("delay"), error.to_string());
+                    return None;
+                }
+            };
+            if self.timestamp().is_none() {
+                findings.problem(
+                    path.key("delay"),
+                    "delay holds back records by their timestamp, but no timestamp cursor is \
+                     enabled; enable statePersistence.timestamp or remove delay",
+                );
+                return None;
+            }
+            Some(delay)
+        });
         StatePersistence {
             timestamp,
             id,
@@ -420,6 +464,7 @@ impl RawStatePersistence {
             storage_path: self.storage_path.clone(),
             on_missing_cursor,
             lookback,
+            delay,
         }
     }
 }

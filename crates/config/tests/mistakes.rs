@@ -1851,3 +1851,45 @@ fn the_identity_is_the_listed_fields_else_the_id_cursor_else_the_whole_record() 
     let fields = lookback("    id: {field: id, queryParam: after}\n    identity: [a.b, c]\n");
     assert!(matches!(fields.identity, Identity::Fields(paths) if paths.len() == 2));
 }
+
+#[test]
+fn delay_needs_a_timestamp_cursor_and_until_param_is_for_http_inputs() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    id: {field: id, queryParam: after}\n    delay: 30s\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.delay: delay holds back records by their timestamp, but no \
+         timestamp cursor is enabled; enable statePersistence.timestamp or remove delay",
+    );
+    let err = invalid(&database_input(
+        "  query: select * from t where at > $1\n  statePersistence:\n    \
+         timestamp: {field: at, untilParam: until}\n    delay: soon\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.timestamp.untilParam: untilParam is for httpPolling inputs; a \
+         database query binds the upper bound with the parameter expression `window.end`",
+    );
+    assert_has(
+        &err,
+        "input.statePersistence.delay: `soon` is not a duration",
+    );
+}
+
+#[test]
+fn window_end_is_a_template_and_a_parameter_expression() {
+    let loaded = load(&http_input(
+        "  queryParams: {to: '{{window.end}}'}\n  statePersistence:\n    \
+         timestamp: {field: at, queryParam: since}\n    delay: 1m\n",
+    ))
+    .unwrap();
+    let settings = loaded.pipeline.input.state_persistence().unwrap();
+    assert_eq!(settings.delay, Some(Duration::from_secs(60)));
+    load(&database_input(
+        "  query: select * from t where at > $1 and at <= $2\n  \
+         parameters: [state.timestamp, window.end]\n  statePersistence:\n    \
+         timestamp: {field: at}\n",
+    ))
+    .unwrap();
+}

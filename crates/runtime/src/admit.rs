@@ -10,6 +10,7 @@
 use cannectors_config::Lookback;
 use cannectors_connector::Record;
 use cannectors_state::{CursorError, CursorFields, Identities, OnMissingCursor, Position};
+use chrono::{DateTime, Utc};
 
 /// What the executor keeps of one batch.
 #[derive(Debug)]
@@ -25,8 +26,10 @@ pub(crate) struct Admitted {
     pub(crate) without_cursor: u64,
     /// Records left out because they were delivered before (`lookback`).
     pub(crate) repeated: u64,
+    /// Records held back because they are newer than the run's upper bound (`delay`).
+    pub(crate) held: u64,
     /// The identities of the delivered records, to remember once the sink accepted them.
-    pub(crate) identities: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
+    pub(crate) identities: Vec<(DateTime<Utc>, u64)>,
 }
 
 /// Decides, batch by batch, which records are delivered.
@@ -43,20 +46,23 @@ impl Admission {
 
     /// Whether every record is delivered and only the greatest position matters: the path
     /// that does not look at records one by one.
-    fn plain(&self) -> bool {
+    fn plain(&self, until: Option<DateTime<Utc>>) -> bool {
         self.lookback.is_none()
+            && until.is_none()
             && (self.fields.missing_mode() == OnMissingCursor::Fail || self.fields.is_empty())
     }
 
     /// The records of a batch to deliver; `known` is the greatest position the source already
-    /// found, if it did; `delivered` the identities of the records delivered before.
+    /// found, if it did; `delivered` the identities of the records delivered before; records
+    /// with a timestamp after `until` are held back.
     pub(crate) fn admit(
         &self,
         records: Vec<Record>,
         known: Option<Position>,
         delivered: &Identities,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Admitted, CursorError> {
-        if self.plain() {
+        if self.plain(until) {
             let position = match known {
                 Some(known) => Some(known),
                 None => self
@@ -69,6 +75,7 @@ impl Admission {
                 skipped: 0,
                 without_cursor: 0,
                 repeated: 0,
+                held: 0,
                 identities: Vec::new(),
             });
         }
@@ -81,6 +88,7 @@ impl Admission {
             skipped: 0,
             without_cursor: 0,
             repeated: 0,
+            held: 0,
             identities: Vec::new(),
         };
         for (record, position) in records.into_iter().zip(positions) {
@@ -93,6 +101,13 @@ impl Admission {
                     admitted.records.push(record);
                 }
                 Some(position) => {
+                    if let (Some(until), Some(timestamp)) = (until, &position.timestamp)
+                        && timestamp.instant() > until
+                    {
+                        // Not read yet: a later run delivers it, and the cursor stays before it.
+                        admitted.held += 1;
+                        continue;
+                    }
                     if let Some(lookback) = &self.lookback
                         && let Some(timestamp) = &position.timestamp
                     {
@@ -148,7 +163,7 @@ mod tests {
     #[test]
     fn skip_leaves_out_the_records_without_a_cursor_and_counts_them() {
         let admitted = admission(OnMissingCursor::Skip)
-            .admit(batch(), None, &none())
+            .admit(batch(), None, &none(), None)
             .unwrap();
         assert_eq!(admitted.records.len(), 2);
         assert_eq!(admitted.skipped, 2);
@@ -158,7 +173,7 @@ mod tests {
     #[test]
     fn deliver_keeps_every_record_and_the_cursor_comes_from_the_others() {
         let admitted = admission(OnMissingCursor::Deliver)
-            .admit(batch(), None, &none())
+            .admit(batch(), None, &none(), None)
             .unwrap();
         assert_eq!(admitted.records, batch());
         assert_eq!(admitted.without_cursor, 2);
@@ -168,7 +183,7 @@ mod tests {
     #[test]
     fn fail_reports_the_first_record_without_a_cursor() {
         let error = admission(OnMissingCursor::Fail)
-            .admit(batch(), None, &none())
+            .admit(batch(), None, &none(), None)
             .unwrap_err();
         assert!(
             matches!(error, CursorError::Null { index: 1, .. }),
@@ -181,12 +196,44 @@ mod tests {
         let records = vec![Record::from(json!({"id": [1]}))];
         for mode in [OnMissingCursor::Skip, OnMissingCursor::Deliver] {
             let error = admission(mode)
-                .admit(records.clone(), None, &none())
+                .admit(records.clone(), None, &none(), None)
                 .unwrap_err();
             assert!(
                 matches!(error, CursorError::NotAnId { index: 0, .. }),
                 "{error}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod late_tests {
+    use super::*;
+    use cannectors_state::FieldPath;
+    use serde_json::json;
+
+    #[test]
+    fn records_after_the_upper_bound_are_held_back_and_the_cursor_stays_before_them() {
+        let admission = Admission::new(
+            CursorFields::new(Some(FieldPath::parse("at").unwrap()), None),
+            None,
+        );
+        let records = vec![
+            Record::from(json!({"at": "2026-01-01T10:00:00Z"})),
+            Record::from(json!({"at": "2026-01-01T10:00:31Z"})),
+            Record::from(json!({"at": "2026-01-01T10:00:30Z"})),
+        ];
+        let until = DateTime::parse_from_rfc3339("2026-01-01T10:00:30Z")
+            .unwrap()
+            .to_utc();
+        let admitted = admission
+            .admit(records, None, &Identities::default(), Some(until))
+            .unwrap();
+        assert_eq!(admitted.records.len(), 2);
+        assert_eq!(admitted.held, 1);
+        assert_eq!(
+            admitted.position.unwrap().timestamp.unwrap().to_string(),
+            "2026-01-01T10:00:30Z"
+        );
     }
 }

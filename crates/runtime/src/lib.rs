@@ -72,8 +72,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cannectors_config::{Lookback, Pipeline, StatePersistence};
-use cannectors_connector::{BoxError, Checkpoint, Sink, Source, StoppedByShutdown};
+use cannectors_connector::{BoxError, Checkpoint, RunWindow, Sink, Source, StoppedByShutdown};
 use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
+use chrono::Timelike as _;
 
 use admit::Admission;
 use tokio::sync::watch;
@@ -160,6 +161,7 @@ pub struct Executor {
     store: Box<dyn StateStore>,
     admission: Admission,
     lookback: Option<Lookback>,
+    delay: Option<std::time::Duration>,
 }
 
 impl Executor {
@@ -172,11 +174,13 @@ impl Executor {
             .map(StatePersistence::cursor_fields)
             .unwrap_or_default();
         let lookback = settings.and_then(|settings| settings.lookback.clone());
+        let delay = settings.and_then(|settings| settings.delay);
         Ok(Executor {
             pipeline: pipeline.clone(),
             store,
             admission: Admission::new(fields, lookback.clone()),
             lookback,
+            delay,
         })
     }
 
@@ -227,6 +231,21 @@ impl Executor {
             );
         }
         Ok(state)
+    }
+
+    /// The bounds of a run starting now: up to now - `delay`, or up to now. Whole seconds, so
+    /// that the source and the executor, which compute it a moment apart, agree.
+    fn window(&self) -> RunWindow {
+        let now = chrono::Utc::now();
+        let now = now.with_nanosecond(0).unwrap_or(now);
+        let end = match self.delay {
+            Some(delay) => chrono::TimeDelta::from_std(delay)
+                .ok()
+                .and_then(|delay| now.checked_sub_signed(delay))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            None => now,
+        };
+        RunWindow::ending_at(end)
     }
 
     /// Forgets the identities the next run's window no longer reaches, and the oldest ones
@@ -286,6 +305,7 @@ impl Executor {
         let mut source = build::source(
             &self.pipeline.input,
             reading.as_ref(),
+            self.window(),
             options.stop.as_ref(),
         )
         .await?;
@@ -323,6 +343,9 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
+        // Fixed for the run, and the same bound the source was built with when the executor
+        // built it: records after it wait for a later run.
+        let until = self.delay.map(|_| self.window().end);
         let mut state = loaded.unwrap_or_default();
         let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
         let mut stopped_early = false;
@@ -357,7 +380,7 @@ impl Executor {
             }
             let admitted = self
                 .admission
-                .admit(batch.records, batch.greatest, &state.identities)
+                .admit(batch.records, batch.greatest, &state.identities, until)
                 .map_err(|source| RunError::Cursor {
                     batch: number,
                     source,
@@ -416,6 +439,17 @@ impl Executor {
                 Checkpoint::Progress { resume, offset } => {
                     state.record_progress(position.as_ref(), resume, offset, chrono::Utc::now());
                 }
+            }
+            if admitted.held > 0 {
+                summary.records_held += admitted.held;
+                tracing::info!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    held = admitted.held,
+                    "batch {number}: {} record(s) newer than now - statePersistence.delay are \
+                     held back for a later run",
+                    admitted.held
+                );
             }
             if admitted.repeated > 0 {
                 summary.records_repeated += admitted.repeated;

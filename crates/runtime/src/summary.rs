@@ -19,6 +19,8 @@ pub struct RunSummary {
     pub records_skipped: u64,
     /// Records of the lookback window left out because they were delivered before.
     pub records_repeated: u64,
+    /// Records newer than now - `delay`, held back for a later run.
+    pub records_held: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -41,6 +43,7 @@ impl RunSummary {
             records_written: 0,
             records_skipped: 0,
             records_repeated: 0,
+            records_held: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -106,6 +109,9 @@ impl fmt::Display for RunSummary {
         }
         if self.records_repeated > 0 {
             write!(f, " already-delivered={}", self.records_repeated)?;
+        }
+        if self.records_held > 0 {
+            write!(f, " held-back={}", self.records_held)?;
         }
         write!(
             f,

@@ -108,10 +108,23 @@ impl Timestamp {
     /// assert_eq!(millis.earlier_by(minutes).as_json(), &serde_json::json!(1767225000000_u64));
     /// ```
     pub fn earlier_by(&self, by: chrono::TimeDelta) -> Timestamp {
-        let instant = self
-            .instant
-            .checked_sub_signed(by)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.with_instant(
+            self.instant
+                .checked_sub_signed(by)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
+    }
+
+    /// Another instant, written in the form of this timestamp (as for
+    /// [`earlier_by`](Self::earlier_by)).
+    ///
+    /// ```
+    /// use cannectors_state::Timestamp;
+    /// let committed = Timestamp::parse("2026-01-01 10:00:00").unwrap();
+    /// let end = chrono::DateTime::parse_from_rfc3339("2026-01-02T08:30:00Z").unwrap().to_utc();
+    /// assert_eq!(committed.with_instant(end).to_string(), "2026-01-02 08:30:00");
+    /// ```
+    pub fn with_instant(&self, instant: DateTime<Utc>) -> Timestamp {
         let written = match &self.written {
             Value::Number(number) => {
                 let millis = number
