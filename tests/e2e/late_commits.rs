@@ -646,3 +646,36 @@ output: {{type: file, path: ./out.jsonl}}
     assert_eq!(second.code, Some(0), "{second:?}");
     assert_eq!(pg_ids(&ws), [1, 2]);
 }
+
+#[test]
+fn state_set_timestamp_forgets_the_records_remembered_by_lookback() {
+    let ws = Workspace::new();
+    let api = LateApi::new(false);
+    let server = api.serve();
+    lookback_pipeline(&ws, &server, "    lookback: 10m\n");
+    api.publish(1, "2026-01-01T10:00:01Z");
+    let first = ws.run(&["run", "p.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+
+    let set = ws.run(&[
+        "state",
+        "set",
+        "p.yaml",
+        "--timestamp",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(set.code, Some(0), "{set:?}");
+    assert!(
+        set.stdout
+            .contains("forgot the records remembered by lookback"),
+        "{set:?}"
+    );
+    let again = ws.run(&["run", "p.yaml"]);
+
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(
+        delivered_ids(&ws),
+        [1, 1],
+        "a seeded timestamp delivers again"
+    );
+}
