@@ -252,7 +252,13 @@ fn with_lookback_a_record_visible_late_arrives_once_and_nothing_twice() {
     let identities = state["identities"].as_object().unwrap();
     let kept: usize = identities
         .values()
-        .map(|h| h.as_str().unwrap().len() / 16)
+        .map(|entries| {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(entries.as_str().unwrap())
+                .unwrap();
+            bytes.len() / 8
+        })
         .sum();
     assert_eq!(kept, 4, "{identities:?}");
 }
@@ -338,8 +344,8 @@ fn a_bad_identities_section_stops_the_run_and_leaves_the_file_unchanged() {
     assert_eq!(run.code, Some(3), "{run:?}");
     assert!(
         run.stderr.contains(
-            "`identities.2026-01-01T10:00:00Z` holds \"12345\", but it must be a string of hex \
-             digits, 16 an identity"
+            "`identities.2026-01-01T10:00:00Z` holds \"12345\", but it must be a base64 string \
+             of 8 bytes an identity"
         ),
         "{}",
         run.stderr

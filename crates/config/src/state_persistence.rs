@@ -60,7 +60,7 @@ pub struct Lookback {
 }
 
 /// The number of identities a lookback window keeps when `maxIdentities` is not written:
-/// 1.6 MB of state file at most.
+/// about 1 MB of state file at most.
 pub(crate) const DEFAULT_MAX_IDENTITIES: usize = 100_000;
 
 impl StatePersistence {

@@ -3,15 +3,18 @@
 //!
 //! An identity is a 64-bit XXH3 hash (seed 0, a specified algorithm, so the same in every
 //! build and version) of what tells a record apart: its id, chosen fields, or its whole text.
-//! Identities are kept per record timestamp, because a record updated later (a new timestamp)
-//! is a new version to deliver, and because the window is pruned by timestamp. In the state
-//! file they are one JSON object from RFC 3339 instants (UTC) to the hashes of that instant,
-//! each written as 16 lower-case hex digits, one after another in one string: 16 bytes an
-//! identity, a tenth of what a list of JSON numbers with their indentation would take.
+//! What is kept is a hash of the identity with the record's exact timestamp, because a record
+//! updated later (a new timestamp) is a new version to deliver, grouped by the second of that
+//! timestamp, because the window is pruned by timestamp. In the state file they are one JSON
+//! object from RFC 3339 seconds (UTC) to the entries of that second, 8 bytes each, one after
+//! another in one base64 string: under 11 bytes an identity, so that a window of 100000
+//! records whose timestamps all differ stays near 1 MB.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher as _;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
@@ -73,7 +76,12 @@ impl Identity {
     }
 }
 
-/// The identities of the records delivered inside the lookback window, by record timestamp.
+/// The identities of the records delivered inside the lookback window.
+///
+/// Each entry is one 64-bit hash of a record's exact timestamp and its identity, so that a
+/// record updated later (a new timestamp) is a new version to deliver; entries are grouped by
+/// the second of their timestamp, which is all pruning needs and keeps the file small when
+/// every record has a timestamp of its own.
 ///
 /// ```
 /// use cannectors_state::Identities;
@@ -88,28 +96,42 @@ impl Identity {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identities {
-    by_instant: BTreeMap<DateTime<Utc>, BTreeSet<u64>>,
+    /// Entries by the second (Unix time) of the record's timestamp.
+    by_second: BTreeMap<i64, BTreeSet<u64>>,
     len: usize,
 }
 
-/// 16 hex digits an identity.
-const HEX_DIGITS: usize = 16;
+/// Bytes an entry takes before base64.
+const ENTRY_BYTES: usize = 8;
 
-const EXPECT_IDENTITIES: &str = "it must be an object from RFC 3339 timestamps to strings of \
-                                 16 hex digits an identity";
-const EXPECT_HASHES: &str = "it must be a string of hex digits, 16 an identity";
+const EXPECT_IDENTITIES: &str = "it must be an object from RFC 3339 timestamps (whole seconds) \
+                                 to base64 strings of 8 bytes an identity";
+const EXPECT_ENTRIES: &str = "it must be a base64 string of 8 bytes an identity";
+
+/// The entry of a record: its exact timestamp and its identity, hashed together.
+fn entry(instant: DateTime<Utc>, identity: u64) -> u64 {
+    let mut hasher = twox_hash::XxHash3_64::with_seed(0);
+    hasher.write(&instant.timestamp().to_le_bytes());
+    hasher.write(&instant.timestamp_subsec_nanos().to_le_bytes());
+    hasher.write(&identity.to_le_bytes());
+    hasher.finish()
+}
 
 impl Identities {
     /// Whether the record of `instant` with `identity` was delivered.
     pub fn contains(&self, instant: DateTime<Utc>, identity: u64) -> bool {
-        self.by_instant
-            .get(&instant)
-            .is_some_and(|set| set.contains(&identity))
+        self.by_second
+            .get(&instant.timestamp())
+            .is_some_and(|set| set.contains(&entry(instant, identity)))
     }
 
     /// Remembers a delivered record; `false` when it was known already.
     pub fn insert(&mut self, instant: DateTime<Utc>, identity: u64) -> bool {
-        let added = self.by_instant.entry(instant).or_default().insert(identity);
+        let added = self
+            .by_second
+            .entry(instant.timestamp())
+            .or_default()
+            .insert(entry(instant, identity));
         self.len += usize::from(added);
         added
     }
@@ -124,36 +146,49 @@ impl Identities {
         self.len == 0
     }
 
-    /// Forgets the identities of records older than `start`, the beginning of the window the
-    /// next run reads (those at `start` stay: an inclusive `since` returns them again), then,
-    /// while more than `max` are left, those of the oldest timestamps. Returns how many the
-    /// bound made it forget: records that may be delivered again if a source returns them.
+    /// Forgets the identities of records older than the second of `start`, the beginning of
+    /// the window the next run reads (those of that second stay: an inclusive `since` returns
+    /// the records at `start` again), then, while more than `max` are left, those of the
+    /// oldest seconds. Returns how many the bound made it forget: records that may be
+    /// delivered again if a source returns them.
     pub fn prune(&mut self, start: DateTime<Utc>, max: usize) -> usize {
-        let kept = self.by_instant.split_off(&start);
-        self.by_instant = kept;
-        self.len = self.by_instant.values().map(BTreeSet::len).sum();
+        let kept = self.by_second.split_off(&start.timestamp());
+        self.by_second = kept;
+        self.len = self.by_second.values().map(BTreeSet::len).sum();
         let mut dropped = 0;
         while self.len > max {
-            let Some((_, oldest)) = self.by_instant.pop_first() else {
+            let Some(mut oldest) = self.by_second.first_entry() else {
                 break;
             };
-            self.len -= oldest.len();
-            dropped += oldest.len();
+            let excess = self.len - max;
+            let forgotten = if oldest.get().len() <= excess {
+                oldest.remove().len()
+            } else {
+                for _ in 0..excess {
+                    oldest.get_mut().pop_first();
+                }
+                excess
+            };
+            self.len -= forgotten;
+            dropped += forgotten;
         }
         dropped
     }
 
-    /// The state file's form: `{"<RFC 3339 UTC>": "<16 hex digits an identity>", ...}`.
+    /// The state file's form: `{"<second, RFC 3339 UTC>": "<base64 of 8 bytes an entry>"}`.
     pub(crate) fn to_json(&self) -> Value {
         let mut map = Map::new();
-        for (instant, set) in &self.by_instant {
-            let mut hashes = String::with_capacity(set.len() * HEX_DIGITS);
-            for identity in set {
-                hashes.push_str(&format!("{identity:016x}"));
+        for (second, set) in &self.by_second {
+            let Some(instant) = DateTime::<Utc>::from_timestamp(*second, 0) else {
+                continue;
+            };
+            let mut bytes = Vec::with_capacity(set.len() * ENTRY_BYTES);
+            for entry in set {
+                bytes.extend_from_slice(&entry.to_le_bytes());
             }
             map.insert(
-                instant.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                Value::String(hashes),
+                instant.to_rfc3339_opts(SecondsFormat::Secs, true),
+                Value::String(STANDARD.encode(bytes)),
             );
         }
         Value::Object(map)
@@ -170,31 +205,35 @@ impl Identities {
             return Err(invalid(key.to_owned(), value, EXPECT_IDENTITIES));
         };
         let mut identities = Identities::default();
-        for (instant_text, hashes) in map {
-            let instant = DateTime::parse_from_rfc3339(instant_text)
-                .map_err(|_| {
+        for (second_text, entries) in map {
+            let second = DateTime::parse_from_rfc3339(second_text)
+                .ok()
+                .filter(|instant| instant.timestamp_subsec_nanos() == 0)
+                .ok_or_else(|| {
                     invalid(
                         key.to_owned(),
-                        &Value::String(instant_text.clone()),
+                        &Value::String(second_text.clone()),
                         EXPECT_IDENTITIES,
                     )
                 })?
-                .to_utc();
-            let at = format!("{key}.{instant_text}");
-            let Value::String(hashes) = hashes else {
-                return Err(invalid(at, hashes, EXPECT_HASHES));
+                .timestamp();
+            let at = format!("{key}.{second_text}");
+            let bytes = match entries {
+                Value::String(text) => STANDARD
+                    .decode(text)
+                    .ok()
+                    .filter(|bytes| bytes.len() % ENTRY_BYTES == 0)
+                    .ok_or_else(|| invalid(at.clone(), entries, EXPECT_ENTRIES))?,
+                other => return Err(invalid(at, other, EXPECT_ENTRIES)),
             };
-            if hashes.len() % HEX_DIGITS != 0 || !hashes.is_ascii() {
-                return Err(invalid(at, &Value::String(hashes.clone()), EXPECT_HASHES));
-            }
-            for start in (0..hashes.len()).step_by(HEX_DIGITS) {
-                let digits = &hashes[start..start + HEX_DIGITS];
-                let identity = u64::from_str_radix(digits, 16).map_err(|_| {
-                    invalid(at.clone(), &Value::String(hashes.clone()), EXPECT_HASHES)
-                })?;
-                identities.insert(instant, identity);
+            let set = identities.by_second.entry(second).or_default();
+            for chunk in bytes.chunks_exact(ENTRY_BYTES) {
+                let mut word = [0_u8; ENTRY_BYTES];
+                word.copy_from_slice(chunk);
+                set.insert(u64::from_le_bytes(word));
             }
         }
+        identities.len = identities.by_second.values().map(BTreeSet::len).sum();
         Ok(identities)
     }
 }
@@ -214,17 +253,19 @@ mod tests {
         identities.insert(at("2026-01-01T00:00:00Z"), 1);
         identities.insert(at("2026-01-01T00:00:00Z"), u64::MAX);
         identities.insert(at("2026-01-01T01:00:00.5+01:00"), 0xabc);
+        identities.insert(at("2026-01-01T00:00:01Z"), 1);
         let json = identities.to_json();
-        assert_eq!(
-            json,
-            json!({
-                "2026-01-01T00:00:00Z": "0000000000000001ffffffffffffffff",
-                "2026-01-01T00:00:00.500Z": "0000000000000abc",
-            })
-        );
-        assert_eq!(
-            Identities::from_json("identities", &json).unwrap(),
-            identities
+        let seconds: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(seconds, ["2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"]);
+        // Three entries of 8 bytes in the first second: 24 bytes, 32 characters of base64.
+        assert_eq!(json["2026-01-01T00:00:00Z"].as_str().unwrap().len(), 32);
+        let read = Identities::from_json("identities", &json).unwrap();
+        assert_eq!(read, identities);
+        assert_eq!(read.len(), 4);
+        assert!(read.contains(at("2026-01-01T00:00:00.5Z"), 0xabc));
+        assert!(
+            !read.contains(at("2026-01-01T00:00:00.6Z"), 0xabc),
+            "another version"
         );
     }
 
@@ -253,6 +294,13 @@ mod tests {
         assert_eq!(identities.len(), 4);
         assert!(identities.contains(at("2026-01-01T00:00:09Z"), 7));
         assert!(!identities.contains(at("2026-01-01T00:00:05Z"), 7));
+        // Within one second, exactly the excess goes.
+        let mut same_second = Identities::default();
+        for identity in 0..10 {
+            same_second.insert(at("2026-01-01T00:00:00Z"), identity);
+        }
+        assert_eq!(same_second.prune(at("2025-01-01T00:00:00Z"), 7), 3);
+        assert_eq!(same_second.len(), 7);
     }
 
     #[test]
@@ -262,27 +310,33 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
+        let object = "but it must be an object from RFC 3339 timestamps (whole seconds) to \
+                      base64 strings of 8 bytes an identity";
         assert_eq!(
             problem(json!(["00"])),
-            "`identities` holds [\"00\"], but it must be an object from RFC 3339 timestamps to \
-             strings of 16 hex digits an identity"
+            format!("`identities` holds [\"00\"], {object}")
         );
         assert_eq!(
-            problem(json!({"yesterday": "0000000000000001"})),
-            "`identities` holds \"yesterday\", but it must be an object from RFC 3339 \
-             timestamps to strings of 16 hex digits an identity"
+            problem(json!({"yesterday": "AAAAAAAAAAE="})),
+            format!("`identities` holds \"yesterday\", {object}")
         );
         assert_eq!(
-            problem(json!({"2026-01-01T00:00:00Z": "00001"})),
-            "`identities.2026-01-01T00:00:00Z` holds \"00001\", but it must be a string of hex \
-             digits, 16 an identity"
+            problem(json!({"2026-01-01T00:00:00.5Z": "AAAAAAAAAAE="})),
+            format!("`identities` holds \"2026-01-01T00:00:00.5Z\", {object}")
+        );
+        let entries = "but it must be a base64 string of 8 bytes an identity";
+        assert_eq!(
+            problem(json!({"2026-01-01T00:00:00Z": "AAAA"})),
+            format!("`identities.2026-01-01T00:00:00Z` holds \"AAAA\", {entries}")
         );
         assert_eq!(
-            problem(json!({"2026-01-01T00:00:00Z": "000000000000000g"})),
-            "`identities.2026-01-01T00:00:00Z` holds \"000000000000000g\", but it must be a \
-             string of hex digits, 16 an identity"
+            problem(json!({"2026-01-01T00:00:00Z": "not base64!"})),
+            format!("`identities.2026-01-01T00:00:00Z` holds \"not base64!\", {entries}")
         );
-        assert!(Identities::from_json("identities", &json!({"2026-01-01T00:00:00Z": 5})).is_err());
+        assert_eq!(
+            problem(json!({"2026-01-01T00:00:00Z": 5})),
+            format!("`identities.2026-01-01T00:00:00Z` holds 5, {entries}")
+        );
     }
 
     #[test]
