@@ -4,6 +4,10 @@
 //! the bottleneck), the release binary runs a pipeline against it with offset pagination and
 //! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS. The
 //! output file must then hold every record served, in order, byte for byte.
+//!
+//! Each size runs twice: plain, and with `lookback` set to a window holding 10% of the records
+//! (one record a millisecond), so that every record goes through the identity check and the
+//! last tenth is remembered in the state file, whose size is reported.
 
 use std::path::Path;
 use std::process::Command;
@@ -73,9 +77,26 @@ struct Measurement {
     records: usize,
     seconds: f64,
     peak_rss_kib: u64,
+    state_bytes: u64,
 }
 
-fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
+/// The `lookback` of the workload that reads `total` records: a tenth of their span, since the
+/// records are one millisecond apart.
+fn lookback_of(total: usize) -> String {
+    format!("{}ms", total / 10)
+}
+
+fn run_once(binary: &Path, total: usize, lookback: bool) -> Result<Measurement, String> {
+    let lookback = if lookback {
+        // maxIdentities above the window, so that the bound does not drop any.
+        format!(
+            "\n    lookback: {}\n    maxIdentities: {}",
+            lookback_of(total),
+            total / 5 + 1
+        )
+    } else {
+        String::new()
+    };
     let source = start_source(total);
     let endpoint = source.url("/events");
     let dir = scratch_dir()?;
@@ -91,7 +112,8 @@ input:
   pagination: {{type: offset, param: offset, limitParam: limit, limit: {PAGE}, totalField: total}}
   statePersistence:
     timestamp: {{field: updated_at, queryParam: updated_after}}
-    id: {{field: id, queryParam: after_id}}
+    id: {{field: id, queryParam: after_id}}{lookback}
+    storagePath: ./state
 output: {{type: file, path: out.jsonl}}
 "#
         ),
@@ -99,12 +121,16 @@ output: {{type: file, path: out.jsonl}}
     .map_err(|e| e.to_string())?;
     let run = run_pipeline(binary, &pipeline, &dir)?;
     let checked = check_output(&dir.join("out.jsonl"), total);
+    let state_bytes = std::fs::metadata(dir.join("state/bench-http.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&dir);
     checked?;
     Ok(Measurement {
         records: total,
         seconds: run.seconds,
         peak_rss_kib: run.peak_rss_kib,
+        state_bytes,
     })
 }
 
@@ -202,31 +228,42 @@ pub(crate) fn scratch_dir() -> Result<std::path::PathBuf, String> {
 
 /// Runs the HTTP benchmark and prints a Markdown table.
 pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
-    println!("| records | run | seconds | records/s | peak RSS (MiB) |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| records | lookback | run | seconds | records/s | peak RSS (MiB) | state file (KiB) |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     for total in [10_000, 1_000_000] {
-        let mut best: Option<Measurement> = None;
-        for run in 1..=runs {
-            let m = run_once(binary, total)?;
-            println!(
-                "| {} | {run} | {:.3} | {:.0} | {:.1} |",
-                m.records,
-                m.seconds,
-                m.records as f64 / m.seconds,
-                m.peak_rss_kib as f64 / 1024.0
-            );
-            if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
-                best = Some(m);
+        for lookback in [false, true] {
+            let shown = if lookback {
+                lookback_of(total)
+            } else {
+                "none".to_owned()
+            };
+            let mut best: Option<Measurement> = None;
+            for run in 1..=runs {
+                let m = run_once(binary, total, lookback)?;
+                println!(
+                    "| {} | {shown} | {run} | {:.3} | {:.0} | {:.1} | {:.1} |",
+                    m.records,
+                    m.seconds,
+                    m.records as f64 / m.seconds,
+                    m.peak_rss_kib as f64 / 1024.0,
+                    m.state_bytes as f64 / 1024.0
+                );
+                if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
+                    best = Some(m);
+                }
             }
-        }
-        if let Some(b) = best {
-            println!(
-                "| {} | best | {:.3} | **{:.0}** | {:.1} |",
-                b.records,
-                b.seconds,
-                b.records as f64 / b.seconds,
-                b.peak_rss_kib as f64 / 1024.0
-            );
+            if let Some(b) = best {
+                println!(
+                    "| {} | {shown} | best | {:.3} | **{:.0}** | {:.1} | {:.1} |",
+                    b.records,
+                    b.seconds,
+                    b.records as f64 / b.seconds,
+                    b.peak_rss_kib as f64 / 1024.0,
+                    b.state_bytes as f64 / 1024.0
+                );
+            }
         }
     }
     Ok(())
