@@ -685,3 +685,42 @@ fn state_set_timestamp_forgets_the_records_remembered_by_lookback() {
         "a seeded timestamp delivers again"
     );
 }
+
+#[test]
+fn a_database_row_without_a_cursor_value_is_skipped_or_delivered_as_configured() {
+    let schema = "e2e_late_missing";
+    postgres::fresh_schema_blocking(
+        schema,
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz);
+         INSERT INTO events VALUES (1, '2026-01-01T10:00:00Z'), (2, NULL),
+           (3, '2026-01-01T10:00:05Z');",
+    );
+    let pipeline = |mode: &str| {
+        format!(
+            r#"
+name: rows
+input:
+  type: database
+  connectionStringRef: ${{TEST_DATABASE_URL}}
+  query: |
+    SELECT id, updated_at FROM {schema}.events
+    WHERE updated_at IS NULL OR updated_at > COALESCE($1::timestamptz, '-infinity')
+    ORDER BY updated_at NULLS FIRST, id LIMIT 100
+  statePersistence:
+    timestamp: {{field: updated_at}}
+    onMissingCursor: {mode}
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#
+        )
+    };
+    for (mode, expected) in [("skip", vec![1, 3]), ("deliver", vec![2, 1, 3])] {
+        let ws = Workspace::new();
+        ws.write("rows.yaml", &pipeline(mode));
+        let run = pg_run(&ws, "rows.yaml");
+        assert_eq!(run.code, Some(0), "{mode}: {run:?}");
+        assert_eq!(pg_ids(&ws), expected, "{mode}");
+        let state: Value = serde_json::from_str(&ws.read("state/rows.json")).unwrap();
+        assert_eq!(state["timestamp"], "2026-01-01T10:00:05Z", "{mode}");
+    }
+}

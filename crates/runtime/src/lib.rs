@@ -252,6 +252,8 @@ impl Executor {
     /// beyond `maxIdentities`, saying so: those records may then be delivered twice.
     fn prune_identities(&self, state: &mut State) {
         let Some(lookback) = &self.lookback else {
+            // Left by a run that had lookback: nothing reads them any more.
+            state.identities = Default::default();
             return;
         };
         // A paginated run promotes its cursors only when it completes; the window of the next

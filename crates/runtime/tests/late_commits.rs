@@ -160,3 +160,36 @@ async fn records_after_now_minus_delay_are_held_back_and_the_cursor_stays_before
     let state = executor.store().load().await.unwrap().unwrap();
     assert_eq!(state.timestamp.unwrap().to_string(), old);
 }
+
+#[tokio::test]
+async fn identities_left_by_a_lookback_that_was_removed_are_dropped_at_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ids, _) = sink(None);
+    let with = executor(dir.path(), "lookback: 10m,");
+    assert!(
+        run(
+            &with,
+            vec![vec![record(1, "2026-01-01T10:00:00Z")]],
+            &mut ids
+        )
+        .await
+    );
+    assert_eq!(
+        with.store().load().await.unwrap().unwrap().identities.len(),
+        1
+    );
+
+    let without = executor(dir.path(), "");
+    assert!(
+        run(
+            &without,
+            vec![vec![record(2, "2026-01-01T10:00:10Z")]],
+            &mut ids
+        )
+        .await
+    );
+
+    let state = without.store().load().await.unwrap().unwrap();
+    assert!(state.identities.is_empty());
+    assert!(!state.to_json_pretty().contains("identities"));
+}
