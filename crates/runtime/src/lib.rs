@@ -233,8 +233,8 @@ impl Executor {
         Ok(state)
     }
 
-    /// The bounds of a run starting now: up to now - `delay`, or up to now. Whole seconds, so
-    /// that the source and the executor, which compute it a moment apart, agree.
+    /// The bounds of a run starting now: up to now - `delay`, or up to now, in whole seconds
+    /// (a bound sent in a request reads the same in every format).
     fn window(&self) -> RunWindow {
         let now = chrono::Utc::now();
         let now = now.with_nanosecond(0).unwrap_or(now);
@@ -304,22 +304,37 @@ impl Executor {
             (Some(lookback), Some(state)) => Some(state.reaching_back(window_delta(lookback))),
             _ => state.clone(),
         };
+        let window = self.window();
         let mut source = build::source(
             &self.pipeline.input,
             reading.as_ref(),
-            self.window(),
+            window,
             options.stop.as_ref(),
         )
         .await?;
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
-                .run_loaded(state, source.as_mut(), &mut sink, &mut lock, options)
+                .run_loaded(
+                    state,
+                    source.as_mut(),
+                    &mut sink,
+                    &mut lock,
+                    window,
+                    options,
+                )
                 .await;
         }
         let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
-        self.run_loaded(state, source.as_mut(), sink.as_mut(), &mut lock, options)
-            .await
+        self.run_loaded(
+            state,
+            source.as_mut(),
+            sink.as_mut(),
+            &mut lock,
+            window,
+            options,
+        )
+        .await
     }
 
     /// One run over a given source and sink, under the pipeline's lock (none for a dry run).
@@ -331,7 +346,7 @@ impl Executor {
     ) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
         let state = self.load().await?;
-        self.run_loaded(state, source, sink, &mut lock, options)
+        self.run_loaded(state, source, sink, &mut lock, self.window(), options)
             .await
     }
 
@@ -342,12 +357,12 @@ impl Executor {
         source: &mut dyn Source,
         sink: &mut dyn Sink,
         lock: &mut Option<Box<dyn StateLock>>,
+        window: RunWindow,
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
-        // Fixed for the run, and the same bound the source was built with when the executor
-        // built it: records after it wait for a later run.
-        let until = self.delay.map(|_| self.window().end);
+        // The bound the source was built with: records after it wait for a later run.
+        let until = self.delay.map(|_| window.end);
         let mut state = loaded.unwrap_or_default();
         let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
         let mut stopped_early = false;
