@@ -75,9 +75,9 @@ use cannectors_config::{Lookback, Pipeline, StatePersistence};
 use cannectors_connector::{BoxError, Checkpoint, RunWindow, Sink, Source, StoppedByShutdown};
 use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
 use chrono::Timelike as _;
+use tokio::sync::watch;
 
 use admit::Admission;
-use tokio::sync::watch;
 
 pub use build::BuildError;
 pub use progress::RunProgress;

@@ -9,6 +9,9 @@
 //!   position of a batch of JSON records.
 //! - [`State`]: the committed cursors and the progress of a run in flight ([`Run`]), with the
 //!   transitions an executor applies after each delivered batch.
+//! - [`Identity`] and [`Identities`]: how a record is recognised, and the records delivered
+//!   inside a lookback window, kept in the state so that a run reading the window again
+//!   delivers only what is new.
 //! - [`StateStore`]: where a pipeline's state is kept. [`StateStore::lock`] returns the one
 //!   right to write it, a [`StateLock`]; only that guard can commit or reset, so writing
 //!   without the lock does not compile.
