@@ -334,6 +334,8 @@ impl Names<'_> {
         };
         let block = match path.segments().last() {
             Some(Segment::Key(key)) => key.as_str(),
+            // The blocks chosen by `type` in a list are the filters (`filters`, `then`, `else`).
+            Some(Segment::Index(_)) => "filter",
             _ => "block",
         };
         let names = tags

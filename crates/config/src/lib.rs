@@ -39,6 +39,8 @@ mod database;
 mod decode;
 mod document;
 mod expr;
+mod expression;
+mod filter;
 mod http;
 mod input;
 mod model;
@@ -61,6 +63,11 @@ pub use authentication::{
 };
 pub use database::{Connection, Driver};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
+pub use expression::{EvaluationError, Expression, ExpressionError};
+pub use filter::{
+    ConditionFilter, DateFormat, DropFilter, FieldMapping, FilterConfig, MappingFilter, OnError,
+    OnMissing, Pattern, RemoveFilter, SetFilter, Transform,
+};
 pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
 pub use input::database::{DatabaseInput, InputParameters};
@@ -68,7 +75,7 @@ pub use input::http::{HttpPollingInput, JsonBody, SourceBody};
 pub use input::pagination::{
     CursorPagination, LinkPagination, OffsetPagination, PageLimit, PagePagination, Pagination,
 };
-pub use model::{FilterConfig, Pipeline};
+pub use model::Pipeline;
 pub use output::OutputConfig;
 pub use output::database::DatabaseOutput;
 pub use output::file::FileOutput;

@@ -72,6 +72,7 @@ use std::time::Instant;
 
 use cannectors_config::{Pipeline, StatePersistence};
 use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source, StoppedByShutdown};
+use cannectors_filter::{FilterError, Filters};
 use cannectors_state::{CursorError, CursorFields, State, StateError, StateLock, StateStore};
 use tokio::sync::watch;
 
@@ -130,6 +131,14 @@ pub enum RunError {
         /// What is wrong with the record.
         source: CursorError,
     },
+    /// A filter with `onError: fail` failed on a record.
+    #[error("batch {batch}: {source}; nothing of this batch was delivered, the state is unchanged")]
+    Filter {
+        /// Batch number in this run, from 1.
+        batch: u64,
+        /// Which filter failed on which record, and why.
+        source: FilterError,
+    },
     /// The sink did not accept a batch.
     #[error(
         "output failed on batch {batch} ({records} records): {source}; the state was not advanced \
@@ -151,6 +160,7 @@ pub struct Executor {
     pipeline: Pipeline,
     store: Box<dyn StateStore>,
     fields: CursorFields,
+    filters: Filters,
 }
 
 impl Executor {
@@ -167,6 +177,7 @@ impl Executor {
             pipeline: pipeline.clone(),
             store,
             fields,
+            filters: Filters::new(&pipeline.filters),
         })
     }
 
@@ -306,7 +317,22 @@ impl Executor {
                         source,
                     })?,
             };
-            let records: Vec<Record> = batch.records;
+            // After the cursor values were read: a filter never moves a cursor, and a dropped
+            // record still counts for it.
+            let records: Vec<Record> = if self.filters.is_empty() {
+                batch.records
+            } else {
+                let filtered =
+                    self.filters
+                        .apply(batch.records)
+                        .map_err(|source| RunError::Filter {
+                            batch: number,
+                            source,
+                        })?;
+                summary.records_dropped += filtered.dropped;
+                summary.records_skipped += filtered.skipped;
+                filtered.records
+            };
             if !records.is_empty() {
                 match sink.write(&records).await {
                     Ok(()) => {}

@@ -14,6 +14,11 @@ pub struct RunSummary {
     pub records_read: u64,
     /// Records handed to the sink and accepted.
     pub records_written: u64,
+    /// Records a `drop` filter removed (their cursor values still counted).
+    pub records_dropped: u64,
+    /// Records a failing filter with `onError: skip` removed (their cursor values still
+    /// counted).
+    pub records_skipped: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -34,6 +39,8 @@ impl RunSummary {
             pipeline: pipeline.to_owned(),
             records_read: 0,
             records_written: 0,
+            records_dropped: 0,
+            records_skipped: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -88,14 +95,21 @@ impl fmt::Display for RunSummary {
         };
         write!(
             f,
-            "{outcome}: pipeline={} read={} written={} batches={} duration={seconds:.3}s \
-             rate={rate:.0}/s cursor: {} -> {}",
-            self.pipeline,
-            self.records_read,
-            self.records_written,
-            self.batches,
-            self.cursor_before,
-            self.cursor_after,
+            "{outcome}: pipeline={} read={} written={}",
+            self.pipeline, self.records_read, self.records_written,
+        )?;
+        // Shown when filters removed records; every other run keeps the line it had.
+        if self.records_dropped > 0 || self.records_skipped > 0 {
+            write!(
+                f,
+                " dropped={} skipped={}",
+                self.records_dropped, self.records_skipped
+            )?;
+        }
+        write!(
+            f,
+            " batches={} duration={seconds:.3}s rate={rate:.0}/s cursor: {} -> {}",
+            self.batches, self.cursor_before, self.cursor_after,
         )
     }
 }
