@@ -152,10 +152,27 @@ fn one_line(message: &str) -> String {
     match (position, expected) {
         (Some(position), Some(expected)) => {
             let column = position.rsplit(':').next().unwrap_or(position);
-            format!("at character {column}, {expected}")
+            format!("at character {column}, {}", plain(expected))
         }
         _ => message.split_whitespace().collect::<Vec<_>>().join(" "),
     }
+}
+
+/// What the parser expected, in words instead of the names of its grammar's rules.
+fn plain(expected: &str) -> String {
+    let rules = expected.strip_prefix("expected ").unwrap_or(expected);
+    let words = if rules.contains("value") || rules.contains("expr") {
+        "expected a value, a field name or an opening bracket"
+    } else if rules.contains("_op") {
+        "expected an operator, a closing bracket or the end of the expression"
+    } else if rules == "ident" {
+        "expected a field name"
+    } else if rules == "program" {
+        "the text cannot be read from here on (is a closing quote missing?)"
+    } else {
+        return expected.to_owned();
+    };
+    words.to_owned()
 }
 
 /// The fields of one record as the variables of an expression. A field is converted when the
