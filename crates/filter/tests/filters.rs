@@ -378,3 +378,57 @@ fn disabled_filters_are_left_out() {
     );
     assert_eq!(record, json!({"a": 1}));
 }
+
+/// The example pipelines of `examples/` that use filters do what their comments say.
+fn example(name: &str) -> Filters {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let loaded = cannectors_config::load_with_env(&path, &|_| Some("stand-in".to_owned())).unwrap();
+    Filters::new(&loaded.pipeline.filters)
+}
+
+#[test]
+fn the_contacts_example_shapes_contacts_and_leaves_test_accounts_out() {
+    let records = vec![
+        json!({"id": 1, "email": " Ann@Example.COM ", "phone": "+33 (6) 12-34", "created_at": "2026-03-04T10:00:00Z",
+               "tags_csv": "vip, eu", "internal_notes": "x", "owner": {"name": "Zoe", "password_hash": "h"}}),
+        json!({"id": 2, "email": "bot@test.example.com", "created_at": "2026-03-04"}),
+        json!({"id": 3, "email": "cy@example.com", "created_at": "2026-03-04", "tags_csv": "test"}),
+        json!({"id": 4, "email": "dee@example.com", "created_at": "2026-03-05"}),
+    ];
+    let filtered = example("contacts-shaped.yaml")
+        .apply(records.iter().map(Record::from).collect())
+        .unwrap();
+    assert_eq!(filtered.dropped, 2);
+    assert_eq!(
+        values(&filtered),
+        [
+            json!({"id": 1, "email": "ann@example.com", "phone": "+3361234", "created_at": "2026-03-04T10:00:00Z",
+                   "owner": {"name": "Zoe"}, "signup_date": "2026-03-04", "tags": ["vip", "eu"], "meta": {"source": "crm"}}),
+            json!({"id": 4, "email": "dee@example.com", "created_at": "2026-03-05", "signup_date": "2026-03-05",
+                   "tags": [""], "meta": {"source": "crm"}}),
+        ]
+    );
+}
+
+#[test]
+fn the_payments_example_routes_as_the_go_tool_does() {
+    let records = vec![
+        json!({"id": 1, "status": "paid", "amount": "12.5", "card": {"number": "4242", "cvv": "1"}}),
+        json!({"id": 2, "status": "failed", "amount": 3, "card": {"number": "4242", "cvv": "1", "brand": "visa"}}),
+        json!({"id": 3, "status": "paid", "amount": "n/a"}),
+    ];
+    let filtered = example("payments-routing.yaml")
+        .apply(records.iter().map(Record::from).collect())
+        .unwrap();
+    assert_eq!(
+        values(&filtered),
+        [
+            json!({"id": 1, "status": "paid", "amount": 12.5, "card": {"number": "4242", "cvv": "1"},
+                   "routing": {"bucket": "billable"}, "payment": {"id": 1, "amount": 12.5}}),
+            json!({"id": 2, "status": "failed", "amount": 3.0, "card": {"brand": "visa"}, "routing": {"bucket": "review"}}),
+            json!({"id": 3, "status": "paid", "amount": "n/a"}),
+        ]
+    );
+}
