@@ -390,7 +390,7 @@ fn example(name: &str) -> Filters {
 
 #[test]
 fn the_contacts_example_shapes_contacts_and_leaves_test_accounts_out() {
-    let records = vec![
+    let records = [
         json!({"id": 1, "email": " Ann@Example.COM ", "phone": "+33 (6) 12-34", "created_at": "2026-03-04T10:00:00Z",
                "tags_csv": "vip, eu", "internal_notes": "x", "owner": {"name": "Zoe", "password_hash": "h"}}),
         json!({"id": 2, "email": "bot@test.example.com", "created_at": "2026-03-04"}),
@@ -414,7 +414,7 @@ fn the_contacts_example_shapes_contacts_and_leaves_test_accounts_out() {
 
 #[test]
 fn the_payments_example_routes_as_the_go_tool_does() {
-    let records = vec![
+    let records = [
         json!({"id": 1, "status": "paid", "amount": "12.5", "card": {"number": "4242", "cvv": "1"}}),
         json!({"id": 2, "status": "failed", "amount": 3, "card": {"number": "4242", "cvv": "1", "brand": "visa"}}),
         json!({"id": 3, "status": "paid", "amount": "n/a"}),
