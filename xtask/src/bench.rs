@@ -4,6 +4,10 @@
 //! the bottleneck), the release binary runs a pipeline against it with offset pagination and
 //! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS. The
 //! output file must then hold every record served, in order, byte for byte.
+//!
+//! The filtered workload runs the same source through [`FILTERS`] (a mapping of three fields
+//! with two transforms, a set, and a condition dropping a tenth of the records); its output must
+//! hold the nine records in ten that are kept, reshaped.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,7 +79,30 @@ struct Measurement {
     peak_rss_kib: u64,
 }
 
-fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
+/// The filtered workload: a mapping of three fields with two transforms, a set, and a
+/// condition that drops every record whose id is a multiple of 10.
+const FILTERS: &str = r#"filters:
+  - type: mapping
+    mappings:
+      - {source: name, target: customer.name, transforms: [{op: uppercase}]}
+      - {source: email, target: contact.email, transforms: [{op: lowercase}]}
+      - {source: country, target: country_code}
+  - {type: set, target: meta.source, value: bench}
+  - type: condition
+    expression: "id % 10 == 0"
+    then: [{type: drop}]
+"#;
+
+/// Record `id` as the filtered workload delivers it.
+fn filtered_record(id: usize) -> String {
+    let plain = record(id);
+    let open = plain.strip_suffix('}').unwrap_or(&plain);
+    format!(
+        r#"{open},"customer":{{"name":"CUSTOMER-{id:07}"}},"contact":{{"email":"user{id:07}@example.com"}},"country_code":"DE","meta":{{"source":"bench"}}}}"#
+    )
+}
+
+fn run_once(binary: &Path, total: usize, filtered: bool) -> Result<Measurement, String> {
     let source = start_source(total);
     let endpoint = source.url("/events");
     let dir = scratch_dir()?;
@@ -92,13 +119,18 @@ input:
   statePersistence:
     timestamp: {{field: updated_at, queryParam: updated_after}}
     id: {{field: id, queryParam: after_id}}
-output: {{type: file, path: out.jsonl}}
-"#
+{filters}output: {{type: file, path: out.jsonl}}
+"#,
+            filters = if filtered { FILTERS } else { "" },
         ),
     )
     .map_err(|e| e.to_string())?;
     let run = run_pipeline(binary, &pipeline, &dir)?;
-    let checked = check_output(&dir.join("out.jsonl"), total);
+    let checked = if filtered {
+        check_filtered_output(&dir.join("out.jsonl"), total)
+    } else {
+        check_output(&dir.join("out.jsonl"), total)
+    };
     let _ = std::fs::remove_dir_all(&dir);
     checked?;
     Ok(Measurement {
@@ -135,6 +167,35 @@ fn check_output(path: &Path, total: usize) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// The filtered output must hold the records whose id is not a multiple of 10, reshaped, in
+/// order: the first ones are compared byte for byte, the rest are counted.
+fn check_filtered_output(path: &Path, total: usize) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("no readable output file {}: {e}", path.display()))?;
+    let kept = (1..=total).filter(|id| id % 10 != 0);
+    let mut lines = text.lines();
+    for id in kept.clone().take(100) {
+        match lines.next() {
+            Some(line) if line == filtered_record(id) => {}
+            other => {
+                return Err(format!(
+                    "expected record {id} reshaped: {}\nfound: {:.300}",
+                    filtered_record(id),
+                    other.unwrap_or("the end of the file")
+                ));
+            }
+        }
+    }
+    let expected = kept.count();
+    let found = text.lines().count();
+    if found != expected {
+        return Err(format!(
+            "expected {expected} records in the output file (a tenth dropped), found {found}"
+        ));
+    }
+    Ok(())
 }
 
 /// How long one run of the binary took and the most memory it held.
@@ -200,16 +261,21 @@ pub(crate) fn scratch_dir() -> Result<std::path::PathBuf, String> {
     Ok(dir)
 }
 
-/// Runs the HTTP benchmark and prints a Markdown table.
+/// Runs the HTTP benchmark and prints a Markdown table: the plain workload at 10,000 and
+/// 1,000,000 records, then the filtered one at 1,000,000.
 pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
-    println!("| records | run | seconds | records/s | peak RSS (MiB) |");
-    println!("|---:|---:|---:|---:|---:|");
-    for total in [10_000, 1_000_000] {
+    println!("| workload | records | run | seconds | records/s | peak RSS (MiB) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (workload, total, filtered) in [
+        ("plain", 10_000, false),
+        ("plain", 1_000_000, false),
+        ("filtered", 1_000_000, true),
+    ] {
         let mut best: Option<Measurement> = None;
         for run in 1..=runs {
-            let m = run_once(binary, total)?;
+            let m = run_once(binary, total, filtered)?;
             println!(
-                "| {} | {run} | {:.3} | {:.0} | {:.1} |",
+                "| {workload} | {} | {run} | {:.3} | {:.0} | {:.1} |",
                 m.records,
                 m.seconds,
                 m.records as f64 / m.seconds,
@@ -221,7 +287,7 @@ pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
         }
         if let Some(b) = best {
             println!(
-                "| {} | best | {:.3} | **{:.0}** | {:.1} |",
+                "| {workload} | {} | best | {:.3} | **{:.0}** | {:.1} |",
                 b.records,
                 b.seconds,
                 b.records as f64 / b.seconds,
