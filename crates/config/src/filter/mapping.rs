@@ -270,6 +270,7 @@ fn some_value<'de, D: serde::Deserializer<'de>>(
 /// What an absent or null source does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "OnMissing")]
 pub(crate) enum RawOnMissing {
     /// The target is set to null.
     #[default]
@@ -285,6 +286,7 @@ pub(crate) enum RawOnMissing {
 /// A transform's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "TransformOp")]
 pub(crate) enum RawTransformOp {
     /// Removes surrounding white space.
     Trim,

@@ -161,6 +161,7 @@ pub(crate) struct RawSetFilter {
 /// A path, or a list of paths.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "Targets")]
 pub(crate) enum RawTargets {
     /// One path.
     One(String),
