@@ -929,10 +929,9 @@ mod tests {
             block,
             serde_json::json!({"type": "httpPolling", "endpoint": ""})
         );
-        let mut tree =
-            serde_json::json!({"name": "", "input": block, "output": {"type": "stdout"}});
+        let tree = serde_json::json!({"name": "", "input": block, "output": {"type": "stdout"}});
         assert!(first_mismatch(&tree).is_ok());
-        tree["output"] = placeholder(&MODEL, &MODEL["$defs"]["SuccessConfig"], 0);
-        assert_eq!(tree["output"], serde_json::json!({"statusCodes": []}));
+        let mapping = placeholder(&MODEL, &MODEL["$defs"]["FieldMapping"], 0);
+        assert_eq!(mapping, serde_json::json!({"target": ""}));
     }
 }
