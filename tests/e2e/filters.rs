@@ -248,3 +248,60 @@ fn a_syntax_error_in_an_expression_exits_1_with_its_key_path() {
     assert!(server.requests().is_empty(), "nothing was fetched");
     assert!(!ws.path().join(".cannectors-state").exists());
 }
+
+#[test]
+fn a_pipeline_written_for_the_go_tool_runs_its_filters_unchanged() {
+    let (server, _) = orders_api(vec![
+        json!({"id": 1, "status": "paid", "amount": 30, "card": {"number": "4242", "cvv": "123"}, "phone": "+33 6 12"}),
+        json!({"id": 2, "status": "failed", "amount": 5, "card": {"number": "4242", "cvv": "123"}, "phone": "06-12"}),
+    ]);
+    let ws = Workspace::new();
+    // The shapes of the Go tool's own examples: `onError` on a mapping, `confidence`, a mapping
+    // entry without source, a double-quoted string in an unquoted expression, nested filters
+    // in `then` and `else`, and `targets` on remove.
+    pipeline(
+        &ws,
+        &server,
+        r#"  - type: mapping
+    onError: log
+    mappings:
+      - source: phone
+        target: phone
+        confidence: 0.9
+        transforms:
+          - op: replace
+            pattern: "[^0-9+]"
+            replacement: ""
+      - target: deprecatedField
+  - type: condition
+    expression: status == "paid" && amount > 0
+    then:
+      - type: set
+        target: routing.bucket
+        value: billable
+      - type: mapping
+        mappings:
+          - source: id
+            target: payment.id
+    else:
+      - type: set
+        target: routing.bucket
+        value: review
+      - type: remove
+        targets:
+          - card.number
+          - card.cvv"#,
+    );
+
+    let out = ws.run(&["run", "orders.yaml"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        delivered(&ws),
+        [
+            json!({"id": 1, "status": "paid", "amount": 30, "card": {"number": "4242", "cvv": "123"},
+                   "phone": "+33612", "routing": {"bucket": "billable"}, "payment": {"id": 1}}),
+            json!({"id": 2, "status": "failed", "amount": 5, "card": {}, "phone": "0612",
+                   "routing": {"bucket": "review"}}),
+        ]
+    );
+}
