@@ -364,8 +364,10 @@ impl RawMappingFilter {
 }
 
 impl RawFieldMapping {
-    fn validate(self, path: &KeyPath, findings: &mut Findings) -> Option<FieldMapping> {
+    fn validate(mut self, path: &KeyPath, findings: &mut Findings) -> Option<FieldMapping> {
         let mark = findings.mark();
+        // The Go tool reads an empty source as no source: the entry deletes its target.
+        self.source = self.source.filter(|source| !source.trim().is_empty());
         let target = findings.field_path(path.key("target"), &self.target);
         let source = match &self.source {
             Some(text) => findings.field_path(path.key("source"), text),
@@ -584,6 +586,11 @@ mod tests {
             panic!()
         };
         assert_eq!(format.as_str(), "YYYY-MM-DDTHH:mm:ss");
+    }
+
+    #[test]
+    fn an_empty_source_is_no_source() {
+        assert_eq!(mapping("      - {source: '', target: legacy}").source, None);
     }
 
     #[test]
