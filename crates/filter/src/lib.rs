@@ -187,7 +187,17 @@ impl Filters {
                 reason: failure.reason,
             })?;
             match fate {
-                Fate::Kept => filtered.records.push(Record::from(&value)),
+                Fate::Kept => {
+                    // Straight into a byte buffer: `Value`'s `Display` goes through
+                    // `fmt::Write`, which checks every token it writes again.
+                    let text = serde_json::to_string(&value).map_err(|error| FilterError {
+                        path: "filters".to_owned(),
+                        kind: "write",
+                        record: position,
+                        reason: format!("the record cannot be written as JSON: {error}"),
+                    })?;
+                    filtered.records.push(Record::from_encoded(text));
+                }
                 Fate::Dropped => filtered.dropped += 1,
                 Fate::Skipped => filtered.skipped += 1,
             }
