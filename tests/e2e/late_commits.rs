@@ -102,7 +102,7 @@ fn on_missing_cursor_skip_leaves_those_records_out_counts_them_and_advances() {
         "one line a batch"
     );
     assert!(
-        run.stderr.contains("read=4 written=2 skipped=2"),
+        run.stderr.contains("read=4 written=2 missing-cursor=2"),
         "{}",
         run.stderr
     );

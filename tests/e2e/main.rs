@@ -6,6 +6,7 @@
 
 mod credentials;
 mod database;
+mod filters;
 mod http_run;
 mod late_commits;
 mod pagination;

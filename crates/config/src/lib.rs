@@ -40,6 +40,8 @@ mod decode;
 mod document;
 mod duration;
 mod expr;
+mod expression;
+mod filter;
 mod http;
 mod input;
 mod model;
@@ -63,6 +65,11 @@ pub use authentication::{
 pub use database::{Connection, Driver};
 pub use duration::{DurationError, parse_duration};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
+pub use expression::{EvaluationError, Expression, ExpressionError};
+pub use filter::{
+    ConditionFilter, DateFormat, DropFilter, FieldMapping, FilterConfig, MappingFilter, OnError,
+    OnMissing, Pattern, RemoveFilter, SetFilter, Transform,
+};
 pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
 pub use input::database::{DatabaseInput, InputParameters};
@@ -70,7 +77,7 @@ pub use input::http::{HttpPollingInput, JsonBody, SourceBody};
 pub use input::pagination::{
     CursorPagination, LinkPagination, OffsetPagination, PageLimit, PagePagination, Pagination,
 };
-pub use model::{FilterConfig, Pipeline};
+pub use model::Pipeline;
 pub use output::OutputConfig;
 pub use output::database::DatabaseOutput;
 pub use output::file::FileOutput;

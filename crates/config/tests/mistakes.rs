@@ -408,8 +408,10 @@ fn wrong_types_in_lists_are_reported_at_their_index() {
     assert_eq!(
         message,
         "pipeline.yaml: 3 problems\n  \
-         pipeline.yaml:5:11: filters[0]: wrong type: found string \"set\", expected a mapping\n  \
-         pipeline.yaml:5:16: filters[1].type: missing key `type`\n  \
+         pipeline.yaml:5:11: filters[0]: expected a mapping with a `type` (`set`, `remove`, \
+         `mapping`, `condition`, `drop`), found text\n  \
+         pipeline.yaml:5:16: filters[1].type: missing key `type`: the filter type, one of `set`, \
+         `remove`, `mapping`, `condition`, `drop`\n  \
          pipeline.yaml:6:93: output.success.statusCodes[1]: wrong value: found integer `70000`, \
          expected a whole number from 0 to 65535"
     );
@@ -727,7 +729,7 @@ fn loaded_pipelines_redact_substituted_values() {
 fn every_validation_problem_of_a_file_is_reported_in_file_order() {
     let yaml = "name: 'bad name'\ninput:\n  type: httpPolling\n  schedule: every minute\n  \
                 endpoint: ftp://x\n  statePersistence:\n    id: {enabled: true, queryParam: a}\n\
-                filters: [{type: set}, {type: explode}]\noutput: {type: stdout}\n";
+                filters: [{type: set, value: 1}, {type: explode}]\noutput: {type: stdout}\n";
     let message = invalid(yaml);
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines[0], "pipeline.yaml: 6 problems");
@@ -741,8 +743,8 @@ fn every_validation_problem_of_a_file_is_reported_in_file_order() {
         lines[4],
         "pipeline.yaml:7:5: input.statePersistence.id.field:",
     );
-    assert_has(lines[5], "pipeline.yaml:8:12: filters[0].type:");
-    assert_has(lines[6], "pipeline.yaml:8:25: filters[1].type:");
+    assert_has(lines[5], "pipeline.yaml:8:11: filters[0].target:");
+    assert_has(lines[6], "pipeline.yaml:8:35: filters[1].type:");
     let err = load(yaml).unwrap_err();
     assert_eq!(err.problems().len(), 6);
     assert_eq!(
@@ -1466,15 +1468,13 @@ fn outputs_need_their_keys_and_sane_values() {
 // ---- filters -------------------------------------------------------------------------------
 
 #[test]
-fn a_filter_type_that_is_not_implemented_is_rejected_by_name() {
+fn a_filter_without_a_required_key_names_it() {
     let message = invalid(
         &http_input("").replace("output:", "filters:\n  - type: set\n    target: a\noutput:"),
     );
     assert_eq!(
         message,
-        "pipeline.yaml:6:5: filters[0].type: filter type `set` is not implemented yet; remove this \
-         filter (a pipeline never passes records through a filter it cannot apply); no filter \
-         type is implemented yet"
+        "pipeline.yaml:6:5: filters[0].value: missing key `value`"
     );
 }
 
@@ -1486,7 +1486,8 @@ fn an_unknown_filter_type_lists_the_filter_types() {
     ));
     assert_has(
         &message,
-        "pipeline.yaml:5:25: filters[1].type: unknown filter type `explode`; the filter types are `set`, `remove`, `mapping`, `condition`, `drop`",
+        "pipeline.yaml:5:25: filters[1].type: unknown filter type `explode`; expected one of `set`, \
+         `remove`, `mapping`, `condition`, `drop`",
     );
 }
 

@@ -72,7 +72,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cannectors_config::{Lookback, Pipeline, StatePersistence};
-use cannectors_connector::{BoxError, Checkpoint, RunWindow, Sink, Source, StoppedByShutdown};
+use cannectors_connector::{BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown};
+use cannectors_filter::{FilterError, Filters};
 use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
 use chrono::Timelike as _;
 use tokio::sync::watch;
@@ -134,6 +135,14 @@ pub enum RunError {
         /// What is wrong with the record.
         source: CursorError,
     },
+    /// A filter with `onError: fail` failed on a record.
+    #[error("batch {batch}: {source}; nothing of this batch was delivered, the state is unchanged")]
+    Filter {
+        /// Batch number in this run, from 1.
+        batch: u64,
+        /// Which filter failed on which record, and why.
+        source: FilterError,
+    },
     /// The sink did not accept a batch.
     #[error(
         "output failed on batch {batch} ({records} records): {source}; the state was not advanced \
@@ -162,6 +171,7 @@ pub struct Executor {
     admission: Admission,
     lookback: Option<Lookback>,
     delay: Option<std::time::Duration>,
+    filters: Filters,
 }
 
 impl Executor {
@@ -181,6 +191,7 @@ impl Executor {
             admission: Admission::new(fields, lookback.clone()),
             lookback,
             delay,
+            filters: Filters::new(&pipeline.filters),
         })
     }
 
@@ -402,9 +413,9 @@ impl Executor {
                     batch: number,
                     source,
                 })?;
-            let (records, position) = (admitted.records, admitted.position);
+            let position = admitted.position;
             if admitted.skipped > 0 {
-                summary.records_skipped += admitted.skipped;
+                summary.records_missing_cursor += admitted.skipped;
                 tracing::warn!(
                     pipeline = %self.pipeline.name,
                     batch = number,
@@ -425,6 +436,22 @@ impl Executor {
                     admitted.without_cursor
                 );
             }
+            // After the cursor values were read: a filter never moves a cursor, and a dropped
+            // record still counts for it.
+            let records: Vec<Record> = if self.filters.is_empty() {
+                admitted.records
+            } else {
+                let filtered =
+                    self.filters
+                        .apply(admitted.records)
+                        .map_err(|source| RunError::Filter {
+                            batch: number,
+                            source,
+                        })?;
+                summary.records_dropped += filtered.dropped;
+                summary.records_skipped += filtered.skipped;
+                filtered.records
+            };
             if !records.is_empty() {
                 match sink.write(&records).await {
                     Ok(()) => {}

@@ -16,11 +16,16 @@ pub struct RunSummary {
     pub records_written: u64,
     /// Records not delivered because a cursor field was missing or null
     /// (`onMissingCursor: skip`).
-    pub records_skipped: u64,
+    pub records_missing_cursor: u64,
     /// Records of the lookback window left out because they were delivered before.
     pub records_repeated: u64,
     /// Records newer than now - `delay`, held back for a later run.
     pub records_held: u64,
+    /// Records a `drop` filter removed (their cursor values still counted).
+    pub records_dropped: u64,
+    /// Records a failing filter with `onError: skip` removed (their cursor values still
+    /// counted).
+    pub records_skipped: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -41,9 +46,11 @@ impl RunSummary {
             pipeline: pipeline.to_owned(),
             records_read: 0,
             records_written: 0,
-            records_skipped: 0,
+            records_missing_cursor: 0,
             records_repeated: 0,
             records_held: 0,
+            records_dropped: 0,
+            records_skipped: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -104,14 +111,16 @@ impl fmt::Display for RunSummary {
             self.pipeline, self.records_read, self.records_written,
         )?;
         // Only what happened is shown: most pipelines never leave a record out.
-        if self.records_skipped > 0 {
-            write!(f, " skipped={}", self.records_skipped)?;
-        }
-        if self.records_repeated > 0 {
-            write!(f, " already-delivered={}", self.records_repeated)?;
-        }
-        if self.records_held > 0 {
-            write!(f, " held-back={}", self.records_held)?;
+        for (count, label) in [
+            (self.records_dropped, "dropped"),
+            (self.records_skipped, "skipped"),
+            (self.records_missing_cursor, "missing-cursor"),
+            (self.records_repeated, "already-delivered"),
+            (self.records_held, "held-back"),
+        ] {
+            if count > 0 {
+                write!(f, " {label}={count}")?;
+            }
         }
         write!(
             f,
