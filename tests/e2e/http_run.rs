@@ -285,7 +285,7 @@ fn a_503_is_retried_and_the_run_succeeds() {
     pipeline(
         &ws,
         &server,
-        "  retry: {maxAttempts: 3, delayMs: 10}",
+        "  retry: {maxAttempts: 2, delayMs: 10}",
         FILE_OUT,
     );
     let started = Instant::now();
@@ -306,7 +306,7 @@ fn fails_and_keeps_state(source: Server, output: &str, message: &str) {
     pipeline(
         &ws,
         &source,
-        "  retry: {maxAttempts: 2, delayMs: 10}",
+        "  retry: {maxAttempts: 1, delayMs: 10}",
         output,
     );
     let seeded = "{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": 0}\n";
@@ -350,7 +350,7 @@ fn a_destination_that_keeps_failing_ends_the_run_with_exit_3_and_the_state_uncha
     let source = EventsApi::new(vec![event(1, 1), event(2, 2)]).serve();
     let destination = Server::start(|_| Response::status(500, "down"));
     let output = format!(
-        "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 2, delayMs: 10}}}}",
+        "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 1, delayMs: 10}}}}",
         destination.url("/import")
     );
     fails_and_keeps_state(source, &output, "500");

@@ -169,7 +169,9 @@ fn a_near_miss_key_is_checked_as_the_key_it_meant() {
          `ftp`; write an http:// or https:// URL such as https://api.example.com/v1/items"
     );
     // A misspelt block is walked too.
-    let message = invalid(&http_input("  retyr: {maxAtempts: 0}\n"));
+    let message = invalid(&http_input(
+        "  retyr: {maxAtempts: 0, delayMs: 10, maxDelayMs: 5}\n",
+    ));
     assert_has(
         &message,
         "pipeline.yaml:5:3: input.retyr: unknown key `retyr`; did you mean `retry`?",
@@ -181,8 +183,7 @@ fn a_near_miss_key_is_checked_as_the_key_it_meant() {
     );
     assert_has(
         &message,
-        "pipeline.yaml:5:11: input.retyr.maxAtempts: maxAttempts counts the first attempt too, so \
-         it is at least 1",
+        "input.retyr.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
     );
 }
 
@@ -1221,11 +1222,11 @@ fn loaded_credentials_are_ready_to_send() {
 #[test]
 fn retry_values_must_be_sane() {
     let message = invalid(&http_input(
-        "  retry: {maxAttempts: 0, backoffMultiplier: 0.5, retryableStatusCodes: [429, 700], delayMs: 10, maxDelayMs: 5}\n",
+        "  retry: {maxAttempts: -1, backoffMultiplier: 0.5, retryableStatusCodes: [429, 700], delayMs: 10, maxDelayMs: 5}\n",
     ));
     assert_has(
         &message,
-        "input.retry.maxAttempts: maxAttempts counts the first attempt too, so it is at least 1",
+        "input.retry.maxAttempts: wrong value: found integer `-1`, expected a whole number from 0",
     );
     assert_has(
         &message,
@@ -1239,11 +1240,12 @@ fn retry_values_must_be_sane() {
         &message,
         "input.retry.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
     );
-    assert_eq!(
-        invalid(&http_input("  retry: {maxAttempts: 0}\n")),
-        "pipeline.yaml:5:11: input.retry.maxAttempts: maxAttempts counts the first attempt too, \
-         so it is at least 1 (1 = no retry)"
-    );
+    // `maxAttempts` counts retries, as the Go tool does: 0 (never retry) is a valid count.
+    let never = load(&http_input("  retry: {maxAttempts: 0}\n")).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &never.pipeline.input else {
+        panic!("expected an httpPolling input")
+    };
+    assert_eq!(input.retry.max_retries(), 0);
     assert_eq!(
         invalid(&http_input("  retry: {backoffMultiplier: .nan}\n")),
         "pipeline.yaml:5:11: input.retry.backoffMultiplier: `.nan` is not a finite number; write \
@@ -1576,7 +1578,7 @@ fn anchors_and_merge_keys_work() {
         panic!("expected an httpPolling input")
     };
     assert_eq!(
-        (input.retry.max_attempts().get(), input.retry.delay()),
+        (input.retry.max_retries(), input.retry.delay()),
         (5, Duration::from_millis(10))
     );
 }

@@ -23,7 +23,7 @@ fn pipeline(config: Value) -> String {
     config["type"] = json!("httpPolling");
     // Keep failing tests fast: one attempt unless a test asks for retries.
     if config.get("retry").is_none() {
-        config["retry"] = json!({"maxAttempts": 1});
+        config["retry"] = json!({"maxAttempts": 0});
     }
     json!({"name": "polling", "input": config, "output": {"type": "stdout"}}).to_string()
 }
@@ -1293,7 +1293,7 @@ async fn a_source_told_to_stop_gives_up_a_page_request_waiting_to_be_retried() {
     let mut source = source(
         json!({
             "endpoint": format!("{}/items", server.uri()),
-            "retry": {"maxAttempts": 3, "maxDelayMs": 60000}
+            "retry": {"maxAttempts": 2, "maxDelayMs": 60000}
         }),
         None,
     )
