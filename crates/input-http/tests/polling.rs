@@ -987,17 +987,33 @@ async fn a_total_that_is_not_a_number_names_the_field() {
 }
 
 #[tokio::test]
-async fn a_next_cursor_that_is_an_object_names_the_field() {
-    let error = first_error(
-        json!({"pagination": {"type": "cursor", "nextCursorField": "next"}}),
-        ResponseTemplate::new(200).set_body_json(json!({"data": records(1..3), "next": {"a": 1}})),
-    )
-    .await;
-    assert_eq!(
-        error,
-        "GET SERVER/items: `next` (input.pagination.nextCursorField) holds an object, but it must \
-         be a string, a number, null or absent"
-    );
+async fn a_next_cursor_that_is_not_a_token_ends_pagination() {
+    // As in the Go tool: `false`, `true`, an object or an array at `nextCursorField` is the last
+    // page, not a failed run.
+    for next in [json!(false), json!(true), json!({"a": 1}), json!([1])] {
+        let server = MockServer::start().await;
+        Mock::given(path("/items"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": records(1..3), "next": next})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut source = source(
+            json!({
+                "endpoint": format!("{}/items", server.uri()),
+                "pagination": {"type": "cursor", "nextCursorField": "next"}
+            }),
+            None,
+        );
+        assert_eq!(
+            ids(&complete_run(&mut source).await),
+            vec![1, 2],
+            "next: {next}"
+        );
+        server.verify().await;
+    }
 }
 
 #[tokio::test]
