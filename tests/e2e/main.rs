@@ -6,6 +6,7 @@
 
 mod credentials;
 mod database;
+mod go_files;
 mod http_run;
 mod pagination;
 mod schedule;
