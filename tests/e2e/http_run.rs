@@ -537,3 +537,33 @@ fn a_dry_run_shows_the_records_but_sends_and_commits_nothing() {
         "nothing was committed"
     );
 }
+
+#[test]
+fn an_untrusted_certificate_stops_the_run_as_a_certificate_problem_and_keeps_the_state() {
+    let server = cannectors_test_support::tls::SelfSigned::start();
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &format!(
+            "name: events-sync\ninput:\n  type: httpPolling\n  endpoint: {}\n  statePersistence:\n    \
+             id: {{field: id, queryParam: after}}\noutput: {{type: stdout}}\n",
+            server.url("/events")
+        ),
+    );
+    let seed = "{\"id\": 7}\n";
+    ws.write(".cannectors-state/events-sync.json", seed);
+    let out = ws.run(&["run", "--once", "events.yaml"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("invalid peer certificate")
+            && out
+                .stderr
+                .contains("this is a certificate problem, not a connection one"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("check that the server is running"),
+        "{out:?}"
+    );
+    assert_eq!(ws.read(".cannectors-state/events-sync.json"), seed);
+}

@@ -506,6 +506,40 @@ async fn bad_request_is_not_retried() {
 }
 
 #[tokio::test]
+async fn an_untrusted_certificate_is_reported_as_a_certificate_problem_and_not_retried() {
+    let server = cannectors_test_support::tls::SelfSigned::start();
+    let request = HttpRequest::new(HttpMethod::Get, &server.url("/items")).unwrap();
+    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
+    let HttpError::Transport { kind, attempts, .. } = &error else {
+        panic!("{error:?}")
+    };
+    // Another attempt would meet the same certificate.
+    assert_eq!(
+        (*kind, *attempts),
+        (TransportFailure::Certificate, 1),
+        "{error}"
+    );
+    assert!(server.wait_for_connections(1, Duration::from_secs(5)));
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "GET {} failed after 1 attempt: ",
+            server.url("/items")
+        )),
+        "{message}"
+    );
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(
+        message.contains("this is a certificate problem, not a connection one"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("check that the server is running"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn refused_connection_is_retried_then_reported() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
