@@ -58,6 +58,7 @@ use std::path::{Path, PathBuf};
 
 pub use authentication::{
     ApiKey, ApiKeyLocation, Authentication, BasicCredentials, BearerToken, OAuth2Credentials,
+    TokenAuthMethod,
 };
 pub use database::{Connection, Driver};
 pub use expr::{Expr, ExprError, Reference, StateCursor};

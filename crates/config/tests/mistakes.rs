@@ -1098,6 +1098,52 @@ fn credentials_must_fit_the_authentication_type() {
 }
 
 #[test]
+fn oauth2_takes_the_go_tools_scope_string_and_a_token_auth_method() {
+    let with = |credentials: &str| {
+        http_input(&format!(
+            "  authentication: {{type: oauth2, credentials: {{tokenUrl: \"https://auth.example.com/token\", \
+             clientId: c, clientSecret: s, {credentials}}}}}\n"
+        ))
+    };
+    let oauth2 = |credentials: &str| {
+        let loaded = load(&with(credentials)).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+            panic!("expected an httpPolling input")
+        };
+        match input.authentication {
+            Some(cannectors_config::Authentication::OAuth2(credentials)) => credentials,
+            other => panic!("expected oauth2, got {other:?}"),
+        }
+    };
+    let go = oauth2("scope: \"read  write\"");
+    assert_eq!(go.scopes(), ["read", "write"]);
+    // The Go tool sends the id and secret in the form body, and so does this one by default.
+    assert_eq!(
+        go.token_auth_method(),
+        cannectors_config::TokenAuthMethod::ClientSecretPost
+    );
+    assert_eq!(
+        oauth2("tokenAuthMethod: client_secret_basic").token_auth_method(),
+        cannectors_config::TokenAuthMethod::ClientSecretBasic
+    );
+    assert_has(
+        &invalid(&with("scope: read, scopes: [write]")),
+        "input.authentication.credentials.scope: `scope` and `scopes` are both set; keep one",
+    );
+    assert_has(
+        &invalid(&with("tokenAuthMethod: private_key_jwt")),
+        "input.authentication.credentials.tokenAuthMethod: unknown value `private_key_jwt`; expected \
+         `client_secret_post` or `client_secret_basic`",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  authentication: {type: bearer, credentials: {token: t, tokenAuthMethod: client_secret_post}}\n",
+        )),
+        "`tokenAuthMethod` does not apply to bearer authentication, which takes `token`",
+    );
+}
+
+#[test]
 fn credentials_that_cannot_be_sent_are_refused_with_their_key_and_line() {
     let with = |auth: &str| http_input(&format!("  authentication: {auth}\n"));
     assert_eq!(

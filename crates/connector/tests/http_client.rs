@@ -183,6 +183,14 @@ fn oauth2(server: &MockServer, scopes: Vec<&str>) -> Option<Authentication> {
     )
 }
 
+/// As [`oauth2`], with the id and secret sent as HTTP basic credentials.
+fn oauth2_basic(server: &MockServer, scopes: Vec<&str>) -> Option<Authentication> {
+    auth(
+        "oauth2",
+        json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3cret", "scopes": scopes, "tokenAuthMethod": "client_secret_basic"}),
+    )
+}
+
 fn token_response(token: &str, expires_in: u64) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "access_token": token, "token_type": "Bearer", "expires_in": expires_in
@@ -210,10 +218,59 @@ async fn oauth2_token_is_fetched_once_with_client_basic_auth_and_reused() {
         .expect(3)
         .mount(&server)
         .await;
-    let client = client(oauth2(&server, vec!["read", "write"]), fast_retry(0));
+    let client = client(oauth2_basic(&server, vec!["read", "write"]), fast_retry(0));
     for _ in 0..3 {
         client.send(get(&server, "/items")).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_go_in_the_form_body_by_default_as_the_go_tool_sends_them() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string(
+            "grant_type=client_credentials&client_id=client+one&client_secret=s3cret&scope=read+write",
+        ))
+        .respond_with(token_response("tok-1", 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/items"))
+        .and(bearer_token("tok-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(oauth2(&server, vec!["read", "write"]), fast_retry(0));
+    client.send(get(&server, "/items")).await.unwrap();
+    let received = server.received_requests().await.unwrap();
+    let token_request = received
+        .iter()
+        .find(|request| request.url.path() == "/oauth/token")
+        .unwrap();
+    assert!(
+        token_request.headers.get("authorization").is_none(),
+        "client_secret_post sends no basic credentials as well"
+    );
+}
+
+#[tokio::test]
+async fn the_go_tools_space_separated_scope_is_asked_for_as_scopes_are() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .and(body_string(
+            "grant_type=client_credentials&client_id=c&client_secret=s&scope=read+write",
+        ))
+        .respond_with(token_response("tok-1", 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    ok_at(&server, "/items").await;
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "c", "clientSecret": "s", "scope": " read  write "});
+    let client = client(auth("oauth2", credentials), fast_retry(0));
+    client.send(get(&server, "/items")).await.unwrap();
 }
 
 #[tokio::test]
@@ -1065,7 +1122,7 @@ async fn the_oauth2_client_credentials_and_access_token_are_masked_when_echoed()
         .respond_with(echo(401))
         .mount(&server)
         .await;
-    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+"});
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+", "tokenAuthMethod": "client_secret_basic"});
     let error = client(auth("oauth2", credentials), fast_retry(0))
         .send(get(&server, "/items"))
         .await
@@ -1073,6 +1130,32 @@ async fn the_oauth2_client_credentials_and_access_token_are_masked_when_echoed()
     let message = error.to_string();
     assert!(message.contains("authorization=Basic ***"), "{message}");
     for form in [encoded("s3c ret/+"), basic("client+one", "s3c+ret%2F%2B")].concat() {
+        assert!(!message.contains(form.as_str()), "{form} in {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_secret_sent_in_the_form_body_is_masked_when_echoed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(|request: &wiremock::Request| {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            ResponseTemplate::new(401).set_body_string(format!("invalid client; request: {body}"))
+        })
+        .mount(&server)
+        .await;
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+"});
+    let error = client(auth("oauth2", credentials), fast_retry(0))
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("request: grant_type=client_credentials"),
+        "{message}"
+    );
+    assert!(message.contains("client_secret=***"), "{message}");
+    for form in encoded("s3c ret/+") {
         assert!(!message.contains(form.as_str()), "{form} in {message}");
     }
 }
