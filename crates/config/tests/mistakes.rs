@@ -1353,6 +1353,80 @@ fn a_missing_query_file_is_named_with_its_full_path() {
 }
 
 #[test]
+fn a_database_output_reads_its_query_file_relative_to_the_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("pipelines/store.yaml");
+    std::fs::create_dir_all(dir.path().join("pipelines/sql")).unwrap();
+    let text = |output_keys: &str| {
+        format!(
+            "name: store\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/items'}}\n\
+             output:\n  type: database\n  connectionString: sqlite://dest.db\n\
+             {output_keys}  parameters: [record.id]\n"
+        )
+    };
+    std::fs::write(
+        &pipeline,
+        text("  queryFile: sql/upsert.sql\n  onError: skip\n"),
+    )
+    .unwrap();
+    let missing = dir.path().join("pipelines/sql/upsert.sql");
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        &format!(
+            "output.queryFile: cannot read the query file {}",
+            missing.display()
+        ),
+    );
+    std::fs::write(&missing, "INSERT INTO dest (id) VALUES ($1, $2)").unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.parameters: the query uses $1 to $2 but `parameters` lists 1 value",
+    );
+    std::fs::write(&missing, "INSERT INTO dest (id) VALUES ($1)").unwrap();
+    let loaded = cannectors_config::load_with_env(&pipeline, &env).unwrap();
+    let cannectors_config::OutputConfig::Database(output) = &loaded.pipeline.output else {
+        panic!("expected a database output")
+    };
+    assert_eq!(output.query, "INSERT INTO dest (id) VALUES ($1)");
+    assert_eq!(output.on_error, cannectors_config::OnRefusedRow::Skip);
+
+    std::fs::write(&pipeline, text("")).unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.query: a database output needs `query` (the SQL run for each record) or \
+         `queryFile` (a file holding it)",
+    );
+    std::fs::write(
+        &pipeline,
+        text("  query: select 1\n  queryFile: sql/upsert.sql\n"),
+    )
+    .unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.queryFile: write only one of `query` and `queryFile`",
+    );
+    std::fs::write(
+        &pipeline,
+        text("  query: 'INSERT INTO dest (id) VALUES ($1)'\n  onError: ignore\n"),
+    )
+    .unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.onError: unknown value `ignore`; expected one of `fail`, `skip`, `log`",
+    );
+}
+
+#[test]
 fn a_database_input_needs_exactly_one_connection_and_a_known_driver() {
     let without =
         "name: rows\ninput:\n  type: database\n  query: select 1\noutput: {type: stdout}\n";
@@ -1483,7 +1557,7 @@ fn outputs_need_their_keys_and_sane_values() {
         &invalid(&with(
             "{type: database, connectionString: \"postgres://a@b/c\"}",
         )),
-        "output.query: missing key `query`",
+        "output.query: a database output needs `query` (the SQL run for each record) or `queryFile`",
     );
     assert_has(
         &invalid(&with(

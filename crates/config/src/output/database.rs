@@ -1,6 +1,7 @@
 //! The `database` output: its settings, the block as written, and its rules.
 
 use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -23,7 +24,8 @@ use crate::validate::Findings;
 pub struct DatabaseOutput {
     /// Where the database is.
     pub connection: Connection,
-    /// Statement run once a record, not empty; `$1..$n` are bound from `parameters`.
+    /// Statement run once a record, not empty; `$1..$n` are bound from `parameters`. From
+    /// `query`, or read from `queryFile` when the pipeline was loaded.
     pub query: String,
     /// Values bound to `$1..$n`, one each: record fields, JSON literals, `a ?? b`.
     pub parameters: Vec<Expr<FieldPath>>,
@@ -32,6 +34,22 @@ pub struct DatabaseOutput {
     /// The longest the database may take to answer one statement, in milliseconds (default
     /// 300000): beginning or committing the transaction, or writing a group of records.
     pub statement_timeout_ms: NonZeroU64,
+    /// What a record the database refuses does (`onError`, default `fail`).
+    pub on_error: OnRefusedRow,
+}
+
+/// What the database output does with a record the database refuses (a constraint it
+/// violates, a value its column cannot take): `onError`, as in the Go tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnRefusedRow {
+    /// The batch fails and nothing of it is committed (the default).
+    #[default]
+    Fail,
+    /// The record is left out, counted; the other records of the batch are written.
+    Skip,
+    /// As `skip`, and each refused record is logged with the database's message.
+    Log,
 }
 
 impl DatabaseOutput {
@@ -58,7 +76,14 @@ pub(crate) struct RawDatabaseOutput {
     #[serde(default)]
     pub(crate) driver: Option<Driver>,
     /// Statement run once a record; `$1..$n` are bound from `parameters`.
-    pub(crate) query: String,
+    #[serde(default)]
+    pub(crate) query: Option<String>,
+    /// A file holding the statement, relative to the directory of the pipeline file.
+    #[serde(default)]
+    pub(crate) query_file: Option<String>,
+    /// What a record the database refuses does: `fail` (default), `skip` or `log`.
+    #[serde(default)]
+    pub(crate) on_error: OnRefusedRow,
     /// Values bound to `$1..$n`: `record.path`, JSON literals, `a ?? b`.
     #[serde(default)]
     pub(crate) parameters: Vec<Expr>,
@@ -69,9 +94,30 @@ pub(crate) struct RawDatabaseOutput {
     /// 300000): beginning or committing the transaction, or writing a group of records.
     #[serde(default = "default_statement_timeout_ms")]
     pub(crate) statement_timeout_ms: u64,
+    /// The text of `queryFile`, read by the loader before validation (which does no I/O).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) loaded_query_file: Option<LoadedQueryFile>,
+}
+
+/// A `queryFile` as the loader found it: where, and its text or why it could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LoadedQueryFile {
+    path: PathBuf,
+    text: Result<String, String>,
 }
 
 impl RawDatabaseOutput {
+    /// Reads `queryFile` relative to `base_dir`, the directory of the pipeline file, as the
+    /// database input does.
+    pub(crate) fn read_query_file(&mut self, base_dir: &Path) {
+        if let Some(file) = &self.query_file {
+            let path = base_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|error| error.to_string());
+            self.loaded_query_file = Some(LoadedQueryFile { path, text });
+        }
+    }
+
     pub(crate) fn validate(
         self,
         path: &KeyPath,
@@ -106,30 +152,73 @@ impl RawDatabaseOutput {
                 narrowed
             })
             .collect();
-        if self.query.trim().is_empty() {
-            findings.problem(
-                path.key("query"),
+        let (query, query_path) = match (self.query, &self.query_file) {
+            (None, None) => {
+                findings.problem(
+                    path.key("query"),
+                    "a database output needs `query` (the SQL run for each record) or \
+                     `queryFile` (a file holding it)",
+                );
+                (None, path.key("query"))
+            }
+            (Some(_), Some(_)) => {
+                findings.problem(
+                    path.key("queryFile"),
+                    "write only one of `query` and `queryFile`",
+                );
+                (None, path.key("queryFile"))
+            }
+            (Some(query), None) => (Some(query), path.key("query")),
+            (None, Some(_)) => {
+                let query_path = path.key("queryFile");
+                let query = match self.loaded_query_file {
+                    Some(LoadedQueryFile { text: Ok(text), .. }) => Some(text),
+                    Some(LoadedQueryFile {
+                        path: full,
+                        text: Err(error),
+                    }) => {
+                        findings.problem(
+                            query_path.clone(),
+                            format!(
+                                "cannot read the query file {} ({error}); a relative queryFile \
+                                 is read from the directory of the pipeline file",
+                                full.display()
+                            ),
+                        );
+                        None
+                    }
+                    None => {
+                        findings.problem(
+                            query_path.clone(),
+                            "the query file was not read; load the pipeline from its file",
+                        );
+                        None
+                    }
+                };
+                (query, query_path)
+            }
+        };
+        match &query {
+            Some(query) if query.trim().is_empty() => findings.problem(
+                query_path,
                 "the query is empty; write the SQL run for each record",
-            );
-        } else {
-            let shape = sql::scan(&self.query);
-            check_placeholders(
-                findings,
-                path,
-                &path.key("query"),
-                &shape,
-                &Bound::Listed(count),
-            );
+            ),
+            Some(query) => {
+                let shape = sql::scan(query);
+                check_placeholders(findings, path, &query_path, &shape, &Bound::Listed(count));
+            }
+            None => {}
         }
         if !findings.clean_since(mark) {
             return None;
         }
         Some(DatabaseOutput {
             connection: connection?,
-            query: self.query,
+            query: query?,
             parameters,
             transaction: self.transaction,
             statement_timeout_ms: statement_timeout_ms?,
+            on_error: self.on_error,
         })
     }
 }
