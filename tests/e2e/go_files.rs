@@ -68,3 +68,44 @@ fn a_state_file_of_the_go_tool_is_resumed_from_and_rewritten_in_this_format() {
     assert_eq!(again.stdout, "");
     assert_eq!(server.requests()[1].param("after_id"), Some("3"));
 }
+
+#[test]
+fn a_timestamp_cursor_without_field_sends_the_start_of_the_last_successful_run() {
+    let server = Server::start(|_| Response::json(&json!({"data": [{"id": 1}]})));
+    let ws = Workspace::new();
+    // As the Go tool's pipelines write it: no `field`, the run's start time is the cursor.
+    ws.write(
+        "events.yaml",
+        &format!(
+            "name: events\ninput:\n  type: httpPolling\n  endpoint: {}\n  statePersistence:\n    \
+             timestamp:\n      enabled: true\n      queryParam: since\n    \
+             storagePath: ./canectors-data/state\nfilters: []\noutput:\n  type: stdout\n",
+            server.url("/events")
+        ),
+    );
+    let before = chrono::Utc::now();
+    let first = ws.run(&["run", "--once", "events.yaml"]);
+    let after = chrono::Utc::now();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(
+        server.requests()[0].param("since"),
+        None,
+        "nothing to send yet"
+    );
+    let state: Value = serde_json::from_str(&ws.read("canectors-data/state/events.json")).unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(state["timestamp"].as_str().unwrap())
+        .unwrap()
+        .to_utc();
+    assert!(before <= started && started <= after, "{state}");
+
+    let second = ws.run(&["run", "--once", "events.yaml"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let sent = server.requests()[1].param("since").unwrap().to_owned();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(&sent)
+            .unwrap()
+            .to_utc(),
+        started,
+        "the second run asks for what changed since the first one started"
+    );
+}

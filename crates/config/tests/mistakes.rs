@@ -924,12 +924,26 @@ fn record_templates_need_single_request_mode() {
 
 #[test]
 fn an_enabled_cursor_needs_a_field() {
-    let message = invalid(&http_input(
+    // httpPolling, as in the Go tool: without `field` the timestamp is the start of the last
+    // successful run.
+    let loaded = load(&http_input(
         "  statePersistence:\n    timestamp: {enabled: true, queryParam: since}\n",
+    ))
+    .unwrap();
+    assert!(
+        loaded
+            .pipeline
+            .input
+            .state_persistence()
+            .unwrap()
+            .timestamp_is_run_start()
+    );
+    let message = invalid(&database_input(
+        "  query: select $1\n  statePersistence:\n    timestamp: {enabled: true}\n",
     ));
     assert_eq!(
         message,
-        "pipeline.yaml:6:5: input.statePersistence.timestamp.field: an enabled timestamp cursor \
+        "pipeline.yaml:7:5: input.statePersistence.timestamp.field: an enabled timestamp cursor \
          needs `field`, the dot path of the timestamp in each record (e.g. `updated_at`), or \
          `enabled: false`"
     );
