@@ -1441,6 +1441,50 @@ fn a_database_output_reads_its_query_file_relative_to_the_pipeline_file() {
 }
 
 #[test]
+fn a_database_output_query_with_record_placeholders_binds_them_as_the_go_tool_does() {
+    let with = |keys: &str| {
+        format!(
+            "name: store\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/items'}}\n\
+             output:\n  type: database\n  connectionString: sqlite://dest.db\n{keys}"
+        )
+    };
+    let loaded = load(&with(
+        "  query: \"insert into products (id, sku, price) values ({{record.product_id}}, \
+         {{ record.sku }}, {{record.price.amount}}) on conflict (id) do nothing\"\n",
+    ))
+    .unwrap();
+    let cannectors_config::OutputConfig::Database(output) = &loaded.pipeline.output else {
+        panic!("expected a database output")
+    };
+    assert_eq!(
+        output.query,
+        "insert into products (id, sku, price) values ($1, $2, $3) on conflict (id) do nothing"
+    );
+    let shown: Vec<String> = output.parameters.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["record.product_id", "record.sku", "record.price.amount"]
+    );
+
+    assert_has(
+        &invalid(&with(
+            "  query: 'insert into t (a) values ({{record.a}})'\n  parameters: [record.a]\n",
+        )),
+        "output.parameters: the query binds its values with {{record.<path>}} placeholders",
+    );
+    assert_has(
+        &invalid(&with(
+            "  query: 'insert into t (a) values ({{state.id}})'\n",
+        )),
+        "output.query: an output query binds fields of each record: use {{record.<path>}}",
+    );
+    assert_has(
+        &invalid(&with("  query: 'insert into t (a) values ({{record.a)'\n")),
+        "output.query: a `{{` is not closed by `}}`",
+    );
+}
+
+#[test]
 fn a_database_input_needs_exactly_one_connection_and_a_known_driver() {
     let without =
         "name: rows\ninput:\n  type: database\n  query: select 1\noutput: {type: stdout}\n";

@@ -16,6 +16,7 @@ use crate::expr::Expr;
 use crate::path::FieldPath;
 use crate::sql;
 use crate::state_persistence::enabled_by_default;
+use crate::template::{Template, TemplatePart};
 use crate::validate::Findings;
 
 /// The `database` output (docs/outputs.md), checked.
@@ -113,7 +114,17 @@ impl RawDatabaseOutput {
     pub(crate) fn read_query_file(&mut self, base_dir: &Path) {
         if let Some(file) = &self.query_file {
             let path = base_dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|error| error.to_string());
+            let text = std::fs::read_to_string(&path).map_err(|error| {
+                let mut reason = error.to_string();
+                // The Go tool read `queryFile` from the working directory.
+                if Path::new(file).is_relative() && Path::new(file).is_file() {
+                    reason.push_str(&format!(
+                        "; `{file}` exists in the working directory, where the Go tool looked \
+                         for it: write its path relative to the pipeline file"
+                    ));
+                }
+                reason
+            });
             self.loaded_query_file = Some(LoadedQueryFile { path, text });
         }
     }
@@ -132,8 +143,8 @@ impl RawDatabaseOutput {
             self.driver,
         );
         let statement_timeout_ms = statement_timeout(findings, path, self.statement_timeout_ms);
-        let count = self.parameters.len();
-        let parameters: Vec<Expr<FieldPath>> = self
+        let listed = !self.parameters.is_empty();
+        let mut parameters: Vec<Expr<FieldPath>> = self
             .parameters
             .into_iter()
             .enumerate()
@@ -198,6 +209,30 @@ impl RawDatabaseOutput {
                 (query, query_path)
             }
         };
+        // The Go tool's form: `{{record.path}}` in the SQL, each bound as a parameter.
+        let query = match query {
+            Some(text) if text.contains("{{") => match record_placeholders(&text) {
+                Err(reason) => {
+                    findings.problem(query_path.clone(), reason);
+                    None
+                }
+                Ok(_) if listed => {
+                    findings.problem(
+                        path.key("parameters"),
+                        "the query binds its values with {{record.<path>}} placeholders, \
+                             so `parameters` has nothing left to bind; remove `parameters`, or \
+                             write $1..$n in the query",
+                    );
+                    None
+                }
+                Ok((rewritten, fields)) => {
+                    parameters = fields.into_iter().map(Expr::Ref).collect();
+                    Some(rewritten)
+                }
+            },
+            other => other,
+        };
+        let count = parameters.len();
         match &query {
             Some(query) if query.trim().is_empty() => findings.problem(
                 query_path,
@@ -221,4 +256,28 @@ impl RawDatabaseOutput {
             on_error: self.on_error,
         })
     }
+}
+
+/// A query written with `{{record.path}}` placeholders, as the Go tool takes it: each becomes
+/// the next `$n` and binds that field of the record (null when it is missing), never text
+/// spliced into the SQL.
+fn record_placeholders(text: &str) -> Result<(String, Vec<FieldPath>), String> {
+    let template = Template::parse(text).map_err(|error| error.to_string())?;
+    let template = template.into_record().ok_or_else(|| {
+        "an output query binds fields of each record: use {{record.<path>}}, not \
+         {{state.*}}"
+            .to_owned()
+    })?;
+    let mut query = String::with_capacity(text.len());
+    let mut fields = Vec::new();
+    for part in template.parts() {
+        match part {
+            TemplatePart::Text(text) => query.push_str(text),
+            TemplatePart::Ref(field) => {
+                fields.push(field.clone());
+                query.push_str(&format!("${}", fields.len()));
+            }
+        }
+    }
+    Ok((query, fields))
 }
