@@ -1045,7 +1045,7 @@ fn pagination_settings_must_fit_their_type() {
     );
     assert_has(
         &invalid(&with("{type: page, param: p, totalField: total}")),
-        "input.pagination.totalField: `totalField` does not apply to page pagination, which takes `param`, `limitParam`, `limit`, `totalPagesField`, `startPage`, `maxPages`",
+        "input.pagination.totalField: `totalField` does not apply to page pagination, which takes `param`, `pageParam`, `limitParam`, `limit`, `totalPagesField`, `startPage`, `maxPages`",
     );
     assert_has(
         &invalid(&with("{type: link, param: p}")),
@@ -1481,6 +1481,43 @@ fn a_database_output_query_with_record_placeholders_binds_them_as_the_go_tool_do
     assert_has(
         &invalid(&with("  query: 'insert into t (a) values ({{record.a)'\n")),
         "output.query: a `{{` is not closed by `}}`",
+    );
+}
+
+#[test]
+fn pagination_takes_the_go_tools_names_of_its_parameter() {
+    let param = |pagination: &str| {
+        let loaded = load(&http_input(&format!("  pagination: {pagination}\n"))).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+            panic!("expected an httpPolling input")
+        };
+        match input.pagination.unwrap() {
+            cannectors_config::Pagination::Page(page) => page.param,
+            cannectors_config::Pagination::Offset(offset) => offset.param,
+            cannectors_config::Pagination::Cursor(cursor) => cursor.param,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(param("{type: page, pageParam: p}"), "p");
+    assert_eq!(param("{type: offset, offsetParam: skip}"), "skip");
+    assert_eq!(
+        param("{type: cursor, cursorParam: after, nextCursorField: next}"),
+        "after"
+    );
+    assert_eq!(param("{type: page}"), "page");
+    assert_has(
+        &invalid(&http_input(
+            "  pagination: {type: page, param: p, pageParam: q}\n",
+        )),
+        "input.pagination.pageParam: `param` and `pageParam` name the same parameter; keep one",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: offset, pageParam: p}\n")),
+        "input.pagination.pageParam: `pageParam` does not apply to offset pagination",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: page, pageParam: ''}\n")),
+        "input.pagination.pageParam: `pageParam` is empty; name the request parameter",
     );
 }
 
