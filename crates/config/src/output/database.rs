@@ -143,7 +143,8 @@ impl RawDatabaseOutput {
             self.driver,
         );
         let statement_timeout_ms = statement_timeout(findings, path, self.statement_timeout_ms);
-        let listed = !self.parameters.is_empty();
+        let listed_count = self.parameters.len();
+        let listed = listed_count > 0;
         let mut parameters: Vec<Expr<FieldPath>> = self
             .parameters
             .into_iter()
@@ -232,7 +233,13 @@ impl RawDatabaseOutput {
             },
             other => other,
         };
-        let count = parameters.len();
+        // The values as written, refused ones included: a `state.*` parameter is reported on
+        // its own, not once more as a missing value.
+        let count = if listed {
+            listed_count
+        } else {
+            parameters.len()
+        };
         match &query {
             Some(query) if query.trim().is_empty() => findings.problem(
                 query_path,
