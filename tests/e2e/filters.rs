@@ -177,10 +177,7 @@ fn on_error_skip_and_log_deliver_what_they_promise_and_the_summary_counts_skips(
         (&records[1]["email"], &records[1].get("checked")),
         (&json!("c@example.com"), &None)
     );
-    assert!(
-        out.stderr.contains("read=3 written=2 skipped=1"),
-        "{out:?}"
-    );
+    assert!(out.stderr.contains("read=3 written=2 skipped=1"), "{out:?}");
     assert!(
         out.stderr
             .contains("filters[0] (mapping) failed: mappings[0]: transforms[0] of `amount`"),

@@ -216,7 +216,10 @@ pub(crate) async fn connect(target: &Target) -> Result<Session, DatabaseError> {
                     let mut reason = describe(&e);
                     if reason.contains("invalid peer certificate") {
                         reason.push_str(
-                            "; for a server whose certificate comes from a private CA, add \
+                            "; this is a certificate problem, not a connection one: the \
+                             server's TLS certificate is not trusted (from a private CA, \
+                             self-signed, expired, or for another host name); for a server \
+                             whose certificate comes from a private CA, add \
                              sslrootcert=/path/to/ca.pem to the connection string",
                         );
                     }
