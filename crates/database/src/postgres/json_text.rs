@@ -261,6 +261,9 @@ fn copy_number(text: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, Js
 /// Appends a JSON number token as a parser writes it back, or as it is when that would change
 /// its value.
 fn write_number(token: &[u8], out: &mut Vec<u8>) {
+    if write_short_fraction(token, out) {
+        return;
+    }
     // The token is ASCII, checked by `copy_number`.
     let token = std::str::from_utf8(token).unwrap_or_default();
     let reparsed = token.parse::<serde_json::Number>().ok().and_then(|number| {
@@ -269,6 +272,36 @@ fn write_number(token: &[u8], out: &mut Vec<u8>) {
         (Decimal::of(&written) == Decimal::of(token)).then_some(written)
     });
     out.extend_from_slice(reparsed.as_deref().unwrap_or(token).as_bytes());
+}
+
+/// [`write_number`] without parsing, for the fractions most documents hold (prices, rates):
+/// `-?D.D` with 1 to 9 digits before the point, the first of them not 0, and at most 15
+/// significant digits. Their closest double prints back as the same digits without the
+/// trailing zeros (15 digits always round-trip), in plain notation at that magnitude, and with
+/// `.0` when no fraction digit is left. `false`, writing nothing, for any other token.
+fn write_short_fraction(token: &[u8], out: &mut Vec<u8>) -> bool {
+    let unsigned = token.strip_prefix(b"-").unwrap_or(token);
+    let Some(point) = unsigned.iter().position(|&b| b == b'.') else {
+        return false;
+    };
+    let (int, frac) = (&unsigned[..point], &unsigned[point + 1..]);
+    let plain = |digits: &[u8]| digits.iter().all(u8::is_ascii_digit);
+    if !(1..=9).contains(&int.len())
+        || int[0] == b'0'
+        || !plain(int)
+        || !plain(frac)
+        || int.len() + frac.len() > 15
+    {
+        return false;
+    }
+    let kept = frac.len() - frac.iter().rev().take_while(|&&b| b == b'0').count();
+    out.extend_from_slice(&token[..token.len() - frac.len()]);
+    if kept == 0 {
+        out.push(b'0');
+    } else {
+        out.extend_from_slice(&frac[..kept]);
+    }
+    true
 }
 
 /// A decimal number as sign, significant digits and exponent, to compare two writings of one
@@ -351,6 +384,46 @@ mod tests {
             r#"{"deep": [[[[{"x": [{"y": null}]}]]]]}"#,
         ] {
             assert_eq!(minified(text).unwrap(), through_value(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn short_fractions_are_written_as_a_parser_writes_them_back() {
+        let mut tokens = vec![
+            "1.0",
+            "-1.0",
+            "1.50",
+            "100.00",
+            "-7.25",
+            "123456789.123456",
+            "999999999.999999",
+            "1.000000000000000",
+            "5.5e3",
+            "0.5",
+            "0.05",
+            "1234567890.5",
+        ];
+        let samples: Vec<String> = (0..200_000u64)
+            .step_by(7)
+            .flat_map(|n| {
+                [
+                    format!("{}.{:02}", n / 100 + 1, n % 100),
+                    format!("-{}.{:03}", n * 37 + 1, n % 1000),
+                    format!("{}.{:06}", n * 4_999 + 1, n % 1_000_000),
+                ]
+            })
+            .collect();
+        tokens.extend(samples.iter().map(String::as_str));
+        for token in tokens {
+            let mut fast = Vec::new();
+            let taken = write_short_fraction(token.as_bytes(), &mut fast);
+            let written =
+                serde_json::to_string(&token.parse::<serde_json::Number>().unwrap()).unwrap();
+            if taken {
+                assert_eq!(String::from_utf8(fast).unwrap(), written, "{token}");
+            } else {
+                assert!(fast.is_empty(), "{token}");
+            }
         }
     }
 
