@@ -109,6 +109,7 @@ pub enum HttpError {
 
 /// Kinds of failure where no response arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TransportFailure {
     /// No complete response within the timeout.
     Timeout,
