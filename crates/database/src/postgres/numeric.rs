@@ -105,7 +105,15 @@ fn exact_number(text: &str) -> Option<serde_json::Number> {
 /// quantities), which are most of them, are computed without the text.
 pub(crate) fn write_json(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let number = match small_number(raw) {
-        Some(number) => number,
+        Some(Small::Number(number)) => number,
+        Some(Small::Fraction {
+            negative,
+            mantissa,
+            scale,
+        }) => {
+            write_fraction(negative, mantissa, scale, out);
+            return Ok(());
+        }
         None => {
             let text = decode(raw)?;
             match exact_number(&text) {
@@ -123,21 +131,49 @@ pub(crate) fn write_json(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     serde_json::to_writer(out, &number).map_err(|e| e.to_string())
 }
 
-/// The powers of ten an `f64` holds exactly.
-const EXACT_POWERS_OF_TEN: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-];
+/// A numeric [`small_number`] could read without its text.
+enum Small {
+    /// An integer.
+    Number(serde_json::Number),
+    /// `mantissa / 10^scale`, the mantissa without trailing zeros.
+    Fraction {
+        negative: bool,
+        mantissa: u64,
+        scale: u32,
+    },
+}
+
+/// Writes `mantissa / 10^scale` in plain decimal notation, as a JSON writer writes the closest
+/// double of a fraction [`small_number`] accepts (at most 15 significant digits, from 1e-5 up):
+/// its shortest round-trip digits are the mantissa's own.
+fn write_fraction(negative: bool, mantissa: u64, scale: u32, out: &mut Vec<u8>) {
+    if negative {
+        out.push(b'-');
+    }
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(mantissa).as_bytes();
+    let scale = scale as usize;
+    if digits.len() > scale {
+        let point = digits.len() - scale;
+        out.extend_from_slice(&digits[..point]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[point..]);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
+        out.extend_from_slice(digits);
+    }
+}
 
 /// [`exact_number`] of the text of a numeric of at most four base-10000 digits, or `None` when the
 /// value needs the text path: special values, a malformed value, or a fraction that is too
 /// long or too small to be written back digit for digit as a plain JSON number.
 ///
-/// A fraction `m / 10^s` with `m < 10^15` and `s <= 22` is one correctly rounded division of
-/// two exact `f64`s, so it is the closest `f64` to the decimal; with at most 15 significant
-/// digits that `f64` prints back as the same digits, and from 1e-5 up it prints without an
-/// exponent, which is exactly when the text path keeps it as a number.
-fn small_number(raw: &[u8]) -> Option<serde_json::Number> {
+/// A fraction `m / 10^s` with `m < 10^15` and `s <= 22`: the `f64` closest to it prints back
+/// as the same (at most 15) significant digits, and from 1e-5 up without an exponent, which is
+/// exactly when the text path keeps it as a number; so it is written from its digits, without
+/// computing the `f64`.
+fn small_number(raw: &[u8]) -> Option<Small> {
     let word = |i: usize| {
         raw.get(i * 2..i * 2 + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
@@ -158,7 +194,7 @@ fn small_number(raw: &[u8]) -> Option<serde_json::Number> {
         mantissa = mantissa * 10_000 + u64::from(digit);
     }
     if mantissa == 0 {
-        return Some(0u64.into());
+        return Some(Small::Number(0u64.into()));
     }
     // The value is mantissa * 10^exponent.
     let mut exponent = 4 * (weight + 1 - i32::try_from(ndigits).ok()?);
@@ -170,13 +206,14 @@ fn small_number(raw: &[u8]) -> Option<serde_json::Number> {
     if exponent >= 0 {
         let magnitude =
             u128::from(mantissa).checked_mul(10u128.checked_pow(exponent.unsigned_abs())?)?;
-        return if negative {
+        let number = if negative {
             i64::try_from(-i128::try_from(magnitude).ok()?)
                 .ok()
                 .map(Into::into)
         } else {
             u64::try_from(magnitude).ok().map(Into::into)
         };
+        return number.map(Small::Number);
     }
     let scale = exponent.unsigned_abs();
     let significant = mantissa.ilog10() + 1;
@@ -188,8 +225,11 @@ fn small_number(raw: &[u8]) -> Option<serde_json::Number> {
     if i64::from(significant) - i64::from(scale) - 1 < -5 {
         return None;
     }
-    let magnitude = mantissa as f64 / EXACT_POWERS_OF_TEN[scale as usize];
-    serde_json::Number::from_f64(if negative { -magnitude } else { magnitude })
+    Some(Small::Fraction {
+        negative,
+        mantissa,
+        scale,
+    })
 }
 
 /// Encodes decimal text (`-12.50`, `1e6`, `NaN`, `Infinity`) as a binary `numeric`.
