@@ -66,4 +66,4 @@ pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
 pub use position::{CursorError, CursorFields, Position};
 pub use state::{Run, State, StateFormatError};
-pub use store::{MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};
+pub use store::{Lease, MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};
