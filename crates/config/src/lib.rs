@@ -78,8 +78,8 @@ pub use path::{FieldPath, FieldPathError};
 pub use schedule::{CronSchedule, ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use state_persistence::{
-    IdCursor, OffsetCursor, StatePersistence, StrftimePattern, TimestampCursor, TimestampFormat,
-    TimestampFormatError,
+    IdCursor, OffsetCursor, PostgresStore, StatePersistence, StoreKind, StrftimePattern,
+    TimestampCursor, TimestampFormat, TimestampFormatError,
 };
 pub use template::{Template, TemplateError, TemplatePart};
 pub use variables::Secrets;
