@@ -222,6 +222,16 @@ impl Executor {
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
+        let outcome = self.run_locked(&mut lock, options).await;
+        release(lock).await;
+        outcome
+    }
+
+    async fn run_locked(
+        &self,
+        lock: &mut Option<Box<dyn StateLock>>,
+        options: &RunOptions,
+    ) -> Result<RunSummary, RunError> {
         let state = self.load().await?;
         tracing::info!(
             pipeline = %self.pipeline.name,
@@ -233,11 +243,11 @@ impl Executor {
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
-                .run_loaded(state, source.as_mut(), &mut sink, &mut lock, options)
+                .run_loaded(state, source.as_mut(), &mut sink, lock, options)
                 .await;
         }
         let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
-        self.run_loaded(state, source.as_mut(), sink.as_mut(), &mut lock, options)
+        self.run_loaded(state, source.as_mut(), sink.as_mut(), lock, options)
             .await
     }
 
@@ -249,9 +259,15 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
-        let state = self.load().await?;
-        self.run_loaded(state, source, sink, &mut lock, options)
-            .await
+        let outcome = match self.load().await {
+            Ok(state) => {
+                self.run_loaded(state, source, sink, &mut lock, options)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        release(lock).await;
+        outcome
     }
 
     /// The batch loop. Commits go through `lock`; without one (a dry run) nothing is written.
@@ -307,6 +323,10 @@ impl Executor {
                     })?,
             };
             let records: Vec<Record> = batch.records;
+            // A lease found taken over in the background stops the run before it delivers more.
+            if let Some(lock) = lock.as_ref() {
+                lock.check()?;
+            }
             if !records.is_empty() {
                 match sink.write(&records).await {
                     Ok(()) => {}
@@ -357,5 +377,16 @@ impl Executor {
         summary.finish(&state, started.elapsed(), stopped_early);
         tracing::info!("{summary}");
         Ok(summary)
+    }
+}
+
+/// Gives the pipeline's lock back once a run is over, so that another process sharing the
+/// store (a replica holding the same pipelines) can run it at once rather than after the lease
+/// expired. A release that fails only delays that: the lease expires by itself.
+async fn release(lock: Option<Box<dyn StateLock>>) {
+    if let Some(lock) = lock
+        && let Err(error) = lock.release().await
+    {
+        tracing::warn!("{error}");
     }
 }

@@ -3,12 +3,14 @@
 
 use std::path::Path;
 
-use cannectors_config::Pipeline;
+use cannectors_config::{Pipeline, StoreKind};
 use cannectors_state::{FileStore, StateError, StateStore};
+use cannectors_state_postgres::PgStore;
 
-/// The state store of `pipeline`: the file store in the input's `statePersistence.storagePath`
-/// (default `./.cannectors-state`), a relative path resolved against the working directory,
-/// once, here. Everything else (the executor, the scheduler, the `state` commands) uses the
+/// The state store of `pipeline`: with `statePersistence.store: postgres`, its row in the
+/// PostgreSQL store, with the lease settings of the file (nothing is connected until the store
+/// is used); otherwise the file store in the input's `statePersistence.storagePath` (default
+/// `./.cannectors-state`), a relative path resolved against the working directory, once, here. Everything else (the executor, the scheduler, the `state` commands) uses the
 /// store through [`StateStore`], so that another kind of store is added here alone.
 ///
 /// ```
@@ -28,9 +30,14 @@ use cannectors_state::{FileStore, StateError, StateStore};
 /// # }
 /// ```
 pub fn store_for(pipeline: &Pipeline) -> Result<Box<dyn StateStore>, StateError> {
-    let storage_path = pipeline
-        .input
-        .state_persistence()
+    let settings = pipeline.input.state_persistence();
+    if let Some(StoreKind::Postgres(postgres)) = settings.map(|settings| &settings.store) {
+        let store = PgStore::new(&pipeline.name, &postgres.connection.url)?
+            .with_lease_ttl(postgres.lease_ttl)
+            .with_renewal(postgres.lease_renew);
+        return Ok(Box::new(store));
+    }
+    let storage_path = settings
         .and_then(|settings| settings.storage_path.as_deref())
         .map(Path::new);
     Ok(Box::new(FileStore::new(&pipeline.name, storage_path)?))

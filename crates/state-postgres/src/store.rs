@@ -475,14 +475,6 @@ impl PgLease {
     pub fn epoch(&self) -> u64 {
         self.taken.epoch
     }
-
-    fn check_held(&self) -> Result<(), StateError> {
-        if self.lost.load(Ordering::Acquire) {
-            Err(self.taken.fenced())
-        } else {
-            Ok(())
-        }
-    }
 }
 
 async fn renew_until_lost(taken: Taken, lost: Arc<AtomicBool>) {
@@ -514,7 +506,7 @@ impl StateLock for PgLease {
     /// still held with this epoch; refuses to replace a stored state that is not valid.
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.check_held()?;
+            self.check()?;
             if let Some(text) = self.taken.current().await? {
                 self.taken.shared.parse(&text)?;
             }
@@ -526,10 +518,19 @@ impl StateLock for PgLease {
         })
     }
 
+    /// Fenced once the renewal found the lease taken over by another process.
+    fn check(&self) -> Result<(), StateError> {
+        if self.lost.load(Ordering::Acquire) {
+            Err(self.taken.fenced())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Removes the state (the lease stays, with its epoch).
     fn reset(&mut self) -> StoreFuture<'_, bool> {
         Box::pin(async move {
-            self.check_held()?;
+            self.check()?;
             let existed = self.taken.current().await?.is_some();
             self.taken.write(None).await?;
             Ok(existed)

@@ -127,6 +127,14 @@ pub trait StateLock: fmt::Debug + Send {
     /// a state.
     fn reset(&mut self) -> StoreFuture<'_, bool>;
 
+    /// Whether the right is still held, as far as this process knows without asking the store:
+    /// a lease that a background renewal found taken over is not. A writer checks it before it
+    /// delivers more, so that a process that lost the right stops at once; the commit's own
+    /// check stays the one that counts.
+    fn check(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// Gives the right up now, so that another process can take it without waiting. Dropping
     /// the guard gives it up too, as soon as it can; a lock whose release is asynchronous (a
     /// lease in a database) is released for sure only once this future completed.
