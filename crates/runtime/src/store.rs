@@ -42,3 +42,28 @@ pub fn store_for(pipeline: &Pipeline) -> Result<Box<dyn StateStore>, StateError>
         .map(Path::new);
     Ok(Box::new(FileStore::new(&pipeline.name, storage_path)?))
 }
+
+/// The two ends of copying a pipeline's state from files into PostgreSQL: the file store in
+/// `dir` (or, when not given, the pipeline's `storagePath` or the default directory), and the
+/// pipeline's row in the PostgreSQL store of `url`, with the pipeline's lease settings when it
+/// already names that store.
+pub fn migration_stores(
+    pipeline: &Pipeline,
+    dir: Option<&Path>,
+    url: &str,
+) -> Result<(Box<dyn StateStore>, Box<dyn StateStore>), StateError> {
+    let settings = pipeline.input.state_persistence();
+    let dir = dir.or_else(|| {
+        settings
+            .and_then(|settings| settings.storage_path.as_deref())
+            .map(Path::new)
+    });
+    let from = FileStore::new(&pipeline.name, dir)?;
+    let mut to = PgStore::new(&pipeline.name, url)?;
+    if let Some(StoreKind::Postgres(postgres)) = settings.map(|settings| &settings.store) {
+        to = to
+            .with_lease_ttl(postgres.lease_ttl)
+            .with_renewal(postgres.lease_renew);
+    }
+    Ok((Box::new(from), Box::new(to)))
+}
