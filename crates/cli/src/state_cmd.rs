@@ -212,8 +212,9 @@ async fn set(
 /// the pipeline file.
 async fn migrate(file: &Path, to: &str, dir: Option<&Path>, force: bool) -> Result<(), Failure> {
     let loaded = load(file)?;
-    let (mut from, mut into) =
-        cannectors_runtime::migration_stores(&loaded.pipeline, dir, to).map_err(runtime(file))?;
+    let cannectors_runtime::Migration {
+        mut from, mut into, ..
+    } = cannectors_runtime::migration_stores(&loaded.pipeline, dir, to).map_err(runtime(file))?;
     from.set_pipeline_file(file);
     into.set_pipeline_file(file);
     let _file_lock = from.lock().await.map_err(runtime(file))?;

@@ -77,7 +77,7 @@ use tokio::sync::watch;
 
 pub use build::BuildError;
 pub use progress::RunProgress;
-pub use store::{migration_stores, store_for};
+pub use store::{Migration, migration_stores, store_for};
 pub use summary::RunSummary;
 
 /// How one run behaves.

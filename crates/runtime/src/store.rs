@@ -51,7 +51,7 @@ pub fn migration_stores(
     pipeline: &Pipeline,
     dir: Option<&Path>,
     url: &str,
-) -> Result<(Box<dyn StateStore>, Box<dyn StateStore>), StateError> {
+) -> Result<Migration, StateError> {
     let settings = pipeline.input.state_persistence();
     let dir = dir.or_else(|| {
         settings
@@ -65,5 +65,18 @@ pub fn migration_stores(
             .with_lease_ttl(postgres.lease_ttl)
             .with_renewal(postgres.lease_renew);
     }
-    Ok((Box::new(from), Box::new(to)))
+    Ok(Migration {
+        from: Box::new(from),
+        into: Box::new(to),
+    })
+}
+
+/// The two ends of copying a pipeline's state into the PostgreSQL store.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Migration {
+    /// The file store the state is copied from.
+    pub from: Box<dyn StateStore>,
+    /// The PostgreSQL store it is copied into.
+    pub into: Box<dyn StateStore>,
 }

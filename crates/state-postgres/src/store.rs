@@ -262,7 +262,7 @@ impl Shared {
         State::from_json_str(text).map_err(|problem| StateError::CorruptRecord {
             pipeline: self.pipeline.clone(),
             location: self.location.clone(),
-            problem,
+            problem: Box::new(problem),
         })
     }
 

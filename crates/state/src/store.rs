@@ -290,8 +290,8 @@ pub enum StateError {
         pipeline: String,
         /// Where the state is kept (a table and its database, without credentials).
         location: String,
-        /// What is wrong with it.
-        problem: StateFormatError,
+        /// What is wrong with it (boxed: it is rare, and keeps every result small).
+        problem: Box<StateFormatError>,
     },
     /// Another process holds the lease on the pipeline's state.
     #[error(
