@@ -9,11 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Mutex;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::tls::TlsStream;
+use tokio_postgres::{Client, Config, Connection, NoTls};
 
 use crate::schema;
+use crate::tls::{Tls, rustls_connector, split_tls_settings, with_certificate_hint};
 
 /// How long connecting may take when the connection string sets no `connect_timeout`.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +40,7 @@ impl From<tokio_postgres::Error> for Failure {
 #[derive(Debug)]
 pub(crate) struct Database {
     config: Config,
+    tls: Tls,
     /// The server as a URL without the password.
     pub(crate) shown: String,
     /// The longest wait for a statement (or for connecting, per host).
@@ -47,14 +51,8 @@ pub(crate) struct Database {
 impl Database {
     /// Reads a connection string; connects later, on first use.
     pub(crate) fn new(url: &str, bound: Duration) -> Result<Database, String> {
-        if wants_tls(url) {
-            return Err(
-                "the PostgreSQL state store connects without TLS for now; remove `sslmode` from \
-                 its connection string, or keep the state in files"
-                    .to_owned(),
-            );
-        }
-        let mut config: Config = url.parse().map_err(|error| {
+        let (text, tls) = split_tls_settings(url);
+        let mut config: Config = text.parse().map_err(|error| {
             format!(
                 "the connection string is not a PostgreSQL connection string ({error}); write \
                  postgres://user:password@host:5432/database"
@@ -69,6 +67,7 @@ impl Database {
         }
         Ok(Database {
             config,
+            tls,
             shown,
             bound,
             client: Mutex::new(None),
@@ -79,6 +78,7 @@ impl Database {
     pub(crate) fn with_bound(&self, bound: Duration) -> Database {
         Database {
             config: self.config.clone(),
+            tls: self.tls.clone(),
             shown: self.shown.clone(),
             bound,
             client: Mutex::new(None),
@@ -124,18 +124,40 @@ impl Database {
         // tokio-postgres bounds the TCP connection only; a server that accepts it and then says
         // nothing would hold the login forever.
         let whole = per_host.saturating_mul(hosts);
-        let (client, connection) = tokio::time::timeout(whole, self.config.connect(NoTls))
-            .await
-            .map_err(|_| {
-                Failure::Unavailable(format!(
-                    "no answer within {} ms while connecting; check that a PostgreSQL server is \
-                     up at that address, or set connect_timeout=SECONDS in the connection string",
-                    whole.as_millis()
-                ))
-            })?
-            .map_err(|error| {
-                Failure::Unavailable(format!("cannot connect: {}", describe(&error)))
-            })?;
+        let silent = || {
+            Failure::Unavailable(format!(
+                "no answer within {} ms while connecting; check that a PostgreSQL server is up \
+                 at that address, or set connect_timeout=SECONDS in the connection string",
+                whole.as_millis()
+            ))
+        };
+        let refused = |reason: String| Failure::Unavailable(format!("cannot connect: {reason}"));
+        match &self.tls {
+            Tls::Off => {
+                let (client, connection) = tokio::time::timeout(whole, self.config.connect(NoTls))
+                    .await
+                    .map_err(|_| silent())?
+                    .map_err(|error| refused(describe(&error)))?;
+                self.drive(connection);
+                Ok(client)
+            }
+            Tls::Verified { root_cert } => {
+                let tls = rustls_connector(root_cert.as_deref()).map_err(refused)?;
+                let (client, connection) = tokio::time::timeout(whole, self.config.connect(tls))
+                    .await
+                    .map_err(|_| silent())?
+                    .map_err(|error| refused(with_certificate_hint(describe(&error))))?;
+                self.drive(connection);
+                Ok(client)
+            }
+        }
+    }
+
+    fn drive<S, T>(&self, connection: Connection<S, T>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: TlsStream + Unpin + Send + 'static,
+    {
         let shown = self.shown.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -145,20 +167,7 @@ impl Database {
                 );
             }
         });
-        Ok(client)
     }
-}
-
-/// Whether the connection string asks for TLS, which this store does not speak yet: saying so
-/// beats sending credentials in the clear to a server that expects them encrypted.
-fn wants_tls(url: &str) -> bool {
-    [
-        "sslmode=require",
-        "sslmode=verify-ca",
-        "sslmode=verify-full",
-    ]
-    .iter()
-    .any(|mode| url.contains(mode))
 }
 
 fn show(config: &Config) -> String {
@@ -208,16 +217,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(database.shown, "postgres://app@db.internal:6432/sync");
-    }
-
-    #[test]
-    fn a_connection_string_asking_for_tls_is_refused_with_the_way_out() {
-        let error = Database::new(
-            "postgres://app@db/sync?sslmode=require",
-            Duration::from_secs(1),
-        )
-        .unwrap_err();
-        assert!(error.contains("remove `sslmode`"), "{error}");
     }
 
     #[test]

@@ -35,5 +35,6 @@
 mod connection;
 mod schema;
 mod store;
+pub mod tls;
 
-pub use store::{DEFAULT_LEASE_TTL, PgLease, PgStore};
+pub use store::{DEFAULT_LEASE_TTL, MIN_WAIT, PgLease, PgStore};

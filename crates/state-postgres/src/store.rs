@@ -23,6 +23,16 @@ use crate::schema::{STATE_TABLE, VERSION};
 /// How long a lease lasts unless renewed, when not set otherwise.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
+/// The shortest bound on an operation of the store, whatever the TTL: enough to connect, and
+/// to wait for another process creating the tables, on a loaded machine. A renewal slower than
+/// a short TTL does no harm: the epoch check, not the bound, keeps two writers apart.
+pub const MIN_WAIT: Duration = Duration::from_secs(10);
+
+/// The bound on each operation with leases of `ttl`.
+fn wait_bound(ttl: Duration) -> Duration {
+    ttl.max(MIN_WAIT)
+}
+
 /// The state of one pipeline in PostgreSQL, in the table `cannectors_state` of the database a
 /// connection string names (in the first schema of its `search_path`).
 ///
@@ -73,8 +83,9 @@ impl PgStore {
         Self::with_settings(name, url, DEFAULT_LEASE_TTL, None, None)
     }
 
-    /// The same store with leases of `ttl`, renewed every third of it (the bound on each
-    /// statement is the TTL too: a statement that takes longer would outlive the lease).
+    /// The same store with leases of `ttl`, renewed every third of it. The bound on each
+    /// operation is the TTL too (a statement that takes longer would outlive the lease), but
+    /// never less than [`MIN_WAIT`], which connecting and creating the tables may need.
     pub fn with_lease_ttl(self, ttl: Duration) -> PgStore {
         let owner = self.shared.owner.clone();
         self.rebuilt(ttl, ttl / 3, owner)
@@ -126,11 +137,12 @@ impl PgStore {
         renew_every: Option<Duration>,
         owner: Option<String>,
     ) -> Result<PgStore, StateError> {
-        let database = Database::new(url, ttl).map_err(|reason| StateError::Unavailable {
-            pipeline: name.to_owned(),
-            location: format!("table {STATE_TABLE}"),
-            reason,
-        })?;
+        let database =
+            Database::new(url, wait_bound(ttl)).map_err(|reason| StateError::Unavailable {
+                pipeline: name.to_owned(),
+                location: format!("table {STATE_TABLE}"),
+                reason,
+            })?;
         let location = format!("table {STATE_TABLE} of {}", database.shown);
         Ok(PgStore {
             shared: Arc::new(Shared {
@@ -147,7 +159,7 @@ impl PgStore {
 
     fn rebuilt(self, ttl: Duration, renew_every: Duration, owner: String) -> PgStore {
         let shared = &self.shared;
-        let database = shared.database.with_bound(ttl);
+        let database = shared.database.with_bound(wait_bound(ttl));
         PgStore {
             shared: Arc::new(Shared {
                 pipeline: shared.pipeline.clone(),

@@ -350,3 +350,50 @@ async fn tables_of_a_newer_version_are_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn the_store_connects_with_verified_tls_when_the_url_asks_for_it() {
+    let client = schema("state_pg_tls").await;
+    let url = format!(
+        "{}&sslmode=verify-full&sslrootcert={}&application_name=state_pg_tls_probe",
+        postgres::url_in_schema("state_pg_tls"),
+        postgres::ca_file()
+    );
+    let store = PgStore::new("orders", &url).unwrap();
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&state("2026-01-01T00:00:00Z")).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT bool_and(s.ssl), count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a \
+             USING (pid) WHERE a.application_name = 'state_pg_tls_probe'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (encrypted, connections): (bool, i64) = (row.get(0), row.get(1));
+    assert_eq!((encrypted, connections), (true, 1));
+}
+
+#[tokio::test]
+async fn a_server_certificate_that_cannot_be_verified_is_refused_with_the_way_out() {
+    schema("state_pg_tls_unverified").await;
+    // The test CA is not among the Mozilla roots.
+    let url = format!(
+        "{}&sslmode=require",
+        postgres::url_in_schema("state_pg_tls_unverified")
+    );
+    let error = PgStore::new("orders", &url)
+        .unwrap()
+        .load()
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, StateError::Unavailable { .. }), "{error:?}");
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(
+        message.contains(
+            "add sslrootcert=/path/to/ca.pem to the connection string; nothing was changed"
+        ),
+        "{message}"
+    );
+}
