@@ -431,6 +431,31 @@ impl Taken {
     }
 
     /// Writes `text` (or removes the state, for `None`) if the lease is still this epoch's.
+    /// Writes `text` if the lease is still this epoch's and the row still holds `last`;
+    /// `false` when either is not so.
+    async fn replace(&self, last: &str, text: &str) -> Result<bool, StateError> {
+        let shared = &self.shared;
+        let epoch = self.epoch_param();
+        let updated = shared
+            .run(async {
+                let client = shared.database.client().await?;
+                Ok(client
+                    .execute_typed(
+                        "UPDATE cannectors_state SET state = $3::text::jsonb, updated_at = now() \
+                         WHERE pipeline = $1 AND epoch = $2 AND state = $4::text::jsonb",
+                        &[
+                            (&shared.pipeline, Type::TEXT),
+                            (&epoch, Type::INT8),
+                            (&text, Type::TEXT),
+                            (&last, Type::TEXT),
+                        ],
+                    )
+                    .await?)
+            })
+            .await?;
+        Ok(updated == 1)
+    }
+
     async fn write(&self, text: Option<&str>) -> Result<(), StateError> {
         let shared = &self.shared;
         let epoch = self.epoch_param();
@@ -468,6 +493,8 @@ pub struct PgLease {
     lost: Arc<AtomicBool>,
     renewal: JoinHandle<()>,
     released: bool,
+    /// The state text this lease committed last, while the row is known to hold it.
+    last_written: Option<String>,
 }
 
 impl PgLease {
@@ -480,6 +507,7 @@ impl PgLease {
             lost,
             renewal,
             released: false,
+            last_written: None,
         }
     }
 
@@ -519,14 +547,27 @@ impl StateLock for PgLease {
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.check()?;
-            if let Some(text) = self.taken.current().await? {
-                self.taken.shared.parse(&text)?;
-            }
             let mut stamped = state.clone();
             stamped.pipeline = Some(self.taken.shared.pipeline.clone());
             stamped.pipeline_file = self.pipeline_file.clone();
             stamped.updated_at = Some(Utc::now());
-            self.taken.write(Some(&stamped.to_json().to_string())).await
+            let text = stamped.to_json().to_string();
+            // The row still holding what this lease wrote last was valid then and is valid
+            // now: one statement replaces it. Otherwise (a first commit, a row changed since)
+            // the stored state is read and checked before it is replaced.
+            if let Some(last) = &self.last_written
+                && self.taken.replace(last, &text).await?
+            {
+                self.last_written = Some(text);
+                return Ok(());
+            }
+            self.last_written = None;
+            if let Some(current) = self.taken.current().await? {
+                self.taken.shared.parse(&current)?;
+            }
+            self.taken.write(Some(&text)).await?;
+            self.last_written = Some(text);
+            Ok(())
         })
     }
 
@@ -543,6 +584,7 @@ impl StateLock for PgLease {
     fn reset(&mut self) -> StoreFuture<'_, bool> {
         Box::pin(async move {
             self.check()?;
+            self.last_written = None;
             let existed = self.taken.current().await?.is_some();
             self.taken.write(None).await?;
             Ok(existed)

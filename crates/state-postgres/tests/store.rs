@@ -397,3 +397,41 @@ async fn a_server_certificate_that_cannot_be_verified_is_refused_with_the_way_ou
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_row_changed_by_hand_between_two_commits_is_checked_again_before_it_is_replaced() {
+    let client = schema("state_pg_changed").await;
+    let store = store("state_pg_changed", "orders");
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&state("2026-01-01T00:00:00Z")).await.unwrap();
+    lock.commit(&state("2026-01-02T00:00:00Z")).await.unwrap();
+    client
+        .batch_execute("UPDATE cannectors_state SET state = '[]' WHERE pipeline = 'orders'")
+        .await
+        .unwrap();
+
+    let error = lock
+        .commit(&state("2026-01-03T00:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StateError::CorruptRecord { .. }),
+        "{error:?}"
+    );
+    assert_eq!(row_state(&client, "orders").await.as_deref(), Some("[]"));
+
+    // Fixed by hand: the next commit goes through.
+    client
+        .batch_execute(
+            "UPDATE cannectors_state SET state = '{\"offset\": 1}' WHERE pipeline = 'orders'",
+        )
+        .await
+        .unwrap();
+    lock.commit(&state("2026-01-04T00:00:00Z")).await.unwrap();
+    lock.commit(&state("2026-01-05T00:00:00Z")).await.unwrap();
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(
+        loaded.timestamp.unwrap().to_rfc3339_utc(),
+        "2026-01-05T00:00:00Z"
+    );
+}
