@@ -122,9 +122,9 @@ async fn a_run_whose_lease_was_taken_over_delivers_nothing_more() {
                     )
                     .await
                     .unwrap();
-                // The run learns it from its renewal, every 50 ms; nothing else shows it, so
-                // give the renewal a few periods.
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                // The run learns it from its renewal, every 50 ms; nothing outside the run
+                // shows when that happened, so give the renewal twenty periods.
+                tokio::time::sleep(Duration::from_millis(1000)).await;
             })
         })),
     };

@@ -221,13 +221,13 @@ async fn a_commit_of_a_fenced_owner_is_refused_and_leaves_the_row_as_it_was() {
 async fn renewal_keeps_a_lease_alive_past_its_ttl() {
     schema("state_pg_renewal").await;
     let holder = store("state_pg_renewal", "orders")
-        .with_lease_ttl(Duration::from_millis(900))
+        .with_lease_ttl(Duration::from_millis(1500))
         .with_owner("replica-a");
-    assert_eq!(holder.renew_every(), Duration::from_millis(300));
+    assert_eq!(holder.renew_every(), Duration::from_millis(500));
     let mut lock = holder.lock().await.unwrap();
     let other = store("state_pg_renewal", "orders").with_owner("replica-b");
     // Three TTLs: without renewal the lease would have expired twice over.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(2700);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(4500);
     while tokio::time::Instant::now() < deadline {
         match other.lock().await {
             Err(StateError::Held { owner, .. }) => assert_eq!(owner, "replica-a"),
