@@ -127,6 +127,13 @@ fn a_run_commits_to_the_store_and_state_show_set_reset_work_there() {
 
     let reset = run(&ws, &store, &["state", "reset", "events.yaml"]);
     assert_eq!(reset.code, Some(0), "{reset:?}");
+    assert!(
+        reset.stdout.starts_with(
+            "removed the state of pipeline `events` in table cannectors_state of postgres://"
+        ),
+        "{reset:?}"
+    );
+    assert!(!reset.stderr.contains("NOTICE"), "{reset:?}");
     assert_eq!(row(schema), None);
     let show = run(&ws, &store, &["state", "show", "events.yaml"]);
     assert!(

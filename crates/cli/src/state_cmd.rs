@@ -148,15 +148,21 @@ async fn show(file: &Path) -> Result<(), Failure> {
 }
 
 async fn reset(file: &Path) -> Result<(), Failure> {
-    let store = store(file)?;
+    let (store, shared) = store_and_kind(file)?;
     let mut lock = store.lock().await.map_err(runtime(file))?;
     let removed = lock.reset().await.map_err(runtime(file))?;
     release(lock, file).await?;
-    if removed {
-        println!(
-            "removed {}: the next run starts from the beginning",
+    let what = if shared {
+        format!(
+            "the state of pipeline `{}` in {}",
+            store.pipeline(),
             store.location()
-        );
+        )
+    } else {
+        store.location().to_owned()
+    };
+    if removed {
+        println!("removed {what}: the next run starts from the beginning");
     } else {
         println!("no state at {}: nothing to reset", store.location());
     }

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE cannectors_state (
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Creates the tables, or upgrades them to [`VERSION`]; refuses tables of a newer version.
+/// The server's notices ("already exists, skipping") are silenced for the transaction only.
 pub(crate) async fn migrate(client: &Client) -> Result<(), Failure> {
     let outcome = migrate_in_transaction(client).await;
     let end = if outcome.is_ok() {
@@ -54,7 +55,8 @@ pub(crate) async fn migrate(client: &Client) -> Result<(), Failure> {
 async fn migrate_in_transaction(client: &Client) -> Result<(), Failure> {
     client
         .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
+            "BEGIN; SET LOCAL client_min_messages TO warning; \
+             SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
              CREATE TABLE IF NOT EXISTS cannectors_schema_version (
                 component text PRIMARY KEY,
                 version bigint NOT NULL,
