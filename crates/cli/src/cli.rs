@@ -164,13 +164,15 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StateCommand {
-    /// Print the state and the absolute path of its file.
+    /// Print the state and where it is kept: the absolute path of its file, or the table of
+    /// the PostgreSQL store with the pipeline's lease (owner, expiry, epoch).
     #[command(after_help = "Example:\n  cannectors state show events.yaml")]
     Show {
         /// The pipeline file.
         file: PathBuf,
     },
-    /// Print the absolute path of the state file.
+    /// Print where the state is kept: the absolute path of the state file, or the table of the
+    /// PostgreSQL store.
     Path {
         /// The pipeline file.
         file: PathBuf,

@@ -13,7 +13,8 @@
 //!   right to write it, a [`StateLock`]; only that guard can commit or reset, so writing
 //!   without the lock does not compile.
 //! - [`FileStore`]: the store in `<dir>/<name>.json`, with crash-consistent commits and an OS
-//!   lock beside the file.
+//!   lock beside the file. Stores shared by several processes (cannectors-state-postgres) take
+//!   a [`Lease`] instead, and report it with [`StateStore::lease`].
 //!
 //! Store operations return futures ([`StoreFuture`]), so that stores doing asynchronous I/O fit
 //! the same trait; any executor runs them. The file format is described in `docs/state-file.md`.

@@ -296,8 +296,8 @@ pub enum StateError {
     /// Another process holds the lease on the pipeline's state.
     #[error(
         "pipeline `{pipeline}` is running elsewhere: {owner} holds its lease in {location} \
-         until {} (by the database's clock); it runs here once that process releases the lease \
-         or the lease expires",
+         until {} (by the database's clock); a run here can take it once that process releases \
+         it or it expires",
         until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     )]
     Held {
