@@ -80,7 +80,25 @@ impl PgStore {
     /// third of it. Nothing is connected yet: the first operation connects, and creates the
     /// tables when they are missing.
     pub fn new(name: &str, url: &str) -> Result<PgStore, StateError> {
-        Self::with_settings(name, url, DEFAULT_LEASE_TTL, None, None)
+        let ttl = DEFAULT_LEASE_TTL;
+        let database =
+            Database::new(url, wait_bound(ttl)).map_err(|reason| StateError::Unavailable {
+                pipeline: name.to_owned(),
+                location: format!("table {STATE_TABLE}"),
+                reason,
+            })?;
+        let location = format!("table {STATE_TABLE} of {}", database.shown);
+        Ok(PgStore {
+            shared: Arc::new(Shared {
+                pipeline: name.to_owned(),
+                location,
+                database,
+                ttl,
+                renew_every: ttl / 3,
+                owner: default_owner(),
+            }),
+            pipeline_file: None,
+        })
     }
 
     /// The same store with leases of `ttl`, renewed every third of it. The bound on each
@@ -128,33 +146,6 @@ impl PgStore {
     /// The version of the tables this program creates and reads.
     pub fn schema_version() -> i64 {
         VERSION
-    }
-
-    fn with_settings(
-        name: &str,
-        url: &str,
-        ttl: Duration,
-        renew_every: Option<Duration>,
-        owner: Option<String>,
-    ) -> Result<PgStore, StateError> {
-        let database =
-            Database::new(url, wait_bound(ttl)).map_err(|reason| StateError::Unavailable {
-                pipeline: name.to_owned(),
-                location: format!("table {STATE_TABLE}"),
-                reason,
-            })?;
-        let location = format!("table {STATE_TABLE} of {}", database.shown);
-        Ok(PgStore {
-            shared: Arc::new(Shared {
-                pipeline: name.to_owned(),
-                location,
-                database,
-                ttl,
-                renew_every: renew_every.unwrap_or(ttl / 3),
-                owner: owner.unwrap_or_else(default_owner),
-            }),
-            pipeline_file: None,
-        })
     }
 
     fn rebuilt(self, ttl: Duration, renew_every: Duration, owner: String) -> PgStore {
@@ -342,7 +333,7 @@ impl Shared {
             }
             let row = self.run(self.read_row()).await?;
             if let Some(Row {
-                owner: Some(owner),
+                owner,
                 lease_until: Some(until),
                 held: true,
                 ..
@@ -351,7 +342,8 @@ impl Shared {
                 return Err(StateError::Held {
                     pipeline: self.pipeline.clone(),
                     location: self.location.clone(),
-                    owner,
+                    // Only a row written by hand has a lease without an owner.
+                    owner: owner.unwrap_or_else(|| "an unnamed process".to_owned()),
                     until,
                 });
             }
