@@ -435,3 +435,21 @@ async fn a_row_changed_by_hand_between_two_commits_is_checked_again_before_it_is
         "2026-01-05T00:00:00Z"
     );
 }
+
+#[tokio::test]
+async fn a_lease_written_by_hand_without_an_owner_still_keeps_others_out() {
+    let client = schema("state_pg_no_owner").await;
+    let store = store("state_pg_no_owner", "orders");
+    store.load().await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO cannectors_state (pipeline, lease_until, epoch) \
+             VALUES ('orders', now() + interval '1 minute', 5)",
+        )
+        .await
+        .unwrap();
+    match store.lock().await {
+        Err(StateError::Held { owner, .. }) => assert_eq!(owner, "an unnamed process"),
+        other => panic!("expected Held, got {other:?}"),
+    }
+}
