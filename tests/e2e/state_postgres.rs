@@ -1,13 +1,18 @@
 //! The PostgreSQL state store through the binary: a run committing there, `state
-//! show|set|reset` with the lease, `state migrate` from a state file, and the runs that must
-//! stop before delivering anything (store unreachable, pipeline held elsewhere, bad row). Each
+//! show|set|reset` with the lease, `state migrate` from a state file, the runs that must stop
+//! before delivering anything (store unreachable, pipeline held elsewhere, bad row), and a
+//! process frozen past its lease that is fenced when it wakes. Each
 //! test works in a schema of its own on the throwaway server of `cargo xtask pg`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use cannectors_test_support::postgres::{self, fresh_schema_blocking as fresh_schema};
 
+use crate::support::http::{Response, Server};
 use crate::support::{Outcome, Workspace, output_within};
 
 /// Ten source rows.
@@ -334,4 +339,158 @@ fn state_migrate_copies_a_state_file_and_replaces_a_different_row_only_with_forc
     );
     assert_eq!(missing.code, Some(3), "{missing:?}");
     assert!(missing.stderr.contains("nothing to migrate"), "{missing:?}");
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -s {signal} {pid}");
+}
+
+/// Kills a process the test froze, should the test fail before the process ended: a stopped
+/// process would otherwise outlive the test run.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_holder_frozen_past_its_lease_is_fenced_and_delivers_nothing_more_when_it_wakes() {
+    let schema = "e2e_pg_store_frozen";
+    fresh_schema(
+        schema,
+        "CREATE TABLE events (id bigint PRIMARY KEY); \
+         INSERT INTO events SELECT generate_series(1, 6);",
+    );
+    let store = postgres::url_in_schema(schema);
+    // The second request (the first process's second batch) is held until the test opens
+    // the gate: that process is then frozen with a batch in flight.
+    let (open_gate, gate) = mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let count = AtomicUsize::new(0);
+    let destination = Server::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) == 1 {
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
+        }
+        Response::status(200, "ok")
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &format!(
+            r#"
+name: events
+input:
+  type: database
+  connectionString: "{source}"
+  query: "SELECT id FROM events WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 2"
+  statePersistence:
+    id: {{field: id}}
+    store: postgres
+    connectionStringRef: ${{STATE_DATABASE_URL}}
+    leaseTtlMs: 1000
+    leaseRenewMs: 200
+output:
+  type: httpRequest
+  endpoint: {endpoint}
+  timeoutMs: 30000
+  retry: {{maxAttempts: 1}}
+"#,
+            source = store,
+            endpoint = destination.url("/in"),
+        ),
+    );
+
+    let mut first = ws.command(&["run", "events.yaml", "--once"]);
+    first
+        .env("STATE_DATABASE_URL", &store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let first = first.spawn().unwrap();
+    let pid = first.id();
+    let mut guard = KillOnDrop(Some(pid));
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(first.wait_with_output());
+    });
+    assert!(destination.wait_for_requests(2, Duration::from_secs(30)));
+    signal(pid, "STOP");
+
+    // Its lease expires by the database's clock; then a second process takes it over and
+    // runs the pipeline to its end.
+    let (client, runtime) = client(schema);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while runtime.block_on(async {
+        client
+            .query_one(
+                "SELECT lease_until > now() FROM cannectors_state WHERE pipeline = 'events'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = run(&ws, &store, &["run", "events.yaml", "--once"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let after_second = row(schema);
+    let committed: serde_json::Value =
+        serde_json::from_str(after_second.as_deref().unwrap()).unwrap();
+    assert_eq!(committed["id"], 6);
+    assert_eq!(
+        destination.requests().len(),
+        4,
+        "batches 3-4 (again) and 5-6"
+    );
+
+    // The first process wakes up, its batch in flight is answered: its commit is refused.
+    signal(pid, "CONT");
+    open_gate.send(()).unwrap();
+    let first = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the first process ends")
+        .unwrap();
+    guard.0 = None;
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr
+            .contains("pipeline `events` lost its lease in table cannectors_state of postgres://"),
+        "{stderr}"
+    );
+    assert_eq!(destination.requests().len(), 4, "nothing more delivered");
+    assert_eq!(
+        row(schema),
+        after_second,
+        "the state is the second process's"
+    );
+    let bodies: Vec<String> = destination
+        .requests()
+        .iter()
+        .map(|request| String::from_utf8_lossy(&request.body).into_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            r#"[{"id":1},{"id":2}]"#,
+            r#"[{"id":3},{"id":4}]"#,
+            r#"[{"id":3},{"id":4}]"#,
+            r#"[{"id":5},{"id":6}]"#
+        ]
+    );
 }
