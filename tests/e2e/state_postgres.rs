@@ -5,6 +5,7 @@
 //! test works in a schema of its own on the throwaway server of `cargo xtask pg`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -350,9 +351,138 @@ fn signal(pid: u32, signal: &str) {
     assert!(sent.success(), "kill -s {signal} {pid}");
 }
 
-/// Kills a process the test froze, should the test fail before the process ended: a stopped
-/// process would otherwise outlive the test run.
+/// Six source rows, delivered two at a time to an HTTP destination whose answer to the second
+/// request waits until the test opens the gate: the first run is then held with its second
+/// batch in flight.
+struct Gated {
+    schema: &'static str,
+    store: String,
+    ws: Workspace,
+    destination: Server,
+    open_gate: mpsc::Sender<()>,
+}
+
+impl Gated {
+    fn new(schema: &'static str, lease: &str) -> Gated {
+        fresh_schema(
+            schema,
+            "CREATE TABLE events (id bigint PRIMARY KEY); \
+             INSERT INTO events SELECT generate_series(1, 6);",
+        );
+        let store = postgres::url_in_schema(schema);
+        let (open_gate, gate) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let count = AtomicUsize::new(0);
+        let destination = Server::start(move |_| {
+            if count.fetch_add(1, Ordering::SeqCst) == 1 {
+                let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
+            }
+            Response::status(200, "ok")
+        });
+        let ws = Workspace::new();
+        ws.write(
+            "events.yaml",
+            &format!(
+                r#"
+name: events
+input:
+  type: database
+  connectionString: "{store}"
+  query: "SELECT id FROM events WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 2"
+  statePersistence:
+    id: {{field: id}}
+    store: postgres
+    connectionStringRef: ${{STATE_DATABASE_URL}}
+{lease}output:
+  type: httpRequest
+  endpoint: {endpoint}
+  timeoutMs: 30000
+  retry: {{maxAttempts: 1}}
+"#,
+                endpoint = destination.url("/in"),
+            ),
+        );
+        Gated {
+            schema,
+            store,
+            ws,
+            destination,
+            open_gate,
+        }
+    }
+
+    /// Starts `run --once` in the background, and waits until its second batch is in flight.
+    fn start_held(&self) -> Running {
+        let mut command = self.ws.command(&["run", "events.yaml", "--once"]);
+        command
+            .env("STATE_DATABASE_URL", &self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let guard = KillOnDrop(Some(child.id()));
+        let stderr = child.stderr.take().unwrap();
+        let (line, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for text in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = line.send(text);
+            }
+        });
+        let (done, status) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait().unwrap());
+        });
+        assert!(
+            self.destination
+                .wait_for_requests(2, Duration::from_secs(30))
+        );
+        Running {
+            guard,
+            lines,
+            status,
+        }
+    }
+
+    /// Waits until the pipeline's lease expired by the database's clock.
+    fn wait_for_expiry(&self) {
+        let (client, runtime) = client(self.schema);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while runtime.block_on(async {
+            client
+                .query_one(
+                    "SELECT coalesce(lease_until > now(), false) FROM cannectors_state \
+                     WHERE pipeline = 'events'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lease never expired"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.destination
+            .requests()
+            .iter()
+            .map(|request| String::from_utf8_lossy(&request.body).into_owned())
+            .collect()
+    }
+}
+
+/// Kills a process the test started, should the test fail before the process ended: a stopped
+/// or held process would otherwise outlive the test run.
 struct KillOnDrop(Option<u32>);
+
+impl KillOnDrop {
+    fn pid(&self) -> u32 {
+        self.0.unwrap()
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -364,133 +494,146 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A `run --once` in the background.
+struct Running {
+    guard: KillOnDrop,
+    lines: mpsc::Receiver<String>,
+    status: mpsc::Receiver<std::process::ExitStatus>,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    /// Waits, for at most a minute, until it logged a line holding `text`.
+    fn wait_for_log(&self, text: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(error) => panic!("no log line with `{text}`: {error}"),
+            }
+        }
+    }
+
+    /// Its exit code and what it logged, once it ended (within a minute).
+    fn ended(mut self) -> (Option<i32>, String) {
+        let status = self
+            .status
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the process ends");
+        self.guard.0 = None;
+        let logged: Vec<String> = self.lines.iter().collect();
+        (status.code(), logged.join("\n"))
+    }
+}
+
 #[test]
 fn a_holder_frozen_past_its_lease_is_fenced_and_delivers_nothing_more_when_it_wakes() {
-    let schema = "e2e_pg_store_frozen";
-    fresh_schema(
-        schema,
-        "CREATE TABLE events (id bigint PRIMARY KEY); \
-         INSERT INTO events SELECT generate_series(1, 6);",
+    let gated = Gated::new(
+        "e2e_pg_store_frozen",
+        "    leaseTtlMs: 1000\n    leaseRenewMs: 200\n",
     );
-    let store = postgres::url_in_schema(schema);
-    // The second request (the first process's second batch) is held until the test opens
-    // the gate: that process is then frozen with a batch in flight.
-    let (open_gate, gate) = mpsc::channel::<()>();
-    let gate = Mutex::new(gate);
-    let count = AtomicUsize::new(0);
-    let destination = Server::start(move |_| {
-        if count.fetch_add(1, Ordering::SeqCst) == 1 {
-            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
-        }
-        Response::status(200, "ok")
-    });
-    let ws = Workspace::new();
-    ws.write(
-        "events.yaml",
-        &format!(
-            r#"
-name: events
-input:
-  type: database
-  connectionString: "{source}"
-  query: "SELECT id FROM events WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 2"
-  statePersistence:
-    id: {{field: id}}
-    store: postgres
-    connectionStringRef: ${{STATE_DATABASE_URL}}
-    leaseTtlMs: 1000
-    leaseRenewMs: 200
-output:
-  type: httpRequest
-  endpoint: {endpoint}
-  timeoutMs: 30000
-  retry: {{maxAttempts: 1}}
-"#,
-            source = store,
-            endpoint = destination.url("/in"),
-        ),
-    );
-
-    let mut first = ws.command(&["run", "events.yaml", "--once"]);
-    first
-        .env("STATE_DATABASE_URL", &store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let first = first.spawn().unwrap();
-    let pid = first.id();
-    let mut guard = KillOnDrop(Some(pid));
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(first.wait_with_output());
-    });
-    assert!(destination.wait_for_requests(2, Duration::from_secs(30)));
-    signal(pid, "STOP");
+    let first = gated.start_held();
+    signal(first.pid(), "STOP");
 
     // Its lease expires by the database's clock; then a second process takes it over and
     // runs the pipeline to its end.
-    let (client, runtime) = client(schema);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while runtime.block_on(async {
-        client
-            .query_one(
-                "SELECT lease_until > now() FROM cannectors_state WHERE pipeline = 'events'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, bool>(0)
-    }) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lease never expired"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let second = run(&ws, &store, &["run", "events.yaml", "--once"]);
+    gated.wait_for_expiry();
+    let second = run(&gated.ws, &gated.store, &["run", "events.yaml", "--once"]);
     assert_eq!(second.code, Some(0), "{second:?}");
-    let after_second = row(schema);
+    let after_second = row(gated.schema);
     let committed: serde_json::Value =
         serde_json::from_str(after_second.as_deref().unwrap()).unwrap();
     assert_eq!(committed["id"], 6);
-    assert_eq!(
-        destination.requests().len(),
-        4,
-        "batches 3-4 (again) and 5-6"
-    );
+    assert_eq!(gated.bodies().len(), 4, "batches 3-4 (again) and 5-6");
 
     // The first process wakes up, its batch in flight is answered: its commit is refused.
-    signal(pid, "CONT");
-    open_gate.send(()).unwrap();
-    let first = finished
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the first process ends")
-        .unwrap();
-    guard.0 = None;
-    let stderr = String::from_utf8_lossy(&first.stderr);
-    assert_eq!(first.status.code(), Some(3), "{stderr}");
+    signal(first.pid(), "CONT");
+    gated.open_gate.send(()).unwrap();
+    let (code, stderr) = first.ended();
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(
         stderr
             .contains("pipeline `events` lost its lease in table cannectors_state of postgres://"),
         "{stderr}"
     );
-    assert_eq!(destination.requests().len(), 4, "nothing more delivered");
     assert_eq!(
-        row(schema),
+        row(gated.schema),
         after_second,
         "the state is the second process's"
     );
-    let bodies: Vec<String> = destination
-        .requests()
-        .iter()
-        .map(|request| String::from_utf8_lossy(&request.body).into_owned())
-        .collect();
     assert_eq!(
-        bodies,
+        gated.bodies(),
         [
             r#"[{"id":1},{"id":2}]"#,
             r#"[{"id":3},{"id":4}]"#,
             r#"[{"id":3},{"id":4}]"#,
             r#"[{"id":5},{"id":6}]"#
-        ]
+        ],
+        "nothing more delivered by the first process"
+    );
+}
+
+#[test]
+fn a_killed_holder_loses_its_lease_at_expiry_and_another_process_continues_without_loss() {
+    let gated = Gated::new(
+        "e2e_pg_store_killed",
+        "    leaseTtlMs: 1000\n    leaseRenewMs: 200\n",
+    );
+    let first = gated.start_held();
+    signal(first.pid(), "KILL");
+    let (code, _) = first.ended();
+    assert_eq!(code, None, "killed by a signal");
+
+    gated.wait_for_expiry();
+    let second = run(&gated.ws, &gated.store, &["run", "events.yaml", "--once"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let committed: serde_json::Value = serde_json::from_str(&row(gated.schema).unwrap()).unwrap();
+    assert_eq!(committed["id"], 6);
+    assert_eq!(
+        gated.bodies(),
+        [
+            r#"[{"id":1},{"id":2}]"#,
+            r#"[{"id":3},{"id":4}]"#,
+            r#"[{"id":3},{"id":4}]"#,
+            r#"[{"id":5},{"id":6}]"#
+        ],
+        "every record, the batch in flight at the kill twice"
+    );
+    gated.open_gate.send(()).ok();
+}
+
+#[test]
+fn sigterm_finishes_the_batch_and_hands_the_lease_over_without_waiting_for_its_expiry() {
+    // A lease of ten minutes: a second run could not wait for it.
+    let gated = Gated::new("e2e_pg_store_sigterm", "    leaseTtlMs: 600000\n");
+    let first = gated.start_held();
+    signal(first.pid(), "TERM");
+    // Answered only once the process knows it is to stop: it then finishes this batch and
+    // starts no other.
+    first.wait_for_log("SIGTERM received: shutting down");
+    gated.open_gate.send(()).unwrap();
+    let (code, stderr) = first.ended();
+    assert_eq!(code, Some(0), "{stderr}");
+    let committed: serde_json::Value = serde_json::from_str(&row(gated.schema).unwrap()).unwrap();
+    assert_eq!(
+        committed["id"], 4,
+        "the batch in flight was finished and committed"
+    );
+
+    let second = run(&gated.ws, &gated.store, &["run", "events.yaml", "--once"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(
+        gated.bodies(),
+        [
+            r#"[{"id":1},{"id":2}]"#,
+            r#"[{"id":3},{"id":4}]"#,
+            r#"[{"id":5},{"id":6}]"#
+        ],
+        "each record once"
     );
 }
