@@ -6,7 +6,9 @@
 
 mod credentials;
 mod database;
+mod filters;
 mod http_run;
+mod late_commits;
 mod pagination;
 mod schedule;
 mod scheduler;

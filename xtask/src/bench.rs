@@ -4,6 +4,13 @@
 //! the bottleneck), the release binary runs a pipeline against it with offset pagination and
 //! timestamp + id cursors to the file output, and `/usr/bin/time` reports its peak RSS. The
 //! output file must then hold every record served, in order, byte for byte.
+//!
+//! Three workloads: plain; with `lookback` set to a window holding 10% of the records (one
+//! record a millisecond), so that every record goes through the identity check and the last
+//! tenth is remembered in the state file, whose size is reported; and filtered, the same source
+//! through [`FILTERS`] (a mapping of three fields with two transforms, a set, and a condition
+//! dropping a tenth of the records), whose output must hold the nine records in ten that are
+//! kept, reshaped.
 
 use std::path::Path;
 use std::process::Command;
@@ -73,9 +80,72 @@ struct Measurement {
     records: usize,
     seconds: f64,
     peak_rss_kib: u64,
+    state_bytes: u64,
 }
 
-fn run_once(binary: &Path, total: usize) -> Result<Measurement, String> {
+/// The `lookback` of the workload that reads `total` records: a tenth of their span, since the
+/// records are one millisecond apart.
+fn lookback_of(total: usize) -> String {
+    format!("{}ms", total / 10)
+}
+
+/// The filtered workload: a mapping of three fields with two transforms, a set, and a
+/// condition that drops every record whose id is a multiple of 10.
+const FILTERS: &str = r#"filters:
+  - type: mapping
+    mappings:
+      - {source: name, target: customer.name, transforms: [{op: uppercase}]}
+      - {source: email, target: contact.email, transforms: [{op: lowercase}]}
+      - {source: country, target: country_code}
+  - {type: set, target: meta.source, value: bench}
+  - type: condition
+    expression: "id % 10 == 0"
+    then: [{type: drop}]
+"#;
+
+/// Record `id` as the filtered workload delivers it.
+fn filtered_record(id: usize) -> String {
+    let plain = record(id);
+    let open = plain.strip_suffix('}').unwrap_or(&plain);
+    format!(
+        r#"{open},"customer":{{"name":"CUSTOMER-{id:07}"}},"contact":{{"email":"user{id:07}@example.com"}},"country_code":"DE","meta":{{"source":"bench"}}}}"#
+    )
+}
+
+/// What a bench run adds to the plain pipeline.
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    Plain,
+    Lookback,
+    Filtered,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Plain => "plain",
+            Workload::Lookback => "lookback 10%",
+            Workload::Filtered => "filtered",
+        }
+    }
+}
+
+fn run_once(binary: &Path, total: usize, workload: Workload) -> Result<Measurement, String> {
+    let lookback = if workload == Workload::Lookback {
+        // maxIdentities above the window, so that the bound does not drop any.
+        format!(
+            "\n    lookback: {}\n    maxIdentities: {}",
+            lookback_of(total),
+            total / 5 + 1
+        )
+    } else {
+        String::new()
+    };
+    let filters = if workload == Workload::Filtered {
+        FILTERS
+    } else {
+        ""
+    };
     let source = start_source(total);
     let endpoint = source.url("/events");
     let dir = scratch_dir()?;
@@ -91,20 +161,29 @@ input:
   pagination: {{type: offset, param: offset, limitParam: limit, limit: {PAGE}, totalField: total}}
   statePersistence:
     timestamp: {{field: updated_at, queryParam: updated_after}}
-    id: {{field: id, queryParam: after_id}}
-output: {{type: file, path: out.jsonl}}
+    id: {{field: id, queryParam: after_id}}{lookback}
+    storagePath: ./state
+{filters}output: {{type: file, path: out.jsonl}}
 "#
         ),
     )
     .map_err(|e| e.to_string())?;
     let run = run_pipeline(binary, &pipeline, &dir)?;
-    let checked = check_output(&dir.join("out.jsonl"), total);
+    let checked = if workload == Workload::Filtered {
+        check_filtered_output(&dir.join("out.jsonl"), total)
+    } else {
+        check_output(&dir.join("out.jsonl"), total)
+    };
+    let state_bytes = std::fs::metadata(dir.join("state/bench-http.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&dir);
     checked?;
     Ok(Measurement {
         records: total,
         seconds: run.seconds,
         peak_rss_kib: run.peak_rss_kib,
+        state_bytes,
     })
 }
 
@@ -135,6 +214,35 @@ fn check_output(path: &Path, total: usize) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// The filtered output must hold the records whose id is not a multiple of 10, reshaped, in
+/// order: the first ones are compared byte for byte, the rest are counted.
+fn check_filtered_output(path: &Path, total: usize) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("no readable output file {}: {e}", path.display()))?;
+    let kept = (1..=total).filter(|id| id % 10 != 0);
+    let mut lines = text.lines();
+    for id in kept.clone().take(100) {
+        match lines.next() {
+            Some(line) if line == filtered_record(id) => {}
+            other => {
+                return Err(format!(
+                    "expected record {id} reshaped: {}\nfound: {:.300}",
+                    filtered_record(id),
+                    other.unwrap_or("the end of the file")
+                ));
+            }
+        }
+    }
+    let expected = kept.count();
+    let found = text.lines().count();
+    if found != expected {
+        return Err(format!(
+            "expected {expected} records in the output file (a tenth dropped), found {found}"
+        ));
+    }
+    Ok(())
 }
 
 /// How long one run of the binary took and the most memory it held.
@@ -200,20 +308,31 @@ pub(crate) fn scratch_dir() -> Result<std::path::PathBuf, String> {
     Ok(dir)
 }
 
-/// Runs the HTTP benchmark and prints a Markdown table.
+/// Runs the HTTP benchmark and prints a Markdown table: the plain and lookback workloads at
+/// 10,000 and 1,000,000 records, then the filtered one at 1,000,000.
 pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
-    println!("| records | run | seconds | records/s | peak RSS (MiB) |");
-    println!("|---:|---:|---:|---:|---:|");
-    for total in [10_000, 1_000_000] {
+    println!(
+        "| workload | records | run | seconds | records/s | peak RSS (MiB) | state file (KiB) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (workload, total) in [
+        (Workload::Plain, 10_000),
+        (Workload::Lookback, 10_000),
+        (Workload::Plain, 1_000_000),
+        (Workload::Lookback, 1_000_000),
+        (Workload::Filtered, 1_000_000),
+    ] {
+        let name = workload.name();
         let mut best: Option<Measurement> = None;
         for run in 1..=runs {
-            let m = run_once(binary, total)?;
+            let m = run_once(binary, total, workload)?;
             println!(
-                "| {} | {run} | {:.3} | {:.0} | {:.1} |",
+                "| {name} | {} | {run} | {:.3} | {:.0} | {:.1} | {:.1} |",
                 m.records,
                 m.seconds,
                 m.records as f64 / m.seconds,
-                m.peak_rss_kib as f64 / 1024.0
+                m.peak_rss_kib as f64 / 1024.0,
+                m.state_bytes as f64 / 1024.0
             );
             if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
                 best = Some(m);
@@ -221,11 +340,12 @@ pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
         }
         if let Some(b) = best {
             println!(
-                "| {} | best | {:.3} | **{:.0}** | {:.1} |",
+                "| {name} | {} | best | {:.3} | **{:.0}** | {:.1} | {:.1} |",
                 b.records,
                 b.seconds,
                 b.records as f64 / b.seconds,
-                b.peak_rss_kib as f64 / 1024.0
+                b.peak_rss_kib as f64 / 1024.0,
+                b.state_bytes as f64 / 1024.0
             );
         }
     }

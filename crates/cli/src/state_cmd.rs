@@ -193,6 +193,12 @@ async fn set(
         .unwrap_or_default();
     if timestamp.is_some() {
         state.timestamp = seed.timestamp;
+        // A new timestamp means "deliver from here": records remembered as delivered in the
+        // old lookback window must not be left out of that.
+        if !state.identities.is_empty() {
+            state.identities = Default::default();
+            println!("forgot the records remembered by lookback: the next run delivers them again");
+        }
     }
     if id.is_some() {
         state.id = seed.id;

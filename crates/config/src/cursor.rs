@@ -10,7 +10,8 @@ use cannectors_state::CursorFields;
 use crate::state_persistence::StatePersistence;
 
 impl StatePersistence {
-    /// The record fields of the enabled timestamp and id cursors.
+    /// The record fields of the enabled timestamp and id cursors, with what becomes of a record
+    /// that lacks one (`onMissingCursor`).
     ///
     /// ```
     /// let yaml = "name: p\ninput: {type: httpPolling, endpoint: 'https://x.example/a', \
@@ -27,6 +28,7 @@ impl StatePersistence {
             self.timestamp().map(|cursor| cursor.field.clone()),
             self.id().map(|cursor| cursor.field.clone()),
         )
+        .on_missing(self.on_missing_cursor)
     }
 }
 

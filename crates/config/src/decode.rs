@@ -334,6 +334,8 @@ impl Names<'_> {
         };
         let block = match path.segments().last() {
             Some(Segment::Key(key)) => key.as_str(),
+            // The blocks chosen by `type` in a list are the filters (`filters`, `then`, `else`).
+            Some(Segment::Index(_)) => "filter",
             _ => "block",
         };
         let names = tags
@@ -927,10 +929,9 @@ mod tests {
             block,
             serde_json::json!({"type": "httpPolling", "endpoint": ""})
         );
-        let mut tree =
-            serde_json::json!({"name": "", "input": block, "output": {"type": "stdout"}});
+        let tree = serde_json::json!({"name": "", "input": block, "output": {"type": "stdout"}});
         assert!(first_mismatch(&tree).is_ok());
-        tree["output"] = placeholder(&MODEL, &MODEL["$defs"]["SuccessConfig"], 0);
-        assert_eq!(tree["output"], serde_json::json!({"statusCodes": []}));
+        let mapping = placeholder(&MODEL, &MODEL["$defs"]["FieldMapping"], 0);
+        assert_eq!(mapping, serde_json::json!({"target": ""}));
     }
 }

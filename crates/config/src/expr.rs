@@ -24,6 +24,9 @@ pub enum StateCursor {
     Id,
     /// `state.offset`.
     Offset,
+    /// `window.end`: not a cursor but the upper bound of the run, now - `delay` (or the start
+    /// of the run without a delay), fixed when the run starts.
+    WindowEnd,
 }
 
 impl StateCursor {
@@ -45,6 +48,7 @@ impl fmt::Display for StateCursor {
             StateCursor::Timestamp => "state.timestamp",
             StateCursor::Id => "state.id",
             StateCursor::Offset => "state.offset",
+            StateCursor::WindowEnd => "window.end",
         })
     }
 }
@@ -280,6 +284,9 @@ fn split_coalesce(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn parse_operand(text: &str) -> Result<Expr, String> {
+    if text == "window.end" {
+        return Ok(Expr::Ref(Reference::State(StateCursor::WindowEnd)));
+    }
     if let Some(name) = text.strip_prefix("state.") {
         return StateCursor::from_name(name)
             .map(|cursor| Expr::Ref(Reference::State(cursor)))

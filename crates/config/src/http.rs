@@ -5,6 +5,7 @@
 //! they are; an endpoint is parsed into a URL, or into a template that becomes one when it is
 //! filled.
 
+use crate::expression::Expression;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -77,6 +78,7 @@ pub struct RetryConfig {
     max_delay: Duration,
     retryable_status_codes: Vec<u16>,
     use_retry_after_header: bool,
+    retry_hint_from_body: Option<Expression>,
 }
 
 impl RetryConfig {
@@ -109,6 +111,12 @@ impl RetryConfig {
     pub fn use_retry_after_header(&self) -> bool {
         self.use_retry_after_header
     }
+
+    /// `retryHintFromBody`: an expression on the JSON body (`body`) and the status (`status`)
+    /// of a response whose status is retryable; when it is false the request is not retried.
+    pub fn retry_hint_from_body(&self) -> Option<&Expression> {
+        self.retry_hint_from_body.as_ref()
+    }
 }
 
 impl Default for RetryConfig {
@@ -123,6 +131,7 @@ impl Default for RetryConfig {
             max_delay: Duration::from_millis(raw.max_delay_ms),
             retryable_status_codes: raw.retryable_status_codes,
             use_retry_after_header: raw.use_retry_after_header,
+            retry_hint_from_body: None,
         }
     }
 }
@@ -148,6 +157,9 @@ pub(crate) struct RawRetryConfig {
     pub(crate) retryable_status_codes: Vec<u16>,
     /// Wait as long as a `Retry-After` header asks (default true).
     pub(crate) use_retry_after_header: bool,
+    /// An expression on the JSON `body` (and `status`) of a response with a retryable status;
+    /// false: do not retry. A body that is not JSON falls back to the status code.
+    pub(crate) retry_hint_from_body: Option<String>,
 }
 
 impl Default for RawRetryConfig {
@@ -159,6 +171,7 @@ impl Default for RawRetryConfig {
             max_delay_ms: 30_000,
             retryable_status_codes: vec![429, 500, 502, 503, 504],
             use_retry_after_header: true,
+            retry_hint_from_body: None,
         }
     }
 }
@@ -201,6 +214,16 @@ impl RawRetryConfig {
                 );
             }
         }
+        let retry_hint_from_body = match self.retry_hint_from_body.as_deref() {
+            None => None,
+            Some(text) => match Expression::compile(text) {
+                Ok(expression) => Some(expression),
+                Err(error) => {
+                    findings.problem(path.key("retryHintFromBody"), error.to_string());
+                    None
+                }
+            },
+        };
         findings.clean_since(mark).then_some(RetryConfig {
             max_attempts: max_attempts?,
             delay: Duration::from_millis(self.delay_ms),
@@ -208,6 +231,7 @@ impl RawRetryConfig {
             max_delay: Duration::from_millis(self.max_delay_ms),
             retryable_status_codes: self.retryable_status_codes.clone(),
             use_retry_after_header: self.use_retry_after_header,
+            retry_hint_from_body,
         })
     }
 }

@@ -38,7 +38,10 @@ mod cursor;
 mod database;
 mod decode;
 mod document;
+mod duration;
 mod expr;
+mod expression;
+mod filter;
 mod http;
 mod input;
 mod model;
@@ -60,7 +63,13 @@ pub use authentication::{
     ApiKey, ApiKeyLocation, Authentication, BasicCredentials, BearerToken, OAuth2Credentials,
 };
 pub use database::{Connection, Driver};
+pub use duration::{DurationError, parse_duration};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
+pub use expression::{EvaluationError, Expression, ExpressionError};
+pub use filter::{
+    ConditionFilter, DateFormat, DropFilter, FieldMapping, FilterConfig, MappingFilter, OnError,
+    OnMissing, Pattern, RemoveFilter, SetFilter, Transform,
+};
 pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
 pub use input::database::{DatabaseInput, InputParameters};
@@ -68,7 +77,7 @@ pub use input::http::{HttpPollingInput, JsonBody, SourceBody};
 pub use input::pagination::{
     CursorPagination, LinkPagination, OffsetPagination, PageLimit, PagePagination, Pagination,
 };
-pub use model::{FilterConfig, Pipeline};
+pub use model::Pipeline;
 pub use output::OutputConfig;
 pub use output::database::DatabaseOutput;
 pub use output::file::FileOutput;
@@ -78,8 +87,8 @@ pub use path::{FieldPath, FieldPathError};
 pub use schedule::{CronSchedule, ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use state_persistence::{
-    IdCursor, OffsetCursor, PostgresStore, StatePersistence, StoreKind, StrftimePattern,
-    TimestampCursor, TimestampFormat, TimestampFormatError,
+    IdCursor, Identity, Lookback, OffsetCursor, OnMissingCursor, PostgresStore, StatePersistence,
+    StoreKind, StrftimePattern, TimestampCursor, TimestampFormat, TimestampFormatError,
 };
 pub use template::{Template, TemplateError, TemplatePart};
 pub use variables::Secrets;

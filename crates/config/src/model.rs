@@ -7,11 +7,10 @@
 //! generated from it), and its settings (public: parsed values, built only by validation, so
 //! that holding one means it passed every rule). docs/configuration.md describes the file.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::filter::{FilterConfig, RawFilter};
 use crate::input::{InputConfig, RawInput};
 use crate::output::{OutputConfig, RawOutput};
 
@@ -32,7 +31,7 @@ pub struct Pipeline {
     pub tags: Vec<String>,
     /// Where records come from.
     pub input: InputConfig,
-    /// Ordered reshaping steps applied to every batch.
+    /// Ordered reshaping steps applied to every record, without those with `enabled: false`.
     pub filters: Vec<FilterConfig>,
     /// Where records go.
     pub output: OutputConfig,
@@ -60,20 +59,9 @@ pub(crate) struct RawPipeline {
     pub(crate) input: RawInput,
     /// Ordered reshaping steps applied to every batch.
     #[serde(default)]
-    pub(crate) filters: Vec<FilterConfig>,
+    pub(crate) filters: Vec<RawFilter>,
     /// Where records go.
     pub(crate) output: RawOutput,
-}
-
-/// One filter step: its `type` and its settings.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-pub struct FilterConfig {
-    /// Filter type, e.g. `set`, `remove`, `mapping`, `condition`, `drop`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The settings of the filter.
-    #[serde(flatten)]
-    pub settings: BTreeMap<String, serde_json::Value>,
 }
 
 /// Schema stand-in for `version`: text, or a whole number.

@@ -55,7 +55,18 @@ mod tests {
             serde_json::json!(["name", "input", "output"])
         );
         assert_eq!(schema["additionalProperties"], false);
-        for name in ["httpPolling", "database", "stdout", "file", "httpRequest"] {
+        for name in [
+            "httpPolling",
+            "database",
+            "stdout",
+            "file",
+            "httpRequest",
+            "set",
+            "remove",
+            "mapping",
+            "condition",
+            "drop",
+        ] {
             assert!(
                 text.contains(&format!("\"const\":\"{name}\"")),
                 "schema lacks {name}"

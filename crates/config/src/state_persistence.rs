@@ -15,6 +15,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::database::{Connection, Driver};
+pub use cannectors_state::{Identity, OnMissingCursor};
+
+use std::num::NonZeroUsize;
+
 use crate::document::KeyPath;
 use crate::path::FieldPath;
 use crate::validate::Findings;
@@ -33,6 +37,15 @@ pub struct StatePersistence {
     /// Directory of the state files as written (default `./.cannectors-state`); never empty.
     /// Always `None` with the PostgreSQL store.
     pub storage_path: Option<String>,
+    /// What becomes of a record whose timestamp or id field is missing or null
+    /// (`onMissingCursor`, default `fail`).
+    pub on_missing_cursor: OnMissingCursor,
+    /// `lookback`: each run reads again the records of a window before the committed
+    /// timestamp, and delivers those it had not delivered.
+    pub lookback: Option<Lookback>,
+    /// `delay`: records newer than now - delay are not read yet; a run's upper bound
+    /// (`{{window.end}}`, `untilParam`, `window.end`) is then now - delay instead of now.
+    pub delay: Option<Duration>,
     /// Where the state is kept: files (the default) or PostgreSQL.
     pub store: StoreKind,
 }
@@ -65,6 +78,24 @@ pub struct PostgresStore {
 /// delivered and committed under one renewal, short enough that a dead process's pipelines
 /// move on within half a minute.
 const DEFAULT_LEASE_TTL_MS: u64 = 30_000;
+
+/// How far a run reaches back before the committed timestamp, and how it recognises the
+/// records it delivered already (`lookback`, `identity`, `maxIdentities`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lookback {
+    /// How far before the committed timestamp the first request of a run reaches; zero still
+    /// recognises the records at the committed timestamp (an inclusive `since`).
+    pub window: Duration,
+    /// What tells records apart: `identity` fields, else the id cursor, else the whole record.
+    pub identity: Identity,
+    /// At most this many identities are kept; the oldest go first.
+    pub max_identities: NonZeroUsize,
+}
+
+/// The number of identities a lookback window keeps when `maxIdentities` is not written:
+/// about 1 MB of state file at most.
+pub(crate) const DEFAULT_MAX_IDENTITIES: usize = 100_000;
 
 impl StatePersistence {
     /// The timestamp cursor when it is enabled.
@@ -99,6 +130,9 @@ pub struct TimestampCursor {
     /// httpPolling: how the committed timestamp is written into a request (`rfc3339` for a
     /// database input, which binds it with its SQL type).
     pub format: TimestampFormat,
+    /// httpPolling: the query parameter that carries the run's upper bound (now - `delay`, or
+    /// now), in `format`; never empty.
+    pub until_param: Option<String>,
 }
 
 /// The id cursor.
@@ -251,6 +285,30 @@ pub(crate) struct RawStatePersistence {
     /// Directory of the state files (default `./.cannectors-state`).
     #[serde(default)]
     pub(crate) storage_path: Option<String>,
+    /// A record whose timestamp or id field is missing or null: `fail` (default) stops the
+    /// batch, `skip` leaves the record out (counted and logged), `deliver` delivers it without
+    /// moving the cursor.
+    #[serde(default)]
+    pub(crate) on_missing_cursor: Option<RawOnMissingCursor>,
+    /// Timestamp cursor: each run first reads again this far before the committed timestamp
+    /// (`10m`, `30s`, `1h`, `1d`) and delivers only the records it had not delivered, so that
+    /// records committed late are not lost. `0s` removes the duplicates of an inclusive
+    /// `since`.
+    #[serde(default)]
+    pub(crate) lookback: Option<String>,
+    /// With `lookback`: the dot paths whose values tell records apart (default: the id
+    /// cursor's field, else the whole record).
+    #[serde(default)]
+    pub(crate) identity: Option<Vec<String>>,
+    /// With `lookback`: at most this many delivered records are remembered (default 100000);
+    /// beyond it the oldest are forgotten, with a warning.
+    #[serde(default)]
+    pub(crate) max_identities: Option<u64>,
+    /// Timestamp cursor: records newer than now - delay (`30s`, `5m`) are not read yet; the
+    /// bound goes out as `timestamp.untilParam`, `{{window.end}}` or the SQL parameter
+    /// `window.end`, and records a source returns beyond it are held back for a later run.
+    #[serde(default)]
+    pub(crate) delay: Option<String>,
     /// Where the state is kept: `file` (default) or `postgres` (shared by several processes).
     #[serde(default)]
     pub(crate) store: Option<RawStoreKind>,
@@ -282,6 +340,20 @@ pub(crate) enum RawStoreKind {
     Postgres,
 }
 
+// As written; validation turns it into `OnMissingCursor`.
+/// What becomes of a record whose cursor field is missing or null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "OnMissingCursor")]
+pub(crate) enum RawOnMissingCursor {
+    /// The batch fails and nothing of it is delivered.
+    Fail,
+    /// The record is not delivered; counted in the run summary and logged.
+    Skip,
+    /// The record is delivered; it does not move the cursor.
+    Deliver,
+}
+
 // As written; validation turns it into `TimestampCursor`.
 /// The timestamp cursor.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -300,6 +372,10 @@ pub(crate) struct RawTimestampCursor {
     /// HTTP: `rfc3339` (default), `unix`, `unix_ms`, or a strftime pattern.
     #[serde(default)]
     pub(crate) format: Option<String>,
+    /// HTTP: query parameter that carries the run's upper bound, now - `delay` (or now without
+    /// a delay), written in `format`.
+    #[serde(default)]
+    pub(crate) until_param: Option<String>,
 }
 
 // As written; validation turns it into `IdCursor`.
@@ -373,6 +449,16 @@ impl RawStatePersistence {
             let cursor_path = path.key("timestamp");
             let field = cursor_field(findings, &cursor_path, "timestamp", cursor.field.as_deref());
             let query_param = query_param(findings, &cursor_path, cursor.query_param.as_deref());
+            let until_param = cursor.until_param.as_deref().and_then(|param| {
+                if param.trim().is_empty() {
+                    findings.problem(
+                        cursor_path.key("untilParam"),
+                        "untilParam is empty; name the query parameter",
+                    );
+                    return None;
+                }
+                Some(param.to_owned())
+            });
             let format = match cursor.format.as_deref().map(TimestampFormat::parse) {
                 None => Some(TimestampFormat::Rfc3339),
                 Some(Ok(format)) => Some(format),
@@ -385,6 +471,7 @@ impl RawStatePersistence {
                 field: field?,
                 query_param,
                 format: format?,
+                until_param,
             })
         });
         let id = self.id().and_then(|cursor| {
@@ -399,11 +486,48 @@ impl RawStatePersistence {
         let offset = self.offset().map(|cursor| OffsetCursor {
             query_param: query_param(findings, &path.key("offset"), cursor.query_param.as_deref()),
         });
+        let on_missing_cursor = match self.on_missing_cursor {
+            None | Some(RawOnMissingCursor::Fail) => OnMissingCursor::Fail,
+            Some(RawOnMissingCursor::Skip) => OnMissingCursor::Skip,
+            Some(RawOnMissingCursor::Deliver) => OnMissingCursor::Deliver,
+        };
+        if on_missing_cursor != OnMissingCursor::Fail
+            && self.timestamp().is_none()
+            && self.id().is_none()
+        {
+            findings.problem(
+                path.key("onMissingCursor"),
+                "onMissingCursor applies to records that lack the timestamp or id cursor field, \
+                 but neither cursor is enabled; enable one, or remove onMissingCursor",
+            );
+        }
+        let lookback = self.lookback(path, findings);
+        let delay = self.delay.as_deref().and_then(|written| {
+            let delay = match crate::duration::parse_duration(written) {
+                Ok(delay) => delay,
+                Err(error) => {
+                    findings.problem(path.key("delay"), error.to_string());
+                    return None;
+                }
+            };
+            if self.timestamp().is_none() {
+                findings.problem(
+                    path.key("delay"),
+                    "delay holds back records by their timestamp, but no timestamp cursor is \
+                     enabled; enable statePersistence.timestamp or remove delay",
+                );
+                return None;
+            }
+            Some(delay)
+        });
         StatePersistence {
             timestamp,
             id,
             offset,
             storage_path: self.storage_path.clone(),
+            on_missing_cursor,
+            lookback,
+            delay,
             store: self.store_kind(path, findings),
         }
     }
@@ -507,6 +631,88 @@ impl RawStatePersistence {
             // A problem was reported; the settings are not used.
             _ => StoreKind::File,
         }
+    }
+}
+
+impl RawStatePersistence {
+    /// `lookback` with its `identity` and `maxIdentities`; those two without `lookback`, or
+    /// `lookback` without a timestamp cursor, are problems.
+    fn lookback(&self, path: &KeyPath, findings: &mut Findings) -> Option<Lookback> {
+        let Some(written) = &self.lookback else {
+            for (key, set) in [
+                ("identity", self.identity.is_some()),
+                ("maxIdentities", self.max_identities.is_some()),
+            ] {
+                if set {
+                    findings.problem(
+                        path.key(key),
+                        format!(
+                            "{key} belongs to lookback, which is not set; add lookback (e.g. \
+                             `lookback: 10m`) or remove {key}"
+                        ),
+                    );
+                }
+            }
+            return None;
+        };
+        let window = match crate::duration::parse_duration(written) {
+            Ok(window) => Some(window),
+            Err(error) => {
+                findings.problem(path.key("lookback"), error.to_string());
+                None
+            }
+        };
+        if self.timestamp().is_none() {
+            findings.problem(
+                path.key("lookback"),
+                "lookback reaches back before the committed timestamp, but no timestamp cursor \
+                 is enabled; enable statePersistence.timestamp or remove lookback",
+            );
+            return None;
+        }
+        let identity = match &self.identity {
+            Some(fields) if fields.is_empty() => {
+                findings.problem(
+                    path.key("identity"),
+                    "identity is empty; list the dot paths that tell records apart (e.g. \
+                     [order.id, line]) or remove it",
+                );
+                None
+            }
+            Some(fields) => {
+                let parsed: Vec<FieldPath> = fields
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, field)| {
+                        findings.field_path(path.key("identity").index(i), field)
+                    })
+                    .collect();
+                (parsed.len() == fields.len()).then_some(Identity::Fields(parsed))
+            }
+            None if self.id().is_some() => Some(Identity::Id),
+            None => Some(Identity::Text),
+        };
+        let max_identities = match self.max_identities {
+            None => NonZeroUsize::new(DEFAULT_MAX_IDENTITIES),
+            Some(max) => {
+                let max = usize::try_from(max).ok().and_then(NonZeroUsize::new);
+                if max.is_none() {
+                    findings.problem(
+                        path.key("maxIdentities"),
+                        format!(
+                            "maxIdentities must be more than 0; remove it for the default \
+                             {DEFAULT_MAX_IDENTITIES}"
+                        ),
+                    );
+                }
+                max
+            }
+        };
+        Some(Lookback {
+            window: window?,
+            identity: identity?,
+            max_identities: max_identities?,
+        })
     }
 }
 

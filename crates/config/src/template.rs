@@ -195,6 +195,9 @@ impl fmt::Display for Template<FieldPath> {
 
 fn placeholder(inner: &str) -> Result<Reference, TemplateError> {
     let fail = |reason: String| TemplateError { reason };
+    if inner == "window.end" {
+        return Ok(Reference::State(StateCursor::WindowEnd));
+    }
     if let Some(name) = inner.strip_prefix("state.") {
         return StateCursor::from_name(name)
             .map(Reference::State)

@@ -13,47 +13,11 @@
 //! records. Validation does no I/O: the loader reads a `queryFile` before it runs.
 
 use crate::document::KeyPath;
+use crate::filter;
 use crate::input::database::QueryFile;
 use crate::model::{Pipeline, RawPipeline};
 use crate::path::FieldPath;
 use cannectors_state::MAX_NAME_LEN;
-
-/// The filter types (docs/configuration.md, Filters) that the runtime can apply. Adding one is adding its name.
-const IMPLEMENTED_FILTERS: &[&str] = &[];
-
-/// Every filter type name a pipeline may use, implemented or not.
-const KNOWN_FILTERS: &[&str] = &["set", "remove", "mapping", "condition", "drop"];
-
-/// Whether `kind` names a filter the runtime can apply; the error says what to do otherwise.
-pub(crate) fn check_filter_type(kind: &str) -> Result<(), String> {
-    if IMPLEMENTED_FILTERS.contains(&kind) {
-        Ok(())
-    } else if KNOWN_FILTERS.contains(&kind) {
-        Err(format!(
-            "filter type `{kind}` is not implemented yet; remove this filter (a pipeline never \
-             passes records through a filter it cannot apply){}",
-            implemented_list()
-        ))
-    } else {
-        Err(format!(
-            "unknown filter type `{kind}`; the filter types are {}{}",
-            KNOWN_FILTERS
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            implemented_list()
-        ))
-    }
-}
-
-fn implemented_list() -> String {
-    if IMPLEMENTED_FILTERS.is_empty() {
-        "; no filter type is implemented yet".to_owned()
-    } else {
-        format!("; implemented: {}", IMPLEMENTED_FILTERS.join(", "))
-    }
-}
 
 /// Problems and warnings, each with the key path it is about.
 #[derive(Debug, Default)]
@@ -110,22 +74,20 @@ pub(crate) fn validate(
     let input = pipeline
         .input
         .validate(&root.key("input"), query_file, &mut findings);
-    for (i, filter) in pipeline.filters.iter().enumerate() {
-        if let Err(message) = check_filter_type(&filter.kind) {
-            findings.problem(root.key("filters").index(i).key("type"), message);
-        }
-    }
+    let filters = filter::validate_list(pipeline.filters, &root.key("filters"), &mut findings);
     let output = pipeline.output.validate(&root.key("output"), &mut findings);
-    let settings = match (input, output) {
-        (Some(input), Some(output)) if findings.problems.is_empty() => Some(Pipeline {
-            name: pipeline.name,
-            version: pipeline.version,
-            description: pipeline.description,
-            tags: pipeline.tags,
-            input,
-            filters: pipeline.filters,
-            output,
-        }),
+    let settings = match (input, filters, output) {
+        (Some(input), Some(filters), Some(output)) if findings.problems.is_empty() => {
+            Some(Pipeline {
+                name: pipeline.name,
+                version: pipeline.version,
+                description: pipeline.description,
+                tags: pipeline.tags,
+                input,
+                filters,
+                output,
+            })
+        }
         _ => None,
     };
     (settings, findings)

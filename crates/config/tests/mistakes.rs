@@ -407,8 +407,10 @@ fn wrong_types_in_lists_are_reported_at_their_index() {
     assert_eq!(
         message,
         "pipeline.yaml: 3 problems\n  \
-         pipeline.yaml:5:11: filters[0]: wrong type: found string \"set\", expected a mapping\n  \
-         pipeline.yaml:5:16: filters[1].type: missing key `type`\n  \
+         pipeline.yaml:5:11: filters[0]: expected a mapping with a `type` (`set`, `remove`, \
+         `mapping`, `condition`, `drop`), found text\n  \
+         pipeline.yaml:5:16: filters[1].type: missing key `type`: the filter type, one of `set`, \
+         `remove`, `mapping`, `condition`, `drop`\n  \
          pipeline.yaml:6:93: output.success.statusCodes[1]: wrong value: found integer `70000`, \
          expected a whole number from 0 to 65535"
     );
@@ -726,7 +728,7 @@ fn loaded_pipelines_redact_substituted_values() {
 fn every_validation_problem_of_a_file_is_reported_in_file_order() {
     let yaml = "name: 'bad name'\ninput:\n  type: httpPolling\n  schedule: every minute\n  \
                 endpoint: ftp://x\n  statePersistence:\n    id: {enabled: true, queryParam: a}\n\
-                filters: [{type: set}, {type: explode}]\noutput: {type: stdout}\n";
+                filters: [{type: set, value: 1}, {type: explode}]\noutput: {type: stdout}\n";
     let message = invalid(yaml);
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines[0], "pipeline.yaml: 6 problems");
@@ -740,8 +742,8 @@ fn every_validation_problem_of_a_file_is_reported_in_file_order() {
         lines[4],
         "pipeline.yaml:7:5: input.statePersistence.id.field:",
     );
-    assert_has(lines[5], "pipeline.yaml:8:12: filters[0].type:");
-    assert_has(lines[6], "pipeline.yaml:8:25: filters[1].type:");
+    assert_has(lines[5], "pipeline.yaml:8:11: filters[0].target:");
+    assert_has(lines[6], "pipeline.yaml:8:35: filters[1].type:");
     let err = load(yaml).unwrap_err();
     assert_eq!(err.problems().len(), 6);
     assert_eq!(
@@ -1465,15 +1467,13 @@ fn outputs_need_their_keys_and_sane_values() {
 // ---- filters -------------------------------------------------------------------------------
 
 #[test]
-fn a_filter_type_that_is_not_implemented_is_rejected_by_name() {
+fn a_filter_without_a_required_key_names_it() {
     let message = invalid(
         &http_input("").replace("output:", "filters:\n  - type: set\n    target: a\noutput:"),
     );
     assert_eq!(
         message,
-        "pipeline.yaml:6:5: filters[0].type: filter type `set` is not implemented yet; remove this \
-         filter (a pipeline never passes records through a filter it cannot apply); no filter \
-         type is implemented yet"
+        "pipeline.yaml:6:5: filters[0].value: missing key `value`"
     );
 }
 
@@ -1485,7 +1485,8 @@ fn an_unknown_filter_type_lists_the_filter_types() {
     ));
     assert_has(
         &message,
-        "pipeline.yaml:5:25: filters[1].type: unknown filter type `explode`; the filter types are `set`, `remove`, `mapping`, `condition`, `drop`",
+        "pipeline.yaml:5:25: filters[1].type: unknown filter type `explode`; expected one of `set`, \
+         `remove`, `mapping`, `condition`, `drop`",
     );
 }
 
@@ -1733,4 +1734,162 @@ fn database_statement_timeouts_default_to_five_minutes_and_zero_is_refused() {
         &invalid(&output),
         "output.statementTimeoutMs: statementTimeoutMs must be more than 0",
     );
+}
+
+// ---- late commits and records without a cursor ------------------------------------------
+
+#[test]
+fn on_missing_cursor_without_a_timestamp_or_id_cursor_names_its_key() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    offset: {queryParam: offset}\n    onMissingCursor: skip\n",
+    ));
+    assert_has(&err, "input.statePersistence.onMissingCursor");
+    assert_has(
+        &err,
+        "onMissingCursor applies to records that lack the timestamp or id cursor field, but \
+         neither cursor is enabled; enable one, or remove onMissingCursor",
+    );
+}
+
+#[test]
+fn on_missing_cursor_takes_fail_skip_or_deliver() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    id: {field: id, queryParam: after}\n    onMissingCursor: ignore\n",
+    ));
+    assert_has(&err, "input.statePersistence.onMissingCursor");
+    assert_has(&err, "fail");
+    let loaded = load(&http_input(
+        "  statePersistence:\n    id: {field: id, queryParam: after}\n    onMissingCursor: deliver\n",
+    ))
+    .unwrap();
+    let settings = loaded.pipeline.input.state_persistence().unwrap();
+    assert_eq!(
+        settings.on_missing_cursor,
+        cannectors_config::OnMissingCursor::Deliver
+    );
+}
+
+#[test]
+fn lookback_without_a_timestamp_cursor_names_its_key_path() {
+    let err = invalid(&database_input(
+        "  query: select * from t where id > $1\n  statePersistence:\n    id: {field: id}\n    \
+         lookback: 10m\n",
+    ));
+    assert_has(&err, "input.statePersistence.lookback");
+    assert_has(
+        &err,
+        "lookback reaches back before the committed timestamp, but no timestamp cursor is \
+         enabled; enable statePersistence.timestamp or remove lookback",
+    );
+}
+
+#[test]
+fn a_lookback_that_is_no_duration_shows_the_accepted_forms() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    lookback: 10 min\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.lookback: `10 min` is not a duration; write a whole number and a \
+         unit: 500ms, 30s, 10m, 1h or 1d",
+    );
+}
+
+#[test]
+fn identity_and_max_identities_need_lookback_and_sensible_values() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    \
+         identity: [order.id]\n    maxIdentities: 10\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.identity: identity belongs to lookback, which is not set; add \
+         lookback (e.g. `lookback: 10m`) or remove identity",
+    );
+    assert_has(
+        &err,
+        "input.statePersistence.maxIdentities: maxIdentities belongs to lookback",
+    );
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    lookback: 5m\n    \
+         identity: []\n    maxIdentities: 0\n",
+    ));
+    assert_has(&err, "input.statePersistence.identity: identity is empty");
+    assert_has(
+        &err,
+        "input.statePersistence.maxIdentities: maxIdentities must be more than 0; remove it for \
+         the default 100000",
+    );
+}
+
+#[test]
+fn the_identity_is_the_listed_fields_else_the_id_cursor_else_the_whole_record() {
+    use cannectors_config::Identity;
+    let lookback = |extra: &str| {
+        let loaded = load(&http_input(&format!(
+            "  statePersistence:\n    timestamp: {{field: at, queryParam: since}}\n    \
+             lookback: 90s\n{extra}"
+        )))
+        .unwrap();
+        loaded
+            .pipeline
+            .input
+            .state_persistence()
+            .unwrap()
+            .lookback
+            .clone()
+            .unwrap()
+    };
+    let by_text = lookback("");
+    assert_eq!(by_text.window, Duration::from_secs(90));
+    assert_eq!(by_text.identity, Identity::Text);
+    assert_eq!(by_text.max_identities.get(), 100_000);
+    assert_eq!(
+        lookback("    id: {field: id, queryParam: after}\n").identity,
+        Identity::Id
+    );
+    let fields = lookback("    id: {field: id, queryParam: after}\n    identity: [a.b, c]\n");
+    assert!(matches!(fields.identity, Identity::Fields(paths) if paths.len() == 2));
+}
+
+#[test]
+fn delay_needs_a_timestamp_cursor_and_until_param_is_for_http_inputs() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    id: {field: id, queryParam: after}\n    delay: 30s\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.delay: delay holds back records by their timestamp, but no \
+         timestamp cursor is enabled; enable statePersistence.timestamp or remove delay",
+    );
+    let err = invalid(&database_input(
+        "  query: select * from t where at > $1\n  statePersistence:\n    \
+         timestamp: {field: at, untilParam: until}\n    delay: soon\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.timestamp.untilParam: untilParam is for httpPolling inputs; a \
+         database query binds the upper bound with the parameter expression `window.end`",
+    );
+    assert_has(
+        &err,
+        "input.statePersistence.delay: `soon` is not a duration",
+    );
+}
+
+#[test]
+fn window_end_is_a_template_and_a_parameter_expression() {
+    let loaded = load(&http_input(
+        "  queryParams: {to: '{{window.end}}'}\n  statePersistence:\n    \
+         timestamp: {field: at, queryParam: since}\n    delay: 1m\n",
+    ))
+    .unwrap();
+    let settings = loaded.pipeline.input.state_persistence().unwrap();
+    assert_eq!(settings.delay, Some(Duration::from_secs(60)));
+    load(&database_input(
+        "  query: select * from t where at > $1 and at <= $2\n  \
+         parameters: [state.timestamp, window.end]\n  statePersistence:\n    \
+         timestamp: {field: at}\n",
+    ))
+    .unwrap();
 }

@@ -66,6 +66,37 @@ impl StoppedByShutdown {
     }
 }
 
+/// The range of record timestamps one run reads, beside the committed cursors, fixed when the
+/// run starts: the upper bound `end` is `now - delay` (`statePersistence.delay`), or the start
+/// of the run without a delay. Sources send it where the pipeline says (`{{window.end}}`,
+/// `timestamp.untilParam`, the SQL parameter `window.end`); the executor holds back what lies
+/// beyond it when a delay is set.
+///
+/// ```
+/// use cannectors_connector::RunWindow;
+/// let start = chrono::Utc::now();
+/// let window = RunWindow::ending_at(start - chrono::TimeDelta::seconds(30));
+/// assert!(window.end < start);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunWindow {
+    /// The greatest record timestamp the run reads (inclusive).
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+impl RunWindow {
+    /// A window up to `end`.
+    pub fn ending_at(end: chrono::DateTime<chrono::Utc>) -> RunWindow {
+        RunWindow { end }
+    }
+
+    /// A window up to now: what a source built without a window sends.
+    pub fn until_now() -> RunWindow {
+        RunWindow::ending_at(chrono::Utc::now())
+    }
+}
+
 /// A boxed future, so that sources and sinks can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -15,8 +15,10 @@
 use std::sync::Arc;
 
 use cannectors_config::{DatabaseInput, Expr, InputParameters, StateCursor, StatePersistence};
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, Source};
-use cannectors_state::{CursorFields, State};
+use cannectors_connector::{
+    Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, RunWindow, Source,
+};
+use cannectors_state::{CursorFields, State, Timestamp};
 use serde_json::Value;
 
 use cannectors_database::{
@@ -30,6 +32,8 @@ pub struct DatabaseSource {
     shared: Arc<Shared>,
     /// What `$1..$n` are bound to.
     parameters: Vec<Expr<StateCursor>>,
+    /// The value of `window.end`.
+    window_end: Value,
     /// The committed cursors, then the greatest position this run has yielded.
     cursors: State,
     /// Only the offset cursor is enabled: it counts the rows delivered.
@@ -62,10 +66,21 @@ async fn fetch(shared: Arc<Shared>, values: Vec<Value>, rows: Rows) -> Result<Ro
 impl DatabaseSource {
     /// Connects, prepares the query and checks that `parameters` fit its placeholders as the
     /// database counts them. `state` is the loaded state (`None` on the first run); it is only
-    /// read.
+    /// read. The parameter `window.end` is bound to the time of the call.
     pub async fn connect(
         input: &DatabaseInput,
         state: Option<&State>,
+    ) -> Result<DatabaseSource, DatabaseError> {
+        DatabaseSource::connect_within(input, state, RunWindow::until_now()).await
+    }
+
+    /// [`DatabaseSource::connect`] for a run whose upper bound is `window.end`, bound to the
+    /// parameter `window.end` in the form of the committed timestamp (RFC 3339 before the
+    /// first commit), so that the query compares it as it compares the cursor.
+    pub async fn connect_within(
+        input: &DatabaseInput,
+        state: Option<&State>,
+        window: RunWindow,
     ) -> Result<DatabaseSource, DatabaseError> {
         let settings = input.state_persistence.as_ref();
         let fields = settings
@@ -115,7 +130,14 @@ impl DatabaseSource {
         let cursor_columns = top_level(fields.timestamp())
             .zip(top_level(fields.id()))
             .and_then(|(timestamp, id)| statement.cursor_columns(timestamp, id));
+        let window_end = match state.and_then(|state| state.timestamp.as_ref()) {
+            Some(committed) => committed.with_instant(window.end),
+            None => Timestamp::from_instant(window.end),
+        }
+        .as_json()
+        .clone();
         Ok(DatabaseSource {
+            window_end,
             offset_only: fields.is_empty() && settings.is_some_and(|s| s.offset().is_some()),
             shared: Arc::new(Shared {
                 database,
@@ -133,25 +155,26 @@ impl DatabaseSource {
 
     /// Starts the query for the current cursors in the background.
     fn query_ahead(&mut self) {
-        let values = bind(&self.parameters, &self.cursors);
+        let values = bind(&self.parameters, &self.cursors, &self.window_end);
         let rows = std::mem::take(&mut self.spare);
         self.upcoming
             .fetch_ahead(fetch(Arc::clone(&self.shared), values, rows));
     }
 
     async fn next(&mut self) -> Result<Option<Batch>, DatabaseError> {
-        let (shared, parameters, cursors, spare) = (
+        let (shared, parameters, cursors, spare, window_end) = (
             &self.shared,
             &self.parameters,
             &self.cursors,
             &mut self.spare,
+            &self.window_end,
         );
         let fetched = self
             .upcoming
             .next(|()| {
                 fetch(
                     Arc::clone(shared),
-                    bind(parameters, cursors),
+                    bind(parameters, cursors, window_end),
                     std::mem::take(spare),
                 )
             })
@@ -249,15 +272,16 @@ impl Source for DatabaseSource {
 }
 
 /// The values bound to `$1..$n`, from the cursors reached so far.
-fn bind(parameters: &[Expr<StateCursor>], cursors: &State) -> Vec<Value> {
+fn bind(parameters: &[Expr<StateCursor>], cursors: &State, window_end: &Value) -> Vec<Value> {
     parameters
         .iter()
-        .map(|expr| expr.evaluate(&|cursor| evaluate(*cursor, cursors)))
+        .map(|expr| expr.evaluate(&|cursor| evaluate(*cursor, cursors, window_end)))
         .collect()
 }
 
-fn evaluate(cursor: StateCursor, cursors: &State) -> Value {
+fn evaluate(cursor: StateCursor, cursors: &State, window_end: &Value) -> Value {
     match cursor {
+        StateCursor::WindowEnd => window_end.clone(),
         StateCursor::Timestamp => cursors
             .timestamp
             .as_ref()

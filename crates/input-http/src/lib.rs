@@ -47,7 +47,9 @@ use std::sync::Arc;
 
 use cannectors_config::{FieldPath, HttpPollingInput, StatePersistence, TimestampFormat};
 use cannectors_connector::http::HttpClient;
-use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, Source};
+use cannectors_connector::{
+    Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, RunWindow, Source,
+};
 use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
 use tokio::sync::watch;
@@ -119,11 +121,21 @@ impl HttpPollingSource {
         config: &HttpPollingInput,
         state: Option<&State>,
     ) -> Result<HttpPollingSource, HttpSourceError> {
+        HttpPollingSource::within(config, state, RunWindow::until_now())
+    }
+
+    /// [`HttpPollingSource::new`] for a run whose upper bound is `window.end` (what
+    /// `{{window.end}}` and `timestamp.untilParam` send).
+    pub fn within(
+        config: &HttpPollingInput,
+        state: Option<&State>,
+        window: RunWindow,
+    ) -> Result<HttpPollingSource, HttpSourceError> {
         let persistence = config.state_persistence.as_ref();
         let format = persistence
             .and_then(|p| p.timestamp())
             .map_or(&TimestampFormat::Rfc3339, |cursor| &cursor.format);
-        let cursors = RenderedCursors::new(state, format);
+        let cursors = RenderedCursors::new(state, format, window);
         let paging = Paging::new(config.pagination.as_ref());
         let plan = RequestPlan::new(config, &cursors, &paging.reserved_names())?;
         let client = HttpClient::builder()

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use cannectors_config::{
     Endpoint, HttpPollingInput, SourceBody, StateCursor, Template, TemplatePart, TimestampFormat,
 };
+use cannectors_connector::RunWindow;
 use cannectors_connector::http::{HttpMethod, HttpRequest, push_url_encoded};
 use cannectors_state::State;
 use chrono::{DateTime, Utc};
@@ -28,10 +29,16 @@ pub(crate) struct RenderedCursors {
     pub(crate) offset: Option<u64>,
     /// The Unix epoch in the chosen format: what `{{state.timestamp}}` shows before any commit.
     epoch: String,
+    /// The run's upper bound in the chosen format: `{{window.end}}` and `untilParam`.
+    pub(crate) window_end: String,
 }
 
 impl RenderedCursors {
-    pub(crate) fn new(state: Option<&State>, format: &TimestampFormat) -> RenderedCursors {
+    pub(crate) fn new(
+        state: Option<&State>,
+        format: &TimestampFormat,
+        window: RunWindow,
+    ) -> RenderedCursors {
         RenderedCursors {
             timestamp: state
                 .and_then(|s| s.timestamp.as_ref())
@@ -39,6 +46,7 @@ impl RenderedCursors {
             id: state.and_then(|s| s.id.as_ref()).map(|id| id.to_string()),
             offset: state.and_then(|s| s.offset),
             epoch: format.render(DateTime::<Utc>::UNIX_EPOCH),
+            window_end: format.render(window.end),
         }
     }
 
@@ -47,6 +55,7 @@ impl RenderedCursors {
             StateCursor::Timestamp => self.timestamp.clone().unwrap_or_else(|| self.epoch.clone()),
             StateCursor::Id => self.id.clone().unwrap_or_default(),
             StateCursor::Offset => self.offset.map(|o| o.to_string()).unwrap_or_default(),
+            StateCursor::WindowEnd => self.window_end.clone(),
         }
     }
 
@@ -143,6 +152,14 @@ impl RequestPlan {
                 cursors.offset.map(|o| o.to_string()),
             ),
         ];
+        let until_param = persistence
+            .and_then(|p| p.timestamp())
+            .and_then(|c| c.until_param.as_deref());
+        if let Some(name) = until_param {
+            // The bound goes out on every run, the first one included.
+            params.retain(|(existing, _)| existing != name);
+            params.push((name.to_owned(), cursors.window_end.clone()));
+        }
         // First run: a cursor that was never committed sends no parameter at all.
         for (name, value) in cursor_params {
             if let (Some(name), Some(value)) = (name, value) {
@@ -222,14 +239,20 @@ mod tests {
 
     #[test]
     fn templates_before_any_commit_show_the_epoch_and_empty_values() {
-        let cursors = RenderedCursors::new(None, &TimestampFormat::Rfc3339);
-        let template = Template::parse("t={{state.timestamp}} i={{state.id}} o={{state.offset}}")
+        let end = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
             .unwrap()
-            .into_state()
-            .unwrap();
+            .to_utc();
+        let cursors =
+            RenderedCursors::new(None, &TimestampFormat::Rfc3339, RunWindow::ending_at(end));
+        let template = Template::parse(
+            "t={{state.timestamp}} i={{state.id}} o={{state.offset}} e={{window.end}}",
+        )
+        .unwrap()
+        .into_state()
+        .unwrap();
         assert_eq!(
             cursors.fill(&template, false),
-            "t=1970-01-01T00:00:00Z i= o="
+            "t=1970-01-01T00:00:00Z i= o= e=2026-01-02T03:04:05Z"
         );
     }
 

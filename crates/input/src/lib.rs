@@ -30,7 +30,7 @@
 //! ```
 
 use cannectors_config::InputConfig;
-use cannectors_connector::Source;
+use cannectors_connector::{RunWindow, Source};
 use cannectors_input_db::{DatabaseError, DatabaseSource};
 use cannectors_input_http::{HttpPollingSource, HttpSourceError};
 use cannectors_state::State;
@@ -69,21 +69,33 @@ pub async fn build_stopping_on(
     build_with(config, state, Some(stop)).await
 }
 
-async fn build_with(
+/// Builds the source of an `input` block for a run bounded by `window` (what
+/// `{{window.end}}`, `timestamp.untilParam` and the SQL parameter `window.end` send), which
+/// `stop`, when given, may ask to stop as for [`build_stopping_on`].
+pub async fn build_within(
     config: &InputConfig,
     state: Option<&State>,
+    window: RunWindow,
     stop: Option<watch::Receiver<bool>>,
 ) -> Result<Box<dyn Source>, InputError> {
     match config {
         InputConfig::HttpPolling(http) => {
-            let source = HttpPollingSource::new(http, state)?;
+            let source = HttpPollingSource::within(http, state, window)?;
             Ok(Box::new(match stop {
                 Some(stop) => source.stop_on(stop),
                 None => source,
             }))
         }
-        InputConfig::Database(database) => {
-            Ok(Box::new(DatabaseSource::connect(database, state).await?))
-        }
+        InputConfig::Database(database) => Ok(Box::new(
+            DatabaseSource::connect_within(database, state, window).await?,
+        )),
     }
+}
+
+async fn build_with(
+    config: &InputConfig,
+    state: Option<&State>,
+    stop: Option<watch::Receiver<bool>>,
+) -> Result<Box<dyn Source>, InputError> {
+    build_within(config, state, RunWindow::until_now(), stop).await
 }

@@ -13,10 +13,10 @@
 use std::num::NonZeroUsize;
 
 use cannectors_config::{
-    Endpoint, FieldPath, HttpRequestOutput, RequestMode, Template, TemplatePart,
+    Endpoint, Expression, FieldPath, HttpRequestOutput, RequestMode, Template, TemplatePart,
 };
 use cannectors_connector::http::{
-    HttpClient, HttpError, HttpMethod, HttpRequest, push_url_encoded,
+    HttpClient, HttpError, HttpMethod, HttpRequest, HttpResponse, push_url_encoded,
 };
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
 use tokio::sync::watch;
@@ -54,6 +54,8 @@ pub struct HttpRequestSink {
     headers: Vec<(String, String)>,
     query_params: Vec<(String, String)>,
     success: Option<Vec<u16>>,
+    /// `success.expression`: must hold for a response whose status is accepted.
+    confirm: Option<Expression>,
     /// Size of the last batch body, so that the next one is allocated once at about its size.
     last_body_len: usize,
 }
@@ -85,7 +87,11 @@ impl HttpRequestSink {
             success: config
                 .success
                 .as_ref()
-                .map(|success| success.status_codes.clone()),
+                .and_then(|success| success.status_codes().map(<[u16]>::to_vec)),
+            confirm: config
+                .success
+                .as_ref()
+                .and_then(|success| success.expression.clone()),
             last_body_len: 0,
         })
     }
@@ -170,9 +176,9 @@ impl HttpRequestSink {
     }
 
     /// Sends one request to `url` with the configured headers, query parameters and success
-    /// codes; a `GET` carries no body.
-    async fn send(&self, url: &str, body: Option<Vec<u8>>) -> Result<(), HttpError> {
-        let mut request = HttpRequest::new(self.method, url)?;
+    /// codes, and checks `success.expression` on the response; a `GET` carries no body.
+    async fn send(&self, url: &str, body: Option<Vec<u8>>) -> Result<(), Refused> {
+        let mut request = HttpRequest::new(self.method, url).map_err(Refused::Http)?;
         for (name, value) in &self.query_params {
             request = request.query(name, value);
         }
@@ -185,8 +191,91 @@ impl HttpRequestSink {
         if let Some(body) = body {
             request = request.json_bytes(body);
         }
-        self.client.send(request).await.map(drop)
+        let response = self.client.send(request).await.map_err(Refused::Http)?;
+        match &self.confirm {
+            Some(expression) => confirm(expression, &response, self.method, url),
+            None => Ok(()),
+        }
     }
+}
+
+/// Why a request did not deliver its records.
+enum Refused {
+    /// No response, or a status the request does not accept (after the client's retries).
+    Http(HttpError),
+    /// A response with an accepted status for which `success.expression` does not hold (or
+    /// cannot be evaluated): not retried, since the server did answer.
+    Unconfirmed(String),
+}
+
+/// Whether `expression` holds for `response`, with `status`, `headers` and `body` as variables.
+fn confirm(
+    expression: &Expression,
+    response: &HttpResponse,
+    method: HttpMethod,
+    url: &str,
+) -> Result<(), Refused> {
+    let headers: serde_json::Map<String, serde_json::Value> = response
+        .headers()
+        .keys()
+        .map(|name| {
+            let values: Vec<&str> = response
+                .headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            (name.as_str().to_owned(), values.join(", ").into())
+        })
+        .collect();
+    let text = response.body();
+    let body = if text.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(text).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(text).into_owned())
+        })
+    };
+    let variables = serde_json::json!({
+        "status": response.status(),
+        "headers": headers,
+        "body": body,
+    });
+    let method = method.as_str();
+    let url = cannectors_connector::redact_url(url);
+    match expression.is_true(&variables) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refused::Unconfirmed(format!(
+            "{method} {url} answered HTTP {}, but output.success.expression `{expression}` does \
+             not hold for the response{}",
+            response.status(),
+            excerpt(text)
+        ))),
+        Err(error) => Err(Refused::Unconfirmed(format!(
+            "{method} {url} answered HTTP {}, but output.success.expression could not be \
+             checked: {error}{}",
+            response.status(),
+            excerpt(text)
+        ))),
+    }
+}
+
+/// The start of a response body, for a message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        " (body: {}{})",
+        &text[..end],
+        if end < text.len() { "..." } else { "" }
+    )
 }
 
 impl Sink for HttpRequestSink {
@@ -207,13 +296,28 @@ fn encode_array(records: &[Record], body: &mut Vec<u8>) {
     body.push(b']');
 }
 
-fn not_delivered(source: HttpError, failed: std::ops::Range<usize>, total: usize) -> OutputError {
-    OutputError::NotDelivered {
-        source,
-        failed: Positions(failed.clone()),
-        undelivered: Positions(failed.start..total),
-        delivered: failed.start,
-        total: RecordCount(total),
+fn not_delivered(refused: Refused, failed: std::ops::Range<usize>, total: usize) -> OutputError {
+    let (positions, undelivered, delivered, total) = (
+        Positions(failed.clone()),
+        Positions(failed.start..total),
+        failed.start,
+        RecordCount(total),
+    );
+    match refused {
+        Refused::Http(source) => OutputError::NotDelivered {
+            source,
+            failed: positions,
+            undelivered,
+            delivered,
+            total,
+        },
+        Refused::Unconfirmed(reason) => OutputError::Unconfirmed {
+            reason,
+            failed: positions,
+            undelivered,
+            delivered,
+            total,
+        },
     }
 }
 

@@ -227,6 +227,26 @@ pub enum OutputError {
         /// How many records the batch held.
         total: RecordCount,
     },
+    /// A response had an accepted status but `success.expression` did not hold for it; the
+    /// records of that request and those after it did not count as delivered.
+    #[error(
+        "cannot deliver {failed} of a batch of {total} (positions count from 0): {reason}; \
+         not delivered: {undelivered}{partial}; the batch is not committed and is sent again by \
+         the next run",
+        partial = delivered_before(*delivered)
+    )]
+    Unconfirmed {
+        /// The request, the status, the expression and a body excerpt.
+        reason: String,
+        /// The records of the request whose response was refused.
+        failed: Positions,
+        /// Every record that did not count as delivered.
+        undelivered: Positions,
+        /// How many records, from position 0, were accepted before.
+        delivered: usize,
+        /// How many records the batch held.
+        total: RecordCount,
+    },
 }
 
 fn delivered_before(delivered: usize) -> String {

@@ -499,3 +499,115 @@ async fn a_sink_built_for_a_run_gives_up_its_retry_wait_when_the_run_is_asked_to
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn success_expression_must_hold_for_the_response_as_well_as_the_status() {
+    let server = MockServer::start().await;
+    Mock::given(path("/ok"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-Import", "done")
+                .set_body_json(json!({"ok": true, "accepted": 2})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/partial"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": false, "errors": ["row 2"]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/created"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    let success = |expression: &str| json!({"statusCodes": [200], "expression": expression});
+    let expression =
+        "status == 200 && body.ok == true && headers['x-import'] == 'done' && body.accepted == 2";
+
+    let mut ok =
+        sink(json!({"endpoint": format!("{}/ok", server.uri()), "success": success(expression)}));
+    ok.write(&records(2)).await.unwrap();
+    // The example of docs/outputs.md.
+    let documented = "body.ok == true && len(body.errors ?? []) == 0";
+    let mut ok =
+        sink(json!({"endpoint": format!("{}/ok", server.uri()), "success": success(documented)}));
+    ok.write(&records(1)).await.unwrap();
+    let mut partial = sink(
+        json!({"endpoint": format!("{}/partial", server.uri()), "success": success(documented)}),
+    );
+    assert!(partial.write(&records(1)).await.is_err());
+
+    let mut partial = sink(
+        json!({"endpoint": format!("{}/partial", server.uri()), "success": success("body.ok")}),
+    );
+    let error = partial.write(&records(2)).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot deliver records 0 to 1 of a batch of 2 records (positions count from 0): POST \
+             {}/partial answered HTTP 200, but output.success.expression `body.ok` does not hold \
+             for the response (body: {{\"ok\":false,\"errors\":[\"row 2\"]}}); not delivered: \
+             records 0 to 1; the batch is not committed and is sent again by the next run",
+            server.uri()
+        )
+    );
+    let partial_requests = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/partial")
+        .count();
+    assert_eq!(partial_requests, 2, "an answered request is not retried");
+
+    // Both must hold: an expression that holds does not accept a status outside statusCodes.
+    let mut created = sink(
+        json!({"endpoint": format!("{}/created", server.uri()), "success": success("body.ok")}),
+    );
+    assert!(created.write(&records(1)).await.is_err());
+    // Without statusCodes, the expression adds to the default rule (any 2xx).
+    let mut created = sink(
+        json!({"endpoint": format!("{}/created", server.uri()), "success": {"expression": "body.ok"}}),
+    );
+    created.write(&records(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_success_expression_that_cannot_be_evaluated_refuses_the_batch() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("plain text"))
+        .mount(&server)
+        .await;
+    let mut sink =
+        sink(json!({"endpoint": server.uri(), "success": {"expression": "body.ok == true"}}));
+
+    let error = sink.write(&records(1)).await.unwrap_err().to_string();
+    assert!(
+        error.contains(
+            "but output.success.expression could not be checked: cannot evaluate `body.ok == true`"
+        ),
+        "{error}"
+    );
+    assert!(error.contains("(body: plain text)"), "{error}");
+}
+
+#[test]
+fn success_settings_are_checked_when_the_pipeline_is_loaded() {
+    let endpoint = "http://127.0.0.1:9/import";
+    assert_eq!(
+        problems_of(json!({"endpoint": endpoint, "success": {"expression": "body.ok =="}})),
+        [
+            "output.success.expression: `body.ok ==` is not a valid expression: at character 11, \
+          expected a value, a field name or an opening bracket"
+        ]
+    );
+    assert_eq!(
+        problems_of(json!({"endpoint": endpoint, "success": {}})),
+        [
+            "output.success: `success` says nothing: give `statusCodes`, `expression` or both, or \
+          remove it (default: any 2xx)"
+        ]
+    );
+}

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use cannectors_config::{InputConfig, OutputConfig};
-use cannectors_connector::{BoxError, BoxFuture, Record, Sink, Source};
+use cannectors_connector::{BoxError, BoxFuture, Record, RunWindow, Sink, Source};
 use cannectors_state::State;
 use tokio::sync::watch;
 
@@ -24,13 +24,12 @@ pub enum BuildError {
 pub(crate) async fn source(
     input: &InputConfig,
     state: Option<&State>,
+    window: RunWindow,
     stop: Option<&watch::Receiver<bool>>,
 ) -> Result<Box<dyn Source>, BuildError> {
-    match stop {
-        Some(stop) => cannectors_input::build_stopping_on(input, state, stop.clone()).await,
-        None => cannectors_input::build(input, state).await,
-    }
-    .map_err(|e| BuildError::Input(Box::new(e)))
+    cannectors_input::build_within(input, state, window, stop.cloned())
+        .await
+        .map_err(|e| BuildError::Input(Box::new(e)))
 }
 
 /// The sink of `output`; with `stop`, its waits before a retry end when a shutdown is requested.

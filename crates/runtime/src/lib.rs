@@ -61,6 +61,7 @@
 //! # }
 //! ```
 
+mod admit;
 mod build;
 mod progress;
 mod store;
@@ -70,10 +71,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cannectors_config::{Pipeline, StatePersistence};
-use cannectors_connector::{BoxError, Checkpoint, Record, Sink, Source, StoppedByShutdown};
-use cannectors_state::{CursorError, CursorFields, State, StateError, StateLock, StateStore};
+use cannectors_config::{Lookback, Pipeline, StatePersistence};
+use cannectors_connector::{
+    BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
+};
+use cannectors_filter::{FilterError, Filters};
+use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
+use chrono::Timelike as _;
 use tokio::sync::watch;
+
+use admit::Admission;
 
 pub use build::BuildError;
 pub use progress::RunProgress;
@@ -130,6 +137,14 @@ pub enum RunError {
         /// What is wrong with the record.
         source: CursorError,
     },
+    /// A filter with `onError: fail` failed on a record.
+    #[error("batch {batch}: {source}; nothing of this batch was delivered, the state is unchanged")]
+    Filter {
+        /// Batch number in this run, from 1.
+        batch: u64,
+        /// Which filter failed on which record, and why.
+        source: FilterError,
+    },
     /// The sink did not accept a batch.
     #[error(
         "output failed on batch {batch} ({records} records): {source}; the state was not advanced \
@@ -145,12 +160,20 @@ pub enum RunError {
     },
 }
 
+/// The lookback window as chrono counts time; loading bounded it well inside chrono's range.
+fn window_delta(lookback: &Lookback) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(lookback.window).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// Runs one pipeline: owns its state store and its cursor settings.
 #[derive(Debug)]
 pub struct Executor {
     pipeline: Pipeline,
     store: Box<dyn StateStore>,
-    fields: CursorFields,
+    admission: Admission,
+    lookback: Option<Lookback>,
+    delay: Option<std::time::Duration>,
+    filters: Filters,
 }
 
 impl Executor {
@@ -158,15 +181,19 @@ impl Executor {
     /// cursor fields.
     pub fn new(pipeline: &Pipeline) -> Result<Executor, RunError> {
         let store = store_for(pipeline)?;
-        let fields = pipeline
-            .input
-            .state_persistence()
+        let settings = pipeline.input.state_persistence();
+        let fields = settings
             .map(StatePersistence::cursor_fields)
             .unwrap_or_default();
+        let lookback = settings.and_then(|settings| settings.lookback.clone());
+        let delay = settings.and_then(|settings| settings.delay);
         Ok(Executor {
             pipeline: pipeline.clone(),
             store,
-            fields,
+            admission: Admission::new(fields, lookback.clone()),
+            lookback,
+            delay,
+            filters: Filters::new(&pipeline.filters),
         })
     }
 
@@ -219,6 +246,62 @@ impl Executor {
         Ok(state)
     }
 
+    /// The bounds of a run starting now: up to now - `delay`, or up to now, in whole seconds
+    /// (a bound sent in a request reads the same in every format).
+    fn window(&self) -> RunWindow {
+        let now = chrono::Utc::now();
+        let now = now.with_nanosecond(0).unwrap_or(now);
+        let end = match self.delay {
+            Some(delay) => chrono::TimeDelta::from_std(delay)
+                .ok()
+                .and_then(|delay| now.checked_sub_signed(delay))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            None => now,
+        };
+        RunWindow::ending_at(end)
+    }
+
+    /// Forgets the identities the next run's window no longer reaches, and the oldest ones
+    /// beyond `maxIdentities`, saying so: those records may then be delivered twice.
+    fn prune_identities(&self, state: &mut State) {
+        let Some(lookback) = &self.lookback else {
+            // Left by a run that had lookback: nothing reads them any more.
+            state.identities = Default::default();
+            return;
+        };
+        // A paginated run promotes its cursors only when it completes; the window of the next
+        // run starts after what this run has seen so far.
+        let reached = [
+            state.timestamp.as_ref(),
+            state
+                .run
+                .as_ref()
+                .and_then(|run| run.seen().timestamp.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|timestamp| timestamp.instant())
+        .max();
+        let Some(reached) = reached else {
+            return;
+        };
+        let start = reached
+            .checked_sub_signed(window_delta(lookback))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let max = lookback.max_identities.get();
+        let dropped = state.identities.prune(start, max);
+        if dropped > 0 {
+            tracing::warn!(
+                pipeline = %self.pipeline.name,
+                dropped,
+                "the lookback window holds more than statePersistence.maxIdentities ({max}) \
+                 delivered records; the {dropped} oldest were forgotten, so those records are \
+                 delivered again if the source returns them (duplicates, never loss): raise \
+                 maxIdentities or shorten lookback"
+            );
+        }
+    }
+
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
@@ -238,16 +321,28 @@ impl Executor {
             state_file = %self.store.location(),
             "starting run"
         );
-        let mut source =
-            build::source(&self.pipeline.input, state.as_ref(), options.stop.as_ref()).await?;
+        // With lookback the first request reaches back before the committed timestamp; the
+        // run commits to `state` as always.
+        let reading = match (&self.lookback, &state) {
+            (Some(lookback), Some(state)) => Some(state.reaching_back(window_delta(lookback))),
+            _ => state.clone(),
+        };
+        let window = self.window();
+        let mut source = build::source(
+            &self.pipeline.input,
+            reading.as_ref(),
+            window,
+            options.stop.as_ref(),
+        )
+        .await?;
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
-                .run_loaded(state, source.as_mut(), &mut sink, lock, options)
+                .run_loaded(state, source.as_mut(), &mut sink, lock, window, options)
                 .await;
         }
         let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
-        self.run_loaded(state, source.as_mut(), sink.as_mut(), lock, options)
+        self.run_loaded(state, source.as_mut(), sink.as_mut(), lock, window, options)
             .await
     }
 
@@ -261,7 +356,7 @@ impl Executor {
         let mut lock = self.writer(options).await?;
         let outcome = match self.load().await {
             Ok(state) => {
-                self.run_loaded(state, source, sink, &mut lock, options)
+                self.run_loaded(state, source, sink, &mut lock, self.window(), options)
                     .await
             }
             Err(error) => Err(error),
@@ -277,9 +372,12 @@ impl Executor {
         source: &mut dyn Source,
         sink: &mut dyn Sink,
         lock: &mut Option<Box<dyn StateLock>>,
+        window: RunWindow,
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
+        // The bound the source was built with: records after it wait for a later run.
+        let until = self.delay.map(|_| window.end);
         let mut state = loaded.unwrap_or_default();
         let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
         let mut stopped_early = false;
@@ -312,17 +410,52 @@ impl Executor {
             if let Some(progress) = &options.progress {
                 progress.read(batch.records.len());
             }
-            let position = match batch.greatest {
-                Some(known) => Some(known),
-                None => self
-                    .fields
-                    .greatest_position_in_json(batch.records.iter().map(Record::json))
-                    .map_err(|source| RunError::Cursor {
-                        batch: number,
-                        source,
-                    })?,
+            let admitted = self
+                .admission
+                .admit(batch.records, batch.greatest, &state.identities, until)
+                .map_err(|source| RunError::Cursor {
+                    batch: number,
+                    source,
+                })?;
+            let position = admitted.position;
+            if admitted.skipped > 0 {
+                summary.records_missing_cursor += admitted.skipped;
+                tracing::warn!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    skipped = admitted.skipped,
+                    "batch {number}: {} record(s) without a timestamp or id cursor value were \
+                     not delivered (statePersistence.onMissingCursor: skip)",
+                    admitted.skipped
+                );
+            }
+            if admitted.without_cursor > 0 {
+                tracing::info!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    delivered = admitted.without_cursor,
+                    "batch {number}: {} record(s) without a timestamp or id cursor value are \
+                     delivered without moving the cursor (statePersistence.onMissingCursor: \
+                     deliver)",
+                    admitted.without_cursor
+                );
+            }
+            // After the cursor values were read: a filter never moves a cursor, and a dropped
+            // record still counts for it.
+            let records: Vec<Record> = if self.filters.is_empty() {
+                admitted.records
+            } else {
+                let filtered =
+                    self.filters
+                        .apply(admitted.records)
+                        .map_err(|source| RunError::Filter {
+                            batch: number,
+                            source,
+                        })?;
+                summary.records_dropped += filtered.dropped;
+                summary.records_skipped += filtered.skipped;
+                filtered.records
             };
-            let records: Vec<Record> = batch.records;
             // A lease found taken over in the background stops the run before it delivers more.
             if let Some(lock) = lock.as_ref() {
                 lock.check()?;
@@ -359,6 +492,32 @@ impl Executor {
                     state.record_progress(position.as_ref(), resume, offset, chrono::Utc::now());
                 }
             }
+            if admitted.held > 0 {
+                summary.records_held += admitted.held;
+                tracing::info!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    held = admitted.held,
+                    "batch {number}: {} record(s) newer than now - statePersistence.delay are \
+                     held back for a later run",
+                    admitted.held
+                );
+            }
+            if admitted.repeated > 0 {
+                summary.records_repeated += admitted.repeated;
+                tracing::info!(
+                    pipeline = %self.pipeline.name,
+                    batch = number,
+                    repeated = admitted.repeated,
+                    "batch {number}: {} record(s) of the lookback window were delivered before \
+                     and are left out",
+                    admitted.repeated
+                );
+            }
+            for (instant, identity) in admitted.identities {
+                state.identities.insert(instant, identity);
+            }
+            self.prune_identities(&mut state);
             if let Some(lock) = lock.as_mut() {
                 lock.commit(&state).await?;
             }
@@ -370,6 +529,7 @@ impl Executor {
         // A run that delivered nothing new leaves the state file as it was, byte for byte.
         if !stopped_early && state.run.is_some() {
             state.complete_run(source.final_offset());
+            self.prune_identities(&mut state);
             if let Some(lock) = lock.as_mut() {
                 lock.commit(&state).await?;
             }

@@ -14,6 +14,18 @@ pub struct RunSummary {
     pub records_read: u64,
     /// Records handed to the sink and accepted.
     pub records_written: u64,
+    /// Records not delivered because a cursor field was missing or null
+    /// (`onMissingCursor: skip`).
+    pub records_missing_cursor: u64,
+    /// Records of the lookback window left out because they were delivered before.
+    pub records_repeated: u64,
+    /// Records newer than now - `delay`, held back for a later run.
+    pub records_held: u64,
+    /// Records a `drop` filter removed (their cursor values still counted).
+    pub records_dropped: u64,
+    /// Records a failing filter with `onError: skip` removed (their cursor values still
+    /// counted).
+    pub records_skipped: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -34,6 +46,11 @@ impl RunSummary {
             pipeline: pipeline.to_owned(),
             records_read: 0,
             records_written: 0,
+            records_missing_cursor: 0,
+            records_repeated: 0,
+            records_held: 0,
+            records_dropped: 0,
+            records_skipped: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -77,7 +94,9 @@ impl fmt::Display for RunSummary {
         let outcome = match (self.dry_run, self.interrupted) {
             (true, _) => "dry run complete (nothing sent, nothing committed)",
             (false, true) => "run stopped on request",
-            (false, false) if self.records_read == 0 => "run complete: nothing new",
+            (false, false) if self.records_read == self.records_repeated => {
+                "run complete: nothing new"
+            }
             (false, false) => "run complete",
         };
         let seconds = self.duration.as_secs_f64();
@@ -88,14 +107,25 @@ impl fmt::Display for RunSummary {
         };
         write!(
             f,
-            "{outcome}: pipeline={} read={} written={} batches={} duration={seconds:.3}s \
-             rate={rate:.0}/s cursor: {} -> {}",
-            self.pipeline,
-            self.records_read,
-            self.records_written,
-            self.batches,
-            self.cursor_before,
-            self.cursor_after,
+            "{outcome}: pipeline={} read={} written={}",
+            self.pipeline, self.records_read, self.records_written,
+        )?;
+        // Only what happened is shown: most pipelines never leave a record out.
+        for (count, label) in [
+            (self.records_dropped, "dropped"),
+            (self.records_skipped, "skipped"),
+            (self.records_missing_cursor, "missing-cursor"),
+            (self.records_repeated, "already-delivered"),
+            (self.records_held, "held-back"),
+        ] {
+            if count > 0 {
+                write!(f, " {label}={count}")?;
+            }
+        }
+        write!(
+            f,
+            " batches={} duration={seconds:.3}s rate={rate:.0}/s cursor: {} -> {}",
+            self.batches, self.cursor_before, self.cursor_after,
         )
     }
 }

@@ -90,6 +90,59 @@ impl Timestamp {
         Timestamp { instant, written }
     }
 
+    /// The timestamp `by` earlier, written in the same form as this one where it can be
+    /// (epoch seconds or milliseconds as a number or text, `YYYY-MM-DD HH:MM:SS` text,
+    /// `YYYY-MM-DDTHH:MM:SS` text, a date), else as RFC 3339 in UTC: a database compares the
+    /// value it is bound to as it compared the committed one. A date is moved back to the
+    /// date that holds the earlier instant, which only widens what is read.
+    ///
+    /// ```
+    /// use cannectors_state::Timestamp;
+    /// let minutes = chrono::TimeDelta::minutes(10);
+    /// let back = |text: &str| Timestamp::parse(text).unwrap().earlier_by(minutes).to_string();
+    /// assert_eq!(back("2026-01-01T00:05:00+01:00"), "2025-12-31T22:55:00Z");
+    /// assert_eq!(back("2026-01-01 00:05:00.250"), "2025-12-31 23:55:00.250");
+    /// assert_eq!(back("2026-01-01"), "2025-12-31");
+    /// assert_eq!(back("1767225600"), "1767225000");
+    /// let millis = Timestamp::from_json(&serde_json::json!(1767225600000_u64)).unwrap();
+    /// assert_eq!(millis.earlier_by(minutes).as_json(), &serde_json::json!(1767225000000_u64));
+    /// ```
+    pub fn earlier_by(&self, by: chrono::TimeDelta) -> Timestamp {
+        self.with_instant(
+            self.instant
+                .checked_sub_signed(by)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
+    }
+
+    /// Another instant, written in the form of this timestamp (as for
+    /// [`earlier_by`](Self::earlier_by)).
+    ///
+    /// ```
+    /// use cannectors_state::Timestamp;
+    /// let committed = Timestamp::parse("2026-01-01 10:00:00").unwrap();
+    /// let end = chrono::DateTime::parse_from_rfc3339("2026-01-02T08:30:00Z").unwrap().to_utc();
+    /// assert_eq!(committed.with_instant(end).to_string(), "2026-01-02 08:30:00");
+    /// ```
+    pub fn with_instant(&self, instant: DateTime<Utc>) -> Timestamp {
+        let written = match &self.written {
+            Value::Number(number) => {
+                let millis = number
+                    .as_f64()
+                    .is_some_and(|n| n.abs() >= EPOCH_MILLIS_FROM as f64);
+                let whole = if millis {
+                    instant.timestamp_millis()
+                } else {
+                    instant.timestamp()
+                };
+                Value::from(whole)
+            }
+            Value::String(text) => Value::String(written_like(text, instant)),
+            _ => Value::String(instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        };
+        Timestamp { instant, written }
+    }
+
     /// The instant this timestamp denotes.
     pub fn instant(&self) -> DateTime<Utc> {
         self.instant
@@ -140,6 +193,45 @@ impl fmt::Display for Timestamp {
             other => write!(f, "{other}"),
         }
     }
+}
+
+/// `instant` in the form of `text`, a timestamp as it was written (see
+/// [`Timestamp::earlier_by`]).
+fn written_like(text: &str, instant: DateTime<Utc>) -> String {
+    if DateTime::parse_from_rfc3339(text).is_ok() {
+        return instant.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    }
+    if parse_epoch_text(text).is_some() {
+        let millis = text
+            .trim_start_matches('-')
+            .split('.')
+            .next()
+            .and_then(|whole| whole.parse::<u64>().ok())
+            .is_some_and(|whole| whole >= EPOCH_MILLIS_FROM);
+        return if millis {
+            instant.timestamp_millis().to_string()
+        } else {
+            instant.timestamp().to_string()
+        };
+    }
+    let fraction = text.contains('.');
+    for (format, with_fraction) in [
+        ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.3f"),
+        ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.3f"),
+    ] {
+        if NaiveDateTime::parse_from_str(text, format).is_ok() {
+            let format = if fraction {
+                with_fraction
+            } else {
+                format.trim_end_matches("%.f")
+            };
+            return instant.format(format).to_string();
+        }
+    }
+    if NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
+        return instant.format("%Y-%m-%d").to_string();
+    }
+    instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// The instant of a JSON value, without allocating: this runs once per record.

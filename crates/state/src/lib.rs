@@ -9,6 +9,9 @@
 //!   position of a batch of JSON records.
 //! - [`State`]: the committed cursors and the progress of a run in flight ([`Run`]), with the
 //!   transitions an executor applies after each delivered batch.
+//! - [`Identity`] and [`Identities`]: how a record is recognised, and the records delivered
+//!   inside a lookback window, kept in the state so that a run reading the window again
+//!   delivers only what is new.
 //! - [`StateStore`]: where a pipeline's state is kept. [`StateStore::lock`] returns the one
 //!   right to write it, a [`StateLock`]; only that guard can commit or reset, so writing
 //!   without the lock does not compile.
@@ -55,6 +58,7 @@
 
 mod cursor;
 mod file_store;
+mod identities;
 mod json_kind;
 mod path;
 mod position;
@@ -63,8 +67,9 @@ mod store;
 
 pub use cursor::{CursorId, IdError, Timestamp, TimestampError};
 pub use file_store::FileStore;
+pub use identities::{Identities, Identity};
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
-pub use position::{CursorError, CursorFields, Position};
+pub use position::{CursorError, CursorFields, OnMissingCursor, Position};
 pub use state::{Run, State, StateFormatError};
 pub use store::{Lease, MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};

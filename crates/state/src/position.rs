@@ -83,6 +83,22 @@ impl Position {
 pub struct CursorFields {
     timestamp: Option<FieldPath>,
     id: Option<FieldPath>,
+    on_missing: OnMissingCursor,
+}
+
+/// What becomes of a record whose cursor field is missing or null.
+///
+/// A value that is there but unreadable (a timestamp field holding `"soon"`) is always an
+/// error: it says the path or the source is wrong, which no mode should hide.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnMissingCursor {
+    /// The whole batch fails, and nothing of it is delivered (the default).
+    #[default]
+    Fail,
+    /// The record is not delivered; the cursor moves over the other records.
+    Skip,
+    /// The record is delivered and does not move the cursor.
+    Deliver,
 }
 
 /// Why the cursors of a record cannot be read.
@@ -149,7 +165,44 @@ pub enum CursorError {
 impl CursorFields {
     /// Cursor fields from already parsed paths; `None` for a cursor that is not enabled.
     pub fn new(timestamp: Option<FieldPath>, id: Option<FieldPath>) -> CursorFields {
-        CursorFields { timestamp, id }
+        CursorFields {
+            timestamp,
+            id,
+            on_missing: OnMissingCursor::Fail,
+        }
+    }
+
+    /// The same fields, with records that lack a cursor treated as `mode` says: with
+    /// [`OnMissingCursor::Skip`] or [`OnMissingCursor::Deliver`], the greatest position of a
+    /// batch is found among the records that hold their cursors, and such a record is no
+    /// error.
+    ///
+    /// ```
+    /// use cannectors_state::{CursorFields, FieldPath, OnMissingCursor};
+    /// let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()));
+    /// let records = [r#"{"id": 4}"#, r#"{"id": null}"#, r#"{"other": 1}"#];
+    /// assert!(fields.greatest_position_in_json(records).is_err());
+    /// let tolerant = fields.on_missing(OnMissingCursor::Deliver);
+    /// let greatest = tolerant.greatest_position_in_json(records).unwrap().unwrap();
+    /// assert_eq!(greatest.id.unwrap().to_string(), "4");
+    /// ```
+    pub fn on_missing(mut self, mode: OnMissingCursor) -> CursorFields {
+        self.on_missing = mode;
+        self
+    }
+
+    /// What becomes of a record whose cursor field is missing or null.
+    pub fn missing_mode(&self) -> OnMissingCursor {
+        self.on_missing
+    }
+
+    /// Whether `error` is one the mode lets pass: a missing or null cursor, outside `Fail`.
+    fn tolerates(&self, error: &CursorError) -> bool {
+        self.on_missing != OnMissingCursor::Fail
+            && matches!(
+                error,
+                CursorError::Missing { .. } | CursorError::Null { .. }
+            )
     }
 
     /// The timestamp field, when that cursor is enabled.
@@ -179,7 +232,10 @@ impl CursorFields {
         let mut greatest: Option<(usize, Key<'_>)> = None;
         for (index, record) in records.iter().enumerate() {
             let (timestamp, id) = lookup(record);
-            let key = self.key_of(timestamp, id, index)?;
+            let key = match self.key_of(timestamp, id, index) {
+                Err(error) if self.tolerates(&error) => continue,
+                key => key?,
+            };
             if greatest.as_ref().is_none_or(|(_, best)| key > *best) {
                 greatest = Some((index, key));
             }
@@ -226,7 +282,10 @@ impl CursorFields {
                 index,
                 reason: error.to_string(),
             })?;
-            let key = self.key_of(found[0].as_ref(), found[1].as_ref(), index)?;
+            let key = match self.key_of(found[0].as_ref(), found[1].as_ref(), index) {
+                Err(error) if self.tolerates(&error) => continue,
+                key => key?,
+            };
             let greater = match &greatest {
                 None => true,
                 Some((_, instant, best)) => {
@@ -243,6 +302,47 @@ impl CursorFields {
         };
         self.position_of(found[0].as_ref(), found[1].as_ref(), index)
             .map(Some)
+    }
+
+    /// The position of each record given as JSON text, in order: `None` for a record that
+    /// lacks a cursor field or holds null there when the mode lets it pass
+    /// ([`on_missing`](Self::on_missing)); an error otherwise, as for
+    /// [`greatest_position_in_json`](Self::greatest_position_in_json). Empty when no cursor is
+    /// enabled.
+    ///
+    /// ```
+    /// use cannectors_state::{CursorFields, FieldPath, OnMissingCursor};
+    /// let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()))
+    ///     .on_missing(OnMissingCursor::Skip);
+    /// let positions = fields.positions_in_json([r#"{"id": 4}"#, r#"{"id": null}"#]).unwrap();
+    /// assert_eq!(positions[0].as_ref().unwrap().id.as_ref().unwrap().to_string(), "4");
+    /// assert!(positions[1].is_none());
+    /// ```
+    pub fn positions_in_json<'t>(
+        &self,
+        records: impl IntoIterator<Item = &'t str>,
+    ) -> Result<Vec<Option<Position>>, CursorError> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths = [
+            self.timestamp.as_ref().map(FieldPath::segments),
+            self.id.as_ref().map(FieldPath::segments),
+        ];
+        let records = records.into_iter();
+        let mut positions = Vec::with_capacity(records.size_hint().0);
+        for (index, text) in records.enumerate() {
+            let found = project(text, paths).map_err(|error| CursorError::NotJson {
+                index,
+                reason: error.to_string(),
+            })?;
+            match self.position_of(found[0].as_ref(), found[1].as_ref(), index) {
+                Ok(position) => positions.push(Some(position)),
+                Err(error) if self.tolerates(&error) => positions.push(None),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(positions)
     }
 
     fn position_of(

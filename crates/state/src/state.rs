@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::cursor::{CursorId, Timestamp, excerpt};
+use crate::identities::Identities;
 use crate::json_kind::json_kind;
 use crate::position::Position;
 
@@ -47,6 +48,9 @@ pub struct State {
     pub pipeline_file: Option<PathBuf>,
     /// When the file was last written (set by [`StateLock::commit`](crate::StateLock::commit)).
     pub updated_at: Option<DateTime<Utc>>,
+    /// The records delivered inside the lookback window, by identity (empty without
+    /// `lookback`).
+    pub identities: Identities,
 }
 
 /// The progress of a paginated run that has not completed yet.
@@ -185,11 +189,12 @@ const TOP_KEYS: &[&str] = &[
     "pipeline",
     "pipelineFile",
     "updatedAt",
+    "identities",
     "lastTimestamp",
     "lastId",
 ];
-const TOP_ALLOWED: &str = "timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and \
-                           lastTimestamp, lastId from files of the older tool)";
+const TOP_ALLOWED: &str = "timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, \
+                           identities (and lastTimestamp, lastId from files of the older tool)";
 const RUN_KEYS: &[&str] = &["startedAt", "batches", "offset", "seen", "resume"];
 const RUN_ALLOWED: &str = "startedAt, batches, offset, seen, resume";
 const SEEN_KEYS: &[&str] = &["timestamp", "id"];
@@ -265,6 +270,10 @@ impl State {
         let updated_at = present(map, "updatedAt")
             .map(|value| read_instant("updatedAt", value))
             .transpose()?;
+        let identities = present(map, "identities")
+            .map(|value| Identities::from_json("identities", value))
+            .transpose()?
+            .unwrap_or_default();
         Ok(State {
             timestamp,
             id,
@@ -273,6 +282,7 @@ impl State {
             pipeline,
             pipeline_file,
             updated_at,
+            identities,
         })
     }
 
@@ -317,6 +327,10 @@ impl State {
             }
             section.insert("resume".into(), run.resume.clone());
             map.insert("run".into(), Value::Object(section));
+        }
+        // Last, and only with lookback: the one part of the file that can be long.
+        if !self.identities.is_empty() {
+            map.insert("identities".into(), self.identities.to_json());
         }
         Value::Object(map)
     }
@@ -376,6 +390,27 @@ impl State {
             offset,
             ..State::default()
         })
+    }
+
+    /// The state a run with a lookback window reads from: the committed timestamp moved back
+    /// by `lookback` (in the form it was written in, so that a query binds it as before) and no
+    /// id, so that the first request reaches back over every record of the window. Without a
+    /// committed timestamp (the first run) the state is the same.
+    ///
+    /// ```
+    /// use cannectors_state::State;
+    /// let state = State::from_json_str(r#"{"timestamp": "2026-01-01 10:00:00", "id": 9}"#).unwrap();
+    /// let window = state.reaching_back(chrono::TimeDelta::minutes(10));
+    /// assert_eq!(window.timestamp.unwrap().to_string(), "2026-01-01 09:50:00");
+    /// assert_eq!(window.id, None);
+    /// ```
+    pub fn reaching_back(&self, lookback: chrono::TimeDelta) -> State {
+        let mut reading = self.clone();
+        if let Some(timestamp) = &self.timestamp {
+            reading.timestamp = Some(timestamp.earlier_by(lookback));
+            reading.id = None;
+        }
+        reading
     }
 
     /// The committed position: where the next run starts.
@@ -683,13 +718,14 @@ mod tests {
         assert_eq!(
             problem(r#"{"timestamps": "2026-01-01T00:00:00Z"}"#),
             "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
-             timestamp, id, offset, run, pipeline, pipelineFile, updatedAt (and lastTimestamp, \
-             lastId from files of the older tool)"
+             timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, identities (and \
+             lastTimestamp, lastId from files of the older tool)"
         );
         assert_eq!(
             problem(r#"{"cursor": 1}"#),
             "unknown key `cursor`; the keys allowed here are timestamp, id, offset, run, pipeline, \
-             pipelineFile, updatedAt (and lastTimestamp, lastId from files of the older tool)"
+             pipelineFile, updatedAt, identities (and lastTimestamp, lastId from files of the \
+             older tool)"
         );
         assert!(
             problem(r#"{"run": {"startedAt": "2026-01-01T00:00:00Z", "sen": {}}}"#)

@@ -255,6 +255,7 @@ fn cursor_name(cursor: StateCursor) -> &'static str {
         StateCursor::Timestamp => "timestamp",
         StateCursor::Id => "id",
         StateCursor::Offset => "offset",
+        StateCursor::WindowEnd => "window.end",
     }
 }
 
@@ -310,6 +311,13 @@ fn refuse_http_cursor_keys(findings: &mut Findings, path: &KeyPath, state: &RawS
                 format!("queryParam {not_http}"),
             );
         }
+        if cursor.until_param.is_some() {
+            findings.problem(
+                path.key("timestamp").key("untilParam"),
+                "untilParam is for httpPolling inputs; a database query binds the upper bound \
+                 with the parameter expression `window.end` (see `parameters`)",
+            );
+        }
         if cursor.format.is_some() {
             findings.problem(
                 path.key("timestamp").key("format"),
@@ -341,6 +349,7 @@ fn without_http_keys(state: &RawStatePersistence) -> RawStatePersistence {
     if let Some(cursor) = &mut state.timestamp {
         cursor.query_param = None;
         cursor.format = None;
+        cursor.until_param = None;
     }
     if let Some(cursor) = &mut state.id {
         cursor.query_param = None;

@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::authentication::{Authentication, RawAuthentication};
 use crate::document::KeyPath;
+use crate::expression::Expression;
 use crate::http::{
     Endpoint, RawRetryConfig, RetryConfig, STATE_PLACES, SinkMethod, default_timeout_ms, endpoint,
     plain_values, timeout, url,
@@ -36,8 +37,8 @@ pub struct HttpRequestOutput {
     pub retry: RetryConfig,
     /// Request timeout in milliseconds (default 30000).
     pub timeout_ms: NonZeroU64,
-    /// Which responses count as delivered (default: any 2xx); its codes are 100 to 599, at
-    /// least one.
+    /// Which responses count as delivered (default: any 2xx): status codes, an expression on
+    /// the response, or both.
     pub success: Option<SuccessConfig>,
 }
 
@@ -75,12 +76,87 @@ pub enum RequestMode {
     },
 }
 
-/// Which responses count as delivered.
+/// Which responses count as delivered (`success`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SuccessConfig {
+    /// Accepted status codes, 100 to 599, at least one; `None`: any 2xx.
+    pub status_codes: Option<Vec<u16>>,
+    /// Must also hold for a response whose status is accepted; its variables are `status`
+    /// (a number), `headers` (names in lower case) and `body` (the JSON body, its text when
+    /// it is not JSON, null when empty).
+    pub expression: Option<Expression>,
+}
+
+impl SuccessConfig {
+    /// The accepted status codes, or the default rule (any 2xx) when `None`.
+    pub fn status_codes(&self) -> Option<&[u16]> {
+        self.status_codes.as_deref()
+    }
+}
+
+// As written; validation turns it into `SuccessConfig`.
+/// Which responses count as delivered: status codes, an expression, or both (both must hold).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SuccessConfig {
-    /// Accepted status codes.
-    pub status_codes: Vec<u16>,
+#[schemars(rename = "SuccessConfig")]
+pub(crate) struct RawSuccessConfig {
+    /// Accepted status codes (default: any 2xx).
+    #[serde(default)]
+    pub(crate) status_codes: Option<Vec<u16>>,
+    /// An expression on `status`, `headers` and `body` that must hold, e.g. `body.ok == true`.
+    #[serde(default)]
+    pub(crate) expression: Option<String>,
+}
+
+impl RawSuccessConfig {
+    fn validate(self, path: &KeyPath, findings: &mut Findings) -> Option<SuccessConfig> {
+        let mark = findings.mark();
+        if self.status_codes.is_none() && self.expression.is_none() {
+            findings.problem(
+                path.clone(),
+                "`success` says nothing: give `statusCodes`, `expression` or both, or remove it \
+                 (default: any 2xx)",
+            );
+        }
+        if let Some(codes) = &self.status_codes {
+            let at = path.key("statusCodes");
+            if codes.is_empty() {
+                let remove = if self.expression.is_some() {
+                    "`statusCodes`"
+                } else {
+                    "`success`"
+                };
+                findings.problem(
+                    at.clone(),
+                    format!(
+                        "statusCodes is empty, so no response would count as delivered; list \
+                         codes or remove {remove} (default: any 2xx)"
+                    ),
+                );
+            }
+            for (i, code) in codes.iter().enumerate() {
+                if !(100..=599).contains(code) {
+                    findings.problem(
+                        at.index(i),
+                        format!("{code} is not an HTTP status code (100 to 599)"),
+                    );
+                }
+            }
+        }
+        let expression = match self.expression.as_deref().map(Expression::compile) {
+            None => None,
+            Some(Ok(expression)) => Some(expression),
+            Some(Err(error)) => {
+                findings.problem(path.key("expression"), error.to_string());
+                None
+            }
+        };
+        findings.clean_since(mark).then_some(SuccessConfig {
+            status_codes: self.status_codes,
+            expression,
+        })
+    }
 }
 
 // As written; validation turns it into `RequestMode`, with the endpoint.
@@ -134,7 +210,7 @@ pub(crate) struct RawHttpRequestOutput {
     pub(crate) timeout_ms: u64,
     /// Which responses count as delivered (default: any 2xx).
     #[serde(default)]
-    pub(crate) success: Option<SuccessConfig>,
+    pub(crate) success: Option<RawSuccessConfig>,
 }
 
 impl RawHttpRequestOutput {
@@ -181,24 +257,9 @@ impl RawHttpRequestOutput {
             .as_ref()
             .map(|auth| auth.validate(&path.key("authentication"), findings));
         let retry = self.retry.validate(&path.key("retry"), findings);
-        if let Some(success) = &self.success {
-            let codes = path.key("success").key("statusCodes");
-            if success.status_codes.is_empty() {
-                findings.problem(
-                    codes.clone(),
-                    "statusCodes is empty, so no response would count as delivered; list codes \
-                     or remove `success` (default: any 2xx)",
-                );
-            }
-            for (i, code) in success.status_codes.iter().enumerate() {
-                if !(100..=599).contains(code) {
-                    findings.problem(
-                        codes.index(i),
-                        format!("{code} is not an HTTP status code (100 to 599)"),
-                    );
-                }
-            }
-        }
+        let success = self
+            .success
+            .map(|success| success.validate(&path.key("success"), findings));
         if !findings.clean_since(mark) {
             return None;
         }
@@ -213,7 +274,10 @@ impl RawHttpRequestOutput {
             },
             retry: retry?,
             timeout_ms: timeout_ms?,
-            success: self.success,
+            success: match success {
+                Some(checked) => Some(checked?),
+                None => None,
+            },
         })
     }
 }

@@ -58,7 +58,7 @@ pub enum HttpError {
         reason = reason_phrase(*status),
         s = plural(*attempts),
         excerpt = excerpt_suffix(body),
-        hint = status_hint(*status, *retried)
+        hint = status_hint(*status, *retried, *refused_by_body)
     )]
     Status {
         /// The request method.
@@ -73,6 +73,9 @@ pub enum HttpError {
         attempts: u32,
         /// Whether the status was one of the retryable ones (the retries ran out).
         retried: bool,
+        /// The status was retryable, but `retry.retryHintFromBody` said of the body not to
+        /// retry.
+        refused_by_body: bool,
     },
     /// A shutdown was requested while the request waited to be tried again; it was given up.
     #[error(
@@ -185,8 +188,11 @@ fn excerpt_suffix(body: &str) -> String {
     }
 }
 
-fn status_hint(status: u16, retried: bool) -> &'static str {
+fn status_hint(status: u16, retried: bool, refused_by_body: bool) -> &'static str {
     match status {
+        _ if refused_by_body => {
+            "retry.retryHintFromBody is false for this response, so it was not retried"
+        }
         _ if retried => "the server kept failing; raise retry.maxAttempts or try again later",
         401 => "check the authentication credentials",
         403 => "the credentials lack permission for this resource",
@@ -302,6 +308,7 @@ mod tests {
             body: "{\"error\":\"bad filter\"}".into(),
             attempts: 1,
             retried: false,
+            refused_by_body: false,
         };
         assert_eq!(
             error.to_string(),

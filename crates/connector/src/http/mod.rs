@@ -547,7 +547,11 @@ impl HttpClient {
                 Ok(response) if request.accepts(response.status) => return Ok(response),
                 Ok(response) => {
                     let retryable = inner.retry.retries_status(response.status);
-                    if retryable && attempt < max_attempts {
+                    let refused_by_body = retryable
+                        && !inner
+                            .retry
+                            .body_allows_retry(response.status, &response.body);
+                    if retryable && !refused_by_body && attempt < max_attempts {
                         let delay = inner.retry.delay_after_response(attempt, &response.headers);
                         tracing::warn!(
                             method = %request.method,
@@ -566,7 +570,8 @@ impl HttpClient {
                         status: response.status,
                         body: redactor.excerpt(&response.body),
                         attempts: attempt,
-                        retried: retryable,
+                        retried: retryable && !refused_by_body,
+                        refused_by_body,
                     });
                 }
                 Err(error) => {

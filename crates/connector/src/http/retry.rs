@@ -8,7 +8,7 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
-use cannectors_config::RetryConfig;
+use cannectors_config::{Expression, RetryConfig};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// The retry settings of one client.
@@ -20,6 +20,7 @@ pub(crate) struct RetryPolicy {
     max_delay: Duration,
     statuses: Vec<u16>,
     use_retry_after: bool,
+    hint: Option<Expression>,
 }
 
 impl RetryPolicy {
@@ -31,6 +32,29 @@ impl RetryPolicy {
             max_delay: config.max_delay(),
             statuses: config.retryable_status_codes().to_vec(),
             use_retry_after: config.use_retry_after_header(),
+            hint: config.retry_hint_from_body().cloned(),
+        }
+    }
+
+    /// Whether `retryHintFromBody` lets a response with a retryable status be tried again:
+    /// yes without a hint, and when the body is not JSON or the hint cannot be evaluated on it
+    /// (the status code decides, as without a hint).
+    pub(crate) fn body_allows_retry(&self, status: u16, body: &[u8]) -> bool {
+        let Some(hint) = &self.hint else {
+            return true;
+        };
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return true;
+        };
+        let variables = serde_json::json!({"status": status, "body": body});
+        match hint.is_true(&variables) {
+            Ok(allowed) => allowed,
+            Err(error) => {
+                tracing::warn!(
+                    "retry.retryHintFromBody: {error}; the status code decides whether to retry"
+                );
+                true
+            }
         }
     }
 
