@@ -15,5 +15,6 @@ mod schedule;
 mod scheduler;
 mod state;
 mod state_files;
+mod state_postgres;
 mod support;
 mod validate;

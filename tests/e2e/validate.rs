@@ -167,6 +167,10 @@ fn every_example_pipeline_validates() {
             "DEST_DATABASE_URL",
             "postgres://user:secret@127.0.0.1:5432/dest",
         )
+        .env(
+            "STATE_DATABASE_URL",
+            "postgres://user:secret@127.0.0.1:5432/state",
+        )
         .env("CRM_API_TOKEN", "token")
         .env("HELPDESK_API_KEY", "key")
         .env("SHOP_API_TOKEN", "token");

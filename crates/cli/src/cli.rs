@@ -164,13 +164,15 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StateCommand {
-    /// Print the state and the absolute path of its file.
+    /// Print the state and where it is kept: the absolute path of its file, or the table of
+    /// the PostgreSQL store with the pipeline's lease (owner, expiry, epoch).
     #[command(after_help = "Example:\n  cannectors state show events.yaml")]
     Show {
         /// The pipeline file.
         file: PathBuf,
     },
-    /// Print the absolute path of the state file.
+    /// Print where the state is kept: the absolute path of the state file, or the table of the
+    /// PostgreSQL store.
     Path {
         /// The pipeline file.
         file: PathBuf,
@@ -198,6 +200,26 @@ pub(crate) enum StateCommand {
         /// Offset cursor, a non-negative integer.
         #[arg(long)]
         offset: Option<String>,
+    },
+    /// Copy a pipeline's state from its state file into the PostgreSQL store. A state the
+    /// store already holds for the pipeline is replaced only with --force; the file is left
+    /// as it was.
+    #[command(after_help = "Examples:\n  \
+        cannectors state migrate events.yaml --to \"$STATE_DATABASE_URL\"\n  \
+        cannectors state migrate events.yaml --to postgres://app@db/app --from-dir ./state")]
+    Migrate {
+        /// The pipeline file.
+        file: PathBuf,
+        /// The PostgreSQL database of the store (postgres://user:password@host:5432/database).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The directory of the state file (default: the pipeline's storagePath, or
+        /// ./.cannectors-state).
+        #[arg(long, value_name = "DIR")]
+        from_dir: Option<PathBuf>,
+        /// Replace a different state the store already holds for the pipeline.
+        #[arg(long)]
+        force: bool,
     },
 }
 

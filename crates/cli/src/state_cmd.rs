@@ -1,10 +1,12 @@
-//! `cannectors state show|path|reset|set`: look at and move a pipeline's cursors by hand, and
-//! the advice this program adds to the state crate's errors.
+//! `cannectors state show|path|reset|set|migrate`: look at and move a pipeline's cursors by
+//! hand, copy them from a state file into the PostgreSQL store, and the advice this program adds
+//! to the state crate's errors.
 
 use std::future::Future;
 use std::path::Path;
 
-use cannectors_state::{State, StateError, StateStore};
+use cannectors_config::StoreKind;
+use cannectors_state::{Lease, State, StateError, StateLock, StateStore};
 
 use crate::cli::StateCommand;
 use crate::commands::{Code, Failure, load};
@@ -29,6 +31,12 @@ pub(crate) fn state(command: StateCommand) -> Result<(), Failure> {
             id.as_deref(),
             offset.as_deref(),
         )),
+        StateCommand::Migrate {
+            file,
+            to,
+            from_dir,
+            force,
+        } => block_on(migrate(&file, &to, from_dir.as_deref(), force)),
     }
 }
 
@@ -42,6 +50,15 @@ pub(crate) fn with_advice(error: &StateError, file: &Path) -> String {
         ),
         StateError::StorageDir { .. } | StateError::CreateDir { .. } => format!(
             "{error} (the directory is statePersistence.storagePath in {})",
+            file.display()
+        ),
+        StateError::CorruptRecord { .. } => format!(
+            "{error} (`cannectors state reset {}` removes it)",
+            file.display()
+        ),
+        StateError::Unavailable { .. } => format!(
+            "{error} (the database is statePersistence.connectionStringRef or \
+             connectionString in {})",
             file.display()
         ),
         _ => error.to_string(),
@@ -63,11 +80,49 @@ fn block_on<F: Future<Output = Result<(), Failure>>>(command: F) -> Result<(), F
 }
 
 fn store(file: &Path) -> Result<Box<dyn StateStore>, Failure> {
+    store_and_kind(file).map(|(store, _)| store)
+}
+
+/// The pipeline's store, and whether it is the PostgreSQL one.
+fn store_and_kind(file: &Path) -> Result<(Box<dyn StateStore>, bool), Failure> {
     let loaded = load(file)?;
+    let shared = loaded
+        .pipeline
+        .input
+        .state_persistence()
+        .is_some_and(|settings| matches!(settings.store, StoreKind::Postgres(_)));
     let mut store = cannectors_runtime::store_for(&loaded.pipeline)
         .map_err(|error| Failure::new(Code::Runtime, with_advice(&error, file)))?;
     store.set_pipeline_file(file);
-    Ok(store)
+    Ok((store, shared))
+}
+
+/// Gives a lock back before the command ends, so that a run can take it at once; the
+/// command's runtime ends with the command, so a release left to the drop would not happen.
+async fn release(lock: Box<dyn StateLock>, file: &Path) -> Result<(), Failure> {
+    lock.release().await.map_err(runtime(file))
+}
+
+/// What the location of a store is, for people.
+fn label(shared: bool) -> &'static str {
+    if shared { "state store" } else { "state file" }
+}
+
+/// A lease for people: who holds it and until when, or who held it last.
+fn describe_lease(lease: &Lease) -> String {
+    let owner = lease.owner.as_deref().unwrap_or("nobody");
+    let epoch = lease.epoch;
+    match lease.until {
+        Some(until) if lease.held => format!(
+            "held by {owner} until {} (epoch {epoch})",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+        Some(until) => format!(
+            "free: expired at {} (last held by {owner}, epoch {epoch})",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+        None => format!("free: released (last held by {owner}, epoch {epoch})"),
+    }
 }
 
 /// Maps a state error of the pipeline in `file` to exit code 3.
@@ -76,8 +131,15 @@ fn runtime(file: &Path) -> impl Fn(StateError) -> Failure + '_ {
 }
 
 async fn show(file: &Path) -> Result<(), Failure> {
-    let store = store(file)?;
-    println!("state file: {}", store.location());
+    let (store, shared) = store_and_kind(file)?;
+    println!("{}: {}", label(shared), store.location());
+    if shared {
+        let lease = store.lease().await.map_err(runtime(file))?;
+        match lease {
+            Some(lease) => println!("lease: {}", describe_lease(&lease)),
+            None => println!("lease: never taken"),
+        }
+    }
     match store.load().await.map_err(runtime(file))? {
         Some(state) => println!("{}", state.to_json_pretty()),
         None => println!("no state yet: the next run starts from the beginning"),
@@ -86,15 +148,23 @@ async fn show(file: &Path) -> Result<(), Failure> {
 }
 
 async fn reset(file: &Path) -> Result<(), Failure> {
-    let store = store(file)?;
+    let (store, shared) = store_and_kind(file)?;
     let mut lock = store.lock().await.map_err(runtime(file))?;
-    if lock.reset().await.map_err(runtime(file))? {
-        println!(
-            "removed {}: the next run starts from the beginning",
+    let removed = lock.reset().await.map_err(runtime(file))?;
+    release(lock, file).await?;
+    let what = if shared {
+        format!(
+            "the state of pipeline `{}` in {}",
+            store.pipeline(),
             store.location()
-        );
+        )
     } else {
-        println!("no state file at {}: nothing to reset", store.location());
+        store.location().to_owned()
+    };
+    if removed {
+        println!("removed {what}: the next run starts from the beginning");
+    } else {
+        println!("no state at {}: nothing to reset", store.location());
     }
     Ok(())
 }
@@ -113,7 +183,7 @@ async fn set(
     }
     let seed = State::seed(timestamp, id, offset)
         .map_err(|e| Failure::new(Code::Validation, format!("state set: {e}")))?;
-    let store = store(file)?;
+    let (store, shared) = store_and_kind(file)?;
     let mut lock = store.lock().await.map_err(runtime(file))?;
     // A file that cannot be read is never overwritten: load it first, and stop on an error.
     let mut state = store
@@ -142,7 +212,77 @@ async fn set(
         );
     }
     lock.commit(&state).await.map_err(runtime(file))?;
-    println!("state file: {}", store.location());
+    release(lock, file).await?;
+    println!("{}: {}", label(shared), store.location());
     println!("{}", state.to_json_pretty());
     Ok(())
+}
+
+/// Copies the state file into the PostgreSQL store, under both locks (no run writes either
+/// meanwhile). The store's row is written only when it holds no state, or the same cursors and
+/// run, or with `force`; the file is left as it was, so that going back is only a matter of
+/// the pipeline file.
+async fn migrate(file: &Path, to: &str, dir: Option<&Path>, force: bool) -> Result<(), Failure> {
+    let loaded = load(file)?;
+    let cannectors_runtime::Migration {
+        mut from, mut into, ..
+    } = cannectors_runtime::migration_stores(&loaded.pipeline, dir, to).map_err(runtime(file))?;
+    from.set_pipeline_file(file);
+    into.set_pipeline_file(file);
+    let _file_lock = from.lock().await.map_err(runtime(file))?;
+    let Some(state) = from.load().await.map_err(runtime(file))? else {
+        return Err(Failure::new(
+            Code::Runtime,
+            format!(
+                "no state file at {}: nothing to migrate (give its directory with --from-dir)",
+                from.location()
+            ),
+        ));
+    };
+    let mut lock = into.lock().await.map_err(runtime(file))?;
+    let outcome = copy(&state, into.as_ref(), lock.as_mut(), force, file).await;
+    release(lock, file).await?;
+    outcome?;
+    println!("copied {} into {}", from.location(), into.location());
+    println!("{}", state.to_json_pretty());
+    println!(
+        "the state file is left as it was; set `store: postgres` and `connectionStringRef` \
+         under statePersistence in {} to use the store",
+        file.display()
+    );
+    Ok(())
+}
+
+async fn copy(
+    state: &State,
+    into: &dyn StateStore,
+    lock: &mut dyn StateLock,
+    force: bool,
+    file: &Path,
+) -> Result<(), Failure> {
+    if let Some(existing) = into.load().await.map_err(runtime(file))?
+        && !force
+        && cursors_and_run(&existing) != cursors_and_run(state)
+    {
+        return Err(Failure::new(
+            Code::Runtime,
+            format!(
+                "{} already holds a different state for pipeline `{}`:\n{}\nNothing was \
+                 changed; pass --force to replace it with the state file's",
+                into.location(),
+                into.pipeline(),
+                existing.to_json_pretty()
+            ),
+        ));
+    }
+    lock.commit(state).await.map_err(runtime(file))
+}
+
+/// A state without the metadata a commit stamps (which pipeline file, when).
+fn cursors_and_run(state: &State) -> State {
+    let mut bare = state.clone();
+    bare.pipeline = None;
+    bare.pipeline_file = None;
+    bare.updated_at = None;
+    bare
 }

@@ -88,8 +88,8 @@ pub use path::{FieldPath, FieldPathError};
 pub use schedule::{CronSchedule, ScheduleError, normalize_schedule};
 pub use schema::json_schema;
 pub use state_persistence::{
-    IdCursor, Identity, Lookback, OffsetCursor, OnMissingCursor, StatePersistence, StrftimePattern,
-    TimestampCursor, TimestampFormat, TimestampFormatError,
+    IdCursor, Identity, Lookback, OffsetCursor, OnMissingCursor, PostgresStore, StatePersistence,
+    StoreKind, StrftimePattern, TimestampCursor, TimestampFormat, TimestampFormatError,
 };
 pub use template::{Template, TemplateError, TemplatePart};
 pub use variables::Secrets;

@@ -6,16 +6,18 @@
 //! reach the request, a database cursor has no `queryParam`) in its module.
 
 use std::fmt::Write as _;
+use std::num::NonZeroU64;
+use std::time::Duration;
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::database::{Connection, Driver};
 pub use cannectors_state::{Identity, OnMissingCursor};
 
 use std::num::NonZeroUsize;
-use std::time::Duration;
 
 use crate::document::KeyPath;
 use crate::path::FieldPath;
@@ -33,6 +35,7 @@ pub struct StatePersistence {
     /// The pagination offset reached.
     pub offset: Option<OffsetCursor>,
     /// Directory of the state files as written (default `./.cannectors-state`); never empty.
+    /// Always `None` with the PostgreSQL store.
     pub storage_path: Option<String>,
     /// What becomes of a record whose timestamp or id field is missing or null
     /// (`onMissingCursor`, default `fail`).
@@ -43,7 +46,38 @@ pub struct StatePersistence {
     /// `delay`: records newer than now - delay are not read yet; a run's upper bound
     /// (`{{window.end}}`, `untilParam`, `window.end`) is then now - delay instead of now.
     pub delay: Option<Duration>,
+    /// Where the state is kept: files (the default) or PostgreSQL.
+    pub store: StoreKind,
 }
+
+/// Where a pipeline's state is kept (`statePersistence.store`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// A file per pipeline in `storagePath`, with an OS lock beside it.
+    #[default]
+    File,
+    /// A row per pipeline in a PostgreSQL table, with a lease shared by several processes.
+    Postgres(PostgresStore),
+}
+
+/// The PostgreSQL state store of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresStore {
+    /// The database, from `connectionString` or `connectionStringRef`; always PostgreSQL.
+    pub connection: Connection,
+    /// How long a lease lasts unless renewed (`leaseTtlMs`, default 30 s).
+    pub lease_ttl: Duration,
+    /// How often a held lease is renewed (`leaseRenewMs`, default a third of the TTL); always
+    /// shorter than the TTL.
+    pub lease_renew: Duration,
+}
+
+/// `leaseTtlMs` unless set: long enough for a batch of a few thousand records to be fetched,
+/// delivered and committed under one renewal, short enough that a dead process's pipelines
+/// move on within half a minute.
+const DEFAULT_LEASE_TTL_MS: u64 = 30_000;
 
 /// How far a run reaches back before the committed timestamp, and how it recognises the
 /// records it delivered already (`lookback`, `identity`, `maxIdentities`).
@@ -284,6 +318,35 @@ pub(crate) struct RawStatePersistence {
     /// `window.end`, and records a source returns beyond it are held back for a later run.
     #[serde(default)]
     pub(crate) delay: Option<String>,
+    /// Where the state is kept: `file` (default) or `postgres` (shared by several processes).
+    #[serde(default)]
+    pub(crate) store: Option<RawStoreKind>,
+    /// PostgreSQL store: the connection URL, written in the file.
+    #[serde(default)]
+    pub(crate) connection_string: Option<String>,
+    /// PostgreSQL store: the connection URL, usually `${STATE_DATABASE_URL}`.
+    #[serde(default)]
+    pub(crate) connection_string_ref: Option<String>,
+    /// PostgreSQL store: how long a lease lasts unless renewed, in milliseconds (default
+    /// 30000); keep it well above the longest batch.
+    #[serde(default)]
+    pub(crate) lease_ttl_ms: Option<u64>,
+    /// PostgreSQL store: how often a held lease is renewed, in milliseconds (default a third
+    /// of leaseTtlMs).
+    #[serde(default)]
+    pub(crate) lease_renew_ms: Option<u64>,
+}
+
+// As written; validation turns it into `StoreKind`.
+/// Where the state is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "StateStore")]
+pub(crate) enum RawStoreKind {
+    /// A file per pipeline in `storagePath` (the default).
+    File,
+    /// A row per pipeline in a PostgreSQL table, shared by several processes.
+    Postgres,
 }
 
 // As written; validation turns it into `OnMissingCursor`.
@@ -481,6 +544,108 @@ impl RawStatePersistence {
             on_missing_cursor,
             lookback,
             delay,
+            store: self.store_kind(path, findings),
+        }
+    }
+
+    /// `store` and the keys that go with it: the PostgreSQL store needs a PostgreSQL
+    /// connection and takes no `storagePath`; the file store takes none of the PostgreSQL
+    /// keys, so that a forgotten `store: postgres` is not silently a file store.
+    fn store_kind(&self, path: &KeyPath, findings: &mut Findings) -> StoreKind {
+        if self.store != Some(RawStoreKind::Postgres) {
+            let postgres_keys = [
+                ("connectionString", self.connection_string.is_some()),
+                ("connectionStringRef", self.connection_string_ref.is_some()),
+                ("leaseTtlMs", self.lease_ttl_ms.is_some()),
+                ("leaseRenewMs", self.lease_renew_ms.is_some()),
+            ];
+            for (key, _) in postgres_keys.iter().filter(|(_, written)| *written) {
+                findings.problem(
+                    path.key(key),
+                    format!(
+                        "{key} is a setting of the PostgreSQL state store; add `store: postgres` \
+                         or remove it"
+                    ),
+                );
+            }
+            return StoreKind::File;
+        }
+        if self.storage_path.is_some() {
+            findings.problem(
+                path.key("storagePath"),
+                "storagePath is the directory of the file store, but `store: postgres` keeps \
+                 the state in the database; remove one of them",
+            );
+        }
+        let written = [
+            ("connectionString", self.connection_string.as_deref()),
+            ("connectionStringRef", self.connection_string_ref.as_deref()),
+        ];
+        let not_postgres = written.iter().find_map(|(key, url)| {
+            let url = url.filter(|url| !url.trim().is_empty())?;
+            (Driver::from_url(url) != Some(Driver::Postgres)).then_some(*key)
+        });
+        let connection = match not_postgres {
+            Some(key) => {
+                findings.problem(
+                    path.key(key),
+                    format!(
+                        "the state store is a PostgreSQL database: write a postgres:// or \
+                         postgresql:// URL in `{key}`"
+                    ),
+                );
+                None
+            }
+            None => crate::database::connection(
+                findings,
+                path,
+                self.connection_string.as_deref(),
+                self.connection_string_ref.as_deref(),
+                None,
+            ),
+        };
+        let ttl_ms = self.lease_ttl_ms.unwrap_or(DEFAULT_LEASE_TTL_MS);
+        let ttl = crate::validate::positive_ms(
+            findings,
+            path,
+            "leaseTtlMs",
+            ttl_ms,
+            "30000 (30 seconds)",
+        );
+        let renew = match self.lease_renew_ms {
+            None => ttl.and_then(|ttl| NonZeroU64::new(ttl.get() / 3)).or(ttl),
+            Some(renew_ms) => {
+                let renew = crate::validate::positive_ms(
+                    findings,
+                    path,
+                    "leaseRenewMs",
+                    renew_ms,
+                    "a third of leaseTtlMs",
+                );
+                match (renew, ttl) {
+                    (Some(renew), Some(ttl)) if renew >= ttl => {
+                        findings.problem(
+                            path.key("leaseRenewMs"),
+                            format!(
+                                "leaseRenewMs ({renew}) must be shorter than leaseTtlMs ({ttl}), \
+                                 or the lease expires before it is renewed; remove it for a \
+                                 third of leaseTtlMs"
+                            ),
+                        );
+                        None
+                    }
+                    (renew, _) => renew,
+                }
+            }
+        };
+        match (connection, ttl, renew) {
+            (Some(connection), Some(ttl), Some(renew)) => StoreKind::Postgres(PostgresStore {
+                connection,
+                lease_ttl: Duration::from_millis(ttl.get()),
+                lease_renew: Duration::from_millis(renew.get()),
+            }),
+            // A problem was reported; the settings are not used.
+            _ => StoreKind::File,
         }
     }
 }

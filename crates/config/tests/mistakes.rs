@@ -146,8 +146,7 @@ fn near_misses_in_another_case_or_spelling_are_suggested() {
         &invalid(&http_input(
             "  statePersistence:\n    storagePath: a\n    storagepath: b\n",
         )),
-        "input.statePersistence.storagepath: unknown key `storagepath`; expected one of \
-         `timestamp`, `id`, `offset`, `storagePath`",
+        "input.statePersistence.storagepath: unknown key `storagepath`; did you mean `store`?",
     );
 }
 

@@ -84,7 +84,7 @@ use admit::Admission;
 
 pub use build::BuildError;
 pub use progress::RunProgress;
-pub use store::store_for;
+pub use store::{Migration, migration_stores, store_for};
 pub use summary::RunSummary;
 
 /// How one run behaves.
@@ -305,6 +305,16 @@ impl Executor {
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
+        let outcome = self.run_locked(&mut lock, options).await;
+        release(lock).await;
+        outcome
+    }
+
+    async fn run_locked(
+        &self,
+        lock: &mut Option<Box<dyn StateLock>>,
+        options: &RunOptions,
+    ) -> Result<RunSummary, RunError> {
         let state = self.load().await?;
         tracing::info!(
             pipeline = %self.pipeline.name,
@@ -328,26 +338,12 @@ impl Executor {
         if options.dry_run {
             let mut sink = build::DryRun::new(&self.pipeline.output);
             return self
-                .run_loaded(
-                    state,
-                    source.as_mut(),
-                    &mut sink,
-                    &mut lock,
-                    window,
-                    options,
-                )
+                .run_loaded(state, source.as_mut(), &mut sink, lock, window, options)
                 .await;
         }
         let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
-        self.run_loaded(
-            state,
-            source.as_mut(),
-            sink.as_mut(),
-            &mut lock,
-            window,
-            options,
-        )
-        .await
+        self.run_loaded(state, source.as_mut(), sink.as_mut(), lock, window, options)
+            .await
     }
 
     /// One run over a given source and sink, under the pipeline's lock (none for a dry run).
@@ -358,9 +354,15 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
-        let state = self.load().await?;
-        self.run_loaded(state, source, sink, &mut lock, self.window(), options)
-            .await
+        let outcome = match self.load().await {
+            Ok(state) => {
+                self.run_loaded(state, source, sink, &mut lock, self.window(), options)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        release(lock).await;
+        outcome
     }
 
     /// Whether the pipeline's timestamp cursor is the start time of its last successful run.
@@ -472,6 +474,10 @@ impl Executor {
                 summary.records_skipped += filtered.skipped;
                 filtered.records
             };
+            // A lease found taken over in the background stops the run before it delivers more.
+            if let Some(lock) = lock.as_ref() {
+                lock.check()?;
+            }
             if !records.is_empty() {
                 match sink.write(&records).await {
                     Ok(()) => {}
@@ -555,5 +561,16 @@ impl Executor {
         summary.finish(&state, started.elapsed(), stopped_early);
         tracing::info!("{summary}");
         Ok(summary)
+    }
+}
+
+/// Gives the pipeline's lock back once a run is over, so that another process sharing the
+/// store (a replica holding the same pipelines) can run it at once rather than after the lease
+/// expired. A release that fails only delays that: the lease expires by itself.
+async fn release(lock: Option<Box<dyn StateLock>>) {
+    if let Some(lock) = lock
+        && let Err(error) = lock.release().await
+    {
+        tracing::warn!("{error}");
     }
 }

@@ -16,7 +16,8 @@
 //!   right to write it, a [`StateLock`]; only that guard can commit or reset, so writing
 //!   without the lock does not compile.
 //! - [`FileStore`]: the store in `<dir>/<name>.json`, with crash-consistent commits and an OS
-//!   lock beside the file.
+//!   lock beside the file. Stores shared by several processes (cannectors-state-postgres) take
+//!   a [`Lease`] instead, and report it with [`StateStore::lease`].
 //!
 //! Store operations return futures ([`StoreFuture`]), so that stores doing asynchronous I/O fit
 //! the same trait; any executor runs them. The file format is described in `docs/state-file.md`.
@@ -71,4 +72,4 @@ pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
 pub use position::{CursorError, CursorFields, OnMissingCursor, Position};
 pub use state::{Run, State, StateFormatError};
-pub use store::{MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};
+pub use store::{Lease, MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};

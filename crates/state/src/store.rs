@@ -12,6 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use chrono::{DateTime, Utc};
+
 use crate::file_store::{FILE_NAME_MAX, LONGEST_SUFFIX};
 use crate::state::{State, StateFormatError};
 
@@ -67,6 +69,47 @@ pub trait StateStore: fmt::Debug + Send + Sync {
         let recorded = state.pipeline_file.as_deref()?;
         (recorded != mine).then_some(recorded)
     }
+
+    /// The lease on the pipeline's right to write, for a store whose lock is a lease that
+    /// several processes compete for: who holds (or last held) it, until when, and its
+    /// fencing epoch. `None` for a store whose lock is not a lease (the file store), and when
+    /// no process ever took it.
+    fn lease(&self) -> StoreFuture<'_, Option<Lease>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A lease on a pipeline's right to write its state, as a store shared by several processes
+/// records it (see [`StateStore::lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// Who took it last: a process on a host.
+    pub owner: Option<String>,
+    /// When it expires, by the store's clock; `None` once released.
+    pub until: Option<DateTime<Utc>>,
+    /// The fencing epoch: one more at every acquisition; a commit made under an older epoch
+    /// is refused.
+    pub epoch: u64,
+    /// Whether it is held now, by the store's clock: taken, not released, not expired.
+    pub held: bool,
+}
+
+impl Lease {
+    /// A lease as a store read it.
+    pub fn new(
+        owner: Option<String>,
+        until: Option<DateTime<Utc>>,
+        epoch: u64,
+        held: bool,
+    ) -> Lease {
+        Lease {
+            owner,
+            until,
+            epoch,
+            held,
+        }
+    }
 }
 
 /// The right to write one pipeline's state, held from [`StateStore::lock`] until it is dropped.
@@ -83,6 +126,22 @@ pub trait StateLock: fmt::Debug + Send {
     /// Removes the state, so that the next run starts from scratch. Returns whether there was
     /// a state.
     fn reset(&mut self) -> StoreFuture<'_, bool>;
+
+    /// Whether the right is still held, as far as this process knows without asking the store:
+    /// a lease that a background renewal found taken over is not. A writer checks it before it
+    /// delivers more, so that a process that lost the right stops at once; the commit's own
+    /// check stays the one that counts.
+    fn check(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Gives the right up now, so that another process can take it without waiting. Dropping
+    /// the guard gives it up too, as soon as it can; a lock whose release is asynchronous (a
+    /// lease in a database) is released for sure only once this future completed.
+    fn release(self: Box<Self>) -> StoreFuture<'static, ()> {
+        drop(self);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Why the state of a pipeline could not be located, read, written or locked.
@@ -220,6 +279,77 @@ pub enum StateError {
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
+    },
+    /// The stored state of a pipeline, in a store other than a file, is not a valid state.
+    #[error(
+        "the state of pipeline `{pipeline}` in {location} is not usable: {problem}. Nothing was \
+         changed: fix it by hand, or remove it to start over from scratch"
+    )]
+    CorruptRecord {
+        /// The pipeline name.
+        pipeline: String,
+        /// Where the state is kept (a table and its database, without credentials).
+        location: String,
+        /// What is wrong with it (boxed: it is rare, and keeps every result small).
+        problem: Box<StateFormatError>,
+    },
+    /// Another process holds the lease on the pipeline's state.
+    #[error(
+        "pipeline `{pipeline}` is running elsewhere: {owner} holds its lease in {location} \
+         until {} (by the database's clock); a run here can take it once that process releases \
+         it or it expires",
+        until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )]
+    Held {
+        /// The pipeline name.
+        pipeline: String,
+        /// Where the lease is kept.
+        location: String,
+        /// The process holding it.
+        owner: String,
+        /// When it expires unless renewed.
+        until: DateTime<Utc>,
+    },
+    /// The lease this lock stood for was taken over by another process: a commit under it is
+    /// refused, so that the state never goes back to what a stale writer saw.
+    #[error(
+        "pipeline `{pipeline}` lost its lease in {location}: another process took it over \
+         (this process held epoch {epoch}, which is no longer current); nothing more is \
+         committed or delivered by this run"
+    )]
+    Fenced {
+        /// The pipeline name.
+        pipeline: String,
+        /// Where the lease is kept.
+        location: String,
+        /// The epoch this process held.
+        epoch: u64,
+    },
+    /// The store cannot be reached, or refused a statement.
+    #[error(
+        "cannot use the state store {location} for pipeline `{pipeline}`: {reason}; nothing \
+         was changed"
+    )]
+    Unavailable {
+        /// The pipeline name.
+        pipeline: String,
+        /// Where the state is kept, without credentials.
+        location: String,
+        /// What failed, in the store's words.
+        reason: String,
+    },
+    /// The store's tables were made by a newer program.
+    #[error(
+        "the state store {location} has schema version {found}, newer than version {known} \
+         that this program knows; run a newer version of the program (nothing was changed)"
+    )]
+    SchemaTooNew {
+        /// Where the state is kept.
+        location: String,
+        /// The version found.
+        found: i64,
+        /// The newest version this program knows.
+        known: i64,
     },
     /// The state file could not be removed.
     #[error(

@@ -30,6 +30,15 @@ pub fn url() -> String {
     variable(URL_VARIABLE, "a real PostgreSQL")
 }
 
+/// The URL of the test server with `schema` as the search path of every connection made with
+/// it, so that a program under test creates and finds its tables there.
+#[cfg(feature = "postgres")]
+pub fn url_in_schema(schema: &str) -> String {
+    let url = url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
+}
+
 /// The CA file of the test server's certificate.
 #[cfg(feature = "postgres")]
 pub fn ca_file() -> String {

@@ -1,9 +1,8 @@
 //! PostgreSQL through tokio-postgres: connection strings, TLS, and errors worth reading.
 //!
-//! TLS is used only when the connection string asks for it (`sslmode=require`, `verify-ca` or
-//! `verify-full`); all three verify the server certificate and host name against the Mozilla
-//! roots plus `sslrootcert` when given. Without `sslmode` (or with `prefer`/`disable`) the
-//! connection is plain, which is what a server on localhost or a private network expects.
+//! TLS is set up as for every PostgreSQL connection of cannectors, by
+//! `cannectors_state_postgres::tls`: only when the connection string asks for it
+//! (`sslmode=require`, `verify-ca` or `verify-full`), always verified.
 
 pub(crate) mod decode;
 pub(crate) mod encode;
@@ -11,9 +10,12 @@ pub(crate) mod json_text;
 pub(crate) mod numeric;
 pub(crate) mod types;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use cannectors_state_postgres::tls::{
+    Tls, rustls_connector, split_tls_settings, with_certificate_hint,
+};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::Host;
@@ -35,6 +37,10 @@ pub(crate) struct Target {
 /// Reads a `postgres://` URL (or a `key=value` connection string).
 pub(crate) fn parse_target(text: &str, key: &'static str) -> Result<Target, DatabaseError> {
     let (text, tls) = split_tls_settings(text);
+    let tls = match tls {
+        Tls::Verified { root_cert } => Some(root_cert),
+        _ => None,
+    };
     let config: Config = text
         .parse()
         .map_err(|e| DatabaseError::BadConnectionString {
@@ -47,41 +53,6 @@ pub(crate) fn parse_target(text: &str, key: &'static str) -> Result<Target, Data
         })?;
     let shown = show(&config);
     Ok(Target { config, tls, shown })
-}
-
-/// Takes out the TLS settings tokio-postgres does not read itself (`sslmode=verify-ca`,
-/// `verify-full`, `sslrootcert`), leaving `sslmode=require` where TLS is asked for.
-///
-/// The other parameters are kept as written: re-encoding them as a form would turn the spaces
-/// of `options=-c%20statement_timeout%3D60000` into `+`, which tokio-postgres (like libpq)
-/// reads as a plus sign.
-fn split_tls_settings(text: &str) -> (String, Option<Option<PathBuf>>) {
-    let Ok(mut url) = url::Url::parse(text) else {
-        let tls = text.contains("sslmode=require").then_some(None);
-        return (text.to_owned(), tls);
-    };
-    let Some(query) = url.query().map(str::to_owned) else {
-        return (url.to_string(), None);
-    };
-    let mut wants_tls = false;
-    let mut root_cert = None;
-    let mut kept = Vec::new();
-    for piece in query.split('&') {
-        let decoded = url::form_urlencoded::parse(piece.as_bytes()).next();
-        match decoded
-            .as_ref()
-            .map(|(name, value)| (name.as_ref(), value.as_ref()))
-        {
-            Some(("sslmode", "require" | "verify-ca" | "verify-full")) => wants_tls = true,
-            Some(("sslrootcert", path)) => root_cert = Some(PathBuf::from(path)),
-            _ => kept.push(piece),
-        }
-    }
-    if wants_tls {
-        kept.push("sslmode=require");
-    }
-    url.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
-    (url.to_string(), wants_tls.then_some(root_cert))
 }
 
 /// A connection string for a message: a URL without its userinfo and secret parameters; the
@@ -213,19 +184,7 @@ pub(crate) async fn connect(target: &Target) -> Result<Session, DatabaseError> {
             let (client, connection) = tokio::time::timeout(whole, config.connect(tls.clone()))
                 .await
                 .map_err(|_| silent())?
-                .map_err(|e| {
-                    let mut reason = describe(&e);
-                    if reason.contains("invalid peer certificate") {
-                        reason.push_str(
-                            "; this is a certificate problem, not a connection one: the \
-                             server's TLS certificate is not trusted (from a private CA, \
-                             self-signed, expired, or for another host name); for a server \
-                             whose certificate comes from a private CA, add \
-                             sslrootcert=/path/to/ca.pem to the connection string",
-                        );
-                    }
-                    fail(reason)
-                })?;
+                .map_err(|e| fail(with_certificate_hint(describe(&e))))?;
             drive(connection, target.shown.clone());
             let canceller = canceller(&client, Some(tls));
             Ok(Session { client, canceller })
@@ -252,34 +211,6 @@ where
             tracing::warn!("the connection to {shown} closed: {}", describe(&e));
         }
     });
-}
-
-fn rustls_connector(
-    root_cert: Option<&Path>,
-) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = root_cert {
-        let unreadable = |e: &dyn std::fmt::Display| {
-            format!("cannot read the sslrootcert file {}: {e}", path.display())
-        };
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))?;
-        for cert in certs {
-            roots
-                .add(cert.map_err(|e| unreadable(&e))?)
-                .map_err(|e| unreadable(&e))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// The server's own words for an error: severity, SQLSTATE, message, detail and hint; for
@@ -314,12 +245,14 @@ mod tests {
 
     #[test]
     fn verify_modes_become_required_tls_with_the_root_certificate() {
-        let (text, tls) =
-            split_tls_settings("postgres://u@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem");
-        assert_eq!(text, "postgres://u@db:5432/x?sslmode=require");
-        assert_eq!(tls, Some(Some(PathBuf::from("/ca.pem"))));
-        let (_, tls) = split_tls_settings("postgres://u@db/x?sslmode=prefer");
-        assert_eq!(tls, None);
+        let target = parse_target(
+            "postgres://u@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem",
+            "input",
+        )
+        .unwrap();
+        assert_eq!(target.tls, Some(Some(PathBuf::from("/ca.pem"))));
+        let target = parse_target("postgres://u@db/x?sslmode=prefer", "input").unwrap();
+        assert_eq!(target.tls, None);
     }
 
     #[test]
