@@ -406,6 +406,79 @@ output:
     assert_eq!(count, 2);
 }
 
+#[test]
+fn database_output_on_error_skip_writes_the_good_rows_counts_the_refused_and_moves_on() {
+    fresh_schema(
+        "e2e_sink_skip",
+        "CREATE TABLE dest (id bigint PRIMARY KEY, email text NOT NULL);",
+    );
+    let ws = Workspace::new();
+    let source = ws.path().join("source.db");
+    rusqlite::Connection::open(&source)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO people VALUES (1, 'a@example.com'), (2, NULL), (3, 'c@example.com');",
+        )
+        .unwrap();
+    ws.write(
+        "sql/insert.sql",
+        "INSERT INTO e2e_sink_skip.dest (id, email) VALUES ($1, $2)",
+    );
+    ws.write(
+        "sink.yaml",
+        r#"
+name: sink
+input:
+  type: database
+  connectionString: sqlite://source.db
+  query: SELECT id, email FROM people WHERE id > COALESCE($1, 0) ORDER BY id LIMIT 10
+  statePersistence:
+    id: {field: id}
+    storagePath: ./state
+output:
+  type: database
+  connectionStringRef: ${TEST_DATABASE_URL}
+  queryFile: sql/insert.sql
+  parameters: [record.id, record.email]
+  onError: skip
+"#,
+    );
+    let out = run(&ws, "sink.yaml");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "left out 1 record(s) of the batch that the database refused (output.onError: \
+             skip); 1 left out this run"
+        ),
+        "{out:?}"
+    );
+    // `skip` counts; only `log` names each refused record.
+    assert!(
+        !out.stderr.contains("the database refused record"),
+        "{out:?}"
+    );
+    let state: Value = serde_json::from_str(&ws.read("state/sink.json")).unwrap();
+    assert_eq!(state["id"], 3, "the cursor moves past the refused record");
+    let ids = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            postgres::connect()
+                .await
+                .query("SELECT id FROM e2e_sink_skip.dest ORDER BY id", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, i64>(0))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(ids, [1, 3]);
+}
+
 /// A PostgreSQL URL with a password, pointing at a server that never answers.
 fn silent_url(silent: &Silent, database: &str) -> String {
     format!(

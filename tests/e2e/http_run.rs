@@ -285,7 +285,7 @@ fn a_503_is_retried_and_the_run_succeeds() {
     pipeline(
         &ws,
         &server,
-        "  retry: {maxAttempts: 3, delayMs: 10}",
+        "  retry: {maxAttempts: 2, delayMs: 10}",
         FILE_OUT,
     );
     let started = Instant::now();
@@ -306,7 +306,7 @@ fn fails_and_keeps_state(source: Server, output: &str, message: &str) {
     pipeline(
         &ws,
         &source,
-        "  retry: {maxAttempts: 2, delayMs: 10}",
+        "  retry: {maxAttempts: 1, delayMs: 10}",
         output,
     );
     let seeded = "{\"timestamp\": \"2026-01-01T00:00:00Z\", \"id\": 0}\n";
@@ -350,7 +350,7 @@ fn a_destination_that_keeps_failing_ends_the_run_with_exit_3_and_the_state_uncha
     let source = EventsApi::new(vec![event(1, 1), event(2, 2)]).serve();
     let destination = Server::start(|_| Response::status(500, "down"));
     let output = format!(
-        "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 2, delayMs: 10}}}}",
+        "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 1, delayMs: 10}}}}",
         destination.url("/import")
     );
     fails_and_keeps_state(source, &output, "500");
@@ -536,4 +536,34 @@ fn a_dry_run_shows_the_records_but_sends_and_commits_nothing() {
         !ws.path().join(".cannectors-state").exists(),
         "nothing was committed"
     );
+}
+
+#[test]
+fn an_untrusted_certificate_stops_the_run_as_a_certificate_problem_and_keeps_the_state() {
+    let server = cannectors_test_support::tls::SelfSigned::start();
+    let ws = Workspace::new();
+    ws.write(
+        "events.yaml",
+        &format!(
+            "name: events-sync\ninput:\n  type: httpPolling\n  endpoint: {}\n  statePersistence:\n    \
+             id: {{field: id, queryParam: after}}\noutput: {{type: stdout}}\n",
+            server.url("/events")
+        ),
+    );
+    let seed = "{\"id\": 7}\n";
+    ws.write(".cannectors-state/events-sync.json", seed);
+    let out = ws.run(&["run", "--once", "events.yaml"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("invalid peer certificate")
+            && out
+                .stderr
+                .contains("this is a certificate problem, not a connection one"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("check that the server is running"),
+        "{out:?}"
+    );
+    assert_eq!(ws.read(".cannectors-state/events-sync.json"), seed);
 }

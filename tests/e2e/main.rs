@@ -7,6 +7,7 @@
 mod credentials;
 mod database;
 mod filters;
+mod go_files;
 mod http_run;
 mod late_commits;
 mod pagination;

@@ -44,7 +44,7 @@ fn pipeline(name: &str, endpoint: &str, schedule: Option<&str>, extra: &str) -> 
          \x20 type: httpPolling\n\
          {schedule}\
          \x20 endpoint: {endpoint}\n\
-         \x20 retry: {{maxAttempts: 1}}\n\
+         \x20 retry: {{maxAttempts: 0}}\n\
          {extra}\
          \x20 statePersistence:\n\
          \x20   id: {{field: id, queryParam: after_id}}\n\
@@ -690,7 +690,7 @@ fn waiting_on_retry_after(ws: &Workspace, endpoint: &str, output: &str) -> Strin
              input:\n\
              \x20 type: httpPolling\n\
              \x20 endpoint: {endpoint}\n\
-             \x20 retry: {{maxAttempts: 3, maxDelayMs: 60000}}\n\
+             \x20 retry: {{maxAttempts: 2, maxDelayMs: 60000}}\n\
              \x20 statePersistence:\n\
              \x20   id: {{field: id, queryParam: after_id}}\n\
              \x20   storagePath: ./state\n\
@@ -751,7 +751,7 @@ fn sigterm_while_the_http_output_waits_out_a_retry_after_exits_at_once_with_the_
         &ws,
         &source.url("/events"),
         &format!(
-            "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 3, maxDelayMs: 60000}}}}",
+            "{{type: httpRequest, endpoint: '{}', retry: {{maxAttempts: 2, maxDelayMs: 60000}}}}",
             destination.url("/import")
         ),
     );

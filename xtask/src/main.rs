@@ -1,7 +1,7 @@
 //! Project automation, in plain Rust so that it runs wherever cargo does.
 //!
 //! - `cargo xtask ci`: every check a change must pass (format, lints, tests, dependency policy).
-//! - `cargo xtask bench <http|db>`: the end-to-end benchmarks recorded in docs/performance.md.
+//! - `cargo xtask bench <http|db|idle>`: the end-to-end benchmarks recorded in docs/performance.md.
 //! - `cargo xtask quickstart`: the README's quickstart, on a copy of its database.
 //! - `cargo xtask pg -- <command>`: runs a command against a throwaway PostgreSQL cluster.
 
@@ -15,6 +15,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_db;
+mod bench_idle;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -48,6 +49,7 @@ tasks:
                      and PostgreSQL first when they are missing
   bench http [RUNS]  end-to-end HTTP benchmark (release build), RUNS per size (default 3)
   bench db [RUNS]    end-to-end PostgreSQL benchmark against psql (release build)
+  bench idle [RUNS]  nothing new: one run --once, and 100 pipelines in one run DIR (release build)
   quickstart         runs the quickstart pipeline on a copy of its database
                      (examples/quickstart/out/events.db)
   pg -- <command>    runs a command with a throwaway PostgreSQL cluster
@@ -161,11 +163,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("http") => bench::http(&binary, runs),
         Some("db") => bench_db::db(&binary, runs),
+        Some("idle") => bench_idle::idle(&binary, runs),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}`; try `cargo xtask bench http` or `cargo xtask bench db`"
+            "unknown benchmark `{other}`; try `cargo xtask bench http`, `db` or `idle`"
         )),
-        None => {
-            Err("which benchmark? `cargo xtask bench http` or `cargo xtask bench db`".to_owned())
-        }
+        None => Err("which benchmark? `cargo xtask bench http`, `db` or `idle`".to_owned()),
     }
 }

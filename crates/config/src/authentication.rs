@@ -140,6 +140,21 @@ pub struct OAuth2Credentials {
     client_secret: String,
     scopes: Vec<String>,
     client_authentication: HeaderValue,
+    method: TokenAuthMethod,
+}
+
+/// How the client id and secret travel in the token request (`credentials.tokenAuthMethod`,
+/// named as in RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// `client_id` and `client_secret` in the form body (the default). The Go tool this project
+    /// descends from sends them so, and only so: the token servers its pipelines were written
+    /// against accept them there.
+    #[default]
+    ClientSecretPost,
+    /// HTTP basic `Authorization` with the form-encoded id and secret (RFC 6749 section 2.3.1).
+    ClientSecretBasic,
 }
 
 impl OAuth2Credentials {
@@ -163,11 +178,16 @@ impl OAuth2Credentials {
         &self.scopes
     }
 
-    /// The `Authorization` value of the token request, marked sensitive: HTTP basic
-    /// credentials of the form-encoded client id and secret (RFC 6749 section 2.3.1), the
-    /// method every server must accept.
+    /// The `Authorization` value of the token request with
+    /// [`TokenAuthMethod::ClientSecretBasic`], marked sensitive: HTTP basic credentials of the
+    /// form-encoded client id and secret (RFC 6749 section 2.3.1).
     pub fn client_authentication(&self) -> &HeaderValue {
         &self.client_authentication
+    }
+
+    /// How the client id and secret are sent to the token endpoint.
+    pub fn token_auth_method(&self) -> TokenAuthMethod {
+        self.method
     }
 }
 
@@ -207,6 +227,7 @@ impl fmt::Debug for OAuth2Credentials {
             .field("client_id", &self.client_id)
             .field("client_secret", &HIDDEN)
             .field("scopes", &self.scopes)
+            .field("method", &self.method)
             .finish()
     }
 }
@@ -238,7 +259,8 @@ pub(crate) enum RawAuthKind {
     /// `Authorization: Basic` (`username`, `password`).
     #[serde(rename = "basic")]
     Basic,
-    /// OAuth 2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scopes`).
+    /// OAuth 2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scopes` or `scope`,
+    /// `tokenAuthMethod`).
     #[serde(rename = "oauth2")]
     OAuth2,
 }
@@ -295,6 +317,13 @@ pub(crate) struct RawCredentials {
     /// oauth2: requested scopes.
     #[serde(default)]
     pub(crate) scopes: Vec<String>,
+    /// oauth2: requested scopes in one space-separated string, as the Go tool writes them.
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
+    /// oauth2: how the client id and secret are sent: `client_secret_post` (in the form body,
+    /// the default, as the Go tool does) or `client_secret_basic` (HTTP basic).
+    #[serde(default)]
+    pub(crate) token_auth_method: Option<TokenAuthMethod>,
 }
 
 /// A credential key and its value, if given.
@@ -347,7 +376,7 @@ impl RawAuthentication {
     /// match `location`.
     fn check_keys(&self, path: &KeyPath, findings: &mut Findings) {
         let c = &self.credentials;
-        let given: [(&str, bool); 11] = [
+        let given: [(&str, bool); 13] = [
             ("key", c.key.is_some()),
             ("location", c.location.is_some()),
             ("headerName", c.header_name.is_some()),
@@ -359,6 +388,8 @@ impl RawAuthentication {
             ("clientId", c.client_id.is_some()),
             ("clientSecret", c.client_secret.is_some()),
             ("scopes", !c.scopes.is_empty()),
+            ("scope", c.scope.is_some()),
+            ("tokenAuthMethod", c.token_auth_method.is_some()),
         ];
         let (kind, required, optional): (&str, &[Credential<'_>], &[&str]) = match self.kind {
             RawAuthKind::ApiKey => (
@@ -382,7 +413,7 @@ impl RawAuthentication {
                     ("clientId", c.client_id.as_ref()),
                     ("clientSecret", c.client_secret.as_ref()),
                 ],
-                &["scopes"],
+                &["scopes", "scope", "tokenAuthMethod"],
             ),
         };
         let credentials = path.key("credentials");
@@ -502,6 +533,18 @@ fn oauth2(
 ) -> Option<OAuth2Credentials> {
     let token_url = given(&c.token_url)
         .and_then(|token_url| url(findings, &credentials.key("tokenUrl"), token_url));
+    let scopes = match (&c.scope, c.scopes.is_empty()) {
+        (Some(_), false) => {
+            findings.problem(
+                credentials.key("scope"),
+                "`scope` and `scopes` are both set; keep one (`scopes` as a list, or `scope` as \
+                 one space-separated string)",
+            );
+            None
+        }
+        (Some(scope), true) => Some(scope.split_whitespace().map(str::to_owned).collect()),
+        (None, _) => Some(c.scopes.clone()),
+    };
     let client_id = given(&c.client_id)?;
     let client_secret = given(&c.client_secret)?;
     let client_authentication = sensitive(
@@ -514,8 +557,9 @@ fn oauth2(
         token_url: token_url?,
         client_id: client_id.to_owned(),
         client_secret: client_secret.to_owned(),
-        scopes: c.scopes.clone(),
+        scopes: scopes?,
         client_authentication,
+        method: c.token_auth_method.unwrap_or_default(),
     })
 }
 

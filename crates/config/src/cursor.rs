@@ -25,7 +25,7 @@ impl StatePersistence {
     /// ```
     pub fn cursor_fields(&self) -> CursorFields {
         CursorFields::new(
-            self.timestamp().map(|cursor| cursor.field.clone()),
+            self.timestamp().and_then(|cursor| cursor.field.clone()),
             self.id().map(|cursor| cursor.field.clone()),
         )
         .on_missing(self.on_missing_cursor)

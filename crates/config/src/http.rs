@@ -8,7 +8,7 @@
 use crate::expression::Expression;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -48,8 +48,9 @@ pub enum SinkMethod {
 }
 
 /// Retries of failed requests with exponential backoff (docs/http-input.md, Retries), checked:
-/// at least one attempt, delays that do not shrink, a cap not below the first delay, real
-/// status codes.
+/// delays that do not shrink, a cap not below the first delay, real status codes.
+/// `maxAttempts` counts the retries after the first attempt, as the Go tool this project
+/// descends from reads it: 0 never retries.
 ///
 /// ```
 /// use std::time::Duration;
@@ -65,14 +66,15 @@ pub enum SinkMethod {
 /// "#;
 /// let pipeline = cannectors_config::parse_str(yaml, "events.yaml", &|_| None).unwrap().pipeline;
 /// let InputConfig::HttpPolling(input) = &pipeline.input else { unreachable!() };
-/// assert_eq!(input.retry.max_attempts().get(), 5);
+/// // Five retries after the first attempt: six requests at most.
+/// assert_eq!(input.retry.max_retries(), 5);
 /// assert_eq!(input.retry.delay(), Duration::from_millis(100));
 /// // Keys left out keep their defaults.
 /// assert_eq!(input.retry.max_delay(), RetryConfig::default().max_delay());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
-    max_attempts: NonZeroU32,
+    max_retries: u32,
     delay: Duration,
     backoff_multiplier: f64,
     max_delay: Duration,
@@ -82,9 +84,9 @@ pub struct RetryConfig {
 }
 
 impl RetryConfig {
-    /// Attempts in all, the first included (1 = no retry).
-    pub fn max_attempts(&self) -> NonZeroU32 {
-        self.max_attempts
+    /// Retries after the first attempt (`maxAttempts`; 0 = never retry).
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
     }
 
     /// The delay before the first retry.
@@ -120,12 +122,12 @@ impl RetryConfig {
 }
 
 impl Default for RetryConfig {
-    /// The documented defaults: 3 attempts, 500 ms doubling up to 30 s, on 429, 500, 502, 503
+    /// The documented defaults: 3 retries after the first attempt, 500 ms doubling up to 30 s, on 429, 500, 502, 503
     /// and 504, `Retry-After` honoured.
     fn default() -> Self {
         let raw = RawRetryConfig::default();
         RetryConfig {
-            max_attempts: NonZeroU32::MIN.saturating_add(DEFAULT_MAX_ATTEMPTS - 1),
+            max_retries: raw.max_attempts,
             delay: Duration::from_millis(raw.delay_ms),
             backoff_multiplier: raw.backoff_multiplier,
             max_delay: Duration::from_millis(raw.max_delay_ms),
@@ -136,8 +138,8 @@ impl Default for RetryConfig {
     }
 }
 
-/// Attempts unless `maxAttempts` says otherwise.
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Retries after the first attempt unless `maxAttempts` says otherwise (the Go tool's default).
+const DEFAULT_MAX_RETRIES: u32 = 3;
 
 // As written; validation turns it into `RetryConfig`.
 /// Retries with exponential backoff.
@@ -145,7 +147,7 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 #[schemars(rename = "RetryConfig")]
 pub(crate) struct RawRetryConfig {
-    /// Attempts in all, the first included (default 3).
+    /// Retries after the first attempt, as the Go tool counts them: 0 = never retry (default 3).
     pub(crate) max_attempts: u32,
     /// Delay before the first retry in milliseconds (default 500).
     pub(crate) delay_ms: u64,
@@ -165,7 +167,7 @@ pub(crate) struct RawRetryConfig {
 impl Default for RawRetryConfig {
     fn default() -> Self {
         RawRetryConfig {
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_attempts: DEFAULT_MAX_RETRIES,
             delay_ms: 500,
             backoff_multiplier: 2.0,
             max_delay_ms: 30_000,
@@ -177,17 +179,10 @@ impl Default for RawRetryConfig {
 }
 
 impl RawRetryConfig {
-    /// At least one attempt, delays that do not shrink, a cap not below the first delay, real
-    /// status codes; `path` is the `retry` block.
+    /// Delays that do not shrink, a cap not below the first delay, real status codes; `path` is
+    /// the `retry` block.
     pub(crate) fn validate(&self, path: &KeyPath, findings: &mut Findings) -> Option<RetryConfig> {
         let mark = findings.mark();
-        let max_attempts = NonZeroU32::new(self.max_attempts);
-        if max_attempts.is_none() {
-            findings.problem(
-                path.key("maxAttempts"),
-                "maxAttempts counts the first attempt too, so it is at least 1 (1 = no retry)",
-            );
-        }
         if !(self.backoff_multiplier.is_finite() && self.backoff_multiplier >= 1.0) {
             findings.problem(
                 path.key("backoffMultiplier"),
@@ -225,7 +220,7 @@ impl RawRetryConfig {
             },
         };
         findings.clean_since(mark).then_some(RetryConfig {
-            max_attempts: max_attempts?,
+            max_retries: self.max_attempts,
             delay: Duration::from_millis(self.delay_ms),
             backoff_multiplier: self.backoff_multiplier,
             max_delay: Duration::from_millis(self.max_delay_ms),

@@ -61,6 +61,7 @@ use std::path::{Path, PathBuf};
 
 pub use authentication::{
     ApiKey, ApiKeyLocation, Authentication, BasicCredentials, BearerToken, OAuth2Credentials,
+    TokenAuthMethod,
 };
 pub use database::{Connection, Driver};
 pub use duration::{DurationError, parse_duration};
@@ -79,7 +80,7 @@ pub use input::pagination::{
 };
 pub use model::Pipeline;
 pub use output::OutputConfig;
-pub use output::database::DatabaseOutput;
+pub use output::database::{DatabaseOutput, OnRefusedRow};
 pub use output::file::FileOutput;
 pub use output::http_request::{HttpRequestOutput, RequestMode, SuccessConfig};
 pub use output::stdout::StdoutOutput;
@@ -335,12 +336,15 @@ pub fn parse_str(
         problems.report(&unresolved.path, unresolved.message);
     }
 
-    if let Some(raw) = decode::decode(tree, &mut problems) {
+    if let Some(mut raw) = decode::decode(tree, &mut problems) {
         // The rules run on the file as repaired by decoding (placeholders for what is missing,
         // defaults for what was refused), so that every problem shows in one pass; they build
         // the settings, which come back only when no rule found a problem.
         let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
         let query_file = read_query_file(raw.input.query_file(), base_dir);
+        if let output::RawOutput::Database(output) = &mut raw.output {
+            output.read_query_file(base_dir);
+        }
         let (pipeline, findings) = validate::validate(raw, query_file);
         problems.next_step();
         for (path, message) in &findings.problems {

@@ -27,6 +27,20 @@ mod tests {
     use crate::document::{self, Format};
 
     #[test]
+    fn schema_says_max_attempts_counts_retries_and_allows_zero() {
+        let schema = json_schema();
+        let max_attempts = &schema["$defs"]["RetryConfig"]["properties"]["maxAttempts"];
+        assert_eq!(max_attempts["minimum"], 0, "{max_attempts}");
+        assert_eq!(max_attempts["default"], 3, "{max_attempts}");
+        let description = max_attempts["description"].as_str().unwrap();
+        assert!(
+            description.contains("Retries after the first attempt")
+                && description.contains("0 = never retry"),
+            "{description}"
+        );
+    }
+
+    #[test]
     fn schema_is_json_and_names_every_top_level_key() {
         let schema = json_schema();
         let text = serde_json::to_string(&schema).unwrap();

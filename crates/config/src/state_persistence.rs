@@ -98,6 +98,14 @@ pub struct Lookback {
 pub(crate) const DEFAULT_MAX_IDENTITIES: usize = 100_000;
 
 impl StatePersistence {
+    /// Whether the timestamp cursor is enabled without `field`: it then holds the start time
+    /// of the last successful run rather than a record's timestamp.
+    pub fn timestamp_is_run_start(&self) -> bool {
+        self.timestamp
+            .as_ref()
+            .is_some_and(|cursor| cursor.field.is_none())
+    }
+
     /// The timestamp cursor when it is enabled.
     pub fn timestamp(&self) -> Option<&TimestampCursor> {
         self.timestamp.as_ref()
@@ -123,8 +131,9 @@ impl StatePersistence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TimestampCursor {
-    /// Where the timestamp is in each record.
-    pub field: FieldPath,
+    /// Where the timestamp is in each record. `None` (httpPolling only): the cursor is the
+    /// start time of the last successful run, by this machine's clock, as the Go tool keeps it.
+    pub field: Option<FieldPath>,
     /// httpPolling: the query parameter that carries the committed timestamp; never empty.
     pub query_param: Option<String>,
     /// httpPolling: how the committed timestamp is written into a request (`rfc3339` for a
@@ -447,7 +456,14 @@ impl RawStatePersistence {
         }
         let timestamp = self.timestamp().and_then(|cursor| {
             let cursor_path = path.key("timestamp");
-            let field = cursor_field(findings, &cursor_path, "timestamp", cursor.field.as_deref());
+            // Without `field` the cursor is the run's start time (httpPolling; a database input
+            // refuses it on its own).
+            let field = match cursor.field.as_deref() {
+                None => Some(None),
+                Some(field) => findings
+                    .field_path(cursor_path.key("field"), field)
+                    .map(Some),
+            };
             let query_param = query_param(findings, &cursor_path, cursor.query_param.as_deref());
             let until_param = cursor.until_param.as_deref().and_then(|param| {
                 if param.trim().is_empty() {

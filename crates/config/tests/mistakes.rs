@@ -168,7 +168,9 @@ fn a_near_miss_key_is_checked_as_the_key_it_meant() {
          `ftp`; write an http:// or https:// URL such as https://api.example.com/v1/items"
     );
     // A misspelt block is walked too.
-    let message = invalid(&http_input("  retyr: {maxAtempts: 0}\n"));
+    let message = invalid(&http_input(
+        "  retyr: {maxAtempts: 0, delayMs: 10, maxDelayMs: 5}\n",
+    ));
     assert_has(
         &message,
         "pipeline.yaml:5:3: input.retyr: unknown key `retyr`; did you mean `retry`?",
@@ -180,8 +182,7 @@ fn a_near_miss_key_is_checked_as_the_key_it_meant() {
     );
     assert_has(
         &message,
-        "pipeline.yaml:5:11: input.retyr.maxAtempts: maxAttempts counts the first attempt too, so \
-         it is at least 1",
+        "input.retyr.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
     );
 }
 
@@ -924,12 +925,26 @@ fn record_templates_need_single_request_mode() {
 
 #[test]
 fn an_enabled_cursor_needs_a_field() {
-    let message = invalid(&http_input(
+    // httpPolling, as in the Go tool: without `field` the timestamp is the start of the last
+    // successful run.
+    let loaded = load(&http_input(
         "  statePersistence:\n    timestamp: {enabled: true, queryParam: since}\n",
+    ))
+    .unwrap();
+    assert!(
+        loaded
+            .pipeline
+            .input
+            .state_persistence()
+            .unwrap()
+            .timestamp_is_run_start()
+    );
+    let message = invalid(&database_input(
+        "  query: select $1\n  statePersistence:\n    timestamp: {enabled: true}\n",
     ));
     assert_eq!(
         message,
-        "pipeline.yaml:6:5: input.statePersistence.timestamp.field: an enabled timestamp cursor \
+        "pipeline.yaml:7:5: input.statePersistence.timestamp.field: an enabled timestamp cursor \
          needs `field`, the dot path of the timestamp in each record (e.g. `updated_at`), or \
          `enabled: false`"
     );
@@ -1031,7 +1046,7 @@ fn pagination_settings_must_fit_their_type() {
     );
     assert_has(
         &invalid(&with("{type: page, param: p, totalField: total}")),
-        "input.pagination.totalField: `totalField` does not apply to page pagination, which takes `param`, `limitParam`, `limit`, `totalPagesField`, `startPage`, `maxPages`",
+        "input.pagination.totalField: `totalField` does not apply to page pagination, which takes `param`, `pageParam`, `limitParam`, `limit`, `totalPagesField`, `startPage`, `maxPages`",
     );
     assert_has(
         &invalid(&with("{type: link, param: p}")),
@@ -1094,6 +1109,52 @@ fn credentials_must_fit_the_authentication_type() {
             "{type: api-key, credentials: {key: k, paramName: key}}",
         )),
         "paramName applies to `location: query`",
+    );
+}
+
+#[test]
+fn oauth2_takes_the_go_tools_scope_string_and_a_token_auth_method() {
+    let with = |credentials: &str| {
+        http_input(&format!(
+            "  authentication: {{type: oauth2, credentials: {{tokenUrl: \"https://auth.example.com/token\", \
+             clientId: c, clientSecret: s, {credentials}}}}}\n"
+        ))
+    };
+    let oauth2 = |credentials: &str| {
+        let loaded = load(&with(credentials)).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+            panic!("expected an httpPolling input")
+        };
+        match input.authentication {
+            Some(cannectors_config::Authentication::OAuth2(credentials)) => credentials,
+            other => panic!("expected oauth2, got {other:?}"),
+        }
+    };
+    let go = oauth2("scope: \"read  write\"");
+    assert_eq!(go.scopes(), ["read", "write"]);
+    // The Go tool sends the id and secret in the form body, and so does this one by default.
+    assert_eq!(
+        go.token_auth_method(),
+        cannectors_config::TokenAuthMethod::ClientSecretPost
+    );
+    assert_eq!(
+        oauth2("tokenAuthMethod: client_secret_basic").token_auth_method(),
+        cannectors_config::TokenAuthMethod::ClientSecretBasic
+    );
+    assert_has(
+        &invalid(&with("scope: read, scopes: [write]")),
+        "input.authentication.credentials.scope: `scope` and `scopes` are both set; keep one",
+    );
+    assert_has(
+        &invalid(&with("tokenAuthMethod: private_key_jwt")),
+        "input.authentication.credentials.tokenAuthMethod: unknown value `private_key_jwt`; expected \
+         `client_secret_post` or `client_secret_basic`",
+    );
+    assert_has(
+        &invalid(&http_input(
+            "  authentication: {type: bearer, credentials: {token: t, tokenAuthMethod: client_secret_post}}\n",
+        )),
+        "`tokenAuthMethod` does not apply to bearer authentication, which takes `token`",
     );
 }
 
@@ -1222,11 +1283,11 @@ fn loaded_credentials_are_ready_to_send() {
 #[test]
 fn retry_values_must_be_sane() {
     let message = invalid(&http_input(
-        "  retry: {maxAttempts: 0, backoffMultiplier: 0.5, retryableStatusCodes: [429, 700], delayMs: 10, maxDelayMs: 5}\n",
+        "  retry: {maxAttempts: -1, backoffMultiplier: 0.5, retryableStatusCodes: [429, 700], delayMs: 10, maxDelayMs: 5}\n",
     ));
     assert_has(
         &message,
-        "input.retry.maxAttempts: maxAttempts counts the first attempt too, so it is at least 1",
+        "input.retry.maxAttempts: wrong value: found integer `-1`, expected a whole number from 0",
     );
     assert_has(
         &message,
@@ -1240,11 +1301,12 @@ fn retry_values_must_be_sane() {
         &message,
         "input.retry.maxDelayMs: maxDelayMs (5) is below delayMs (10)",
     );
-    assert_eq!(
-        invalid(&http_input("  retry: {maxAttempts: 0}\n")),
-        "pipeline.yaml:5:11: input.retry.maxAttempts: maxAttempts counts the first attempt too, \
-         so it is at least 1 (1 = no retry)"
-    );
+    // `maxAttempts` counts retries, as the Go tool does: 0 (never retry) is a valid count.
+    let never = load(&http_input("  retry: {maxAttempts: 0}\n")).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &never.pipeline.input else {
+        panic!("expected an httpPolling input")
+    };
+    assert_eq!(input.retry.max_retries(), 0);
     assert_eq!(
         invalid(&http_input("  retry: {backoffMultiplier: .nan}\n")),
         "pipeline.yaml:5:11: input.retry.backoffMultiplier: `.nan` is not a finite number; write \
@@ -1302,6 +1364,161 @@ fn a_missing_query_file_is_named_with_its_full_path() {
     assert_has(
         &loaded.unwrap_err().to_string(),
         "input.queryFile: the query uses $1 but nothing is bound (no `parameters` and no enabled cursor)",
+    );
+}
+
+#[test]
+fn a_database_output_reads_its_query_file_relative_to_the_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("pipelines/store.yaml");
+    std::fs::create_dir_all(dir.path().join("pipelines/sql")).unwrap();
+    let text = |output_keys: &str| {
+        format!(
+            "name: store\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/items'}}\n\
+             output:\n  type: database\n  connectionString: sqlite://dest.db\n\
+             {output_keys}  parameters: [record.id]\n"
+        )
+    };
+    std::fs::write(
+        &pipeline,
+        text("  queryFile: sql/upsert.sql\n  onError: skip\n"),
+    )
+    .unwrap();
+    let missing = dir.path().join("pipelines/sql/upsert.sql");
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        &format!(
+            "output.queryFile: cannot read the query file {}",
+            missing.display()
+        ),
+    );
+    std::fs::write(&missing, "INSERT INTO dest (id) VALUES ($1, $2)").unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.parameters: the query uses $1 to $2 but `parameters` lists 1 value",
+    );
+    std::fs::write(&missing, "INSERT INTO dest (id) VALUES ($1)").unwrap();
+    let loaded = cannectors_config::load_with_env(&pipeline, &env).unwrap();
+    let cannectors_config::OutputConfig::Database(output) = &loaded.pipeline.output else {
+        panic!("expected a database output")
+    };
+    assert_eq!(output.query, "INSERT INTO dest (id) VALUES ($1)");
+    assert_eq!(output.on_error, cannectors_config::OnRefusedRow::Skip);
+
+    std::fs::write(&pipeline, text("")).unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.query: a database output needs `query` (the SQL run for each record) or \
+         `queryFile` (a file holding it)",
+    );
+    std::fs::write(
+        &pipeline,
+        text("  query: select 1\n  queryFile: sql/upsert.sql\n"),
+    )
+    .unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.queryFile: write only one of `query` and `queryFile`",
+    );
+    std::fs::write(
+        &pipeline,
+        text("  query: 'INSERT INTO dest (id) VALUES ($1)'\n  onError: ignore\n"),
+    )
+    .unwrap();
+    assert_has(
+        &cannectors_config::load_with_env(&pipeline, &env)
+            .unwrap_err()
+            .to_string(),
+        "output.onError: unknown value `ignore`; expected one of `fail`, `skip`, `log`",
+    );
+}
+
+#[test]
+fn a_database_output_query_with_record_placeholders_binds_them_as_the_go_tool_does() {
+    let with = |keys: &str| {
+        format!(
+            "name: store\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/items'}}\n\
+             output:\n  type: database\n  connectionString: sqlite://dest.db\n{keys}"
+        )
+    };
+    let loaded = load(&with(
+        "  query: \"insert into products (id, sku, price) values ({{record.product_id}}, \
+         {{ record.sku }}, {{record.price.amount}}) on conflict (id) do nothing\"\n",
+    ))
+    .unwrap();
+    let cannectors_config::OutputConfig::Database(output) = &loaded.pipeline.output else {
+        panic!("expected a database output")
+    };
+    assert_eq!(
+        output.query,
+        "insert into products (id, sku, price) values ($1, $2, $3) on conflict (id) do nothing"
+    );
+    let shown: Vec<String> = output.parameters.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["record.product_id", "record.sku", "record.price.amount"]
+    );
+
+    assert_has(
+        &invalid(&with(
+            "  query: 'insert into t (a) values ({{record.a}})'\n  parameters: [record.a]\n",
+        )),
+        "output.parameters: the query binds its values with {{record.<path>}} placeholders",
+    );
+    assert_has(
+        &invalid(&with(
+            "  query: 'insert into t (a) values ({{state.id}})'\n",
+        )),
+        "output.query: an output query binds fields of each record: use {{record.<path>}}",
+    );
+    assert_has(
+        &invalid(&with("  query: 'insert into t (a) values ({{record.a)'\n")),
+        "output.query: a `{{` is not closed by `}}`",
+    );
+}
+
+#[test]
+fn pagination_takes_the_go_tools_names_of_its_parameter() {
+    let param = |pagination: &str| {
+        let loaded = load(&http_input(&format!("  pagination: {pagination}\n"))).unwrap();
+        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
+            panic!("expected an httpPolling input")
+        };
+        match input.pagination.unwrap() {
+            cannectors_config::Pagination::Page(page) => page.param,
+            cannectors_config::Pagination::Offset(offset) => offset.param,
+            cannectors_config::Pagination::Cursor(cursor) => cursor.param,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(param("{type: page, pageParam: p}"), "p");
+    assert_eq!(param("{type: offset, offsetParam: skip}"), "skip");
+    assert_eq!(
+        param("{type: cursor, cursorParam: after, nextCursorField: next}"),
+        "after"
+    );
+    assert_eq!(param("{type: page}"), "page");
+    assert_has(
+        &invalid(&http_input(
+            "  pagination: {type: page, param: p, pageParam: q}\n",
+        )),
+        "input.pagination.pageParam: `param` and `pageParam` name the same parameter; keep one",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: offset, pageParam: p}\n")),
+        "input.pagination.pageParam: `pageParam` does not apply to offset pagination",
+    );
+    assert_has(
+        &invalid(&http_input("  pagination: {type: page, pageParam: ''}\n")),
+        "input.pagination.pageParam: `pageParam` is empty; name the request parameter",
     );
 }
 
@@ -1436,7 +1653,7 @@ fn outputs_need_their_keys_and_sane_values() {
         &invalid(&with(
             "{type: database, connectionString: \"postgres://a@b/c\"}",
         )),
-        "output.query: missing key `query`",
+        "output.query: a database output needs `query` (the SQL run for each record) or `queryFile`",
     );
     assert_has(
         &invalid(&with(
@@ -1576,7 +1793,7 @@ fn anchors_and_merge_keys_work() {
         panic!("expected an httpPolling input")
     };
     assert_eq!(
-        (input.retry.max_attempts().get(), input.retry.delay()),
+        (input.retry.max_retries(), input.retry.delay()),
         (5, Duration::from_millis(10))
     );
 }

@@ -49,8 +49,9 @@ fn retry(block: Value) -> RetryConfig {
     output_with(json!({"retry": block})).retry
 }
 
-fn fast_retry(max_attempts: u32) -> RetryConfig {
-    retry(json!({"maxAttempts": max_attempts, "delayMs": 10, "maxDelayMs": 50}))
+/// `retries` after the first attempt (`maxAttempts`), with short delays.
+fn fast_retry(retries: u32) -> RetryConfig {
+    retry(json!({"maxAttempts": retries, "delayMs": 10, "maxDelayMs": 50}))
 }
 
 fn client(authentication: Option<Authentication>, retry: RetryConfig) -> HttpClient {
@@ -88,7 +89,7 @@ async fn api_key_goes_in_the_default_header() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = client(auth("api-key", json!({"key": "k-123"})), fast_retry(1));
+    let client = client(auth("api-key", json!({"key": "k-123"})), fast_retry(0));
     client.send(get(&server, "/items")).await.unwrap();
 }
 
@@ -101,7 +102,7 @@ async fn api_key_goes_in_a_named_header() {
         .mount(&server)
         .await;
     let credentials = json!({"key": "k-123", "headerName": "Api-Token"});
-    client(auth("api-key", credentials), fast_retry(1))
+    client(auth("api-key", credentials), fast_retry(0))
         .send(get(&server, "/items"))
         .await
         .unwrap();
@@ -118,7 +119,7 @@ async fn api_key_in_the_query_replaces_one_written_in_the_url_and_stays_out_of_t
         .mount(&server)
         .await;
     let credentials = json!({"key": "k-123", "location": "query"});
-    let client = client(auth("api-key", credentials), fast_retry(1));
+    let client = client(auth("api-key", credentials), fast_retry(0));
     let response = client
         .send(get(&server, "/items?api_key=stale").query("page", "2"))
         .await
@@ -134,7 +135,7 @@ async fn api_key_in_a_named_query_parameter_is_masked_in_errors() {
         .mount(&server)
         .await;
     let credentials = json!({"key": "k-123", "location": "query", "paramName": "token_v2"});
-    let client = client(auth("api-key", credentials), fast_retry(1));
+    let client = client(auth("api-key", credentials), fast_retry(0));
     let error = client
         .send(get(&server, "/items?token_v2=k-123"))
         .await
@@ -154,7 +155,7 @@ async fn bearer_token_is_sent_in_the_authorization_header() {
         .mount(&server)
         .await;
     let credentials = json!({"token": "t-abc"});
-    client(auth("bearer", credentials), fast_retry(1))
+    client(auth("bearer", credentials), fast_retry(0))
         .send(get(&server, "/"))
         .await
         .unwrap();
@@ -169,7 +170,7 @@ async fn basic_credentials_are_sent_base64_encoded() {
         .mount(&server)
         .await;
     let credentials = json!({"username": "ada", "password": "p@ss:word"});
-    client(auth("basic", credentials), fast_retry(1))
+    client(auth("basic", credentials), fast_retry(0))
         .send(get(&server, "/"))
         .await
         .unwrap();
@@ -179,6 +180,14 @@ fn oauth2(server: &MockServer, scopes: Vec<&str>) -> Option<Authentication> {
     auth(
         "oauth2",
         json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3cret", "scopes": scopes}),
+    )
+}
+
+/// As [`oauth2`], with the id and secret sent as HTTP basic credentials.
+fn oauth2_basic(server: &MockServer, scopes: Vec<&str>) -> Option<Authentication> {
+    auth(
+        "oauth2",
+        json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3cret", "scopes": scopes, "tokenAuthMethod": "client_secret_basic"}),
     )
 }
 
@@ -209,10 +218,59 @@ async fn oauth2_token_is_fetched_once_with_client_basic_auth_and_reused() {
         .expect(3)
         .mount(&server)
         .await;
-    let client = client(oauth2(&server, vec!["read", "write"]), fast_retry(1));
+    let client = client(oauth2_basic(&server, vec!["read", "write"]), fast_retry(0));
     for _ in 0..3 {
         client.send(get(&server, "/items")).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_go_in_the_form_body_by_default_as_the_go_tool_sends_them() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string(
+            "grant_type=client_credentials&client_id=client+one&client_secret=s3cret&scope=read+write",
+        ))
+        .respond_with(token_response("tok-1", 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/items"))
+        .and(bearer_token("tok-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(oauth2(&server, vec!["read", "write"]), fast_retry(0));
+    client.send(get(&server, "/items")).await.unwrap();
+    let received = server.received_requests().await.unwrap();
+    let token_request = received
+        .iter()
+        .find(|request| request.url.path() == "/oauth/token")
+        .unwrap();
+    assert!(
+        token_request.headers.get("authorization").is_none(),
+        "client_secret_post sends no basic credentials as well"
+    );
+}
+
+#[tokio::test]
+async fn the_go_tools_space_separated_scope_is_asked_for_as_scopes_are() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .and(body_string(
+            "grant_type=client_credentials&client_id=c&client_secret=s&scope=read+write",
+        ))
+        .respond_with(token_response("tok-1", 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    ok_at(&server, "/items").await;
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "c", "clientSecret": "s", "scope": " read  write "});
+    let client = client(auth("oauth2", credentials), fast_retry(0));
+    client.send(get(&server, "/items")).await.unwrap();
 }
 
 #[tokio::test]
@@ -224,7 +282,7 @@ async fn oauth2_token_that_expires_at_once_is_fetched_for_every_request() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let client = client(oauth2(&server, vec![]), fast_retry(1));
+    let client = client(oauth2(&server, vec![]), fast_retry(0));
     client.send(get(&server, "/items")).await.unwrap();
     client.send(get(&server, "/items")).await.unwrap();
 }
@@ -247,7 +305,7 @@ async fn oauth2_token_with_an_absurd_lifetime_is_kept_until_refused() {
             .expect(2)
             .mount(&server)
             .await;
-        let client = client(oauth2(&server, vec![]), fast_retry(1));
+        let client = client(oauth2(&server, vec![]), fast_retry(0));
         client.send(get(&server, "/items")).await.unwrap();
         client.send(get(&server, "/items")).await.unwrap();
     }
@@ -265,7 +323,7 @@ async fn oauth2_token_with_a_negative_lifetime_is_fetched_for_every_request() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let client = client(oauth2(&server, vec![]), fast_retry(1));
+    let client = client(oauth2(&server, vec![]), fast_retry(0));
     client.send(get(&server, "/items")).await.unwrap();
     client.send(get(&server, "/items")).await.unwrap();
 }
@@ -296,7 +354,7 @@ async fn oauth2_token_refused_with_401_is_fetched_again_once() {
         .expect(2)
         .mount(&server)
         .await;
-    let client = client(oauth2(&server, vec![]), fast_retry(1));
+    let client = client(oauth2(&server, vec![]), fast_retry(0));
     client.send(get(&server, "/items")).await.unwrap();
     client.send(get(&server, "/items")).await.unwrap();
 }
@@ -314,7 +372,7 @@ async fn oauth2_gives_up_when_the_new_token_is_refused_too() {
         .expect(2)
         .mount(&server)
         .await;
-    let client = client(oauth2(&server, vec![]), fast_retry(3));
+    let client = client(oauth2(&server, vec![]), fast_retry(2));
     let error = client.send(get(&server, "/items")).await.unwrap_err();
     assert_eq!(error.status(), Some(401));
     assert!(
@@ -336,7 +394,7 @@ async fn oauth2_token_endpoint_refusal_names_the_endpoint_without_the_secret() {
         )
         .mount(&server)
         .await;
-    let client = client(oauth2(&server, vec![]), fast_retry(1));
+    let client = client(oauth2(&server, vec![]), fast_retry(0));
     let error = client.send(get(&server, "/items")).await.unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -363,7 +421,7 @@ async fn service_unavailable_then_ok_is_retried_and_succeeds() {
         .expect(1)
         .mount(&server)
         .await;
-    let response = client(None, fast_retry(3))
+    let response = client(None, fast_retry(2))
         .send(get(&server, "/items"))
         .await
         .unwrap();
@@ -379,7 +437,7 @@ async fn retryable_status_that_persists_fails_after_max_attempts() {
         .expect(3)
         .mount(&server)
         .await;
-    let error = client(None, fast_retry(3))
+    let error = client(None, fast_retry(2))
         .send(get(&server, "/items"))
         .await
         .unwrap_err();
@@ -394,6 +452,30 @@ async fn retryable_status_that_persists_fails_after_max_attempts() {
 }
 
 #[tokio::test]
+async fn max_attempts_counts_the_retries_after_the_first_attempt() {
+    // As the Go tool reads it: `maxAttempts: 0` sends once, `maxAttempts: 1` twice.
+    for (retries, requests) in [(0, 1), (1, 2)] {
+        let server = MockServer::start().await;
+        Mock::given(path("/items"))
+            .respond_with(ResponseTemplate::new(503))
+            .expect(requests)
+            .mount(&server)
+            .await;
+        let error = client(None, fast_retry(retries))
+            .send(get(&server, "/items"))
+            .await
+            .unwrap_err();
+        let attempts = if requests == 1 {
+            "1 attempt"
+        } else {
+            "2 attempts"
+        };
+        assert!(error.to_string().contains(attempts), "{error}");
+        server.verify().await;
+    }
+}
+
+#[tokio::test]
 async fn retry_after_in_seconds_is_waited_for() {
     let server = MockServer::start().await;
     Mock::given(path("/items"))
@@ -402,7 +484,7 @@ async fn retry_after_in_seconds_is_waited_for() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let retry = retry(json!({"maxAttempts": 2, "delayMs": 0, "maxDelayMs": 5_000}));
+    let retry = retry(json!({"maxAttempts": 1, "delayMs": 0, "maxDelayMs": 5_000}));
     let started = Instant::now();
     client(None, retry)
         .send(get(&server, "/items"))
@@ -426,7 +508,7 @@ async fn retry_after_as_an_http_date_is_waited_for() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let retry = retry(json!({"maxAttempts": 2, "delayMs": 0, "maxDelayMs": 5_000}));
+    let retry = retry(json!({"maxAttempts": 1, "delayMs": 0, "maxDelayMs": 5_000}));
     let started = Instant::now();
     client(None, retry)
         .send(get(&server, "/items"))
@@ -449,7 +531,7 @@ async fn retry_after_longer_than_the_maximum_delay_is_capped() {
         .mount(&server)
         .await;
     ok_at(&server, "/items").await;
-    let client = client(None, fast_retry(2));
+    let client = client(None, fast_retry(1));
     let request = client.send(get(&server, "/items"));
     tokio::time::timeout(Duration::from_secs(20), request)
         .await
@@ -465,7 +547,7 @@ async fn bad_request_is_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let error = client(None, fast_retry(5))
+    let error = client(None, fast_retry(4))
         .send(get(&server, "/items").query("filter", "x"))
         .await
         .unwrap_err();
@@ -481,12 +563,46 @@ async fn bad_request_is_not_retried() {
 }
 
 #[tokio::test]
+async fn an_untrusted_certificate_is_reported_as_a_certificate_problem_and_not_retried() {
+    let server = cannectors_test_support::tls::SelfSigned::start();
+    let request = HttpRequest::new(HttpMethod::Get, &server.url("/items")).unwrap();
+    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
+    let HttpError::Transport { kind, attempts, .. } = &error else {
+        panic!("{error:?}")
+    };
+    // Another attempt would meet the same certificate.
+    assert_eq!(
+        (*kind, *attempts),
+        (TransportFailure::Certificate, 1),
+        "{error}"
+    );
+    assert!(server.wait_for_connections(1, Duration::from_secs(5)));
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "GET {} failed after 1 attempt: ",
+            server.url("/items")
+        )),
+        "{message}"
+    );
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(
+        message.contains("this is a certificate problem, not a connection one"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("check that the server is running"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn refused_connection_is_retried_then_reported() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
     let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
-    let error = client(None, fast_retry(3)).send(request).await.unwrap_err();
+    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
     let HttpError::Transport { kind, attempts, .. } = &error else {
         panic!("{error:?}")
     };
@@ -511,7 +627,7 @@ async fn timeout_is_retried_then_reported() {
         .await;
     let client = HttpClient::builder()
         .timeout(Duration::from_millis(200))
-        .retry(&fast_retry(2))
+        .retry(&fast_retry(1))
         .build()
         .unwrap();
     let error = client.send(get(&server, "/slow")).await.unwrap_err();
@@ -553,7 +669,7 @@ async fn sends_method_query_headers_and_json_body() {
         .query("mode", "a b")
         .header("X-Tenant", "t1")
         .json(&json!([{"id": 1}]));
-    let response = client(None, fast_retry(1)).send(request).await.unwrap();
+    let response = client(None, fast_retry(0)).send(request).await.unwrap();
     assert_eq!(response.status(), 202);
     assert_eq!(response.header("x-request-id"), Some("r-9"));
 }
@@ -569,7 +685,7 @@ async fn a_status_outside_the_accepted_list_is_an_error_even_when_2xx() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let client = client(None, fast_retry(1));
+    let client = client(None, fast_retry(0));
     let conflict = client
         .send(get(&server, "/a").accept_statuses([200, 409]))
         .await
@@ -588,7 +704,7 @@ async fn userinfo_and_key_parameters_never_reach_error_messages() {
     let address = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://ada:pa55@{address}/x?access_token=abc123&page=1");
-    let error = client(None, fast_retry(1))
+    let error = client(None, fast_retry(0))
         .send(HttpRequest::new(HttpMethod::Get, &url).unwrap())
         .await
         .unwrap_err();
@@ -636,7 +752,7 @@ async fn retry_logs_never_show_the_key() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let credentials = json!({"key": "k-secret-9", "location": "query"});
     // The key also written into the URL by hand, as some pipelines do.
-    client(auth("api-key", credentials), fast_retry(3))
+    client(auth("api-key", credentials), fast_retry(2))
         .send(get(&server, "/items?api_key=k-secret-9"))
         .await
         .unwrap();
@@ -652,7 +768,7 @@ async fn a_token_answer_without_an_access_token_is_reported() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": "x"})))
         .mount(&server)
         .await;
-    let error = client(oauth2(&server, vec![]), fast_retry(1))
+    let error = client(oauth2(&server, vec![]), fast_retry(0))
         .send(get(&server, "/items"))
         .await
         .unwrap_err();
@@ -674,7 +790,7 @@ async fn a_token_answer_that_is_not_json_is_reported() {
         .respond_with(ResponseTemplate::new(200).set_body_string("<html>login</html>"))
         .mount(&server)
         .await;
-    let error = client(oauth2(&server, vec![]), fast_retry(1))
+    let error = client(oauth2(&server, vec![]), fast_retry(0))
         .send(get(&server, "/items"))
         .await
         .unwrap_err();
@@ -751,7 +867,7 @@ async fn a_redirect_to_another_origin_is_followed_without_any_credential() {
         for (name, value) in &headers {
             request = request.header(name, value);
         }
-        let response = client(authentication, fast_retry(1))
+        let response = client(authentication, fast_retry(0))
             .send(request)
             .await
             .unwrap();
@@ -788,7 +904,7 @@ async fn a_redirect_within_the_origin_keeps_the_credential_and_one_back_home_reg
     redirect(&elsewhere, "/hop", 302, &format!("{}/final", home.uri())).await;
     ok_at(&home, "/final").await;
     let credentials = json!({"key": "k-123"});
-    let response = client(auth("api-key", credentials), fast_retry(1))
+    let response = client(auth("api-key", credentials), fast_retry(0))
         .send(get(&home, "/items"))
         .await
         .unwrap();
@@ -823,7 +939,7 @@ async fn redirects_keep_or_change_the_method_and_body_as_reqwest_does() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let client = client(None, fast_retry(1));
+    let client = client(None, fast_retry(0));
     for route in ["/307", "/308", "/303", "/302"] {
         let request = HttpRequest::new(HttpMethod::Post, &format!("{}{route}", server.uri()))
             .unwrap()
@@ -868,7 +984,7 @@ async fn redirects_keep_or_change_the_method_and_body_as_reqwest_does() {
 async fn a_server_that_keeps_redirecting_is_left_after_ten_redirects() {
     let server = MockServer::start().await;
     redirect(&server, "/loop", 302, "/loop").await;
-    let error = client(None, fast_retry(1))
+    let error = client(None, fast_retry(0))
         .send(get(&server, "/loop"))
         .await
         .unwrap_err();
@@ -900,7 +1016,7 @@ async fn a_refusal_after_a_redirect_elsewhere_says_where_the_credentials_stayed(
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let credentials = json!({"token": "t-abc"});
-    let error = client(auth("bearer", credentials), fast_retry(1))
+    let error = client(auth("bearer", credentials), fast_retry(0))
         .send(get(&home, "/items"))
         .await
         .unwrap_err();
@@ -987,7 +1103,7 @@ async fn a_server_echoing_the_request_shows_no_credential_in_any_form() {
             .uri()
             .replace("http://", &format!("http://{userinfo}"))
             + "/items";
-        let error = client(authentication, fast_retry(1))
+        let error = client(authentication, fast_retry(0))
             .send(HttpRequest::new(HttpMethod::Get, &url).unwrap())
             .await
             .unwrap_err();
@@ -1006,14 +1122,40 @@ async fn the_oauth2_client_credentials_and_access_token_are_masked_when_echoed()
         .respond_with(echo(401))
         .mount(&server)
         .await;
-    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+"});
-    let error = client(auth("oauth2", credentials), fast_retry(1))
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+", "tokenAuthMethod": "client_secret_basic"});
+    let error = client(auth("oauth2", credentials), fast_retry(0))
         .send(get(&server, "/items"))
         .await
         .unwrap_err();
     let message = error.to_string();
     assert!(message.contains("authorization=Basic ***"), "{message}");
     for form in [encoded("s3c ret/+"), basic("client+one", "s3c+ret%2F%2B")].concat() {
+        assert!(!message.contains(form.as_str()), "{form} in {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_secret_sent_in_the_form_body_is_masked_when_echoed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(|request: &wiremock::Request| {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            ResponseTemplate::new(401).set_body_string(format!("invalid client; request: {body}"))
+        })
+        .mount(&server)
+        .await;
+    let credentials = json!({"tokenUrl": format!("{}/oauth/token", server.uri()), "clientId": "client one", "clientSecret": "s3c ret/+"});
+    let error = client(auth("oauth2", credentials), fast_retry(0))
+        .send(get(&server, "/items"))
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("request: grant_type=client_credentials"),
+        "{message}"
+    );
+    assert!(message.contains("client_secret=***"), "{message}");
+    for form in encoded("s3c ret/+") {
         assert!(!message.contains(form.as_str()), "{form} in {message}");
     }
 }
@@ -1029,7 +1171,7 @@ async fn an_oauth2_access_token_is_masked_when_the_api_echoes_it() {
         .respond_with(echo(400))
         .mount(&server)
         .await;
-    let error = client(oauth2(&server, vec![]), fast_retry(1))
+    let error = client(oauth2(&server, vec![]), fast_retry(0))
         .send(get(&server, "/items"))
         .await
         .unwrap_err();
@@ -1044,7 +1186,7 @@ async fn a_request_to_a_url_a_server_sent_carries_no_credential_of_another_origi
     ok_at(&elsewhere, "/page2").await;
     let credentials = json!({"token": "t-abc"});
     let endpoint = url::Url::parse(&format!("{}/items", home.uri())).unwrap();
-    let client = client(auth("bearer", credentials), fast_retry(1));
+    let client = client(auth("bearer", credentials), fast_retry(0));
     let request = get(&elsewhere, "/page2")
         .header("Cookie", "session=abc")
         .credentials_for(&endpoint);
@@ -1061,7 +1203,7 @@ async fn a_redirect_elsewhere_that_copies_the_api_key_into_its_location_loses_it
     redirect(&home, "/items", 307, &target).await;
     ok_at(&elsewhere, "/moved").await;
     let credentials = json!({"key": "k-123", "location": "query"});
-    client(auth("api-key", credentials), fast_retry(1))
+    client(auth("api-key", credentials), fast_retry(0))
         .send(get(&home, "/items"))
         .await
         .unwrap();
@@ -1089,7 +1231,7 @@ async fn the_timeout_covers_an_attempt_with_all_its_redirects() {
         .await;
     let client = HttpClient::builder()
         .timeout(Duration::from_millis(700))
-        .retry(&fast_retry(1))
+        .retry(&fast_retry(0))
         .build()
         .unwrap();
     let error = client.send(get(&server, "/r1")).await.unwrap_err();
@@ -1165,7 +1307,7 @@ async fn a_body_cut_short_before_its_content_length_is_retried() {
     let (address, answered) =
         raw_server(vec![cut_short_answer(), complete_answer("[{\"id\": 1}]")]).await;
     let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
-    let response = client(None, fast_retry(3)).send(request).await.unwrap();
+    let response = client(None, fast_retry(2)).send(request).await.unwrap();
     assert_eq!(&response.body()[..], b"[{\"id\": 1}]");
     assert_eq!(answered.load(Ordering::SeqCst), 2);
 }
@@ -1178,7 +1320,7 @@ async fn a_broken_chunked_body_is_retried() {
     ])
     .await;
     let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
-    let response = client(None, fast_retry(3)).send(request).await.unwrap();
+    let response = client(None, fast_retry(2)).send(request).await.unwrap();
     assert_eq!(&response.body()[..], b"[{\"id\": 1}]");
     assert_eq!(answered.load(Ordering::SeqCst), 2);
 }
@@ -1187,7 +1329,7 @@ async fn a_broken_chunked_body_is_retried() {
 async fn a_body_cut_short_on_every_attempt_fails_as_a_broken_connection_after_the_retries() {
     let (address, answered) = raw_server(vec![cut_short_answer(); 3]).await;
     let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
-    let error = client(None, fast_retry(3)).send(request).await.unwrap_err();
+    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
     let HttpError::Transport { kind, attempts, .. } = &error else {
         panic!("{error:?}")
     };
@@ -1220,7 +1362,7 @@ async fn a_corrupt_gzip_body_is_not_retried() {
     answer.extend_from_slice(body);
     let (address, answered) = raw_server(vec![answer.clone(), answer]).await;
     let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
-    let error = client(None, fast_retry(2)).send(request).await.unwrap_err();
+    let error = client(None, fast_retry(1)).send(request).await.unwrap_err();
     let HttpError::Transport { kind, attempts, .. } = &error else {
         panic!("{error:?}")
     };
@@ -1238,7 +1380,7 @@ async fn a_gzip_body_cut_short_is_retried() {
     cut.extend_from_slice(&[0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03]);
     let (address, answered) = raw_server(vec![cut, complete_answer("[]")]).await;
     let request = HttpRequest::new(HttpMethod::Get, &format!("http://{address}/items")).unwrap();
-    let response = client(None, fast_retry(2)).send(request).await.unwrap();
+    let response = client(None, fast_retry(1)).send(request).await.unwrap();
     assert_eq!(&response.body()[..], b"[]");
     assert_eq!(answered.load(Ordering::SeqCst), 2);
 }
@@ -1257,7 +1399,7 @@ async fn unavailable_for_20_seconds(
 }
 
 fn patient_retry() -> RetryConfig {
-    retry(json!({"maxAttempts": 3, "delayMs": 10, "maxDelayMs": 30_000}))
+    retry(json!({"maxAttempts": 2, "delayMs": 10, "maxDelayMs": 30_000}))
 }
 
 #[tokio::test]
@@ -1344,7 +1486,7 @@ async fn a_stop_signal_that_stays_false_lets_the_retry_happen() {
         .await;
     ok_at(&server, "/items").await;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    client(None, fast_retry(2))
+    client(None, fast_retry(1))
         .stop_on(stopping)
         .send(get(&server, "/items"))
         .await

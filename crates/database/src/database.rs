@@ -64,6 +64,27 @@ pub struct ConnectionSettings<'a> {
     pub statement_timeout: Duration,
 }
 
+/// What a batch write does with a record the database refuses (a constraint it violates, a
+/// value its column cannot take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusals {
+    /// The write fails, naming the record (with a transaction, nothing of the batch stays).
+    Fail,
+    /// The record is left out and reported; the other records of the batch are written.
+    LeaveOut,
+}
+
+/// A record of a batch that the database refused, left out under [`Refusals::LeaveOut`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefusedRow {
+    /// Its position in the batch, from 0.
+    pub position: usize,
+    /// The database's message (SQLSTATE or SQLite code, message, detail), or why its value
+    /// could not be bound.
+    pub reason: String,
+}
+
 /// An open connection to a database.
 pub struct Database {
     engine: Engine,
@@ -430,14 +451,17 @@ impl Database {
     }
 
     /// Runs `statement` once for each row of values, in one transaction when `transaction`:
-    /// then either every row is written or, on the first failure, none.
+    /// then either every row is written or, on the first failure, none. With
+    /// [`Refusals::LeaveOut`], a row the database refuses is left out instead, and the rows it
+    /// refused come back; any other failure (the connection, a timeout) still fails the write.
     pub async fn write(
         &mut self,
         statement: &Statement,
         rows: Vec<Vec<Value>>,
         exprs: &[String],
         transaction: bool,
-    ) -> Result<(), DatabaseError> {
+        refusals: Refusals,
+    ) -> Result<Vec<RefusedRow>, DatabaseError> {
         let target = self.target.clone();
         let key = self.key;
         let timeout = self.statement_timeout;
@@ -452,60 +476,36 @@ impl Database {
                     timeout,
                     stop: Stop::Postgres(canceller),
                 };
-                let transaction_failure =
-                    |action, e: tokio_postgres::Error| DatabaseError::Transaction {
-                        action,
-                        target: target.clone(),
-                        reason: postgres::describe(&e),
-                    };
                 if !transaction {
-                    return execute_all(&*client, statement, &rows, exprs, &limit, false).await;
-                }
-                let tx = limit
-                    .run(|| "beginning the transaction".to_owned(), async {
-                        client
-                            .transaction()
-                            .await
-                            .map_err(|e| transaction_failure("begin", e))
-                    })
-                    .await?;
-                match execute_all(&tx, statement, &rows, exprs, &limit, true).await {
-                    Ok(()) => {
-                        limit
-                            .run(
-                                || {
-                                    "committing the transaction (whether the database \
-                                     committed it is unknown)"
-                                        .to_owned()
-                                },
-                                async {
-                                    tx.commit()
-                                        .await
-                                        .map_err(|e| transaction_failure("commit", e))
-                                },
+                    return match refusals {
+                        Refusals::Fail => {
+                            execute_all(&*client, statement, &rows, exprs, &limit, false)
+                                .await
+                                .map(|()| Vec::new())
+                        }
+                        Refusals::LeaveOut => {
+                            execute_one_by_one(
+                                Writer::Autocommit(client),
+                                statement,
+                                &rows,
+                                exprs,
+                                &limit,
                             )
                             .await
-                    }
-                    // A rollback would wait on the same silent server; dropping the
-                    // transaction queues one without waiting, and the cancelled statement
-                    // ends the transaction at the server anyway.
-                    Err(e @ DatabaseError::StatementTimeout { .. }) => Err(e),
-                    Err(e) => {
-                        let rollback = limit
-                            .run(|| "rolling back the transaction".to_owned(), async {
-                                tx.rollback()
-                                    .await
-                                    .map_err(|e| transaction_failure("roll back", e))
-                            })
-                            .await;
-                        if let Err(rollback) = rollback {
-                            tracing::warn!(
-                                "{rollback} (the server drops the transaction anyway when the \
-                                 connection closes)"
-                            );
                         }
-                        Err(e)
+                    };
+                }
+                let fast =
+                    write_in_transaction(client, &limit, statement, &rows, exprs, false).await;
+                match (fast, refusals) {
+                    // The batch goes fast, pipelined, in the usual case where the database
+                    // takes every row. Only a batch with a refused row is written again, one
+                    // row at a time, each in a savepoint, so that a refused row rolls back alone
+                    // (docs/databases.md says why this beats a savepoint for every row).
+                    (Err(DatabaseError::Write { .. }), Refusals::LeaveOut) => {
+                        write_in_transaction(client, &limit, statement, &rows, exprs, true).await
                     }
+                    (result, _) => result,
                 }
             }
             (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
@@ -517,14 +517,18 @@ impl Database {
                 };
                 // The batch is one call on the blocking pool, so the bound covers all of it.
                 let records = rows.len();
+                let leave_out = refusals == Refusals::LeaveOut;
                 let written = limit
                     .run(
                         || format!("writing the batch of {records} record(s)"),
-                        sqlite::write(handle, prepared, rows, transaction),
+                        sqlite::write(handle, prepared, rows, transaction, leave_out),
                     )
                     .await?;
                 match written {
-                    Ok(()) => Ok(()),
+                    Ok(refused) => Ok(refused
+                        .into_iter()
+                        .map(|(position, reason)| RefusedRow { position, reason })
+                        .collect()),
                     Err(failure) => Err(match failure.position {
                         Some(position) => DatabaseError::Write {
                             position,
@@ -547,6 +551,195 @@ impl Database {
             }),
         }
     }
+}
+
+/// Writes `rows` in one transaction: pipelined, stopping at the first failure, or
+/// `one_by_one`, each row in a savepoint and the refused ones left out. Committed when the
+/// rows are written, rolled back otherwise.
+async fn write_in_transaction(
+    client: &mut tokio_postgres::Client,
+    limit: &Limit<'_>,
+    statement: &tokio_postgres::Statement,
+    rows: &[Vec<Value>],
+    exprs: &[String],
+    one_by_one: bool,
+) -> Result<Vec<RefusedRow>, DatabaseError> {
+    let target = limit.target;
+    let transaction_failure = |action, e: tokio_postgres::Error| DatabaseError::Transaction {
+        action,
+        target: target.to_owned(),
+        reason: postgres::describe(&e),
+    };
+    let mut tx = limit
+        .run(|| "beginning the transaction".to_owned(), async {
+            client
+                .transaction()
+                .await
+                .map_err(|e| transaction_failure("begin", e))
+        })
+        .await?;
+    let written = if one_by_one {
+        execute_one_by_one(Writer::Transaction(&mut tx), statement, rows, exprs, limit).await
+    } else {
+        execute_all(&tx, statement, rows, exprs, limit, true)
+            .await
+            .map(|()| Vec::new())
+    };
+    match written {
+        Ok(refused) => {
+            limit
+                .run(
+                    || {
+                        "committing the transaction (whether the database committed it is \
+                         unknown)"
+                            .to_owned()
+                    },
+                    async {
+                        tx.commit()
+                            .await
+                            .map_err(|e| transaction_failure("commit", e))
+                    },
+                )
+                .await?;
+            Ok(refused)
+        }
+        // A rollback would wait on the same silent server; dropping the transaction queues
+        // one without waiting, and the cancelled statement ends the transaction at the server
+        // anyway.
+        Err(e @ DatabaseError::StatementTimeout { .. }) => Err(e),
+        Err(e) => {
+            let rollback = limit
+                .run(|| "rolling back the transaction".to_owned(), async {
+                    tx.rollback()
+                        .await
+                        .map_err(|e| transaction_failure("roll back", e))
+                })
+                .await;
+            if let Err(rollback) = rollback {
+                tracing::warn!(
+                    "{rollback} (the server drops the transaction anyway when the connection \
+                     closes)"
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Where rows written one at a time go.
+enum Writer<'a, 'c> {
+    /// Straight to the database, each row committed on its own (`transaction: false`).
+    Autocommit(&'a tokio_postgres::Client),
+    /// Into a transaction, each row in a savepoint.
+    Transaction(&'a mut tokio_postgres::Transaction<'c>),
+}
+
+/// Whether PostgreSQL refused the row itself, for its values: an integrity constraint
+/// (SQLSTATE class 23) or a data exception (class 22). Anything else (a lost connection, a
+/// missing table, a permission, a serialization failure) is not about the row, and leaving
+/// rows out would hide it.
+fn refused_by_database(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|db| matches!(db.code().code().get(..2), Some("22" | "23")))
+}
+
+/// Writes `rows` one at a time, leaving out the rows the database refuses (and those whose
+/// values cannot be bound) and returning them.
+async fn execute_one_by_one(
+    mut writer: Writer<'_, '_>,
+    statement: &tokio_postgres::Statement,
+    rows: &[Vec<Value>],
+    exprs: &[String],
+    limit: &Limit<'_>,
+) -> Result<Vec<RefusedRow>, DatabaseError> {
+    let rolled_back = matches!(writer, Writer::Transaction(_));
+    let write_failure = |position, reason| DatabaseError::Write {
+        position,
+        target: limit.target.to_owned(),
+        rolled_back,
+        reason,
+    };
+    let mut refused = Vec::new();
+    for (position, values) in rows.iter().enumerate() {
+        let params = match bind_row(statement, values, exprs, limit.key) {
+            Ok(params) => params,
+            Err(reason) => {
+                refused.push(RefusedRow { position, reason });
+                continue;
+            }
+        };
+        let writing = || format!("writing record {position} of the batch");
+        let outcome = match &mut writer {
+            Writer::Autocommit(client) => {
+                limit
+                    .run(writing, async {
+                        Ok(client.execute_raw(statement, params.iter()).await)
+                    })
+                    .await?
+            }
+            Writer::Transaction(tx) => {
+                limit
+                    .run(writing, async {
+                        let savepoint_failure = |e: tokio_postgres::Error| {
+                            write_failure(
+                                position,
+                                format!("cannot use a savepoint: {}", postgres::describe(&e)),
+                            )
+                        };
+                        let savepoint = tx
+                            .savepoint("cannectors_row")
+                            .await
+                            .map_err(savepoint_failure)?;
+                        let result = savepoint.execute_raw(statement, params.iter()).await;
+                        if result.is_ok() {
+                            savepoint.commit().await.map_err(savepoint_failure)?;
+                        } else {
+                            savepoint.rollback().await.map_err(savepoint_failure)?;
+                        }
+                        Ok(result)
+                    })
+                    .await?
+            }
+        };
+        match outcome {
+            Ok(_) => {}
+            Err(e) if refused_by_database(&e) => refused.push(RefusedRow {
+                position,
+                reason: postgres::describe(&e),
+            }),
+            Err(e) => return Err(write_failure(position, postgres::describe(&e))),
+        }
+    }
+    Ok(refused)
+}
+
+/// The values of one row converted to the types the statement expects, or why one cannot be.
+fn bind_row(
+    statement: &tokio_postgres::Statement,
+    values: &[Value],
+    exprs: &[String],
+    key: &'static str,
+) -> Result<Vec<Param>, String> {
+    statement
+        .params()
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            let value = values.get(i).unwrap_or(&Value::Null);
+            convert(value, ty).map_err(|reason| {
+                DatabaseError::Bind {
+                    key,
+                    placeholder: i + 1,
+                    expr: exprs.get(i).cloned().unwrap_or_default(),
+                    value: excerpt(value),
+                    ty: ty.name().to_owned(),
+                    reason,
+                }
+                .to_string()
+            })
+        })
+        .collect()
 }
 
 /// Rows are sent in pipelined groups (many statements in flight on the one connection) so a
@@ -574,24 +767,8 @@ async fn execute_all<C: GenericClient + Sync>(
         let first = group * group_size;
         let mut params = Vec::with_capacity(chunk.len());
         for (offset, values) in chunk.iter().enumerate() {
-            let mut row = Vec::with_capacity(values.len());
-            for (i, ty) in statement.params().iter().enumerate() {
-                let value = values.get(i).unwrap_or(&Value::Null);
-                row.push(convert(value, ty).map_err(|reason| {
-                    write_failure(
-                        first + offset,
-                        DatabaseError::Bind {
-                            key,
-                            placeholder: i + 1,
-                            expr: exprs.get(i).cloned().unwrap_or_default(),
-                            value: excerpt(value),
-                            ty: ty.name().to_owned(),
-                            reason,
-                        }
-                        .to_string(),
-                    )
-                })?);
-            }
+            let row = bind_row(statement, values, exprs, key)
+                .map_err(|reason| write_failure(first + offset, reason))?;
             params.push(row);
         }
         let writing = || match chunk.len() {

@@ -33,6 +33,8 @@ mod error;
 mod postgres;
 mod sqlite;
 
-pub use database::{Access, ConnectionSettings, Database, Decoded, Rows, Statement};
+pub use database::{
+    Access, ConnectionSettings, Database, Decoded, Refusals, RefusedRow, Rows, Statement,
+};
 pub use error::DatabaseError;
 pub use postgres::decode::CursorColumns;

@@ -256,48 +256,77 @@ pub(crate) struct WriteFailure {
     pub(crate) reason: String,
 }
 
-/// Runs the statement once per row, in one transaction when asked.
+/// Runs the statement once per row, in one transaction when asked. With `leave_out`, a row
+/// SQLite refuses for its values is left out and returned with the reason: SQLite backs out
+/// only the refused statement (its default conflict resolution, ABORT), so the transaction
+/// goes on without savepoints.
 pub(crate) async fn write(
     handle: &Handle,
     prepared: &Prepared,
     rows: Vec<Vec<Value>>,
     transaction: bool,
-) -> Result<Result<(), WriteFailure>, DatabaseError> {
+    leave_out: bool,
+) -> Result<Result<Vec<(usize, String)>, WriteFailure>, DatabaseError> {
     let prepared = prepared.clone();
     handle
         .run(move |connection| {
-            let failure = |position, action, e: rusqlite::Error| WriteFailure {
+            let failure = |position, action, e: &rusqlite::Error| WriteFailure {
                 position,
                 action,
-                reason: describe(&e),
+                reason: describe(e),
             };
             // The connection is ours alone behind the mutex, so the unchecked form is safe.
             let tx = if transaction {
                 Some(
                     connection
                         .unchecked_transaction()
-                        .map_err(|e| failure(None, "begin", e))?,
+                        .map_err(|e| failure(None, "begin", &e))?,
                 )
             } else {
                 None
             };
             let conn: &Connection = connection;
+            let mut refused = Vec::new();
             {
                 let mut statement = conn
                     .prepare_cached(&prepared.sql)
-                    .map_err(|e| failure(None, "begin", e))?;
+                    .map_err(|e| failure(None, "begin", &e))?;
                 for (position, row) in rows.iter().enumerate() {
-                    bind(&mut statement, &prepared.slots, row)
+                    match bind(&mut statement, &prepared.slots, row)
                         .and_then(|()| statement.raw_execute())
-                        .map_err(|e| failure(Some(position), "", e))?;
+                    {
+                        Ok(_) => {}
+                        // A conflict clause of ROLLBACK ends the whole transaction: the rows
+                        // before it are gone, so leaving this one out would not keep them.
+                        Err(e) if leave_out && refused_for_its_values(&e) => {
+                            if transaction && conn.is_autocommit() {
+                                return Err(failure(Some(position), "", &e));
+                            }
+                            refused.push((position, describe(&e)));
+                        }
+                        Err(e) => return Err(failure(Some(position), "", &e)),
+                    }
                 }
             }
             if let Some(tx) = tx {
-                tx.commit().map_err(|e| failure(None, "commit", e))?;
+                tx.commit().map_err(|e| failure(None, "commit", &e))?;
             }
-            Ok(())
+            Ok(refused)
         })
         .await
+}
+
+/// Whether SQLite refused the row for its values (a constraint, a type, a size) rather than
+/// for the database's own state (busy, full, read only, corrupt).
+fn refused_for_its_values(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            rusqlite::ErrorCode::ConstraintViolation
+                | rusqlite::ErrorCode::TypeMismatch
+                | rusqlite::ErrorCode::TooBig
+        )
+    )
 }
 
 /// SQLite's extended result code with its message, e.g. `SQLITE_CONSTRAINT_UNIQUE (2067): UNIQUE

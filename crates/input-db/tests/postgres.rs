@@ -464,6 +464,10 @@ async fn a_server_certificate_that_cannot_be_verified_is_refused() {
         "{message}"
     );
     assert!(
+        message.contains("this is a certificate problem, not a connection one"),
+        "{message}"
+    );
+    assert!(
         message.ends_with("add sslrootcert=/path/to/ca.pem to the connection string"),
         "{message}"
     );

@@ -401,17 +401,24 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     };
     let content_type = response.header(CONTENT_TYPE.as_str()).map(str::to_owned);
     let body = response.into_body();
-    let Parsed { document, records } =
-        parse_page(&body, shared.data_field.as_ref()).map_err(|problem| {
-            HttpSourceError::NotJson {
-                method,
-                url: url.clone(),
-                problem,
-                content_type: content_type
-                    .map(|t| format!("; Content-Type: {t}"))
-                    .unwrap_or_default(),
-            }
-        })?;
+    let cursors = [
+        shared.fields.timestamp().map(FieldPath::segments),
+        shared.fields.id().map(FieldPath::segments),
+    ];
+    let Parsed {
+        document,
+        records,
+        found,
+    } = parse_page(&body, shared.data_field.as_ref(), cursors).map_err(|problem| {
+        HttpSourceError::NotJson {
+            method,
+            url: url.clone(),
+            problem,
+            content_type: content_type
+                .map(|t| format!("; Content-Type: {t}"))
+                .unwrap_or_default(),
+        }
+    })?;
     drop(body);
     let records = records.map_err(|missing| {
         let path = shared
@@ -451,11 +458,14 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
         })?;
     let offset_reached = shared.paging.offset_reached(&position, records.len());
     let fingerprint = PageFingerprint::of(&records);
-    let greatest = shared
-        .fields
-        .greatest_position_in_json(records.iter().map(Record::json))
-        .ok()
-        .flatten();
+    let greatest = match found {
+        Some(found) => shared.fields.greatest_position_of_found(found),
+        None => shared
+            .fields
+            .greatest_position_in_json(records.iter().map(Record::json)),
+    }
+    .ok()
+    .flatten();
     Ok(Page {
         records,
         greatest,

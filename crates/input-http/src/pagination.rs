@@ -284,13 +284,20 @@ impl Paging {
                     Some(Value::String(token)) if token.is_empty() => None,
                     Some(Value::String(token)) => Some(Position::Cursor(Some(token.clone()))),
                     Some(Value::Number(n)) => Some(Position::Cursor(Some(n.to_string()))),
+                    // APIs answer `"next": false` on their last page, and the Go tool this
+                    // project descends from ends pagination on anything that is not a token:
+                    // its pipelines rely on it. A `true`, an object or an array is more likely
+                    // a path that points at the wrong field, so it is said once.
+                    Some(Value::Bool(false)) => None,
                     Some(other) => {
-                        return Err(FieldProblem {
-                            key: "nextCursorField",
-                            path: path.to_string(),
-                            found: json_kind(other).to_owned(),
-                            expected: "it must be a string, a number, null or absent",
-                        });
+                        tracing::warn!(
+                            field = %path,
+                            found = json_kind(other),
+                            "input.pagination.nextCursorField holds no cursor token (a string or a \
+                             number); pagination ends here, as it does at null; check the path if \
+                             more pages were expected"
+                        );
+                        None
                     }
                 }
             }

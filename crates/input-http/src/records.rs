@@ -1,9 +1,17 @@
 //! Finding the records in a response.
 //!
-//! A response body is parsed once. The records are kept as the JSON text the server sent (one
+//! A response body is read once. The records are kept as the JSON text the server sent (one
 //! [`Record`] each, never built into maps); the rest of the document (totals, next cursors,
 //! links in the body) is built into a `serde_json::Value` for pagination to read.
+//!
+//! The common shapes (the records in an array at `dataField` through objects, or the root
+//! array) are read by [`scan_page`], which also picks up each record's cursor values on the
+//! way, so that neither the page nor a record is scanned a second time. Anything else (no
+//! `dataField` on an object, a path through arrays, a key on the path written twice, a body
+//! that is not JSON) is left to serde_json, which gives the error messages, and the cursor
+//! values are then read from the records afterwards.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -35,20 +43,36 @@ pub(crate) struct Parsed {
     /// Everything but the record array, which is left empty in its place.
     pub(crate) document: Value,
     pub(crate) records: Result<Vec<Record>, Missing>,
+    /// The values at the cursor paths of each record, in order, when they were found while
+    /// the page was read; `None` when the records must be looked into for them.
+    pub(crate) found: Option<Vec<CursorValues>>,
 }
+
+/// The values at the timestamp and the id cursor paths of one record (`None`: no such field).
+pub(crate) type CursorValues = [Option<Value>; 2];
+
+/// The cursor paths (timestamp, id) whose values [`parse_page`] picks up in each record.
+pub(crate) type CursorPaths<'p> = [Option<&'p [String]>; 2];
 
 /// Parses a response body and finds its records.
 ///
 /// With `data_field`, the records are the array at that path. Without it: the root when it is
 /// an array, else the first of `data`, `items`, `results`, `records` that holds an array, else
 /// the whole object as one record. An error is the parser's message (the body is not JSON).
-pub(crate) fn parse_page(body: &[u8], data_field: Option<&FieldPath>) -> Result<Parsed, String> {
+pub(crate) fn parse_page(
+    body: &[u8],
+    data_field: Option<&FieldPath>,
+    cursors: CursorPaths<'_>,
+) -> Result<Parsed, String> {
     let text = std::str::from_utf8(body).map_err(|error| {
         format!(
             "the body is not UTF-8 text (invalid byte at position {})",
             error.valid_up_to()
         )
     })?;
+    if let Some(parsed) = scan_page(text, data_field, cursors) {
+        return Ok(parsed);
+    }
     let found = RefCell::new(Vec::new());
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let target = match data_field {
@@ -73,7 +97,11 @@ pub(crate) fn parse_page(body: &[u8], data_field: Option<&FieldPath>) -> Result<
         },
         None => root_records(&document, found),
     };
-    Ok(Parsed { document, records })
+    Ok(Parsed {
+        document,
+        records,
+        found: None,
+    })
 }
 
 /// The records of a response without `dataField`, from the arrays found under the known keys.
@@ -248,6 +276,392 @@ fn collect_records<'de, A: SeqAccess<'de>>(
     Ok(Value::Array(Vec::new()))
 }
 
+/// How deep [`scan_page`] follows nested values before leaving the page to serde_json, which
+/// has the same limit.
+const MAX_DEPTH: usize = 128;
+
+/// Reads a page in one pass when its records are in an array at `dataField` (reached through
+/// objects only) or, without `dataField`, in the root array; picks up the values at the cursor
+/// paths of each record on the way. `None` for any other page, and for any page that is not
+/// valid JSON or that the scan would read differently from [`DocumentSeed`]: serde_json then
+/// reads it, and tells what is wrong.
+fn scan_page(
+    text: &str,
+    data_field: Option<&FieldPath>,
+    cursors: CursorPaths<'_>,
+) -> Option<Parsed> {
+    let mut scan = Scan {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    scan.whitespace();
+    let (records, found, span) = match data_field {
+        None if scan.peek()? == b'[' => {
+            let (records, found) = scan.records(cursors)?;
+            (records, found, None)
+        }
+        None => return None,
+        Some(path) => {
+            let (records, found, span) = scan.follow(path.segments(), cursors)?;
+            (records, found, Some(span))
+        }
+    };
+    scan.whitespace();
+    if scan.at != text.len() {
+        return None;
+    }
+    let document = match span {
+        None => Value::Array(Vec::new()),
+        Some((start, end)) => {
+            // The rest of the document, usually a few dozen bytes: totals, next cursors.
+            let mut rest = String::with_capacity(text.len() - (end - start) + 2);
+            rest.push_str(text.get(..start)?);
+            rest.push_str("[]");
+            rest.push_str(text.get(end..)?);
+            serde_json::from_str(&rest).ok()?
+        }
+    };
+    let found = cursors.iter().any(Option::is_some).then_some(found);
+    Some(Parsed {
+        document,
+        records: Ok(records),
+        found,
+    })
+}
+
+/// A position in a page being read by [`scan_page`]. Every method checks the JSON it passes
+/// over and answers `None` where the text is not what it reads (or not valid JSON).
+struct Scan<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl<'t> Scan<'t> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn enter(&mut self, open: u8) -> Option<()> {
+        self.eat(open)?;
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// After a member or an element: a comma (`Some(true)`) or the closing byte (`Some(false)`).
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        self.whitespace();
+        match self.peek()? {
+            b',' => {
+                self.at += 1;
+                self.whitespace();
+                Some(true)
+            }
+            byte if byte == close => {
+                self.at += 1;
+                self.depth -= 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Just after an opening byte: whether the container is empty (and then closes it).
+    fn closes_at_once(&mut self, close: u8) -> Option<bool> {
+        self.whitespace();
+        if self.peek()? == close {
+            self.at += 1;
+            self.depth -= 1;
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    /// An object key and its colon; the key decoded only when it holds an escape.
+    fn key(&mut self) -> Option<Cow<'t, str>> {
+        let start = self.at;
+        let escaped = self.string()?;
+        let text = self.text;
+        let key = if escaped {
+            Cow::Owned(serde_json::from_str::<String>(text.get(start..self.at)?).ok()?)
+        } else {
+            Cow::Borrowed(text.get(start + 1..self.at - 1)?)
+        };
+        self.whitespace();
+        self.eat(b':')?;
+        self.whitespace();
+        Some(key)
+    }
+
+    /// Passes over one value.
+    fn value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'{' => {
+                self.enter(b'{')?;
+                if self.closes_at_once(b'}')? {
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.whitespace();
+                    self.eat(b':')?;
+                    self.whitespace();
+                    self.value()?;
+                    if !self.next_or_close(b'}')? {
+                        return Some(());
+                    }
+                }
+            }
+            b'[' => {
+                self.enter(b'[')?;
+                if self.closes_at_once(b']')? {
+                    return Some(());
+                }
+                loop {
+                    self.value()?;
+                    if !self.next_or_close(b']')? {
+                        return Some(());
+                    }
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'n' => self.word(b"null"),
+            _ => None,
+        }
+    }
+
+    fn word(&mut self, word: &[u8]) -> Option<()> {
+        self.bytes
+            .get(self.at..)?
+            .starts_with(word)
+            .then(|| self.at += word.len())
+    }
+
+    /// Passes over a string; whether it holds an escape.
+    fn string(&mut self) -> Option<bool> {
+        self.eat(b'"')?;
+        let mut escaped = false;
+        loop {
+            let run = self
+                .bytes
+                .get(self.at..)?
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            self.at += run;
+            match self.peek()? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Passes over an escape; half a surrogate pair is left to serde_json.
+    fn escape(&mut self) -> Option<()> {
+        self.at += 1;
+        match self.peek()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                self.at += 1;
+                Some(())
+            }
+            b'u' => {
+                self.at += 1;
+                match self.hex4()? {
+                    0xD800..=0xDBFF => {
+                        self.eat(b'\\')?;
+                        self.eat(b'u')?;
+                        matches!(self.hex4()?, 0xDC00..=0xDFFF).then_some(())
+                    }
+                    0xDC00..=0xDFFF => None,
+                    _ => Some(()),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u16> {
+        let digits = self.text.get(self.at..self.at + 4)?;
+        let unit = u16::from_str_radix(digits, 16).ok()?;
+        // from_str_radix takes a sign; JSON does not.
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.at += 4;
+        Some(unit)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self) -> Option<()> {
+        if self.peek()? == b'-' {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// Follows the `dataField` path from the object here to the record array: its records,
+    /// their cursor values and where the array lies in the text.
+    #[allow(clippy::type_complexity)]
+    fn follow(
+        &mut self,
+        path: &[String],
+        cursors: CursorPaths<'_>,
+    ) -> Option<(Vec<Record>, Vec<CursorValues>, (usize, usize))> {
+        let (first, rest) = path.split_first()?;
+        self.enter(b'{')?;
+        if self.closes_at_once(b'}')? {
+            return None;
+        }
+        let mut result = None;
+        loop {
+            let key = self.key()?;
+            if key == first.as_str() {
+                // Written twice: which value counts is DocumentSeed's business.
+                if result.is_some() {
+                    return None;
+                }
+                result = Some(if rest.is_empty() {
+                    let start = self.at;
+                    let (records, found) = self.records(cursors)?;
+                    (records, found, (start, self.at))
+                } else {
+                    self.follow(rest, cursors)?
+                });
+            } else {
+                self.value()?;
+            }
+            if !self.next_or_close(b'}')? {
+                return result;
+            }
+        }
+    }
+
+    /// The array here as records, with the values at the cursor paths of each.
+    fn records(&mut self, cursors: CursorPaths<'_>) -> Option<(Vec<Record>, Vec<CursorValues>)> {
+        let wanted = cursors.iter().any(Option::is_some);
+        self.enter(b'[')?;
+        let mut records = Vec::new();
+        let mut found = Vec::new();
+        if self.closes_at_once(b']')? {
+            return Some((records, found));
+        }
+        loop {
+            let start = self.at;
+            let mut values: CursorValues = [None, None];
+            match self.peek()? {
+                b'{' if wanted => self.capture(cursors, &mut values)?,
+                // A path may index into an array record; the record lookup reads those.
+                b'[' if wanted => return None,
+                _ => self.value()?,
+            }
+            records.push(Record::from_encoded(
+                self.text.get(start..self.at)?.to_owned(),
+            ));
+            if wanted {
+                found.push(values);
+            }
+            if !self.next_or_close(b']')? {
+                return Some((records, found));
+            }
+        }
+    }
+
+    /// Passes over the object here, keeping in `found` the values at the rest of each path.
+    fn capture(&mut self, paths: CursorPaths<'_>, found: &mut CursorValues) -> Option<()> {
+        self.enter(b'{')?;
+        if self.closes_at_once(b'}')? {
+            return Some(());
+        }
+        let mut seen = [false, false];
+        loop {
+            let key = self.key()?;
+            let mut below: CursorPaths<'_> = [None, None];
+            let mut ends = [false, false];
+            for (i, path) in paths.iter().enumerate() {
+                if let Some((first, rest)) = path.and_then(<[String]>::split_first)
+                    && *first == key
+                {
+                    // Written twice: which value counts is the record lookup's business.
+                    if seen[i] {
+                        return None;
+                    }
+                    seen[i] = true;
+                    if rest.is_empty() {
+                        ends[i] = true;
+                    } else {
+                        below[i] = Some(rest);
+                    }
+                }
+            }
+            let start = self.at;
+            match self.peek()? {
+                b'{' if below.iter().any(Option::is_some) => self.capture(below, found)?,
+                b'[' if below.iter().any(Option::is_some) => return None,
+                _ => self.value()?,
+            }
+            for (slot, ends) in found.iter_mut().zip(ends) {
+                if ends {
+                    *slot = Some(serde_json::from_str(self.text.get(start..self.at)?).ok()?);
+                }
+            }
+            if !self.next_or_close(b'}')? {
+                return Some(());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +669,7 @@ mod tests {
 
     fn parse(body: &str, path: Option<&str>) -> Parsed {
         let path = path.map(|p| FieldPath::parse(p).unwrap());
-        parse_page(body.as_bytes(), path.as_ref()).unwrap()
+        parse_page(body.as_bytes(), path.as_ref(), [None, None]).unwrap()
     }
 
     fn texts(records: Result<Vec<Record>, Missing>) -> Vec<String> {
@@ -307,25 +721,106 @@ mod tests {
 
     #[test]
     fn parsing_errors_are_serde_json_errors() {
-        let error = parse_page(b"{\"a\": [1, 2} ", None).unwrap_err();
+        let error = parse_page(b"{\"a\": [1, 2} ", None, [None, None]).unwrap_err();
         assert_eq!(
             error,
             serde_json::from_slice::<Value>(b"{\"a\": [1, 2} ")
                 .unwrap_err()
                 .to_string()
         );
-        let error = parse_page(b"{\"items\": [{\"id\": 1}, {\"id\": }]}", None).unwrap_err();
+        let error = parse_page(
+            b"{\"items\": [{\"id\": 1}, {\"id\": }]}",
+            None,
+            [None, None],
+        )
+        .unwrap_err();
         assert!(error.contains("line 1 column 30"), "{error}");
         assert!(
-            parse_page(b"[1] [2]", None)
+            parse_page(b"[1] [2]", None, [None, None])
                 .unwrap_err()
                 .contains("trailing characters")
         );
         assert!(
-            parse_page(b"[\"\xff\"]", None)
+            parse_page(b"[\"\xff\"]", None, [None, None])
                 .unwrap_err()
                 .contains("not UTF-8")
         );
+    }
+
+    #[test]
+    fn records_at_data_field_and_their_cursor_values_come_from_one_pass() {
+        let timestamp = FieldPath::parse("meta.updated_at").unwrap();
+        let id = FieldPath::parse("id").unwrap();
+        let body = r#"{"total": 3, "page": {"items": [
+            {"id": 1, "meta": {"updated_at": "2026-01-01T00:00:00Z", "x": [1]}},
+            {"meta": {}, "id": "b\u00e9", "n": {"id": 5}}, 7, "s"]}, "next": "c2"}"#;
+        let parsed = parse_page(
+            body.as_bytes(),
+            Some(&FieldPath::parse("page.items").unwrap()),
+            [Some(timestamp.segments()), Some(id.segments())],
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.found,
+            Some(vec![
+                [Some(json!("2026-01-01T00:00:00Z")), Some(json!(1))],
+                [None, Some(json!("bé"))],
+                [None, None],
+                [None, None],
+            ])
+        );
+        assert_eq!(
+            texts(parsed.records),
+            [
+                r#"{"id": 1, "meta": {"updated_at": "2026-01-01T00:00:00Z", "x": [1]}}"#,
+                r#"{"meta": {}, "id": "b\u00e9", "n": {"id": 5}}"#,
+                "7",
+                r#""s""#,
+            ]
+        );
+        assert_eq!(
+            parsed.document,
+            json!({"total": 3, "page": {"items": []}, "next": "c2"})
+        );
+        let parsed = parse_page(b" [{\"id\": 2}] ", None, [None, Some(id.segments())]).unwrap();
+        assert_eq!(parsed.found, Some(vec![[None, Some(json!(2))]]));
+        assert_eq!(parsed.document, json!([]));
+    }
+
+    #[test]
+    fn pages_of_other_shapes_leave_the_cursor_values_to_be_looked_up_in_the_records() {
+        let id = FieldPath::parse("id").unwrap();
+        let through_array = FieldPath::parse("id.0").unwrap();
+        for (body, path, cursor) in [
+            // No `dataField` on an object.
+            (r#"{"items": [{"id": 1}]}"#, None, &id),
+            // A `dataField` through an array.
+            (
+                r#"{"pages": [{"rows": [{"id": 1}]}]}"#,
+                Some("pages.0.rows"),
+                &id,
+            ),
+            // A key on the `dataField` path written twice.
+            (
+                r#"{"items": [{"id": 1}], "items": [{"id": 2}]}"#,
+                Some("items"),
+                &id,
+            ),
+            // A cursor key written twice in a record.
+            (r#"{"items": [{"id": 1, "id": 2}]}"#, Some("items"), &id),
+            // A cursor path into an array of a record.
+            (r#"{"items": [{"id": [1]}]}"#, Some("items"), &through_array),
+        ] {
+            let path = path.map(|p| FieldPath::parse(p).unwrap());
+            let parsed = parse_page(
+                body.as_bytes(),
+                path.as_ref(),
+                [None, Some(cursor.segments())],
+            )
+            .unwrap();
+            assert_eq!(parsed.found, None, "{body}");
+            assert!(parsed.records.is_ok(), "{body}");
+        }
     }
 
     #[test]
@@ -564,6 +1059,57 @@ mod properties {
         *node = json!([]);
     }
 
+    /// Cursor paths (timestamp, id), over the keys of [`KEYS`], some through arrays.
+    const CURSORS: &[(Option<&str>, Option<&str>)] = &[
+        (Some("a"), Some("b")),
+        (Some("a.b"), None),
+        (None, Some("0")),
+        (Some("b.a"), Some("a.1")),
+        (Some("data"), Some("a.b")),
+    ];
+
+    /// The page parsed with `cursors` gives the records and the document it gives without
+    /// them, and, when it found the cursor values in one pass, those a lookup in each record
+    /// finds.
+    fn check_cursor_values(
+        body: &str,
+        path: Option<&str>,
+        cursors: (Option<&str>, Option<&str>),
+    ) -> Result<(), TestCaseError> {
+        let path = field_path(path);
+        let (timestamp, id) = (field_path(cursors.0), field_path(cursors.1));
+        let paths = [
+            timestamp.as_ref().map(FieldPath::segments),
+            id.as_ref().map(FieldPath::segments),
+        ];
+        let parsed = parse_page(body.as_bytes(), path.as_ref(), paths).unwrap();
+        let plain = parse_page(body.as_bytes(), path.as_ref(), [None, None]).unwrap();
+        prop_assert_eq!(&parsed.document, &plain.document);
+        let texts = |records: &Result<Vec<Record>, Missing>| {
+            records
+                .as_ref()
+                .map(|records| {
+                    records
+                        .iter()
+                        .map(|r| r.json().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(Clone::clone)
+        };
+        prop_assert_eq!(texts(&parsed.records), texts(&plain.records));
+        if let Some(found) = parsed.found {
+            let records = parsed.records.unwrap();
+            prop_assert_eq!(found.len(), records.len());
+            for (values, record) in found.iter().zip(&records) {
+                let record = record.to_value().unwrap();
+                let at = |path: &Option<FieldPath>| path.as_ref().and_then(|p| p.get(&record));
+                prop_assert_eq!(values[0].as_ref(), at(&timestamp));
+                prop_assert_eq!(values[1].as_ref(), at(&id));
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -577,7 +1123,7 @@ mod properties {
         ) {
             let path = field_path(path);
             let started = Instant::now();
-            let parsed = parse_page(&body, path.as_ref());
+            let parsed = parse_page(&body, path.as_ref(), [None, None]);
             prop_assert!(started.elapsed() < BOUND, "parsing took {:?}", started.elapsed());
             if let Err(message) = parsed {
                 prop_assert!(!message.is_empty());
@@ -598,7 +1144,7 @@ mod properties {
             let body = if pretty { format!("{value:#}") } else { value.to_string() };
             let path = field_path(path);
             let started = Instant::now();
-            let parsed = parse_page(body.as_bytes(), path.as_ref()).unwrap();
+            let parsed = parse_page(body.as_bytes(), path.as_ref(), [None, None]).unwrap();
             prop_assert!(started.elapsed() < BOUND, "parsing took {:?}", started.elapsed());
             let (document, records) = expected(&value, path.as_ref());
             let found = parsed.records.map(|records| {
@@ -609,13 +1155,35 @@ mod properties {
         }
 
         #[test]
+        fn cursor_values_found_in_one_pass_are_those_of_the_records(
+            value in body_value(),
+            pretty in any::<bool>(),
+            path in prop::sample::select(PATHS),
+            plant in prop::collection::vec(body_value(), 0..4),
+            cursors in prop::sample::select(CURSORS),
+        ) {
+            let value = planted(value, path, plant);
+            let body = if pretty { format!("{value:#}") } else { value.to_string() };
+            check_cursor_values(&body, path, cursors)?;
+        }
+
+        #[test]
+        fn cursor_values_of_records_writing_a_key_twice_are_those_of_the_records(
+            body in body_text(),
+            path in prop::sample::select(PATHS),
+            cursors in prop::sample::select(CURSORS),
+        ) {
+            check_cursor_values(&body, path, cursors)?;
+        }
+
+        #[test]
         fn a_key_written_twice_counts_with_its_last_value_as_in_a_full_parse(
             body in body_text(),
             path in prop::sample::select(PATHS),
         ) {
             let value: Value = serde_json::from_str(&body).unwrap();
             let path = field_path(path);
-            let parsed = parse_page(body.as_bytes(), path.as_ref()).unwrap();
+            let parsed = parse_page(body.as_bytes(), path.as_ref(), [None, None]).unwrap();
             let (document, records) = expected(&value, path.as_ref());
             let found = parsed.records.map(|records| {
                 records.iter().map(|record| record.to_value().unwrap()).collect::<Vec<_>>()

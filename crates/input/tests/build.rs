@@ -47,7 +47,7 @@ async fn an_http_polling_input_becomes_a_source_that_sends_the_committed_cursor(
         "type": "httpPolling",
         "endpoint": format!("{}/events", server.uri()),
         "dataField": "events",
-        "retry": {"maxAttempts": 1},
+        "retry": {"maxAttempts": 0},
         "statePersistence": {"timestamp": {"field": "at", "queryParam": "since"}}
     }));
     let committed = state(r#"{"timestamp": "2026-01-01T00:00:00Z"}"#);
@@ -118,7 +118,7 @@ async fn a_source_built_for_a_run_gives_up_its_retry_wait_when_the_run_is_asked_
     let config = input(json!({
         "type": "httpPolling",
         "endpoint": format!("{}/events", server.uri()),
-        "retry": {"maxAttempts": 3, "maxDelayMs": 60000}
+        "retry": {"maxAttempts": 2, "maxDelayMs": 60000}
     }));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut source = cannectors_input::build_stopping_on(&config, None, stopping)

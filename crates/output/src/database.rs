@@ -4,12 +4,16 @@
 //! missing field is null) and bound to `$1..$n` as the types the database expects, through the
 //! same conversions the database input uses. With `transaction: true` (the default) the batch
 //! is written whole or not at all, so a failed `write` leaves nothing half-applied and the
-//! executor commits no cursor. The connection is opened at the first batch, so building the
-//! sink needs no network.
+//! executor commits no cursor. With `onError: skip` or `log`, a record the database refuses
+//! (a constraint, a value its column cannot take) is left out instead and the rest of the
+//! batch is written; `skip` counts them, `log` also logs each with the database's message. The
+//! connection is opened at the first batch, so building the sink needs no network.
 
-use cannectors_config::{DatabaseOutput, Expr, FieldPath};
+use cannectors_config::{DatabaseOutput, Expr, FieldPath, OnRefusedRow};
 use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
-use cannectors_database::{Access, ConnectionSettings, Database, DatabaseError, Statement};
+use cannectors_database::{
+    Access, ConnectionSettings, Database, DatabaseError, Refusals, Statement,
+};
 use serde_json::Value;
 
 use crate::OutputError;
@@ -19,6 +23,8 @@ pub struct DatabaseSink {
     config: DatabaseOutput,
     shown: Vec<String>,
     connection: Option<(Database, Statement)>,
+    /// Records left out because the database refused them, this run.
+    refused: u64,
 }
 
 impl DatabaseSink {
@@ -28,6 +34,7 @@ impl DatabaseSink {
             config: config.clone(),
             shown: config.parameters.iter().map(Expr::to_string).collect(),
             connection: None,
+            refused: 0,
         }
     }
 
@@ -82,13 +89,49 @@ impl DatabaseSink {
             })
             .collect::<Result<_, OutputError>>()?;
         let transaction = self.config.transaction;
+        let on_error = self.config.on_error;
+        let refusals = match on_error {
+            OnRefusedRow::Fail => Refusals::Fail,
+            OnRefusedRow::Skip | OnRefusedRow::Log => Refusals::LeaveOut,
+        };
         let Some((database, statement)) = self.connection.as_mut() else {
             return Ok(());
         };
-        database
-            .write(statement, rows, &self.shown, transaction)
+        let refused = database
+            .write(statement, rows, &self.shown, transaction, refusals)
             .await
-            .map_err(|source| OutputError::Database { source })
+            .map_err(|source| OutputError::Database { source })?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        if on_error == OnRefusedRow::Log {
+            for row in &refused {
+                tracing::warn!(
+                    record = row.position,
+                    target = database.target(),
+                    "the database refused record {} of the batch, left out (output.onError: \
+                     log): {}",
+                    row.position,
+                    row.reason
+                );
+            }
+        }
+        self.refused += refused.len() as u64;
+        tracing::warn!(
+            refused = refused.len(),
+            refused_this_run = self.refused,
+            written = records.len() - refused.len(),
+            "left out {} record(s) of the batch that the database refused (output.onError: {}); \
+             {} left out this run",
+            refused.len(),
+            if on_error == OnRefusedRow::Log {
+                "log"
+            } else {
+                "skip"
+            },
+            self.refused
+        );
+        Ok(())
     }
 }
 

@@ -372,3 +372,121 @@ async fn a_write_slower_than_statement_timeout_ms_fails_and_commits_nothing() {
             .is_empty()
     );
 }
+
+/// The sink of a database output block (`type` added), loaded as a pipeline is.
+fn sink_of(block: Value) -> Box<dyn Sink> {
+    cannectors_output::build(&config(block)).unwrap()
+}
+
+#[tokio::test]
+async fn postgres_on_error_skip_writes_the_good_records_and_leaves_out_the_refused_ones() {
+    let client = schema(
+        "sink_skip",
+        "CREATE TABLE dest (id bigint PRIMARY KEY, email text NOT NULL CHECK (email <> ''));
+         INSERT INTO dest VALUES (100, 'existing@example.com');",
+    )
+    .await;
+    for transaction in [true, false] {
+        client
+            .batch_execute("DELETE FROM sink_skip.dest WHERE id <> 100")
+            .await
+            .unwrap();
+        let mut sink = sink_of(json!({
+            "connectionString": postgres_url(),
+            "query": "INSERT INTO sink_skip.dest (id, email) VALUES ($1, $2)",
+            "parameters": ["record.id", "record.email"],
+            "transaction": transaction,
+            "onError": "skip",
+        }));
+        // More records than one pipelined group, with refusals of each kind in it.
+        let mut batch: Vec<Record> = (1001..=1400)
+            .map(|id| Record::from(json!({"id": id, "email": format!("{id}@example.com")})))
+            .collect();
+        batch[3] = Record::from(json!({"id": 100, "email": "dup@example.com"})); // 23505
+        batch[260] = Record::from(json!({"id": 1261})); // 23502 NOT NULL
+        batch[300] = Record::from(json!({"id": 1301, "email": ""})); // 23514 CHECK
+        batch[399] = Record::from(json!({"id": "four hundred", "email": "x@example.com"})); // bind
+        sink.write(&batch).await.unwrap();
+        let count = client
+            .query_one("SELECT count(*) FROM sink_skip.dest", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(count, 1 + 400 - 4, "transaction: {transaction}");
+        assert_eq!(
+            rows(
+                &client,
+                "SELECT id, email FROM sink_skip.dest WHERE id = 100"
+            )
+            .await,
+            [(100, Some("existing@example.com".to_owned()))]
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_on_error_skip_still_fails_on_what_is_not_about_a_record() {
+    let client = schema(
+        "sink_skip_fail",
+        "CREATE TABLE dest (id bigint PRIMARY KEY);",
+    )
+    .await;
+    let mut sink = sink_of(json!({
+        "connectionString": postgres_url(),
+        "query": "INSERT INTO sink_skip_fail.dest (id) VALUES ($1)",
+        "parameters": ["record.id"],
+        "onError": "skip",
+    }));
+    sink.write(&[Record::from(json!({"id": 1}))]).await.unwrap();
+    // A permission or a dropped table is the same for every record: leaving them all out would
+    // only hide it.
+    client
+        .batch_execute("DROP TABLE sink_skip_fail.dest")
+        .await
+        .unwrap();
+    let message = sink
+        .write(&[Record::from(json!({"id": 2}))])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("42P01"), "{message}");
+}
+
+#[tokio::test]
+async fn sqlite_on_error_skip_and_log_write_the_good_records_of_the_batch() {
+    for (on_error, transaction) in [("skip", true), ("log", true), ("skip", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dest.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE dest (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+                 INSERT INTO dest VALUES (100, 'existing@example.com');",
+            )
+            .unwrap();
+        let mut sink = sink_of(json!({
+            "connectionString": format!("sqlite://{}", path.display()),
+            "query": "INSERT INTO dest (id, email) VALUES ($1, $2)",
+            "parameters": ["record.id", "record.email"],
+            "transaction": transaction,
+            "onError": on_error,
+        }));
+        sink.write(&[
+            Record::from(json!({"id": 1, "email": "a@example.com"})),
+            Record::from(json!({"id": 100, "email": "dup@example.com"})),
+            Record::from(json!({"id": 2})),
+            Record::from(json!({"id": 3, "email": "c@example.com"})),
+        ])
+        .await
+        .unwrap();
+        let ids: Vec<i64> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT id FROM dest ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [1, 3, 100], "{on_error}, transaction: {transaction}");
+    }
+}

@@ -76,7 +76,7 @@ use cannectors_connector::{
     BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
 };
 use cannectors_filter::{FilterError, Filters};
-use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
+use cannectors_state::{CursorError, State, StateError, StateLock, StateStore, Timestamp};
 use chrono::Timelike as _;
 use tokio::sync::watch;
 
@@ -365,6 +365,14 @@ impl Executor {
         outcome
     }
 
+    /// Whether the pipeline's timestamp cursor is the start time of its last successful run.
+    fn timestamp_is_run_start(&self) -> bool {
+        self.pipeline
+            .input
+            .state_persistence()
+            .is_some_and(StatePersistence::timestamp_is_run_start)
+    }
+
     /// The batch loop. Commits go through `lock`; without one (a dry run) nothing is written.
     async fn run_loaded(
         &self,
@@ -379,6 +387,16 @@ impl Executor {
         // The bound the source was built with: records after it wait for a later run.
         let until = self.delay.map(|_| window.end);
         let mut state = loaded.unwrap_or_default();
+        // A timestamp cursor without `field` keeps when the last successful run started (as
+        // the Go tool does); a run resumed after an interruption started when the interrupted
+        // one did, so that nothing changed in between is missed.
+        let run_start = self.timestamp_is_run_start().then(|| {
+            let now = chrono::Utc::now();
+            state
+                .run
+                .as_ref()
+                .map_or(now, |run| run.started_at().min(now))
+        });
         let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
         let mut stopped_early = false;
         if state.run.is_some() {
@@ -526,9 +544,15 @@ impl Executor {
             }
             tracing::debug!(batch = number, records = records.len(), "batch committed");
         }
-        // A run that delivered nothing new leaves the state file as it was, byte for byte.
-        if !stopped_early && state.run.is_some() {
-            state.complete_run(source.final_offset());
+        // A run that delivered nothing new leaves the state file as it was, byte for byte,
+        // unless the cursor is the run's start time, which every complete run moves.
+        if !stopped_early && (state.run.is_some() || run_start.is_some()) {
+            if state.run.is_some() {
+                state.complete_run(source.final_offset());
+            }
+            if let Some(start) = run_start {
+                state.timestamp = Some(Timestamp::from_instant(start));
+            }
             self.prune_identities(&mut state);
             if let Some(lock) = lock.as_mut() {
                 lock.commit(&state).await?;

@@ -399,3 +399,65 @@ async fn a_stop_request_ends_the_run_after_the_batch_in_flight_without_promoting
         "the delivered batch is committed"
     );
 }
+
+/// A pipeline whose timestamp cursor has no `field` (the Go tool's form), and an id cursor.
+fn run_start_executor(dir: &Path) -> Executor {
+    let yaml = format!(
+        "name: {NAME}\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
+         statePersistence: {{timestamp: {{enabled: true, queryParam: since}}, \
+         id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
+         output: {{type: stdout}}\n",
+        dir.display()
+    );
+    let loaded = cannectors_config::parse_str(&yaml, "guarded.yaml", &|_| None).unwrap();
+    Executor::new(&loaded.pipeline).unwrap()
+}
+
+#[tokio::test]
+async fn a_timestamp_cursor_without_field_commits_the_start_of_each_complete_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = run_start_executor(dir.path());
+
+    let before = chrono::Utc::now();
+    let mut source = Pages::ordered(&[&[1, 2], &[3]]);
+    let (mut sink, seen) = Recording::new(dir.path(), None);
+    executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+    let after = chrono::Utc::now();
+    let first = executor.store().load().await.unwrap().unwrap();
+    let started = first.timestamp.as_ref().unwrap().instant();
+    assert!(before <= started && started <= after, "{started}");
+    assert_eq!(committed_id(&Some(first.clone())).as_deref(), Some("3"));
+    // While the batches were written, the start of this run was not committed yet.
+    assert!(
+        seen.lock()
+            .unwrap()
+            .writes
+            .iter()
+            .all(|(_, on_disk)| on_disk
+                .as_ref()
+                .is_none_or(|state| state.timestamp.is_none())),
+        "the run's start was committed before the run completed"
+    );
+
+    // A run that delivers nothing still completes, and moves the cursor to its own start.
+    let mut empty = Pages::ordered(&[]);
+    let (mut sink, _) = Recording::new(dir.path(), None);
+    executor
+        .run_with(&mut empty, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+    let second = executor.store().load().await.unwrap().unwrap();
+    assert!(second.timestamp.as_ref().unwrap().instant() >= after);
+
+    // A failed run leaves it where the last complete run put it.
+    let mut failing = Pages::ordered(&[&[4]]);
+    let (mut sink, _) = Recording::new(dir.path(), Some(1));
+    executor
+        .run_with(&mut failing, &mut sink, &RunOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(executor.store().load().await.unwrap().unwrap(), second);
+}

@@ -20,7 +20,7 @@ fn job(dir: &Path, server: &MockServer, name: &str, schedule: Option<&str>) -> J
     let yaml = format!(
         "name: {name}\n\
          input:\n\
-         {schedule}  type: httpPolling\n  endpoint: '{}/{name}'\n  retry: {{maxAttempts: 1}}\n  \
+         {schedule}  type: httpPolling\n  endpoint: '{}/{name}'\n  retry: {{maxAttempts: 0}}\n  \
          statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}\n\
          output: {{type: file, path: '{}'}}\n",
         server.uri(),

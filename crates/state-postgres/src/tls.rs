@@ -111,7 +111,9 @@ pub fn rustls_connector(
 pub fn with_certificate_hint(mut reason: String) -> String {
     if reason.contains("invalid peer certificate") {
         reason.push_str(
-            "; for a server whose certificate comes from a private CA, add \
+            "; this is a certificate problem, not a connection one: the server's TLS \
+             certificate is not trusted (from a private CA, self-signed, expired, or for another \
+             host name); for a server whose certificate comes from a private CA, add \
              sslrootcert=/path/to/ca.pem to the connection string",
         );
     }

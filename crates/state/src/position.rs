@@ -275,13 +275,45 @@ impl CursorFields {
             self.timestamp.as_ref().map(FieldPath::segments),
             self.id.as_ref().map(FieldPath::segments),
         ];
-        // The greatest so far: its index, its instant, and the values found in it.
-        let mut greatest: Option<(usize, Option<DateTime<Utc>>, Found)> = None;
-        for (index, text) in records.into_iter().enumerate() {
-            let found = project(text, paths).map_err(|error| CursorError::NotJson {
+        self.greatest_of(records.into_iter().enumerate().map(|(index, text)| {
+            project(text, paths).map_err(|error| CursorError::NotJson {
                 index,
                 reason: error.to_string(),
-            })?;
+            })
+        }))
+    }
+
+    /// [`greatest_position`](Self::greatest_position) of records whose cursor values the
+    /// caller found while reading them: for each record, in order, the value at the timestamp
+    /// field and the value at the id field (`None` where the record has no such field, or
+    /// where that cursor is not enabled).
+    ///
+    /// ```
+    /// use cannectors_state::{CursorFields, FieldPath};
+    /// use serde_json::json;
+    /// let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()));
+    /// let found = [[None, Some(json!(12))], [None, Some(json!(30))]];
+    /// let greatest = fields.greatest_position_of_found(found).unwrap().unwrap();
+    /// assert_eq!(greatest.id.unwrap().to_string(), "30");
+    /// ```
+    pub fn greatest_position_of_found(
+        &self,
+        found: impl IntoIterator<Item = [Option<Value>; 2]>,
+    ) -> Result<Option<Position>, CursorError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        self.greatest_of(found.into_iter().map(Ok))
+    }
+
+    fn greatest_of(
+        &self,
+        found: impl Iterator<Item = Result<Found, CursorError>>,
+    ) -> Result<Option<Position>, CursorError> {
+        // The greatest so far: its index, its instant, and the values found in it.
+        let mut greatest: Option<(usize, Option<DateTime<Utc>>, Found)> = None;
+        for (index, found) in found.enumerate() {
+            let found = found?;
             let key = match self.key_of(found[0].as_ref(), found[1].as_ref(), index) {
                 Err(error) if self.tolerates(&error) => continue,
                 key => key?,

@@ -192,9 +192,12 @@ const TOP_KEYS: &[&str] = &[
     "identities",
     "lastTimestamp",
     "lastId",
+    "lastOffset",
+    "pipelineId",
 ];
 const TOP_ALLOWED: &str = "timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, \
-                           identities (and lastTimestamp, lastId from files of the older tool)";
+                           identities (and lastTimestamp, lastId, lastOffset, pipelineId from \
+                           files of the older tool)";
 const RUN_KEYS: &[&str] = &["startedAt", "batches", "offset", "seen", "resume"];
 const RUN_ALLOWED: &str = "startedAt, batches, offset, seen, resume";
 const SEEN_KEYS: &[&str] = &["timestamp", "id"];
@@ -251,14 +254,14 @@ impl State {
         let id = either(map, "id", "lastId")?
             .map(|(key, value)| read_id(key, value))
             .transpose()?;
-        let offset = present(map, "offset")
-            .map(|value| read_count("offset", value))
+        let offset = either(map, "offset", "lastOffset")?
+            .map(|(key, value)| read_count(key, value))
             .transpose()?;
         let run = present(map, "run").map(read_run).transpose()?;
-        let pipeline = present(map, "pipeline")
-            .map(|value| match value {
+        let pipeline = either(map, "pipeline", "pipelineId")?
+            .map(|(key, value)| match value {
                 Value::String(name) => Ok(name.clone()),
-                other => Err(invalid("pipeline", other, EXPECT_TEXT)),
+                other => Err(invalid(key, other, EXPECT_TEXT)),
             })
             .transpose()?;
         let pipeline_file = present(map, "pipelineFile")
@@ -604,9 +607,13 @@ fn read_id(key: &str, value: &Value) -> Result<CursorId, StateFormatError> {
 }
 
 fn read_count(key: &str, value: &Value) -> Result<u64, StateFormatError> {
-    value
-        .as_u64()
-        .ok_or_else(|| invalid(key, value, EXPECT_COUNT))
+    let count = match value {
+        // The older tool writes its cursors as strings (`"lastId": "42"`); an offset may come
+        // the same way.
+        Value::String(text) if key == "lastOffset" => text.parse().ok(),
+        other => other.as_u64(),
+    };
+    count.ok_or_else(|| invalid(key, value, EXPECT_COUNT))
 }
 
 fn read_instant(key: &str, value: &Value) -> Result<DateTime<Utc>, StateFormatError> {
@@ -699,6 +706,52 @@ mod tests {
     }
 
     #[test]
+    fn a_file_of_the_go_tool_is_read_and_written_back_in_the_new_keys() {
+        // As the Go tool writes it: its pipeline id, cursors as strings, instants in
+        // nanoseconds with the local offset.
+        let state = State::from_json_str(
+            r#"{
+  "pipelineId": "orders-sync",
+  "lastTimestamp": "2026-01-26T10:30:00.123456789+01:00",
+  "lastId": "12345",
+  "lastOffset": "200",
+  "updatedAt": "2026-01-26T10:31:02.5+01:00"
+}"#,
+        )
+        .unwrap();
+        assert_eq!(state.pipeline.as_deref(), Some("orders-sync"));
+        assert_eq!(state.offset, Some(200));
+        assert_eq!(
+            state.to_json(),
+            json!({
+                "pipeline": "orders-sync",
+                "timestamp": "2026-01-26T10:30:00.123456789+01:00",
+                "id": "12345",
+                "offset": 200,
+                "updatedAt": "2026-01-26T09:31:02.500Z",
+            })
+        );
+        assert_eq!(
+            State::from_json_str(r#"{"lastOffset": 40}"#)
+                .unwrap()
+                .offset,
+            Some(40)
+        );
+        assert_eq!(
+            problem(r#"{"lastOffset": "-1"}"#),
+            "`lastOffset` holds \"-1\", but it must be a non-negative integer"
+        );
+        assert_eq!(
+            problem(r#"{"pipelineId": 7}"#),
+            "`pipelineId` holds 7, but it must be a string"
+        );
+        assert_eq!(
+            problem(r#"{"offset": 1, "lastOffset": 2}"#),
+            "`offset` and its older spelling `lastOffset` are both set; keep only `offset`"
+        );
+    }
+
+    #[test]
     fn a_key_in_both_spellings_is_refused() {
         assert_eq!(
             problem(r#"{"id": 1, "lastId": 2}"#),
@@ -719,13 +772,13 @@ mod tests {
             problem(r#"{"timestamps": "2026-01-01T00:00:00Z"}"#),
             "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
              timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, identities (and \
-             lastTimestamp, lastId from files of the older tool)"
+             lastTimestamp, lastId, lastOffset, pipelineId from files of the older tool)"
         );
         assert_eq!(
             problem(r#"{"cursor": 1}"#),
             "unknown key `cursor`; the keys allowed here are timestamp, id, offset, run, pipeline, \
-             pipelineFile, updatedAt, identities (and lastTimestamp, lastId from files of the \
-             older tool)"
+             pipelineFile, updatedAt, identities (and lastTimestamp, lastId, lastOffset, \
+             pipelineId from files of the older tool)"
         );
         assert!(
             problem(r#"{"run": {"startedAt": "2026-01-01T00:00:00Z", "sen": {}}}"#)

@@ -89,6 +89,8 @@ const STATE_KEYS: &[&str] = &[
     "updatedAt",
     "lastTimestamp",
     "lastId",
+    "lastOffset",
+    "pipelineId",
     "timestamps",
     "Id",
     "",

@@ -9,6 +9,8 @@
 //! - [`postgres`]: the throwaway PostgreSQL that `cargo xtask pg` starts (the names of the
 //!   variables it is handed over in; with the feature `postgres`, its URL and a fresh schema for
 //!   each test);
+//! - `tls` (feature `tls`): an HTTPS server whose certificate is self-signed, for the tests of
+//!   certificate failures;
 //! - `reporting` (feature `wiremock`): a wiremock responder that reports each request it
 //!   answers, so that a test waits for a request instead of sleeping.
 //!
@@ -42,3 +44,5 @@ pub mod postgres;
 pub mod reporting;
 mod signal;
 pub mod silent;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -182,6 +182,17 @@ impl RawDatabaseInput {
         let state_path = path.key("statePersistence");
         let raw_state = self.state_persistence.clone().unwrap_or_default();
         refuse_http_cursor_keys(findings, &state_path, &raw_state);
+        // A query binds a record column; the run's start time is an httpPolling cursor.
+        if raw_state
+            .timestamp()
+            .is_some_and(|cursor| cursor.field.is_none())
+        {
+            findings.problem(
+                state_path.key("timestamp").key("field"),
+                "an enabled timestamp cursor needs `field`, the dot path of the timestamp in each \
+                 record (e.g. `updated_at`), or `enabled: false`",
+            );
+        }
         // The keys just refused are not checked a second time.
         let state_persistence = self
             .state_persistence

@@ -157,6 +157,15 @@ pub(crate) struct RawPagination {
     /// Request parameter carrying the page number, offset or cursor token.
     #[serde(default)]
     pub(crate) param: Option<String>,
+    /// page: `param` as the Go tool names it.
+    #[serde(default)]
+    pub(crate) page_param: Option<String>,
+    /// offset: `param` as the Go tool names it.
+    #[serde(default)]
+    pub(crate) offset_param: Option<String>,
+    /// cursor: `param` as the Go tool names it.
+    #[serde(default)]
+    pub(crate) cursor_param: Option<String>,
     /// Request parameter carrying the page size.
     #[serde(default)]
     pub(crate) limit_param: Option<String>,
@@ -187,8 +196,11 @@ impl RawPagination {
     /// dot paths.
     pub(crate) fn validate(&self, path: &KeyPath, findings: &mut Findings) -> Option<Pagination> {
         let mark = findings.mark();
-        let settings: [(&str, bool); 8] = [
+        let settings: [(&str, bool); 11] = [
             ("param", self.param.is_some()),
+            ("pageParam", self.page_param.is_some()),
+            ("offsetParam", self.offset_param.is_some()),
+            ("cursorParam", self.cursor_param.is_some()),
             ("limitParam", self.limit_param.is_some()),
             ("limit", self.limit.is_some()),
             ("totalField", self.total_field.is_some()),
@@ -201,13 +213,21 @@ impl RawPagination {
             PaginationKind::Offset => (
                 "offset",
                 &[],
-                &["param", "limitParam", "limit", "totalField", "maxPages"],
+                &[
+                    "param",
+                    "offsetParam",
+                    "limitParam",
+                    "limit",
+                    "totalField",
+                    "maxPages",
+                ],
             ),
             PaginationKind::Page => (
                 "page",
                 &[],
                 &[
                     "param",
+                    "pageParam",
                     "limitParam",
                     "limit",
                     "totalPagesField",
@@ -220,6 +240,7 @@ impl RawPagination {
                 &["nextCursorField"],
                 &[
                     "param",
+                    "cursorParam",
                     "limitParam",
                     "limit",
                     "nextCursorField",
@@ -256,7 +277,26 @@ impl RawPagination {
                 );
             }
         }
-        for (name, value) in [("param", &self.param), ("limitParam", &self.limit_param)] {
+        // The Go tool names the parameter after the kind (`pageParam`, `offsetParam`,
+        // `cursorParam`); either name is read, not both.
+        let (go_name, go_param) = match self.kind {
+            PaginationKind::Page => ("pageParam", &self.page_param),
+            PaginationKind::Offset => ("offsetParam", &self.offset_param),
+            PaginationKind::Cursor => ("cursorParam", &self.cursor_param),
+            PaginationKind::Link => ("", &None),
+        };
+        if self.param.is_some() && go_param.is_some() {
+            findings.problem(
+                path.key(go_name),
+                format!("`param` and `{go_name}` name the same parameter; keep one"),
+            );
+        }
+        let param_value = self.param.clone().or_else(|| go_param.clone());
+        for (name, value) in [
+            ("param", &self.param),
+            (go_name, go_param),
+            ("limitParam", &self.limit_param),
+        ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 findings.problem(
                     path.key(name),
@@ -298,7 +338,7 @@ impl RawPagination {
                 .unwrap_or_else(|| "limit".to_owned()),
             size,
         });
-        let param = |default: &str| self.param.clone().unwrap_or_else(|| default.to_owned());
+        let param = |default: &str| param_value.clone().unwrap_or_else(|| default.to_owned());
         Some(match self.kind {
             PaginationKind::Page => Pagination::Page(PagePagination {
                 param: param("page"),

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use cannectors_config::{ApiKeyLocation, Authentication, OAuth2Credentials};
+use cannectors_config::{ApiKeyLocation, Authentication, OAuth2Credentials, TokenAuthMethod};
 use reqwest::header::{self, HeaderName, HeaderValue};
 use url::Url;
 
@@ -78,7 +78,12 @@ impl Auth {
                 secrets
             }
             Some(Authentication::OAuth2(credentials)) => {
-                let mut secrets = vec![credentials.client_secret().to_owned()];
+                // As it is written in a `client_secret_post` form body, in case a token server
+                // echoes the request back in an error.
+                let mut secrets = vec![
+                    credentials.client_secret().to_owned(),
+                    form_encode(credentials.client_secret()),
+                ];
                 secrets.extend(basic_credentials_forms(
                     &form_encode(credentials.client_id()),
                     &form_encode(credentials.client_secret()),
@@ -113,7 +118,8 @@ impl Auth {
 #[derive(Debug)]
 pub(crate) struct OAuth2 {
     pub(crate) token_url: Url,
-    client_auth: HeaderValue,
+    /// The `Authorization` value of the token request, with `client_secret_basic`.
+    client_auth: Option<HeaderValue>,
     form: String,
     cache: tokio::sync::Mutex<Option<CachedToken>>,
 }
@@ -128,20 +134,29 @@ impl OAuth2 {
     fn new(credentials: &OAuth2Credentials) -> OAuth2 {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "client_credentials");
+        let client_auth = match credentials.token_auth_method() {
+            TokenAuthMethod::ClientSecretPost => {
+                form.append_pair("client_id", credentials.client_id());
+                form.append_pair("client_secret", credentials.client_secret());
+                None
+            }
+            TokenAuthMethod::ClientSecretBasic => Some(credentials.client_authentication().clone()),
+        };
         if !credentials.scopes().is_empty() {
             form.append_pair("scope", &credentials.scopes().join(" "));
         }
         OAuth2 {
             token_url: credentials.token_url().clone(),
-            client_auth: credentials.client_authentication().clone(),
+            client_auth,
             form: form.finish(),
             cache: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// The `Authorization` value of the token request.
-    pub(crate) fn client_auth(&self) -> &HeaderValue {
-        &self.client_auth
+    /// The `Authorization` value of the token request; none when the id and secret go in
+    /// the form body.
+    pub(crate) fn client_auth(&self) -> Option<&HeaderValue> {
+        self.client_auth.as_ref()
     }
 
     /// The form body of the token request.

@@ -109,11 +109,15 @@ pub enum HttpError {
 
 /// Kinds of failure where no response arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TransportFailure {
     /// No complete response within the timeout.
     Timeout,
     /// The connection could not be opened (refused, unreachable, DNS, TLS handshake).
     Connect,
+    /// The server's TLS certificate could not be verified (unknown issuer, expired, issued for
+    /// another name): the server is there, but is not trusted.
+    Certificate,
     /// The connection broke while sending the request or reading the response.
     Connection,
     /// The response could not be decoded (e.g. a corrupt gzip body).
@@ -130,6 +134,12 @@ impl TransportFailure {
             }
             TransportFailure::Connect => {
                 "check that the server is running and that the host and port are right"
+            }
+            TransportFailure::Certificate => {
+                "this is a certificate problem, not a connection one: the server answered with a \
+                 TLS certificate that is not trusted (signed by an unknown or private CA, \
+                 self-signed, expired, or issued for another host name); give the server a \
+                 certificate from a public CA for the host name in the URL"
             }
             TransportFailure::Connection => {
                 "the connection broke: check the server and the network"
@@ -250,6 +260,10 @@ pub(crate) fn describe_reqwest(error: reqwest::Error) -> String {
 pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
     if error.is_timeout() {
         TransportFailure::Timeout
+    } else if refused_certificate(error) {
+        // Before `is_connect`: another attempt would meet the same certificate, and "check that
+        // the server is running" sends the reader the wrong way.
+        TransportFailure::Certificate
     } else if error.is_connect() {
         TransportFailure::Connect
     } else if broke_in_transit(error) {
@@ -264,6 +278,34 @@ pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
     } else {
         TransportFailure::Other
     }
+}
+
+/// Whether TLS refused the server's certificate somewhere in the chain. The TLS error sits
+/// inside `io::Error`s (one in another, from the TLS stream and from the connector), whose
+/// `source` skips what they wrap, so each `io::Error` is opened too.
+fn refused_certificate(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        let mut inner = Some(current);
+        while let Some(layer) = inner {
+            if matches!(
+                layer.downcast_ref::<rustls::Error>(),
+                Some(
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::NoCertificatesPresented
+                        | rustls::Error::InvalidCertRevocationList(_)
+                )
+            ) {
+                return true;
+            }
+            inner = layer
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|wrapped| wrapped as &(dyn std::error::Error + 'static));
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// Whether the HTTP layer itself (hyper) reported the failure somewhere in the chain: the bytes

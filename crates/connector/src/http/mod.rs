@@ -499,7 +499,10 @@ impl HttpClient {
         request
             .headers
             .insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let credential = Credential::Header(AUTHORIZATION, oauth.client_auth().clone());
+        let credential = match oauth.client_auth() {
+            Some(value) => Credential::Header(AUTHORIZATION, value.clone()),
+            None => Credential::None,
+        };
         let response = self
             .execute(&request, &credential)
             .await

@@ -5,7 +5,6 @@
 //! when `useRetryAfterHeader` is on, and is capped the same way: a server asking for an hour
 //! must not stall a pipeline for an hour.
 
-use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use cannectors_config::{Expression, RetryConfig};
@@ -14,7 +13,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 /// The retry settings of one client.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
-    max_attempts: NonZeroU32,
+    max_retries: u32,
     delay: Duration,
     multiplier: f64,
     max_delay: Duration,
@@ -26,7 +25,7 @@ pub(crate) struct RetryPolicy {
 impl RetryPolicy {
     pub(crate) fn new(config: &RetryConfig) -> RetryPolicy {
         RetryPolicy {
-            max_attempts: config.max_attempts(),
+            max_retries: config.max_retries(),
             delay: config.delay(),
             multiplier: config.backoff_multiplier(),
             max_delay: config.max_delay(),
@@ -58,9 +57,9 @@ impl RetryPolicy {
         }
     }
 
-    /// Attempts in all, the first included: at least one.
+    /// Attempts in all: the first, then `maxAttempts` retries.
     pub(crate) fn max_attempts(&self) -> u32 {
-        self.max_attempts.get()
+        self.max_retries.saturating_add(1)
     }
 
     /// Whether a response with this status is worth another attempt.

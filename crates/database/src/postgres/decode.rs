@@ -6,10 +6,11 @@
 //! encoding of parameters; the JSON each becomes is the table in docs/databases.md; keep the
 //! two in step.
 //!
-//! This is the hot path of a database input (millions of rows a run): booleans, integers, text
-//! and timestamps are written straight from the wire bytes (timestamps without going through
-//! `fmt`), other types through a `serde_json::Value` of the one cell, and the row holding the
-//! greatest cursor position is found on the binary values ([`CursorColumns`]).
+//! This is the hot path of a database input (millions of rows a run): every value is written
+//! straight from its wire bytes into the record's text, with no `serde_json::Value` between
+//! (timestamps, dates and times without going through `fmt`; `json` and `jsonb` copied from
+//! their text by [`json_text`]), and the row holding the greatest cursor position is found on
+//! the binary values ([`CursorColumns`]).
 
 use std::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,8 +26,8 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 
-use super::numeric;
 use super::types::PgType;
+use super::{json_text, numeric};
 
 type DecodeError = Box<dyn Error + Sync + Send>;
 
@@ -224,8 +225,8 @@ impl CursorColumns {
     }
 }
 
-/// Appends the JSON form of one non-NULL value: the common types straight from the wire bytes,
-/// the others through [`decode`].
+/// Appends the JSON form of one non-NULL value, written from the wire bytes without an
+/// intermediate value.
 fn write_value(ty: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     match ty {
         PgType::Bool => {
@@ -236,79 +237,72 @@ fn write_value(ty: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeE
             };
             out.extend_from_slice(text);
         }
-        PgType::Int2 => out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(wire::int2_from_sql(raw)?)
-                .as_bytes(),
-        ),
-        PgType::Int4 => out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(wire::int4_from_sql(raw)?)
-                .as_bytes(),
-        ),
-        PgType::Int8 => out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(wire::int8_from_sql(raw)?)
-                .as_bytes(),
-        ),
-        PgType::Text => {
-            serde_json::to_writer(&mut *out, wire::text_from_sql(raw)?)?;
+        PgType::Int2 => write_integer(wire::int2_from_sql(raw)?, out),
+        PgType::Int4 => write_integer(wire::int4_from_sql(raw)?, out),
+        PgType::Int8 => write_integer(wire::int8_from_sql(raw)?, out),
+        PgType::Oid => write_integer(wire::oid_from_sql(raw)?, out),
+        // Through the shortest decimal of the f32, so that 1.1 stays 1.1 and not 1.100000023...
+        PgType::Float4 => {
+            write_float(wire::float4_from_sql(raw)?.to_string().parse::<f64>()?, out)?
+        }
+        PgType::Float8 => write_float(wire::float8_from_sql(raw)?, out)?,
+        PgType::Numeric => numeric::write_json(raw, out)?,
+        PgType::Text => serde_json::to_writer(&mut *out, wire::text_from_sql(raw)?)?,
+        PgType::Char => {
+            let byte = [wire::char_from_sql(raw)? as u8];
+            // A byte of 0x80 and up is the Latin-1 character of that code, as it always was.
+            let char = char::from(byte[0]);
+            serde_json::to_writer(&mut *out, char.encode_utf8(&mut [0; 4]))?;
         }
         PgType::Timestamptz | PgType::Timestamp => {
-            match timestamp_text(wire::timestamp_from_sql(raw)?)? {
-                Some(text) => {
-                    // Digits, separators and `Z`: nothing to escape.
-                    out.push(b'"');
-                    out.extend_from_slice(text.as_bytes());
-                    out.push(b'"');
-                }
-                None => serde_json::to_writer(&mut *out, &decode(ty, raw)?)?,
-            }
+            write_timestamp(wire::timestamp_from_sql(raw)?, out)?;
         }
-        _ => serde_json::to_writer(&mut *out, &decode(ty, raw)?)?,
+        PgType::Date => write_date(wire::date_from_sql(raw)?, out)?,
+        PgType::Time => write_time(wire::time_from_sql(raw)?, out)?,
+        PgType::Uuid => {
+            let uuid = uuid::Uuid::from_bytes(wire::uuid_from_sql(raw)?);
+            let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+            write_quoted(uuid.hyphenated().encode_lower(&mut text), out);
+        }
+        PgType::Json => json_text::write_minified(raw, out)?,
+        PgType::Jsonb => match raw.split_first() {
+            Some((1, document)) => json_text::write_minified(document, out)?,
+            _ => return Err("unknown jsonb format version".into()),
+        },
+        PgType::Bytea => {
+            out.push(b'"');
+            let start = out.len();
+            out.resize(start + base64::encoded_len(raw.len(), true).unwrap_or(0), 0);
+            let written =
+                base64::engine::general_purpose::STANDARD.encode_slice(raw, &mut out[start..])?;
+            out.truncate(start + written);
+            out.push(b'"');
+        }
+        PgType::Array(member) => write_array(member, raw, out)?,
     }
     Ok(())
 }
 
-fn decode(ty: &PgType, raw: &[u8]) -> Result<Value, DecodeError> {
-    Ok(match ty {
-        PgType::Bool => Value::Bool(wire::bool_from_sql(raw)?),
-        PgType::Int2 => wire::int2_from_sql(raw)?.into(),
-        PgType::Int4 => wire::int4_from_sql(raw)?.into(),
-        PgType::Int8 => wire::int8_from_sql(raw)?.into(),
-        PgType::Oid => wire::oid_from_sql(raw)?.into(),
-        // Through the shortest decimal of the f32, so that 1.1 stays 1.1 and not 1.100000023...
-        PgType::Float4 => float(wire::float4_from_sql(raw)?.to_string().parse::<f64>()?),
-        PgType::Float8 => float(wire::float8_from_sql(raw)?),
-        PgType::Numeric => numeric::to_json_value(raw)?,
-        PgType::Text => Value::String(wire::text_from_sql(raw)?.to_owned()),
-        PgType::Char => Value::String(char::from(wire::char_from_sql(raw)? as u8).to_string()),
-        PgType::Timestamptz | PgType::Timestamp => timestamp(wire::timestamp_from_sql(raw)?)?,
-        PgType::Date => date(wire::date_from_sql(raw)?)?,
-        PgType::Time => time(wire::time_from_sql(raw)?)?,
-        PgType::Uuid => Value::String(
-            uuid::Uuid::from_bytes(wire::uuid_from_sql(raw)?)
-                .hyphenated()
-                .to_string(),
-        ),
-        PgType::Json => serde_json::from_slice(raw)?,
-        PgType::Jsonb => match raw.split_first() {
-            Some((1, document)) => serde_json::from_slice(document)?,
-            _ => return Err("unknown jsonb format version".into()),
-        },
-        PgType::Bytea => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
-        PgType::Array(member) => array(member, raw)?,
-    })
+fn write_integer(value: impl itoa::Integer, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Appends text that needs no escaping (digits, separators, letters) as a JSON string.
+fn write_quoted(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
 }
 
 /// JSON has no NaN or infinities: those become the strings PostgreSQL writes for them.
-fn float(value: f64) -> Value {
+fn write_float(value: f64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     match serde_json::Number::from_f64(value) {
-        Some(number) => Value::Number(number),
-        None if value.is_nan() => Value::String("NaN".to_owned()),
-        None if value > 0.0 => Value::String("Infinity".to_owned()),
-        None => Value::String("-Infinity".to_owned()),
+        Some(number) => serde_json::to_writer(&mut *out, &number)?,
+        None if value.is_nan() => write_quoted("NaN", out),
+        None if value > 0.0 => write_quoted("Infinity", out),
+        None => write_quoted("-Infinity", out),
     }
+    Ok(())
 }
 
 /// PostgreSQL's epoch for timestamps and dates.
@@ -321,137 +315,170 @@ fn epoch() -> NaiveDateTime {
 /// Microseconds since 2000-01-01 as RFC 3339 in UTC; a `timestamp` without time zone is read
 /// as UTC too, so that every timestamp compares as an instant. The text is what chrono's
 /// `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes (the fraction in 3 or 6 digits, as
-/// needed), built by hand by [`timestamp_text`] for the years 0 to 9999: this runs for every
-/// timestamp of every row, and chrono's formatting through `fmt` showed in profiles.
-fn timestamp(micros: i64) -> Result<Value, DecodeError> {
-    match micros {
-        i64::MAX => return Ok(Value::String("infinity".to_owned())),
-        i64::MIN => return Ok(Value::String("-infinity".to_owned())),
-        _ => {}
-    }
-    if let Some(text) = timestamp_text(micros)? {
-        return Ok(Value::String(text));
+/// needed), built by hand for the years 0 to 9999: this runs for every timestamp of every row,
+/// and chrono's formatting through `fmt` showed in profiles.
+fn write_timestamp(micros: i64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let infinity = match micros {
+        i64::MAX => Some("infinity"),
+        i64::MIN => Some("-infinity"),
+        _ => None,
+    };
+    if let Some(name) = infinity {
+        write_quoted(name, out);
+        return Ok(());
     }
     let at = epoch()
         .checked_add_signed(TimeDelta::microseconds(micros))
         .ok_or("the timestamp is out of range")?;
-    Ok(Value::String(
-        at.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true),
-    ))
+    if !(0..=9999).contains(&at.year()) {
+        write_quoted(
+            &at.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            out,
+        );
+        return Ok(());
+    }
+    out.push(b'"');
+    write_day(at.date(), out);
+    out.push(b'T');
+    write_time_of_day(at.time(), out);
+    out.extend_from_slice(b"Z\"");
+    Ok(())
 }
 
-/// The text of [`timestamp`] for the instants of the years 0 to 9999; `None` for the others
-/// and the infinities, which [`timestamp`] writes through chrono or by name.
-fn timestamp_text(micros: i64) -> Result<Option<String>, DecodeError> {
-    if micros == i64::MAX || micros == i64::MIN {
-        return Ok(None);
-    }
-    let at = epoch()
-        .checked_add_signed(TimeDelta::microseconds(micros))
-        .ok_or("the timestamp is out of range")?;
-    let year = at.year();
-    if !(0..=9999).contains(&year) {
-        return Ok(None);
-    }
-    let mut text = String::with_capacity(27);
-    push_digits(&mut text, year.unsigned_abs(), 4);
-    for (separator, value) in [
-        ('-', at.month()),
-        ('-', at.day()),
-        ('T', at.hour()),
-        (':', at.minute()),
-        (':', at.second()),
-    ] {
-        text.push(separator);
-        push_digits(&mut text, value, 2);
-    }
+/// `YYYY-MM-DD` of a day of the years 0 to 9999.
+fn write_day(day: NaiveDate, out: &mut Vec<u8>) {
+    push_digits(out, day.year().unsigned_abs(), 4);
+    out.push(b'-');
+    push_digits(out, day.month(), 2);
+    out.push(b'-');
+    push_digits(out, day.day(), 2);
+}
+
+/// `HH:MM:SS`, then the fraction in 3 or 6 digits when there is one (chrono's `%H:%M:%S%.f`
+/// for whole microseconds).
+fn write_time_of_day(at: NaiveTime, out: &mut Vec<u8>) {
+    push_digits(out, at.hour(), 2);
+    out.push(b':');
+    push_digits(out, at.minute(), 2);
+    out.push(b':');
+    push_digits(out, at.second(), 2);
     let micros = at.nanosecond() / 1000;
     if micros != 0 {
-        text.push('.');
-        if micros % 1000 == 0 {
-            push_digits(&mut text, micros / 1000, 3);
+        out.push(b'.');
+        if micros.is_multiple_of(1000) {
+            push_digits(out, micros / 1000, 3);
         } else {
-            push_digits(&mut text, micros, 6);
+            push_digits(out, micros, 6);
         }
     }
-    text.push('Z');
-    Ok(Some(text))
 }
 
 /// Appends the last `width` decimal digits of `value`, zero-padded.
-fn push_digits(text: &mut String, value: u32, width: u32) {
+fn push_digits(out: &mut Vec<u8>, value: u32, width: u32) {
     for place in (0..width).rev() {
         let digit = value / 10u32.pow(place) % 10;
-        text.push(char::from(b'0' + digit as u8));
+        out.push(b'0' + digit as u8);
     }
 }
 
-fn date(days: i32) -> Result<Value, DecodeError> {
-    match days {
-        i32::MAX => return Ok(Value::String("infinity".to_owned())),
-        i32::MIN => return Ok(Value::String("-infinity".to_owned())),
-        _ => {}
+fn write_date(days: i32, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let infinity = match days {
+        i32::MAX => Some("infinity"),
+        i32::MIN => Some("-infinity"),
+        _ => None,
+    };
+    if let Some(name) = infinity {
+        write_quoted(name, out);
+        return Ok(());
     }
     let day = epoch()
         .date()
         .checked_add_signed(TimeDelta::days(i64::from(days)))
         .ok_or("the date is out of range")?;
-    Ok(Value::String(day.format("%Y-%m-%d").to_string()))
+    if (0..=9999).contains(&day.year()) {
+        out.push(b'"');
+        write_day(day, out);
+        out.push(b'"');
+    } else {
+        // chrono writes the years it cannot write in four digits with their sign.
+        write_quoted(&day.format("%Y-%m-%d").to_string(), out);
+    }
+    Ok(())
 }
 
-fn time(micros: i64) -> Result<Value, DecodeError> {
+fn write_time(micros: i64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let seconds = u32::try_from(micros.div_euclid(1_000_000)).map_err(|_| "time out of range")?;
     let nanos =
         u32::try_from(micros.rem_euclid(1_000_000) * 1000).map_err(|_| "time out of range")?;
     // 24:00:00 is a valid PostgreSQL time but not a chrono one.
     if seconds == 86_400 && nanos == 0 {
-        return Ok(Value::String("24:00:00".to_owned()));
+        write_quoted("24:00:00", out);
+        return Ok(());
     }
     let at = NaiveTime::from_num_seconds_from_midnight_opt(seconds, nanos)
         .ok_or("the time is out of range")?;
-    Ok(Value::String(at.format("%H:%M:%S%.f").to_string()))
+    out.push(b'"');
+    write_time_of_day(at, out);
+    out.push(b'"');
+    Ok(())
 }
 
 /// Arrays of any dimension become nested JSON arrays, NULL elements null.
-fn array(member: &PgType, raw: &[u8]) -> Result<Value, DecodeError> {
+fn write_array(member: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let array = wire::array_from_sql(raw)?;
     let dimensions: Vec<usize> = array
         .dimensions()
         .map(|d| usize::try_from(d.len).map_err(|_| "negative array dimension".into()))
         .collect()?;
     if dimensions.is_empty() {
-        return Ok(Value::Array(Vec::new()));
+        out.extend_from_slice(b"[]");
+        return Ok(());
     }
     let mut values = array.values();
-    nest(member, &dimensions, &mut values)
+    write_nested(member, &dimensions, &mut values, out)
 }
 
-fn nest<'a>(
+fn write_nested<'a>(
     member: &PgType,
     dimensions: &[usize],
     values: &mut impl FallibleIterator<Item = Option<&'a [u8]>, Error = DecodeError>,
-) -> Result<Value, DecodeError> {
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     let Some((&len, inner)) = dimensions.split_first() else {
         return Err("array without dimensions".into());
     };
-    let mut items = Vec::with_capacity(len);
-    for _ in 0..len {
-        items.push(if inner.is_empty() {
+    out.push(b'[');
+    for at in 0..len {
+        if at > 0 {
+            out.push(b',');
+        }
+        if inner.is_empty() {
             match values.next()? {
-                Some(Some(raw)) => decode(member, raw)?,
-                Some(None) => Value::Null,
+                Some(Some(raw)) => write_value(member, raw, out)?,
+                Some(None) => out.extend_from_slice(b"null"),
                 None => return Err("the array holds fewer values than its dimensions".into()),
             }
         } else {
-            nest(member, inner, values)?
-        });
+            write_nested(member, inner, values, out)?;
+        }
     }
-    Ok(Value::Array(items))
+    out.push(b']');
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn written(write: impl FnOnce(&mut Vec<u8>) -> Result<(), DecodeError>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn quoted(text: &str) -> String {
+        format!("\"{text}\"")
+    }
 
     #[test]
     fn timestamps_are_written_as_chrono_writes_rfc_3339() {
@@ -469,16 +496,92 @@ mod tests {
                 .and_utc()
                 .to_rfc3339_opts(SecondsFormat::AutoSi, true);
             assert_eq!(
-                timestamp(micros).unwrap(),
-                Value::String(expected),
+                written(|out| write_timestamp(micros, out)),
+                quoted(&expected),
                 "{micros}"
             );
         }
     }
 
     #[test]
-    fn infinite_timestamps_keep_their_postgres_names() {
-        assert_eq!(timestamp(i64::MAX).unwrap(), "infinity");
-        assert_eq!(timestamp(i64::MIN).unwrap(), "-infinity");
+    fn infinite_timestamps_and_dates_keep_their_postgres_names() {
+        assert_eq!(
+            written(|out| write_timestamp(i64::MAX, out)),
+            "\"infinity\""
+        );
+        assert_eq!(
+            written(|out| write_timestamp(i64::MIN, out)),
+            "\"-infinity\""
+        );
+        assert_eq!(written(|out| write_date(i32::MAX, out)), "\"infinity\"");
+        assert_eq!(written(|out| write_date(i32::MIN, out)), "\"-infinity\"");
+    }
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        for days in [
+            -730_485, -730_120, -730_119, -1, 0, 1, 9_497, 2_921_939, 2_922_304, 5_000_000,
+        ] {
+            let expected = (epoch().date() + TimeDelta::days(days))
+                .format("%Y-%m-%d")
+                .to_string();
+            assert_eq!(
+                written(|out| write_date(days as i32, out)),
+                quoted(&expected),
+                "{days}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        for micros in [
+            0,
+            1,
+            500_000,
+            999_999,
+            1_000,
+            47_655_500_000,
+            86_399_999_999,
+            3_600_000_123_000,
+        ] {
+            let at = NaiveTime::from_num_seconds_from_midnight_opt(
+                (micros / 1_000_000) as u32 % 86_400,
+                (micros % 1_000_000) as u32 * 1000,
+            )
+            .unwrap();
+            if micros >= 86_400_000_000 {
+                assert!(write_time(micros, &mut Vec::new()).is_err());
+                continue;
+            }
+            assert_eq!(
+                written(|out| write_time(micros, out)),
+                quoted(&at.format("%H:%M:%S%.f").to_string()),
+                "{micros}"
+            );
+        }
+        assert_eq!(
+            written(|out| write_time(86_400_000_000, out)),
+            "\"24:00:00\""
+        );
+    }
+
+    #[test]
+    fn floats_are_written_as_serde_json_writes_them_and_the_rest_by_name() {
+        for value in [0.1, 1.0, -2.5, 1e-7, 1e22, 123456789.125, f64::MIN_POSITIVE] {
+            assert_eq!(
+                written(|out| write_float(value, out)),
+                serde_json::to_string(&Value::from(value)).unwrap()
+            );
+        }
+        assert_eq!(written(|out| write_float(f64::NAN, out)), "\"NaN\"");
+        assert_eq!(
+            written(|out| write_float(f64::INFINITY, out)),
+            "\"Infinity\""
+        );
+        assert_eq!(
+            written(|out| write_float(f64::NEG_INFINITY, out)),
+            "\"-Infinity\""
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod decode;
 pub(crate) mod encode;
+pub(crate) mod json_text;
 pub(crate) mod numeric;
 pub(crate) mod types;
 

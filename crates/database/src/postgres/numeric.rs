@@ -2,7 +2,7 @@
 //!
 //! The wire value is base-10000 digits with a weight (the power of 10000 of the first digit),
 //! a sign and a display scale. Going through text keeps every digit, whatever the precision;
-//! only the last step, [`to_json`], decides whether a JSON number can carry the value.
+//! only the last step, [`write_json`], decides whether a JSON number can carry the value.
 
 use std::fmt::Write;
 
@@ -74,10 +74,10 @@ pub(crate) fn decode(raw: &[u8]) -> Result<String, String> {
     Ok(text)
 }
 
-/// The JSON form of decimal text: a JSON number when it carries the value exactly (integers
-/// that fit 64 bits; fractions whose closest `f64` prints back as the same decimal, trailing
-/// zeros aside), else a string with every digit.
-pub(crate) fn to_json(text: String) -> serde_json::Value {
+/// The number decimal text is in JSON when a JSON number carries it exactly (integers that fit
+/// 64 bits; fractions whose closest `f64` prints back as the same decimal, trailing zeros
+/// aside); `None` when only a string keeps every digit.
+fn exact_number(text: &str) -> Option<serde_json::Number> {
     let normalized = match text.split_once('.') {
         Some((int, frac)) => {
             let frac = frac.trim_end_matches('0');
@@ -87,34 +87,40 @@ pub(crate) fn to_json(text: String) -> serde_json::Value {
                 format!("{int}.{frac}")
             }
         }
-        None => text.clone(),
+        None => text.to_owned(),
     };
     if !normalized.contains('.') {
         if let Ok(n) = normalized.parse::<i64>() {
-            return n.into();
+            return Some(n.into());
         }
-        if let Ok(n) = normalized.parse::<u64>() {
-            return n.into();
-        }
-        return serde_json::Value::String(text);
+        return normalized.parse::<u64>().ok().map(Into::into);
     }
-    if let Ok(float) = normalized.parse::<f64>()
-        && let Some(number) = serde_json::Number::from_f64(float)
-        && number.to_string() == normalized
-    {
-        return serde_json::Value::Number(number);
-    }
-    serde_json::Value::String(text)
+    let number = serde_json::Number::from_f64(normalized.parse::<f64>().ok()?)?;
+    (number.to_string() == normalized).then_some(number)
 }
 
-/// The JSON form of a binary `numeric`: what [`to_json`] makes of its text, computed without
-/// the text when the value has at most 15 significant digits (prices, amounts, quantities),
-/// which is most of them.
-pub(crate) fn to_json_value(raw: &[u8]) -> Result<serde_json::Value, String> {
-    match small_number(raw) {
-        Some(value) => Ok(value),
-        None => decode(raw).map(to_json),
-    }
+/// Appends the JSON form of a binary `numeric`: a number when one carries the value exactly
+/// ([`exact_number`]), else a string with every digit of its decimal text; `NaN` and the
+/// infinities are strings. Values of at most 15 significant digits (prices, amounts,
+/// quantities), which are most of them, are computed without the text.
+pub(crate) fn write_json(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let number = match small_number(raw) {
+        Some(number) => number,
+        None => {
+            let text = decode(raw)?;
+            match exact_number(&text) {
+                Some(number) => number,
+                None => {
+                    // Digits, a sign, a point or a special value's name: nothing to escape.
+                    out.push(b'"');
+                    out.extend_from_slice(text.as_bytes());
+                    out.push(b'"');
+                    return Ok(());
+                }
+            }
+        }
+    };
+    serde_json::to_writer(out, &number).map_err(|e| e.to_string())
 }
 
 /// The powers of ten an `f64` holds exactly.
@@ -123,7 +129,7 @@ const EXACT_POWERS_OF_TEN: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// [`to_json`] of the text of a numeric of at most four base-10000 digits, or `None` when the
+/// [`exact_number`] of the text of a numeric of at most four base-10000 digits, or `None` when the
 /// value needs the text path: special values, a malformed value, or a fraction that is too
 /// long or too small to be written back digit for digit as a plain JSON number.
 ///
@@ -131,7 +137,7 @@ const EXACT_POWERS_OF_TEN: [f64; 23] = [
 /// two exact `f64`s, so it is the closest `f64` to the decimal; with at most 15 significant
 /// digits that `f64` prints back as the same digits, and from 1e-5 up it prints without an
 /// exponent, which is exactly when the text path keeps it as a number.
-fn small_number(raw: &[u8]) -> Option<serde_json::Value> {
+fn small_number(raw: &[u8]) -> Option<serde_json::Number> {
     let word = |i: usize| {
         raw.get(i * 2..i * 2 + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
@@ -152,7 +158,7 @@ fn small_number(raw: &[u8]) -> Option<serde_json::Value> {
         mantissa = mantissa * 10_000 + u64::from(digit);
     }
     if mantissa == 0 {
-        return Some(0.into());
+        return Some(0u64.into());
     }
     // The value is mantissa * 10^exponent.
     let mut exponent = 4 * (weight + 1 - i32::try_from(ndigits).ok()?);
@@ -184,7 +190,6 @@ fn small_number(raw: &[u8]) -> Option<serde_json::Value> {
     }
     let magnitude = mantissa as f64 / EXACT_POWERS_OF_TEN[scale as usize];
     serde_json::Number::from_f64(if negative { -magnitude } else { magnitude })
-        .map(serde_json::Value::Number)
 }
 
 /// Encodes decimal text (`-12.50`, `1e6`, `NaN`, `Infinity`) as a binary `numeric`.
@@ -318,6 +323,20 @@ mod tests {
         assert!(encode(".", &mut buf).is_err());
     }
 
+    /// The JSON a numeric's text became before [`write_json`] existed.
+    fn to_json(text: String) -> serde_json::Value {
+        match exact_number(&text) {
+            Some(number) => serde_json::Value::Number(number),
+            None => serde_json::Value::String(text),
+        }
+    }
+
+    fn written(raw: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_json(raw, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     fn numeric(text: &str) -> Vec<u8> {
         let mut raw = Vec::new();
         encode(text, &mut raw).unwrap();
@@ -325,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn the_short_path_agrees_with_the_text_path() {
+    fn the_short_path_writes_what_the_text_path_writes() {
         let mut texts: Vec<String> = [
             "0",
             "0.00",
@@ -383,8 +402,8 @@ mod tests {
         for text in texts {
             let raw = numeric(&text);
             assert_eq!(
-                to_json_value(&raw).unwrap(),
-                to_json(decode(&raw).unwrap()),
+                written(&raw),
+                serde_json::to_string(&to_json(decode(&raw).unwrap())).unwrap(),
                 "{text}"
             );
         }
