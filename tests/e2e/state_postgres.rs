@@ -218,6 +218,65 @@ fn a_pipeline_held_by_another_process_exits_3_naming_the_holder_and_delivers_not
 }
 
 #[test]
+fn a_scheduled_tick_of_a_pipeline_held_elsewhere_is_skipped_quietly_and_the_process_goes_on() {
+    let schema = "e2e_pg_store_held_scheduled";
+    fresh_schema(schema, SOURCE);
+    let store = postgres::url_in_schema(schema);
+    let ws = Workspace::new();
+    // Every second, so that a few ticks fall inside the test.
+    ws.write(
+        "events.yaml",
+        &pipeline(schema).replace(
+            "  type: database\n",
+            "  type: database\n  schedule: \"* * * * * *\"\n",
+        ),
+    );
+    assert_eq!(
+        run(&ws, &store, &["state", "show", "events.yaml"]).code,
+        Some(0)
+    );
+    sql(
+        schema,
+        "INSERT INTO cannectors_state (pipeline, owner, lease_until, epoch) \
+         VALUES ('events', 'replica-b pid 7', now() + interval '1 hour', 3)",
+    );
+
+    let mut command = ws.command(&["run", "events.yaml", "--verbose"]);
+    command
+        .env("STATE_DATABASE_URL", &store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let guard = KillOnDrop(Some(child.id()));
+    let stderr = child.stderr.take().unwrap();
+    let (line, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for text in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line.send(text);
+        }
+    });
+    let (done, status) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait().unwrap());
+    });
+    let running = Running {
+        guard,
+        lines,
+        status,
+    };
+    // Two ticks, each skipped with the holder named.
+    running.wait_for_log("skipping this run: held by replica-b pid 7 until 20");
+    running.wait_for_log("skipping this run: held by replica-b pid 7 until 20");
+    signal(running.pid(), "TERM");
+    let (code, stderr) = running.ended();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(delivered(&ws), 0);
+    // Nothing of it is an error or a warning: the tick is the other replica's.
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+}
+
+#[test]
 fn a_bad_row_stops_the_run_with_exit_3_and_is_left_as_it_was() {
     let schema = "e2e_pg_store_bad_row";
     fresh_schema(schema, SOURCE);

@@ -25,14 +25,18 @@ pub enum Outcome {
     Skipped,
     /// The run stopped early because the process is shutting down; it resumes on the next start.
     Interrupted,
+    /// The run stopped because another process took its pipeline's lease over (PostgreSQL
+    /// store); that process goes on from the committed state.
+    Fenced,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Success,
         Outcome::Failure,
         Outcome::Skipped,
         Outcome::Interrupted,
+        Outcome::Fenced,
     ];
 
     /// The value of the `outcome` label.
@@ -42,6 +46,7 @@ impl Outcome {
             Outcome::Failure => "failure",
             Outcome::Skipped => "skipped",
             Outcome::Interrupted => "interrupted",
+            Outcome::Fenced => "fenced",
         }
     }
 
@@ -78,7 +83,7 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct PipelineMetrics {
-    runs: [u64; 4],
+    runs: [u64; Outcome::ALL.len()],
     records_read: u64,
     records_written: u64,
     batches: u64,

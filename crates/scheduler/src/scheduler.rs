@@ -428,6 +428,22 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
             tracing::warn!(pipeline = %job.name, "skipping this run: {error}");
             Outcome::Skipped
         }
+        // Replicas sharing a PostgreSQL store: the tick belongs to the one holding the lease,
+        // which is the normal case on every other replica, so it is not worth a warning.
+        Ok(Err(RunError::State(StateError::Held { owner, until, .. }))) if scheduled => {
+            tracing::debug!(
+                pipeline = %job.name,
+                "skipping this run: held by {owner} until {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+            Outcome::Skipped
+        }
+        // Another replica took the lease over while this run was going: the run stopped before
+        // delivering more, and the state is the other replica's to move on.
+        Ok(Err(RunError::State(error @ StateError::Fenced { .. }))) if scheduled => {
+            tracing::warn!(pipeline = %job.name, "{error}");
+            Outcome::Fenced
+        }
         Ok(Err(error)) => failed(
             job,
             context,
