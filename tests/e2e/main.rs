@@ -16,3 +16,4 @@ mod state;
 mod state_files;
 mod support;
 mod validate;
+mod windows;
