@@ -580,3 +580,72 @@ fn a_bad_from_or_to_exits_with_a_clear_message_and_changes_no_state() {
     );
     assert_eq!(delivered(&ws).len(), 10, "nothing delivered");
 }
+
+#[test]
+fn a_database_backfill_binds_its_range_and_leaves_the_main_cursors_as_they_were() {
+    use cannectors_test_support::postgres;
+    let schema = "e2e_backfill";
+    postgres::fresh_schema_blocking(
+        schema,
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+         INSERT INTO events SELECT n, '2026-01-01'::timestamptz + n * interval '1 minute'
+           FROM generate_series(1, 300) AS n;",
+    );
+    let ws = Workspace::new();
+    ws.write(
+        "rows.yaml",
+        &format!(
+            r#"
+name: ranges
+input:
+  type: database
+  connectionStringRef: ${{TEST_DATABASE_URL}}
+  query: |
+    SELECT id, updated_at FROM {schema}.events
+    WHERE (updated_at, id) > (COALESCE($1::timestamptz, '-infinity'), COALESCE($2::bigint, 0))
+      AND updated_at <= $3::timestamptz
+    ORDER BY updated_at, id LIMIT 40
+  parameters: [state.timestamp, state.id, window.end]
+  statePersistence:
+    timestamp: {{field: updated_at}}
+    id: {{field: id}}
+    storagePath: ./state
+output: {{type: file, path: ./out.jsonl}}
+"#
+        ),
+    );
+    let run = |args: &[&str]| {
+        let mut command = ws.command(args);
+        command.env("TEST_DATABASE_URL", postgres::url());
+        crate::support::output_within(command, Duration::from_secs(120))
+    };
+    let first = run(&["run", "rows.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(delivered(&ws), (1..=300).collect::<Vec<_>>());
+    let cursors = main_cursors(&ws);
+
+    let backfill = run(&[
+        "backfill",
+        "rows.yaml",
+        "--from",
+        &rfc3339(at_minute(100)),
+        "--to",
+        &rfc3339(at_minute(200)),
+    ]);
+
+    assert_eq!(backfill.code, Some(0), "{backfill:?}");
+    // --from is the keyset position (from, no id): the row at exactly --from comes after it.
+    assert_eq!(delivered(&ws)[300..], (100..=200).collect::<Vec<_>>()[..]);
+    assert_eq!(main_cursors(&ws), cursors, "the main cursors did not move");
+    let saved = state(&ws);
+    assert!(saved["backfill"]["completedAt"].is_string(), "{saved}");
+    assert_eq!(saved["backfill"]["progress"]["id"], 200, "{saved}");
+
+    let again = run(&["run", "rows.yaml"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(
+        delivered(&ws).len(),
+        401,
+        "the main run continues where it was"
+    );
+}
