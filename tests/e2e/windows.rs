@@ -649,3 +649,53 @@ output: {{type: file, path: ./out.jsonl}}
         "the main run continues where it was"
     );
 }
+
+#[test]
+fn a_backfill_of_a_window_pipeline_reads_its_range_window_by_window() {
+    let api = RangeApi::new();
+    let start = three_hours_ago();
+    for (id, minutes) in [(1, 10), (2, 70), (3, 130), (4, 150)] {
+        api.publish(id, start + TimeDelta::minutes(minutes));
+    }
+    let server = api.serve();
+    let ws = Workspace::new();
+    window_pipeline(&ws, &server, start, "");
+    let run = ws.run(&["run", "p.yaml"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let cursors = main_cursors(&ws);
+    let requests_before = server.requests().len();
+    let hour = |n: i64| rfc3339(start + TimeDelta::hours(n));
+
+    let backfill = ws.run(&[
+        "backfill",
+        "p.yaml",
+        "--from",
+        &hour(1),
+        "--to",
+        &rfc3339(start + TimeDelta::minutes(140)),
+    ]);
+
+    assert_eq!(backfill.code, Some(0), "{backfill:?}");
+    assert_eq!(delivered(&ws)[4..], [2, 3]);
+    let backfill_ranges: Vec<(String, String)> = server.requests()[requests_before..]
+        .iter()
+        .map(|r| {
+            (
+                r.param("from").unwrap().to_owned(),
+                r.param("to").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        backfill_ranges,
+        [
+            (hour(1), hour(2)),
+            (hour(2), rfc3339(start + TimeDelta::minutes(140)))
+        ]
+    );
+    assert_eq!(main_cursors(&ws), cursors, "the main window did not move");
+    assert_eq!(
+        state(&ws)["backfill"]["progress"]["window"]["end"],
+        rfc3339(start + TimeDelta::minutes(140))
+    );
+}
