@@ -699,3 +699,55 @@ fn a_backfill_of_a_window_pipeline_reads_its_range_window_by_window() {
         rfc3339(start + TimeDelta::minutes(140))
     );
 }
+
+#[test]
+fn sigint_stops_a_backfill_after_the_batch_in_flight_and_the_same_command_resumes_it() {
+    let mut api = RangeApi::new();
+    api.page_delay = Duration::from_millis(100);
+    for minute in 1..=100 {
+        api.publish(minute, at_minute(minute));
+    }
+    let server = api.serve();
+    let ws = Workspace::new();
+    cursor_pipeline(&ws, &server);
+    let from = rfc3339(at_minute(0));
+    let to = rfc3339(at_minute(100));
+    let child = ws
+        .command(&["backfill", "p.yaml", "--from", &from, "--to", &to])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while delivered(&ws).len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let interrupt = std::process::Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let stopped = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&stopped.stderr);
+
+    assert_eq!(stopped.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("SIGINT received: stopping after the batch in flight"),
+        "{log}"
+    );
+    assert!(log.contains("the backfill is unfinished"), "{log}");
+    let partial = delivered(&ws).len();
+    assert!(partial < 100, "stopped before the end: {partial}");
+    let saved = state(&ws);
+    assert!(saved["backfill"].get("completedAt").is_none(), "{saved}");
+
+    let resumed = ws.run(&["backfill", "p.yaml", "--from", &from, "--to", &to]);
+
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    assert_eq!(
+        delivered(&ws),
+        (1..=100).collect::<Vec<_>>(),
+        "a graceful stop repeats nothing"
+    );
+    assert!(state(&ws)["backfill"]["completedAt"].is_string());
+}

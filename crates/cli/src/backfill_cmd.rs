@@ -5,6 +5,7 @@ use cannectors_runtime::{BackfillRange, Executor, RunError, RunOptions};
 
 use crate::cli::{BackfillArgs, parse_instant};
 use crate::commands::{Code, Failure, load};
+use crate::run_cmd::signals::Signals;
 
 pub(crate) fn backfill(args: &BackfillArgs) -> Result<(), Failure> {
     // The range is checked before anything is loaded or locked: a typo changes nothing.
@@ -65,8 +66,39 @@ pub(crate) fn backfill(args: &BackfillArgs) -> Result<(), Failure> {
             )
         })?;
     let range = BackfillRange::new(from, to).restarting(args.restart);
-    runtime
-        .block_on(executor.backfill(range, &RunOptions::default()))
-        .map_err(failed)?;
+    let summary = runtime.block_on(async {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let mut signals = Signals::register().map_err(|e| {
+            Failure::new(
+                Code::Runtime,
+                format!("cannot listen for SIGINT/SIGTERM: {e}"),
+            )
+        })?;
+        tokio::spawn(async move {
+            if let Some(name) = signals.next().await {
+                tracing::info!("{name} received: stopping after the batch in flight");
+                stop.send_replace(true);
+            }
+            if let Some(name) = signals.next().await {
+                tracing::warn!(
+                    "{name} received again: stopping at once; the batch in flight is not \
+                         committed and is sent again when the backfill is resumed"
+                );
+                std::process::exit(0);
+            }
+        });
+        let options = RunOptions {
+            stop: Some(stopping),
+            ..RunOptions::default()
+        };
+        executor.backfill(range, &options).await.map_err(failed)
+    })?;
+    if summary.interrupted {
+        tracing::info!(
+            "stopped: the backfill is unfinished; the same command resumes it where it stopped"
+        );
+    }
+    // A second signal may come while the runtime winds down; the backfill is committed.
+    runtime.shutdown_background();
     Ok(())
 }

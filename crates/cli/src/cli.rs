@@ -107,7 +107,8 @@ pub(crate) enum Command {
         the end of its last window), else now - statePersistence.delay.\n\
         The progress is kept in the backfill section of the state file (cannectors state show);\n\
         a backfill that was interrupted is resumed by the same command. While it is unfinished,\n\
-        a backfill of another range is refused unless --restart. It takes the run lock.\n\n\
+        a backfill of another range is refused unless --restart. It takes the run lock.\n\
+        SIGINT/SIGTERM stop it after the batch in flight, to be resumed; a second signal at once.\n\n\
         Exit codes: 0 the range was read, 1 the pipeline file or --from/--to is not valid, 2 a\n\
         file is not YAML or JSON, 3 runtime error.")]
     Backfill(BackfillArgs),
