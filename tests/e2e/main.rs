@@ -18,3 +18,4 @@ mod state_files;
 mod state_postgres;
 mod support;
 mod validate;
+mod windows;

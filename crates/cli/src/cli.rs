@@ -19,7 +19,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         cannectors schedule pipelines/events.yaml -n 10\n  \
         cannectors state show pipelines/events.yaml\n  \
         cannectors state set pipelines/events.yaml --timestamp 2026-01-01T00:00:00Z\n  \
-        cannectors schema > pipeline.schema.json\n\n\
+        cannectors schema > pipeline.schema.json\n  \
+        cannectors backfill pipelines/events.yaml --from 2026-01-01T00:00:00Z\n\n\
         Exit codes: 0 success, 1 a pipeline file is not valid, 2 a file is not YAML or JSON\n\
         (or cannot be read), 3 runtime error."
 )]
@@ -93,6 +94,40 @@ pub(crate) enum Command {
     State(StateCommand),
     /// Print the JSON Schema of the pipeline file (for editor autocompletion).
     Schema,
+    /// Run a pipeline once over a past range, with progress of its own beside the state;
+    /// the pipeline's cursors do not move.
+    #[command(after_help = "Examples:\n  \
+        cannectors backfill events.yaml --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z\n  \
+        cannectors backfill events.yaml --from 2026-01-01T00:00:00Z\n  \
+        cannectors backfill events.yaml --from 2026-01-15T00:00:00Z --restart\n\n\
+        The range goes out as the run's bounds: --from as the timestamp cursor (its queryParam,\n\
+        {{state.timestamp}}, the SQL parameter state.timestamp) and {{window.start}}, --to as\n\
+        {{window.end}}, untilParam and the SQL parameter window.end; records after --to are held\n\
+        back. Without --to: the pipeline's committed position (its timestamp, or with `window`\n\
+        the end of its last window), else now - statePersistence.delay.\n\
+        The progress is kept in the backfill section of the state file (cannectors state show);\n\
+        a backfill that was interrupted is resumed by the same command. While it is unfinished,\n\
+        a backfill of another range is refused unless --restart. It takes the run lock.\n\
+        SIGINT/SIGTERM stop it after the batch in flight, to be resumed; a second signal at once.\n\n\
+        Exit codes: 0 the range was read, 1 the pipeline file or --from/--to is not valid, 2 a\n\
+        file is not YAML or JSON, 3 runtime error.")]
+    Backfill(BackfillArgs),
+}
+
+/// Arguments of `cannectors backfill`.
+#[derive(Debug, Args)]
+pub(crate) struct BackfillArgs {
+    /// The pipeline file.
+    pub(crate) file: PathBuf,
+    /// The start of the range, RFC 3339 (e.g. 2026-01-01T00:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) from: String,
+    /// The end of the range, RFC 3339; default: the pipeline's committed position.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) to: Option<String>,
+    /// Drop an unfinished backfill of another range and start this one.
+    #[arg(long)]
+    pub(crate) restart: bool,
 }
 
 /// Arguments of `cannectors run`.
@@ -154,7 +189,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|instant| instant.with_timezone(&Utc))
         .map_err(|error| {

@@ -34,6 +34,7 @@ pub(crate) fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Run(args) => crate::run_cmd::run(args),
         Command::Schedule(args) => crate::schedule_cmd::schedule(&args),
         Command::State(command) => crate::state_cmd::state(command),
+        Command::Backfill(args) => crate::backfill_cmd::backfill(&args),
         Command::Schema => {
             let schema = cannectors_config::json_schema();
             let text = serde_json::to_string_pretty(&schema).map_err(|e| {

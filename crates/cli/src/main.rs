@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a pipeline file is not valid (every problem of it listed), 2 a file
 //! is not YAML or JSON or cannot be read, 3 runtime error.
 
+mod backfill_cmd;
 mod cli;
 mod commands;
 mod logging;

@@ -3,7 +3,7 @@
 
 mod metrics_http;
 mod progress;
-mod signals;
+pub(crate) mod signals;
 
 use std::path::{Path, PathBuf};
 

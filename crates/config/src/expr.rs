@@ -25,8 +25,12 @@ pub enum StateCursor {
     /// `state.offset`.
     Offset,
     /// `window.end`: not a cursor but the upper bound of the run, now - `delay` (or the start
-    /// of the run without a delay), fixed when the run starts.
+    /// of the run without a delay), fixed when the run starts; with `window`, the end of the
+    /// window in flight; in a backfill, `--to`.
     WindowEnd,
+    /// `window.start`: the lower bound of the run where it has one: the start of the window in
+    /// flight (`window`), or `--from` in a backfill; the Unix epoch otherwise.
+    WindowStart,
 }
 
 impl StateCursor {
@@ -49,6 +53,7 @@ impl fmt::Display for StateCursor {
             StateCursor::Id => "state.id",
             StateCursor::Offset => "state.offset",
             StateCursor::WindowEnd => "window.end",
+            StateCursor::WindowStart => "window.start",
         })
     }
 }
@@ -286,6 +291,9 @@ fn split_coalesce(text: &str) -> Result<Vec<String>, String> {
 fn parse_operand(text: &str) -> Result<Expr, String> {
     if text == "window.end" {
         return Ok(Expr::Ref(Reference::State(StateCursor::WindowEnd)));
+    }
+    if text == "window.start" {
+        return Ok(Expr::Ref(Reference::State(StateCursor::WindowStart)));
     }
     if let Some(name) = text.strip_prefix("state.") {
         return StateCursor::from_name(name)

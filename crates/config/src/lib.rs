@@ -74,7 +74,7 @@ pub use filter::{
 pub use http::{Endpoint, RetryConfig, SinkMethod, SourceMethod};
 pub use input::InputConfig;
 pub use input::database::{DatabaseInput, InputParameters};
-pub use input::http::{HttpPollingInput, JsonBody, SourceBody};
+pub use input::http::{HttpPollingInput, JsonBody, SourceBody, Window};
 pub use input::pagination::{
     CursorPagination, LinkPagination, OffsetPagination, PageLimit, PagePagination, Pagination,
 };

@@ -198,6 +198,9 @@ fn placeholder(inner: &str) -> Result<Reference, TemplateError> {
     if inner == "window.end" {
         return Ok(Reference::State(StateCursor::WindowEnd));
     }
+    if inner == "window.start" {
+        return Ok(Reference::State(StateCursor::WindowStart));
+    }
     if let Some(name) = inner.strip_prefix("state.") {
         return StateCursor::from_name(name)
             .map(Reference::State)

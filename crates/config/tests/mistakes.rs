@@ -2110,3 +2110,103 @@ fn window_end_is_a_template_and_a_parameter_expression() {
     ))
     .unwrap();
 }
+
+#[test]
+fn window_start_is_a_template_and_a_parameter_expression() {
+    load(&http_input(
+        "  queryParams: {from: '{{window.start}}'}\n  statePersistence:\n    \
+         timestamp: {field: at, queryParam: since}\n",
+    ))
+    .unwrap();
+    load(&database_input(
+        "  query: select * from t where at > $1 and at >= coalesce($2, $1)\n  \
+         parameters: [state.timestamp, window.start]\n  statePersistence:\n    \
+         timestamp: {field: at}\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_window_is_read_into_its_start_and_step() {
+    let loaded = load(&http_input(
+        "  queryParams: {from: '{{window.start}}', to: '{{window.end}}'}\n  \
+         window: {start: '2026-01-01T01:00:00+01:00', step: 1d}\n",
+    ))
+    .unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("an httpPolling input");
+    };
+    let window = input.window.unwrap();
+    assert_eq!(window.start.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+    assert_eq!(window.step, Duration::from_secs(86_400));
+}
+
+#[test]
+fn a_bad_window_start_or_step_names_the_key_and_the_form() {
+    let problems = invalid(&http_input(
+        "  queryParams: {from: '{{window.start}}'}\n  window: {start: yesterday, step: 0s}\n",
+    ));
+    assert_has(
+        &problems,
+        "input.window.start: `yesterday` is not an RFC 3339 instant; write it with a date, a \
+         time and an offset, such as 2026-01-01T00:00:00Z",
+    );
+    assert_has(
+        &problems,
+        "input.window.step: step is 0, so no window would ever end; write a length such as 1h \
+         or 1d",
+    );
+    let problems = invalid(&http_input(
+        "  queryParams: {from: '{{window.start}}'}\n  \
+         window: {start: '2026-01-01T00:00:00Z', step: daily}\n",
+    ));
+    assert_has(&problems, "input.window.step: `daily` is not a duration");
+}
+
+#[test]
+fn a_window_that_no_request_carries_is_refused() {
+    let problems = invalid(&http_input(
+        "  window: {start: '2026-01-01T00:00:00Z', step: 1h}\n",
+    ));
+    assert_has(
+        &problems,
+        "input.window: no request carries the window, so every window would read the same \
+         records: use {{window.start}} and {{window.end}}",
+    );
+}
+
+#[test]
+fn a_window_with_lookback_a_timestamp_query_param_or_an_offset_cursor_is_refused() {
+    let problems = invalid(&http_input(
+        "  queryParams: {from: '{{window.start}}', to: '{{window.end}}'}\n  \
+         window: {start: '2026-01-01T00:00:00Z', step: 1h}\n  statePersistence:\n    \
+         timestamp: {field: at, queryParam: since}\n    offset: {queryParam: skip}\n    \
+         lookback: 10m\n",
+    ));
+    assert_has(
+        &problems,
+        "input.statePersistence.lookback: lookback reaches back before the committed timestamp, \
+         but with `window` each run continues from the end of the last committed window; \
+         remove lookback or window",
+    );
+    assert_has(
+        &problems,
+        "input.statePersistence.timestamp.queryParam: with `window` the range goes out as \
+         {{window.start}} and {{window.end}}",
+    );
+    assert_has(
+        &problems,
+        "input.statePersistence.offset: the offset cursor continues from one run to the next, \
+         but each window starts at its first page",
+    );
+}
+
+#[test]
+fn a_window_pipeline_needs_no_timestamp_query_param() {
+    load(&http_input(
+        "  queryParams: {from: '{{window.start}}', to: '{{window.end}}'}\n  \
+         window: {start: '2026-01-01T00:00:00Z', step: 1h}\n  statePersistence:\n    \
+         timestamp: {field: at}\n    delay: 5m\n",
+    ))
+    .unwrap();
+}

@@ -72,15 +72,24 @@ impl StoppedByShutdown {
 /// `timestamp.untilParam`, the SQL parameter `window.end`); the executor holds back what lies
 /// beyond it when a delay is set.
 ///
+///
+/// A run over explicit ranges (`window: {start, step}` on httpPolling, or a backfill) also has
+/// a lower bound `start`, sent as `{{window.start}}` or the SQL parameter `window.start`.
+///
 /// ```
 /// use cannectors_connector::RunWindow;
 /// let start = chrono::Utc::now();
 /// let window = RunWindow::ending_at(start - chrono::TimeDelta::seconds(30));
 /// assert!(window.end < start);
+/// assert_eq!(window.start, None);
+/// let range = RunWindow::between(start - chrono::TimeDelta::days(1), start);
+/// assert!(range.start.is_some());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunWindow {
+    /// The least record timestamp the run reads, when the run has an explicit range.
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
     /// The greatest record timestamp the run reads (inclusive).
     pub end: chrono::DateTime<chrono::Utc>,
 }
@@ -88,7 +97,18 @@ pub struct RunWindow {
 impl RunWindow {
     /// A window up to `end`.
     pub fn ending_at(end: chrono::DateTime<chrono::Utc>) -> RunWindow {
-        RunWindow { end }
+        RunWindow { start: None, end }
+    }
+
+    /// A window from `start` up to `end`.
+    pub fn between(
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> RunWindow {
+        RunWindow {
+            start: Some(start),
+            end,
+        }
     }
 
     /// A window up to now: what a source built without a window sends.

@@ -32,8 +32,8 @@ pub struct DatabaseSource {
     shared: Arc<Shared>,
     /// What `$1..$n` are bound to.
     parameters: Vec<Expr<StateCursor>>,
-    /// The value of `window.end`.
-    window_end: Value,
+    /// The values of `window.start` and `window.end`.
+    window_end: (Value, Value),
     /// The committed cursors, then the greatest position this run has yielded.
     cursors: State,
     /// Only the offset cursor is enabled: it counts the rows delivered.
@@ -130,12 +130,17 @@ impl DatabaseSource {
         let cursor_columns = top_level(fields.timestamp())
             .zip(top_level(fields.id()))
             .and_then(|(timestamp, id)| statement.cursor_columns(timestamp, id));
-        let window_end = match state.and_then(|state| state.timestamp.as_ref()) {
-            Some(committed) => committed.with_instant(window.end),
-            None => Timestamp::from_instant(window.end),
-        }
-        .as_json()
-        .clone();
+        // Bounds are bound in the form of the committed timestamp, so that a query compares
+        // them with its column the way it compares the cursor.
+        let bound = |instant| {
+            match state.and_then(|state| state.timestamp.as_ref()) {
+                Some(committed) => committed.with_instant(instant),
+                None => Timestamp::from_instant(instant),
+            }
+            .as_json()
+            .clone()
+        };
+        let window_end = (window.start.map_or(Value::Null, bound), bound(window.end));
         Ok(DatabaseSource {
             window_end,
             offset_only: fields.is_empty() && settings.is_some_and(|s| s.offset().is_some()),
@@ -272,16 +277,21 @@ impl Source for DatabaseSource {
 }
 
 /// The values bound to `$1..$n`, from the cursors reached so far.
-fn bind(parameters: &[Expr<StateCursor>], cursors: &State, window_end: &Value) -> Vec<Value> {
+fn bind(
+    parameters: &[Expr<StateCursor>],
+    cursors: &State,
+    window_end: &(Value, Value),
+) -> Vec<Value> {
     parameters
         .iter()
         .map(|expr| expr.evaluate(&|cursor| evaluate(*cursor, cursors, window_end)))
         .collect()
 }
 
-fn evaluate(cursor: StateCursor, cursors: &State, window_end: &Value) -> Value {
+fn evaluate(cursor: StateCursor, cursors: &State, window: &(Value, Value)) -> Value {
     match cursor {
-        StateCursor::WindowEnd => window_end.clone(),
+        StateCursor::WindowStart => window.0.clone(),
+        StateCursor::WindowEnd => window.1.clone(),
         StateCursor::Timestamp => cursors
             .timestamp
             .as_ref()

@@ -31,6 +31,8 @@ pub(crate) struct RenderedCursors {
     epoch: String,
     /// The run's upper bound in the chosen format: `{{window.end}}` and `untilParam`.
     pub(crate) window_end: String,
+    /// The run's lower bound in the chosen format (`{{window.start}}`), when it has one.
+    pub(crate) window_start: Option<String>,
 }
 
 impl RenderedCursors {
@@ -47,6 +49,7 @@ impl RenderedCursors {
             offset: state.and_then(|s| s.offset),
             epoch: format.render(DateTime::<Utc>::UNIX_EPOCH),
             window_end: format.render(window.end),
+            window_start: window.start.map(|start| format.render(start)),
         }
     }
 
@@ -56,6 +59,10 @@ impl RenderedCursors {
             StateCursor::Id => self.id.clone().unwrap_or_default(),
             StateCursor::Offset => self.offset.map(|o| o.to_string()).unwrap_or_default(),
             StateCursor::WindowEnd => self.window_end.clone(),
+            StateCursor::WindowStart => self
+                .window_start
+                .clone()
+                .unwrap_or_else(|| self.epoch.clone()),
         }
     }
 

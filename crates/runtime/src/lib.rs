@@ -71,12 +71,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cannectors_config::{Lookback, Pipeline, StatePersistence};
+use cannectors_config::{InputConfig, Lookback, Pipeline, StatePersistence, Window};
 use cannectors_connector::{
     BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
 };
 use cannectors_filter::{FilterError, Filters};
-use cannectors_state::{CursorError, State, StateError, StateLock, StateStore, Timestamp};
+use cannectors_state::{
+    Backfill, CursorError, State, StateError, StateLock, StateStore, Timestamp, WindowProgress,
+};
 use chrono::Timelike as _;
 use tokio::sync::watch;
 
@@ -158,6 +160,107 @@ pub enum RunError {
         /// What the sink reported.
         source: BoxError,
     },
+    /// A backfill was asked for an empty or reversed range.
+    #[error(
+        "the backfill range is empty: it starts at {from} and ends at {to}; the start must be \
+         before the end"
+    )]
+    BackfillRange {
+        /// The start asked for.
+        from: String,
+        /// The end asked for (or the default end).
+        to: String,
+    },
+    /// Another backfill of the pipeline has not read its whole range yet.
+    #[error(
+        "a backfill from {from} to {to} started at {started_at} is unfinished; it is resumed \
+         by a backfill of that same range, and a backfill of another range must start over"
+    )]
+    BackfillUnfinished {
+        /// Its start.
+        from: String,
+        /// Its end.
+        to: String,
+        /// When it started.
+        started_at: String,
+    },
+}
+
+/// A backfill: which range, and whether an unfinished one is dropped to start this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackfillRange {
+    /// The start of the range.
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// The end of the range; `None`: the committed position of the pipeline (its timestamp,
+    /// or the end of its last window), else now - `delay`.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Start over even when an unfinished backfill of another range is in the state.
+    pub restart: bool,
+}
+
+impl BackfillRange {
+    /// The range from `from` to `to` (see [`BackfillRange::to`]), not restarting.
+    pub fn new(
+        from: chrono::DateTime<chrono::Utc>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> BackfillRange {
+        BackfillRange {
+            from,
+            to,
+            restart: false,
+        }
+    }
+
+    /// The same range, dropping an unfinished backfill of another range.
+    pub fn restarting(mut self, restart: bool) -> BackfillRange {
+        self.restart = restart;
+        self
+    }
+}
+
+/// Which part of the state file a run moves.
+enum Scope {
+    /// The pipeline's own cursors.
+    Main,
+    /// A backfill's progress, nested in `main`, whose other parts are written back as they
+    /// were loaded: a backfill never moves the pipeline's cursors.
+    Backfill {
+        main: Box<State>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        started_at: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+impl Scope {
+    /// The state file's content for `working`, the state the run moves.
+    fn persisted(&self, working: &State, completed: bool) -> State {
+        match self {
+            Scope::Main => working.clone(),
+            Scope::Backfill {
+                main,
+                from,
+                to,
+                started_at,
+            } => {
+                let mut progress = working.clone();
+                // Identities belong to the pipeline's lookback window, not to the backfill.
+                progress.identities = Default::default();
+                let mut backfill = Backfill::start(*from, *to, *started_at);
+                backfill.progress = Box::new(progress);
+                backfill.completed_at = completed.then(chrono::Utc::now);
+                let mut file = main.as_ref().clone();
+                file.backfill = Some(backfill);
+                file
+            }
+        }
+    }
+}
+
+/// Instants as RFC 3339 in UTC, for messages.
+fn rfc3339(instant: chrono::DateTime<chrono::Utc>) -> String {
+    instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// The lookback window as chrono counts time; loading bounded it well inside chrono's range.
@@ -302,6 +405,35 @@ impl Executor {
         }
     }
 
+    /// The pipeline's `window` setting, when it reads explicit ranges.
+    fn windows(&self) -> Option<Window> {
+        match &self.pipeline.input {
+            InputConfig::HttpPolling(input) => input.window,
+            _ => None,
+        }
+    }
+
+    /// The sink of the configuration, or the one of a dry run.
+    fn sink(&self, options: &RunOptions) -> Result<Box<dyn Sink>, RunError> {
+        if options.dry_run {
+            return Ok(Box::new(build::DryRun::new(&self.pipeline.output)));
+        }
+        Ok(build::sink(&self.pipeline.output, options.stop.as_ref())?)
+    }
+
+    /// Commits `working` (through `scope`) when the run writes.
+    async fn commit(
+        lock: &mut Option<Box<dyn StateLock>>,
+        scope: &Scope,
+        working: &State,
+        completed: bool,
+    ) -> Result<(), RunError> {
+        if let Some(lock) = lock.as_mut() {
+            lock.commit(&scope.persisted(working, completed)).await?;
+        }
+        Ok(())
+    }
+
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
@@ -321,29 +453,173 @@ impl Executor {
             state_file = %self.store.location(),
             "starting run"
         );
+        let bound = self.window();
+        if let Some(window) = self.windows() {
+            let mut sink = self.sink(options)?;
+            let (summary, _) = self
+                .run_windows(
+                    state.unwrap_or_default(),
+                    &Scope::Main,
+                    (window.start, bound.end),
+                    sink.as_mut(),
+                    lock,
+                    None,
+                    options,
+                )
+                .await?;
+            return Ok(summary);
+        }
         // With lookback the first request reaches back before the committed timestamp; the
         // run commits to `state` as always.
         let reading = match (&self.lookback, &state) {
             (Some(lookback), Some(state)) => Some(state.reaching_back(window_delta(lookback))),
             _ => state.clone(),
         };
-        let window = self.window();
         let mut source = build::source(
             &self.pipeline.input,
             reading.as_ref(),
-            window,
+            bound,
             options.stop.as_ref(),
         )
         .await?;
-        if options.dry_run {
-            let mut sink = build::DryRun::new(&self.pipeline.output);
-            return self
-                .run_loaded(state, source.as_mut(), &mut sink, lock, window, options)
-                .await;
+        let mut sink = self.sink(options)?;
+        // Records after the bound the source was built with wait for a later run.
+        let until = self.delay.map(|_| bound.end);
+        let (summary, _) = self
+            .run_loaded(
+                state.unwrap_or_default(),
+                &Scope::Main,
+                source.as_mut(),
+                sink.as_mut(),
+                lock,
+                until,
+                options,
+            )
+            .await?;
+        Ok(summary)
+    }
+
+    /// A backfill: the pipeline over `range`, with its progress kept in the state file's
+    /// backfill section and the pipeline's own cursors left as they are, byte for byte. The
+    /// lower bound goes out as the timestamp cursor would (its `queryParam`, the SQL
+    /// parameters that read `state.timestamp`) and as `window.start`; the upper bound as
+    /// `window.end` and `untilParam`; records after it are held back. An unfinished backfill of
+    /// the same range is resumed; one of another range is refused unless `range.restart`.
+    pub async fn backfill(
+        &self,
+        range: BackfillRange,
+        options: &RunOptions,
+    ) -> Result<RunSummary, RunError> {
+        let mut lock = self.writer(options).await?;
+        let outcome = self.backfill_locked(range, &mut lock, options).await;
+        release(lock).await;
+        outcome
+    }
+
+    async fn backfill_locked(
+        &self,
+        range: BackfillRange,
+        lock: &mut Option<Box<dyn StateLock>>,
+        options: &RunOptions,
+    ) -> Result<RunSummary, RunError> {
+        let main = self.load().await?.unwrap_or_default();
+        let unfinished = main.backfill.as_ref().filter(|b| !b.is_finished());
+        // Resuming without `--to` takes the end the backfill started with.
+        let to = match (range.to, unfinished) {
+            (Some(to), _) => to,
+            (None, Some(unfinished)) if unfinished.from == range.from => unfinished.to,
+            (None, _) => self.default_backfill_end(&main),
+        };
+        if range.from >= to {
+            return Err(RunError::BackfillRange {
+                from: rfc3339(range.from),
+                to: rfc3339(to),
+            });
         }
-        let mut sink = build::sink(&self.pipeline.output, options.stop.as_ref())?;
-        self.run_loaded(state, source.as_mut(), sink.as_mut(), lock, window, options)
-            .await
+        let (progress, started_at) = match unfinished {
+            Some(b) if b.from == range.from && b.to == to => {
+                tracing::warn!(
+                    pipeline = %self.pipeline.name,
+                    "resuming the unfinished backfill from {} to {}",
+                    rfc3339(b.from),
+                    rfc3339(b.to)
+                );
+                (b.progress.as_ref().clone(), b.started_at)
+            }
+            Some(b) if !range.restart => {
+                return Err(RunError::BackfillUnfinished {
+                    from: rfc3339(b.from),
+                    to: rfc3339(b.to),
+                    started_at: rfc3339(b.started_at),
+                });
+            }
+            _ => {
+                let fresh = Backfill::start(range.from, to, chrono::Utc::now());
+                (*fresh.progress, fresh.started_at)
+            }
+        };
+        tracing::info!(
+            pipeline = %self.pipeline.name,
+            state_file = %self.store.location(),
+            "starting backfill from {} to {}",
+            rfc3339(range.from),
+            rfc3339(to)
+        );
+        let scope = Scope::Backfill {
+            main: Box::new(main),
+            from: range.from,
+            to,
+            started_at,
+        };
+        let (summary, working) = match self.windows() {
+            Some(_) => {
+                let mut sink = self.sink(options)?;
+                self.run_windows(
+                    progress,
+                    &scope,
+                    (range.from, to),
+                    sink.as_mut(),
+                    lock,
+                    Some(to),
+                    options,
+                )
+                .await?
+            }
+            None => {
+                let mut source = build::source(
+                    &self.pipeline.input,
+                    Some(&progress),
+                    RunWindow::between(range.from, to),
+                    options.stop.as_ref(),
+                )
+                .await?;
+                let mut sink = self.sink(options)?;
+                self.run_loaded(
+                    progress,
+                    &scope,
+                    source.as_mut(),
+                    sink.as_mut(),
+                    lock,
+                    Some(to),
+                    options,
+                )
+                .await?
+            }
+        };
+        if !summary.interrupted {
+            Self::commit(lock, &scope, &working, true).await?;
+        }
+        Ok(summary)
+    }
+
+    /// Where a backfill without `--to` ends: the pipeline's committed position (the end of its
+    /// last window, or its committed timestamp), else now - `delay`.
+    fn default_backfill_end(&self, main: &State) -> chrono::DateTime<chrono::Utc> {
+        let committed = match self.windows() {
+            Some(_) => main.window.and_then(|window| window.end),
+            None => main.timestamp.as_ref().map(|timestamp| timestamp.instant()),
+        };
+        committed.unwrap_or_else(|| self.window().end)
     }
 
     /// One run over a given source and sink, under the pipeline's lock (none for a dry run).
@@ -356,8 +632,18 @@ impl Executor {
         let mut lock = self.writer(options).await?;
         let outcome = match self.load().await {
             Ok(state) => {
-                self.run_loaded(state, source, sink, &mut lock, self.window(), options)
-                    .await
+                let until = self.delay.map(|_| self.window().end);
+                self.run_loaded(
+                    state.unwrap_or_default(),
+                    &Scope::Main,
+                    source,
+                    sink,
+                    &mut lock,
+                    until,
+                    options,
+                )
+                .await
+                .map(|(summary, _)| summary)
             }
             Err(error) => Err(error),
         };
@@ -373,38 +659,179 @@ impl Executor {
             .is_some_and(StatePersistence::timestamp_is_run_start)
     }
 
-    /// The batch loop. Commits go through `lock`; without one (a dry run) nothing is written.
+    /// One run over one source: its batches, then its completion. Returns the summary and the
+    /// state it reached.
+    #[allow(clippy::too_many_arguments)]
     async fn run_loaded(
         &self,
-        loaded: Option<State>,
+        mut state: State,
+        scope: &Scope,
         source: &mut dyn Source,
         sink: &mut dyn Sink,
         lock: &mut Option<Box<dyn StateLock>>,
-        window: RunWindow,
+        until: Option<chrono::DateTime<chrono::Utc>>,
         options: &RunOptions,
-    ) -> Result<RunSummary, RunError> {
+    ) -> Result<(RunSummary, State), RunError> {
         let started = Instant::now();
-        // The bound the source was built with: records after it wait for a later run.
-        let until = self.delay.map(|_| window.end);
-        let mut state = loaded.unwrap_or_default();
         // A timestamp cursor without `field` keeps when the last successful run started (as
         // the Go tool does); a run resumed after an interruption started when the interrupted
         // one did, so that nothing changed in between is missed.
-        let run_start = self.timestamp_is_run_start().then(|| {
-            let now = chrono::Utc::now();
-            state
-                .run
-                .as_ref()
-                .map_or(now, |run| run.started_at().min(now))
-        });
+        let run_start =
+            (matches!(scope, Scope::Main) && self.timestamp_is_run_start()).then(|| {
+                let now = chrono::Utc::now();
+                state
+                    .run
+                    .as_ref()
+                    .map_or(now, |run| run.started_at().min(now))
+            });
         let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
-        let mut stopped_early = false;
         if state.run.is_some() {
             tracing::warn!(
                 pipeline = %self.pipeline.name,
                 "the previous run was interrupted; resuming from its saved position"
             );
         }
+        let stopped_early = self
+            .deliver(
+                &mut state,
+                scope,
+                source,
+                sink,
+                lock,
+                until,
+                options,
+                &mut summary,
+            )
+            .await?;
+        // A run that delivered nothing new leaves the state file as it was, byte for byte,
+        // unless the cursor is the run's start time, which every complete run moves.
+        if !stopped_early && (state.run.is_some() || run_start.is_some()) {
+            if state.run.is_some() {
+                state.complete_run(source.final_offset());
+            }
+            if let Some(start) = run_start {
+                state.timestamp = Some(Timestamp::from_instant(start));
+            }
+            self.prune_identities(&mut state);
+            Self::commit(lock, scope, &state, false).await?;
+        }
+        summary.finish(&state, started.elapsed(), stopped_early);
+        tracing::info!("{summary}");
+        Ok((summary, state))
+    }
+
+    /// One run over explicit ranges: windows of `step` from the end of the last committed
+    /// window (or from `bounds.0`) up to `bounds.1`, each read by a source of its own and
+    /// committed once its last page was delivered. A window interrupted is read again, from
+    /// its saved position, by the next run.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_windows(
+        &self,
+        mut state: State,
+        scope: &Scope,
+        bounds: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+        sink: &mut dyn Sink,
+        lock: &mut Option<Box<dyn StateLock>>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        options: &RunOptions,
+    ) -> Result<(RunSummary, State), RunError> {
+        let started = Instant::now();
+        let mut summary = RunSummary::start(&self.pipeline.name, &state, options.dry_run);
+        let (origin, bound) = bounds;
+        let step = self
+            .windows()
+            .and_then(|window| chrono::TimeDelta::from_std(window.step).ok())
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let mut stopped_early = false;
+        loop {
+            if options.stop_requested() {
+                stopped_early = true;
+                break;
+            }
+            let progress = state.window.unwrap_or_default();
+            let start = progress.end.unwrap_or(origin);
+            let end = match progress.reading {
+                Some(reading) => {
+                    tracing::warn!(
+                        pipeline = %self.pipeline.name,
+                        "the window from {} to {} was interrupted; reading it again from its \
+                         saved position",
+                        rfc3339(start),
+                        rfc3339(reading)
+                    );
+                    reading
+                }
+                None => {
+                    let end = start
+                        .checked_add_signed(step)
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+                        .min(bound);
+                    if end <= start {
+                        break;
+                    }
+                    end
+                }
+            };
+            let mut reading = WindowProgress::default();
+            reading.end = progress.end;
+            reading.reading = Some(end);
+            state.window = Some(reading);
+            tracing::info!(
+                pipeline = %self.pipeline.name,
+                "reading the window from {} to {}",
+                rfc3339(start),
+                rfc3339(end)
+            );
+            let mut source = build::source(
+                &self.pipeline.input,
+                Some(&state),
+                RunWindow::between(start, end),
+                options.stop.as_ref(),
+            )
+            .await?;
+            if self
+                .deliver(
+                    &mut state,
+                    scope,
+                    source.as_mut(),
+                    sink,
+                    lock,
+                    until,
+                    options,
+                    &mut summary,
+                )
+                .await?
+            {
+                stopped_early = true;
+                break;
+            }
+            state.complete_run(source.final_offset());
+            let mut read = WindowProgress::default();
+            read.end = Some(end);
+            state.window = Some(read);
+            Self::commit(lock, scope, &state, false).await?;
+            tracing::debug!(window_end = %rfc3339(end), "window committed");
+        }
+        summary.finish(&state, started.elapsed(), stopped_early);
+        tracing::info!("{summary}");
+        Ok((summary, state))
+    }
+
+    /// The batch loop over `source`; commits go through `lock` (without one, a dry run,
+    /// nothing is written). Returns whether the run stopped early on request.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        &self,
+        state: &mut State,
+        scope: &Scope,
+        source: &mut dyn Source,
+        sink: &mut dyn Sink,
+        lock: &mut Option<Box<dyn StateLock>>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        options: &RunOptions,
+        summary: &mut RunSummary,
+    ) -> Result<bool, RunError> {
+        let mut stopped_early = false;
         loop {
             if options.stop_requested() {
                 stopped_early = true;
@@ -535,32 +962,14 @@ impl Executor {
             for (instant, identity) in admitted.identities {
                 state.identities.insert(instant, identity);
             }
-            self.prune_identities(&mut state);
-            if let Some(lock) = lock.as_mut() {
-                lock.commit(&state).await?;
-            }
+            self.prune_identities(state);
+            Self::commit(lock, scope, state, false).await?;
             if let Some(progress) = &options.progress {
                 progress.committed(records.len());
             }
             tracing::debug!(batch = number, records = records.len(), "batch committed");
         }
-        // A run that delivered nothing new leaves the state file as it was, byte for byte,
-        // unless the cursor is the run's start time, which every complete run moves.
-        if !stopped_early && (state.run.is_some() || run_start.is_some()) {
-            if state.run.is_some() {
-                state.complete_run(source.final_offset());
-            }
-            if let Some(start) = run_start {
-                state.timestamp = Some(Timestamp::from_instant(start));
-            }
-            self.prune_identities(&mut state);
-            if let Some(lock) = lock.as_mut() {
-                lock.commit(&state).await?;
-            }
-        }
-        summary.finish(&state, started.elapsed(), stopped_early);
-        tracing::info!("{summary}");
-        Ok(summary)
+        Ok(stopped_early)
     }
 }
 

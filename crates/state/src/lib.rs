@@ -71,5 +71,5 @@ pub use identities::{Identities, Identity};
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
 pub use position::{CursorError, CursorFields, OnMissingCursor, Position};
-pub use state::{Run, State, StateFormatError};
+pub use state::{Backfill, Run, State, StateFormatError, WindowProgress};
 pub use store::{Lease, MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};

@@ -51,6 +51,85 @@ pub struct State {
     /// The records delivered inside the lookback window, by identity (empty without
     /// `lookback`).
     pub identities: Identities,
+    /// Where a pipeline that reads explicit ranges (windows) stands: the end of the last
+    /// window it committed, and the window in flight.
+    pub window: Option<WindowProgress>,
+    /// A bounded run over a past range, kept beside the committed cursors, which it never
+    /// moves.
+    pub backfill: Option<Backfill>,
+}
+
+/// The progress of a pipeline that reads explicit ranges, one window after the other.
+///
+/// ```
+/// use cannectors_state::State;
+/// let state = State::from_json_str(
+///     r#"{"window": {"end": "2026-01-02T00:00:00Z", "reading": "2026-01-03T00:00:00Z"}}"#,
+/// )
+/// .unwrap();
+/// let window = state.window.unwrap();
+/// assert_eq!(window.end.unwrap().to_rfc3339(), "2026-01-02T00:00:00+00:00");
+/// assert!(window.reading.is_some());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowProgress {
+    /// The end of the last window read completely: where the next window starts.
+    pub end: Option<DateTime<Utc>>,
+    /// The end of the window in flight, while it is being read or after its run was
+    /// interrupted: a restarted run reads the same window again, from its saved position.
+    pub reading: Option<DateTime<Utc>>,
+}
+
+/// A backfill: a run over the range `from`..`to` with its own progress, a state of its own
+/// nested in the state file.
+///
+/// ```
+/// use cannectors_state::{Backfill, State};
+/// let from = "2026-01-01T00:00:00Z".parse().unwrap();
+/// let to = "2026-02-01T00:00:00Z".parse().unwrap();
+/// let mut state = State::from_json_str(r#"{"timestamp": "2026-03-01T00:00:00Z"}"#).unwrap();
+/// state.backfill = Some(Backfill::start(from, to, chrono::Utc::now()));
+/// let read = State::from_json_str(&state.to_json_pretty()).unwrap();
+/// let backfill = read.backfill.unwrap();
+/// assert!(!backfill.is_finished());
+/// assert_eq!(backfill.progress.timestamp.unwrap().to_rfc3339_utc(), "2026-01-01T00:00:00Z");
+/// assert_eq!(read.timestamp.unwrap().to_rfc3339_utc(), "2026-03-01T00:00:00Z");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Backfill {
+    /// The start of the range.
+    pub from: DateTime<Utc>,
+    /// The end of the range (inclusive).
+    pub to: DateTime<Utc>,
+    /// When the backfill started.
+    pub started_at: DateTime<Utc>,
+    /// When it read the whole range; `None` while it is unfinished.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Its cursors, run section and window progress, moved as a run moves a state's own.
+    pub progress: Box<State>,
+}
+
+impl Backfill {
+    /// A backfill of `from`..`to` that has read nothing yet: its cursor starts at `from`.
+    pub fn start(from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Backfill {
+        Backfill {
+            from,
+            to,
+            started_at: now,
+            completed_at: None,
+            progress: Box::new(State {
+                timestamp: Some(Timestamp::from_instant(from)),
+                ..State::default()
+            }),
+        }
+    }
+
+    /// Whether it read its whole range.
+    pub fn is_finished(&self) -> bool {
+        self.completed_at.is_some()
+    }
 }
 
 /// The progress of a paginated run that has not completed yet.
@@ -190,14 +269,20 @@ const TOP_KEYS: &[&str] = &[
     "pipelineFile",
     "updatedAt",
     "identities",
+    "window",
+    "backfill",
     "lastTimestamp",
     "lastId",
     "lastOffset",
     "pipelineId",
 ];
 const TOP_ALLOWED: &str = "timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, \
-                           identities (and lastTimestamp, lastId, lastOffset, pipelineId from \
-                           files of the older tool)";
+                           identities, window, backfill (and lastTimestamp, lastId, lastOffset, \
+                           pipelineId from files of the older tool)";
+const WINDOW_KEYS: &[&str] = &["end", "reading"];
+const WINDOW_ALLOWED: &str = "end, reading";
+const BACKFILL_KEYS: &[&str] = &["from", "to", "startedAt", "completedAt", "progress"];
+const BACKFILL_ALLOWED: &str = "from, to, startedAt, completedAt, progress";
 const RUN_KEYS: &[&str] = &["startedAt", "batches", "offset", "seen", "resume"];
 const RUN_ALLOWED: &str = "startedAt, batches, offset, seen, resume";
 const SEEN_KEYS: &[&str] = &["timestamp", "id"];
@@ -277,6 +362,8 @@ impl State {
             .map(|value| Identities::from_json("identities", value))
             .transpose()?
             .unwrap_or_default();
+        let window = present(map, "window").map(read_window).transpose()?;
+        let backfill = present(map, "backfill").map(read_backfill).transpose()?;
         Ok(State {
             timestamp,
             id,
@@ -286,6 +373,8 @@ impl State {
             pipeline_file,
             updated_at,
             identities,
+            window,
+            backfill,
         })
     }
 
@@ -330,6 +419,33 @@ impl State {
             }
             section.insert("resume".into(), run.resume.clone());
             map.insert("run".into(), Value::Object(section));
+        }
+        if let Some(window) = &self.window {
+            let mut section = Map::new();
+            if let Some(end) = window.end {
+                section.insert("end".into(), Value::String(render_instant(end)));
+            }
+            if let Some(reading) = window.reading {
+                section.insert("reading".into(), Value::String(render_instant(reading)));
+            }
+            map.insert("window".into(), Value::Object(section));
+        }
+        if let Some(backfill) = &self.backfill {
+            let mut section = Map::new();
+            section.insert("from".into(), Value::String(render_instant(backfill.from)));
+            section.insert("to".into(), Value::String(render_instant(backfill.to)));
+            section.insert(
+                "startedAt".into(),
+                Value::String(render_instant(backfill.started_at)),
+            );
+            if let Some(completed_at) = backfill.completed_at {
+                section.insert(
+                    "completedAt".into(),
+                    Value::String(render_instant(completed_at)),
+                );
+            }
+            section.insert("progress".into(), backfill.progress.to_json());
+            map.insert("backfill".into(), Value::Object(section));
         }
         // Last, and only with lookback: the one part of the file that can be long.
         if !self.identities.is_empty() {
@@ -563,6 +679,87 @@ fn read_run(value: &Value) -> Result<Run, StateFormatError> {
     })
 }
 
+fn read_window(value: &Value) -> Result<WindowProgress, StateFormatError> {
+    let Value::Object(map) = value else {
+        return Err(invalid("window", value, EXPECT_OBJECT));
+    };
+    check_keys(map, "window.", WINDOW_KEYS, WINDOW_ALLOWED)?;
+    Ok(WindowProgress {
+        end: present(map, "end")
+            .map(|value| read_instant("window.end", value))
+            .transpose()?,
+        reading: present(map, "reading")
+            .map(|value| read_instant("window.reading", value))
+            .transpose()?,
+    })
+}
+
+fn read_backfill(value: &Value) -> Result<Backfill, StateFormatError> {
+    let Value::Object(map) = value else {
+        return Err(invalid("backfill", value, EXPECT_OBJECT));
+    };
+    check_keys(map, "backfill.", BACKFILL_KEYS, BACKFILL_ALLOWED)?;
+    let required = |key: &str| {
+        let path = format!("backfill.{key}");
+        match present(map, key) {
+            Some(value) => read_instant(&path, value),
+            None => Err(StateFormatError::Invalid {
+                key: path,
+                value: "nothing".into(),
+                expected: EXPECT_INSTANT,
+            }),
+        }
+    };
+    let (from, to, started_at) = (required("from")?, required("to")?, required("startedAt")?);
+    let completed_at = present(map, "completedAt")
+        .map(|value| read_instant("backfill.completedAt", value))
+        .transpose()?;
+    let progress = match present(map, "progress") {
+        None => State::default(),
+        Some(progress) if !progress.is_object() => {
+            return Err(invalid("backfill.progress", progress, EXPECT_OBJECT));
+        }
+        Some(progress) => {
+            if progress.get("backfill").is_some() {
+                return Err(StateFormatError::UnknownKey {
+                    key: "backfill.progress.backfill".into(),
+                    suggestion: None,
+                    allowed: TOP_ALLOWED,
+                });
+            }
+            // Its keys are named from the top of the file in messages.
+            State::from_json(progress).map_err(|error| match error {
+                StateFormatError::UnknownKey {
+                    key,
+                    suggestion,
+                    allowed,
+                } => StateFormatError::UnknownKey {
+                    key: format!("backfill.progress.{key}"),
+                    suggestion,
+                    allowed,
+                },
+                StateFormatError::Invalid {
+                    key,
+                    value,
+                    expected,
+                } => StateFormatError::Invalid {
+                    key: format!("backfill.progress.{key}"),
+                    value,
+                    expected,
+                },
+                other => other,
+            })?
+        }
+    };
+    Ok(Backfill {
+        from,
+        to,
+        started_at,
+        completed_at,
+        progress: Box::new(progress),
+    })
+}
+
 /// A key's value, with null read as absent (a hand-written `"id": null` means no id).
 fn present<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
     map.get(key).filter(|value| !value.is_null())
@@ -760,6 +957,66 @@ mod tests {
     }
 
     #[test]
+    fn a_file_without_window_or_backfill_reads_as_before_and_is_written_without_them() {
+        let text = r#"{"timestamp": "2026-01-01T00:00:00Z"}"#;
+        let state = State::from_json_str(text).unwrap();
+        assert_eq!((state.window, state.backfill.clone()), (None, None));
+        assert_eq!(
+            state.to_json(),
+            json!({"timestamp": "2026-01-01T00:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn window_progress_and_a_backfill_are_written_back_as_they_were_read() {
+        let text = json!({
+            "timestamp": "2026-03-01T00:00:00Z",
+            "window": {"end": "2026-01-02T00:00:00Z", "reading": "2026-01-03T00:00:00Z"},
+            "backfill": {
+                "from": "2026-01-01T00:00:00Z",
+                "to": "2026-02-01T00:00:00Z",
+                "startedAt": "2026-03-01T12:00:00Z",
+                "progress": {
+                    "timestamp": "2026-01-05T00:00:00Z",
+                    "run": {"startedAt": "2026-03-01T12:00:00Z", "batches": 2, "resume": {"page": 3}}
+                }
+            }
+        });
+        let state = State::from_json(&text).unwrap();
+        let backfill = state.backfill.as_ref().unwrap();
+        assert!(!backfill.is_finished());
+        assert_eq!(backfill.progress.run.as_ref().unwrap().batches(), 2);
+        assert_eq!(state.to_json(), text);
+    }
+
+    #[test]
+    fn a_bad_window_or_backfill_section_names_its_key() {
+        assert_eq!(
+            problem(r#"{"window": {"end": "soon"}}"#),
+            "`window.end` holds \"soon\", but it must be an RFC 3339 timestamp such as \
+             \"2026-01-01T00:00:00Z\""
+        );
+        assert!(
+            problem(r#"{"window": {"ends": "2026-01-01T00:00:00Z"}}"#)
+                .starts_with("unknown key `window.ends` (did you mean `end`?)")
+        );
+        assert_eq!(
+            problem(
+                r#"{"backfill": {"from": "2026-01-01T00:00:00Z", "startedAt": "2026-01-01T00:00:00Z"}}"#
+            ),
+            "`backfill.to` holds nothing, but it must be an RFC 3339 timestamp such as \
+             \"2026-01-01T00:00:00Z\""
+        );
+        assert!(
+            problem(
+                r#"{"backfill": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z",
+                   "startedAt": "2026-01-01T00:00:00Z", "progress": {"id": [1]}}}"#
+            )
+            .starts_with("`backfill.progress.id` holds [1]")
+        );
+    }
+
+    #[test]
     fn null_values_count_as_absent() {
         let state =
             State::from_json_str(r#"{"timestamp": null, "id": null, "run": null}"#).unwrap();
@@ -771,14 +1028,15 @@ mod tests {
         assert_eq!(
             problem(r#"{"timestamps": "2026-01-01T00:00:00Z"}"#),
             "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
-             timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, identities (and \
-             lastTimestamp, lastId, lastOffset, pipelineId from files of the older tool)"
+             timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, identities, window, \
+             backfill (and lastTimestamp, lastId, lastOffset, pipelineId from files of the older \
+             tool)"
         );
         assert_eq!(
             problem(r#"{"cursor": 1}"#),
             "unknown key `cursor`; the keys allowed here are timestamp, id, offset, run, pipeline, \
-             pipelineFile, updatedAt, identities (and lastTimestamp, lastId, lastOffset, \
-             pipelineId from files of the older tool)"
+             pipelineFile, updatedAt, identities, window, backfill (and lastTimestamp, lastId, \
+             lastOffset, pipelineId from files of the older tool)"
         );
         assert!(
             problem(r#"{"run": {"startedAt": "2026-01-01T00:00:00Z", "sen": {}}}"#)

@@ -314,8 +314,9 @@ async fn a_misspelt_key_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
         b"{\"timestamps\": \"2026-01-01T00:00:00Z\"}",
         "unknown key `timestamps` (did you mean `timestamp`?); the keys allowed here are \
-         timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, identities (and \
-         lastTimestamp, lastId, lastOffset, pipelineId from files of the older tool)",
+         timestamp, id, offset, run, pipeline, pipelineFile, updatedAt, identities, window, \
+         backfill (and lastTimestamp, lastId, lastOffset, pipelineId from files of the older \
+         tool)",
     )
     .await;
 }

@@ -24,15 +24,17 @@ pub(super) fn listen(shutdown: Shutdown) -> std::io::Result<()> {
     Ok(())
 }
 
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), registered once.
 #[cfg(unix)]
-struct Signals {
+pub(crate) struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
 impl Signals {
-    fn register() -> std::io::Result<Signals> {
+    /// Starts receiving the signals.
+    pub(crate) fn register() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
@@ -41,7 +43,7 @@ impl Signals {
     }
 
     /// The name of the next signal; `None` once signals can no longer be received.
-    async fn next(&mut self) -> Option<&'static str> {
+    pub(crate) async fn next(&mut self) -> Option<&'static str> {
         tokio::select! {
             received = self.interrupt.recv() => received.map(|()| "SIGINT"),
             received = self.terminate.recv() => received.map(|()| "SIGTERM"),
@@ -49,16 +51,19 @@ impl Signals {
     }
 }
 
+/// Ctrl-C, on systems without SIGINT and SIGTERM.
 #[cfg(not(unix))]
-struct Signals;
+pub(crate) struct Signals;
 
 #[cfg(not(unix))]
 impl Signals {
-    fn register() -> std::io::Result<Signals> {
+    /// Starts receiving the signals.
+    pub(crate) fn register() -> std::io::Result<Signals> {
         Ok(Signals)
     }
 
-    async fn next(&mut self) -> Option<&'static str> {
+    /// The name of the next signal; `None` once signals can no longer be received.
+    pub(crate) async fn next(&mut self) -> Option<&'static str> {
         tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
     }
 }

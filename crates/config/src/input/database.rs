@@ -267,6 +267,7 @@ fn cursor_name(cursor: StateCursor) -> &'static str {
         StateCursor::Id => "id",
         StateCursor::Offset => "offset",
         StateCursor::WindowEnd => "window.end",
+        StateCursor::WindowStart => "window.start",
     }
 }
 

@@ -51,6 +51,22 @@ pub struct HttpPollingInput {
     pub pagination: Option<Pagination>,
     /// Which cursors to keep between runs; each enabled one reaches the request.
     pub state_persistence: Option<StatePersistence>,
+    /// Explicit ranges for APIs that need one on every request; absent: the committed cursors
+    /// alone say where a run starts.
+    pub window: Option<Window>,
+}
+
+/// `window: {start, step}`: a run reads the ranges `[start, start + step)`,
+/// `[start + step, start + 2 step)`, ... from the last committed window end (or `start`) up to
+/// now - `delay`, each range sent as `{{window.start}}` and `{{window.end}}` and committed when
+/// its last page was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Window {
+    /// Where the first window starts.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// The length of each window, more than zero.
+    pub step: Duration,
 }
 
 impl HttpPollingInput {
@@ -171,6 +187,112 @@ pub(crate) struct RawHttpPollingInput {
     /// Which cursors to keep between runs.
     #[serde(default)]
     pub(crate) state_persistence: Option<RawStatePersistence>,
+    /// Explicit ranges: each request carries `{{window.start}}` and `{{window.end}}`, windows of
+    /// `step` from `start`, each committed once read, up to now - `statePersistence.delay`.
+    #[serde(default)]
+    pub(crate) window: Option<RawWindow>,
+}
+
+// As written; validation turns it into `Window`.
+/// Explicit ranges for APIs that need one on every request.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Window")]
+pub(crate) struct RawWindow {
+    /// Where the first window starts: an RFC 3339 instant such as `2026-01-01T00:00:00Z`.
+    pub(crate) start: String,
+    /// The length of each window: a whole number and a unit, `30s`, `10m`, `1h`, `1d`.
+    pub(crate) step: String,
+}
+
+impl RawWindow {
+    fn validate(&self, path: &KeyPath, findings: &mut Findings) -> Option<Window> {
+        let start = match chrono::DateTime::parse_from_rfc3339(self.start.trim()) {
+            Ok(start) => Some(start.to_utc()),
+            Err(_) => {
+                findings.problem(
+                    path.key("start"),
+                    format!(
+                        "`{}` is not an RFC 3339 instant; write it with a date, a time and an \
+                         offset, such as 2026-01-01T00:00:00Z",
+                        self.start
+                    ),
+                );
+                None
+            }
+        };
+        let step = match crate::duration::parse_duration(self.step.trim()) {
+            Ok(step) if step.is_zero() => {
+                findings.problem(
+                    path.key("step"),
+                    "step is 0, so no window would ever end; write a length such as 1h or 1d",
+                );
+                None
+            }
+            Ok(step) => Some(step),
+            Err(error) => {
+                findings.problem(path.key("step"), error.to_string());
+                None
+            }
+        };
+        Some(Window {
+            start: start?,
+            step: step?,
+        })
+    }
+}
+
+/// What `window` cannot be combined with, and that its range reaches the request.
+fn check_window(
+    findings: &mut Findings,
+    path: &KeyPath,
+    state: Option<&RawStatePersistence>,
+    templates: &[Template],
+) {
+    let window_path = path.key("window");
+    let state_path = path.key("statePersistence");
+    let until_param = state
+        .and_then(RawStatePersistence::timestamp)
+        .is_some_and(|cursor| cursor.until_param.is_some());
+    let sent = until_param
+        || templates.iter().any(|template| {
+            template.uses_state(StateCursor::WindowStart)
+                || template.uses_state(StateCursor::WindowEnd)
+        });
+    if !sent {
+        findings.problem(
+            window_path,
+            "no request carries the window, so every window would read the same records: use \
+             {{window.start}} and {{window.end}} in the endpoint, headers, queryParams or body",
+        );
+    }
+    let Some(state) = state else {
+        return;
+    };
+    if state.lookback.is_some() {
+        findings.problem(
+            state_path.key("lookback"),
+            "lookback reaches back before the committed timestamp, but with `window` each run \
+             continues from the end of the last committed window; remove lookback or window",
+        );
+    }
+    if let Some(cursor) = state.timestamp()
+        && cursor.query_param.is_some()
+    {
+        findings.problem(
+            state_path.key("timestamp").key("queryParam"),
+            "with `window` the range goes out as {{window.start}} and {{window.end}}, and the \
+             committed position is the end of the last window read; a timestamp queryParam \
+             would send a second lower bound: remove queryParam",
+        );
+    }
+    if state.offset().is_some() {
+        findings.problem(
+            state_path.key("offset"),
+            "the offset cursor continues from one run to the next, but each window starts at \
+             its first page; remove statePersistence.offset or window",
+        );
+    }
 }
 
 impl RawHttpPollingInput {
@@ -214,12 +336,25 @@ impl RawHttpPollingInput {
             .pagination
             .as_ref()
             .map(|pagination| pagination.validate(&path.key("pagination"), findings));
+        let window = self.window.as_ref().and_then(|window| {
+            check_window(
+                findings,
+                path,
+                self.state_persistence.as_ref(),
+                &self.templates(),
+            );
+            window.validate(&path.key("window"), findings)
+        });
         let state_persistence = self.state_persistence.as_ref().map(|state| {
             let state_path = path.key("statePersistence");
             let settings = state.validate(&state_path, findings);
             let templates = self.templates();
-            let sent_by_template =
-                |cursor| templates.iter().any(|template| template.uses_state(cursor));
+            // With a window the range reaches the request and is the committed position.
+            let windowed = self.window.is_some();
+            let sent_by_template = |cursor| {
+                (windowed && cursor == StateCursor::Timestamp)
+                    || templates.iter().any(|template| template.uses_state(cursor))
+            };
             check_cursors_reach_the_request(
                 findings,
                 &state_path,
@@ -248,6 +383,7 @@ impl RawHttpPollingInput {
             retry: retry?,
             pagination: pagination.flatten(),
             state_persistence,
+            window,
         })
     }
 }
