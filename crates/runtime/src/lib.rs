@@ -67,12 +67,15 @@ mod progress;
 mod store;
 mod summary;
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use cannectors_config::{Lookback, Pipeline, StatePersistence};
-use cannectors_connector::{BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown};
+use cannectors_connector::{
+    BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
+};
 use cannectors_filter::{FilterError, Filters};
 use cannectors_state::{CursorError, State, StateError, StateLock, StateStore};
 use chrono::Timelike as _;
@@ -383,6 +386,9 @@ impl Executor {
                 "the previous run was interrupted; resuming from its saved position"
             );
         }
+        let limit = self.pipeline.output.batch_size();
+        let mut gathered = Gathered::default();
+        let mut read_batches = 0u64;
         loop {
             if options.stop_requested() {
                 stopped_early = true;
@@ -390,7 +396,17 @@ impl Executor {
             }
             let batch = match source.next_batch().await {
                 Ok(Some(batch)) => batch,
-                Ok(None) => break,
+                Ok(None) => {
+                    // The source is done: what is gathered goes out with the completed run in
+                    // one commit. A run that read nothing new commits nothing: the state file
+                    // stays as it was, byte for byte.
+                    if state.run.is_some() {
+                        state.complete_run(source.final_offset());
+                        self.prune_identities(&mut state);
+                        gathered.changed = true;
+                    }
+                    break;
+                }
                 Err(error) if options.stopped_by(&error) => {
                     tracing::info!(
                         pipeline = %self.pipeline.name,
@@ -401,10 +417,12 @@ impl Executor {
                 }
                 Err(source) => return Err(RunError::Source { source }),
             };
-            let number = summary.batches + 1;
-            summary.records_read += batch.records.len() as u64;
+            read_batches += 1;
+            let number = read_batches;
+            let read = batch.records.len();
+            summary.records_read += read as u64;
             if let Some(progress) = &options.progress {
-                progress.read(batch.records.len());
+                progress.read(read);
             }
             let admitted = self
                 .admission
@@ -452,28 +470,17 @@ impl Executor {
                 summary.records_skipped += filtered.skipped;
                 filtered.records
             };
-            if !records.is_empty() {
-                match sink.write(&records).await {
-                    Ok(()) => {}
-                    Err(error) if options.stopped_by(&error) => {
-                        tracing::info!(
-                            pipeline = %self.pipeline.name,
-                            "batch {number}: {error}"
-                        );
-                        stopped_early = true;
-                        break;
-                    }
-                    Err(source) => {
-                        return Err(RunError::Sink {
-                            batch: number,
-                            records: records.len(),
-                            source,
-                        });
-                    }
-                }
+            // A source batch is never split: when it does not fit beside what is gathered,
+            // that goes out first, and committed with the state of the batches it holds.
+            if !gathered.fits(read, limit)
+                && self
+                    .deliver(&mut gathered, sink, lock, &state, &mut summary, options)
+                    .await?
+                    == Delivery::Stopped
+            {
+                stopped_early = true;
+                break;
             }
-            summary.records_written += records.len() as u64;
-            summary.batches = number;
             match batch.checkpoint {
                 Checkpoint::Advance => {
                     if let Some(position) = &position {
@@ -506,28 +513,139 @@ impl Executor {
                     admitted.repeated
                 );
             }
+            // Remembered at once, so that a later batch of the same delivery that repeats a
+            // record leaves it out; committed only with the delivery that holds it.
             for (instant, identity) in admitted.identities {
                 state.identities.insert(instant, identity);
             }
             self.prune_identities(&mut state);
-            if let Some(lock) = lock.as_mut() {
-                lock.commit(&state).await?;
+            gathered.add(number, read, records);
+            if gathered.full(limit)
+                && self
+                    .deliver(&mut gathered, sink, lock, &state, &mut summary, options)
+                    .await?
+                    == Delivery::Stopped
+            {
+                stopped_early = true;
+                break;
             }
-            if let Some(progress) = &options.progress {
-                progress.committed(records.len());
-            }
-            tracing::debug!(batch = number, records = records.len(), "batch committed");
         }
-        // A run that delivered nothing new leaves the state file as it was, byte for byte.
-        if !stopped_early && state.run.is_some() {
-            state.complete_run(source.final_offset());
-            self.prune_identities(&mut state);
-            if let Some(lock) = lock.as_mut() {
-                lock.commit(&state).await?;
-            }
+        // The source ended or a stop was asked for: what is gathered goes out now. After a
+        // sink that gave up for the stop, nothing is left to deliver.
+        if gathered.changed
+            && self
+                .deliver(&mut gathered, sink, lock, &state, &mut summary, options)
+                .await?
+                == Delivery::Stopped
+        {
+            stopped_early = true;
         }
         summary.finish(&state, started.elapsed(), stopped_early);
         tracing::info!("{summary}");
         Ok(summary)
+    }
+
+    /// Delivers what is gathered in one write, then commits `state` (the state after the last
+    /// source batch gathered) once. Leaves nothing gathered, whatever happens.
+    async fn deliver(
+        &self,
+        gathered: &mut Gathered,
+        sink: &mut dyn Sink,
+        lock: &mut Option<Box<dyn StateLock>>,
+        state: &State,
+        summary: &mut RunSummary,
+        options: &RunOptions,
+    ) -> Result<Delivery, RunError> {
+        let Gathered {
+            records,
+            first,
+            last,
+            ..
+        } = std::mem::take(gathered);
+        if !records.is_empty() {
+            match sink.write(&records).await {
+                Ok(()) => {}
+                Err(error) if options.stopped_by(&error) => {
+                    tracing::info!(
+                        pipeline = %self.pipeline.name,
+                        "batches {first} to {last}: {error}"
+                    );
+                    return Ok(Delivery::Stopped);
+                }
+                Err(source) => {
+                    return Err(RunError::Sink {
+                        batch: last,
+                        records: records.len(),
+                        source,
+                    });
+                }
+            }
+        }
+        summary.records_written += records.len() as u64;
+        summary.batches = summary.batches.max(last);
+        if let Some(lock) = lock.as_mut() {
+            lock.commit(state).await?;
+        }
+        if let Some(progress) = &options.progress {
+            progress.committed(records.len());
+        }
+        tracing::debug!(
+            batches = last + 1 - first.min(last),
+            records = records.len(),
+            "delivery committed"
+        );
+        Ok(Delivery::Committed)
+    }
+}
+
+/// How a delivery ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    /// The sink accepted it and the state is committed (or, in a dry run, would be).
+    Committed,
+    /// The sink gave up a wait because the run was asked to stop: nothing is committed.
+    Stopped,
+}
+
+/// Whole source batches waiting to go out in one delivery (`batchSize`), with the records of
+/// them that pass admission and filters. Memory stays bounded by `batchSize`: a batch that does
+/// not fit beside what is gathered waits until that went out.
+#[derive(Debug, Default)]
+struct Gathered {
+    /// The records to deliver, in source order.
+    records: Vec<Record>,
+    /// Records the source returned in the batches gathered, delivered or not: what bounds a
+    /// delivery, so that a filter dropping most records does not hold commits back.
+    read: usize,
+    /// Numbers of the first and last batch gathered, from 1.
+    first: u64,
+    last: u64,
+    /// Some batch (or the end of the run) changed the state since the last commit.
+    changed: bool,
+}
+
+impl Gathered {
+    /// Whether a source batch of `read` records may join what is gathered.
+    fn fits(&self, read: usize, limit: Option<NonZeroUsize>) -> bool {
+        !self.changed || limit.is_some_and(|limit| self.read + read <= limit.get())
+    }
+
+    /// Whether what is gathered goes out now; without a limit, every batch goes out alone.
+    fn full(&self, limit: Option<NonZeroUsize>) -> bool {
+        limit.is_none_or(|limit| self.read >= limit.get())
+    }
+
+    fn add(&mut self, number: u64, read: usize, records: Vec<Record>) {
+        if self.first == 0 {
+            self.first = number;
+        }
+        self.last = number;
+        self.read += read;
+        if self.records.is_empty() {
+            self.records = records;
+        } else {
+            self.records.extend(records);
+        }
+        self.changed = true;
     }
 }

@@ -1,6 +1,6 @@
 //! The `database` output: its settings, the block as written, and its rules.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -32,6 +32,9 @@ pub struct DatabaseOutput {
     /// The longest the database may take to answer one statement, in milliseconds (default
     /// 300000): beginning or committing the transaction, or writing a group of records.
     pub statement_timeout_ms: NonZeroU64,
+    /// Records a delivery gathers across source batches, one transaction each; `None`: one
+    /// delivery a source batch.
+    pub batch_size: Option<NonZeroUsize>,
 }
 
 impl DatabaseOutput {
@@ -69,6 +72,10 @@ pub(crate) struct RawDatabaseOutput {
     /// 300000): beginning or committing the transaction, or writing a group of records.
     #[serde(default = "default_statement_timeout_ms")]
     pub(crate) statement_timeout_ms: u64,
+    /// Records a delivery gathers across pages or query results (default: one delivery a page or query result), one
+    /// transaction each.
+    #[serde(default)]
+    pub(crate) batch_size: Option<usize>,
 }
 
 impl RawDatabaseOutput {
@@ -86,6 +93,7 @@ impl RawDatabaseOutput {
             self.driver,
         );
         let statement_timeout_ms = statement_timeout(findings, path, self.statement_timeout_ms);
+        let batch_size = super::batch_size(path, findings, self.batch_size);
         let count = self.parameters.len();
         let parameters: Vec<Expr<FieldPath>> = self
             .parameters
@@ -130,6 +138,7 @@ impl RawDatabaseOutput {
             parameters,
             transaction: self.transaction,
             statement_timeout_ms: statement_timeout_ms?,
+            batch_size,
         })
     }
 }
