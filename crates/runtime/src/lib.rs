@@ -589,10 +589,13 @@ impl Executor {
         if let Some(progress) = &options.progress {
             progress.committed(records.len());
         }
+        // `batch` is the last source batch of the delivery, as it was when each batch was a
+        // delivery of its own.
         tracing::debug!(
-            batches = last + 1 - first.min(last),
+            batch = last,
+            first_batch = first,
             records = records.len(),
-            "delivery committed"
+            "batch committed"
         );
         Ok(Delivery::Committed)
     }
