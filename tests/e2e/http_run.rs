@@ -434,12 +434,23 @@ fn delivered_lines(ws: &Workspace) -> usize {
 }
 
 fn assert_no_loss_and_bounded_duplicates(api: EventsApi) {
+    assert_no_loss_and_bounded_duplicates_with(api, FILE_OUT, 5, &[3, 12, 21, 33]);
+}
+
+/// Kills the run at each of `kill_after` lines of output: every record is delivered, and each
+/// kill re-sends at most `per_kill` records (one delivery).
+fn assert_no_loss_and_bounded_duplicates_with(
+    api: EventsApi,
+    output: &str,
+    per_kill: usize,
+    kill_after: &[usize],
+) {
     let total = api.events.lock().unwrap().len();
     let server = api.serve();
     let ws = Workspace::new();
-    pipeline(&ws, &server, PAGED, FILE_OUT);
+    pipeline(&ws, &server, PAGED, output);
 
-    let kills = kill_and_restart(&ws, &[3, 12, 21, 33]);
+    let kills = kill_and_restart(&ws, kill_after);
     let records = delivered(&ws);
     let mut seen = ids(&records);
     let lines = seen.len();
@@ -448,8 +459,8 @@ fn assert_no_loss_and_bounded_duplicates(api: EventsApi) {
     assert_eq!(seen.len(), total, "every record delivered, none lost");
     assert!(kills >= 3, "the kills landed mid-run ({kills})");
     assert!(
-        lines - total <= kills * 5,
-        "{} duplicates after {kills} kills: more than one page of 5 per kill",
+        lines - total <= kills * per_kill,
+        "{} duplicates after {kills} kills: more than one delivery of {per_kill} per kill",
         lines - total
     );
 
@@ -467,6 +478,54 @@ fn sigkill_at_several_points_loses_nothing_and_resends_at_most_one_page_per_kill
     let mut api = EventsApi::new((1..=40).map(|i| event(i, i as u32)).collect());
     api.page_delay = Duration::from_millis(60);
     assert_no_loss_and_bounded_duplicates(api);
+}
+
+#[test]
+fn sigkill_during_gathered_deliveries_loses_nothing_and_resends_at_most_one_delivery_per_kill() {
+    let mut api = EventsApi::new((1..=60).map(|i| event(i, i as u32)).collect());
+    api.page_delay = Duration::from_millis(60);
+    // Three pages of 5 a delivery: the output grows 15 lines at a time.
+    assert_no_loss_and_bounded_duplicates_with(
+        api,
+        "{type: file, path: out.jsonl, batchSize: 15}",
+        15,
+        &[10, 25, 40, 55],
+    );
+}
+
+#[test]
+fn batch_size_gathers_pages_into_one_request_and_commit_per_delivery() {
+    let source = EventsApi::new((1..=23).map(|i| event(i, i as u32)).collect()).serve();
+    let destination = Server::start(|_| Response::status(200, ""));
+    let ws = Workspace::new();
+    let output = format!(
+        "{{type: httpRequest, endpoint: '{}', batchSize: 10}}",
+        destination.url("/import")
+    );
+    pipeline(&ws, &source, PAGED, &output);
+
+    let out = ws.run(&["run", "events.yaml"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    let sizes: Vec<Vec<i64>> = destination
+        .requests()
+        .iter()
+        .map(|request| {
+            let sent: Value = serde_json::from_slice(&request.body).unwrap();
+            ids(sent.as_array().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![
+            (1..=10).collect::<Vec<_>>(),
+            (11..=20).collect(),
+            (21..=23).collect()
+        ],
+        "pages of 5 gathered two by two, the last one when the source ended"
+    );
+    let state = state_file(&ws);
+    assert_eq!(state["id"], json!(23), "{state}");
 }
 
 #[test]

@@ -11,6 +11,11 @@
 //! through [`FILTERS`] (a mapping of three fields with two transforms, a set, and a condition
 //! dropping a tenth of the records), whose output must hold the nine records in ten that are
 //! kept, reshaped.
+//!
+//! Two more series at 1,000,000 records: the plain workload with `batchSize: 10000` on the
+//! output (ten pages a delivery and a commit), and the raw page fetch rate: `curl` fetching the
+//! same pages from the same server over one connection and discarding them, checked by the
+//! bytes it received. The last lines put the gathered run beside both.
 
 use std::path::Path;
 use std::process::Command;
@@ -118,6 +123,7 @@ enum Workload {
     Plain,
     Lookback,
     Filtered,
+    Gathered,
 }
 
 impl Workload {
@@ -126,6 +132,7 @@ impl Workload {
             Workload::Plain => "plain",
             Workload::Lookback => "lookback 10%",
             Workload::Filtered => "filtered",
+            Workload::Gathered => "batchSize 10000",
         }
     }
 }
@@ -146,6 +153,11 @@ fn run_once(binary: &Path, total: usize, workload: Workload) -> Result<Measureme
     } else {
         ""
     };
+    let batch_size = if workload == Workload::Gathered {
+        ", batchSize: 10000"
+    } else {
+        ""
+    };
     let source = start_source(total);
     let endpoint = source.url("/events");
     let dir = scratch_dir()?;
@@ -163,7 +175,7 @@ input:
     timestamp: {{field: updated_at, queryParam: updated_after}}
     id: {{field: id, queryParam: after_id}}{lookback}
     storagePath: ./state
-{filters}output: {{type: file, path: out.jsonl}}
+{filters}output: {{type: file, path: out.jsonl{batch_size}}}
 "#
         ),
     )
@@ -245,6 +257,49 @@ fn check_filtered_output(path: &Path, total: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The raw page fetch rate: `curl` fetches every page of a source holding `total` records
+/// from the same server, over one kept-alive connection, and discards them. The bytes it
+/// received must be the bytes of the pages.
+fn raw_fetch(total: usize) -> Result<Measurement, String> {
+    let expected: usize = pages(total).iter().map(Vec::len).sum();
+    let last = total.saturating_sub(1) / PAGE * PAGE;
+    let source = start_source(total);
+    // curl's URL globbing: one transfer per offset, the same connection reused.
+    let url = format!(
+        "{}?offset=[0-{last}:{PAGE}]&limit={PAGE}",
+        source.url("/events")
+    );
+    let started = Instant::now();
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail"])
+        .args(["--write-out", "%{stderr}size=%{size_download}\n"])
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start curl for the raw fetch rate: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("curl failed to fetch the pages: {stderr}"));
+    }
+    let received: usize = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("size="))
+        .map(|n| n.trim().parse::<usize>().unwrap_or(0))
+        .sum();
+    if received != expected {
+        return Err(format!(
+            "curl received {received} bytes of pages, expected {expected}: {stderr:.300}"
+        ));
+    }
+    Ok(Measurement {
+        records: total,
+        seconds,
+        peak_rss_kib: 0,
+        state_bytes: 0,
+    })
+}
+
 /// How long one run of the binary took and the most memory it held.
 pub(crate) struct TimedRun {
     /// Wall-clock seconds, process start to exit.
@@ -309,23 +364,31 @@ pub(crate) fn scratch_dir() -> Result<std::path::PathBuf, String> {
 }
 
 /// Runs the HTTP benchmark and prints a Markdown table: the plain and lookback workloads at
-/// 10,000 and 1,000,000 records, then the filtered one at 1,000,000.
+/// 10,000 and 1,000,000 records, then the filtered one, the one with `batchSize: 10000` and the
+/// raw page fetch at 1,000,000; then the gathered run's rate beside the plain run's and the raw
+/// fetch's.
 pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
     println!(
         "| workload | records | run | seconds | records/s | peak RSS (MiB) | state file (KiB) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut best_rates = Vec::new();
     for (workload, total) in [
-        (Workload::Plain, 10_000),
-        (Workload::Lookback, 10_000),
-        (Workload::Plain, 1_000_000),
-        (Workload::Lookback, 1_000_000),
-        (Workload::Filtered, 1_000_000),
+        (Some(Workload::Plain), 10_000),
+        (Some(Workload::Lookback), 10_000),
+        (Some(Workload::Plain), 1_000_000),
+        (Some(Workload::Lookback), 1_000_000),
+        (Some(Workload::Filtered), 1_000_000),
+        (Some(Workload::Gathered), 1_000_000),
+        (None, 1_000_000),
     ] {
-        let name = workload.name();
+        let name = workload.map_or("raw fetch (curl)", Workload::name);
         let mut best: Option<Measurement> = None;
         for run in 1..=runs {
-            let m = run_once(binary, total, workload)?;
+            let m = match workload {
+                Some(workload) => run_once(binary, total, workload)?,
+                None => raw_fetch(total)?,
+            };
             println!(
                 "| {name} | {} | {run} | {:.3} | {:.0} | {:.1} | {:.1} |",
                 m.records,
@@ -339,15 +402,36 @@ pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
             }
         }
         if let Some(b) = best {
+            let rate = b.records as f64 / b.seconds;
             println!(
-                "| {name} | {} | best | {:.3} | **{:.0}** | {:.1} | {:.1} |",
+                "| {name} | {} | best | {:.3} | **{rate:.0}** | {:.1} | {:.1} |",
                 b.records,
                 b.seconds,
-                b.records as f64 / b.seconds,
                 b.peak_rss_kib as f64 / 1024.0,
                 b.state_bytes as f64 / 1024.0
             );
+            best_rates.push((name, total, rate));
         }
+    }
+    let rate_of = |name: &str| {
+        best_rates
+            .iter()
+            .find(|(n, total, _)| *n == name && *total == 1_000_000)
+            .map(|(_, _, rate)| *rate)
+    };
+    if let (Some(plain), Some(gathered), Some(raw)) = (
+        rate_of(Workload::Plain.name()),
+        rate_of(Workload::Gathered.name()),
+        rate_of("raw fetch (curl)"),
+    ) {
+        println!();
+        println!(
+            "batchSize 10000 at 1,000,000 records: {:.2}x the plain run (one delivery a page), \
+             {:.0}% of the raw fetch rate; the plain run is {:.0}% of it",
+            gathered / plain,
+            100.0 * gathered / raw,
+            100.0 * plain / raw
+        );
     }
     Ok(())
 }

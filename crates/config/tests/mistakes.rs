@@ -363,7 +363,7 @@ fn a_key_of_another_output_type_is_unknown() {
         invalid(&http_input("").replace("{type: stdout}", "{type: stdout, path: x.jsonl}"));
     assert_has(
         &message,
-        "output.path: unknown key `path`; this block takes no other keys",
+        "output.path: unknown key `path`; expected `batchSize`",
     );
 }
 
@@ -1873,12 +1873,6 @@ fn http_output_settings_must_fit_the_mode() {
     let with = |output: &str| http_input("").replace("{type: stdout}", output);
     assert_has(
         &invalid(&with(
-            "{type: httpRequest, endpoint: \"https://a.example.com\", requestMode: single, batchSize: 10}",
-        )),
-        "output.batchSize: batchSize applies to `requestMode: batch`",
-    );
-    assert_has(
-        &invalid(&with(
             "{type: httpRequest, endpoint: \"https://a.example.com\", success: {statusCodes: []}}",
         )),
         "output.success.statusCodes: statusCodes is empty, so no response would count as delivered",
@@ -2209,4 +2203,35 @@ fn a_window_pipeline_needs_no_timestamp_query_param() {
          timestamp: {field: at}\n    delay: 5m\n",
     ))
     .unwrap();
+}
+
+#[test]
+fn every_output_takes_a_batch_size_and_refuses_zero_where_it_is_written() {
+    let with = |output: &str| http_input("").replace("{type: stdout}", output);
+    let outputs = [
+        "{type: stdout, batchSize: N}",
+        "{type: file, path: out.jsonl, batchSize: N}",
+        "{type: httpRequest, endpoint: \"https://a.example.com\", batchSize: N}",
+        "{type: httpRequest, endpoint: \"https://a.example.com\", requestMode: single, batchSize: N}",
+        "{type: database, connectionStringRef: \"${DATABASE_URL}\", query: \"INSERT INTO t (id) VALUES ($1)\", parameters: [record.id], batchSize: N}",
+    ];
+    for output in outputs {
+        let loaded = load(&with(&output.replace('N', "5000")))
+            .unwrap_or_else(|error| panic!("{output}: {error}"));
+        assert_eq!(
+            loaded.pipeline.output.batch_size().map(|size| size.get()),
+            Some(5000),
+            "{output}"
+        );
+        assert_has(
+            &invalid(&with(&output.replace('N', "0"))),
+            "output.batchSize: batchSize must be more than 0",
+        );
+    }
+    let plain = load(&http_input("")).unwrap();
+    assert_eq!(
+        plain.pipeline.output.batch_size(),
+        None,
+        "without batchSize: one delivery a page"
+    );
 }

@@ -67,6 +67,7 @@ mod progress;
 mod store;
 mod summary;
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -832,6 +833,10 @@ impl Executor {
         summary: &mut RunSummary,
     ) -> Result<bool, RunError> {
         let mut stopped_early = false;
+        let limit = self.pipeline.output.batch_size();
+        let mut gathered = Gathered::default();
+        // Everything read before this call went out: the batches delivered so far number them.
+        let mut read_batches = summary.batches;
         loop {
             if options.stop_requested() {
                 stopped_early = true;
@@ -850,10 +855,12 @@ impl Executor {
                 }
                 Err(source) => return Err(RunError::Source { source }),
             };
-            let number = summary.batches + 1;
-            summary.records_read += batch.records.len() as u64;
+            read_batches += 1;
+            let number = read_batches;
+            let read = batch.records.len();
+            summary.records_read += read as u64;
             if let Some(progress) = &options.progress {
-                progress.read(batch.records.len());
+                progress.read(read);
             }
             let admitted = self
                 .admission
@@ -901,32 +908,17 @@ impl Executor {
                 summary.records_skipped += filtered.skipped;
                 filtered.records
             };
-            // A lease found taken over in the background stops the run before it delivers more.
-            if let Some(lock) = lock.as_ref() {
-                lock.check()?;
+            // A source batch is never split: when it does not fit beside what is gathered,
+            // that goes out first, committed with the state of the batches it holds.
+            if !gathered.fits(read, limit)
+                && self
+                    .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                    .await?
+                    == Delivery::Stopped
+            {
+                stopped_early = true;
+                break;
             }
-            if !records.is_empty() {
-                match sink.write(&records).await {
-                    Ok(()) => {}
-                    Err(error) if options.stopped_by(&error) => {
-                        tracing::info!(
-                            pipeline = %self.pipeline.name,
-                            "batch {number}: {error}"
-                        );
-                        stopped_early = true;
-                        break;
-                    }
-                    Err(source) => {
-                        return Err(RunError::Sink {
-                            batch: number,
-                            records: records.len(),
-                            source,
-                        });
-                    }
-                }
-            }
-            summary.records_written += records.len() as u64;
-            summary.batches = number;
             match batch.checkpoint {
                 Checkpoint::Advance => {
                     if let Some(position) = &position {
@@ -959,17 +951,145 @@ impl Executor {
                     admitted.repeated
                 );
             }
+            // Remembered at once, so that a later batch of the same delivery that repeats a
+            // record leaves it out; committed only with the delivery that holds it.
             for (instant, identity) in admitted.identities {
                 state.identities.insert(instant, identity);
             }
             self.prune_identities(state);
-            Self::commit(lock, scope, state, false).await?;
-            if let Some(progress) = &options.progress {
-                progress.committed(records.len());
+            gathered.add(number, read, records);
+            if gathered.full(limit)
+                && self
+                    .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                    .await?
+                    == Delivery::Stopped
+            {
+                stopped_early = true;
+                break;
             }
-            tracing::debug!(batch = number, records = records.len(), "batch committed");
+        }
+        // The source ended or a stop was asked for: what is gathered goes out now. After a
+        // sink that gave up for the stop, nothing is left to deliver.
+        if gathered.changed
+            && self
+                .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                .await?
+                == Delivery::Stopped
+        {
+            stopped_early = true;
         }
         Ok(stopped_early)
+    }
+
+    /// Delivers what is gathered in one write, then commits `state` (the state after the last
+    /// source batch gathered) once. Leaves nothing gathered, whatever happens.
+    #[allow(clippy::too_many_arguments)]
+    async fn flush(
+        &self,
+        gathered: &mut Gathered,
+        scope: &Scope,
+        sink: &mut dyn Sink,
+        lock: &mut Option<Box<dyn StateLock>>,
+        state: &State,
+        summary: &mut RunSummary,
+        options: &RunOptions,
+    ) -> Result<Delivery, RunError> {
+        let Gathered {
+            records,
+            first,
+            last,
+            ..
+        } = std::mem::take(gathered);
+        // A lease found taken over in the background stops the run before it delivers more.
+        if let Some(lock) = lock.as_ref() {
+            lock.check()?;
+        }
+        if !records.is_empty() {
+            match sink.write(&records).await {
+                Ok(()) => {}
+                Err(error) if options.stopped_by(&error) => {
+                    tracing::info!(
+                        pipeline = %self.pipeline.name,
+                        "batches {first} to {last}: {error}"
+                    );
+                    return Ok(Delivery::Stopped);
+                }
+                Err(source) => {
+                    return Err(RunError::Sink {
+                        batch: last,
+                        records: records.len(),
+                        source,
+                    });
+                }
+            }
+        }
+        summary.records_written += records.len() as u64;
+        summary.batches = summary.batches.max(last);
+        Self::commit(lock, scope, state, false).await?;
+        if let Some(progress) = &options.progress {
+            progress.committed(records.len());
+        }
+        // `batch` is the last source batch of the delivery, as it was when each batch was a
+        // delivery of its own.
+        tracing::debug!(
+            batch = last,
+            first_batch = first,
+            records = records.len(),
+            "batch committed"
+        );
+        Ok(Delivery::Committed)
+    }
+}
+
+/// How a delivery ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    /// The sink accepted it and the state is committed (or, in a dry run, would be).
+    Committed,
+    /// The sink gave up a wait because the run was asked to stop: nothing is committed.
+    Stopped,
+}
+
+/// Whole source batches waiting to go out in one delivery (`batchSize`), with the records of
+/// them that pass admission and filters. Memory stays bounded by `batchSize`: a batch that does
+/// not fit beside what is gathered waits until that went out.
+#[derive(Debug, Default)]
+struct Gathered {
+    /// The records to deliver, in source order.
+    records: Vec<Record>,
+    /// Records the source returned in the batches gathered, delivered or not: what bounds a
+    /// delivery, so that a filter dropping most records does not hold commits back.
+    read: usize,
+    /// Numbers of the first and last batch gathered, from 1.
+    first: u64,
+    last: u64,
+    /// Some batch changed the state since the last commit.
+    changed: bool,
+}
+
+impl Gathered {
+    /// Whether a source batch of `read` records may join what is gathered.
+    fn fits(&self, read: usize, limit: Option<NonZeroUsize>) -> bool {
+        !self.changed || limit.is_some_and(|limit| self.read + read <= limit.get())
+    }
+
+    /// Whether what is gathered goes out now; without a limit, every batch goes out alone.
+    fn full(&self, limit: Option<NonZeroUsize>) -> bool {
+        limit.is_none_or(|limit| self.read >= limit.get())
+    }
+
+    fn add(&mut self, number: u64, read: usize, records: Vec<Record>) {
+        if self.first == 0 {
+            self.first = number;
+        }
+        self.last = number;
+        self.read += read;
+        if self.records.is_empty() {
+            self.records = records;
+        } else {
+            self.records.extend(records);
+        }
+        self.changed = true;
     }
 }
 

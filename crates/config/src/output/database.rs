@@ -1,6 +1,6 @@
 //! The `database` output: its settings, the block as written, and its rules.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub struct DatabaseOutput {
     pub statement_timeout_ms: NonZeroU64,
     /// What a record the database refuses does (`onError`, default `fail`).
     pub on_error: OnRefusedRow,
+    /// Records a delivery gathers across source batches, one transaction each; `None`: one
+    /// delivery a source batch.
+    pub batch_size: Option<NonZeroUsize>,
 }
 
 /// What the database output does with a record the database refuses (a constraint it
@@ -99,6 +102,10 @@ pub(crate) struct RawDatabaseOutput {
     #[serde(skip)]
     #[schemars(skip)]
     pub(crate) loaded_query_file: Option<LoadedQueryFile>,
+    /// Records a delivery gathers across pages or query results (default: one delivery a page or query result), one
+    /// transaction each.
+    #[serde(default)]
+    pub(crate) batch_size: Option<usize>,
 }
 
 /// A `queryFile` as the loader found it: where, and its text or why it could not be read.
@@ -143,6 +150,7 @@ impl RawDatabaseOutput {
             self.driver,
         );
         let statement_timeout_ms = statement_timeout(findings, path, self.statement_timeout_ms);
+        let batch_size = super::batch_size(path, findings, self.batch_size);
         let listed_count = self.parameters.len();
         let listed = listed_count > 0;
         let mut parameters: Vec<Expr<FieldPath>> = self
@@ -261,6 +269,7 @@ impl RawDatabaseOutput {
             transaction: self.transaction,
             statement_timeout_ms: statement_timeout_ms?,
             on_error: self.on_error,
+            batch_size,
         })
     }
 }

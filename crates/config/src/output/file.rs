@@ -1,5 +1,6 @@
 //! The `file` output: its settings, the block as written, and its rule.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -14,6 +15,8 @@ use crate::validate::Findings;
 pub struct FileOutput {
     /// File to append to, not empty; a relative path resolves against the working directory.
     pub path: PathBuf,
+    /// Records a delivery gathers across source batches; `None`: one delivery a source batch.
+    pub batch_size: Option<NonZeroUsize>,
 }
 
 // As written; validation turns it into `FileOutput`.
@@ -24,20 +27,29 @@ pub struct FileOutput {
 pub(crate) struct RawFileOutput {
     /// File to append to; a relative path resolves against the working directory.
     pub(crate) path: String,
+    /// Records a delivery gathers across pages or query results (default: one delivery a page or query result): one write,
+    /// one fsync and one state commit each.
+    #[serde(default)]
+    pub(crate) batch_size: Option<usize>,
 }
 
 impl RawFileOutput {
     pub(crate) fn validate(self, path: &KeyPath, findings: &mut Findings) -> Option<FileOutput> {
+        let mark = findings.mark();
+        let batch_size = super::batch_size(path, findings, self.batch_size);
         if self.path.trim().is_empty() {
             findings.problem(
                 path.key("path"),
                 "the file path is empty; write where to append the records, e.g. \
                  ./out/events.jsonl",
             );
+        }
+        if !findings.clean_since(mark) {
             return None;
         }
         Some(FileOutput {
             path: PathBuf::from(self.path),
+            batch_size,
         })
     }
 }

@@ -40,6 +40,9 @@ pub struct HttpRequestOutput {
     /// Which responses count as delivered (default: any 2xx): status codes, an expression on
     /// the response, or both.
     pub success: Option<SuccessConfig>,
+    /// Records a delivery gathers across source batches (`batchSize`); `None`: one delivery a
+    /// source batch. In batch mode the same number also bounds the records of a request.
+    pub batch_size: Option<NonZeroUsize>,
 }
 
 impl HttpRequestOutput {
@@ -186,7 +189,8 @@ pub(crate) struct RawHttpRequestOutput {
     /// `batch` (default) or `single`.
     #[serde(default)]
     pub(crate) request_mode: RawRequestMode,
-    /// Batch mode: at most this many records a request.
+    /// Records a delivery gathers across pages or query results (default: one delivery a
+    /// page); in batch mode also at most this many records a request.
     #[serde(default)]
     pub(crate) batch_size: Option<usize>,
     /// Extra request headers.
@@ -220,29 +224,14 @@ impl RawHttpRequestOutput {
         findings: &mut Findings,
     ) -> Option<HttpRequestOutput> {
         let mark = findings.mark();
+        let batch_size = super::batch_size(path, findings, self.batch_size);
         let endpoint_path = path.key("endpoint");
         let request_mode = match self.request_mode {
-            RawRequestMode::Single => {
-                if self.batch_size.is_some() {
-                    findings.problem(
-                        path.key("batchSize"),
-                        "batchSize applies to `requestMode: batch`; single mode sends one record \
-                         a request",
-                    );
-                }
-                endpoint(findings, &endpoint_path, &self.endpoint, |t| {
-                    t.into_record().ok_or(STATE_PLACES)
-                })
-                .map(|endpoint| RequestMode::Single { endpoint })
-            }
+            RawRequestMode::Single => endpoint(findings, &endpoint_path, &self.endpoint, |t| {
+                t.into_record().ok_or(STATE_PLACES)
+            })
+            .map(|endpoint| RequestMode::Single { endpoint }),
             RawRequestMode::Batch => {
-                let batch_size = match self.batch_size.map(NonZeroUsize::new) {
-                    Some(None) => {
-                        findings.problem(path.key("batchSize"), "batchSize must be more than 0");
-                        None
-                    }
-                    other => other.flatten(),
-                };
                 url(findings, &endpoint_path, &self.endpoint).map(|endpoint| RequestMode::Batch {
                     endpoint,
                     batch_size,
@@ -278,6 +267,7 @@ impl RawHttpRequestOutput {
                 Some(checked) => Some(checked?),
                 None => None,
             },
+            batch_size,
         })
     }
 }

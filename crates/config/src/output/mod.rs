@@ -5,6 +5,8 @@ pub(crate) mod file;
 pub(crate) mod http_request;
 pub(crate) mod stdout;
 
+use std::num::NonZeroUsize;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -56,7 +58,7 @@ pub(crate) enum RawOutput {
 impl RawOutput {
     pub(crate) fn validate(self, path: &KeyPath, findings: &mut Findings) -> Option<OutputConfig> {
         match self {
-            RawOutput::Stdout(_) => Some(OutputConfig::Stdout(StdoutOutput {})),
+            RawOutput::Stdout(output) => output.validate(path, findings).map(OutputConfig::Stdout),
             RawOutput::File(output) => output.validate(path, findings).map(OutputConfig::File),
             RawOutput::HttpRequest(output) => output
                 .validate(path, findings)
@@ -66,4 +68,31 @@ impl RawOutput {
             }
         }
     }
+}
+
+impl OutputConfig {
+    /// Records a delivery gathers across source batches (`batchSize`), or `None` when it is
+    /// not set: one delivery a source batch (a page or a query result).
+    pub fn batch_size(&self) -> Option<NonZeroUsize> {
+        match self {
+            OutputConfig::Stdout(output) => output.batch_size,
+            OutputConfig::File(output) => output.batch_size,
+            OutputConfig::Database(output) => output.batch_size,
+            OutputConfig::HttpRequest(output) => output.batch_size,
+        }
+    }
+}
+
+/// `batchSize` as written, checked: more than 0.
+pub(crate) fn batch_size(
+    path: &KeyPath,
+    findings: &mut Findings,
+    written: Option<usize>,
+) -> Option<NonZeroUsize> {
+    let written = written?;
+    let size = NonZeroUsize::new(written);
+    if size.is_none() {
+        findings.problem(path.key("batchSize"), "batchSize must be more than 0");
+    }
+    size
 }

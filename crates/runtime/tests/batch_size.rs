@@ -1,0 +1,372 @@
+//! `batchSize`: the executor gathers whole source batches into one delivery, writes it once and
+//! commits once, with the state of the last source batch it holds. In-memory sources and sinks
+//! around a real state file.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use cannectors_connector::{Batch, BoxError, BoxFuture, Checkpoint, Record, Sink, Source};
+use cannectors_runtime::{Executor, RunError, RunOptions};
+use cannectors_state::{FileStore, State, StateStore};
+use serde_json::json;
+use tokio::sync::watch;
+
+const NAME: &str = "gathered";
+
+/// A pipeline with an `id` cursor (and a timestamp `at` cursor when `extra` names lookback),
+/// `filters` as written, and an output gathering `batch_size` records.
+fn executor(dir: &Path, batch_size: usize, extra: &str, filters: &str) -> Executor {
+    let yaml = format!(
+        "name: {NAME}\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
+         statePersistence: {{id: {{field: id, queryParam: after}}, {extra} storagePath: '{}'}}}}\n\
+         {filters}output: {{type: stdout, batchSize: {batch_size}}}\n",
+        dir.display()
+    );
+    let loaded = cannectors_config::parse_str(&yaml, "gathered.yaml", &|_| None).unwrap();
+    Executor::new(&loaded.pipeline).unwrap()
+}
+
+fn records(ids: &[i64]) -> Vec<Record> {
+    ids.iter()
+        .map(|id| Record::from(json!({ "id": id, "at": format!("2026-01-01T00:00:{id:02}Z") })))
+        .collect()
+}
+
+/// Batches handed out in order; when `stop_after` batches were handed out, a stop is asked
+/// for (as a signal would, between two batches).
+struct Pages {
+    batches: VecDeque<Batch>,
+    final_offset: Option<u64>,
+    handed: usize,
+    stop_after: Option<(usize, watch::Sender<bool>)>,
+}
+
+impl Pages {
+    fn ordered(pages: &[&[i64]]) -> Pages {
+        Pages {
+            batches: pages
+                .iter()
+                .map(|ids| Batch {
+                    records: records(ids),
+                    checkpoint: Checkpoint::Advance,
+                    greatest: None,
+                })
+                .collect(),
+            final_offset: None,
+            handed: 0,
+            stop_after: None,
+        }
+    }
+
+    fn paginated(pages: &[&[i64]]) -> Pages {
+        Pages {
+            batches: pages
+                .iter()
+                .enumerate()
+                .map(|(n, ids)| Batch {
+                    records: records(ids),
+                    checkpoint: Checkpoint::Progress {
+                        resume: json!({ "page": n + 2 }),
+                        offset: Some(10 * (n as u64 + 1)),
+                    },
+                    greatest: None,
+                })
+                .collect(),
+            final_offset: Some(10 * pages.len() as u64),
+            handed: 0,
+            stop_after: None,
+        }
+    }
+}
+
+impl Source for Pages {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
+        let next = self.batches.pop_front();
+        self.handed += 1;
+        if let Some((after, stop)) = &self.stop_after
+            && self.handed == *after
+        {
+            stop.send_replace(true);
+        }
+        Box::pin(async move { Ok(next) })
+    }
+
+    fn final_offset(&self) -> Option<u64> {
+        self.final_offset
+    }
+}
+
+/// For each write: the ids it was given and the state file as it was on disk at that moment.
+type Writes = Arc<Mutex<Vec<(Vec<i64>, Option<State>)>>>;
+
+/// A sink that records each write with the state on disk, and fails on the write numbered
+/// `fail_on` (from 1).
+struct Recording {
+    store: FileStore,
+    writes: Writes,
+    fail_on: Option<usize>,
+}
+
+fn recording(dir: &Path, fail_on: Option<usize>) -> (Recording, Writes) {
+    let writes = Writes::default();
+    let sink = Recording {
+        store: FileStore::new(NAME, Some(dir)).unwrap(),
+        writes: Arc::clone(&writes),
+        fail_on,
+    };
+    (sink, writes)
+}
+
+impl Sink for Recording {
+    fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let ids = records
+                .iter()
+                .map(|r| {
+                    serde_json::from_str::<serde_json::Value>(r.json()).unwrap()["id"]
+                        .as_i64()
+                        .unwrap()
+                })
+                .collect();
+            let on_disk = self.store.load().await.unwrap();
+            let mut writes = self.writes.lock().unwrap();
+            writes.push((ids, on_disk));
+            if self.fail_on == Some(writes.len()) {
+                return Err("the destination refused the delivery".into());
+            }
+            Ok(())
+        })
+    }
+}
+
+fn ids_written(writes: &Writes) -> Vec<Vec<i64>> {
+    writes.lock().unwrap().iter().map(|w| w.0.clone()).collect()
+}
+
+fn id_on_disk_at(writes: &Writes, write: usize) -> Option<String> {
+    let writes = writes.lock().unwrap();
+    let state = writes[write].1.as_ref()?;
+    state.id.as_ref().map(ToString::to_string)
+}
+
+async fn committed_id(executor: &Executor) -> Option<String> {
+    let state = executor.store().load().await.unwrap()?;
+    state.id.map(|id| id.to_string())
+}
+
+#[tokio::test]
+async fn pages_are_gathered_up_to_batch_size_and_each_delivery_is_committed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 4, "", "");
+    let mut source = Pages::ordered(&[&[1, 2], &[3, 4], &[5], &[6, 7, 8], &[9]]);
+    let (mut sink, writes) = recording(dir.path(), None);
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ids_written(&writes),
+        vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9]],
+        "whole pages, up to 4 records a delivery, the rest when the source ends"
+    );
+    // Nothing committed before the first delivery; each later one finds the state of the
+    // last page of the delivery before it, not of a page in between.
+    assert_eq!(id_on_disk_at(&writes, 0), None);
+    assert_eq!(id_on_disk_at(&writes, 1).as_deref(), Some("4"));
+    assert_eq!(id_on_disk_at(&writes, 2).as_deref(), Some("8"));
+    assert_eq!(committed_id(&executor).await.as_deref(), Some("9"));
+    assert_eq!(summary.records_written, 9);
+    assert_eq!(summary.batches, 5);
+}
+
+#[tokio::test]
+async fn a_page_that_does_not_fit_goes_into_the_next_delivery_and_a_larger_one_goes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 3, "", "");
+    let mut source = Pages::ordered(&[&[1, 2], &[3, 4], &[5], &[6, 7, 8, 9], &[10]]);
+    let (mut sink, writes) = recording(dir.path(), None);
+
+    executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ids_written(&writes),
+        vec![vec![1, 2], vec![3, 4, 5], vec![6, 7, 8, 9], vec![10]],
+        "a page is never split and a delivery never holds more than 3 records but for a \
+         page larger than that"
+    );
+    assert_eq!(id_on_disk_at(&writes, 1).as_deref(), Some("2"));
+    assert_eq!(id_on_disk_at(&writes, 2).as_deref(), Some("5"));
+    assert_eq!(id_on_disk_at(&writes, 3).as_deref(), Some("9"));
+}
+
+#[tokio::test]
+async fn a_refused_delivery_leaves_the_state_of_the_last_accepted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 4, "", "");
+    let mut source = Pages::ordered(&[&[1, 2], &[3, 4], &[5, 6], &[7, 8]]);
+    let (mut sink, writes) = recording(dir.path(), Some(2));
+
+    let error = executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            RunError::Sink {
+                batch: 4,
+                records: 4,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(ids_written(&writes).len(), 2);
+    assert_eq!(committed_id(&executor).await.as_deref(), Some("4"));
+}
+
+#[tokio::test]
+async fn a_gathered_paginated_run_commits_the_resume_position_of_the_last_page_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 4, "", "");
+    std::fs::write(dir.path().join(format!("{NAME}.json")), r#"{"id": 1}"#).unwrap();
+    // Not sorted by id: the run section keeps the greatest seen, not the last.
+    let mut source = Pages::paginated(&[&[5, 9], &[2, 3], &[7], &[8]]);
+    let (mut sink, writes) = recording(dir.path(), Some(2));
+
+    executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap_err();
+
+    assert_eq!(ids_written(&writes), vec![vec![5, 9, 2, 3], vec![7, 8]]);
+    let state = executor.store().load().await.unwrap().unwrap();
+    assert_eq!(state.id.unwrap().to_string(), "1", "not promoted mid-run");
+    let run = state.run.unwrap();
+    assert_eq!(run.batches(), 2, "both pages of the accepted delivery");
+    assert_eq!(run.offset(), Some(20));
+    assert_eq!(
+        run.resume(),
+        &json!({ "page": 3 }),
+        "a restart resumes after the last page delivered"
+    );
+    assert_eq!(run.seen().id.as_ref().unwrap().to_string(), "9");
+}
+
+#[tokio::test]
+async fn the_end_of_a_paginated_run_is_committed_with_its_last_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 100, "", "");
+    let mut source = Pages::paginated(&[&[5, 9], &[2, 3], &[7]]);
+    let (mut sink, writes) = recording(dir.path(), None);
+
+    executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(ids_written(&writes), vec![vec![5, 9, 2, 3, 7]]);
+    let state = executor.store().load().await.unwrap().unwrap();
+    assert_eq!(state.id.unwrap().to_string(), "9");
+    assert_eq!(state.offset, Some(30));
+    assert!(state.run.is_none());
+}
+
+#[tokio::test]
+async fn a_stop_request_delivers_and_commits_what_is_gathered() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 100, "", "");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut source = Pages::paginated(&[&[1, 2], &[3], &[4]]);
+    source.stop_after = Some((2, stop_tx));
+    let (mut sink, writes) = recording(dir.path(), None);
+    let options = RunOptions {
+        stop: Some(stop_rx),
+        ..RunOptions::default()
+    };
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &options)
+        .await
+        .unwrap();
+
+    assert!(summary.interrupted);
+    assert_eq!(
+        ids_written(&writes),
+        vec![vec![1, 2, 3]],
+        "the two pages read before the stop, in one delivery"
+    );
+    let state = executor.store().load().await.unwrap().unwrap();
+    let run = state.run.unwrap();
+    assert_eq!(run.batches(), 2);
+    assert_eq!(run.resume(), &json!({ "page": 3 }));
+}
+
+#[tokio::test]
+async fn a_record_repeated_within_one_delivery_is_delivered_once_and_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(
+        dir.path(),
+        100,
+        "timestamp: {field: at, queryParam: since}, lookback: 1m,",
+        "",
+    );
+    // Offset pagination over a table that grew: record 2 shows up on both pages.
+    let mut source = Pages::ordered(&[&[1, 2], &[2, 3]]);
+    let (mut sink, writes) = recording(dir.path(), None);
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(ids_written(&writes), vec![vec![1, 2, 3]]);
+    assert_eq!(summary.records_repeated, 1);
+    // The identities of every record of the delivery were committed with it: a second run
+    // over the same pages delivers nothing.
+    let mut again = Pages::ordered(&[&[1, 2], &[3]]);
+    let (mut sink, writes) = recording(dir.path(), None);
+    executor
+        .run_with(&mut again, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        ids_written(&writes).is_empty(),
+        "{:?}",
+        ids_written(&writes)
+    );
+}
+
+#[tokio::test]
+async fn records_a_filter_drops_still_count_for_the_cursor_of_their_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(
+        dir.path(),
+        4,
+        "",
+        "filters: [{type: condition, expression: 'id % 4 == 0', then: [{type: drop}]}]\n",
+    );
+    let mut source = Pages::ordered(&[&[1, 2], &[3, 4], &[5, 6], &[7, 8]]);
+    let (mut sink, writes) = recording(dir.path(), None);
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    // Bounded by the records read, so deliveries follow the pages, not the filter.
+    assert_eq!(ids_written(&writes), vec![vec![1, 2, 3], vec![5, 6, 7]]);
+    assert_eq!(id_on_disk_at(&writes, 1).as_deref(), Some("4"));
+    assert_eq!(committed_id(&executor).await.as_deref(), Some("8"));
+    assert_eq!(summary.records_dropped, 2);
+}
