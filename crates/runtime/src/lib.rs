@@ -8,9 +8,13 @@
 //! source = build(&pipeline.input, &state)       // reads state, never writes it
 //! for batch in source:
 //!     position = batch.greatest or fields.greatest_position_in_json(&batch)  // before filters
-//!     sink.write(filters.apply(batch))?             // error -> stop, nothing committed
-//!     lock.commit(state + position)                 // durable, only after the sink succeeded
+//!     gathered += filters.apply(batch); state += position  // whole batches, up to batchSize
+//!     if gathered is full (or the source ended, or a stop was asked for):
+//!         sink.write(gathered)?                     // error -> stop, nothing committed
+//!         lock.commit(state)                        // durable, only after the sink succeeded
 //! ```
+//!
+//! Without the output's `batchSize` every source batch is a delivery of its own.
 //!
 //! [`store_for`] is the one place a state store is made from a pipeline's configuration; the
 //! executor holds it as a [`StateStore`] and writes only through the [`StateLock`] it takes.
