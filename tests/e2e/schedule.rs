@@ -182,13 +182,14 @@ fn a_bad_after_time_is_a_usage_error() {
     );
 }
 
-/// The pipeline files embedded in the Kubernetes ConfigMap of the operations guide, by name.
-fn configmap_pipelines() -> Vec<(String, String)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/deploy/kubernetes/pipelines-configmap.yaml"
+/// The pipeline files embedded in a Kubernetes ConfigMap of the operations guide
+/// (`docs/deploy/kubernetes/<file>`), by name.
+fn configmap_pipelines(file: &str) -> Vec<(String, String)> {
+    let path = format!(
+        "{}/../../docs/deploy/kubernetes/{file}",
+        env!("CARGO_MANIFEST_DIR")
     );
-    let text = std::fs::read_to_string(path).expect("read the ConfigMap");
+    let text = std::fs::read_to_string(&path).expect("read the ConfigMap");
     let mut files: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if let Some(name) = line
@@ -207,16 +208,22 @@ fn configmap_pipelines() -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_pipelines_of_the_kubernetes_example_are_valid() {
+fn the_pipelines_of_the_kubernetes_examples_are_valid() {
     let ws = Workspace::new();
-    let pipelines = configmap_pipelines();
-    assert_eq!(pipelines.len(), 2, "{pipelines:?}");
-    for (name, content) in &pipelines {
+    let single = configmap_pipelines("pipelines-configmap.yaml");
+    assert_eq!(single.len(), 2, "{single:?}");
+    let replicated = configmap_pipelines("replicas/pipelines-configmap.yaml");
+    assert_eq!(replicated.len(), 1, "{replicated:?}");
+    for (name, content) in single.iter().chain(&replicated) {
         ws.write(name, content);
         let out = ws
             .command(&["validate", name])
             .env("SOURCE_TOKEN", "source-token")
             .env("DEST_TOKEN", "dest-token")
+            .env(
+                "STATE_DATABASE_URL",
+                "postgres://cannectors@127.0.0.1:5432/cannectors",
+            )
             .output()
             .expect("run validate");
         assert!(
