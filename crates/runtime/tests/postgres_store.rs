@@ -11,6 +11,8 @@ use cannectors_runtime::{Executor, RunError, RunOptions, store_for};
 use cannectors_state::StateError;
 use cannectors_test_support::postgres;
 use serde_json::json;
+use tokio::sync::Notify;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
 
 fn pipeline(schema: &str, lease: &str) -> cannectors_config::Pipeline {
     let yaml = format!(
@@ -22,6 +24,33 @@ fn pipeline(schema: &str, lease: &str) -> cannectors_config::Pipeline {
     cannectors_config::parse_str(&yaml, "orders.yaml", &|_| None)
         .unwrap()
         .pipeline
+}
+
+/// Wakes `noticed` when the lease renewal logs that another process took the lease over: the
+/// one sign, outside the run, that the run knows it.
+struct TakeoverNoticed {
+    noticed: Arc<Notify>,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TakeoverNoticed {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        if message
+            .0
+            .contains("the lease was taken over by another process")
+        {
+            self.noticed.notify_one();
+        }
+    }
 }
 
 /// Pages of one record each; before handing out page `pause_before`, runs `pause` (the test's
@@ -108,6 +137,12 @@ async fn a_run_whose_lease_was_taken_over_delivers_nothing_more() {
     let configured = pipeline("runtime_pg_fenced", ", leaseTtlMs: 5000, leaseRenewMs: 50");
     let executor = Executor::new(&configured).unwrap();
     let takeover = Arc::clone(&client);
+    // The test runtime has one thread, so the renewal task logs through this subscriber too.
+    let noticed = Arc::new(Notify::new());
+    let _logs =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(TakeoverNoticed {
+            noticed: Arc::clone(&noticed),
+        }));
     let mut source = Pages {
         pages: vec![1, 2, 3],
         served: 0,
@@ -122,9 +157,10 @@ async fn a_run_whose_lease_was_taken_over_delivers_nothing_more() {
                     )
                     .await
                     .unwrap();
-                // The run learns it from its renewal, every 50 ms; nothing outside the run
-                // shows when that happened, so give the renewal twenty periods.
-                tokio::time::sleep(Duration::from_millis(1000)).await;
+                // The run learns it from its renewal, every 50 ms, which logs it.
+                tokio::time::timeout(Duration::from_secs(10), noticed.notified())
+                    .await
+                    .expect("the renewal noticed the takeover within 10 s");
             })
         })),
     };
