@@ -185,13 +185,20 @@ fn show(config: &Config) -> String {
     format!("postgres://{user}{host}:{port}/{database}")
 }
 
-/// The server's own words for an error (severity, SQLSTATE, message, detail), or the chain of
-/// causes of any other error.
-pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+/// The server's own words for an error: severity, SQLSTATE, message, detail and hint; for
+/// other errors the whole chain of causes. One wording for every PostgreSQL error of
+/// cannectors: this store's and the database input's and output's.
+pub fn describe(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
         if let Some(detail) = db.detail() {
             text.push_str(&format!(" (detail: {detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!(" (hint: {hint})"));
+        }
+        if let Some(tokio_postgres::error::ErrorPosition::Original(at)) = db.position() {
+            text.push_str(&format!(" at character {at} of the query"));
         }
         return text;
     }

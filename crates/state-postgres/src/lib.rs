@@ -37,4 +37,5 @@ mod schema;
 mod store;
 pub mod tls;
 
+pub use connection::describe;
 pub use store::{DEFAULT_LEASE_TTL, MIN_WAIT, PgLease, PgStore};

@@ -13,6 +13,7 @@ pub(crate) mod types;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use cannectors_state_postgres::describe;
 use cannectors_state_postgres::tls::{
     Tls, rustls_connector, split_tls_settings, with_certificate_hint,
 };
@@ -211,32 +212,6 @@ where
             tracing::warn!("the connection to {shown} closed: {}", describe(&e));
         }
     });
-}
-
-/// The server's own words for an error: severity, SQLSTATE, message, detail and hint; for
-/// other errors the whole chain of causes.
-pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-        if let Some(detail) = db.detail() {
-            text.push_str(&format!(" (detail: {detail})"));
-        }
-        if let Some(hint) = db.hint() {
-            text.push_str(&format!(" (hint: {hint})"));
-        }
-        if let Some(tokio_postgres::error::ErrorPosition::Original(at)) = db.position() {
-            text.push_str(&format!(" at character {at} of the query"));
-        }
-        return text;
-    }
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]
