@@ -3,12 +3,28 @@
 
 use std::time::Duration;
 
+/// The longest duration a pipeline file may give: a hundred years (of 365 days). Anything longer
+/// is a typo (a lookback reaching before any data, a delay that never lets a record through), and
+/// is refused rather than carried into date arithmetic.
+pub const LONGEST: Duration = Duration::from_secs(36_500 * 86_400);
+
 /// Why a text is not a duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a duration; write a whole number and a unit: 500ms, 30s, 10m, 1h or 1d")]
-pub struct DurationError {
-    /// The text as written.
-    pub text: String,
+pub enum DurationError {
+    /// The text is not a whole number and a unit.
+    #[error(
+        "`{text}` is not a duration; write a whole number and a unit: 500ms, 30s, 10m, 1h or 1d"
+    )]
+    Unreadable {
+        /// The text as written.
+        text: String,
+    },
+    /// The duration is longer than [`LONGEST`].
+    #[error("`{text}` is longer than a hundred years (36500d); write a shorter duration")]
+    TooLong {
+        /// The text as written.
+        text: String,
+    },
 }
 
 /// Reads a whole number followed by `ms`, `s`, `m`, `h` or `d`.
@@ -21,26 +37,29 @@ pub struct DurationError {
 /// assert!(parse_duration("10").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let refuse = || DurationError {
+    let refuse = || DurationError::Unreadable {
         text: text.to_owned(),
     };
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
     let number: u64 = number.parse().map_err(|_| refuse())?;
-    let seconds_per_unit: u64 = match unit {
-        "ms" => return Ok(Duration::from_millis(number)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(refuse()),
     };
-    number
-        .checked_mul(seconds_per_unit)
-        // chrono's TimeDelta, which the window is computed with, holds less than u64 seconds.
-        .filter(|seconds| *seconds <= i64::MAX as u64 / 1_000)
-        .map(Duration::from_secs)
-        .ok_or_else(refuse)
+    match number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+    {
+        Some(duration) if duration <= LONGEST => Ok(duration),
+        _ => Err(DurationError::TooLong {
+            text: text.to_owned(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +93,25 @@ mod tests {
                 format!(
                     "`{text}` is not a duration; write a whole number and a unit: 500ms, 30s, \
                      10m, 1h or 1d"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_duration_past_a_hundred_years_is_refused_as_too_long() {
+        assert_eq!(parse_duration("36500d"), Ok(LONGEST));
+        for text in [
+            "36501d",
+            "99999999999d",
+            "876001h",
+            "18446744073709551615ms",
+            "18446744073709551615d",
+        ] {
+            assert_eq!(
+                parse_duration(text).unwrap_err().to_string(),
+                format!(
+                    "`{text}` is longer than a hundred years (36500d); write a shorter duration"
                 )
             );
         }

@@ -2007,6 +2007,24 @@ fn a_lookback_that_is_no_duration_shows_the_accepted_forms() {
 }
 
 #[test]
+fn a_lookback_or_delay_past_a_hundred_years_is_refused() {
+    let err = invalid(&http_input(
+        "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    \
+         lookback: 99999999999d\n    delay: 876001h\n",
+    ));
+    assert_has(
+        &err,
+        "input.statePersistence.lookback: `99999999999d` is longer than a hundred years (36500d); \
+         write a shorter duration",
+    );
+    assert_has(
+        &err,
+        "input.statePersistence.delay: `876001h` is longer than a hundred years (36500d); write a \
+         shorter duration",
+    );
+}
+
+#[test]
 fn identity_and_max_identities_need_lookback_and_sensible_values() {
     let err = invalid(&http_input(
         "  statePersistence:\n    timestamp: {field: at, queryParam: since}\n    \
