@@ -388,6 +388,7 @@ async fn drive(job: Arc<Job>, context: Arc<Context>) {
             Err(since) => {
                 tracing::warn!(
                     pipeline = %job.name,
+                    tick = %millis(fire),
                     "skipping the run due at {}: the previous run, started at {}, is still going",
                     utc(fire),
                     utc(since)
