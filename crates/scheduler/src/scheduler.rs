@@ -235,10 +235,13 @@ impl Scheduler {
         // The cursors committed before this process started, and the leases, published before
         // the first run.
         for job in &self.jobs {
-            if let Ok(Some(state)) = job.executor.store().load().await {
-                self.metrics.set_cursors(&job.name, &state);
+            // A store that cannot be reached now is not waited for twice; the run says why.
+            if let Ok(state) = job.executor.store().load().await {
+                if let Some(state) = state {
+                    self.metrics.set_cursors(&job.name, &state);
+                }
+                read_lease(job, &self.metrics).await;
             }
-            read_lease(job, &self.metrics).await;
         }
         let mut phase = shutdown.subscribe();
         let (stop, stopping) = watch::channel(false);
@@ -489,12 +492,15 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, tick: Option<Dat
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&job.name);
     }
-    if !context.options.dry_run
-        && let Ok(Some(state)) = job.executor.store().load().await
-    {
-        context.metrics.set_cursors(&job.name, &state);
+    if !context.options.dry_run {
+        // A store the run could not reach is not waited for twice more.
+        if let Ok(state) = job.executor.store().load().await {
+            if let Some(state) = state {
+                context.metrics.set_cursors(&job.name, &state);
+            }
+            read_lease(job, &context.metrics).await;
+        }
     }
-    read_lease(job, &context.metrics).await;
     context.metrics.finished(&job.name, outcome);
     drop(slot);
 }
