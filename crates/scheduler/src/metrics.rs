@@ -329,9 +329,13 @@ impl Metrics {
 
     /// Records `lease` as read now; `mine` is the name this process's leases carry.
     pub(crate) fn set_lease(&self, pipeline: &str, mine: &str, lease: &Lease) {
+        let mut pipelines = self.lock();
+        let metrics = pipelines.entry(pipeline.to_owned()).or_default();
+        // The name alone is not enough: a container started again in the same pod has the same
+        // host name and process id as the one that died holding the lease.
         let holder = match &lease.owner {
             _ if !lease.held => Holder::Nobody,
-            Some(owner) if owner == mine => Holder::ThisProcess,
+            Some(owner) if owner == mine && metrics.current.is_some() => Holder::ThisProcess,
             _ => Holder::AnotherProcess,
         };
         let view = LeaseView {
@@ -342,7 +346,7 @@ impl Metrics {
             holder,
             observed: Utc::now(),
         };
-        self.lock().entry(pipeline.to_owned()).or_default().lease = Some(view);
+        metrics.lease = Some(view);
     }
 
     pub(crate) fn set_cursors(&self, pipeline: &str, state: &State) {
@@ -634,6 +638,7 @@ mod tests {
     fn a_lease_held_here_shows_this_process_as_its_owner_with_its_expiry_and_epoch() {
         let metrics = Metrics::default();
         metrics.register("events");
+        metrics.started("events", Arc::new(RunProgress::default()));
         metrics.set_lease(
             "events",
             "pod-a pid 1",
@@ -714,6 +719,25 @@ mod tests {
         );
         assert!(
             text.contains("cannectors_lease_state{pipeline=\"events\",state=\"free\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_lease_under_this_process_name_is_not_held_here_without_a_run_here() {
+        // The process that died holding it had the same host name and process id (pid 1 of a
+        // container started again in the same pod).
+        let metrics = Metrics::default();
+        metrics.set_lease(
+            "events",
+            "pod-a pid 1",
+            &lease("pod-a pid 1", Some("2026-01-01T00:00:30Z"), 4, true),
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "cannectors_lease_state{pipeline=\"events\",state=\"held_elsewhere\"} 1\n"
+            ),
             "{text}"
         );
     }
