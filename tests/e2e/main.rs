@@ -11,6 +11,7 @@ mod go_files;
 mod http_run;
 mod late_commits;
 mod pagination;
+mod replicas;
 mod schedule;
 mod scheduler;
 mod state;

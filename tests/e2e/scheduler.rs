@@ -17,7 +17,7 @@ use crate::support::silent::Silent;
 
 /// A source of records with ids 1..=`last`: each request gets the next `per_request` records
 /// after its `after_id`, and pages through them with `page`/`limit` when asked.
-fn records_after(request: &Request, per_request: i64, last: i64) -> Value {
+pub(crate) fn records_after(request: &Request, per_request: i64, last: i64) -> Value {
     let after: i64 = request
         .param("after_id")
         .and_then(|v| v.parse().ok())
@@ -68,7 +68,7 @@ fn delivered(ws: &Workspace, name: &str) -> Vec<i64> {
 }
 
 /// The binary running in the background, its standard error collected as it comes.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     log: Arc<Log>,
 }
@@ -99,7 +99,7 @@ impl Log {
 }
 
 impl Running {
-    fn start(ws: &Workspace, args: &[&str]) -> Running {
+    pub(crate) fn start(ws: &Workspace, args: &[&str]) -> Running {
         let mut command: Command = ws.command(args);
         let mut child = command
             .stdout(Stdio::null())
@@ -124,13 +124,17 @@ impl Running {
         Running { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.text.lock().unwrap().0.clone()
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until the log satisfies `done`, for at most `limit`; fails the test with the log
     /// otherwise, or when the process ended first.
-    fn wait_for_log(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_for_log(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) {
         self.log.wait(limit, |text, ended| ended || done(text));
         let log = self.log();
         if !done(&log) {
@@ -145,7 +149,7 @@ impl Running {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args(["-s", name, &self.child.id().to_string()])
             .status()
@@ -155,7 +159,7 @@ impl Running {
 
     /// Waits for the process to exit, for at most `limit`; returns its exit code and log.
     /// Standard error closes when the process ends, which is the event waited for.
-    fn exit(mut self, limit: Duration) -> (Option<i32>, String) {
+    pub(crate) fn exit(mut self, limit: Duration) -> (Option<i32>, String) {
         if !self.log.wait(limit, |_, ended| ended) {
             panic!("cannectors did not exit within {limit:?}:\n{}", self.log());
         }
@@ -392,7 +396,7 @@ fn a_directory_keeps_running_its_pipelines_when_one_always_fails_and_reports_the
 }
 
 /// The value of the sample whose name and labels are `series`.
-fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {series}"))
@@ -405,7 +409,7 @@ fn sample_or_zero(text: &str, series: &str) -> f64 {
 }
 
 /// A GET over a plain socket: status line, headers and body as text.
-fn http_get(address: &str, path: &str) -> String {
+pub(crate) fn http_get(address: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -47,7 +47,8 @@ fn run(ws: &Workspace, store: &str, args: &[&str]) -> Outcome {
     output_within(command, Duration::from_secs(60))
 }
 
-fn client(schema: &str) -> (tokio_postgres::Client, tokio::runtime::Runtime) {
+/// A connection to the test server in `schema`, and the runtime that drives it.
+pub(crate) fn client(schema: &str) -> (tokio_postgres::Client, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

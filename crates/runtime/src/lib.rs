@@ -106,6 +106,10 @@ pub struct RunOptions {
     pub stop: Option<watch::Receiver<bool>>,
     /// Advanced as batches arrive and are committed, for watching a run while it goes.
     pub progress: Option<Arc<RunProgress>>,
+    /// The schedule's tick this run is for, when a scheduler started it: the lock is then taken
+    /// with [`StateStore::lock_for_tick`], so that processes sharing a store and a schedule run
+    /// each tick once.
+    pub tick: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RunOptions {
@@ -325,7 +329,11 @@ impl Executor {
         if options.dry_run {
             return Ok(None);
         }
-        Ok(Some(self.store.lock().await?))
+        let lock = match options.tick {
+            Some(tick) => self.store.lock_for_tick(tick).await?,
+            None => self.store.lock().await?,
+        };
+        Ok(Some(lock))
     }
 
     /// Loads the state, warning when another pipeline file wrote it.

@@ -191,3 +191,54 @@ async fn a_run_whose_lease_was_taken_over_delivers_nothing_more() {
         "the fenced run's release left the new lease alone"
     );
 }
+
+#[tokio::test]
+async fn a_tick_another_executor_already_ran_delivers_nothing_and_says_who_ran_it() {
+    postgres::fresh_schema("runtime_pg_tick", "").await;
+    let configured = pipeline("runtime_pg_tick", "");
+    let first = Executor::new(&configured).unwrap();
+    let late = Executor::new(&configured).unwrap();
+    let tick = Some("2026-05-04T10:00:05Z".parse().unwrap());
+    let options = RunOptions {
+        tick,
+        ..RunOptions::default()
+    };
+    let pages = |pages: Vec<i64>| Pages {
+        pages,
+        served: 0,
+        pause_before: usize::MAX,
+        pause: None,
+    };
+    first
+        .run_with(&mut pages(vec![1]), &mut Delivered::default(), &options)
+        .await
+        .unwrap();
+
+    // The same tick, woken up late on another replica: the lease is free again, the tick is not.
+    let delivered = Delivered::default();
+    let error = late
+        .run_with(&mut pages(vec![2]), &mut delivered.clone(), &options)
+        .await
+        .unwrap_err();
+    let owner = first.store().owner().unwrap().to_owned();
+    assert!(
+        matches!(
+            &error,
+            RunError::State(StateError::TickTaken { owner: taker, .. }) if *taker == owner
+        ),
+        "{error:?}"
+    );
+    assert!(delivered.0.lock().unwrap().is_empty());
+    let state = late.store().load().await.unwrap().unwrap();
+    assert_eq!(state.id.unwrap().to_string(), "1");
+
+    // The next tick runs, on whichever replica wakes first.
+    let next = RunOptions {
+        tick: Some("2026-05-04T10:00:06Z".parse().unwrap()),
+        ..RunOptions::default()
+    };
+    late.run_with(&mut pages(vec![2]), &mut delivered.clone(), &next)
+        .await
+        .unwrap();
+    assert_eq!(*delivered.0.lock().unwrap(), vec![r#"{"id":2}"#.to_owned()]);
+}

@@ -6,11 +6,13 @@
 //! - [`Scheduler`]: drives [`Job`]s (a loaded pipeline with its executor). Scheduled pipelines
 //!   run on every tick; a tick that comes while the previous run is still going is skipped
 //!   and counted; a failed run is logged and counted and the next tick tries again. Pipelines
-//!   without a schedule run once, at start.
+//!   without a schedule run once, at start. Replicas sharing a store with leases run each tick
+//!   once: the run takes the pipeline's lease for its tick, and the others count the tick as
+//!   held.
 //! - [`Shutdown`]: the first request lets the runs in progress commit their batch in flight
 //!   and stop (bounded by [`SchedulerOptions::shutdown_timeout`]); a second stops at once.
-//! - [`Metrics`]: runs by outcome, records, batches, durations and cursors per pipeline, in
-//!   the Prometheus text format.
+//! - [`Metrics`]: runs by outcome, records, batches, durations and cursors per pipeline, and
+//!   the lease as this process last read it, in the Prometheus text format.
 //!
 //! Signals, the HTTP endpoint for the metrics and the progress line belong to the program that
 //! embeds the scheduler.

@@ -2,7 +2,10 @@
 //!
 //! The scheduler is the only writer; readers (a metrics endpoint, a progress line) take a
 //! consistent snapshot under one lock. Records of a run in progress are included as they are
-//! committed, so a long run shows up before it ends.
+//! committed, so a long run shows up before it ends. For a pipeline whose state store has
+//! leases (replicas sharing a PostgreSQL store), the lease as this process last read it: who
+//! holds it, or held it last, and whether that is this process. Rendering never reads a
+//! store: a scrape costs the store nothing, and the time of the last reading is shown.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use cannectors_runtime::RunProgress;
-use cannectors_state::{CursorId, State};
+use cannectors_state::{CursorId, Lease, State};
 use chrono::{DateTime, Utc};
 
 /// How a run (or a tick that did not become a run) ended.
@@ -21,22 +24,26 @@ pub enum Outcome {
     /// The run stopped on an error; the state is where the last accepted batch left it.
     Failure,
     /// The tick did not run: the previous run was still going, or another process held the
-    /// pipeline's lock.
+    /// pipeline's file lock.
     Skipped,
     /// The run stopped early because the process is shutting down; it resumes on the next start.
     Interrupted,
     /// The run stopped because another process took its pipeline's lease over (PostgreSQL
     /// store); that process goes on from the committed state.
     Fenced,
+    /// The tick is another replica's: it held the pipeline's lease, or had already taken it for
+    /// this tick (PostgreSQL store). The normal case on every replica but one.
+    Held,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Success,
         Outcome::Failure,
         Outcome::Skipped,
         Outcome::Interrupted,
         Outcome::Fenced,
+        Outcome::Held,
     ];
 
     /// The value of the `outcome` label.
@@ -47,6 +54,7 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Interrupted => "interrupted",
             Outcome::Fenced => "fenced",
+            Outcome::Held => "held",
         }
     }
 
@@ -92,6 +100,43 @@ struct PipelineMetrics {
     next_run: Option<DateTime<Utc>>,
     cursors: Cursors,
     current: Option<CurrentRun>,
+    /// `None` for a store without leases, and until the lease was first read.
+    lease: Option<LeaseView>,
+}
+
+/// A pipeline's lease as this process last read it.
+#[derive(Debug, Clone, PartialEq)]
+struct LeaseView {
+    /// The name this process's leases carry.
+    mine: String,
+    /// Who holds it, or held it last; `None` for a lease taken by hand without an owner.
+    owner: Option<String>,
+    /// When it expires, while it is held.
+    until: Option<DateTime<Utc>>,
+    epoch: u64,
+    holder: Holder,
+    observed: DateTime<Utc>,
+}
+
+/// Whose the lease is, as this process sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    ThisProcess,
+    AnotherProcess,
+    Nobody,
+}
+
+impl Holder {
+    const ALL: [Holder; 3] = [Holder::ThisProcess, Holder::AnotherProcess, Holder::Nobody];
+
+    /// The value of the `state` label.
+    fn label(self) -> &'static str {
+        match self {
+            Holder::ThisProcess => "held_here",
+            Holder::AnotherProcess => "held_elsewhere",
+            Holder::Nobody => "free",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -145,7 +190,8 @@ impl Metrics {
             "cannectors_runs_total",
             "counter",
             "Runs of a pipeline by outcome: success, failure, skipped (previous run still going or \
-             lock held elsewhere), interrupted (stopped by shutdown).",
+             file lock held elsewhere), interrupted (stopped by shutdown), fenced (lease taken \
+             over mid-run), held (another replica held the lease or had taken this tick).",
         );
         for (name, metrics) in pipelines.iter() {
             for outcome in Outcome::ALL {
@@ -238,6 +284,7 @@ impl Metrics {
                 }
             }
         }
+        render_leases(&mut out, &pipelines);
         out
     }
 
@@ -261,7 +308,8 @@ impl Metrics {
             metrics.records_read += current.progress.records_read();
             metrics.records_written += current.progress.records_written();
             metrics.batches += current.progress.batches();
-            if outcome != Outcome::Skipped {
+            // A tick that did not become a run has no duration worth showing.
+            if !matches!(outcome, Outcome::Skipped | Outcome::Held) {
                 metrics.last_duration = Some(current.started.elapsed());
             }
         }
@@ -277,6 +325,28 @@ impl Metrics {
 
     pub(crate) fn set_next_run(&self, pipeline: &str, next: Option<DateTime<Utc>>) {
         self.lock().entry(pipeline.to_owned()).or_default().next_run = next;
+    }
+
+    /// Records `lease` as read now; `mine` is the name this process's leases carry.
+    pub(crate) fn set_lease(&self, pipeline: &str, mine: &str, lease: &Lease) {
+        let mut pipelines = self.lock();
+        let metrics = pipelines.entry(pipeline.to_owned()).or_default();
+        // The name alone is not enough: a container started again in the same pod has the same
+        // host name and process id as the one that died holding the lease.
+        let holder = match &lease.owner {
+            _ if !lease.held => Holder::Nobody,
+            Some(owner) if owner == mine && metrics.current.is_some() => Holder::ThisProcess,
+            _ => Holder::AnotherProcess,
+        };
+        let view = LeaseView {
+            mine: mine.to_owned(),
+            owner: lease.owner.clone(),
+            until: lease.until.filter(|_| lease.held),
+            epoch: lease.epoch,
+            holder,
+            observed: Utc::now(),
+        };
+        metrics.lease = Some(view);
     }
 
     pub(crate) fn set_cursors(&self, pipeline: &str, state: &State) {
@@ -300,6 +370,94 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The lease families, for the pipelines whose lease was read; nothing when there is none.
+fn render_leases(out: &mut String, pipelines: &BTreeMap<String, PipelineMetrics>) {
+    let leases: Vec<(&String, &LeaseView)> = pipelines
+        .iter()
+        .filter_map(|(name, metrics)| Some((name, metrics.lease.as_ref()?)))
+        .collect();
+    if leases.is_empty() {
+        return;
+    }
+    // One name per process in practice (every store of a process names it the same way);
+    // a set, so that a series is never written twice.
+    let mine: std::collections::BTreeSet<&str> =
+        leases.iter().map(|(_, view)| view.mine.as_str()).collect();
+    family(
+        out,
+        "cannectors_replica_info",
+        "gauge",
+        "The owner name this process's leases carry (host name and process id), to match the \
+         owner label of cannectors_lease_owner_info with a scrape target.",
+    );
+    for owner in mine {
+        sample(
+            out,
+            "cannectors_replica_info",
+            &format!("owner=\"{}\"", escape(owner)),
+            1,
+        );
+    }
+    family(
+        out,
+        "cannectors_lease_state",
+        "gauge",
+        "The pipeline's lease as this process last read it: 1 for held_here (this process runs \
+         the pipeline), held_elsewhere (another replica does) or free, 0 for the other two.",
+    );
+    for (name, view) in &leases {
+        for holder in Holder::ALL {
+            let labels = format!("pipeline=\"{}\",state=\"{}\"", escape(name), holder.label());
+            let value = u8::from(view.holder == holder);
+            sample(out, "cannectors_lease_state", &labels, value);
+        }
+    }
+    family(
+        out,
+        "cannectors_lease_owner_info",
+        "gauge",
+        "Who holds the pipeline's lease, or held it last (the replica that ran the pipeline \
+         last), as this process last read it.",
+    );
+    for (name, view) in &leases {
+        if let Some(owner) = &view.owner {
+            let labels = format!("pipeline=\"{}\",owner=\"{}\"", escape(name), escape(owner));
+            sample(out, "cannectors_lease_owner_info", &labels, 1);
+        }
+    }
+    let per_lease =
+        |out: &mut String, name: &str, help: &str, value: fn(&LeaseView) -> Option<f64>| {
+            family(out, name, "gauge", help);
+            for (pipeline, view) in &leases {
+                if let Some(value) = value(view) {
+                    let labels = format!("pipeline=\"{}\"", escape(pipeline));
+                    sample(out, name, &labels, value);
+                }
+            }
+        };
+    per_lease(
+        out,
+        "cannectors_lease_expiry_timestamp_seconds",
+        "When the held lease expires unless renewed, by the database's clock, as a Unix \
+         timestamp; absent while the lease is free.",
+        |view| view.until.map(unix_seconds),
+    );
+    per_lease(
+        out,
+        "cannectors_lease_epoch",
+        "The lease's fencing epoch: one more at every taking, so its rate is the rate of runs \
+         across all replicas.",
+        |view| Some(view.epoch as f64),
+    );
+    per_lease(
+        out,
+        "cannectors_lease_observed_timestamp_seconds",
+        "When this process last read the lease, as a Unix timestamp: the lease metrics are as \
+         of then.",
+        |view| Some(unix_seconds(view.observed)),
+    );
 }
 
 fn unix_seconds(instant: DateTime<Utc>) -> f64 {
@@ -464,6 +622,153 @@ mod tests {
             metrics
                 .render()
                 .contains("cannectors_run_in_progress{pipeline=\"events\"} 0\n")
+        );
+    }
+
+    fn lease(owner: &str, until: Option<&str>, epoch: u64, held: bool) -> Lease {
+        Lease::new(
+            Some(owner.to_owned()),
+            until.map(|until| until.parse().unwrap()),
+            epoch,
+            held,
+        )
+    }
+
+    #[test]
+    fn a_lease_held_here_shows_this_process_as_its_owner_with_its_expiry_and_epoch() {
+        let metrics = Metrics::default();
+        metrics.register("events");
+        metrics.started("events", Arc::new(RunProgress::default()));
+        metrics.set_lease(
+            "events",
+            "pod-a pid 1",
+            &lease("pod-a pid 1", Some("2026-01-01T00:00:30Z"), 7, true),
+        );
+        let text = metrics.render();
+        for line in [
+            "cannectors_replica_info{owner=\"pod-a pid 1\"} 1\n",
+            "cannectors_lease_state{pipeline=\"events\",state=\"held_here\"} 1\n",
+            "cannectors_lease_state{pipeline=\"events\",state=\"held_elsewhere\"} 0\n",
+            "cannectors_lease_state{pipeline=\"events\",state=\"free\"} 0\n",
+            "cannectors_lease_owner_info{pipeline=\"events\",owner=\"pod-a pid 1\"} 1\n",
+            "cannectors_lease_expiry_timestamp_seconds{pipeline=\"events\"} 1767225630\n",
+            "cannectors_lease_epoch{pipeline=\"events\"} 7\n",
+            "# TYPE cannectors_lease_state gauge\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert!(
+            line_of(
+                &text,
+                "cannectors_lease_observed_timestamp_seconds{pipeline=\"events\"}"
+            )
+            .split(' ')
+            .nth(1)
+            .and_then(|value| value.parse::<f64>().ok())
+            .is_some_and(|seconds| seconds > 1.7e9),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_lease_of_another_replica_or_a_free_one_names_who_ran_the_pipeline_last() {
+        let metrics = Metrics::default();
+        metrics.set_lease(
+            "events",
+            "pod-a pid 1",
+            &lease("pod-b pid 1", Some("2026-01-01T00:00:30Z"), 8, true),
+        );
+        // Released: its expiry is gone, its last holder and epoch stay.
+        metrics.set_lease(
+            "orders",
+            "pod-a pid 1",
+            &lease("pod-c pid 1", Some("2026-01-01T00:00:30Z"), 3, false),
+        );
+        let text = metrics.render();
+        for line in [
+            "cannectors_lease_state{pipeline=\"events\",state=\"held_elsewhere\"} 1\n",
+            "cannectors_lease_state{pipeline=\"events\",state=\"held_here\"} 0\n",
+            "cannectors_lease_owner_info{pipeline=\"events\",owner=\"pod-b pid 1\"} 1\n",
+            "cannectors_lease_state{pipeline=\"orders\",state=\"free\"} 1\n",
+            "cannectors_lease_owner_info{pipeline=\"orders\",owner=\"pod-c pid 1\"} 1\n",
+            "cannectors_lease_epoch{pipeline=\"orders\"} 3\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("cannectors_lease_expiry_timestamp_seconds{pipeline=\"orders\"}"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("cannectors_replica_info{").count(),
+            1,
+            "one series per process: {text}"
+        );
+        // A newer reading replaces the old one: one owner series per pipeline at a time.
+        metrics.set_lease(
+            "events",
+            "pod-a pid 1",
+            &lease("pod-a pid 1", None, 9, false),
+        );
+        let text = metrics.render();
+        assert_eq!(
+            text.matches("cannectors_lease_owner_info{pipeline=\"events\"")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("cannectors_lease_state{pipeline=\"events\",state=\"free\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_lease_under_this_process_name_is_not_held_here_without_a_run_here() {
+        // The process that died holding it had the same host name and process id (pid 1 of a
+        // container started again in the same pod).
+        let metrics = Metrics::default();
+        metrics.set_lease(
+            "events",
+            "pod-a pid 1",
+            &lease("pod-a pid 1", Some("2026-01-01T00:00:30Z"), 4, true),
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "cannectors_lease_state{pipeline=\"events\",state=\"held_elsewhere\"} 1\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pipelines_without_leases_have_no_lease_metrics() {
+        let metrics = Metrics::default();
+        metrics.register("events");
+        let text = metrics.render();
+        assert!(!text.contains("cannectors_lease"), "{text}");
+        assert!(!text.contains("cannectors_replica_info"), "{text}");
+    }
+
+    #[test]
+    fn ticks_another_replica_ran_are_counted_apart_from_skipped_ones() {
+        let metrics = Metrics::default();
+        metrics.started("events", Arc::new(RunProgress::default()));
+        metrics.finished("events", Outcome::Held);
+        metrics.skipped("events");
+        let text = metrics.render();
+        assert!(
+            text.contains("cannectors_runs_total{pipeline=\"events\",outcome=\"held\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cannectors_runs_total{pipeline=\"events\",outcome=\"skipped\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("cannectors_last_run_duration_seconds{"),
+            "a tick that did not run has no duration: {text}"
         );
     }
 

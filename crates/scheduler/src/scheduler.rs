@@ -32,6 +32,10 @@ use crate::shutdown::{Shutdown, ShutdownPhase};
 /// was set or a machine that was suspended moves the next run only this much.
 const WAKE_SLICE: Duration = Duration::from_secs(10);
 
+/// How often the lease of a pipeline is read again while this process runs it, for the
+/// metrics; it is also read when each tick ends.
+const LEASE_READ_EVERY: Duration = Duration::from_secs(5);
+
 /// A pipeline ready to be scheduled: its file, its schedule and its executor.
 #[derive(Debug)]
 pub struct Job {
@@ -228,10 +232,15 @@ impl Scheduler {
     /// when every pipeline is done (none is scheduled) or when `shutdown` was requested and
     /// the runs in progress stopped (see [`Ending`]).
     pub async fn run(self, shutdown: &Shutdown) -> Report {
-        // The cursors committed before this process started, published before the first run.
+        // The cursors committed before this process started, and the leases, published before
+        // the first run.
         for job in &self.jobs {
-            if let Ok(Some(state)) = job.executor.store().load().await {
-                self.metrics.set_cursors(&job.name, &state);
+            // A store that cannot be reached now is not waited for twice; the run says why.
+            if let Ok(state) = job.executor.store().load().await {
+                if let Some(state) = state {
+                    self.metrics.set_cursors(&job.name, &state);
+                }
+                read_lease(job, &self.metrics).await;
             }
         }
         let mut phase = shutdown.subscribe();
@@ -327,7 +336,7 @@ async fn drive(job: Arc<Job>, context: Arc<Context>) {
         Some(schedule) if !context.options.once => schedule,
         _ => {
             if let Ok(slot) = job.slot.try_start(Utc::now()) {
-                execute(&job, &context, slot, false).await;
+                execute(&job, &context, slot, None).await;
             }
             return;
         }
@@ -376,12 +385,13 @@ async fn drive(job: Arc<Job>, context: Arc<Context>) {
             Ok(slot) => {
                 let (job, context) = (job.clone(), context.clone());
                 current.0 = Some(tokio::spawn(async move {
-                    execute(&job, &context, slot, true).await;
+                    execute(&job, &context, slot, Some(fire)).await;
                 }));
             }
             Err(since) => {
                 tracing::warn!(
                     pipeline = %job.name,
+                    tick = %millis(fire),
                     "skipping the run due at {}: the previous run, started at {}, is still going",
                     utc(fire),
                     utc(since)
@@ -407,20 +417,22 @@ impl Drop for CurrentRun {
     }
 }
 
-async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool) {
+/// Runs `job` once: for the schedule's `tick`, or outside any schedule (`None`).
+async fn execute(job: &Job, context: &Context, slot: SlotGuard, tick: Option<DateTime<Utc>>) {
+    let scheduled = tick.is_some();
     let progress = Arc::new(RunProgress::default());
     context.metrics.started(&job.name, progress.clone());
     let options = RunOptions {
         dry_run: context.options.dry_run,
         stop: Some(context.stopping.clone()),
         progress: Some(progress),
+        tick,
     };
     // A panic anywhere in the run (a bug) must not pass for a success, nor leave the run
     // "in progress" forever: it is caught here, in the task that awaits the run, and goes the
     // way of any other failure.
-    let finished = AssertUnwindSafe(job.executor.run(&options))
-        .catch_unwind()
-        .await;
+    let run = AssertUnwindSafe(job.executor.run(&options)).catch_unwind();
+    let finished = reading_the_lease_meanwhile(job, &context.metrics, run).await;
     let outcome = match finished {
         Ok(Ok(summary)) if summary.interrupted => Outcome::Interrupted,
         Ok(Ok(_)) => Outcome::Success,
@@ -429,14 +441,24 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
             Outcome::Skipped
         }
         // Replicas sharing a PostgreSQL store: the tick belongs to the one holding the lease,
-        // which is the normal case on every other replica, so it is not worth a warning.
+        // or to the one that took it first, which is the normal case on every other replica,
+        // so it is not worth a warning.
         Ok(Err(RunError::State(StateError::Held { owner, until, .. }))) if scheduled => {
             tracing::debug!(
                 pipeline = %job.name,
+                tick = %tick.map(millis).unwrap_or_default(),
                 "skipping this run: held by {owner} until {}",
-                until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                millis(until)
             );
-            Outcome::Skipped
+            Outcome::Held
+        }
+        Ok(Err(RunError::State(StateError::TickTaken { owner, .. }))) if scheduled => {
+            tracing::debug!(
+                pipeline = %job.name,
+                tick = %tick.map(millis).unwrap_or_default(),
+                "skipping this run: {owner} already took this tick"
+            );
+            Outcome::Held
         }
         // Another replica took the lease over while this run was going: the run stopped before
         // delivering more, and the state is the other replica's to move on.
@@ -470,13 +492,52 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, scheduled: bool)
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&job.name);
     }
-    if !context.options.dry_run
-        && let Ok(Some(state)) = job.executor.store().load().await
-    {
-        context.metrics.set_cursors(&job.name, &state);
+    if !context.options.dry_run {
+        // A store the run could not reach is not waited for twice more.
+        if let Ok(state) = job.executor.store().load().await {
+            if let Some(state) = state {
+                context.metrics.set_cursors(&job.name, &state);
+            }
+            read_lease(job, &context.metrics).await;
+        }
     }
     context.metrics.finished(&job.name, outcome);
     drop(slot);
+}
+
+/// Awaits `run`, reading the pipeline's lease every [`LEASE_READ_EVERY`] while it goes.
+async fn reading_the_lease_meanwhile<T>(
+    job: &Job,
+    metrics: &Metrics,
+    run: impl std::future::Future<Output = T>,
+) -> T {
+    if job.executor.store().owner().is_none() {
+        return run.await;
+    }
+    let mut run = std::pin::pin!(run);
+    let start = tokio::time::Instant::now() + LEASE_READ_EVERY;
+    let mut every = tokio::time::interval_at(start, LEASE_READ_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            finished = &mut run => return finished,
+            _ = every.tick() => read_lease(job, metrics).await,
+        }
+    }
+}
+
+/// Publishes the pipeline's lease as the store has it now, for a store with leases. A store
+/// that cannot be read leaves the last reading in place (its time tells its age).
+async fn read_lease(job: &Job, metrics: &Metrics) {
+    let store = job.executor.store();
+    let Some(mine) = store.owner() else {
+        return;
+    };
+    match store.lease().await {
+        Ok(Some(lease)) => metrics.set_lease(&job.name, mine, &lease),
+        Ok(None) => {}
+        Err(error) => tracing::debug!(pipeline = %job.name, "cannot read the lease: {error}"),
+    }
 }
 
 /// Logs (when the process keeps running) and records a failed run.
@@ -532,6 +593,10 @@ async fn sleep_until(at: DateTime<Utc>) {
 
 fn utc(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn millis(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Whether a run of a pipeline is going, and since when.

@@ -24,15 +24,20 @@ const MIGRATION_LOCK: i64 = 0x6361_6e6e_6563_746f;
 /// Step `n` brings the tables from version `n` to version `n + 1`.
 ///
 /// `state` is the state exactly as the state crate encodes it (`NULL` until a first commit);
-/// `owner`, `lease_until` and `epoch` are the lease, `lease_until` `NULL` once released.
-const MIGRATIONS: &[&str] = &["CREATE TABLE cannectors_state (
+/// `owner`, `lease_until` and `epoch` are the lease, `lease_until` `NULL` once released;
+/// `last_tick` is the latest schedule tick a lease was taken for (`NULL` when none was), so
+/// that the processes sharing a schedule run each tick once.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE cannectors_state (
         pipeline text PRIMARY KEY,
         state jsonb,
         owner text,
         lease_until timestamptz,
         epoch bigint NOT NULL DEFAULT 0,
         updated_at timestamptz
-    )"];
+    )",
+    "ALTER TABLE cannectors_state ADD COLUMN last_tick timestamptz",
+];
 
 /// The version of the tables this program writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

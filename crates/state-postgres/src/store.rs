@@ -28,6 +28,12 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 /// a short TTL does no harm: the epoch check, not the bound, keeps two writers apart.
 pub const MIN_WAIT: Duration = Duration::from_secs(10);
 
+/// How far ahead of the database's clock a recorded tick may be and still keep other processes
+/// from their own runs of it. A tick further ahead was taken by a process whose clock runs
+/// ahead; honouring it would stop the pipeline everywhere until the clocks caught up, for as
+/// long as that process's clock is wrong, even after it died.
+const TICK_HORIZON: Duration = Duration::from_secs(60);
+
 /// The bound on each operation with leases of `ttl`.
 fn wait_bound(ttl: Duration) -> Duration {
     ttl.max(MIN_WAIT)
@@ -190,9 +196,26 @@ impl StateStore for PgStore {
 
     fn lock(&self) -> StoreFuture<'_, Box<dyn StateLock>> {
         Box::pin(async move {
-            let lease = Arc::clone(&self.shared).acquire().await?;
+            let lease = Arc::clone(&self.shared).acquire(None).await?;
             Ok(Box::new(PgLease::start(lease, self.pipeline_file.clone())) as Box<dyn StateLock>)
         })
+    }
+
+    /// Takes the lease as [`lock`](StateStore::lock) does, in the same statement recording
+    /// `tick`, and only if no process took it for `tick` or a later tick
+    /// ([`StateError::TickTaken`]). Ticks are compared as the processes' clocks name them: a
+    /// process whose clock runs behind the others' finds its ticks taken; one whose clock runs
+    /// more than a minute (or a lease TTL, when longer) ahead of the database's does not keep
+    /// the others from theirs.
+    fn lock_for_tick(&self, tick: DateTime<Utc>) -> StoreFuture<'_, Box<dyn StateLock>> {
+        Box::pin(async move {
+            let lease = Arc::clone(&self.shared).acquire(Some(tick)).await?;
+            Ok(Box::new(PgLease::start(lease, self.pipeline_file.clone())) as Box<dyn StateLock>)
+        })
+    }
+
+    fn owner(&self) -> Option<&str> {
+        Some(&self.shared.owner)
     }
 
     fn set_pipeline_file(&mut self, file: &Path) {
@@ -225,6 +248,8 @@ struct Row {
     lease_until: Option<DateTime<Utc>>,
     epoch: u64,
     held: bool,
+    /// The latest tick a lease was taken for, when it still keeps other processes from it.
+    last_tick: Option<DateTime<Utc>>,
 }
 
 /// A lease this process took: the epoch its commits carry.
@@ -274,9 +299,14 @@ impl Shared {
         let rows = client
             .query_typed(
                 "SELECT state::text, owner, lease_until, epoch, \
-                        coalesce(lease_until > now(), false) \
+                        coalesce(lease_until > now(), false), \
+                        CASE WHEN last_tick <= now() + make_interval(secs => $2) \
+                             THEN last_tick END \
                  FROM cannectors_state WHERE pipeline = $1",
-                &[(&self.pipeline, Type::TEXT)],
+                &[
+                    (&self.pipeline, Type::TEXT),
+                    (&self.horizon(), Type::FLOAT8),
+                ],
             )
             .await?;
         let Some(row) = rows.first() else {
@@ -289,13 +319,21 @@ impl Shared {
             lease_until: row.try_get(2)?,
             epoch: u64::try_from(epoch).unwrap_or(0),
             held: row.try_get(4)?,
+            last_tick: row.try_get(5)?,
         }))
     }
 
-    /// Takes the lease in one statement when it is free, released or expired, with the next
-    /// epoch; otherwise says who holds it.
-    async fn acquire(self: Arc<Self>) -> Result<Taken, StateError> {
+    /// [`TICK_HORIZON`], or the TTL when it is longer, in seconds.
+    fn horizon(&self) -> f64 {
+        self.ttl.max(TICK_HORIZON).as_secs_f64()
+    }
+
+    /// Takes the lease in one statement when it is free, released or expired (and, for a
+    /// `tick`, not taken for that tick or a later one yet), with the next epoch; otherwise says
+    /// who holds it, or who took the tick.
+    async fn acquire(self: Arc<Self>, tick: Option<DateTime<Utc>>) -> Result<Taken, StateError> {
         let ttl = self.ttl.as_secs_f64();
+        let horizon = self.horizon();
         // A lease released between the two statements below is taken on the next try.
         for _ in 0..3 {
             let taken = self
@@ -303,17 +341,24 @@ impl Shared {
                     let client = self.database.client().await?;
                     let rows = client
                         .query_typed(
-                            "INSERT INTO cannectors_state AS s (pipeline, owner, lease_until, epoch) \
-                             VALUES ($1, $2, now() + make_interval(secs => $3), 1) \
+                            "INSERT INTO cannectors_state AS s \
+                                 (pipeline, owner, lease_until, epoch, last_tick) \
+                             VALUES ($1, $2, now() + make_interval(secs => $3), 1, $4) \
                              ON CONFLICT (pipeline) DO UPDATE \
                              SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until, \
-                                 epoch = s.epoch + 1 \
-                             WHERE s.lease_until IS NULL OR s.lease_until <= now() \
+                                 epoch = s.epoch + 1, \
+                                 last_tick = coalesce(EXCLUDED.last_tick, s.last_tick) \
+                             WHERE (s.lease_until IS NULL OR s.lease_until <= now()) \
+                               AND (EXCLUDED.last_tick IS NULL OR s.last_tick IS NULL \
+                                    OR s.last_tick < EXCLUDED.last_tick \
+                                    OR s.last_tick > now() + make_interval(secs => $5)) \
                              RETURNING epoch",
                             &[
                                 (&self.pipeline, Type::TEXT),
                                 (&self.owner, Type::TEXT),
                                 (&ttl, Type::FLOAT8),
+                                (&tick, Type::TIMESTAMPTZ),
+                                (&horizon, Type::FLOAT8),
                             ],
                         )
                         .await?;
@@ -325,26 +370,48 @@ impl Shared {
                 .await?;
             if let Some(epoch) = taken {
                 let epoch = u64::try_from(epoch).unwrap_or(0);
-                tracing::debug!(pipeline = %self.pipeline, epoch, owner = %self.owner, "lease taken");
+                match tick {
+                    Some(tick) => tracing::debug!(
+                        pipeline = %self.pipeline,
+                        epoch,
+                        owner = %self.owner,
+                        tick = %tick.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "lease taken"
+                    ),
+                    None => tracing::debug!(
+                        pipeline = %self.pipeline, epoch, owner = %self.owner, "lease taken"
+                    ),
+                }
                 return Ok(Taken {
                     shared: self,
                     epoch,
                 });
             }
-            let row = self.run(self.read_row()).await?;
-            if let Some(Row {
-                owner,
-                lease_until: Some(until),
-                held: true,
-                ..
-            }) = row
-            {
+            let Some(row) = self.run(self.read_row()).await? else {
+                continue;
+            };
+            // Only a row written by hand has a lease without an owner.
+            let owner = || {
+                row.owner
+                    .clone()
+                    .unwrap_or_else(|| "an unnamed process".to_owned())
+            };
+            if let (true, Some(until)) = (row.held, row.lease_until) {
                 return Err(StateError::Held {
                     pipeline: self.pipeline.clone(),
                     location: self.location.clone(),
-                    // Only a row written by hand has a lease without an owner.
-                    owner: owner.unwrap_or_else(|| "an unnamed process".to_owned()),
+                    owner: owner(),
                     until,
+                });
+            }
+            if let (Some(tick), Some(taken)) = (tick, row.last_tick)
+                && taken >= tick
+            {
+                return Err(StateError::TickTaken {
+                    pipeline: self.pipeline.clone(),
+                    location: self.location.clone(),
+                    owner: owner(),
+                    tick,
                 });
             }
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cannectors_state::{State, StateError, StateStore};
 use cannectors_state_postgres::PgStore;
 use cannectors_test_support::postgres;
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio_postgres::Client;
 
 /// A fresh schema `name` and a connection whose search path is that schema.
@@ -338,13 +339,13 @@ async fn tables_of_a_newer_version_are_refused() {
         error,
         StateError::SchemaTooNew {
             found: 99,
-            known: 1,
+            known: 2,
             ..
         }
     ));
     assert!(
         error.to_string().ends_with(
-            "has schema version 99, newer than version 1 that this program knows; run a newer \
+            "has schema version 99, newer than version 2 that this program knows; run a newer \
              version of the program (nothing was changed)"
         ),
         "{error}"
@@ -452,4 +453,130 @@ async fn a_lease_written_by_hand_without_an_owner_still_keeps_others_out() {
         Err(StateError::Held { owner, .. }) => assert_eq!(owner, "an unnamed process"),
         other => panic!("expected Held, got {other:?}"),
     }
+}
+
+fn tick(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_tick_one_process_took_is_refused_to_the_others_and_the_next_tick_is_not() {
+    schema("state_pg_ticks").await;
+    let a = store("state_pg_ticks", "orders").with_owner("replica-a");
+    let b = store("state_pg_ticks", "orders").with_owner("replica-b");
+    let due = tick("2026-05-04T10:00:05Z");
+    // A run that ended well before the other process woke up for the same tick.
+    a.lock_for_tick(due).await.unwrap().release().await.unwrap();
+
+    let error = b.lock_for_tick(due).await.unwrap_err();
+    match &error {
+        StateError::TickTaken { owner, tick, .. } => {
+            assert_eq!((owner.as_str(), *tick), ("replica-a", due));
+        }
+        other => panic!("expected TickTaken, got {other:?}"),
+    }
+    assert!(
+        error.to_string().starts_with(
+            "the run of pipeline `orders` due at 2026-05-04T10:00:05.000Z was already taken by \
+             replica-a (recorded in table cannectors_state of postgres://"
+        ),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("); each tick runs on one process only"),
+        "{error}"
+    );
+    // An earlier tick, from a process whose clock runs behind, is refused too.
+    assert!(matches!(
+        b.lock_for_tick(tick("2026-05-04T10:00:04Z")).await,
+        Err(StateError::TickTaken { .. })
+    ));
+    assert_eq!(b.lease().await.unwrap().unwrap().epoch, 1, "nothing taken");
+
+    let next = b.lock_for_tick(tick("2026-05-04T10:00:06Z")).await.unwrap();
+    next.release().await.unwrap();
+    assert_eq!(b.lease().await.unwrap().unwrap().epoch, 2);
+    // A run outside the schedule (`run --once`) does not look at ticks, nor move them.
+    a.lock().await.unwrap().release().await.unwrap();
+    assert!(matches!(
+        a.lock_for_tick(tick("2026-05-04T10:00:06Z")).await,
+        Err(StateError::TickTaken { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_tick_whose_lease_is_still_held_is_held_not_taken() {
+    schema("state_pg_tick_held").await;
+    let a = store("state_pg_tick_held", "orders").with_owner("replica-a");
+    let b = store("state_pg_tick_held", "orders").with_owner("replica-b");
+    let due = tick("2026-05-04T10:00:05Z");
+    let _running = a.lock_for_tick(due).await.unwrap();
+    match b.lock_for_tick(due).await {
+        Err(StateError::Held { owner, .. }) => assert_eq!(owner, "replica-a"),
+        other => panic!("expected Held, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tick_far_ahead_of_the_database_clock_keeps_nobody_from_theirs() {
+    schema("state_pg_tick_ahead").await;
+    let ahead = store("state_pg_tick_ahead", "orders").with_owner("clock-a-day-ahead");
+    let other = store("state_pg_tick_ahead", "orders").with_owner("replica-b");
+    let now = Utc::now();
+    ahead
+        .lock_for_tick(now + TimeDelta::days(1))
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    other
+        .lock_for_tick(now)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert_eq!(other.lease().await.unwrap().unwrap().epoch, 2);
+}
+
+#[tokio::test]
+async fn tables_of_version_1_are_upgraded_and_keep_their_rows() {
+    let client = schema("state_pg_upgrade").await;
+    // The tables as the first version of the program made them, with a committed state.
+    client
+        .batch_execute(
+            "CREATE TABLE cannectors_schema_version (component text PRIMARY KEY, \
+                 version bigint NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO cannectors_schema_version (component, version) VALUES ('state', 1); \
+             CREATE TABLE cannectors_state (pipeline text PRIMARY KEY, state jsonb, owner text, \
+                 lease_until timestamptz, epoch bigint NOT NULL DEFAULT 0, \
+                 updated_at timestamptz); \
+             INSERT INTO cannectors_state (pipeline, state, owner, epoch) \
+                 VALUES ('orders', '{\"id\": 41}', 'replica-a', 3);",
+        )
+        .await
+        .unwrap();
+    let store = store("state_pg_upgrade", "orders").with_owner("replica-b");
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(loaded.id, State::seed(None, Some("41"), None).unwrap().id);
+    store
+        .lock_for_tick(tick("2026-05-04T10:00:05Z"))
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert_eq!(store.lease().await.unwrap().unwrap().epoch, 4);
+    let version: i64 = client
+        .query_one(
+            "SELECT version FROM cannectors_schema_version WHERE component = 'state'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
 }

@@ -77,6 +77,23 @@ pub trait StateStore: fmt::Debug + Send + Sync {
     fn lease(&self) -> StoreFuture<'_, Option<Lease>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// Takes the lock for the run of a schedule's tick due at `tick`. Processes sharing a store
+    /// run the same schedules, so each tick fires on all of them; a store whose lock is a lease
+    /// records the tick with it and refuses a tick that some process already took, or one
+    /// before it, with [`StateError::TickTaken`], so that each tick runs once, however late a
+    /// process wakes up. The default is [`lock`](StateStore::lock): a store that only one
+    /// process uses (the file store) has nobody to share a tick with.
+    fn lock_for_tick(&self, tick: DateTime<Utc>) -> StoreFuture<'_, Box<dyn StateLock>> {
+        let _ = tick;
+        self.lock()
+    }
+
+    /// The name this process's leases carry as their owner, to tell them from other
+    /// processes' in a [`Lease`]. `None` for a store whose lock is not a lease.
+    fn owner(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A lease on a pipeline's right to write its state, as a store shared by several processes
@@ -309,6 +326,23 @@ pub enum StateError {
         owner: String,
         /// When it expires unless renewed.
         until: DateTime<Utc>,
+    },
+    /// Another process already took the lease for this tick of the pipeline's schedule, or for
+    /// a later one (see [`StateStore::lock_for_tick`]).
+    #[error(
+        "the run of pipeline `{pipeline}` due at {} was already taken by {owner} (recorded in \
+         {location}); each tick runs on one process only",
+        tick.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )]
+    TickTaken {
+        /// The pipeline name.
+        pipeline: String,
+        /// Where the lease is kept.
+        location: String,
+        /// The process that took the lease last.
+        owner: String,
+        /// The tick this process was to run.
+        tick: DateTime<Utc>,
     },
     /// The lease this lock stood for was taken over by another process: a commit under it is
     /// refused, so that the state never goes back to what a stale writer saw.
