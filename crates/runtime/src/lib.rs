@@ -71,6 +71,7 @@ mod progress;
 mod store;
 mod summary;
 
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
@@ -78,7 +79,7 @@ use std::time::Instant;
 
 use cannectors_config::{InputConfig, Lookback, Pipeline, StatePersistence, Window};
 use cannectors_connector::{
-    BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
+    Batch, BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
 };
 use cannectors_filter::{FilterError, Filters};
 use cannectors_state::{
@@ -839,6 +840,7 @@ impl Executor {
         let mut stopped_early = false;
         let limit = self.pipeline.output.batch_size();
         let mut gathered = Gathered::default();
+        let mut ahead = ReadAhead::default();
         // Everything read before this call went out: the batches delivered so far number them.
         let mut read_batches = summary.batches;
         loop {
@@ -846,7 +848,11 @@ impl Executor {
                 stopped_early = true;
                 break;
             }
-            let batch = match source.next_batch().await {
+            let next = match ahead.take() {
+                Some(read) => read,
+                None => source.next_batch().await,
+            };
+            let batch = match next {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
                 Err(error) if options.stopped_by(&error) => {
@@ -916,7 +922,15 @@ impl Executor {
             // that goes out first, committed with the state of the batches it holds.
             if !gathered.fits(read, limit)
                 && self
-                    .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                    .flush_reading_ahead(
+                        &mut gathered,
+                        &mut ahead,
+                        source,
+                        (scope, sink, lock),
+                        state,
+                        summary,
+                        options,
+                    )
                     .await?
                     == Delivery::Stopped
             {
@@ -964,7 +978,15 @@ impl Executor {
             gathered.add(number, read, records);
             if gathered.full(limit)
                 && self
-                    .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                    .flush_reading_ahead(
+                        &mut gathered,
+                        &mut ahead,
+                        source,
+                        (scope, sink, lock),
+                        state,
+                        summary,
+                        options,
+                    )
                     .await?
                     == Delivery::Stopped
             {
@@ -983,6 +1005,37 @@ impl Executor {
             stopped_early = true;
         }
         Ok(stopped_early)
+    }
+
+    /// [`Executor::flush`], and with `batchSize`, reads the source's next batches meanwhile
+    /// (up to `batchSize` records), so that fetching and parsing them overlaps the sink's
+    /// write and the commit's syncs instead of waiting for them. The batches read ahead are only
+    /// held: they are admitted, gathered and committed in their turn, after this delivery's
+    /// commit, and are never delivered or committed if the run stops or fails first.
+    ///
+    /// Without `batchSize` nothing is read ahead (the source's own prefetch of one batch is
+    /// the overlap), so a run holds one delivery of records as before.
+    #[allow(clippy::too_many_arguments)]
+    async fn flush_reading_ahead(
+        &self,
+        gathered: &mut Gathered,
+        ahead: &mut ReadAhead,
+        source: &mut dyn Source,
+        (scope, sink, lock): (&Scope, &mut dyn Sink, &mut Option<Box<dyn StateLock>>),
+        state: &State,
+        summary: &mut RunSummary,
+        options: &RunOptions,
+    ) -> Result<Delivery, RunError> {
+        let Some(limit) = self.pipeline.output.batch_size() else {
+            return self
+                .flush(gathered, scope, sink, lock, state, summary, options)
+                .await;
+        };
+        let (delivery, ()) = tokio::join!(
+            self.flush(gathered, scope, sink, lock, state, summary, options),
+            ahead.fill(source, limit.get(), options),
+        );
+        delivery
     }
 
     /// Delivers what is gathered in one write, then commits `state` (the state after the last
@@ -1094,6 +1147,42 @@ impl Gathered {
             self.records.extend(records);
         }
         self.changed = true;
+    }
+}
+
+/// What the source answered while a delivery was being written, in order, waiting to be
+/// taken by the batch loop as if it had just asked (see [`Executor::flush_reading_ahead`]).
+#[derive(Default)]
+struct ReadAhead {
+    answers: VecDeque<Result<Option<Batch>, BoxError>>,
+    /// Records in the batches held.
+    records: usize,
+}
+
+impl ReadAhead {
+    /// The next answer held, if any.
+    fn take(&mut self) -> Option<Result<Option<Batch>, BoxError>> {
+        let answer = self.answers.pop_front()?;
+        if let Ok(Some(batch)) = &answer {
+            self.records -= batch.records.len();
+        }
+        Some(answer)
+    }
+
+    /// Reads batches from `source` until `limit` records are held, the source ends or fails,
+    /// or a stop is asked for. Nothing is read after an end or a failure: the loop meets it
+    /// first.
+    async fn fill(&mut self, source: &mut dyn Source, limit: usize, options: &RunOptions) {
+        while self.records < limit && !options.stop_requested() {
+            if matches!(self.answers.back(), Some(Ok(None) | Err(_))) {
+                return;
+            }
+            let answer = source.next_batch().await;
+            if let Ok(Some(batch)) = &answer {
+                self.records += batch.records.len();
+            }
+            self.answers.push_back(answer);
+        }
     }
 }
 
