@@ -14,7 +14,9 @@
 //!         lock.commit(state)                        // durable, only after the sink succeeded
 //! ```
 //!
-//! Without the output's `batchSize` every source batch is a delivery of its own.
+//! Without the output's `batchSize` every source batch is a delivery of its own. While a delivery
+//! is written and committed, the source's next batches are read (one batch, or up to
+//! `batchSize` records) and held: they are admitted and gathered only after that commit.
 //!
 //! [`store_for`] is the one place a state store is made from a pipeline's configuration; the
 //! executor holds it as a [`StateStore`] and writes only through the [`StateLock`] it takes.
@@ -845,6 +847,11 @@ impl Executor {
         let mut read_batches = summary.batches;
         loop {
             if options.stop_requested() {
+                // A failure met while reading ahead is still one; batches read ahead are not
+                // delivered, as a batch not yet read.
+                if let Some(source) = ahead.failure(options) {
+                    return Err(RunError::Source { source });
+                }
                 stopped_early = true;
                 break;
             }
@@ -1007,14 +1014,13 @@ impl Executor {
         Ok(stopped_early)
     }
 
-    /// [`Executor::flush`], and with `batchSize`, reads the source's next batches meanwhile
-    /// (up to `batchSize` records), so that fetching and parsing them overlaps the sink's
+    /// [`Executor::flush`], reading the source's next batches meanwhile (up to `batchSize`
+    /// records; one batch without it), so that fetching and decoding them overlaps the sink's
     /// write and the commit's syncs instead of waiting for them. The batches read ahead are only
     /// held: they are admitted, gathered and committed in their turn, after this delivery's
-    /// commit, and are never delivered or committed if the run stops or fails first.
-    ///
-    /// Without `batchSize` nothing is read ahead (the source's own prefetch of one batch is
-    /// the overlap), so a run holds one delivery of records as before.
+    /// commit, and are never delivered or committed if the run stops or fails first. A run
+    /// holds at most one delivery and one delivery's worth read ahead (with the source's own
+    /// prefetch, one batch more).
     #[allow(clippy::too_many_arguments)]
     async fn flush_reading_ahead(
         &self,
@@ -1026,14 +1032,15 @@ impl Executor {
         summary: &mut RunSummary,
         options: &RunOptions,
     ) -> Result<Delivery, RunError> {
-        let Some(limit) = self.pipeline.output.batch_size() else {
-            return self
-                .flush(gathered, scope, sink, lock, state, summary, options)
-                .await;
-        };
+        // Without batchSize every batch is a delivery: one batch is read ahead.
+        let limit = self
+            .pipeline
+            .output
+            .batch_size()
+            .map_or(1, NonZeroUsize::get);
         let (delivery, ()) = tokio::join!(
             self.flush(gathered, scope, sink, lock, state, summary, options),
-            ahead.fill(source, limit.get(), options),
+            ahead.fill(source, limit, options),
         );
         delivery
     }
@@ -1167,6 +1174,18 @@ impl ReadAhead {
             self.records -= batch.records.len();
         }
         Some(answer)
+    }
+
+    /// The first failure held that is not the source giving up for a stop, with what was held
+    /// before it dropped.
+    fn failure(&mut self, options: &RunOptions) -> Option<BoxError> {
+        while let Some(answer) = self.answers.pop_front() {
+            match answer {
+                Err(error) if !options.stopped_by(&error) => return Some(error),
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Reads batches from `source` until `limit` records are held, the source ends or fails,
