@@ -8,9 +8,9 @@
 //! As soon as a result is handed over, the next query (bound to the cursors that result
 //! reached) runs in the background, so that the database works and the rows travel while the
 //! output writes the current ones. The rows wait in their compact binary form, and are decoded
-//! into records only when the executor asks for the next batch, which it does while it writes
-//! and commits the current one: a run holds at most two batches of records. A failure of the
-//! query in the background is reported then too, and every call after a failure fails again.
+//! into records only when the executor asks for the next batch, after it committed and dropped
+//! the previous one: a run holds one batch of records at a time. A failure of the query in the
+//! background is reported then too, and every call after a failure fails again.
 
 use std::sync::Arc;
 

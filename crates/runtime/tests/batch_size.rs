@@ -313,6 +313,68 @@ async fn pages_read_ahead_are_neither_delivered_nor_committed_when_a_stop_comes_
     );
 }
 
+/// Two pages of two records, then a failure that comes with a stop request (a server error
+/// while a SIGTERM arrives).
+struct FailsWithStop {
+    served: usize,
+    stop: watch::Sender<bool>,
+}
+
+impl Source for FailsWithStop {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
+        self.served += 1;
+        let served = self.served;
+        if served == 3 {
+            self.stop.send_replace(true);
+        }
+        Box::pin(async move {
+            match served {
+                1 => Ok(Some(Batch {
+                    records: records(&[1, 2]),
+                    checkpoint: Checkpoint::Advance,
+                    greatest: None,
+                })),
+                2 => Ok(Some(Batch {
+                    records: records(&[3, 4]),
+                    checkpoint: Checkpoint::Advance,
+                    greatest: None,
+                })),
+                _ => Err("GET http://127.0.0.1:9/x: the server answered HTTP 500".into()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failure_met_while_reading_ahead_is_reported_though_a_stop_came_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 4, "", "");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut source = FailsWithStop {
+        served: 0,
+        stop: stop_tx,
+    };
+    let (mut sink, writes) = recording(dir.path(), None);
+    let options = RunOptions {
+        stop: Some(stop_rx),
+        ..RunOptions::default()
+    };
+
+    // The failure is read while the two pages are delivered.
+    let error = executor
+        .run_with(&mut source, &mut sink, &options)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RunError::Source { .. }),
+        "a failure stays one: {error}"
+    );
+    assert!(error.to_string().contains("HTTP 500"), "{error}");
+    assert_eq!(ids_written(&writes), vec![vec![1, 2, 3, 4]]);
+    assert_eq!(committed_id(&executor).await.as_deref(), Some("4"));
+}
+
 #[tokio::test]
 async fn a_refused_delivery_leaves_the_state_of_the_last_accepted_one() {
     let dir = tempfile::tempdir().unwrap();
