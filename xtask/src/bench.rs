@@ -16,6 +16,9 @@
 //! output (ten pages a delivery and a commit), and the raw page fetch rate: `curl` fetching the
 //! same pages from the same server over one connection and discarding them, checked by the
 //! bytes it received. The last lines put the gathered run beside both.
+//!
+//! `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated: plain, lookback, filtered, gathered, raw)
+//! runs some of the series only.
 
 use std::path::Path;
 use std::process::Command;
