@@ -16,6 +16,9 @@
 //! output (ten pages a delivery and a commit), and the raw page fetch rate: `curl` fetching the
 //! same pages from the same server over one connection and discarding them, checked by the
 //! bytes it received. The last lines put the gathered run beside both.
+//!
+//! `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated: plain, lookback, filtered, gathered, raw)
+//! runs some of the series only.
 
 use std::path::Path;
 use std::process::Command;
@@ -363,6 +366,34 @@ pub(crate) fn scratch_dir() -> Result<std::path::PathBuf, String> {
     Ok(dir)
 }
 
+/// The short name of a series in `CANNECTORS_BENCH_HTTP_SERIES`.
+fn series_key(workload: Option<Workload>) -> &'static str {
+    match workload {
+        Some(Workload::Plain) => "plain",
+        Some(Workload::Lookback) => "lookback",
+        Some(Workload::Filtered) => "filtered",
+        Some(Workload::Gathered) => "gathered",
+        None => "raw",
+    }
+}
+
+/// The series `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated: plain, lookback, filtered,
+/// gathered, raw) limits the bench to; every series when it is not set.
+fn series_filter() -> Result<Option<Vec<String>>, String> {
+    let Ok(only) = std::env::var("CANNECTORS_BENCH_HTTP_SERIES") else {
+        return Ok(None);
+    };
+    let names: Vec<String> = only.split(',').map(|n| n.trim().to_owned()).collect();
+    let known = ["plain", "lookback", "filtered", "gathered", "raw"];
+    match names.iter().find(|n| !known.contains(&n.as_str())) {
+        Some(unknown) => Err(format!(
+            "CANNECTORS_BENCH_HTTP_SERIES names `{unknown}`, which is no series; use any of {}",
+            known.join(", ")
+        )),
+        None => Ok(Some(names)),
+    }
+}
+
 /// Runs the HTTP benchmark and prints a Markdown table: the plain and lookback workloads at
 /// 10,000 and 1,000,000 records, then the filtered one, the one with `batchSize: 10000` and the
 /// raw page fetch at 1,000,000; then the gathered run's rate beside the plain run's and the raw
@@ -373,6 +404,7 @@ pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut best_rates = Vec::new();
+    let only = series_filter()?;
     for (workload, total) in [
         (Some(Workload::Plain), 10_000),
         (Some(Workload::Lookback), 10_000),
@@ -383,6 +415,12 @@ pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
         (None, 1_000_000),
     ] {
         let name = workload.map_or("raw fetch (curl)", Workload::name);
+        if !only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|n| n == series_key(workload)))
+        {
+            continue;
+        }
         let mut best: Option<Measurement> = None;
         for run in 1..=runs {
             let m = match workload {

@@ -458,12 +458,7 @@ impl<'t> Scan<'t> {
         self.eat(b'"')?;
         let mut escaped = false;
         loop {
-            let run = self
-                .bytes
-                .get(self.at..)?
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            self.at += run;
+            self.at += plain_run(self.bytes.get(self.at..)?)?;
             match self.peek()? {
                 b'"' => {
                     self.at += 1;
@@ -662,6 +657,43 @@ impl<'t> Scan<'t> {
     }
 }
 
+/// The length of the run of plain string content at the start of `bytes`: where the first `"`,
+/// `\\` or control character is, `None` when there is none.
+///
+/// Most of a page is string content, so this is the scan's inner loop: it looks at eight bytes
+/// a step, with the classic test for a zero byte (`(x - 0x01…) & !x & 0x80…`) on the word XORed
+/// with each of `"` and `\\`, and the same test against 0x20 for control characters. A borrow can
+/// only mark bytes after a true match, so the lowest mark is the first such byte.
+fn plain_run(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    const SPACES: u64 = ONES * 0x20;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let quote = word ^ QUOTES;
+        let backslash = word ^ BACKSLASHES;
+        let marks = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | word.wrapping_sub(SPACES) & !word)
+            & HIGHS;
+        if marks != 0 {
+            return Some(at + (marks.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|run| at + run)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,6 +852,29 @@ mod tests {
             .unwrap();
             assert_eq!(parsed.found, None, "{body}");
             assert!(parsed.records.is_ok(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character_wherever_it_lies() {
+        for len in 0..20 {
+            for at in 0..=len {
+                for end in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+                    // Bytes just above and below the ones that end a run, and non-ASCII ones.
+                    let mut bytes: Vec<u8> = (0..len)
+                        .map(|i| [b' ', b'#', b'!', b'[', b']', 0x7f, 0x80, 0xff, 0xe9][i % 9])
+                        .collect();
+                    let expected = (at < len).then(|| {
+                        bytes[at] = end;
+                        at
+                    });
+                    // What follows the first one does not matter, even another one.
+                    if at + 1 < len {
+                        bytes[at + 1] = 0x01;
+                    }
+                    assert_eq!(plain_run(&bytes), expected, "{bytes:?}");
+                }
+            }
         }
     }
 

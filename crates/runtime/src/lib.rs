@@ -14,7 +14,9 @@
 //!         lock.commit(state)                        // durable, only after the sink succeeded
 //! ```
 //!
-//! Without the output's `batchSize` every source batch is a delivery of its own.
+//! Without the output's `batchSize` every source batch is a delivery of its own. With it, while
+//! a delivery is written and committed, the source's next batches (up to `batchSize` records)
+//! are read and held: they are admitted and gathered only after that commit.
 //!
 //! [`store_for`] is the one place a state store is made from a pipeline's configuration; the
 //! executor holds it as a [`StateStore`] and writes only through the [`StateLock`] it takes.
@@ -71,6 +73,7 @@ mod progress;
 mod store;
 mod summary;
 
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
@@ -78,7 +81,7 @@ use std::time::Instant;
 
 use cannectors_config::{InputConfig, Lookback, Pipeline, StatePersistence, Window};
 use cannectors_connector::{
-    BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
+    Batch, BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
 };
 use cannectors_filter::{FilterError, Filters};
 use cannectors_state::{
@@ -847,14 +850,24 @@ impl Executor {
         let mut stopped_early = false;
         let limit = self.pipeline.output.batch_size();
         let mut gathered = Gathered::default();
+        let mut ahead = ReadAhead::default();
         // Everything read before this call went out: the batches delivered so far number them.
         let mut read_batches = summary.batches;
         loop {
             if options.stop_requested() {
+                // A failure met while reading ahead is still one; batches read ahead are not
+                // delivered, as a batch not yet read.
+                if let Some(source) = ahead.failure(options) {
+                    return Err(RunError::Source { source });
+                }
                 stopped_early = true;
                 break;
             }
-            let batch = match source.next_batch().await {
+            let next = match ahead.take() {
+                Some(read) => read,
+                None => source.next_batch().await,
+            };
+            let batch = match next {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
                 Err(error) if options.stopped_by(&error) => {
@@ -924,7 +937,15 @@ impl Executor {
             // that goes out first, committed with the state of the batches it holds.
             if !gathered.fits(read, limit)
                 && self
-                    .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                    .flush_reading_ahead(
+                        &mut gathered,
+                        &mut ahead,
+                        source,
+                        (scope, sink, lock),
+                        state,
+                        summary,
+                        options,
+                    )
                     .await?
                     == Delivery::Stopped
             {
@@ -972,7 +993,15 @@ impl Executor {
             gathered.add(number, read, records);
             if gathered.full(limit)
                 && self
-                    .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                    .flush_reading_ahead(
+                        &mut gathered,
+                        &mut ahead,
+                        source,
+                        (scope, sink, lock),
+                        state,
+                        summary,
+                        options,
+                    )
                     .await?
                     == Delivery::Stopped
             {
@@ -991,6 +1020,38 @@ impl Executor {
             stopped_early = true;
         }
         Ok(stopped_early)
+    }
+
+    /// [`Executor::flush`], and with `batchSize`, reads the source's next batches meanwhile (up
+    /// to `batchSize` records), so that fetching and decoding them overlaps the sink's write and
+    /// the commit's syncs instead of waiting for them. The batches read ahead are only held:
+    /// they are admitted, gathered and committed in their turn, after this delivery's commit,
+    /// and are never delivered or committed if the run stops or fails first.
+    ///
+    /// Without `batchSize` nothing more is read ahead than the source's own prefetch: a second
+    /// batch of records held during each delivery raised the peak RSS of the wide database
+    /// bench by 1.5 MiB, past its bound, for no measurable gain in time.
+    #[allow(clippy::too_many_arguments)]
+    async fn flush_reading_ahead(
+        &self,
+        gathered: &mut Gathered,
+        ahead: &mut ReadAhead,
+        source: &mut dyn Source,
+        (scope, sink, lock): (&Scope, &mut dyn Sink, &mut Option<Box<dyn StateLock>>),
+        state: &State,
+        summary: &mut RunSummary,
+        options: &RunOptions,
+    ) -> Result<Delivery, RunError> {
+        let Some(limit) = self.pipeline.output.batch_size() else {
+            return self
+                .flush(gathered, scope, sink, lock, state, summary, options)
+                .await;
+        };
+        let (delivery, ()) = tokio::join!(
+            self.flush(gathered, scope, sink, lock, state, summary, options),
+            ahead.fill(source, limit.get(), options),
+        );
+        delivery
     }
 
     /// Delivers what is gathered in one write, then commits `state` (the state after the last
@@ -1102,6 +1163,54 @@ impl Gathered {
             self.records.extend(records);
         }
         self.changed = true;
+    }
+}
+
+/// What the source answered while a delivery was being written, in order, waiting to be
+/// taken by the batch loop as if it had just asked (see [`Executor::flush_reading_ahead`]).
+#[derive(Default)]
+struct ReadAhead {
+    answers: VecDeque<Result<Option<Batch>, BoxError>>,
+    /// Records in the batches held.
+    records: usize,
+}
+
+impl ReadAhead {
+    /// The next answer held, if any.
+    fn take(&mut self) -> Option<Result<Option<Batch>, BoxError>> {
+        let answer = self.answers.pop_front()?;
+        if let Ok(Some(batch)) = &answer {
+            self.records -= batch.records.len();
+        }
+        Some(answer)
+    }
+
+    /// The first failure held that is not the source giving up for a stop, with what was held
+    /// before it dropped.
+    fn failure(&mut self, options: &RunOptions) -> Option<BoxError> {
+        while let Some(answer) = self.answers.pop_front() {
+            match answer {
+                Err(error) if !options.stopped_by(&error) => return Some(error),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Reads batches from `source` until `limit` records are held, the source ends or fails,
+    /// or a stop is asked for. Nothing is read after an end or a failure: the loop meets it
+    /// first.
+    async fn fill(&mut self, source: &mut dyn Source, limit: usize, options: &RunOptions) {
+        while self.records < limit && !options.stop_requested() {
+            if matches!(self.answers.back(), Some(Ok(None) | Err(_))) {
+                return;
+            }
+            let answer = source.next_batch().await;
+            if let Ok(Some(batch)) = &answer {
+                self.records += batch.records.len();
+            }
+            self.answers.push_back(answer);
+        }
     }
 }
 

@@ -43,6 +43,8 @@ struct Pages {
     final_offset: Option<u64>,
     handed: usize,
     stop_after: Option<(usize, watch::Sender<bool>)>,
+    /// Told how many batches were handed out, each time one is.
+    handed_tx: Option<watch::Sender<usize>>,
 }
 
 impl Pages {
@@ -59,6 +61,7 @@ impl Pages {
             final_offset: None,
             handed: 0,
             stop_after: None,
+            handed_tx: None,
         }
     }
 
@@ -79,6 +82,7 @@ impl Pages {
             final_offset: Some(10 * pages.len() as u64),
             handed: 0,
             stop_after: None,
+            handed_tx: None,
         }
     }
 }
@@ -91,6 +95,9 @@ impl Source for Pages {
             && self.handed == *after
         {
             stop.send_replace(true);
+        }
+        if let Some(handed) = &self.handed_tx {
+            handed.send_replace(self.handed);
         }
         Box::pin(async move { Ok(next) })
     }
@@ -206,6 +213,166 @@ async fn a_page_that_does_not_fit_goes_into_the_next_delivery_and_a_larger_one_g
     assert_eq!(id_on_disk_at(&writes, 1).as_deref(), Some("2"));
     assert_eq!(id_on_disk_at(&writes, 2).as_deref(), Some("5"));
     assert_eq!(id_on_disk_at(&writes, 3).as_deref(), Some("9"));
+}
+
+/// A sink whose first write waits until the source handed out `wait_for` batches, as a
+/// delivery whose syncs take a while; it records what `Recording` records.
+struct Slow {
+    inner: Recording,
+    handed: watch::Receiver<usize>,
+    wait_for: usize,
+}
+
+impl Sink for Slow {
+    fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            if self.inner.writes.lock().unwrap().is_empty() {
+                let wait_for = self.wait_for;
+                // Bounded: without reading ahead, the source is not asked while this waits.
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    self.handed.wait_for(|handed| *handed >= wait_for),
+                )
+                .await
+                .expect("the source was not read while the delivery was being written")
+                .unwrap();
+            }
+            self.inner.write(records).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_next_pages_are_read_while_a_delivery_is_written_and_committed_in_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 4, "", "");
+    let mut source = Pages::ordered(&[&[1, 2], &[3, 4], &[5, 6], &[7, 8], &[9]]);
+    let (handed_tx, handed) = watch::channel(0);
+    source.handed_tx = Some(handed_tx);
+    let (inner, writes) = recording(dir.path(), None);
+    // The first delivery holds two pages; the next two are read while it is written.
+    let mut sink = Slow {
+        inner,
+        handed,
+        wait_for: 4,
+    };
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ids_written(&writes),
+        vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9]]
+    );
+    // The pages read ahead were committed with their own delivery, not with the first one.
+    assert_eq!(id_on_disk_at(&writes, 0), None);
+    assert_eq!(id_on_disk_at(&writes, 1).as_deref(), Some("4"));
+    assert_eq!(id_on_disk_at(&writes, 2).as_deref(), Some("8"));
+    assert_eq!(committed_id(&executor).await.as_deref(), Some("9"));
+    assert_eq!(summary.batches, 5);
+    assert_eq!(summary.records_read, 9);
+}
+
+#[tokio::test]
+async fn pages_read_ahead_are_neither_delivered_nor_committed_when_a_stop_comes_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 2, "", "");
+    let mut source = Pages::paginated(&[&[1, 2], &[3, 4], &[5, 6]]);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Page 2 is read while page 1 is delivered, and the stop comes with it.
+    source.stop_after = Some((2, stop_tx));
+    let (handed_tx, handed) = watch::channel(0);
+    source.handed_tx = Some(handed_tx);
+    let (inner, writes) = recording(dir.path(), None);
+    let mut sink = Slow {
+        inner,
+        handed,
+        wait_for: 2,
+    };
+    let options = RunOptions {
+        stop: Some(stop_rx),
+        ..RunOptions::default()
+    };
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &options)
+        .await
+        .unwrap();
+
+    assert!(summary.interrupted);
+    assert_eq!(ids_written(&writes), vec![vec![1, 2]]);
+    let state = executor.store().load().await.unwrap().unwrap();
+    let run = state.run.unwrap();
+    assert_eq!(run.batches(), 1);
+    assert_eq!(
+        run.resume(),
+        &json!({ "page": 2 }),
+        "the next run starts at the page read ahead"
+    );
+}
+
+/// Two pages of two records, then a failure that comes with a stop request (a server error
+/// while a SIGTERM arrives).
+struct FailsWithStop {
+    served: usize,
+    stop: watch::Sender<bool>,
+}
+
+impl Source for FailsWithStop {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
+        self.served += 1;
+        let served = self.served;
+        if served == 3 {
+            self.stop.send_replace(true);
+        }
+        Box::pin(async move {
+            match served {
+                1 => Ok(Some(Batch {
+                    records: records(&[1, 2]),
+                    checkpoint: Checkpoint::Advance,
+                    greatest: None,
+                })),
+                2 => Ok(Some(Batch {
+                    records: records(&[3, 4]),
+                    checkpoint: Checkpoint::Advance,
+                    greatest: None,
+                })),
+                _ => Err("GET http://127.0.0.1:9/x: the server answered HTTP 500".into()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failure_met_while_reading_ahead_is_reported_though_a_stop_came_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), 4, "", "");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut source = FailsWithStop {
+        served: 0,
+        stop: stop_tx,
+    };
+    let (mut sink, writes) = recording(dir.path(), None);
+    let options = RunOptions {
+        stop: Some(stop_rx),
+        ..RunOptions::default()
+    };
+
+    // The failure is read while the two pages are delivered.
+    let error = executor
+        .run_with(&mut source, &mut sink, &options)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RunError::Source { .. }),
+        "a failure stays one: {error}"
+    );
+    assert!(error.to_string().contains("HTTP 500"), "{error}");
+    assert_eq!(ids_written(&writes), vec![vec![1, 2, 3, 4]]);
+    assert_eq!(committed_id(&executor).await.as_deref(), Some("4"));
 }
 
 #[tokio::test]
