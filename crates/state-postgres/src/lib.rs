@@ -35,7 +35,9 @@
 mod connection;
 mod schema;
 mod store;
+mod target;
 pub mod tls;
 
 pub use connection::describe;
 pub use store::{DEFAULT_LEASE_TTL, MIN_WAIT, PgLease, PgStore};
+pub use target::DatabaseTarget;
