@@ -31,6 +31,7 @@ const DEFAULT_PORT: u16 = 5432;
 /// assert_eq!(url, keys);
 /// let other = DatabaseTarget::parse("postgres://app@db.internal/reports").unwrap();
 /// assert_ne!(url, other);
+/// assert_eq!(url.to_string(), "postgres://app@db.internal:5432/sync");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseTarget {
@@ -122,6 +123,27 @@ impl DatabaseTarget {
         } else {
             None
         }
+    }
+}
+
+/// `postgres://user@host:port/database`, the form messages show a server in.
+impl std::fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("postgres://")?;
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        for (index, (server, port)) in self.servers.iter().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            match server {
+                Server::Name(name) => write!(f, "{name}:{port}")?,
+                Server::Socket(path) => write!(f, "{}:{port}", path.display())?,
+                Server::Address(address) => write!(f, "{address}:{port}")?,
+            }
+        }
+        write!(f, "/{}", self.dbname.as_deref().unwrap_or_default())
     }
 }
 
