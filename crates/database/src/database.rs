@@ -663,6 +663,7 @@ async fn write_in_transaction(
             .map(|()| Vec::new())
     };
     if let (Ok(_), Some((lease, state))) = (&written, state) {
+        let started = std::time::Instant::now();
         let committed = limit
             .run(
                 || "committing the pipeline's state with the batch".to_owned(),
@@ -674,6 +675,12 @@ async fn write_in_transaction(
                 },
             )
             .await;
+        // How long the state's statements took inside the transaction, for `cargo xtask bench
+        // db` (the commit's share of a run on the exactly-once path).
+        tracing::debug!(
+            state_commit_us = started.elapsed().as_micros() as u64,
+            "state written in the batch's transaction"
+        );
         if let Err(error) = committed {
             written = Err(error);
         }
