@@ -543,9 +543,7 @@ impl Database {
             }),
         }
     }
-}
 
-impl Database {
     /// Writes a batch as [`Database::write`] does with `transaction: true`, and commits
     /// `state` through `lease` in the same transaction, so that the rows and the state become
     /// durable together or not at all: PostgreSQL only, on the database that holds the
