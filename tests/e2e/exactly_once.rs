@@ -18,7 +18,7 @@ use crate::support::{Workspace, output_within};
 
 /// Source rows: enough that the killed runs leave work for the clean one, however fast the
 /// machine.
-const ROWS: i64 = 100_000;
+const ROWS: i64 = 200_000;
 
 /// The least kills that land while the process runs.
 const KILLS: usize = 20;
@@ -224,7 +224,7 @@ fn sigkilled_at_random_moments_the_destination_still_gets_every_row_exactly_once
     wait_for_free_lease(&client, &runtime);
     let last = output_within(
         ws.command(&["run", "events.yaml", "--once"]),
-        Duration::from_secs(120),
+        Duration::from_secs(240),
     );
     assert_eq!(last.code, Some(0), "{last:?}");
 
