@@ -6,6 +6,7 @@
 
 mod credentials;
 mod database;
+mod exactly_once;
 mod filters;
 mod go_files;
 mod http_run;

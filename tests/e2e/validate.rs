@@ -79,7 +79,13 @@ fn every_problem_of_a_file_is_reported_at_once_with_exit_code_1() {
         lines[4],
         "  events.yaml:14:1: output.path: missing key `path`"
     );
-    assert_eq!(out.stdout, "ok: other.yaml (pipeline `events-sync`)\n");
+    assert_eq!(
+        out.stdout,
+        "ok: other.yaml (pipeline `events-sync`)\n  delivery: at least once (a crash re-sends \
+         at most the one batch in flight): the output is `stdout`, which cannot take part in a \
+         transaction of the state store (only a `database` output into the store's own \
+         PostgreSQL database can)\n"
+    );
 }
 
 #[test]
@@ -180,5 +186,69 @@ fn every_example_pipeline_validates() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A database pipeline whose state is in the PostgreSQL store of `${STATE_DATABASE_URL}` and
+/// whose output writes into `output`.
+fn database_pipeline(name: &str, output: &str) -> String {
+    format!(
+        r#"
+name: {name}
+input:
+  type: database
+  connectionString: "postgres://reader@source.internal/app"
+  query: "SELECT id FROM events WHERE id > COALESCE($1::bigint, 0) ORDER BY id LIMIT 500"
+  statePersistence:
+    id: {{field: id}}
+    store: postgres
+    connectionStringRef: ${{STATE_DATABASE_URL}}
+output:
+  type: database
+  connectionString: "{output}"
+  query: "INSERT INTO events (id) VALUES ($1)"
+  parameters: [record.id]
+"#
+    )
+}
+
+#[test]
+fn validate_says_which_pipeline_is_delivered_exactly_once_and_why_another_is_not() {
+    let ws = Workspace::new();
+    // The same database written another way: a key=value string, another password.
+    ws.write(
+        "same.yaml",
+        &database_pipeline(
+            "same",
+            "host=DB.internal port=5432 user=sync dbname=warehouse password=other",
+        )
+        .replace(
+            "  type: database\n  connectionString: \"host",
+            "  type: database\n  driver: postgres\n  connectionString: \"host",
+        ),
+    );
+    ws.write(
+        "other.yaml",
+        &database_pipeline("other", "postgres://sync@db.internal:5432/reports"),
+    );
+    let out = ws
+        .command(&["validate", "same.yaml", "other.yaml"])
+        .env(
+            "STATE_DATABASE_URL",
+            "postgres://sync:secret@db.internal/warehouse",
+        )
+        .output()
+        .expect("run validate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        stdout,
+        "ok: same.yaml (pipeline `same`)\n  delivery: exactly once: the database output writes \
+         into the state store's database (postgres://sync@db.internal:5432/warehouse), and each \
+         batch's rows and its state commit are one transaction\n\
+         ok: other.yaml (pipeline `other`)\n  delivery: at least once (a crash re-sends at most \
+         the one batch in flight): the output's database is not the state store's: their \
+         connection strings differ in the database name; write the output into the store's \
+         database (same host, port, database, user and options) for exactly once\n"
     );
 }

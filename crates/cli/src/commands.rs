@@ -59,6 +59,10 @@ fn validate(files: &[std::path::PathBuf]) -> Result<(), Failure> {
                     file.display(),
                     loaded.pipeline.name
                 );
+                println!(
+                    "  delivery: {}",
+                    cannectors_runtime::delivery_guarantee(&loaded.pipeline)
+                );
             }
             Err(failure) => {
                 eprintln!("error: {}", failure.message);

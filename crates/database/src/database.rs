@@ -19,6 +19,8 @@ use crate::postgres::types::PgType;
 use crate::{postgres, sqlite};
 use cannectors_config::Driver;
 use cannectors_connector::Record;
+use cannectors_state::State;
+use cannectors_state_postgres::PgLease;
 
 /// The rows of one execution of a query, as the database sent them. PostgreSQL rows stay in
 /// their binary form (a few dozen bytes each) until [`Database::records`] decodes them, so
@@ -495,18 +497,8 @@ impl Database {
                         }
                     };
                 }
-                let fast =
-                    write_in_transaction(client, &limit, statement, &rows, exprs, false).await;
-                match (fast, refusals) {
-                    // The batch goes fast, pipelined, in the usual case where the database
-                    // takes every row. Only a batch with a refused row is written again, one
-                    // row at a time, each in a savepoint, so that a refused row rolls back alone
-                    // (docs/databases.md says why this beats a savepoint for every row).
-                    (Err(DatabaseError::Write { .. }), Refusals::LeaveOut) => {
-                        write_in_transaction(client, &limit, statement, &rows, exprs, true).await
-                    }
-                    (result, _) => result,
-                }
+                write_batch_in_transaction(client, &limit, statement, &rows, exprs, refusals, None)
+                    .await
             }
             (Engine::Sqlite(handle), StatementKind::Sqlite(prepared)) => {
                 let limit = Limit {
@@ -551,11 +543,93 @@ impl Database {
             }),
         }
     }
+
+    /// Writes a batch as [`Database::write`] does with `transaction: true`, and commits
+    /// `state` through `lease` in the same transaction, so that the rows and the state become
+    /// durable together or not at all: PostgreSQL only, on the database that holds the
+    /// lease's store. A lease found taken over ([`cannectors_state::StateError::Fenced`]) or
+    /// any failure of the state's statements rolls the whole batch back and is
+    /// [`DatabaseError::StateCommit`].
+    pub async fn write_committing(
+        &mut self,
+        statement: &Statement,
+        rows: Vec<Vec<Value>>,
+        exprs: &[String],
+        refusals: Refusals,
+        lease: &mut PgLease,
+        state: &State,
+    ) -> Result<Vec<RefusedRow>, DatabaseError> {
+        let target = self.target.clone();
+        let key = self.key;
+        let timeout = self.statement_timeout;
+        match (&mut self.engine, &statement.kind) {
+            (
+                Engine::Postgres(postgres::Session { client, canceller }),
+                StatementKind::Postgres { statement, .. },
+            ) => {
+                let limit = Limit {
+                    key,
+                    target: &target,
+                    timeout,
+                    stop: Stop::Postgres(canceller),
+                };
+                write_batch_in_transaction(
+                    client,
+                    &limit,
+                    statement,
+                    &rows,
+                    exprs,
+                    refusals,
+                    Some((lease, state)),
+                )
+                .await
+            }
+            _ => Err(DatabaseError::NotTransactional { target }),
+        }
+    }
+}
+
+/// The state a batch's transaction commits with its rows, and the lease that commits it.
+type StateCommit<'a> = (&'a mut PgLease, &'a State);
+
+/// Writes `rows` in one transaction, and with them `state` when given (see
+/// [`Database::write_committing`]).
+#[allow(clippy::too_many_arguments)]
+async fn write_batch_in_transaction(
+    client: &mut tokio_postgres::Client,
+    limit: &Limit<'_>,
+    statement: &tokio_postgres::Statement,
+    rows: &[Vec<Value>],
+    exprs: &[String],
+    refusals: Refusals,
+    mut state: Option<StateCommit<'_>>,
+) -> Result<Vec<RefusedRow>, DatabaseError> {
+    let fast = write_in_transaction(
+        client,
+        limit,
+        statement,
+        rows,
+        exprs,
+        false,
+        state.as_mut().map(|(lease, state)| (&mut **lease, *state)),
+    )
+    .await;
+    match (fast, refusals) {
+        // The batch goes fast, pipelined, in the usual case where the database takes every
+        // row. Only a batch with a refused row is written again, one row at a time, each in a
+        // savepoint, so that a refused row rolls back alone (docs/databases.md says why this
+        // beats a savepoint for every row). The state goes with whichever transaction commits.
+        (Err(DatabaseError::Write { .. }), Refusals::LeaveOut) => {
+            write_in_transaction(client, limit, statement, rows, exprs, true, state).await
+        }
+        (result, _) => result,
+    }
 }
 
 /// Writes `rows` in one transaction: pipelined, stopping at the first failure, or
-/// `one_by_one`, each row in a savepoint and the refused ones left out. Committed when the
-/// rows are written, rolled back otherwise.
+/// `one_by_one`, each row in a savepoint and the refused ones left out; then `state`, when
+/// given, through its lease in the same transaction. Committed when all of it is written,
+/// rolled back otherwise.
 async fn write_in_transaction(
     client: &mut tokio_postgres::Client,
     limit: &Limit<'_>,
@@ -563,6 +637,7 @@ async fn write_in_transaction(
     rows: &[Vec<Value>],
     exprs: &[String],
     one_by_one: bool,
+    state: Option<StateCommit<'_>>,
 ) -> Result<Vec<RefusedRow>, DatabaseError> {
     let target = limit.target;
     let transaction_failure = |action, e: tokio_postgres::Error| DatabaseError::Transaction {
@@ -578,13 +653,36 @@ async fn write_in_transaction(
                 .map_err(|e| transaction_failure("begin", e))
         })
         .await?;
-    let written = if one_by_one {
+    let mut written = if one_by_one {
         execute_one_by_one(Writer::Transaction(&mut tx), statement, rows, exprs, limit).await
     } else {
         execute_all(&tx, statement, rows, exprs, limit, true)
             .await
             .map(|()| Vec::new())
     };
+    if let (Ok(_), Some((lease, state))) = (&written, state) {
+        let started = std::time::Instant::now();
+        let committed = limit
+            .run(
+                || "committing the pipeline's state with the batch".to_owned(),
+                async {
+                    lease
+                        .commit_in(&tx, state)
+                        .await
+                        .map_err(|source| DatabaseError::StateCommit { source })
+                },
+            )
+            .await;
+        // How long the state's statements took inside the transaction, for `cargo xtask bench
+        // db` (the commit's share of a run on the exactly-once path).
+        tracing::debug!(
+            state_commit_us = started.elapsed().as_micros() as u64,
+            "state written in the batch's transaction"
+        );
+        if let Err(error) = committed {
+            written = Err(error);
+        }
+    }
     match written {
         Ok(refused) => {
             limit

@@ -161,6 +161,22 @@ pub enum DatabaseError {
         /// The database's message.
         reason: String,
     },
+    /// The pipeline's state could not be committed in the batch's transaction (the store
+    /// fenced this process, or refused the statement): the batch was rolled back with it.
+    #[error("{source}; the batch's rows were rolled back with the state")]
+    StateCommit {
+        /// What the state store reported.
+        source: cannectors_state::StateError,
+    },
+    /// A batch and the pipeline's state can be written in one transaction only in PostgreSQL.
+    #[error(
+        "the batch and the pipeline's state can be written in one transaction only into \
+         PostgreSQL, not into {target}"
+    )]
+    NotTransactional {
+        /// The database, without its password.
+        target: String,
+    },
     /// A blocking SQLite task did not finish.
     #[error("the database task for {target} stopped before finishing: {reason}")]
     Task {

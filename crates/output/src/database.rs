@@ -14,6 +14,8 @@ use cannectors_connector::{BoxError, BoxFuture, Record, Sink};
 use cannectors_database::{
     Access, ConnectionSettings, Database, DatabaseError, Refusals, Statement,
 };
+use cannectors_state::{State, StateLock as _};
+use cannectors_state_postgres::PgLease;
 use serde_json::Value;
 
 use crate::OutputError;
@@ -61,8 +63,38 @@ impl DatabaseSink {
         Ok((database, statement))
     }
 
-    async fn write_batch(&mut self, records: &[Record]) -> Result<(), OutputError> {
+    /// Writes `records` and commits `state` through `lease` in one transaction: both are
+    /// durable together or not at all, so that a crash at any point neither loses nor repeats
+    /// a record. Only for an output into the database that holds the lease's store, with
+    /// `transaction: true` (the executor checks both before it takes this path); `onError`
+    /// leaves refused records out as [`Sink::write`] does, in the transaction that commits.
+    /// A lease taken over by another process rolls the batch back:
+    /// [`OutputError::Database`] with a [`DatabaseError::StateCommit`] holding
+    /// [`StateError::Fenced`](cannectors_state::StateError::Fenced).
+    pub async fn write_committing(
+        &mut self,
+        records: &[Record],
+        lease: &mut PgLease,
+        state: &State,
+    ) -> Result<(), OutputError> {
+        self.write_batch(records, Some((lease, state))).await
+    }
+
+    async fn write_batch(
+        &mut self,
+        records: &[Record],
+        commit: Option<(&mut PgLease, &State)>,
+    ) -> Result<(), OutputError> {
         if records.is_empty() {
+            if let Some((lease, state)) = commit {
+                // Nothing to write: the state alone, as any commit.
+                return lease
+                    .commit(state)
+                    .await
+                    .map_err(|source| OutputError::Database {
+                        source: DatabaseError::StateCommit { source },
+                    });
+            }
             return Ok(());
         }
         if self.connection.is_none() {
@@ -97,10 +129,19 @@ impl DatabaseSink {
         let Some((database, statement)) = self.connection.as_mut() else {
             return Ok(());
         };
-        let refused = database
-            .write(statement, rows, &self.shown, transaction, refusals)
-            .await
-            .map_err(|source| OutputError::Database { source })?;
+        let written = match commit {
+            Some((lease, state)) => {
+                database
+                    .write_committing(statement, rows, &self.shown, refusals, lease, state)
+                    .await
+            }
+            None => {
+                database
+                    .write(statement, rows, &self.shown, transaction, refusals)
+                    .await
+            }
+        };
+        let refused = written.map_err(|source| OutputError::Database { source })?;
         if refused.is_empty() {
             return Ok(());
         }
@@ -137,6 +178,10 @@ impl DatabaseSink {
 
 impl Sink for DatabaseSink {
     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move { self.write_batch(records).await.map_err(BoxError::from) })
+        Box::pin(async move {
+            self.write_batch(records, None)
+                .await
+                .map_err(BoxError::from)
+        })
     }
 }

@@ -6,7 +6,9 @@
 //! in PostgreSQL or SQLite. [`build`] turns the configured block into the sink the executor
 //! drives. A sink's `write` returns `Ok` only once the batch is durable at the destination
 //! (flushed, fsynced, acknowledged, committed), because the executor commits the cursor right
-//! after it. This crate never touches state.
+//! after it. This crate never touches state, but in one place: on the exactly-once path,
+//! [`DatabaseSink::write_committing`] writes a batch and commits the state the executor hands
+//! it, through the PostgreSQL store's lease, in one transaction.
 //!
 //! ```
 //! use cannectors_connector::Record;

@@ -69,6 +69,7 @@
 
 mod admit;
 mod build;
+mod guarantee;
 mod progress;
 mod store;
 mod summary;
@@ -83,16 +84,20 @@ use cannectors_config::{InputConfig, Lookback, Pipeline, StatePersistence, Windo
 use cannectors_connector::{
     Batch, BoxError, Checkpoint, Record, RunWindow, Sink, Source, StoppedByShutdown,
 };
+use cannectors_database::DatabaseError;
 use cannectors_filter::{FilterError, Filters};
+use cannectors_output::{DatabaseSink, OutputError};
 use cannectors_state::{
     Backfill, CursorError, State, StateError, StateLock, StateStore, Timestamp, WindowProgress,
 };
+use cannectors_state_postgres::PgLease;
 use chrono::Timelike as _;
 use tokio::sync::watch;
 
 use admit::Admission;
 
 pub use build::BuildError;
+pub use guarantee::{DeliveryGuarantee, delivery_guarantee};
 pub use progress::RunProgress;
 pub use store::{Migration, migration_stores, store_for};
 pub use summary::RunSummary;
@@ -289,6 +294,8 @@ pub struct Executor {
     lookback: Option<Lookback>,
     delay: Option<std::time::Duration>,
     filters: Filters,
+    /// Whether each delivery and its commit are one transaction ([`delivery_guarantee`]).
+    exactly_once: bool,
 }
 
 impl Executor {
@@ -309,6 +316,7 @@ impl Executor {
             lookback,
             delay,
             filters: Filters::new(&pipeline.filters),
+            exactly_once: delivery_guarantee(pipeline).is_exactly_once(),
         })
     }
 
@@ -429,12 +437,25 @@ impl Executor {
         }
     }
 
-    /// The sink of the configuration, or the one of a dry run.
-    fn sink(&self, options: &RunOptions) -> Result<Box<dyn Sink>, RunError> {
+    /// The sink of the configuration, or the one of a dry run; on the exactly-once path, the
+    /// database sink that commits each delivery's state in its transaction.
+    fn sink(&self, options: &RunOptions) -> Result<BuiltSink, RunError> {
         if options.dry_run {
-            return Ok(Box::new(build::DryRun::new(&self.pipeline.output)));
+            return Ok(BuiltSink::Plain(Box::new(build::DryRun::new(
+                &self.pipeline.output,
+            ))));
         }
-        Ok(build::sink(&self.pipeline.output, options.stop.as_ref())?)
+        if self.exactly_once
+            && let cannectors_config::OutputConfig::Database(output) = &self.pipeline.output
+        {
+            return Ok(BuiltSink::Transactional(Box::new(DatabaseSink::new(
+                output,
+            ))));
+        }
+        Ok(BuiltSink::Plain(build::sink(
+            &self.pipeline.output,
+            options.stop.as_ref(),
+        )?))
     }
 
     /// Commits `working` (through `scope`) when the run writes.
@@ -477,7 +498,7 @@ impl Executor {
                     state.unwrap_or_default(),
                     &Scope::Main,
                     (window.start, bound.end),
-                    sink.as_mut(),
+                    &mut sink.output(),
                     lock,
                     None,
                     options,
@@ -506,7 +527,7 @@ impl Executor {
                 state.unwrap_or_default(),
                 &Scope::Main,
                 source.as_mut(),
-                sink.as_mut(),
+                &mut sink.output(),
                 lock,
                 until,
                 options,
@@ -594,7 +615,7 @@ impl Executor {
                     progress,
                     &scope,
                     (range.from, to),
-                    sink.as_mut(),
+                    &mut sink.output(),
                     lock,
                     Some(to),
                     options,
@@ -614,7 +635,7 @@ impl Executor {
                     progress,
                     &scope,
                     source.as_mut(),
-                    sink.as_mut(),
+                    &mut sink.output(),
                     lock,
                     Some(to),
                     options,
@@ -653,7 +674,7 @@ impl Executor {
                     state.unwrap_or_default(),
                     &Scope::Main,
                     source,
-                    sink,
+                    &mut Output::Sink(sink),
                     &mut lock,
                     until,
                     options,
@@ -683,7 +704,7 @@ impl Executor {
         mut state: State,
         scope: &Scope,
         source: &mut dyn Source,
-        sink: &mut dyn Sink,
+        output: &mut Output<'_>,
         lock: &mut Option<Box<dyn StateLock>>,
         until: Option<chrono::DateTime<chrono::Utc>>,
         options: &RunOptions,
@@ -712,7 +733,7 @@ impl Executor {
                 &mut state,
                 scope,
                 source,
-                sink,
+                output,
                 lock,
                 until,
                 options,
@@ -746,7 +767,7 @@ impl Executor {
         mut state: State,
         scope: &Scope,
         bounds: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-        sink: &mut dyn Sink,
+        output: &mut Output<'_>,
         lock: &mut Option<Box<dyn StateLock>>,
         until: Option<chrono::DateTime<chrono::Utc>>,
         options: &RunOptions,
@@ -810,7 +831,7 @@ impl Executor {
                     &mut state,
                     scope,
                     source.as_mut(),
-                    sink,
+                    output,
                     lock,
                     until,
                     options,
@@ -841,7 +862,7 @@ impl Executor {
         state: &mut State,
         scope: &Scope,
         source: &mut dyn Source,
-        sink: &mut dyn Sink,
+        output: &mut Output<'_>,
         lock: &mut Option<Box<dyn StateLock>>,
         until: Option<chrono::DateTime<chrono::Utc>>,
         options: &RunOptions,
@@ -941,7 +962,7 @@ impl Executor {
                         &mut gathered,
                         &mut ahead,
                         source,
-                        (scope, sink, lock),
+                        (scope, output, lock),
                         state,
                         summary,
                         options,
@@ -997,7 +1018,7 @@ impl Executor {
                         &mut gathered,
                         &mut ahead,
                         source,
-                        (scope, sink, lock),
+                        (scope, output, lock),
                         state,
                         summary,
                         options,
@@ -1013,7 +1034,7 @@ impl Executor {
         // sink that gave up for the stop, nothing is left to deliver.
         if gathered.changed
             && self
-                .flush(&mut gathered, scope, sink, lock, state, summary, options)
+                .flush(&mut gathered, scope, output, lock, state, summary, options)
                 .await?
                 == Delivery::Stopped
         {
@@ -1037,18 +1058,18 @@ impl Executor {
         gathered: &mut Gathered,
         ahead: &mut ReadAhead,
         source: &mut dyn Source,
-        (scope, sink, lock): (&Scope, &mut dyn Sink, &mut Option<Box<dyn StateLock>>),
+        (scope, output, lock): (&Scope, &mut Output<'_>, &mut Option<Box<dyn StateLock>>),
         state: &State,
         summary: &mut RunSummary,
         options: &RunOptions,
     ) -> Result<Delivery, RunError> {
         let Some(limit) = self.pipeline.output.batch_size() else {
             return self
-                .flush(gathered, scope, sink, lock, state, summary, options)
+                .flush(gathered, scope, output, lock, state, summary, options)
                 .await;
         };
         let (delivery, ()) = tokio::join!(
-            self.flush(gathered, scope, sink, lock, state, summary, options),
+            self.flush(gathered, scope, output, lock, state, summary, options),
             ahead.fill(source, limit.get(), options),
         );
         delivery
@@ -1061,7 +1082,7 @@ impl Executor {
         &self,
         gathered: &mut Gathered,
         scope: &Scope,
-        sink: &mut dyn Sink,
+        output: &mut Output<'_>,
         lock: &mut Option<Box<dyn StateLock>>,
         state: &State,
         summary: &mut RunSummary,
@@ -1077,8 +1098,38 @@ impl Executor {
         if let Some(lock) = lock.as_ref() {
             lock.check()?;
         }
+        let mut committed = false;
         if !records.is_empty() {
-            match sink.write(&records).await {
+            let written = match output {
+                Output::Sink(sink) => sink.write(&records).await,
+                Output::Transactional(sink) => {
+                    match lock
+                        .as_mut()
+                        .and_then(|lock| lock.as_any_mut())
+                        .and_then(|lock| lock.downcast_mut::<PgLease>())
+                    {
+                        Some(lease) => {
+                            let persisted = scope.persisted(state, false);
+                            match sink.write_committing(&records, lease, &persisted).await {
+                                Ok(()) => {
+                                    committed = true;
+                                    Ok(())
+                                }
+                                // Fenced, or the store refused the state: the rows were rolled
+                                // back with it.
+                                Err(OutputError::Database {
+                                    source: DatabaseError::StateCommit { source },
+                                }) => return Err(RunError::State(source)),
+                                Err(error) => Err(BoxError::from(error)),
+                            }
+                        }
+                        // Only a PostgreSQL store, which the exactly-once path requires, hands
+                        // out a lease; anything else commits after the write, as always.
+                        None => Sink::write(*sink, &records).await,
+                    }
+                }
+            };
+            match written {
                 Ok(()) => {}
                 Err(error) if options.stopped_by(&error) => {
                     tracing::info!(
@@ -1098,7 +1149,13 @@ impl Executor {
         }
         summary.records_written += records.len() as u64;
         summary.batches = summary.batches.max(last);
-        Self::commit(lock, scope, state, false).await?;
+        // How long the commit took, for `cargo xtask bench db` (its share of a run); on the
+        // exactly-once path it was part of the write, and the database output logs it.
+        let commit_started = Instant::now();
+        if !committed {
+            Self::commit(lock, scope, state, false).await?;
+        }
+        let commit_us = (!committed).then(|| commit_started.elapsed().as_micros() as u64);
         if let Some(progress) = &options.progress {
             progress.committed(records.len());
         }
@@ -1108,10 +1165,37 @@ impl Executor {
             batch = last,
             first_batch = first,
             records = records.len(),
+            commit_us,
             "batch committed"
         );
         Ok(Delivery::Committed)
     }
+}
+
+/// The sink a run built from the configuration.
+enum BuiltSink {
+    /// Any sink; the executor commits after it accepted a delivery.
+    Plain(Box<dyn Sink>),
+    /// A database sink into the state store's own database (the exactly-once path).
+    Transactional(Box<DatabaseSink>),
+}
+
+impl BuiltSink {
+    fn output(&mut self) -> Output<'_> {
+        match self {
+            BuiltSink::Plain(sink) => Output::Sink(sink.as_mut()),
+            BuiltSink::Transactional(sink) => Output::Transactional(sink.as_mut()),
+        }
+    }
+}
+
+/// Where the executor hands its deliveries.
+enum Output<'s> {
+    /// A sink: the executor commits through its lock once the sink accepted a delivery.
+    Sink(&'s mut dyn Sink),
+    /// A database sink into the store's database: it writes each delivery and commits its
+    /// state through the lease in one transaction.
+    Transactional(&'s mut DatabaseSink),
 }
 
 /// How a delivery ended.

@@ -8,6 +8,11 @@
 //! takes the lease once it expired, with the next epoch, and a commit still made under the old
 //! epoch is refused ([`StateError::Fenced`](cannectors_state::StateError::Fenced)).
 //!
+//! A database output writing into the store's own database commits a batch and its state in
+//! one transaction: [`PgLease::commit_in`] writes the state inside a transaction of the
+//! caller's, with the same epoch check, and [`DatabaseTarget`] tells whether two connection
+//! strings reach the same database.
+//!
 //! The program creates the tables itself, and upgrades them when a newer version changes them
 //! (the version is in `cannectors_schema_version`). Time is the database's: leases expire by
 //! `now()` on the server, so the processes' clocks need not agree.
@@ -35,7 +40,9 @@
 mod connection;
 mod schema;
 mod store;
+mod target;
 pub mod tls;
 
 pub use connection::describe;
 pub use store::{DEFAULT_LEASE_TTL, MIN_WAIT, PgLease, PgStore};
+pub use target::DatabaseTarget;

@@ -15,10 +15,19 @@ use std::time::Duration;
 use cannectors_state::{Lease, State, StateError, StateLock, StateStore, StoreFuture};
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
+use tokio_postgres::Transaction;
 use tokio_postgres::types::Type;
 
 use crate::connection::{Database, Failure};
 use crate::schema::{STATE_TABLE, VERSION};
+
+/// Writes a state (`$3`) if the lease is still of epoch `$2` and the row still holds `$4`.
+const REPLACE: &str = "UPDATE cannectors_state SET state = $3::text::jsonb, updated_at = now() \
+                       WHERE pipeline = $1 AND epoch = $2 AND state = $4::text::jsonb";
+
+/// Writes a state (`$3`, `NULL` to remove it) if the lease is still of epoch `$2`.
+const WRITE: &str = "UPDATE cannectors_state SET state = $3::text::jsonb, updated_at = now() \
+                     WHERE pipeline = $1 AND epoch = $2";
 
 /// How long a lease lasts unless renewed, when not set otherwise.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
@@ -489,7 +498,6 @@ impl Taken {
         }
     }
 
-    /// Writes `text` (or removes the state, for `None`) if the lease is still this epoch's.
     /// Writes `text` if the lease is still this epoch's and the row still holds `last`;
     /// `false` when either is not so.
     async fn replace(&self, last: &str, text: &str) -> Result<bool, StateError> {
@@ -500,8 +508,7 @@ impl Taken {
                 let client = shared.database.client().await?;
                 Ok(client
                     .execute_typed(
-                        "UPDATE cannectors_state SET state = $3::text::jsonb, updated_at = now() \
-                         WHERE pipeline = $1 AND epoch = $2 AND state = $4::text::jsonb",
+                        REPLACE,
                         &[
                             (&shared.pipeline, Type::TEXT),
                             (&epoch, Type::INT8),
@@ -515,6 +522,7 @@ impl Taken {
         Ok(updated == 1)
     }
 
+    /// Writes `text` (or removes the state, for `None`) if the lease is still this epoch's.
     async fn write(&self, text: Option<&str>) -> Result<(), StateError> {
         let shared = &self.shared;
         let epoch = self.epoch_param();
@@ -523,8 +531,7 @@ impl Taken {
                 let client = shared.database.client().await?;
                 Ok(client
                     .execute_typed(
-                        "UPDATE cannectors_state SET state = $3::text::jsonb, updated_at = now() \
-                         WHERE pipeline = $1 AND epoch = $2",
+                        WRITE,
                         &[
                             (&shared.pipeline, Type::TEXT),
                             (&epoch, Type::INT8),
@@ -534,6 +541,71 @@ impl Taken {
                     .await?)
             })
             .await?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(self.fenced())
+        }
+    }
+}
+
+impl Taken {
+    /// Writes `text` inside `transaction` if the lease is still this epoch's and the stored
+    /// state is valid (one statement when the row still holds `last`); fenced otherwise.
+    /// Nothing is final until the caller commits the transaction.
+    async fn commit_in(
+        &self,
+        transaction: &Transaction<'_>,
+        last: Option<&str>,
+        text: &str,
+    ) -> Result<(), StateError> {
+        let shared = &self.shared;
+        let epoch = self.epoch_param();
+        let failed = |error: tokio_postgres::Error| shared.error(Failure::from(error));
+        if let Some(last) = last {
+            let updated = transaction
+                .execute_typed(
+                    REPLACE,
+                    &[
+                        (&shared.pipeline, Type::TEXT),
+                        (&epoch, Type::INT8),
+                        (&text, Type::TEXT),
+                        (&last, Type::TEXT),
+                    ],
+                )
+                .await
+                .map_err(failed)?;
+            if updated == 1 {
+                return Ok(());
+            }
+        }
+        let rows = transaction
+            .query_typed(
+                "SELECT state::text, epoch FROM cannectors_state WHERE pipeline = $1",
+                &[(&shared.pipeline, Type::TEXT)],
+            )
+            .await
+            .map_err(failed)?;
+        let current = match rows.first() {
+            Some(row) if row.try_get::<_, i64>(1).map_err(failed)? == epoch => {
+                row.try_get::<_, Option<String>>(0).map_err(failed)?
+            }
+            _ => return Err(self.fenced()),
+        };
+        if let Some(current) = current {
+            shared.parse(&current)?;
+        }
+        let updated = transaction
+            .execute_typed(
+                WRITE,
+                &[
+                    (&shared.pipeline, Type::TEXT),
+                    (&epoch, Type::INT8),
+                    (&text, Type::TEXT),
+                ],
+            )
+            .await
+            .map_err(failed)?;
         if updated == 1 {
             Ok(())
         } else {
@@ -574,6 +646,40 @@ impl PgLease {
     pub fn epoch(&self) -> u64 {
         self.taken.epoch
     }
+
+    /// Commits `state` as [`commit`](StateLock::commit) does, but inside `transaction`, one the
+    /// caller opened on its own connection to the store's database (the same server, database,
+    /// user and `options`: see [`DatabaseTarget`](crate::DatabaseTarget)), so that what else
+    /// the transaction writes and the state become durable together, when the caller commits
+    /// it, or not at all. Fails with [`StateError::Fenced`], having written nothing, once
+    /// another process took the lease over: the caller then rolls the whole transaction back.
+    pub async fn commit_in(
+        &mut self,
+        transaction: &Transaction<'_>,
+        state: &State,
+    ) -> Result<(), StateError> {
+        self.check()?;
+        let text = self.stamped(state);
+        // Were the transaction rolled back after all, the row would not hold `text`: the next
+        // commit's one-statement replace then finds nothing to replace, and reads and checks
+        // the row as after any change it did not make.
+        let last = self.last_written.take();
+        self.taken
+            .commit_in(transaction, last.as_deref(), &text)
+            .await?;
+        self.last_written = Some(text);
+        Ok(())
+    }
+
+    /// The text of `state` as this lease stores it: with the pipeline, the pipeline file and
+    /// the time of the commit.
+    fn stamped(&self, state: &State) -> String {
+        let mut stamped = state.clone();
+        stamped.pipeline = Some(self.taken.shared.pipeline.clone());
+        stamped.pipeline_file = self.pipeline_file.clone();
+        stamped.updated_at = Some(Utc::now());
+        stamped.to_json().to_string()
+    }
 }
 
 async fn renew_until_lost(taken: Taken, lost: Arc<AtomicBool>) {
@@ -606,11 +712,7 @@ impl StateLock for PgLease {
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.check()?;
-            let mut stamped = state.clone();
-            stamped.pipeline = Some(self.taken.shared.pipeline.clone());
-            stamped.pipeline_file = self.pipeline_file.clone();
-            stamped.updated_at = Some(Utc::now());
-            let text = stamped.to_json().to_string();
+            let text = self.stamped(state);
             // The row still holding what this lease wrote last was valid then and is valid
             // now: one statement replaces it. Otherwise (a first commit, a row changed since)
             // the stored state is read and checked before it is replaced.
@@ -648,6 +750,11 @@ impl StateLock for PgLease {
             self.taken.write(None).await?;
             Ok(existed)
         })
+    }
+
+    /// The lease itself, for [`commit_in`](PgLease::commit_in).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 
     fn release(mut self: Box<Self>) -> StoreFuture<'static, ()> {

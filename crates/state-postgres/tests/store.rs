@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use cannectors_state::{State, StateError, StateStore};
-use cannectors_state_postgres::PgStore;
+use cannectors_state_postgres::{PgLease, PgStore};
 use cannectors_test_support::postgres;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_postgres::Client;
@@ -579,4 +579,115 @@ async fn tables_of_version_1_are_upgraded_and_keep_their_rows() {
         .unwrap()
         .get(0);
     assert_eq!(version, 2);
+}
+
+/// The lease behind a lock taken from a [`PgStore`].
+fn lease(lock: &mut Box<dyn cannectors_state::StateLock>) -> &mut PgLease {
+    lock.as_any_mut()
+        .and_then(|any| any.downcast_mut::<PgLease>())
+        .unwrap()
+}
+
+async fn rows_of(client: &Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM delivered", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_commit_inside_a_transaction_is_durable_with_it_and_only_with_it() {
+    let mut client = schema("state_pg_commit_in").await;
+    client
+        .batch_execute("CREATE TABLE delivered (id bigint)")
+        .await
+        .unwrap();
+    let store = store("state_pg_commit_in", "events");
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&state("2026-01-01T00:00:00Z")).await.unwrap();
+
+    // Rolled back: neither the row nor the state.
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO delivered VALUES (1)", &[])
+        .await
+        .unwrap();
+    lease(&mut lock)
+        .commit_in(&tx, &state("2026-01-02T00:00:00Z"))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(rows_of(&client).await, 0);
+    assert!(
+        row_state(&client, "events")
+            .await
+            .unwrap()
+            .contains("2026-01-01T00:00:00Z")
+    );
+
+    // Committed: both; and a plain commit after the rolled-back one still lands.
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO delivered VALUES (1)", &[])
+        .await
+        .unwrap();
+    lease(&mut lock)
+        .commit_in(&tx, &state("2026-01-03T00:00:00Z"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rows_of(&client).await, 1);
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(loaded, {
+        let mut expected = state("2026-01-03T00:00:00Z");
+        expected.pipeline = loaded.pipeline.clone();
+        expected.updated_at = loaded.updated_at;
+        expected
+    });
+    lock.commit(&state("2026-01-04T00:00:00Z")).await.unwrap();
+    assert!(
+        row_state(&client, "events")
+            .await
+            .unwrap()
+            .contains("2026-01-04T00:00:00Z")
+    );
+}
+
+#[tokio::test]
+async fn a_fenced_commit_inside_a_transaction_writes_nothing_and_the_batch_rolls_back() {
+    let mut client = schema("state_pg_commit_in_fenced").await;
+    client
+        .batch_execute("CREATE TABLE delivered (id bigint)")
+        .await
+        .unwrap();
+    let silent = silent_holder(
+        "state_pg_commit_in_fenced",
+        "orders",
+        Duration::from_millis(600),
+    );
+    let mut stale = silent.lock().await.unwrap();
+    stale.commit(&state("2026-01-01T00:00:00Z")).await.unwrap();
+    let other = store("state_pg_commit_in_fenced", "orders").with_owner("replica-b");
+    eventually(|| lease_expired(&other)).await;
+    let mut current = other.lock().await.unwrap();
+    current
+        .commit(&state("2026-02-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let before = row_state(&client, "orders").await;
+
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO delivered VALUES (1)", &[])
+        .await
+        .unwrap();
+    let error = lease(&mut stale)
+        .commit_in(&tx, &state("2026-01-02T00:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StateError::Fenced { epoch: 1, .. }),
+        "{error:?}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(rows_of(&client).await, 0);
+    assert_eq!(row_state(&client, "orders").await, before);
 }

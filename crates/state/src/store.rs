@@ -159,6 +159,14 @@ pub trait StateLock: fmt::Debug + Send {
         drop(self);
         Box::pin(async { Ok(()) })
     }
+
+    /// The lock as its own type, for a caller that knows which store it came from and needs
+    /// what only that store's lock offers (the PostgreSQL store's lease commits inside a
+    /// transaction of the caller's, so that a batch and its state are written together).
+    /// `None` for a lock that offers nothing beyond this trait.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// Why the state of a pipeline could not be located, read, written or locked.
