@@ -76,6 +76,9 @@ struct FileLock {
     /// The text this lock last committed: a state file still holding it needs no parsing to
     /// know it is valid.
     last_written: Option<String>,
+    /// The buffer of the text before that, kept for the next commit: with lookback the text is
+    /// about a megabyte, written at every commit.
+    spare: String,
 }
 
 impl Drop for FileLock {
@@ -94,9 +97,17 @@ impl StateLock for FileLock {
     /// this lock committed last (a first commit, or a file changed since).
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let mut text = std::mem::take(&mut self.spare);
             let last_written = self.last_written.take();
-            self.last_written = Some(self.store.write(state, last_written.as_deref())?);
-            Ok(())
+            let written = self.store.write(state, last_written.as_deref(), &mut text);
+            // After a failure the file may hold anything: the next commit checks it in full.
+            let (now, spare) = match written {
+                Ok(()) => (Some(text), last_written.unwrap_or_default()),
+                Err(_) => (None, text),
+            };
+            self.last_written = now;
+            self.spare = spare;
+            written
         })
     }
 
@@ -227,6 +238,7 @@ impl FileStore {
                 handle: file,
                 store: self.clone(),
                 last_written: None,
+                spare: String::new(),
             }),
             Err(fs::TryLockError::WouldBlock) => Err(StateError::Locked {
                 pipeline: self.pipeline.clone(),
@@ -284,19 +296,25 @@ impl FileStore {
 
     /// Replaces the state file with `state`, unless the file in place is not a valid state;
     /// `last_written` is the text this writer committed last, which is valid without parsing
-    /// it again. Returns the text written.
-    fn write(&self, state: &State, last_written: Option<&str>) -> Result<String, StateError> {
+    /// it again. `text` is a buffer to write the new text into.
+    fn write(
+        &self,
+        state: &State,
+        last_written: Option<&str>,
+        text: &mut String,
+    ) -> Result<(), StateError> {
         if !last_written.is_some_and(|last| self.holds(last.as_bytes()))
             && let Some(bytes) = self.read_bytes()?
         {
             self.parse(bytes)?;
         }
-        let text = state.to_json_pretty_with(&Metadata {
+        let metadata = Metadata {
             pipeline: Some(&self.pipeline),
             // The writer of this commit, not of an earlier one: unknown when not given.
             pipeline_file: self.pipeline_file.as_deref(),
             updated_at: Some(Utc::now()),
-        });
+        };
+        state.write_json_pretty(&metadata, text);
         self.create_dir()?;
         if let Err(source) = self.write_temp(text.as_bytes()) {
             let _ = fs::remove_file(&self.temp);
@@ -318,8 +336,7 @@ impl FileStore {
         sync_dir(&self.dir).map_err(|source| StateError::SyncDir {
             path: self.file.clone(),
             source,
-        })?;
-        Ok(text)
+        })
     }
 
     /// Whether the state file holds exactly `text`, read piece by piece rather than into one

@@ -483,13 +483,21 @@ impl State {
 
     /// The state as indented JSON, as it is written to the file and shown to users.
     pub fn to_json_pretty(&self) -> String {
-        self.to_json_pretty_with(&self.metadata())
+        let mut text = String::new();
+        self.write_json_pretty(&self.metadata(), &mut text);
+        text
     }
 
-    /// The state file's text: [`to_json_pretty`](Self::to_json_pretty) with the metadata a
-    /// store stamps on a commit in place of the state's own, without copying the state.
-    pub(crate) fn to_json_pretty_with(&self, metadata: &Metadata<'_>) -> String {
-        let mut text = format!("{:#}", Value::Object(self.sections(metadata)));
+    /// Replaces the content of `text` with the state file's text: [`to_json_pretty`] with the
+    /// metadata a store stamps on a commit in place of the state's own. It copies nothing of
+    /// the state, and a writer committing again and again reuses one buffer.
+    ///
+    /// [`to_json_pretty`]: Self::to_json_pretty
+    pub(crate) fn write_json_pretty(&self, metadata: &Metadata<'_>, text: &mut String) {
+        use std::fmt::Write as _;
+        text.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(text, "{:#}", Value::Object(self.sections(metadata)));
         // The identities are written straight into the text rather than built as a JSON
         // value first: with lookback they are most of the file, written at every commit.
         if !self.identities.is_empty() {
@@ -502,11 +510,10 @@ impl State {
                 text.push('\n');
             }
             text.push_str("  \"identities\": ");
-            self.identities.write_pretty(&mut text);
+            self.identities.write_pretty(text);
             text.push_str("\n}");
         }
         text.push('\n');
-        text
     }
 
     /// A state seeded from values typed by a user (`cannectors state set`): `timestamp` in any
