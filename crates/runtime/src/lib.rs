@@ -74,6 +74,7 @@ mod progress;
 mod store;
 mod summary;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -251,10 +252,11 @@ enum Scope {
 }
 
 impl Scope {
-    /// The state file's content for `working`, the state the run moves.
-    fn persisted(&self, working: &State, completed: bool) -> State {
+    /// The state file's content for `working`, the state the run moves: `working` itself for
+    /// the pipeline's own run, whose commits (one a batch) then copy nothing.
+    fn persisted<'a>(&self, working: &'a State, completed: bool) -> Cow<'a, State> {
         match self {
-            Scope::Main => working.clone(),
+            Scope::Main => Cow::Borrowed(working),
             Scope::Backfill {
                 main,
                 from,
@@ -269,7 +271,7 @@ impl Scope {
                 backfill.completed_at = completed.then(chrono::Utc::now);
                 let mut file = main.as_ref().clone();
                 file.backfill = Some(backfill);
-                file
+                Cow::Owned(file)
             }
         }
     }

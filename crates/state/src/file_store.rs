@@ -10,12 +10,12 @@
 //! for anything else: a few small reads and writes and, for a commit, two syncs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use crate::state::{State, StateFormatError};
+use crate::state::{Metadata, State, StateFormatError};
 use crate::store::{StateError, StateLock, StateStore, StoreFuture, check_name};
 
 /// The directory when none is given; relative to the working directory.
@@ -27,6 +27,9 @@ const STATE_SUFFIX: &str = ".json";
 const TEMP_SUFFIX: &str = ".json.tmp";
 /// The run lock is `<name>.lock`.
 const LOCK_SUFFIX: &str = ".lock";
+
+/// How much of the state file is compared at a time with the text last written.
+const COMPARE_CHUNK: usize = 64 * 1024;
 
 /// The longest suffix added to a pipeline name, which bounds the name's length.
 pub(crate) const LONGEST_SUFFIX: &str = TEMP_SUFFIX;
@@ -70,6 +73,12 @@ struct FileLock {
     handle: File,
     /// The store as it was when the lock was taken, so that the guard commits on its own.
     store: FileStore,
+    /// The text this lock last committed: a state file still holding it needs no parsing to
+    /// know it is valid.
+    last_written: Option<String>,
+    /// The buffer of the text before that, kept for the next commit: with lookback the text is
+    /// about a megabyte, written at every commit.
+    spare: String,
 }
 
 impl Drop for FileLock {
@@ -83,14 +92,28 @@ impl Drop for FileLock {
 impl StateLock for FileLock {
     /// Writes durably (temp file, fsync, rename, fsync of the directory), with `pipeline`,
     /// `pipelineFile` (absent when the store was given no pipeline file) and `updatedAt` set.
-    /// The file gets mode 0600; a directory created for it gets 0700. Reading a file of a few
-    /// hundred bytes first, to refuse replacing a bad one, costs little next to the two syncs.
+    /// The file gets mode 0600; a directory created for it gets 0700. The file in place is
+    /// read first, to refuse replacing a bad one; it is parsed only when it is not the text
+    /// this lock committed last (a first commit, or a file changed since).
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
-        Box::pin(async move { self.store.write(state) })
+        Box::pin(async move {
+            let mut text = std::mem::take(&mut self.spare);
+            let last_written = self.last_written.take();
+            let written = self.store.write(state, last_written.as_deref(), &mut text);
+            // After a failure the file may hold anything: the next commit checks it in full.
+            let (now, spare) = match written {
+                Ok(()) => (Some(text), last_written.unwrap_or_default()),
+                Err(_) => (None, text),
+            };
+            self.last_written = now;
+            self.spare = spare;
+            written
+        })
     }
 
     /// Removes the state file and a temp file left by an interrupted commit.
     fn reset(&mut self) -> StoreFuture<'_, bool> {
+        self.last_written = None;
         Box::pin(async move { self.store.remove() })
     }
 }
@@ -214,6 +237,8 @@ impl FileStore {
             Ok(()) => Ok(FileLock {
                 handle: file,
                 store: self.clone(),
+                last_written: None,
+                spare: String::new(),
             }),
             Err(fs::TryLockError::WouldBlock) => Err(StateError::Locked {
                 pipeline: self.pipeline.clone(),
@@ -227,6 +252,13 @@ impl FileStore {
     }
 
     fn read(&self) -> Result<Option<State>, StateError> {
+        self.read_bytes()?
+            .map(|bytes| self.parse(bytes))
+            .transpose()
+    }
+
+    /// The bytes of the state file; `None` when there is none.
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
         match fs::metadata(&self.file) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
@@ -238,39 +270,51 @@ impl FileStore {
             Ok(metadata) if !metadata.is_file() => return Err(self.not_a_file()),
             Ok(_) => {}
         }
-        let bytes = match fs::read(&self.file) {
-            Ok(bytes) => bytes,
+        match fs::read(&self.file) {
+            Ok(bytes) => Ok(Some(bytes)),
             // Removed between the two calls: same as never there.
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Read {
-                    path: self.file.clone(),
-                    source,
-                });
-            }
-        };
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Read {
+                path: self.file.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn parse(&self, bytes: Vec<u8>) -> Result<State, StateError> {
         let text = String::from_utf8(bytes).map_err(|error| StateError::Corrupt {
             path: self.file.clone(),
             problem: StateFormatError::NotText {
                 byte: error.utf8_error().valid_up_to(),
             },
         })?;
-        State::from_json_str(&text)
-            .map(Some)
-            .map_err(|problem| StateError::Corrupt {
-                path: self.file.clone(),
-                problem,
-            })
+        State::from_json_str(&text).map_err(|problem| StateError::Corrupt {
+            path: self.file.clone(),
+            problem,
+        })
     }
 
-    fn write(&self, state: &State) -> Result<(), StateError> {
-        self.read()?;
-        let mut stamped = state.clone();
-        stamped.pipeline = Some(self.pipeline.clone());
-        // The writer of this commit, not of an earlier one: unknown when not given.
-        stamped.pipeline_file = self.pipeline_file.clone();
-        stamped.updated_at = Some(Utc::now());
-        let text = stamped.to_json_pretty();
+    /// Replaces the state file with `state`, unless the file in place is not a valid state;
+    /// `last_written` is the text this writer committed last, which is valid without parsing
+    /// it again. `text` is a buffer to write the new text into.
+    fn write(
+        &self,
+        state: &State,
+        last_written: Option<&str>,
+        text: &mut String,
+    ) -> Result<(), StateError> {
+        if !last_written.is_some_and(|last| self.holds(last.as_bytes()))
+            && let Some(bytes) = self.read_bytes()?
+        {
+            self.parse(bytes)?;
+        }
+        let metadata = Metadata {
+            pipeline: Some(&self.pipeline),
+            // The writer of this commit, not of an earlier one: unknown when not given.
+            pipeline_file: self.pipeline_file.as_deref(),
+            updated_at: Some(Utc::now()),
+        };
+        state.write_json_pretty(&metadata, text);
         self.create_dir()?;
         if let Err(source) = self.write_temp(text.as_bytes()) {
             let _ = fs::remove_file(&self.temp);
@@ -293,6 +337,34 @@ impl FileStore {
             path: self.file.clone(),
             source,
         })
+    }
+
+    /// Whether the state file holds exactly `text`, read piece by piece rather than into one
+    /// buffer of the file's size. `false` when it cannot tell: the caller then reads the file
+    /// the careful way, which reports what is wrong.
+    fn holds(&self, text: &[u8]) -> bool {
+        let Ok(mut file) = File::open(&self.file) else {
+            return false;
+        };
+        if !file
+            .metadata()
+            .is_ok_and(|metadata| metadata.is_file() && metadata.len() == text.len() as u64)
+        {
+            return false;
+        }
+        let mut buffer = vec![0_u8; COMPARE_CHUNK];
+        let mut rest = text;
+        loop {
+            match file.read(&mut buffer) {
+                Ok(0) => return rest.is_empty(),
+                Ok(read) => match rest.split_at_checked(read) {
+                    Some((head, tail)) if head == &buffer[..read] => rest = tail,
+                    _ => return false,
+                },
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     fn remove(&self) -> Result<bool, StateError> {

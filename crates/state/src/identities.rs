@@ -11,11 +11,13 @@
 //! in JSON): 10 bytes an identity, so that a window of 100000 records whose timestamps all
 //! differ stays under 1 MiB.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::Hasher as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rustc_hash::FxHashSet;
 use serde_json::{Map, Value};
+use twox_hash::XxHash3_64;
 
 use crate::cursor::CursorId;
 use crate::path::FieldPath;
@@ -45,12 +47,22 @@ impl Identity {
     /// assert_ne!(Identity::Text.of(r#"{"id": 7, "v": 1}"#, &at), Identity::Text.of(r#"{"id": 7, "v": 2}"#, &at));
     /// ```
     pub fn of(&self, text: &str, position: &Position) -> u64 {
-        let mut hasher = twox_hash::XxHash3_64::with_seed(0);
+        // XXH3 of bytes written one part after another is XXH3 of their concatenation: the
+        // common cases hash one buffer at once, without the streaming hasher's allocation.
         match (self, &position.id) {
             (Identity::Id, Some(CursorId::Integer(id))) => {
-                hasher.write(b"i");
-                hasher.write(&id.to_le_bytes());
+                let mut bytes = [0_u8; 9];
+                bytes[0] = b'i';
+                bytes[1..].copy_from_slice(&id.to_le_bytes());
+                return XxHash3_64::oneshot_with_seed(0, &bytes);
             }
+            (Identity::Text | Identity::Id, None) | (Identity::Text, Some(_)) => {
+                return XxHash3_64::oneshot_with_seed(0, text.as_bytes());
+            }
+            _ => {}
+        }
+        let mut hasher = XxHash3_64::with_seed(0);
+        match (self, &position.id) {
             (Identity::Id, Some(CursorId::Text(id))) => {
                 hasher.write(b"s");
                 hasher.write(id.as_bytes());
@@ -93,15 +105,69 @@ impl Identity {
 /// assert_eq!(delivered.prune(at("2026-01-01T00:05:00Z"), 100), 0);
 /// assert_eq!(delivered.len(), 1);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Identities {
     /// Entries by the second (Unix time) of the record's timestamp.
-    by_second: BTreeMap<i64, BTreeSet<u64>>,
+    by_second: BTreeMap<i64, Second>,
     len: usize,
 }
 
+/// The entries of one second, with their text in the state file.
+///
+/// A run commits after every batch, and a window of 100000 records is about 1 MB of Z85:
+/// encoding it all again at every commit was most of the cost of a run with lookback. An
+/// entry is encoded once, when it is added (8 bytes are two whole Z85 groups, so the text of
+/// a second is the texts of its entries one after another); a commit only copies the text.
+#[derive(Debug, Clone, Default)]
+struct Second {
+    entries: FxHashSet<u64>,
+    /// The Z85 of `entries`, in the order they were added (or read).
+    encoded: String,
+}
+
+impl Second {
+    /// Adds `entry`, whose Z85 is `encoded`; `false` when it was there already.
+    fn insert(&mut self, entry: u64, encoded: &str) -> bool {
+        let added = self.entries.insert(entry);
+        if added {
+            self.encoded.push_str(encoded);
+        }
+        added
+    }
+
+    /// Forgets the `count` entries added first.
+    fn forget_first(&mut self, count: usize) {
+        let cut = (count * ENCODED_ENTRY).min(self.encoded.len());
+        // The text is whole entries of Z85 (ASCII) this type wrote or checked: it decodes, and
+        // any cut between entries is a char boundary.
+        for entry in self.encoded.as_bytes()[..cut].chunks_exact(ENCODED_ENTRY) {
+            if let Some(entry) = decode_entry(entry) {
+                self.entries.remove(&entry);
+            }
+        }
+        self.encoded.drain(..cut);
+    }
+}
+
+/// Two windows are the same when they hold the same entries, whatever the order of their text.
+impl PartialEq for Identities {
+    fn eq(&self, other: &Identities) -> bool {
+        self.len == other.len
+            && self.by_second.len() == other.by_second.len()
+            && self
+                .by_second
+                .iter()
+                .zip(&other.by_second)
+                .all(|((a, one), (b, another))| a == b && one.entries == another.entries)
+    }
+}
+
+impl Eq for Identities {}
+
 /// Bytes an entry takes before Z85.
 const ENTRY_BYTES: usize = 8;
+/// Characters an entry takes in Z85: 5 for every 4 bytes.
+const ENCODED_ENTRY: usize = ENTRY_BYTES / 4 * 5;
 
 const EXPECT_IDENTITIES: &str = "it must be an object from RFC 3339 timestamps (whole seconds) \
                                  to Z85 strings of 8 bytes an identity";
@@ -109,11 +175,25 @@ const EXPECT_ENTRIES: &str = "it must be a Z85 string of 8 bytes an identity";
 
 /// The entry of a record: its exact timestamp and its identity, hashed together.
 fn entry(instant: DateTime<Utc>, identity: u64) -> u64 {
-    let mut hasher = twox_hash::XxHash3_64::with_seed(0);
-    hasher.write(&instant.timestamp().to_le_bytes());
-    hasher.write(&instant.timestamp_subsec_nanos().to_le_bytes());
-    hasher.write(&identity.to_le_bytes());
-    hasher.finish()
+    // Seconds (8 bytes), nanoseconds (4) and identity (8), one after another.
+    let mut bytes = [0_u8; 20];
+    bytes[..8].copy_from_slice(&instant.timestamp().to_le_bytes());
+    bytes[8..12].copy_from_slice(&instant.timestamp_subsec_nanos().to_le_bytes());
+    bytes[12..].copy_from_slice(&identity.to_le_bytes());
+    XxHash3_64::oneshot_with_seed(0, &bytes)
+}
+
+/// The entry whose Z85 is `text` (one entry's worth), if it is Z85.
+fn decode_entry(text: &[u8]) -> Option<u64> {
+    let bytes = z85::decode(text).ok()?;
+    let word: [u8; ENTRY_BYTES] = bytes.as_slice().try_into().ok()?;
+    Some(u64::from_le_bytes(word))
+}
+
+/// The key of `second` in the state file, RFC 3339 in UTC.
+fn second_key(second: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp(second, 0)
+        .map(|instant| instant.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 impl Identities {
@@ -121,18 +201,19 @@ impl Identities {
     pub fn contains(&self, instant: DateTime<Utc>, identity: u64) -> bool {
         self.by_second
             .get(&instant.timestamp())
-            .is_some_and(|set| set.contains(&entry(instant, identity)))
+            .is_some_and(|second| second.entries.contains(&entry(instant, identity)))
     }
 
     /// Remembers a delivered record; `false` when it was known already.
     pub fn insert(&mut self, instant: DateTime<Utc>, identity: u64) -> bool {
-        let added = self
-            .by_second
-            .entry(instant.timestamp())
-            .or_default()
-            .insert(entry(instant, identity));
-        self.len += usize::from(added);
-        added
+        let second = self.by_second.entry(instant.timestamp()).or_default();
+        let entry = entry(instant, identity);
+        if second.entries.contains(&entry) {
+            return false;
+        }
+        second.insert(entry, &z85::encode(entry.to_le_bytes()));
+        self.len += 1;
+        true
     }
 
     /// How many identities are kept.
@@ -148,24 +229,32 @@ impl Identities {
     /// Forgets the identities of records older than the second of `start`, the beginning of
     /// the window the next run reads (those of that second stay: an inclusive `since` returns
     /// the records at `start` again), then, while more than `max` are left, those of the
-    /// oldest seconds. Returns how many the bound made it forget: records that may be
-    /// delivered again if a source returns them.
+    /// oldest seconds (within a second, those delivered first). Returns how many the bound
+    /// made it forget: records that may be delivered again if a source returns them.
     pub fn prune(&mut self, start: DateTime<Utc>, max: usize) -> usize {
-        let kept = self.by_second.split_off(&start.timestamp());
-        self.by_second = kept;
-        self.len = self.by_second.values().map(BTreeSet::len).sum();
+        let start = start.timestamp();
+        if self
+            .by_second
+            .first_key_value()
+            .is_some_and(|(oldest, _)| *oldest < start)
+        {
+            self.by_second = self.by_second.split_off(&start);
+            self.len = self
+                .by_second
+                .values()
+                .map(|second| second.entries.len())
+                .sum();
+        }
         let mut dropped = 0;
         while self.len > max {
             let Some(mut oldest) = self.by_second.first_entry() else {
                 break;
             };
             let excess = self.len - max;
-            let forgotten = if oldest.get().len() <= excess {
-                oldest.remove().len()
+            let forgotten = if oldest.get().entries.len() <= excess {
+                oldest.remove().entries.len()
             } else {
-                for _ in 0..excess {
-                    oldest.get_mut().pop_first();
-                }
+                oldest.get_mut().forget_first(excess);
                 excess
             };
             self.len -= forgotten;
@@ -177,20 +266,45 @@ impl Identities {
     /// The state file's form: `{"<second, RFC 3339 UTC>": "<Z85 of 8 bytes an entry>"}`.
     pub(crate) fn to_json(&self) -> Value {
         let mut map = Map::new();
-        for (second, set) in &self.by_second {
-            let Some(instant) = DateTime::<Utc>::from_timestamp(*second, 0) else {
-                continue;
-            };
-            let mut bytes = Vec::with_capacity(set.len() * ENTRY_BYTES);
-            for entry in set {
-                bytes.extend_from_slice(&entry.to_le_bytes());
+        for (second, entries) in &self.by_second {
+            if let Some(key) = second_key(*second) {
+                map.insert(key, Value::String(entries.encoded.clone()));
             }
-            map.insert(
-                instant.to_rfc3339_opts(SecondsFormat::Secs, true),
-                Value::String(z85::encode(bytes)),
-            );
         }
         Value::Object(map)
+    }
+
+    /// Appends [`to_json`](Self::to_json) as `serde_json` pretty-prints it as the value of a
+    /// key of the state file's top-level object, without building it: at every commit of a run
+    /// with lookback this is most of the file.
+    pub(crate) fn write_pretty(&self, out: &mut String) {
+        // Sized once: growing a megabyte of text by doubling copies it again and again.
+        // A key with its quotes, colon and indentation is 32 characters.
+        out.reserve(self.len * ENCODED_ENTRY + self.by_second.len() * (32 + 3) + 4);
+        let mut keys = self
+            .by_second
+            .iter()
+            .filter_map(|(second, entries)| Some((second_key(*second)?, entries)))
+            .peekable();
+        if keys.peek().is_none() {
+            out.push_str("{}");
+            return;
+        }
+        out.push('{');
+        let mut first = true;
+        for (key, entries) in keys {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            // RFC 3339 and the Z85 alphabet hold nothing JSON escapes.
+            out.push_str("\n    \"");
+            out.push_str(&key);
+            out.push_str("\": \"");
+            out.push_str(&entries.encoded);
+            out.push('"');
+        }
+        out.push_str("\n  }");
     }
 
     /// Reads the form [`to_json`](Self::to_json) writes, the key of its section being `key`.
@@ -217,23 +331,35 @@ impl Identities {
                 })?
                 .timestamp();
             let at = format!("{key}.{second_text}");
-            let bytes = match entries {
+            let (text, bytes) = match entries {
                 // Z85 proper: whole groups of 5 characters (the crate's padded tail form is not
                 // written here, so it is refused).
                 Value::String(text) if text.len() % 5 == 0 => z85::decode(text)
                     .ok()
                     .filter(|bytes| bytes.len() % ENTRY_BYTES == 0)
+                    .map(|bytes| (text, bytes))
                     .ok_or_else(|| invalid(at.clone(), entries, EXPECT_ENTRIES))?,
                 other => return Err(invalid(at, other, EXPECT_ENTRIES)),
             };
-            let set = identities.by_second.entry(second).or_default();
-            for chunk in bytes.chunks_exact(ENTRY_BYTES) {
+            let group = identities.by_second.entry(second).or_default();
+            group.entries.reserve(bytes.len() / ENTRY_BYTES);
+            // The text is kept as it was read (an entry written twice, once), so that a state
+            // written back unchanged is the same bytes.
+            for (index, chunk) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
                 let mut word = [0_u8; ENTRY_BYTES];
                 word.copy_from_slice(chunk);
-                set.insert(u64::from_le_bytes(word));
+                // Z85 that decoded is ASCII, so every entry's characters are a whole str.
+                let encoded = text
+                    .get(index * ENCODED_ENTRY..(index + 1) * ENCODED_ENTRY)
+                    .ok_or_else(|| invalid(at.clone(), entries, EXPECT_ENTRIES))?;
+                group.insert(u64::from_le_bytes(word), encoded);
             }
         }
-        identities.len = identities.by_second.values().map(BTreeSet::len).sum();
+        identities.len = identities
+            .by_second
+            .values()
+            .map(|second| second.entries.len())
+            .sum();
         Ok(identities)
     }
 }
@@ -270,6 +396,42 @@ mod tests {
     }
 
     #[test]
+    fn identities_read_and_written_back_keep_their_text_byte_for_byte() {
+        // Entries out of order, and one written twice: read as they are, written back in the
+        // order read, the repeated one once.
+        let (one, two) = (
+            z85::encode(2_u64.to_le_bytes()),
+            z85::encode(1_u64.to_le_bytes()),
+        );
+        let json = json!({"2026-01-01T00:00:00Z": format!("{one}{two}{one}")});
+        let read = Identities::from_json("identities", &json).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(
+            read.to_json(),
+            json!({"2026-01-01T00:00:00Z": format!("{one}{two}")})
+        );
+        let mut again = read.clone();
+        again.insert(at("2026-01-01T00:00:00.25Z"), 9);
+        let added = z85::encode(entry(at("2026-01-01T00:00:00.25Z"), 9).to_le_bytes());
+        assert_eq!(
+            again.to_json(),
+            json!({"2026-01-01T00:00:00Z": format!("{one}{two}{added}")})
+        );
+    }
+
+    #[test]
+    fn the_pretty_text_of_identities_is_what_serde_json_writes() {
+        let mut state = crate::State::default();
+        state.identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        state.identities.insert(at("2026-01-01T00:00:07.5Z"), 2);
+        // The identities alone, then after other sections.
+        assert_eq!(state.to_json_pretty(), format!("{:#}\n", state.to_json()));
+        state.offset = Some(3);
+        assert_eq!(state.to_json_pretty(), format!("{:#}\n", state.to_json()));
+        assert!(state.to_json_pretty().ends_with("\"\n  }\n}\n"));
+    }
+
+    #[test]
     fn pruning_keeps_the_window_start_and_forgets_what_is_older() {
         let mut identities = Identities::default();
         identities.insert(at("2026-01-01T00:00:00Z"), 1);
@@ -301,6 +463,17 @@ mod tests {
         }
         assert_eq!(same_second.prune(at("2025-01-01T00:00:00Z"), 7), 3);
         assert_eq!(same_second.len(), 7);
+        // Those delivered first went, from the set and from the text alike.
+        for identity in 0..3 {
+            assert!(!same_second.contains(at("2026-01-01T00:00:00Z"), identity));
+        }
+        assert!(same_second.contains(at("2026-01-01T00:00:00Z"), 3));
+        let json = same_second.to_json();
+        assert_eq!(json["2026-01-01T00:00:00Z"].as_str().unwrap().len(), 70);
+        assert_eq!(
+            Identities::from_json("identities", &json).unwrap(),
+            same_second
+        );
     }
 
     #[test]
@@ -336,6 +509,49 @@ mod tests {
         assert_eq!(
             problem(json!({"2026-01-01T00:00:00Z": 5})),
             format!("`identities.2026-01-01T00:00:00Z` holds 5, {entries}")
+        );
+    }
+
+    #[test]
+    fn entries_and_identities_hash_as_the_files_already_written_do() {
+        // The state files of earlier versions hold entries hashed with the streaming hasher,
+        // one part after another: the same values, or no record of theirs is recognised.
+        let streamed = |parts: &[&[u8]]| {
+            let mut hasher = XxHash3_64::with_seed(0);
+            for part in parts {
+                hasher.write(part);
+            }
+            hasher.finish()
+        };
+        let instant = at("2026-01-01T00:00:00.123456789Z");
+        assert_eq!(
+            entry(instant, 42),
+            streamed(&[
+                &instant.timestamp().to_le_bytes(),
+                &instant.timestamp_subsec_nanos().to_le_bytes(),
+                &42_u64.to_le_bytes()
+            ])
+        );
+        let id = |id: CursorId| Position {
+            timestamp: None,
+            id: Some(id),
+        };
+        let text = r#"{"id": 7}"#;
+        assert_eq!(
+            Identity::Id.of(text, &id(CursorId::Integer(7))),
+            streamed(&[b"i", &7_i64.to_le_bytes()])
+        );
+        assert_eq!(
+            Identity::Id.of(text, &id(CursorId::from("7"))),
+            streamed(&[b"s", b"7"])
+        );
+        assert_eq!(
+            Identity::Text.of(text, &id(CursorId::Integer(7))),
+            streamed(&[text.as_bytes()])
+        );
+        assert_eq!(
+            Identity::Id.of(text, &Position::default()),
+            streamed(&[text.as_bytes()])
         );
     }
 

@@ -59,6 +59,17 @@ pub struct State {
     pub backfill: Option<Backfill>,
 }
 
+/// What a state file says about its writer: set by the store at every commit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Metadata<'a> {
+    /// The pipeline's name.
+    pub(crate) pipeline: Option<&'a str>,
+    /// The pipeline file of the run that writes.
+    pub(crate) pipeline_file: Option<&'a std::path::Path>,
+    /// When the state was written.
+    pub(crate) updated_at: Option<DateTime<Utc>>,
+}
+
 /// The progress of a pipeline that reads explicit ranges, one window after the other.
 ///
 /// ```
@@ -380,11 +391,31 @@ impl State {
 
     /// The state as a JSON document, in the current keys.
     pub fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        if let Some(pipeline) = &self.pipeline {
-            map.insert("pipeline".into(), Value::String(pipeline.clone()));
+        let mut map = self.sections(&self.metadata());
+        // Last, and only with lookback: the one part of the file that can be long.
+        if !self.identities.is_empty() {
+            map.insert("identities".into(), self.identities.to_json());
         }
-        if let Some(file) = &self.pipeline_file {
+        Value::Object(map)
+    }
+
+    /// The metadata the state holds, as it was read or set.
+    fn metadata(&self) -> Metadata<'_> {
+        Metadata {
+            pipeline: self.pipeline.as_deref(),
+            pipeline_file: self.pipeline_file.as_deref(),
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Every section of the JSON document but the identities, with `metadata` in place of the
+    /// state's own.
+    fn sections(&self, metadata: &Metadata<'_>) -> Map<String, Value> {
+        let mut map = Map::new();
+        if let Some(pipeline) = metadata.pipeline {
+            map.insert("pipeline".into(), Value::String(pipeline.to_owned()));
+        }
+        if let Some(file) = metadata.pipeline_file {
             // A path that is not UTF-8 is recorded readably; it then matches no path, which at
             // worst warns once about a shared state file that is not shared.
             map.insert(
@@ -396,7 +427,7 @@ impl State {
         if let Some(offset) = self.offset {
             map.insert("offset".into(), Value::from(offset));
         }
-        if let Some(updated_at) = self.updated_at {
+        if let Some(updated_at) = metadata.updated_at {
             map.insert(
                 "updatedAt".into(),
                 Value::String(render_instant(updated_at)),
@@ -447,18 +478,42 @@ impl State {
             section.insert("progress".into(), backfill.progress.to_json());
             map.insert("backfill".into(), Value::Object(section));
         }
-        // Last, and only with lookback: the one part of the file that can be long.
-        if !self.identities.is_empty() {
-            map.insert("identities".into(), self.identities.to_json());
-        }
-        Value::Object(map)
+        map
     }
 
     /// The state as indented JSON, as it is written to the file and shown to users.
     pub fn to_json_pretty(&self) -> String {
-        let mut text = format!("{:#}", self.to_json());
-        text.push('\n');
+        let mut text = String::new();
+        self.write_json_pretty(&self.metadata(), &mut text);
         text
+    }
+
+    /// Replaces the content of `text` with the state file's text: [`to_json_pretty`] with the
+    /// metadata a store stamps on a commit in place of the state's own. It copies nothing of
+    /// the state, and a writer committing again and again reuses one buffer.
+    ///
+    /// [`to_json_pretty`]: Self::to_json_pretty
+    pub(crate) fn write_json_pretty(&self, metadata: &Metadata<'_>, text: &mut String) {
+        use std::fmt::Write as _;
+        text.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(text, "{:#}", Value::Object(self.sections(metadata)));
+        // The identities are written straight into the text rather than built as a JSON
+        // value first: with lookback they are most of the file, written at every commit.
+        if !self.identities.is_empty() {
+            if text.ends_with("\n}") {
+                text.truncate(text.len() - 2);
+                text.push_str(",\n");
+            } else {
+                // No other section: `{}`.
+                text.truncate(text.len() - 1);
+                text.push('\n');
+            }
+            text.push_str("  \"identities\": ");
+            self.identities.write_pretty(text);
+            text.push_str("\n}");
+        }
+        text.push('\n');
     }
 
     /// A state seeded from values typed by a user (`cannectors state set`): `timestamp` in any

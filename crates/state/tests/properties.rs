@@ -156,9 +156,10 @@ fn state() -> impl Strategy<Value = State> {
         prop::option::of("[A-Za-z0-9][A-Za-z0-9._-]{0,20}"),
         prop::option::of(any::<String>().prop_map(std::path::PathBuf::from)),
         prop::option::of(instant()),
+        prop::collection::vec((instant(), any::<u64>()), 0..20),
     )
         .prop_map(
-            |(timestamp, id, offset, run, pipeline, pipeline_file, updated_at)| {
+            |(timestamp, id, offset, run, pipeline, pipeline_file, updated_at, delivered)| {
                 let mut state = State::default();
                 state.timestamp = timestamp;
                 state.id = id;
@@ -167,6 +168,9 @@ fn state() -> impl Strategy<Value = State> {
                 state.pipeline = pipeline;
                 state.pipeline_file = pipeline_file;
                 state.updated_at = updated_at;
+                for (instant, identity) in delivered {
+                    state.identities.insert(instant, identity);
+                }
                 state
             },
         )
@@ -247,7 +251,10 @@ proptest! {
         prop_assert_eq!(&read, &state);
         // Equality of timestamps looks at instants only; the written forms must survive too.
         prop_assert_eq!(read.to_json(), state.to_json());
-        prop_assert_eq!(read.to_json_pretty(), text);
+        prop_assert_eq!(&read.to_json_pretty(), &text);
+        // The file's text is written without building its JSON value; it must be what
+        // serde_json writes for that value.
+        prop_assert_eq!(text, format!("{:#}\n", state.to_json()));
     }
 
     #[test]

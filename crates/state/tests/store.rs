@@ -289,6 +289,77 @@ async fn a_wrongly_typed_id_is_refused_and_kept() {
     .await;
 }
 
+/// A state with a lookback window of `count` records, one a millisecond.
+fn with_identities(count: u32) -> State {
+    let mut state = seeded("2026-01-01T00:00:00Z");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    for record in 0..count {
+        let instant = start + chrono::TimeDelta::milliseconds(i64::from(record));
+        state.identities.insert(instant, u64::from(record));
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_file_damaged_between_two_commits_of_one_lock_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&with_identities(3000)).await.unwrap();
+    // One character of the identities section replaced in place by one outside the Z85
+    // alphabet: the same length, the same file, only the bytes differ.
+    let written = fs::read_to_string(store.path()).unwrap();
+    let at = written.rfind("\"\n  }").unwrap() - 3;
+    let mut damaged = written.clone().into_bytes();
+    damaged[at] = b'~';
+    fs::write(store.path(), &damaged).unwrap();
+
+    let refused = lock.commit(&with_identities(3001)).await.unwrap_err();
+    assert!(matches!(refused, StateError::Corrupt { .. }));
+    let message = refused.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "state file {} is not usable: `identities.2026-01-01T00:00:02Z` holds \"",
+            store.path().display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "but it must be a Z85 string of 8 bytes an identity. Nothing was changed: fix the \
+             file by hand, or remove it to start over from scratch"
+        ),
+        "{message}"
+    );
+    assert_eq!(fs::read(store.path()).unwrap(), damaged);
+
+    // Put back as it was written, the same lock commits again.
+    fs::write(store.path(), &written).unwrap();
+    lock.commit(&with_identities(3001)).await.unwrap();
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        with_identities(3001).identities
+    );
+}
+
+#[tokio::test]
+async fn a_valid_file_replaced_between_two_commits_of_one_lock_is_replaced_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&with_identities(10)).await.unwrap();
+    fs::write(store.path(), "{\"timestamp\": \"2025-06-01T00:00:00Z\"}\n").unwrap();
+    lock.commit(&with_identities(20)).await.unwrap();
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(loaded.identities.len(), 20);
+    assert_eq!(
+        loaded.timestamp.unwrap().to_rfc3339_utc(),
+        "2026-01-01T00:00:00Z"
+    );
+}
+
 #[tokio::test]
 async fn a_negative_offset_is_refused_and_kept() {
     assert_bad_file_is_refused_and_kept(
