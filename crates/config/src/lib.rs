@@ -66,7 +66,7 @@ pub use authentication::{
 pub use database::{Connection, Driver};
 pub use duration::{DurationError, parse_duration};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
-pub use expression::{EvaluationError, Expression, ExpressionError};
+pub use expression::{EvaluationError, Expression, ExpressionError, Fields};
 pub use filter::{
     ConditionFilter, DateFormat, DropFilter, FieldMapping, FilterConfig, MappingFilter, OnError,
     OnMissing, Pattern, RemoveFilter, SetFilter, Transform,

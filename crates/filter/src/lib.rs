@@ -44,6 +44,7 @@
 //! );
 //! ```
 
+mod document;
 mod target;
 mod transform;
 
@@ -52,6 +53,8 @@ use cannectors_config::{
 };
 use cannectors_connector::Record;
 use serde_json::Value;
+
+use crate::document::Document;
 
 /// The filters of a pipeline, ready to apply to batches.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +135,10 @@ impl Action {
     /// Whether the action can change a record and then fail, so that `onError: log` needs
     /// the record as it was before.
     fn can_fail_half_way(&self) -> bool {
-        matches!(self, Action::Mapping(_) | Action::Condition { .. })
+        matches!(
+            self,
+            Action::Remove(_) | Action::Mapping(_) | Action::Condition { .. }
+        )
     }
 }
 
@@ -172,31 +178,40 @@ impl Filters {
             dropped: 0,
             skipped: 0,
         };
-        for (i, record) in records.into_iter().enumerate() {
+        // One buffer for the whole batch: each record is written into it and copied out at
+        // its exact size.
+        let mut out = Vec::new();
+        for (i, record) in records.iter().enumerate() {
             let position = i + 1;
-            let mut value = record.to_value().map_err(|error| FilterError {
+            let mut document = Document::parse(record.json()).map_err(|error| FilterError {
                 path: "filters".to_owned(),
                 kind: "parse",
                 record: position,
                 reason: format!("the record cannot be read as JSON: {error}"),
             })?;
-            let fate = run(&self.steps, &mut value, position).map_err(|failure| FilterError {
-                path: failure.path,
-                kind: failure.kind,
-                record: position,
-                reason: failure.reason,
-            })?;
+            let fate =
+                run(&self.steps, &mut document, position).map_err(|failure| FilterError {
+                    path: failure.path,
+                    kind: failure.kind,
+                    record: position,
+                    reason: failure.reason,
+                })?;
             match fate {
                 Fate::Kept => {
-                    // Straight into a byte buffer: `Value`'s `Display` goes through
-                    // `fmt::Write`, which checks every token it writes again.
-                    let text = serde_json::to_string(&value).map_err(|error| FilterError {
+                    out.clear();
+                    let written = document
+                        .write(&mut out)
+                        .map_err(|error| error.to_string())
+                        .and_then(|()| {
+                            std::str::from_utf8(&out).map_err(|error| error.to_string())
+                        });
+                    let text = written.map_err(|error| FilterError {
                         path: "filters".to_owned(),
                         kind: "write",
                         record: position,
                         reason: format!("the record cannot be written as JSON: {error}"),
                     })?;
-                    filtered.records.push(Record::from_encoded(text));
+                    filtered.records.push(Record::from_encoded(text.to_owned()));
                 }
                 Fate::Dropped => filtered.dropped += 1,
                 Fate::Skipped => filtered.skipped += 1,
@@ -237,7 +252,7 @@ fn condition_action(condition: &ConditionFilter, path: &str) -> Action {
 }
 
 /// Runs `steps` in order on one record (`position` in its batch, from 1, for the logs).
-fn run(steps: &[Step], record: &mut Value, position: usize) -> Result<Fate, Failure> {
+fn run(steps: &[Step], record: &mut Document<'_>, position: usize) -> Result<Fate, Failure> {
     for step in steps {
         let before = (step.on_error == OnError::Log && step.action.can_fail_half_way())
             .then(|| record.clone());
@@ -277,17 +292,17 @@ fn run(steps: &[Step], record: &mut Value, position: usize) -> Result<Fate, Fail
     Ok(Fate::Kept)
 }
 
-fn perform(step: &Step, record: &mut Value, position: usize) -> Result<Fate, Failure> {
+fn perform(step: &Step, record: &mut Document<'_>, position: usize) -> Result<Fate, Failure> {
     let fail = |reason: String| Failure {
         path: step.path.clone(),
         kind: step.action.kind(),
         reason,
     };
     match &step.action {
-        Action::Set(set) => target::set(record, &set.target, set.value.clone()),
+        Action::Set(set) => record.set(&set.target, set.value.clone()).map_err(&fail)?,
         Action::Remove(remove) => {
             for path in &remove.targets {
-                target::remove(record, path);
+                record.remove(path).map_err(&fail)?;
             }
         }
         Action::Mapping(mapping) => {
@@ -301,8 +316,8 @@ fn perform(step: &Step, record: &mut Value, position: usize) -> Result<Fate, Fai
             then,
             otherwise,
         } => {
-            let holds = expression
-                .is_true(record)
+            let holds = record
+                .holds(expression)
                 .map_err(|error| fail(error.to_string()))?;
             let branch = if holds { then } else { otherwise };
             return run(branch, record, position);
@@ -313,12 +328,11 @@ fn perform(step: &Step, record: &mut Value, position: usize) -> Result<Fate, Fai
 }
 
 /// One entry of a mapping: read, transform, write.
-fn map_one(entry: &FieldMapping, record: &mut Value) -> Result<(), String> {
+fn map_one(entry: &FieldMapping, record: &mut Document<'_>) -> Result<(), String> {
     let Some(source) = &entry.source else {
-        target::remove(record, &entry.target);
-        return Ok(());
+        return record.remove(&entry.target);
     };
-    let value = match source.get(record).filter(|value| !value.is_null()) {
+    let value = match record.get(source)?.filter(|value| !value.is_null()) {
         Some(value) => transformed(entry, value.clone())?,
         None => match &entry.on_missing {
             OnMissing::SetNull => Value::Null,
@@ -333,8 +347,7 @@ fn map_one(entry: &FieldMapping, record: &mut Value) -> Result<(), String> {
             }
         },
     };
-    target::set(record, &entry.target, value);
-    Ok(())
+    record.set(&entry.target, value)
 }
 
 fn transformed(entry: &FieldMapping, mut value: Value) -> Result<Value, String> {

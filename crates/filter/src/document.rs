@@ -1,0 +1,440 @@
+//! A record as the filters work on it: its top-level fields, each kept as the text the source
+//! sent until a filter changes it.
+//!
+//! Building a whole `serde_json::Value` for every record (a hashed map, a string for every key
+//! and every text value) and encoding all of it again cost far more than the filters, which
+//! read and write a few fields. Here the record is read once into a list of its top-level
+//! fields, each a slice of the record's text; a field is parsed when a filter first reads it,
+//! and written back as it came unless a filter changed it. Key order is kept, and a key written
+//! twice keeps its first place and its last value, as a parsed map would.
+//!
+//! A record that is not an object (rare: sources deliver objects) is parsed whole.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::fmt;
+
+use cannectors_config::{FieldPath, Fields};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::target;
+
+/// One record being filtered.
+#[derive(Debug, Clone)]
+pub(crate) enum Document<'a> {
+    /// An object, by top-level field.
+    Object(Object<'a>),
+    /// Any other JSON value, parsed.
+    Other(Value),
+}
+
+/// The top-level fields of an object record, in order, each name once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Object<'a> {
+    fields: Vec<Field<'a>>,
+}
+
+#[derive(Debug, Clone)]
+struct Field<'a> {
+    name: Cow<'a, str>,
+    slot: Slot<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum Slot<'a> {
+    /// As the source wrote it; `parsed` once a filter read it.
+    Source {
+        text: &'a str,
+        parsed: OnceCell<Value>,
+    },
+    /// Written by a filter, or read to be changed.
+    Changed(Value),
+}
+
+impl<'a> Document<'a> {
+    /// Reads the record `text`, which is one valid JSON value.
+    pub(crate) fn parse(text: &'a str) -> Result<Document<'a>, serde_json::Error> {
+        if text.trim_start().starts_with('{') {
+            let object: Object<'a> = serde_json::from_str(text)?;
+            Ok(Document::Object(object.without_repeated_names()))
+        } else {
+            serde_json::from_str(text).map(Document::Other)
+        }
+    }
+
+    /// The value at `path`, if the record has one there.
+    pub(crate) fn get(&self, path: &FieldPath) -> Result<Option<&Value>, String> {
+        match self {
+            Document::Object(object) => {
+                let Some((first, rest)) = path.segments().split_first() else {
+                    return Ok(None);
+                };
+                match object.position(first) {
+                    Some(i) => Ok(target::get_at(object.fields[i].slot.parsed()?, rest)),
+                    None => Ok(None),
+                }
+            }
+            Document::Other(value) => Ok(path.get(value)),
+        }
+    }
+
+    /// Writes `value` at `path`, creating objects on the way (see [`target::set`]).
+    pub(crate) fn set(&mut self, path: &FieldPath, value: Value) -> Result<(), String> {
+        match self {
+            Document::Object(object) => {
+                let Some((first, rest)) = path.segments().split_first() else {
+                    return Ok(());
+                };
+                let i = match object.position(first) {
+                    Some(i) => i,
+                    None => {
+                        object.fields.push(Field {
+                            name: Cow::Owned(first.clone()),
+                            slot: Slot::Changed(Value::Null),
+                        });
+                        object.fields.len() - 1
+                    }
+                };
+                let slot = &mut object.fields[i].slot;
+                if rest.is_empty() {
+                    *slot = Slot::Changed(value);
+                } else {
+                    target::set_at(slot.parsed_mut()?, rest, value);
+                }
+                Ok(())
+            }
+            Document::Other(record) => {
+                target::set(record, path, value);
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes what is at `path`; a path the record lacks is not an error.
+    pub(crate) fn remove(&mut self, path: &FieldPath) -> Result<(), String> {
+        match self {
+            Document::Object(object) => {
+                let Some((first, rest)) = path.segments().split_first() else {
+                    return Ok(());
+                };
+                let Some(i) = object.position(first) else {
+                    return Ok(());
+                };
+                if rest.is_empty() {
+                    object.fields.remove(i);
+                } else if target::get_at(object.fields[i].slot.parsed()?, rest).is_some() {
+                    // Only a field that loses something is written again.
+                    target::remove_at(object.fields[i].slot.parsed_mut()?, rest);
+                }
+                Ok(())
+            }
+            Document::Other(record) => {
+                target::remove(record, path);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `expression` holds for this record's fields.
+    pub(crate) fn holds(
+        &self,
+        expression: &cannectors_config::Expression,
+    ) -> Result<bool, cannectors_config::EvaluationError> {
+        match self {
+            Document::Object(object) => expression.is_true_in(object),
+            Document::Other(value) => expression.is_true(value),
+        }
+    }
+
+    /// Appends the record as compact JSON text to `out`: the fields no filter changed as the
+    /// source wrote them.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let object = match self {
+            Document::Object(object) => object,
+            Document::Other(value) => return serde_json::to_writer(out, value),
+        };
+        out.push(b'{');
+        for (i, field) in object.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match &field.name {
+                // A name read without escapes is its own JSON text.
+                Cow::Borrowed(name) => {
+                    out.push(b'"');
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(name) => serde_json::to_writer(&mut *out, name)?,
+            }
+            out.push(b':');
+            match &field.slot {
+                Slot::Source { text, .. } => out.extend_from_slice(text.as_bytes()),
+                Slot::Changed(value) => serde_json::to_writer(&mut *out, value)?,
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+impl<'a> Object<'a> {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|field| field.name == name)
+    }
+
+    /// The fields with each name once, at its first place with its last value, as a parsed
+    /// map has them. Names are compared pairwise in a small object and sorted in a large one;
+    /// the rebuild is only for the rare record that repeats a name.
+    fn without_repeated_names(self) -> Object<'a> {
+        let n = self.fields.len();
+        let repeats = if n <= 16 {
+            (1..n).any(|i| {
+                self.fields[..i]
+                    .iter()
+                    .any(|f| f.name == self.fields[i].name)
+            })
+        } else {
+            let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_ref()).collect();
+            names.sort_unstable();
+            names.windows(2).any(|pair| pair[0] == pair[1])
+        };
+        if !repeats {
+            return self;
+        }
+        let mut kept = Object {
+            fields: Vec::with_capacity(n),
+        };
+        for field in self.fields {
+            match kept.position(&field.name) {
+                Some(i) => kept.fields[i].slot = field.slot,
+                None => kept.fields.push(field),
+            }
+        }
+        kept
+    }
+}
+
+impl Slot<'_> {
+    /// The value, parsed on first use.
+    fn parsed(&self) -> Result<&Value, String> {
+        match self {
+            Slot::Source { text, parsed } => {
+                if let Some(value) = parsed.get() {
+                    return Ok(value);
+                }
+                let value = parse_field(text)?;
+                Ok(parsed.get_or_init(|| value))
+            }
+            Slot::Changed(value) => Ok(value),
+        }
+    }
+
+    /// The value, to be changed: from now on it is written from the value, not the text.
+    fn parsed_mut(&mut self) -> Result<&mut Value, String> {
+        if let Slot::Source { text, parsed } = self {
+            let value = match parsed.take() {
+                Some(value) => value,
+                None => parse_field(text)?,
+            };
+            *self = Slot::Changed(value);
+        }
+        match self {
+            Slot::Changed(value) => Ok(value),
+            // Made `Changed` just above.
+            Slot::Source { .. } => Err("the field could not be changed".to_owned()),
+        }
+    }
+}
+
+/// A field's text as a value. The text is valid JSON (the record was read whole first); what
+/// can still fail is nesting deeper than serde_json builds (128 levels).
+fn parse_field(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|error| format!("a field cannot be read as JSON: {error}"))
+}
+
+impl Fields for Object<'_> {
+    fn count(&self) -> usize {
+        self.fields.len()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        Object::position(self, name)
+    }
+
+    fn value(&self, position: usize) -> Option<&Value> {
+        self.fields.get(position)?.slot.parsed().ok()
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &Value)) {
+        for field in &self.fields {
+            if let Ok(value) = field.slot.parsed() {
+                each(&field.name, value);
+            }
+        }
+    }
+}
+
+/// A name as the JSON text has it: borrowed when it holds no escape.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, name: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Object<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Object<'de>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Name(name)) = map.next_key()? {
+                    let text: &'de RawValue = map.next_value()?;
+                    fields.push(Field {
+                        name,
+                        slot: Slot::Source {
+                            text: text.get(),
+                            parsed: OnceCell::new(),
+                        },
+                    });
+                }
+                Ok(Object { fields })
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(text: &str) -> FieldPath {
+        FieldPath::parse(text).unwrap()
+    }
+
+    fn written(document: &Document<'_>) -> String {
+        let mut out = Vec::new();
+        document.write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_no_filter_changed_keep_the_text_the_source_sent() {
+        let text =
+            r#"{"a": 1.50, "b" : [1, 2], "c\u0041": "x\/y", "big": 12345678901234567890123}"#;
+        let mut document = Document::parse(text).unwrap();
+        assert_eq!(
+            written(&document),
+            r#"{"a":1.50,"b":[1, 2],"cA":"x\/y","big":12345678901234567890123}"#
+        );
+        document.set(&path("z"), json!(true)).unwrap();
+        document.set(&path("b.x"), json!(1)).unwrap();
+        assert_eq!(
+            written(&document),
+            r#"{"a":1.50,"b":{"x":1},"cA":"x\/y","big":12345678901234567890123,"z":true}"#
+        );
+    }
+
+    #[test]
+    fn a_repeated_name_keeps_its_first_place_and_its_last_value() {
+        for text in [
+            r#"{"z": 1, "a": 2, "z": 3}"#.to_owned(),
+            // Past the pairwise comparison of small objects.
+            format!(
+                "{{\"z\": 1, {}, \"z\": 3}}",
+                (0..20)
+                    .map(|i| format!("\"k{i}\": {i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ] {
+            let document = Document::parse(&text).unwrap();
+            let expected: Value = serde_json::from_str(&text).unwrap();
+            let out = written(&document);
+            assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), expected);
+            assert!(out.starts_with(r#"{"z":3,"#), "{out}");
+            assert_eq!(out.matches("\"z\"").count(), 1, "{out}");
+        }
+    }
+
+    #[test]
+    fn get_remove_and_set_read_nested_fields() {
+        let mut document =
+            Document::parse(r#"{"a": {"b": {"c": 1}, "d": 2}, "e": null, "f": 3}"#).unwrap();
+        assert_eq!(document.get(&path("a.b.c")).unwrap(), Some(&json!(1)));
+        assert_eq!(document.get(&path("e")).unwrap(), Some(&Value::Null));
+        assert_eq!(document.get(&path("e.x")).unwrap(), None);
+        assert_eq!(document.get(&path("missing")).unwrap(), None);
+        document.remove(&path("a.b")).unwrap();
+        document.remove(&path("f")).unwrap();
+        document.remove(&path("missing.x")).unwrap();
+        assert_eq!(written(&document), r#"{"a":{"d":2},"e":null}"#);
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_is_parsed_whole() {
+        let mut document = Document::parse("[1, 2]").unwrap();
+        assert_eq!(document.get(&path("1")).unwrap(), Some(&json!(2)));
+        document.set(&path("a"), json!(1)).unwrap();
+        assert_eq!(written(&document), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn expressions_read_the_fields_they_name() {
+        let document = Document::parse(r#"{"id": 20, "status": "active"}"#).unwrap();
+        let expression = cannectors_config::Expression::compile(
+            "id % 10 == 0 && status == 'active' && x == nil",
+        )
+        .unwrap();
+        assert!(document.holds(&expression).unwrap());
+    }
+
+    #[test]
+    fn a_field_nested_deeper_than_serde_json_builds_is_an_error_when_read() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let text = format!(r#"{{"deep": {deep}, "id": 1}}"#);
+        let mut document = Document::parse(&text).unwrap();
+        assert!(
+            document
+                .get(&path("deep.0"))
+                .unwrap_err()
+                .starts_with("a field cannot be read as JSON: recursion limit exceeded")
+        );
+        // Left alone, it is written back as it came.
+        document.set(&path("id"), json!(2)).unwrap();
+        assert_eq!(written(&document), format!(r#"{{"deep":{deep},"id":2}}"#));
+    }
+}
