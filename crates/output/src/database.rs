@@ -139,4 +139,8 @@ impl Sink for DatabaseSink {
     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move { self.write_batch(records).await.map_err(BoxError::from) })
     }
+
+    fn refused(&self) -> u64 {
+        self.refused
+    }
 }

@@ -1008,6 +1008,7 @@ impl Executor {
         if let Some(lock) = lock.as_ref() {
             lock.check()?;
         }
+        let refused_before = sink.refused();
         if !records.is_empty() {
             match sink.write(&records).await {
                 Ok(()) => {}
@@ -1027,7 +1028,9 @@ impl Executor {
                 }
             }
         }
-        summary.records_written += records.len() as u64;
+        let refused = sink.refused().saturating_sub(refused_before);
+        summary.records_refused += refused;
+        summary.records_written += (records.len() as u64).saturating_sub(refused);
         summary.batches = summary.batches.max(last);
         Self::commit(lock, scope, state, false).await?;
         if let Some(progress) = &options.progress {
