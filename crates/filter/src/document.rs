@@ -16,7 +16,7 @@ use std::fmt;
 
 use cannectors_config::{FieldPath, Fields};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -40,7 +40,24 @@ pub(crate) struct Object<'a> {
 #[derive(Debug, Clone)]
 struct Field<'a> {
     name: Cow<'a, str>,
+    /// The name is its own JSON text (read from the record without escapes), so it is written
+    /// back as it is; a name from a filter's path is escaped when written.
+    name_is_json: bool,
     slot: Slot<'a>,
+}
+
+/// Room for the fields of one record, kept from one record to the next so that reading a
+/// record does not allocate its list of fields again.
+#[derive(Debug, Default)]
+pub(crate) struct Room(Vec<Field<'static>>);
+
+/// The allocation of `fields`, emptied, for fields that borrow from another record. Collecting
+/// an emptied vector into one of the same layout reuses its allocation.
+// `filter` would keep the type: the point is to change the lifetime of the (absent) items.
+#[allow(clippy::unnecessary_filter_map)]
+fn emptied<'b>(mut fields: Vec<Field<'_>>) -> Vec<Field<'b>> {
+    fields.clear();
+    fields.into_iter().filter_map(|_| None).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -55,13 +72,23 @@ enum Slot<'a> {
 }
 
 impl<'a> Document<'a> {
-    /// Reads the record `text`, which is one valid JSON value.
-    pub(crate) fn parse(text: &'a str) -> Result<Document<'a>, serde_json::Error> {
+    /// Reads the record `text`, which is one valid JSON value, into `room`.
+    pub(crate) fn parse(text: &'a str, room: Room) -> Result<Document<'a>, serde_json::Error> {
         if text.trim_start().starts_with('{') {
-            let object: Object<'a> = serde_json::from_str(text)?;
-            Ok(Document::Object(object.without_repeated_names()))
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            let fields = FieldsSeed(emptied(room.0)).deserialize(&mut deserializer)?;
+            deserializer.end()?;
+            Ok(Document::Object(Object { fields }.without_repeated_names()))
         } else {
             serde_json::from_str(text).map(Document::Other)
+        }
+    }
+
+    /// Gives back the room this record's fields took, for the next record.
+    pub(crate) fn into_room(self) -> Room {
+        match self {
+            Document::Object(object) => Room(emptied(object.fields)),
+            Document::Other(_) => Room::default(),
         }
     }
 
@@ -81,8 +108,9 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// Writes `value` at `path`, creating objects on the way (see [`target::set`]).
-    pub(crate) fn set(&mut self, path: &FieldPath, value: Value) -> Result<(), String> {
+    /// Writes `value` at `path`, creating objects on the way (see [`target::set`]). A new
+    /// top-level field borrows its name from `path`.
+    pub(crate) fn set(&mut self, path: &'a FieldPath, value: Value) -> Result<(), String> {
         match self {
             Document::Object(object) => {
                 let Some((first, rest)) = path.segments().split_first() else {
@@ -92,7 +120,8 @@ impl<'a> Document<'a> {
                     Some(i) => i,
                     None => {
                         object.fields.push(Field {
-                            name: Cow::Owned(first.clone()),
+                            name: Cow::Borrowed(first),
+                            name_is_json: false,
                             slot: Slot::Changed(Value::Null),
                         });
                         object.fields.len() - 1
@@ -161,14 +190,12 @@ impl<'a> Document<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            match &field.name {
-                // A name read without escapes is its own JSON text.
-                Cow::Borrowed(name) => {
-                    out.push(b'"');
-                    out.extend_from_slice(name.as_bytes());
-                    out.push(b'"');
-                }
-                Cow::Owned(name) => serde_json::to_writer(&mut *out, name)?,
+            if field.name_is_json {
+                out.push(b'"');
+                out.extend_from_slice(field.name.as_bytes());
+                out.push(b'"');
+            } else {
+                serde_json::to_writer(&mut *out, field.name.as_ref())?;
             }
             out.push(b':');
             match &field.slot {
@@ -307,32 +334,38 @@ impl<'de> Deserialize<'de> for Name<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for Object<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = Object<'de>;
+/// Reads the top-level fields of an object into the given (empty) vector.
+struct FieldsSeed<'de>(Vec<Field<'de>>);
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'de> {
+    type Value = Vec<Field<'de>>;
 
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Object<'de>, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Name(name)) = map.next_key()? {
-                    let text: &'de RawValue = map.next_value()?;
-                    fields.push(Field {
-                        name,
-                        slot: Slot::Source {
-                            text: text.get(),
-                            parsed: OnceCell::new(),
-                        },
-                    });
-                }
-                Ok(Object { fields })
-            }
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsSeed<'de> {
+    type Value = Vec<Field<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut fields = self.0;
+        while let Some(Name(name)) = map.next_key()? {
+            let text: &'de RawValue = map.next_value()?;
+            fields.push(Field {
+                name_is_json: matches!(name, Cow::Borrowed(_)),
+                name,
+                slot: Slot::Source {
+                    text: text.get(),
+                    parsed: OnceCell::new(),
+                },
+            });
         }
-        deserializer.deserialize_map(ObjectVisitor)
+        Ok(fields)
     }
 }
 
@@ -341,8 +374,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn path(text: &str) -> FieldPath {
-        FieldPath::parse(text).unwrap()
+    /// A path that outlives any document of a test, as a filter's paths outlive its records.
+    fn path(text: &str) -> &'static FieldPath {
+        Box::leak(Box::new(FieldPath::parse(text).unwrap()))
     }
 
     fn written(document: &Document<'_>) -> String {
@@ -355,13 +389,13 @@ mod tests {
     fn fields_no_filter_changed_keep_the_text_the_source_sent() {
         let text =
             r#"{"a": 1.50, "b" : [1, 2], "c\u0041": "x\/y", "big": 12345678901234567890123}"#;
-        let mut document = Document::parse(text).unwrap();
+        let mut document = Document::parse(text, Room::default()).unwrap();
         assert_eq!(
             written(&document),
             r#"{"a":1.50,"b":[1, 2],"cA":"x\/y","big":12345678901234567890123}"#
         );
-        document.set(&path("z"), json!(true)).unwrap();
-        document.set(&path("b.x"), json!(1)).unwrap();
+        document.set(path("z"), json!(true)).unwrap();
+        document.set(path("b.x"), json!(1)).unwrap();
         assert_eq!(
             written(&document),
             r#"{"a":1.50,"b":{"x":1},"cA":"x\/y","big":12345678901234567890123,"z":true}"#
@@ -381,7 +415,7 @@ mod tests {
                     .join(", ")
             ),
         ] {
-            let document = Document::parse(&text).unwrap();
+            let document = Document::parse(&text, Room::default()).unwrap();
             let expected: Value = serde_json::from_str(&text).unwrap();
             let out = written(&document);
             assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), expected);
@@ -392,29 +426,43 @@ mod tests {
 
     #[test]
     fn get_remove_and_set_read_nested_fields() {
-        let mut document =
-            Document::parse(r#"{"a": {"b": {"c": 1}, "d": 2}, "e": null, "f": 3}"#).unwrap();
-        assert_eq!(document.get(&path("a.b.c")).unwrap(), Some(&json!(1)));
-        assert_eq!(document.get(&path("e")).unwrap(), Some(&Value::Null));
-        assert_eq!(document.get(&path("e.x")).unwrap(), None);
-        assert_eq!(document.get(&path("missing")).unwrap(), None);
-        document.remove(&path("a.b")).unwrap();
-        document.remove(&path("f")).unwrap();
-        document.remove(&path("missing.x")).unwrap();
+        let mut document = Document::parse(
+            r#"{"a": {"b": {"c": 1}, "d": 2}, "e": null, "f": 3}"#,
+            Room::default(),
+        )
+        .unwrap();
+        assert_eq!(document.get(path("a.b.c")).unwrap(), Some(&json!(1)));
+        assert_eq!(document.get(path("e")).unwrap(), Some(&Value::Null));
+        assert_eq!(document.get(path("e.x")).unwrap(), None);
+        assert_eq!(document.get(path("missing")).unwrap(), None);
+        document.remove(path("a.b")).unwrap();
+        document.remove(path("f")).unwrap();
+        document.remove(path("missing.x")).unwrap();
         assert_eq!(written(&document), r#"{"a":{"d":2},"e":null}"#);
     }
 
     #[test]
+    fn a_new_name_is_escaped_and_the_room_of_one_record_serves_the_next() {
+        let mut document = Document::parse(r#"{"a": 1}"#, Room::default()).unwrap();
+        document.set(path("say \"hi\""), json!(2)).unwrap();
+        assert_eq!(written(&document), r#"{"a":1,"say \"hi\"":2}"#);
+        let room = document.into_room();
+        let next = Document::parse(r#"{"b": 3}"#, room).unwrap();
+        assert_eq!(written(&next), r#"{"b":3}"#);
+    }
+
+    #[test]
     fn a_record_that_is_not_an_object_is_parsed_whole() {
-        let mut document = Document::parse("[1, 2]").unwrap();
-        assert_eq!(document.get(&path("1")).unwrap(), Some(&json!(2)));
-        document.set(&path("a"), json!(1)).unwrap();
+        let mut document = Document::parse("[1, 2]", Room::default()).unwrap();
+        assert_eq!(document.get(path("1")).unwrap(), Some(&json!(2)));
+        document.set(path("a"), json!(1)).unwrap();
         assert_eq!(written(&document), r#"{"a":1}"#);
     }
 
     #[test]
     fn expressions_read_the_fields_they_name() {
-        let document = Document::parse(r#"{"id": 20, "status": "active"}"#).unwrap();
+        let document =
+            Document::parse(r#"{"id": 20, "status": "active"}"#, Room::default()).unwrap();
         let expression = cannectors_config::Expression::compile(
             "id % 10 == 0 && status == 'active' && x == nil",
         )
@@ -426,15 +474,15 @@ mod tests {
     fn a_field_nested_deeper_than_serde_json_builds_is_an_error_when_read() {
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
         let text = format!(r#"{{"deep": {deep}, "id": 1}}"#);
-        let mut document = Document::parse(&text).unwrap();
+        let mut document = Document::parse(&text, Room::default()).unwrap();
         assert!(
             document
-                .get(&path("deep.0"))
+                .get(path("deep.0"))
                 .unwrap_err()
                 .starts_with("a field cannot be read as JSON: recursion limit exceeded")
         );
         // Left alone, it is written back as it came.
-        document.set(&path("id"), json!(2)).unwrap();
+        document.set(path("id"), json!(2)).unwrap();
         assert_eq!(written(&document), format!(r#"{{"deep":{deep},"id":2}}"#));
     }
 }

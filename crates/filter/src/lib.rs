@@ -54,7 +54,7 @@ use cannectors_config::{
 use cannectors_connector::Record;
 use serde_json::Value;
 
-use crate::document::Document;
+use crate::document::{Document, Room};
 
 /// The filters of a pipeline, ready to apply to batches.
 #[derive(Debug, Clone, Default)]
@@ -181,14 +181,16 @@ impl Filters {
         // One buffer for the whole batch: each record is written into it and copied out at
         // its exact size.
         let mut out = Vec::new();
+        let mut room = Room::default();
         for (i, record) in records.iter().enumerate() {
             let position = i + 1;
-            let mut document = Document::parse(record.json()).map_err(|error| FilterError {
-                path: "filters".to_owned(),
-                kind: "parse",
-                record: position,
-                reason: format!("the record cannot be read as JSON: {error}"),
-            })?;
+            let mut document =
+                Document::parse(record.json(), room).map_err(|error| FilterError {
+                    path: "filters".to_owned(),
+                    kind: "parse",
+                    record: position,
+                    reason: format!("the record cannot be read as JSON: {error}"),
+                })?;
             let fate =
                 run(&self.steps, &mut document, position).map_err(|failure| FilterError {
                     path: failure.path,
@@ -216,6 +218,7 @@ impl Filters {
                 Fate::Dropped => filtered.dropped += 1,
                 Fate::Skipped => filtered.skipped += 1,
             }
+            room = document.into_room();
         }
         Ok(filtered)
     }
@@ -252,7 +255,7 @@ fn condition_action(condition: &ConditionFilter, path: &str) -> Action {
 }
 
 /// Runs `steps` in order on one record (`position` in its batch, from 1, for the logs).
-fn run(steps: &[Step], record: &mut Document<'_>, position: usize) -> Result<Fate, Failure> {
+fn run<'a>(steps: &'a [Step], record: &mut Document<'a>, position: usize) -> Result<Fate, Failure> {
     for step in steps {
         let before = (step.on_error == OnError::Log && step.action.can_fail_half_way())
             .then(|| record.clone());
@@ -292,7 +295,11 @@ fn run(steps: &[Step], record: &mut Document<'_>, position: usize) -> Result<Fat
     Ok(Fate::Kept)
 }
 
-fn perform(step: &Step, record: &mut Document<'_>, position: usize) -> Result<Fate, Failure> {
+fn perform<'a>(
+    step: &'a Step,
+    record: &mut Document<'a>,
+    position: usize,
+) -> Result<Fate, Failure> {
     let fail = |reason: String| Failure {
         path: step.path.clone(),
         kind: step.action.kind(),
@@ -328,7 +335,7 @@ fn perform(step: &Step, record: &mut Document<'_>, position: usize) -> Result<Fa
 }
 
 /// One entry of a mapping: read, transform, write.
-fn map_one(entry: &FieldMapping, record: &mut Document<'_>) -> Result<(), String> {
+fn map_one<'a>(entry: &'a FieldMapping, record: &mut Document<'a>) -> Result<(), String> {
     let Some(source) = &entry.source else {
         return record.remove(&entry.target);
     };
