@@ -37,6 +37,7 @@ mod authentication;
 mod cursor;
 mod database;
 mod decode;
+mod defaults;
 mod document;
 mod duration;
 mod expr;
@@ -336,6 +337,7 @@ pub fn parse_str(
         problems.report(&unresolved.path, unresolved.message);
     }
 
+    defaults::apply(&mut tree, &mut problems);
     if let Some(mut raw) = decode::decode(tree, &mut problems) {
         // The rules run on the file as repaired by decoding (placeholders for what is missing,
         // defaults for what was refused), so that every problem shows in one pass; they build
