@@ -222,7 +222,33 @@ impl Fields for Map<String, Value> {
 /// expression first reads it; a name the record does not have is `nil`.
 struct Variables<'a> {
     fields: &'a dyn Fields,
-    converted: Vec<OnceCell<::expr::Value>>,
+    converted: Converted,
+}
+
+/// The converted fields, by position: in place for a record of a few fields, so that an
+/// evaluation allocates nothing for them.
+enum Converted {
+    Inline([OnceCell<::expr::Value>; INLINE_FIELDS]),
+    Heap(Vec<OnceCell<::expr::Value>>),
+}
+
+const INLINE_FIELDS: usize = 16;
+
+impl Converted {
+    fn for_fields(count: usize) -> Converted {
+        if count <= INLINE_FIELDS {
+            Converted::Inline(std::array::from_fn(|_| OnceCell::new()))
+        } else {
+            Converted::Heap(std::iter::repeat_with(OnceCell::new).take(count).collect())
+        }
+    }
+
+    fn get(&self, position: usize) -> Option<&OnceCell<::expr::Value>> {
+        match self {
+            Converted::Inline(cells) => cells.get(position),
+            Converted::Heap(cells) => cells.get(position),
+        }
+    }
 }
 
 static NIL: ::expr::Value = ::expr::Value::Nil;
@@ -231,9 +257,7 @@ impl<'a> Variables<'a> {
     fn new(fields: &'a dyn Fields) -> Variables<'a> {
         Variables {
             fields,
-            converted: std::iter::repeat_with(OnceCell::new)
-                .take(fields.count())
-                .collect(),
+            converted: Converted::for_fields(fields.count()),
         }
     }
 }
@@ -407,6 +431,18 @@ mod tests {
             Expression::compile("  ").unwrap_err(),
             ExpressionError::Empty
         );
+    }
+
+    #[test]
+    fn records_of_many_fields_read_each_one() {
+        let mut record = serde_json::Map::new();
+        for i in 0..40 {
+            record.insert(format!("f{i}"), json!(i));
+        }
+        assert!(holds(
+            "f0 == 0 && f15 == 15 && f16 == 16 && f39 == 39",
+            Value::Object(record)
+        ));
     }
 
     #[test]

@@ -142,6 +142,40 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// Copies the top-level field `source` to the top-level field `target` as the text the
+    /// source sent, when both are single names and `source` is a field no filter changed and
+    /// not null; whether it did (otherwise nothing changed, and the caller copies by value).
+    pub(crate) fn copy_text(&mut self, source: &FieldPath, target: &'a FieldPath) -> bool {
+        let Document::Object(object) = self else {
+            return false;
+        };
+        let ([source], [target]) = (source.segments(), target.segments()) else {
+            return false;
+        };
+        let Some(from) = object.position(source) else {
+            return false;
+        };
+        let Slot::Source { text, .. } = object.fields[from].slot else {
+            return false;
+        };
+        if text == "null" {
+            return false;
+        }
+        let slot = Slot::Source {
+            text,
+            parsed: OnceCell::new(),
+        };
+        match object.position(target) {
+            Some(to) => object.fields[to].slot = slot,
+            None => object.fields.push(Field {
+                name: Cow::Borrowed(target.as_str()),
+                name_is_json: false,
+                slot,
+            }),
+        }
+        true
+    }
+
     /// Deletes what is at `path`; a path the record lacks is not an error.
     pub(crate) fn remove(&mut self, path: &FieldPath) -> Result<(), String> {
         match self {
@@ -449,6 +483,28 @@ mod tests {
         let room = document.into_room();
         let next = Document::parse(r#"{"b": 3}"#, room).unwrap();
         assert_eq!(written(&next), r#"{"b":3}"#);
+    }
+
+    #[test]
+    fn a_copy_between_top_level_fields_keeps_the_text() {
+        let mut document = Document::parse(
+            r#"{"a": 1.50, "n": null, "o": {"x": [1, 2]}}"#,
+            Room::default(),
+        )
+        .unwrap();
+        assert!(document.copy_text(path("a"), path("b")));
+        assert!(document.copy_text(path("o"), path("a")));
+        assert!(
+            !document.copy_text(path("n"), path("c")),
+            "null goes by value"
+        );
+        assert!(!document.copy_text(path("missing"), path("c")));
+        assert!(!document.copy_text(path("o.x"), path("c")));
+        assert!(!document.copy_text(path("a"), path("c.d")));
+        assert_eq!(
+            written(&document),
+            r#"{"a":{"x": [1, 2]},"n":null,"o":{"x": [1, 2]},"b":1.50}"#
+        );
     }
 
     #[test]

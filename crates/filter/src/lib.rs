@@ -339,8 +339,12 @@ fn map_one<'a>(entry: &'a FieldMapping, record: &mut Document<'a>) -> Result<(),
     let Some(source) = &entry.source else {
         return record.remove(&entry.target);
     };
+    // A plain copy between top-level fields copies the text, unparsed.
+    if entry.transforms.is_empty() && record.copy_text(source, &entry.target) {
+        return Ok(());
+    }
     let value = match record.get(source)?.filter(|value| !value.is_null()) {
-        Some(value) => transformed(entry, value.clone())?,
+        Some(value) => transformed_from(entry, value)?,
         None => match &entry.on_missing {
             OnMissing::SetNull => Value::Null,
             OnMissing::SkipField => return Ok(()),
@@ -357,8 +361,24 @@ fn map_one<'a>(entry: &'a FieldMapping, record: &mut Document<'a>) -> Result<(),
     record.set(&entry.target, value)
 }
 
-fn transformed(entry: &FieldMapping, mut value: Value) -> Result<Value, String> {
-    for (i, op) in entry.transforms.iter().enumerate() {
+/// [`transformed`] of a value read from the record: a first text transform reads it in place
+/// rather than from a copy.
+fn transformed_from(entry: &FieldMapping, value: &Value) -> Result<Value, String> {
+    if let (Some(first), Value::String(text)) = (entry.transforms.first(), value) {
+        if let Some(changed) = transform::apply_to_text(first, text) {
+            return transformed_after(entry, 1, changed);
+        }
+    }
+    transformed(entry, value.clone())
+}
+
+fn transformed(entry: &FieldMapping, value: Value) -> Result<Value, String> {
+    transformed_after(entry, 0, value)
+}
+
+/// `value` through the transforms of `entry` from the one at `skip` on.
+fn transformed_after(entry: &FieldMapping, skip: usize, mut value: Value) -> Result<Value, String> {
+    for (i, op) in entry.transforms.iter().enumerate().skip(skip) {
         value = transform::apply(op, value)
             .map_err(|reason| format!("transforms[{i}] of `{}`: {reason}", entry.target))?;
     }
