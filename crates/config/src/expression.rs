@@ -227,6 +227,8 @@ struct Variables<'a> {
 
 /// The converted fields, by position: in place for a record of a few fields, so that an
 /// evaluation allocates nothing for them.
+// Large on purpose: it lives on the stack for one evaluation, instead of on the heap.
+#[allow(clippy::large_enum_variant)]
 enum Converted {
     Inline([OnceCell<::expr::Value>; INLINE_FIELDS]),
     Heap(Vec<OnceCell<::expr::Value>>),

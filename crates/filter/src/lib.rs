@@ -364,10 +364,10 @@ fn map_one<'a>(entry: &'a FieldMapping, record: &mut Document<'a>) -> Result<(),
 /// [`transformed`] of a value read from the record: a first text transform reads it in place
 /// rather than from a copy.
 fn transformed_from(entry: &FieldMapping, value: &Value) -> Result<Value, String> {
-    if let (Some(first), Value::String(text)) = (entry.transforms.first(), value) {
-        if let Some(changed) = transform::apply_to_text(first, text) {
-            return transformed_after(entry, 1, changed);
-        }
+    if let (Some(first), Value::String(text)) = (entry.transforms.first(), value)
+        && let Some(changed) = transform::apply_to_text(first, text)
+    {
+        return transformed_after(entry, 1, changed);
     }
     transformed(entry, value.clone())
 }
