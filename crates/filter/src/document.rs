@@ -108,6 +108,22 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The text of the string at the top-level field `path` when the source wrote it without
+    /// escapes and no filter changed it: read in place, without making a value of it.
+    pub(crate) fn plain_text(&self, path: &FieldPath) -> Option<&'a str> {
+        let Document::Object(object) = self else {
+            return None;
+        };
+        let [name] = path.segments() else {
+            return None;
+        };
+        let Slot::Source { text, .. } = object.fields[object.position(name)?].slot else {
+            return None;
+        };
+        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+        (!inner.contains('\\')).then_some(inner)
+    }
+
     /// Writes `value` at `path`, creating objects on the way (see [`target::set`]). A new
     /// top-level field borrows its name from `path`.
     pub(crate) fn set(&mut self, path: &'a FieldPath, value: Value) -> Result<(), String> {
@@ -253,10 +269,14 @@ impl<'a> Object<'a> {
     fn without_repeated_names(self) -> Object<'a> {
         let n = self.fields.len();
         let repeats = if n <= 16 {
+            // Names compared by a fingerprint first: most pairs differ in it, and comparing
+            // two numbers is cheaper than comparing two strings, on every record.
+            let mut prints = [0u64; 16];
+            for (print, field) in prints.iter_mut().zip(&self.fields) {
+                *print = fingerprint(&field.name);
+            }
             (1..n).any(|i| {
-                self.fields[..i]
-                    .iter()
-                    .any(|f| f.name == self.fields[i].name)
+                (0..i).any(|j| prints[j] == prints[i] && self.fields[j].name == self.fields[i].name)
             })
         } else {
             let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_ref()).collect();
@@ -277,6 +297,17 @@ impl<'a> Object<'a> {
         }
         kept
     }
+}
+
+/// The length of `name` and its last seven bytes: equal names have equal fingerprints.
+fn fingerprint(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(7)..];
+    tail.iter()
+        .enumerate()
+        .fold((bytes.len() as u64) << 56, |print, (i, byte)| {
+            print | u64::from(*byte) << (8 * i)
+        })
 }
 
 impl Slot<'_> {
@@ -505,6 +536,28 @@ mod tests {
             written(&document),
             r#"{"a":{"x": [1, 2]},"n":null,"o":{"x": [1, 2]},"b":1.50}"#
         );
+    }
+
+    #[test]
+    fn plain_text_reads_strings_written_without_escapes() {
+        let document = Document::parse(
+            r#"{"a": "Ann", "b": "x\"y", "c": 1, "d": {"e": "f"}}"#,
+            Room::default(),
+        )
+        .unwrap();
+        assert_eq!(document.plain_text(path("a")), Some("Ann"));
+        assert_eq!(document.plain_text(path("b")), None);
+        assert_eq!(document.plain_text(path("c")), None);
+        assert_eq!(document.plain_text(path("d.e")), None);
+        assert_eq!(document.plain_text(path("z")), None);
+    }
+
+    #[test]
+    fn fingerprints_of_equal_names_are_equal() {
+        assert_eq!(fingerprint("customer_name"), fingerprint("customer_name"));
+        assert_ne!(fingerprint("name"), fingerprint("names"));
+        assert_ne!(fingerprint("ab"), fingerprint("ba"));
+        assert_eq!(fingerprint(""), 0);
     }
 
     #[test]

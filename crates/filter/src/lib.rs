@@ -2,8 +2,9 @@
 //!
 //! [`Filters`] is built once per run from a loaded pipeline's `filters` (settings checked and
 //! expressions compiled when the pipeline was loaded) and applied to every batch. Each record
-//! is parsed once, every filter runs on the parsed value, and a record that is kept is written
-//! back once. A pipeline without filters gets an empty [`Filters`], and the executor does not
+//! is read once into its top-level fields, each kept as the source's text until a filter reads
+//! or changes it, and a record that is kept is written back once, the fields no filter changed
+//! as they came. A pipeline without filters gets an empty [`Filters`], and the executor does not
 //! call it: its records are never parsed.
 //!
 //! A filter that fails on a record does what its `onError` says: `fail` stops the batch with a
@@ -342,6 +343,13 @@ fn map_one<'a>(entry: &'a FieldMapping, record: &mut Document<'a>) -> Result<(),
     // A plain copy between top-level fields copies the text, unparsed.
     if entry.transforms.is_empty() && record.copy_text(source, &entry.target) {
         return Ok(());
+    }
+    // A text transform of a string read in place, without making a value of it first.
+    if let (Some(first), Some(text)) = (entry.transforms.first(), record.plain_text(source))
+        && let Some(changed) = transform::apply_to_text(first, text)
+    {
+        let value = transformed_after(entry, 1, changed)?;
+        return record.set(&entry.target, value);
     }
     let value = match record.get(source)?.filter(|value| !value.is_null()) {
         Some(value) => transformed_from(entry, value)?,
