@@ -410,3 +410,91 @@ fn a_bad_value_in_the_defaults_block_is_reported_where_it_was_written() {
         "each reported once: {out:?}"
     );
 }
+
+/// A destination that answers `status` to the request for record 2 and 200 to the others.
+fn refusing_record_2(status: u16) -> Server {
+    Server::start(move |request| {
+        if request.path == "/accounts/2" {
+            Response::status(status, "{\"error\": \"email already taken\"}")
+        } else {
+            Response::json(&json!({"ok": true}))
+        }
+    })
+}
+
+const PUSH_ACCOUNTS: &str = "name: push-accounts
+input:
+  type: httpPolling
+  endpoint: ${SOURCE_URL}/orders
+  dataField: data
+  statePersistence:
+    id: {field: id, queryParam: after_id}
+    storagePath: ./state
+output:
+  type: httpRequest
+  endpoint: ${DESTINATION_URL}/accounts/{{record.id}}
+  method: PUT
+  requestMode: single
+  retry: {maxAttempts: 0}
+  onError: log
+";
+
+#[test]
+fn an_http_output_under_on_error_log_leaves_out_a_record_the_destination_refuses() {
+    let source = records_after_id();
+    let destination = refusing_record_2(422);
+    let ws = Workspace::new();
+    ws.write("push.yaml", PUSH_ACCOUNTS);
+    let env = [
+        ("SOURCE_URL", source.url("")),
+        ("DESTINATION_URL", destination.url("")),
+    ];
+
+    let out = run_with_env(&ws, &["run", "--once", "push.yaml"], &env);
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains(" read=3 written=2 refused=1 "),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "the destination refused record 1 of the batch, left out (output.onError: log)"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("email already taken"), "{out:?}");
+    let paths: Vec<String> = destination
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/accounts/1", "/accounts/2", "/accounts/3"]);
+    let state: Value = serde_json::from_str(&ws.read("state/push-accounts.json")).unwrap();
+    assert_eq!(state["id"], 3, "the cursor moves past the refused record");
+}
+
+#[test]
+fn an_http_output_under_on_error_log_still_fails_when_the_destination_is_in_trouble() {
+    let source = records_after_id();
+    let destination = refusing_record_2(503);
+    let ws = Workspace::new();
+    ws.write("push.yaml", PUSH_ACCOUNTS);
+    let env = [
+        ("SOURCE_URL", source.url("")),
+        ("DESTINATION_URL", destination.url("")),
+    ];
+
+    let out = run_with_env(&ws, &["run", "--once", "push.yaml"], &env);
+
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot deliver record 1 of a batch of 3 records"),
+        "{out:?}"
+    );
+    assert!(
+        !ws.path().join("state/push-accounts.json").exists(),
+        "nothing is committed"
+    );
+}
