@@ -477,6 +477,56 @@ output:
         })
     };
     assert_eq!(ids, [1, 3]);
+    assert!(
+        out.stderr.contains(" read=3 written=2 refused=1 "),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_run_summary_counts_the_rows_a_sqlite_output_refused_under_on_error_log() {
+    let ws = Workspace::new();
+    let source = ws.path().join("source.db");
+    rusqlite::Connection::open(&source)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT);
+             INSERT INTO people VALUES (1, 'a@example.com'), (2, NULL), (3, 'c@example.com'),
+               (4, NULL);",
+        )
+        .unwrap();
+    rusqlite::Connection::open(ws.path().join("dest.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE dest (id INTEGER PRIMARY KEY, email TEXT NOT NULL);")
+        .unwrap();
+    ws.write(
+        "sink.yaml",
+        r#"
+name: sink
+input:
+  type: database
+  connectionString: sqlite://source.db
+  query: SELECT id, email FROM people WHERE id > COALESCE($1, 0) ORDER BY id LIMIT 3
+  statePersistence:
+    id: {field: id}
+    storagePath: ./state
+output:
+  type: database
+  connectionString: sqlite://dest.db
+  query: INSERT INTO dest (id, email) VALUES ($1, $2)
+  parameters: [record.id, record.email]
+  onError: log
+"#,
+    );
+    let output = ws.command(&["run", "sink.yaml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("run complete: pipeline=sink read=4 written=2 refused=2 batches=2 "),
+        "{stderr}"
+    );
+    let state: Value = serde_json::from_str(&ws.read("state/sink.json")).unwrap();
+    assert_eq!(state["id"], 4, "the cursor moves past the refused records");
 }
 
 /// A PostgreSQL URL with a password, pointing at a server that never answers.

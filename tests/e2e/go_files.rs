@@ -14,6 +14,7 @@ use crate::support::{Outcome, Workspace, output_within};
 const PRODUCTS: &str = include_str!("go_files/products-to-warehouse.yaml");
 const UPSERT_PRODUCT: &str = include_str!("go_files/sql/upsert_product.sql");
 const INVOICES: &str = include_str!("go_files/invoices-cursor-oauth2.yaml");
+const ACCOUNTS_DEFAULTS: &str = include_str!("go_files/accounts-defaults.yaml");
 
 /// Runs the binary in `ws` with `env` set, for at most 60 seconds.
 fn run_with_env(ws: &Workspace, args: &[&str], env: &[(&str, String)]) -> Outcome {
@@ -295,4 +296,205 @@ fn a_go_pipeline_with_cursor_pages_oauth2_and_output_retries_runs_unchanged() {
         ]
     );
     assert!(!out.stderr.contains("s3cret"), "{out:?}");
+}
+
+/// Answers `failures` times with `status`, then with `then`.
+fn failing_then(failures: usize, status: u16, then: Value) -> Server {
+    let seen = Arc::new(AtomicUsize::new(0));
+    Server::start(move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) < failures {
+            Response::status(status, "try again")
+        } else {
+            Response::json(&then)
+        }
+    })
+}
+
+#[test]
+fn the_defaults_block_of_a_go_pipeline_reaches_the_modules_that_set_nothing_themselves() {
+    // Twice unavailable: within the two retries of defaults.retry.
+    let source = failing_then(
+        2,
+        503,
+        json!({"accounts": [{"id": 7, "name": "Ada"}, {"id": "x-9", "name": "Bob"}]}),
+    );
+    // Three failures: beyond defaults.retry, within the output's own retry block (4).
+    let destination = failing_then(3, 500, json!({"ok": true}));
+    let ws = Workspace::new();
+    ws.write("accounts.yaml", ACCOUNTS_DEFAULTS);
+    let env = [
+        ("SOURCE_URL", source.url("")),
+        ("DESTINATION_URL", destination.url("")),
+    ];
+
+    let validated = run_with_env(&ws, &["validate", "accounts.yaml"], &env);
+    assert_eq!(validated.code, Some(0), "{validated:?}");
+    assert!(!validated.stderr.contains("warning"), "{validated:?}");
+    let out = run_with_env(&ws, &["run", "--once", "accounts.yaml"], &env);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        source.requests().len(),
+        3,
+        "the first attempt and two retries"
+    );
+    let delivered: Vec<Value> = destination
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(delivered.len(), 4, "the output's own retry block wins");
+    // The second mapping sets no onError and inherits `log` from defaults: the record whose id
+    // is not a number goes on as it was before that mapping instead of failing the run.
+    assert_eq!(
+        delivered[3],
+        json!([
+            {"id": 7, "name": "Ada", "account": {"id": 7, "name": "Ada", "number": 7}},
+            {"id": "x-9", "name": "Bob", "account": {"id": "x-9", "name": "Bob"}}
+        ])
+    );
+    assert!(
+        out.stderr.contains("filters[1] (mapping) failed"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("(onError: log)"), "{out:?}");
+
+    // Without the defaults block the same file fails on that record.
+    let without = ACCOUNTS_DEFAULTS.replace("  onError: log\n", "");
+    assert!(!without.contains("onError: log"));
+    ws.write("accounts.yaml", &without);
+    let source = failing_then(0, 503, json!({"accounts": [{"id": "x-9", "name": "Bob"}]}));
+    let env = [
+        ("SOURCE_URL", source.url("")),
+        ("DESTINATION_URL", destination.url("")),
+    ];
+    let out = run_with_env(&ws, &["run", "--once", "accounts.yaml"], &env);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("filters[1] (mapping) failed on record 1"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_defaults_block_is_reported_where_it_was_written() {
+    let ws = Workspace::new();
+    ws.write(
+        "accounts.yaml",
+        &ACCOUNTS_DEFAULTS
+            .replace("onError: log", "onError: sometimes")
+            .replace("maxAttempts: 2", "maxAtempts: 2"),
+    );
+    let env = [
+        ("SOURCE_URL", "http://127.0.0.1:9".to_owned()),
+        ("DESTINATION_URL", "http://127.0.0.1:9".to_owned()),
+    ];
+    let out = run_with_env(&ws, &["validate", "accounts.yaml"], &env);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("accounts.yaml:9:3: defaults.onError: unknown value `sometimes`"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "accounts.yaml:11:5: defaults.retry.maxAtempts: unknown key `maxAtempts`; did you \
+             mean `maxAttempts`?"
+        ),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("filters[1].onError"), "{out:?}");
+    assert!(!out.stderr.contains("input.retry"), "{out:?}");
+    assert!(
+        out.stderr.contains("2 problems"),
+        "each reported once: {out:?}"
+    );
+}
+
+/// A destination that answers `status` to the request for record 2 and 200 to the others.
+fn refusing_record_2(status: u16) -> Server {
+    Server::start(move |request| {
+        if request.path == "/accounts/2" {
+            Response::status(status, "{\"error\": \"email already taken\"}")
+        } else {
+            Response::json(&json!({"ok": true}))
+        }
+    })
+}
+
+const PUSH_ACCOUNTS: &str = "name: push-accounts
+input:
+  type: httpPolling
+  endpoint: ${SOURCE_URL}/orders
+  dataField: data
+  statePersistence:
+    id: {field: id, queryParam: after_id}
+    storagePath: ./state
+output:
+  type: httpRequest
+  endpoint: ${DESTINATION_URL}/accounts/{{record.id}}
+  method: PUT
+  requestMode: single
+  retry: {maxAttempts: 0}
+  onError: log
+";
+
+#[test]
+fn an_http_output_under_on_error_log_leaves_out_a_record_the_destination_refuses() {
+    let source = records_after_id();
+    let destination = refusing_record_2(422);
+    let ws = Workspace::new();
+    ws.write("push.yaml", PUSH_ACCOUNTS);
+    let env = [
+        ("SOURCE_URL", source.url("")),
+        ("DESTINATION_URL", destination.url("")),
+    ];
+
+    let out = run_with_env(&ws, &["run", "--once", "push.yaml"], &env);
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains(" read=3 written=2 refused=1 "),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "the destination refused record 1 of the batch, left out (output.onError: log)"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("email already taken"), "{out:?}");
+    let paths: Vec<String> = destination
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/accounts/1", "/accounts/2", "/accounts/3"]);
+    let state: Value = serde_json::from_str(&ws.read("state/push-accounts.json")).unwrap();
+    assert_eq!(state["id"], 3, "the cursor moves past the refused record");
+}
+
+#[test]
+fn an_http_output_under_on_error_log_still_fails_when_the_destination_is_in_trouble() {
+    let source = records_after_id();
+    let destination = refusing_record_2(503);
+    let ws = Workspace::new();
+    ws.write("push.yaml", PUSH_ACCOUNTS);
+    let env = [
+        ("SOURCE_URL", source.url("")),
+        ("DESTINATION_URL", destination.url("")),
+    ];
+
+    let out = run_with_env(&ws, &["run", "--once", "push.yaml"], &env);
+
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot deliver record 1 of a batch of 3 records"),
+        "{out:?}"
+    );
+    assert!(
+        !ws.path().join("state/push-accounts.json").exists(),
+        "nothing is committed"
+    );
 }

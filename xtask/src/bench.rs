@@ -398,7 +398,27 @@ fn series_filter() -> Result<Option<Vec<String>>, String> {
 /// 10,000 and 1,000,000 records, then the filtered one, the one with `batchSize: 10000` and the
 /// raw page fetch at 1,000,000; then the gathered run's rate beside the plain run's and the raw
 /// fetch's.
-pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
+///
+/// `only` names the workloads to run (`plain`, `lookback`, `filtered`, `gathered`, `raw`), to
+/// repeat one of them while working on it; empty runs them all.
+pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), String> {
+    const KNOWN: [&str; 5] = ["plain", "lookback", "filtered", "gathered", "raw"];
+    if let Some(unknown) = only.iter().find(|name| !KNOWN.contains(&name.as_str())) {
+        return Err(format!(
+            "unknown workload `{unknown}`; the workloads are {}",
+            KNOWN.join(", ")
+        ));
+    }
+    let selected = |workload: Option<Workload>| {
+        let key = match workload {
+            Some(Workload::Plain) => "plain",
+            Some(Workload::Lookback) => "lookback",
+            Some(Workload::Filtered) => "filtered",
+            Some(Workload::Gathered) => "gathered",
+            None => "raw",
+        };
+        only.is_empty() || only.iter().any(|name| name == key)
+    };
     println!(
         "| workload | records | run | seconds | records/s | peak RSS (MiB) | state file (KiB) |"
     );
@@ -414,6 +434,9 @@ pub(crate) fn http(binary: &Path, runs: usize) -> Result<(), String> {
         (Some(Workload::Gathered), 1_000_000),
         (None, 1_000_000),
     ] {
+        if !selected(workload) {
+            continue;
+        }
         let name = workload.map_or("raw fetch (curl)", Workload::name);
         if !only
             .as_ref()

@@ -47,7 +47,9 @@ tasks:
   ci                 every check: cargo fmt --check, clippy -D warnings, cargo doc, the whole
                      test suite (with a throwaway PostgreSQL), cargo deny; installs cargo-deny
                      and PostgreSQL first when they are missing
-  bench http [RUNS]  end-to-end HTTP benchmark (release build), RUNS per size (default 3)
+  bench http [RUNS] [WORKLOAD...]
+                     end-to-end HTTP benchmark (release build), RUNS per size (default 3);
+                     WORKLOADs (plain, lookback, filtered, gathered, raw) limit it to those
   bench db [RUNS]    end-to-end PostgreSQL benchmark against psql (release build)
   bench idle [RUNS]  nothing new: one run --once, and 100 pipelines in one run DIR (release build)
   quickstart         runs the quickstart pipeline on a copy of its database
@@ -161,7 +163,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     };
     match args.first().map(String::as_str) {
-        Some("http") => bench::http(&binary, runs),
+        Some("http") => bench::http(&binary, runs, args.get(2..).unwrap_or_default()),
         Some("db") => bench_db::db(&binary, runs),
         Some("idle") => bench_idle::idle(&binary, runs),
         Some(other) => Err(format!(

@@ -69,14 +69,28 @@ impl Problems {
             return;
         }
         self.covered.entry(path.clone()).or_insert(self.step);
-        self.found.push((path, message.into()));
+        self.push(path, message.into());
+    }
+
+    /// Adds a problem, unless the same was found at the same place: a value of `defaults`
+    /// copied into two modules is reported once, where it was written.
+    fn push(&mut self, path: KeyPath, message: String) {
+        if !self.found.iter().any(|(p, m)| *p == path && *m == message) {
+            self.found.push((path, message));
+        }
+    }
+
+    /// The value at `meant` was copied from `written` (a key of `defaults`): a problem in it is
+    /// reported where it was written.
+    pub(crate) fn inherited(&mut self, meant: &KeyPath, written: &KeyPath) {
+        self.renamed.insert(meant.clone(), written.clone());
     }
 
     /// Reports a problem at `path` that does not stand for what is under it.
     pub(crate) fn note(&mut self, path: &KeyPath, message: impl Into<String>) {
         let path = self.as_written(path);
         if !self.is_covered(&path) {
-            self.found.push((path, message.into()));
+            self.push(path, message.into());
         }
     }
 

@@ -91,7 +91,13 @@ impl Expression {
     pub fn is_true(&self, variables: &Value) -> Result<bool, EvaluationError> {
         static NO_FIELDS: std::sync::LazyLock<Map<String, Value>> =
             std::sync::LazyLock::new(Map::new);
-        let fields = variables.as_object().unwrap_or(&NO_FIELDS);
+        self.is_true_in(variables.as_object().unwrap_or(&NO_FIELDS))
+    }
+
+    /// Whether the expression holds for the variables `fields` holds: [`Expression::is_true`]
+    /// for a record that is not a `serde_json` map (one whose fields are read only when an
+    /// expression asks for them).
+    pub fn is_true_in(&self, fields: &dyn Fields) -> Result<bool, EvaluationError> {
         let variables = Variables::new(fields);
         let result = ::expr::run(&self.program, &variables).map_err(|error| EvaluationError {
             expression: self.text.clone(),
@@ -175,22 +181,85 @@ fn plain(expected: &str) -> String {
     words.to_owned()
 }
 
+/// The top-level fields of a record, as the variables of an expression read them: by name,
+/// each when an expression first asks for it.
+pub trait Fields {
+    /// How many fields there are; positions go from 0 to this, excluded.
+    fn count(&self) -> usize;
+
+    /// The position of the field called `name`, if there is one.
+    fn position(&self, name: &str) -> Option<usize>;
+
+    /// The value of the field at `position`; `None` when it cannot be read (the expression
+    /// then fails on it rather than seeing `nil`).
+    fn value(&self, position: usize) -> Option<&Value>;
+
+    /// Calls `each` with every field, in order.
+    fn for_each(&self, each: &mut dyn FnMut(&str, &Value));
+}
+
+impl Fields for Map<String, Value> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.keys().position(|key| key == name)
+    }
+
+    fn value(&self, position: usize) -> Option<&Value> {
+        self.values().nth(position)
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &Value)) {
+        for (name, value) in self {
+            each(name, value);
+        }
+    }
+}
+
 /// The fields of one record as the variables of an expression. A field is converted when the
 /// expression first reads it; a name the record does not have is `nil`.
 struct Variables<'a> {
-    fields: &'a Map<String, Value>,
-    converted: Vec<OnceCell<::expr::Value>>,
+    fields: &'a dyn Fields,
+    converted: Converted,
+}
+
+/// The converted fields, by position: in place for a record of a few fields, so that an
+/// evaluation allocates nothing for them.
+// Large on purpose: it lives on the stack for one evaluation, instead of on the heap.
+#[allow(clippy::large_enum_variant)]
+enum Converted {
+    Inline([OnceCell<::expr::Value>; INLINE_FIELDS]),
+    Heap(Vec<OnceCell<::expr::Value>>),
+}
+
+const INLINE_FIELDS: usize = 16;
+
+impl Converted {
+    fn for_fields(count: usize) -> Converted {
+        if count <= INLINE_FIELDS {
+            Converted::Inline(std::array::from_fn(|_| OnceCell::new()))
+        } else {
+            Converted::Heap(std::iter::repeat_with(OnceCell::new).take(count).collect())
+        }
+    }
+
+    fn get(&self, position: usize) -> Option<&OnceCell<::expr::Value>> {
+        match self {
+            Converted::Inline(cells) => cells.get(position),
+            Converted::Heap(cells) => cells.get(position),
+        }
+    }
 }
 
 static NIL: ::expr::Value = ::expr::Value::Nil;
 
 impl<'a> Variables<'a> {
-    fn new(fields: &'a Map<String, Value>) -> Variables<'a> {
+    fn new(fields: &'a dyn Fields) -> Variables<'a> {
         Variables {
             fields,
-            converted: std::iter::repeat_with(OnceCell::new)
-                .take(fields.len())
-                .collect(),
+            converted: Converted::for_fields(fields.count()),
         }
     }
 }
@@ -202,25 +271,25 @@ impl ContextProvider for Variables<'_> {
         if key == "#" {
             return None;
         }
-        match self
-            .fields
-            .iter()
-            .enumerate()
-            .find(|(_, (name, _))| name.as_str() == key)
-        {
-            Some((i, (_, value))) => self
-                .converted
-                .get(i)
-                .map(|cell| cell.get_or_init(|| convert(value))),
+        match self.fields.position(key) {
+            Some(i) => {
+                let cell = self.converted.get(i)?;
+                if let Some(converted) = cell.get() {
+                    return Some(converted);
+                }
+                let value = self.fields.value(i)?;
+                Some(cell.get_or_init(|| convert(value)))
+            }
             None => Some(&NIL),
         }
     }
 
     fn to_context(&self) -> Context {
-        self.fields
-            .iter()
-            .map(|(name, value)| (name.as_str(), convert(value)))
-            .collect()
+        let mut context = Context::default();
+        self.fields.for_each(&mut |name, value| {
+            context.insert(name.to_owned(), convert(value));
+        });
+        context
     }
 }
 
@@ -364,6 +433,18 @@ mod tests {
             Expression::compile("  ").unwrap_err(),
             ExpressionError::Empty
         );
+    }
+
+    #[test]
+    fn records_of_many_fields_read_each_one() {
+        let mut record = serde_json::Map::new();
+        for i in 0..40 {
+            record.insert(format!("f{i}"), json!(i));
+        }
+        assert!(holds(
+            "f0 == 0 && f15 == 15 && f16 == 16 && f39 == 39",
+            Value::Object(record)
+        ));
     }
 
     #[test]

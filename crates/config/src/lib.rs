@@ -37,6 +37,7 @@ mod authentication;
 mod cursor;
 mod database;
 mod decode;
+mod defaults;
 mod document;
 mod duration;
 mod expr;
@@ -66,7 +67,7 @@ pub use authentication::{
 pub use database::{Connection, Driver};
 pub use duration::{DurationError, parse_duration};
 pub use expr::{Expr, ExprError, Reference, StateCursor};
-pub use expression::{EvaluationError, Expression, ExpressionError};
+pub use expression::{EvaluationError, Expression, ExpressionError, Fields};
 pub use filter::{
     ConditionFilter, DateFormat, DropFilter, FieldMapping, FilterConfig, MappingFilter, OnError,
     OnMissing, Pattern, RemoveFilter, SetFilter, Transform,
@@ -336,6 +337,7 @@ pub fn parse_str(
         problems.report(&unresolved.path, unresolved.message);
     }
 
+    defaults::apply(&mut tree, &mut problems);
     if let Some(mut raw) = decode::decode(tree, &mut problems) {
         // The rules run on the file as repaired by decoding (placeholders for what is missing,
         // defaults for what was refused), so that every problem shows in one pass; they build

@@ -10,7 +10,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::filter::{FilterConfig, RawFilter};
+use crate::filter::{FilterConfig, OnError, RawFilter};
+use crate::http::RawRetryConfig;
 use crate::input::{InputConfig, RawInput};
 use crate::output::{OutputConfig, RawOutput};
 
@@ -62,6 +63,30 @@ pub(crate) struct RawPipeline {
     pub(crate) filters: Vec<RawFilter>,
     /// Where records go.
     pub(crate) output: RawOutput,
+    /// Settings shared by the modules, as in the Go tool's files; a module's own key wins.
+    #[serde(default)]
+    pub(crate) defaults: Option<RawDefaults>,
+}
+
+// Copied into the modules before the file is read (crate::defaults), so that every rule of a
+// module applies to what it inherits; read here for its own checks and the JSON Schema.
+/// Settings shared by the modules (the Go tool's `defaults`); a module's own key wins.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct RawDefaults {
+    /// Request timeout in milliseconds of the `httpPolling` input and `httpRequest` output
+    /// that set none.
+    #[serde(default)]
+    pub(crate) timeout_ms: Option<u64>,
+    /// `onError` of the top-level filters, the `database` output and the `httpRequest` output
+    /// in single mode that set none.
+    #[serde(default)]
+    pub(crate) on_error: Option<OnError>,
+    /// `retry` of the `httpPolling` input and `httpRequest` output that have no `retry` block
+    /// (taken whole: a module's own block, even of one key, replaces it).
+    #[serde(default)]
+    pub(crate) retry: Option<RawRetryConfig>,
 }
 
 /// Schema stand-in for `version`: text, or a whole number.

@@ -55,6 +55,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "defaults",
                 "description",
                 "filters",
                 "input",

@@ -1781,11 +1781,11 @@ fn yaml_features_without_a_json_meaning_are_refused() {
 
 #[test]
 fn anchors_and_merge_keys_work() {
-    let yaml = "defaults: &retry {maxAttempts: 5}\n";
+    let yaml = "shared: &retry {maxAttempts: 5}\n";
     // An unknown top-level key even when it only holds an anchor: keys are never ignored.
     assert_has(
         &invalid(&format!("{yaml}{}", http_input(""))),
-        "defaults: unknown key",
+        "shared: unknown key",
     );
     let merged = http_input("  retry:\n    <<: {maxAttempts: 5}\n    delayMs: 10\n");
     let loaded = load(&merged).unwrap();
@@ -2252,4 +2252,49 @@ fn every_output_takes_a_batch_size_and_refuses_zero_where_it_is_written() {
         None,
         "without batchSize: one delivery a page"
     );
+}
+
+#[test]
+fn the_go_tools_defaults_block_reaches_the_modules_and_its_mistakes_are_reported_in_it() {
+    let yaml = "name: events\ndefaults: {timeoutMs: 1500, onError: skip, retry: {maxAttempts: 1}}\n\
+                input: {type: httpPolling, endpoint: 'https://api.example.com/events'}\n\
+                filters: [{type: set, target: a, value: 1}, {type: drop, onError: fail}]\n\
+                output: {type: httpRequest, endpoint: 'https://d.example.com/{{record.id}}', \
+                requestMode: single, timeoutMs: 900}\n";
+    let loaded = load(yaml).unwrap();
+    let cannectors_config::InputConfig::HttpPolling(input) = &loaded.pipeline.input else {
+        panic!("expected an httpPolling input")
+    };
+    assert_eq!(input.timeout(), Duration::from_millis(1500));
+    assert_eq!(input.retry.max_retries(), 1);
+    let on_errors: Vec<_> = loaded
+        .pipeline
+        .filters
+        .iter()
+        .map(|f| f.on_error())
+        .collect();
+    assert_eq!(
+        on_errors,
+        [
+            cannectors_config::OnError::Skip,
+            cannectors_config::OnError::Fail
+        ]
+    );
+    let cannectors_config::OutputConfig::HttpRequest(output) = &loaded.pipeline.output else {
+        panic!("expected an httpRequest output")
+    };
+    assert_eq!(
+        output.timeout(),
+        Duration::from_millis(900),
+        "its own key wins"
+    );
+    assert_eq!(output.retry.max_retries(), 1);
+    assert_eq!(output.on_error, cannectors_config::OnRefusedRow::Skip);
+
+    let bad = invalid(&yaml.replace("onError: skip", "onError: sometimes"));
+    assert_has(&bad, "defaults.onError");
+    assert_eq!(bad.matches("onError").count(), 1, "reported once: {bad}");
+    assert!(!bad.contains("filters[0]"), "{bad}");
+    let zero = invalid(&yaml.replace("timeoutMs: 1500", "timeoutMs: 0"));
+    assert_has(&zero, "defaults.timeoutMs");
 }

@@ -175,4 +175,11 @@ pub trait Sink: Send {
     /// Delivers the records; `Ok` means they are durable at the destination (flushed, fsynced,
     /// acknowledged or committed), so the executor may commit the cursor.
     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Records the destination refused and this sink left out on purpose, since it was built
+    /// (a database output under `onError: skip` or `log`). A `write` that leaves records out
+    /// still returns `Ok`: the executor counts the difference to report them.
+    fn refused(&self) -> u64 {
+        0
+    }
 }

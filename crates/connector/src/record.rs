@@ -51,8 +51,7 @@ impl Record {
     /// so that the record fits on one line (a JSON string cannot hold a raw line break, and no
     /// two JSON tokens need one between them).
     fn from_valid_json(text: Box<str>) -> Record {
-        let bytes = text.as_bytes();
-        if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
+        if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
             let mut one_line = String::from(text);
             one_line.retain(|c| c != '\n' && c != '\r');
             return Record(one_line.into_boxed_str());

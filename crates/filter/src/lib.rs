@@ -2,8 +2,9 @@
 //!
 //! [`Filters`] is built once per run from a loaded pipeline's `filters` (settings checked and
 //! expressions compiled when the pipeline was loaded) and applied to every batch. Each record
-//! is parsed once, every filter runs on the parsed value, and a record that is kept is written
-//! back once. A pipeline without filters gets an empty [`Filters`], and the executor does not
+//! is read once into its top-level fields, each kept as the source's text until a filter reads
+//! or changes it, and a record that is kept is written back once, the fields no filter changed
+//! as they came. A pipeline without filters gets an empty [`Filters`], and the executor does not
 //! call it: its records are never parsed.
 //!
 //! A filter that fails on a record does what its `onError` says: `fail` stops the batch with a
@@ -44,6 +45,7 @@
 //! );
 //! ```
 
+mod document;
 mod target;
 mod transform;
 
@@ -52,6 +54,8 @@ use cannectors_config::{
 };
 use cannectors_connector::Record;
 use serde_json::Value;
+
+use crate::document::{Document, Room};
 
 /// The filters of a pipeline, ready to apply to batches.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +136,10 @@ impl Action {
     /// Whether the action can change a record and then fail, so that `onError: log` needs
     /// the record as it was before.
     fn can_fail_half_way(&self) -> bool {
-        matches!(self, Action::Mapping(_) | Action::Condition { .. })
+        matches!(
+            self,
+            Action::Remove(_) | Action::Mapping(_) | Action::Condition { .. }
+        )
     }
 }
 
@@ -172,35 +179,47 @@ impl Filters {
             dropped: 0,
             skipped: 0,
         };
-        for (i, record) in records.into_iter().enumerate() {
+        // One buffer for the whole batch: each record is written into it and copied out at
+        // its exact size.
+        let mut out = Vec::new();
+        let mut room = Room::default();
+        for (i, record) in records.iter().enumerate() {
             let position = i + 1;
-            let mut value = record.to_value().map_err(|error| FilterError {
-                path: "filters".to_owned(),
-                kind: "parse",
-                record: position,
-                reason: format!("the record cannot be read as JSON: {error}"),
-            })?;
-            let fate = run(&self.steps, &mut value, position).map_err(|failure| FilterError {
-                path: failure.path,
-                kind: failure.kind,
-                record: position,
-                reason: failure.reason,
-            })?;
+            let mut document =
+                Document::parse(record.json(), room).map_err(|error| FilterError {
+                    path: "filters".to_owned(),
+                    kind: "parse",
+                    record: position,
+                    reason: format!("the record cannot be read as JSON: {error}"),
+                })?;
+            let fate =
+                run(&self.steps, &mut document, position).map_err(|failure| FilterError {
+                    path: failure.path,
+                    kind: failure.kind,
+                    record: position,
+                    reason: failure.reason,
+                })?;
             match fate {
                 Fate::Kept => {
-                    // Straight into a byte buffer: `Value`'s `Display` goes through
-                    // `fmt::Write`, which checks every token it writes again.
-                    let text = serde_json::to_string(&value).map_err(|error| FilterError {
+                    out.clear();
+                    let written = document
+                        .write(&mut out)
+                        .map_err(|error| error.to_string())
+                        .and_then(|()| {
+                            std::str::from_utf8(&out).map_err(|error| error.to_string())
+                        });
+                    let text = written.map_err(|error| FilterError {
                         path: "filters".to_owned(),
                         kind: "write",
                         record: position,
                         reason: format!("the record cannot be written as JSON: {error}"),
                     })?;
-                    filtered.records.push(Record::from_encoded(text));
+                    filtered.records.push(Record::from_encoded(text.to_owned()));
                 }
                 Fate::Dropped => filtered.dropped += 1,
                 Fate::Skipped => filtered.skipped += 1,
             }
+            room = document.into_room();
         }
         Ok(filtered)
     }
@@ -237,7 +256,7 @@ fn condition_action(condition: &ConditionFilter, path: &str) -> Action {
 }
 
 /// Runs `steps` in order on one record (`position` in its batch, from 1, for the logs).
-fn run(steps: &[Step], record: &mut Value, position: usize) -> Result<Fate, Failure> {
+fn run<'a>(steps: &'a [Step], record: &mut Document<'a>, position: usize) -> Result<Fate, Failure> {
     for step in steps {
         let before = (step.on_error == OnError::Log && step.action.can_fail_half_way())
             .then(|| record.clone());
@@ -277,17 +296,21 @@ fn run(steps: &[Step], record: &mut Value, position: usize) -> Result<Fate, Fail
     Ok(Fate::Kept)
 }
 
-fn perform(step: &Step, record: &mut Value, position: usize) -> Result<Fate, Failure> {
+fn perform<'a>(
+    step: &'a Step,
+    record: &mut Document<'a>,
+    position: usize,
+) -> Result<Fate, Failure> {
     let fail = |reason: String| Failure {
         path: step.path.clone(),
         kind: step.action.kind(),
         reason,
     };
     match &step.action {
-        Action::Set(set) => target::set(record, &set.target, set.value.clone()),
+        Action::Set(set) => record.set(&set.target, set.value.clone()).map_err(&fail)?,
         Action::Remove(remove) => {
             for path in &remove.targets {
-                target::remove(record, path);
+                record.remove(path).map_err(&fail)?;
             }
         }
         Action::Mapping(mapping) => {
@@ -301,8 +324,8 @@ fn perform(step: &Step, record: &mut Value, position: usize) -> Result<Fate, Fai
             then,
             otherwise,
         } => {
-            let holds = expression
-                .is_true(record)
+            let holds = record
+                .holds(expression)
                 .map_err(|error| fail(error.to_string()))?;
             let branch = if holds { then } else { otherwise };
             return run(branch, record, position);
@@ -313,13 +336,23 @@ fn perform(step: &Step, record: &mut Value, position: usize) -> Result<Fate, Fai
 }
 
 /// One entry of a mapping: read, transform, write.
-fn map_one(entry: &FieldMapping, record: &mut Value) -> Result<(), String> {
+fn map_one<'a>(entry: &'a FieldMapping, record: &mut Document<'a>) -> Result<(), String> {
     let Some(source) = &entry.source else {
-        target::remove(record, &entry.target);
-        return Ok(());
+        return record.remove(&entry.target);
     };
-    let value = match source.get(record).filter(|value| !value.is_null()) {
-        Some(value) => transformed(entry, value.clone())?,
+    // A plain copy between top-level fields copies the text, unparsed.
+    if entry.transforms.is_empty() && record.copy_text(source, &entry.target) {
+        return Ok(());
+    }
+    // A text transform of a string read in place, without making a value of it first.
+    if let (Some(first), Some(text)) = (entry.transforms.first(), record.plain_text(source))
+        && let Some(changed) = transform::apply_to_text(first, text)
+    {
+        let value = transformed_after(entry, 1, changed)?;
+        return record.set(&entry.target, value);
+    }
+    let value = match record.get(source)?.filter(|value| !value.is_null()) {
+        Some(value) => transformed_from(entry, value)?,
         None => match &entry.on_missing {
             OnMissing::SetNull => Value::Null,
             OnMissing::SkipField => return Ok(()),
@@ -333,12 +366,27 @@ fn map_one(entry: &FieldMapping, record: &mut Value) -> Result<(), String> {
             }
         },
     };
-    target::set(record, &entry.target, value);
-    Ok(())
+    record.set(&entry.target, value)
 }
 
-fn transformed(entry: &FieldMapping, mut value: Value) -> Result<Value, String> {
-    for (i, op) in entry.transforms.iter().enumerate() {
+/// [`transformed`] of a value read from the record: a first text transform reads it in place
+/// rather than from a copy.
+fn transformed_from(entry: &FieldMapping, value: &Value) -> Result<Value, String> {
+    if let (Some(first), Value::String(text)) = (entry.transforms.first(), value)
+        && let Some(changed) = transform::apply_to_text(first, text)
+    {
+        return transformed_after(entry, 1, changed);
+    }
+    transformed(entry, value.clone())
+}
+
+fn transformed(entry: &FieldMapping, value: Value) -> Result<Value, String> {
+    transformed_after(entry, 0, value)
+}
+
+/// `value` through the transforms of `entry` from the one at `skip` on.
+fn transformed_after(entry: &FieldMapping, skip: usize, mut value: Value) -> Result<Value, String> {
+    for (i, op) in entry.transforms.iter().enumerate().skip(skip) {
         value = transform::apply(op, value)
             .map_err(|reason| format!("transforms[{i}] of `{}`: {reason}", entry.target))?;
     }

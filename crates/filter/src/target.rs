@@ -8,11 +8,27 @@ use serde_json::{Map, Value};
 
 /// Writes `value` at `path` in `record`, replacing what was there.
 pub(crate) fn set(record: &mut Value, path: &FieldPath, value: Value) {
+    set_at(record, path.segments(), value);
+}
+
+/// Writes `value` at the path made of `segments` under `record`.
+pub(crate) fn set_at(record: &mut Value, segments: &[String], value: Value) {
     let mut current = record;
-    for segment in path.segments() {
+    for segment in segments {
         current = step_or_create(current, segment);
     }
     *current = value;
+}
+
+/// The value at the path made of `segments` under `value`, if every step exists.
+pub(crate) fn get_at<'v>(value: &'v Value, segments: &[String]) -> Option<&'v Value> {
+    segments
+        .iter()
+        .try_fold(value, |current, segment| match current {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
 }
 
 /// The value at `segment` under `current`, created (as null) when absent; `current` becomes
@@ -36,7 +52,12 @@ fn step_or_create<'v>(current: &'v mut Value, segment: &str) -> &'v mut Value {
 /// Deletes what is at `path` in `record`; a path the record lacks is not an error. An item of
 /// a list is removed from it.
 pub(crate) fn remove(record: &mut Value, path: &FieldPath) {
-    let Some((last, parents)) = path.segments().split_last() else {
+    remove_at(record, path.segments());
+}
+
+/// Deletes what is at the path made of `segments` under `record`.
+pub(crate) fn remove_at(record: &mut Value, segments: &[String]) {
+    let Some((last, parents)) = segments.split_last() else {
         return;
     };
     let mut current = record;

@@ -64,6 +64,18 @@ pub(crate) fn apply(transform: &Transform, value: Value) -> Result<Value, String
     })
 }
 
+/// `transform` of a string borrowed from the record, when it is a text transform that makes a
+/// new string anyway (so the string need not be copied first); `None` for any other case.
+pub(crate) fn apply_to_text(transform: &Transform, text: &str) -> Option<Value> {
+    let changed = match transform {
+        Transform::Trim => text.trim().to_owned(),
+        Transform::Lowercase => text.to_lowercase(),
+        Transform::Uppercase => text.to_uppercase(),
+        _ => return None,
+    };
+    Some(Value::String(changed))
+}
+
 fn map_text(value: Value, change: impl FnOnce(&str) -> String) -> Value {
     match value {
         Value::String(text) => Value::String(change(&text)),

@@ -358,20 +358,33 @@ fn expressions_see_strings_numbers_nulls_and_missing_fields() {
 }
 
 #[test]
-fn key_order_survives_the_round_trip_and_numbers_are_written_by_value() {
-    let filtered = filters("  - {type: set, target: z, value: 1}")
-        .apply(vec![
-            Record::parse(
-                r#"{"b": 1, "a": 2.50, "big": 12345678901234567, "e": 1e3, "huge": 12345678901234567890123}"#,
-            )
-            .unwrap(),
-        ])
-        .unwrap();
-    // As docs/filters.md says: the spelling of a number is not kept, and an integer beyond 64
-    // bits becomes an approximate decimal.
+fn key_order_survives_and_only_fields_a_filter_changed_are_written_again() {
+    let filtered = filters(
+        "  - {type: set, target: z, value: 1}
+  - type: mapping
+    mappings:
+      - {source: e, target: copy.e}
+      - {source: huge, target: copy.huge}
+      - {source: big, target: n.big}
+      - {source: a, target: a2}",
+    )
+    .apply(vec![
+        Record::parse(
+            r#"{"b": 1, "a": 2.50, "big": 12345678901234567, "e": 1e3, "huge": 12345678901234567890123, "n": {"x": [1, 2]}, "list": [1, 2]}"#,
+        )
+        .unwrap(),
+    ])
+    .unwrap();
+    // As docs/filters.md says: fields no filter changed keep their text, and so does a copy
+    // between top-level fields; other values a filter wrote, and a field changed inside (`n`),
+    // are written by value, an integer beyond 64 bits as an approximate decimal.
     assert_eq!(
         filtered.records[0].json(),
-        r#"{"b":1,"a":2.5,"big":12345678901234567,"e":1000.0,"huge":1.2345678901234568e+22,"z":1}"#
+        concat!(
+            r#"{"b":1,"a":2.50,"big":12345678901234567,"e":1e3,"huge":12345678901234567890123,"#,
+            r#""n":{"x":[1,2],"big":12345678901234567},"list":[1, 2],"z":1,"#,
+            r#""copy":{"e":1000.0,"huge":1.2345678901234568e+22},"a2":2.50}"#
+        )
     );
 }
 

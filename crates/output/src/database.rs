@@ -184,4 +184,8 @@ impl Sink for DatabaseSink {
                 .map_err(BoxError::from)
         })
     }
+
+    fn refused(&self) -> u64 {
+        self.refused
+    }
 }

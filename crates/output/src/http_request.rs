@@ -5,7 +5,9 @@
 //! out one after the other, in record order, through the shared client of
 //! `cannectors_connector::http`, which owns authentication, retries, timeouts and the hiding of
 //! secrets; this sink adds nothing on top of its retry policy. The first request that finally
-//! fails ends the batch: the error says which records did not reach the destination.
+//! fails ends the batch: the error says which records did not reach the destination. In single
+//! mode, `onError: skip | log` leaves out instead a record the destination answered is wrong
+//! (a 4xx about the record), as the Go tool does, and counts it.
 //!
 //! Delivery is at-least-once: a failed batch is not committed, so the next run sends all of it
 //! again, including the requests that had succeeded before the failure.
@@ -13,7 +15,8 @@
 use std::num::NonZeroUsize;
 
 use cannectors_config::{
-    Endpoint, Expression, FieldPath, HttpRequestOutput, RequestMode, Template, TemplatePart,
+    Endpoint, Expression, FieldPath, HttpRequestOutput, OnRefusedRow, RequestMode, Template,
+    TemplatePart,
 };
 use cannectors_connector::http::{
     HttpClient, HttpError, HttpMethod, HttpRequest, HttpResponse, push_url_encoded,
@@ -58,6 +61,10 @@ pub struct HttpRequestSink {
     confirm: Option<Expression>,
     /// Size of the last batch body, so that the next one is allocated once at about its size.
     last_body_len: usize,
+    /// What a record the destination refuses does (single mode).
+    on_error: OnRefusedRow,
+    /// Records left out because the destination refused them, since the sink was built.
+    refused: u64,
 }
 
 impl HttpRequestSink {
@@ -93,6 +100,8 @@ impl HttpRequestSink {
                 .as_ref()
                 .and_then(|success| success.expression.clone()),
             last_body_len: 0,
+            on_error: config.on_error,
+            refused: 0,
         })
     }
 
@@ -115,7 +124,11 @@ impl HttpRequestSink {
                 let size = batch_size.map_or(usize::MAX, NonZeroUsize::get);
                 self.send_arrays(records, &endpoint, size).await
             }
-            RequestMode::Single { endpoint } => self.send_each(records, endpoint).await,
+            RequestMode::Single { endpoint } => {
+                let refused = self.send_each(records, endpoint).await?;
+                self.refused += refused;
+                Ok(())
+            }
         }
     }
 
@@ -142,11 +155,13 @@ impl HttpRequestSink {
         Ok(())
     }
 
+    /// Sends one request a record; returns how many records the destination refused and
+    /// `onError: skip | log` left out.
     async fn send_each(
         &self,
         records: &[Record],
         endpoint: &Endpoint<FieldPath>,
-    ) -> Result<(), OutputError> {
+    ) -> Result<u64, OutputError> {
         // Every endpoint is rendered before the first request, so that a record lacking a
         // templated field stops the batch before anything of it was sent.
         let urls = records
@@ -163,16 +178,50 @@ impl HttpRequestSink {
                 }
             })
             .collect::<Result<Vec<String>, OutputError>>()?;
+        let mut refused = 0;
         for (position, (record, url)) in records.iter().zip(&urls).enumerate() {
             let body = match self.method {
                 HttpMethod::Get => None,
                 _ => Some(record.json().as_bytes().to_vec()),
             };
-            self.send(url, body)
-                .await
-                .map_err(|source| not_delivered(source, position..position + 1, records.len()))?;
+            match self.send(url, body).await {
+                Ok(()) => {}
+                Err(refusal)
+                    if self.on_error != OnRefusedRow::Fail && refusal.is_about_the_record() =>
+                {
+                    refused += 1;
+                    if self.on_error == OnRefusedRow::Log {
+                        tracing::warn!(
+                            record = position,
+                            "the destination refused record {position} of the batch, left out \
+                             (output.onError: log): {}",
+                            refusal.reason()
+                        );
+                    }
+                }
+                Err(refusal) => {
+                    return Err(not_delivered(
+                        refusal,
+                        position..position + 1,
+                        records.len(),
+                    ));
+                }
+            }
         }
-        Ok(())
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                written = records.len() as u64 - refused,
+                "left out {refused} record(s) of the batch that the destination refused \
+                 (output.onError: {})",
+                if self.on_error == OnRefusedRow::Log {
+                    "log"
+                } else {
+                    "skip"
+                },
+            );
+        }
+        Ok(refused)
     }
 
     /// Sends one request to `url` with the configured headers, query parameters and success
@@ -206,6 +255,29 @@ enum Refused {
     /// A response with an accepted status for which `success.expression` does not hold (or
     /// cannot be evaluated): not retried, since the server did answer.
     Unconfirmed(String),
+}
+
+impl Refused {
+    /// Whether the destination answered that this record is wrong, rather than that it cannot
+    /// take any record now: a 4xx status other than the ones about credentials (401, 403,
+    /// 407) or load (408, 429), or `success.expression` not holding. No answer, a 5xx, or
+    /// credentials would be the same for every record, and leaving them all out would lose
+    /// them; those fail the batch whatever `onError` says.
+    fn is_about_the_record(&self) -> bool {
+        match self {
+            Refused::Unconfirmed(_) => true,
+            Refused::Http(error) => error.status().is_some_and(|status| {
+                (400..500).contains(&status) && ![401, 403, 407, 408, 429].contains(&status)
+            }),
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Refused::Http(error) => error.to_string(),
+            Refused::Unconfirmed(reason) => reason.clone(),
+        }
+    }
 }
 
 /// Whether `expression` holds for `response`, with `status`, `headers` and `body` as variables.
@@ -281,6 +353,10 @@ fn excerpt(body: &[u8]) -> String {
 impl Sink for HttpRequestSink {
     fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move { self.write_batch(records).await.map_err(BoxError::from) })
+    }
+
+    fn refused(&self) -> u64 {
+        self.refused
     }
 }
 

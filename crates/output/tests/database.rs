@@ -488,5 +488,9 @@ async fn sqlite_on_error_skip_and_log_write_the_good_records_of_the_batch() {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(ids, [1, 3, 100], "{on_error}, transaction: {transaction}");
+        // What the run summary reports as refused=: counted over the sink's batches.
+        assert_eq!(sink.refused(), 2, "{on_error}, transaction: {transaction}");
+        sink.write(&[Record::from(json!({"id": 4}))]).await.unwrap();
+        assert_eq!(sink.refused(), 3, "{on_error}, transaction: {transaction}");
     }
 }

@@ -611,3 +611,110 @@ fn success_settings_are_checked_when_the_pipeline_is_loaded() {
         ]
     );
 }
+
+/// Answers 422 to the requests for the given record ids, 200 to the others.
+struct RefuseIds(&'static [&'static str], u16);
+
+impl Respond for RefuseIds {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request.url.path().rsplit('/').next().unwrap_or_default();
+        if self.0.contains(&id) {
+            ResponseTemplate::new(self.1).set_body_string("email already taken")
+        } else {
+            ResponseTemplate::new(200)
+        }
+    }
+}
+
+#[tokio::test]
+async fn single_mode_on_error_skip_and_log_leave_out_the_records_the_destination_refuses() {
+    for on_error in ["skip", "log"] {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(RefuseIds(&["1", "3"], 422))
+            .mount(&server)
+            .await;
+        let mut sink = sink(json!({
+            "endpoint": format!("{}/users/{{{{record.id}}}}", server.uri()),
+            "requestMode": "single",
+            "onError": on_error,
+        }));
+
+        sink.write(&records(5)).await.unwrap();
+
+        // Every record was tried once, the refused ones included, and counted for refused=.
+        assert_eq!(server.received_requests().await.unwrap().len(), 5);
+        assert_eq!(sink.refused(), 2, "{on_error}");
+        sink.write(&records(2)).await.unwrap();
+        assert_eq!(sink.refused(), 3, "{on_error}");
+    }
+}
+
+#[tokio::test]
+async fn single_mode_on_error_skip_still_fails_when_the_refusal_is_not_about_the_record() {
+    for status in [401, 403, 429, 500, 503] {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(RefuseIds(&["1"], status))
+            .mount(&server)
+            .await;
+        let mut sink = sink(json!({
+            "endpoint": format!("{}/users/{{{{record.id}}}}", server.uri()),
+            "requestMode": "single",
+            "onError": "skip",
+        }));
+
+        let error = sink.write(&records(3)).await.unwrap_err().to_string();
+
+        assert!(
+            error.starts_with("cannot deliver record 1 of a batch of 3 records"),
+            "{status}: {error}"
+        );
+        assert_eq!(sink.refused(), 0);
+    }
+    // No answer at all: the destination is down, not the record wrong.
+    let mut sink = sink(json!({
+        "endpoint": "http://127.0.0.1:9/users/{{record.id}}",
+        "requestMode": "single",
+        "onError": "skip",
+    }));
+    let error = sink.write(&records(1)).await.unwrap_err().to_string();
+    assert!(error.starts_with("cannot deliver record 0"), "{error}");
+}
+
+#[tokio::test]
+async fn single_mode_on_error_skip_leaves_out_a_response_success_expression_rejects() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false})))
+        .mount(&server)
+        .await;
+    let mut sink = sink(json!({
+        "endpoint": format!("{}/users/{{{{record.id}}}}", server.uri()),
+        "requestMode": "single",
+        "onError": "skip",
+        "success": {"expression": "body.ok == true"},
+    }));
+
+    sink.write(&records(2)).await.unwrap();
+
+    assert_eq!(sink.refused(), 2);
+}
+
+#[test]
+fn on_error_in_batch_mode_is_a_warning_that_it_has_no_effect() {
+    let loaded = parse_str(
+        &pipeline(json!({"endpoint": "http://127.0.0.1:9/import", "onError": "skip"})),
+        "deliver.json",
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains(
+            "output.onError (line 1): has no effect in batch mode: a request carries many records"
+        ),
+        "{:?}",
+        loaded.warnings
+    );
+}

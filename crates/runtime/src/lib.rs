@@ -1101,6 +1101,7 @@ impl Executor {
             lock.check()?;
         }
         let mut committed = false;
+        let refused_before = output.refused();
         if !records.is_empty() {
             let written = match output {
                 Output::Sink(sink) => sink.write(&records).await,
@@ -1149,7 +1150,9 @@ impl Executor {
                 }
             }
         }
-        summary.records_written += records.len() as u64;
+        let refused = output.refused().saturating_sub(refused_before);
+        summary.records_refused += refused;
+        summary.records_written += (records.len() as u64).saturating_sub(refused);
         summary.batches = summary.batches.max(last);
         // How long the commit took, for `cargo xtask bench db` (its share of a run); on the
         // exactly-once path it was part of the write, and the database output logs it.
@@ -1198,6 +1201,16 @@ enum Output<'s> {
     /// A database sink into the store's database: it writes each delivery and commits its
     /// state through the lease in one transaction.
     Transactional(&'s mut DatabaseSink),
+}
+
+impl Output<'_> {
+    /// Records the sink left out on purpose since it was built ([`Sink::refused`]).
+    fn refused(&self) -> u64 {
+        match self {
+            Output::Sink(sink) => sink.refused(),
+            Output::Transactional(sink) => Sink::refused(&**sink),
+        }
+    }
 }
 
 /// How a delivery ended.

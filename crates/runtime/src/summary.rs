@@ -26,6 +26,9 @@ pub struct RunSummary {
     /// Records a failing filter with `onError: skip` removed (their cursor values still
     /// counted).
     pub records_skipped: u64,
+    /// Records the destination refused and the output left out (a database output under
+    /// `onError: skip` or `log`); not counted in `records_written`.
+    pub records_refused: u64,
     /// Batches delivered and committed.
     pub batches: u64,
     /// Wall time of the run.
@@ -51,6 +54,7 @@ impl RunSummary {
             records_held: 0,
             records_dropped: 0,
             records_skipped: 0,
+            records_refused: 0,
             batches: 0,
             duration: Duration::ZERO,
             cursor_before: describe(state),
@@ -114,6 +118,7 @@ impl fmt::Display for RunSummary {
         for (count, label) in [
             (self.records_dropped, "dropped"),
             (self.records_skipped, "skipped"),
+            (self.records_refused, "refused"),
             (self.records_missing_cursor, "missing-cursor"),
             (self.records_repeated, "already-delivered"),
             (self.records_held, "held-back"),

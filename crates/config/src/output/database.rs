@@ -42,8 +42,9 @@ pub struct DatabaseOutput {
     pub batch_size: Option<NonZeroUsize>,
 }
 
-/// What the database output does with a record the database refuses (a constraint it
-/// violates, a value its column cannot take): `onError`, as in the Go tool.
+/// What an output does with a record its destination refuses (a database: a constraint it
+/// violates, a value its column cannot take; an HTTP API in single mode: a 4xx answer about
+/// the record): `onError`, as in the Go tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum OnRefusedRow {

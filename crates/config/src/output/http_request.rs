@@ -16,6 +16,7 @@ use crate::http::{
     plain_values, timeout, url,
 };
 use crate::model::ScalarSchema;
+use crate::output::database::OnRefusedRow;
 use crate::path::FieldPath;
 use crate::validate::Findings;
 
@@ -43,6 +44,9 @@ pub struct HttpRequestOutput {
     /// Records a delivery gathers across source batches (`batchSize`); `None`: one delivery a
     /// source batch. In batch mode the same number also bounds the records of a request.
     pub batch_size: Option<NonZeroUsize>,
+    /// What a record the destination refuses does in single mode (`onError`, as in the Go
+    /// tool); batch mode always fails on a refused request.
+    pub on_error: OnRefusedRow,
 }
 
 impl HttpRequestOutput {
@@ -215,6 +219,11 @@ pub(crate) struct RawHttpRequestOutput {
     /// Which responses count as delivered (default: any 2xx).
     #[serde(default)]
     pub(crate) success: Option<RawSuccessConfig>,
+    /// `requestMode: single` only: what a record the destination refuses (a 4xx answer other
+    /// than 401, 403, 407, 408 and 429, or `success.expression` not holding) does: `fail`
+    /// (default) stops the run, `skip` leaves it out and counts it, `log` also logs each.
+    #[serde(default)]
+    pub(crate) on_error: OnRefusedRow,
 }
 
 impl RawHttpRequestOutput {
@@ -226,6 +235,7 @@ impl RawHttpRequestOutput {
         let mark = findings.mark();
         let batch_size = super::batch_size(path, findings, self.batch_size);
         let endpoint_path = path.key("endpoint");
+        let batch_mode = matches!(self.request_mode, RawRequestMode::Batch);
         let request_mode = match self.request_mode {
             RawRequestMode::Single => endpoint(findings, &endpoint_path, &self.endpoint, |t| {
                 t.into_record().ok_or(STATE_PLACES)
@@ -249,6 +259,14 @@ impl RawHttpRequestOutput {
         let success = self
             .success
             .map(|success| success.validate(&path.key("success"), findings));
+        if self.on_error != OnRefusedRow::Fail && batch_mode {
+            findings.warning(
+                path.key("onError"),
+                "has no effect in batch mode: a request carries many records, and a refused \
+                 request fails the run as with `onError: fail` (as in the Go tool); use \
+                 `requestMode: single` to leave out only the records the destination refuses",
+            );
+        }
         if !findings.clean_since(mark) {
             return None;
         }
@@ -268,6 +286,7 @@ impl RawHttpRequestOutput {
                 None => None,
             },
             batch_size,
+            on_error: self.on_error,
         })
     }
 }
