@@ -19,7 +19,7 @@ pub enum DurationError {
         /// The text as written.
         text: String,
     },
-    /// The duration is longer than [`LONGEST`].
+    /// The duration is longer than a hundred years.
     #[error("`{text}` is longer than a hundred years (36500d); write a shorter duration")]
     TooLong {
         /// The text as written.
