@@ -448,7 +448,9 @@ input:
     let run = run_logging_commits(binary, &pipeline, &dir)?;
     let checked = match (&destination, series) {
         (Some(destination), _) => check_destination(url, destination, table.rows),
-        (None, Series::FileStore) if table.wide() => check_wide_output(&dir, table.rows),
+        (None, Series::FileStore) if table.wide() => {
+            check_wide_output(&dir, &pipeline_name, table.rows)
+        }
         (None, _) => count_lines(&dir.join("out.jsonl")).and_then(|lines| {
             if lines == table.rows {
                 Ok(())
@@ -612,7 +614,7 @@ fn wide_record(i: usize) -> String {
 
 /// Every record of the wide table, in order, byte for byte, and the cursor of the last one
 /// committed.
-fn check_wide_output(dir: &Path, rows: usize) -> Result<(), String> {
+fn check_wide_output(dir: &Path, pipeline: &str, rows: usize) -> Result<(), String> {
     let path = dir.join("out.jsonl");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("no readable output file {}: {e}", path.display()))?;
@@ -639,7 +641,7 @@ fn check_wide_output(dir: &Path, rows: usize) -> Result<(), String> {
             "the output file holds more than the {rows} rows of the table: {extra:.200}"
         ));
     }
-    let state_path = dir.join("state/bench-db.json");
+    let state_path = dir.join("state").join(format!("{pipeline}.json"));
     let state = std::fs::read_to_string(&state_path)
         .map_err(|e| format!("no readable state file {}: {e}", state_path.display()))?;
     let id = format!("\"id\": {rows}");
