@@ -188,12 +188,7 @@ fn a_go_pipeline_with_offset_pages_run_start_state_and_a_database_output_runs_un
         "the 503 was retried once"
     );
     assert_eq!(requests[1].param("limit"), Some("2"));
-    // Offset 6, after the last (short) page, may have been asked for ahead and dropped.
-    let pages = requests
-        .iter()
-        .filter(|r| r.param("offset") != Some("6"))
-        .count();
-    assert_eq!(pages, 4, "offsets 0, 2 and 4 after the retry");
+    assert_eq!(requests.len(), 4, "offsets 0, 2 and 4 after the retry");
     // onError: log: the refused product is logged with the database's words, the rest stored.
     assert!(
         first
@@ -220,13 +215,7 @@ fn a_go_pipeline_with_offset_pages_run_start_state_and_a_database_output_runs_un
 
     let second = run_with_env(&ws, &["run", "--once", "products.yaml"], &env);
     assert_eq!(second.code, Some(0), "{second:?}");
-    let requests = server.requests();
-    // The first run sent no cursor: the second run's first request is the first with one.
-    let next = requests
-        .iter()
-        .find(|r| r.param("after_id").is_some())
-        .unwrap();
-    assert_eq!(next.param("offset"), Some("0"));
+    let next = &server.requests()[4];
     assert_eq!(next.param("after_id"), Some("5"));
     assert_eq!(
         next.param("updated_after"),

@@ -33,16 +33,6 @@ fn delivered_ids(ws: &Workspace) -> Vec<i64> {
         .collect()
 }
 
-/// The positions requested, in order, without the one request for `ahead` that the run may
-/// have sent ahead past its last page (page numbers and offsets with a limit are requested
-/// before the page before them is parsed; that answer is then dropped unread).
-fn without_the_request_ahead(mut requested: Vec<String>, ahead: &str) -> Vec<String> {
-    let sent_ahead = requested.iter().filter(|p| *p == ahead).count();
-    assert!(sent_ahead <= 1, "{ahead} requested twice: {requested:?}");
-    requested.retain(|p| p != ahead);
-    requested
-}
-
 fn run_ok(ws: &Workspace) {
     let out = ws.run(&["run", "p.yaml"]);
     assert_eq!(out.code, Some(0), "{out:?}");
@@ -67,8 +57,7 @@ fn page_pagination_stops_after_the_last_page() {
         .iter()
         .map(|r| r.param("page").unwrap().to_owned())
         .collect();
-    assert_eq!(without_the_request_ahead(pages, "4"), ["1", "2", "3"]);
-    // Whatever page 4 answered, if it was asked for, is not delivered.
+    assert_eq!(pages, ["1", "2", "3"]);
     assert_eq!(delivered_ids(&ws), [10, 11, 20, 21, 30, 31]);
 }
 
@@ -114,7 +103,7 @@ fn link_pagination_follows_rel_next_and_resolves_relative_links() {
 }
 
 #[test]
-fn a_page_shorter_than_the_limit_ends_the_run() {
+fn a_page_shorter_than_the_limit_ends_the_run_without_another_request() {
     let server = Server::start(|request| {
         let offset: i64 = request.param("offset").unwrap().parse().unwrap();
         let end = (offset + 4).min(10);
@@ -134,7 +123,7 @@ fn a_page_shorter_than_the_limit_ends_the_run() {
         .map(|r| r.param("offset").unwrap().to_owned())
         .collect();
     assert_eq!(
-        without_the_request_ahead(offsets, "12"),
+        offsets,
         ["0", "4", "8"],
         "the page of 2 at offset 8 is the last"
     );
@@ -191,16 +180,13 @@ fn the_offset_cursor_starts_the_next_run_where_the_last_one_ended() {
 
     log.lock().unwrap().extend(records(12..15));
     run_ok(&ws);
-    let offsets: Vec<String> = server
-        .requests()
+    let second: Vec<String> = server.requests()[3..]
         .iter()
         .map(|r| r.param("offset").unwrap().to_owned())
         .collect();
-    // Each run may have asked for the page after its last one (15, then 17), and dropped it.
-    let offsets = without_the_request_ahead(without_the_request_ahead(offsets, "15"), "17");
     assert_eq!(
-        offsets,
-        ["0", "5", "10", "12"],
+        second,
+        ["12"],
         "the second run starts at the committed offset"
     );
     assert_eq!(delivered_ids(&ws), (0..15).collect::<Vec<_>>());
