@@ -46,15 +46,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use cannectors_config::{FieldPath, HttpPollingInput, StatePersistence, TimestampFormat};
-use cannectors_connector::http::{HttpClient, HttpMethod};
+use cannectors_connector::http::HttpClient;
 use cannectors_connector::{
-    Batch, BoxError, BoxFuture, Checkpoint, Prefetch, PrefetchError, Record, RunWindow, Source,
+    Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, RunWindow, Source,
 };
 use cannectors_state::{CursorFields, State};
 use reqwest::header::{CONTENT_TYPE, LINK};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use url::Url;
 
 pub use error::HttpSourceError;
 
@@ -110,33 +108,6 @@ struct Page {
     /// The page's URL without secrets, for messages.
     url: String,
     fingerprint: PageFingerprint,
-    /// The request for the page after this one, sent before this one was parsed.
-    speculation: Option<Speculation>,
-}
-
-/// A page's answer as it came off the wire, not parsed yet.
-struct Received {
-    method: HttpMethod,
-    url: String,
-    next_link: Option<Url>,
-    content_type: Option<String>,
-    body: bytes::Bytes,
-}
-
-/// The request for the page that comes after a full page when the next position can be
-/// computed without reading the body (page numbers; offsets with a `limit`): sent as soon as
-/// the current page is received, so that receiving the next page overlaps parsing this one.
-/// It is used only when the parsed page leads to exactly this position; otherwise it is
-/// dropped, which aborts it, and whatever it answered (an error included) is never seen.
-struct Speculation {
-    position: Position,
-    answer: JoinHandle<Result<Received, HttpSourceError>>,
-}
-
-impl Drop for Speculation {
-    fn drop(&mut self) {
-        self.answer.abort();
-    }
 }
 
 impl HttpPollingSource {
@@ -270,10 +241,9 @@ impl HttpPollingSource {
     async fn next_page(&mut self) -> Result<Option<Batch>, HttpSourceError> {
         loop {
             let shared = &self.shared;
-            let speculate = self.pages + 1 < shared.paging.max_pages();
             let fetched = self
                 .upcoming
-                .next(|position| fetch(Arc::clone(shared), position, None, speculate))
+                .next(|position| fetch(Arc::clone(shared), position))
                 .await;
             let page = match fetched {
                 Ok(Some(page)) => page,
@@ -311,7 +281,7 @@ impl HttpPollingSource {
     }
 
     /// Schedules what comes after `page` (fetching ahead) and turns it into a batch.
-    fn accept(&mut self, mut page: Page) -> Option<Batch> {
+    fn accept(&mut self, page: Page) -> Option<Batch> {
         self.pages += 1;
         self.last_page = Some(page.fingerprint);
         if page.offset_reached.is_some() {
@@ -324,9 +294,7 @@ impl HttpPollingSource {
             }
             Some(next) => {
                 let resume = page.fingerprint.saved_in(next.to_resume());
-                // Only the request this page leads to is used; any other is dropped unanswered.
-                let speculation = page.speculation.take().filter(|s| &s.position == next);
-                self.schedule(next.clone(), &page.url, speculation);
+                self.schedule(next.clone(), &page.url);
                 resume
             }
         };
@@ -348,7 +316,7 @@ impl HttpPollingSource {
     }
 
     /// Starts fetching `next` in the background, unless the run must stop before it.
-    fn schedule(&mut self, next: Position, url: &str, speculation: Option<Speculation>) {
+    fn schedule(&mut self, next: Position, url: &str) {
         if let Some((what, key)) = next.loop_key()
             && !self.followed.insert(key.to_owned())
         {
@@ -367,15 +335,8 @@ impl HttpPollingSource {
                 max_pages: self.shared.paging.max_pages(),
             });
         } else {
-            // `next` is page number `pages + 1`; the one after it is asked for ahead only when
-            // `maxPages` would let the run request it anyway.
-            let speculate = self.pages + 1 < self.shared.paging.max_pages();
-            self.upcoming.fetch_ahead(fetch(
-                Arc::clone(&self.shared),
-                next,
-                speculation,
-                speculate,
-            ));
+            self.upcoming
+                .fetch_ahead(fetch(Arc::clone(&self.shared), next));
         }
     }
 }
@@ -398,44 +359,9 @@ impl Source for HttpPollingSource {
     }
 }
 
-/// Requests and parses the page at `position`, taking the answer of `speculation` when the
-/// request was sent already. With `speculate`, the request for the page after it leaves as
-/// soon as this one is received, where that position does not depend on the body.
-async fn fetch(
-    shared: Arc<Shared>,
-    position: Position,
-    speculation: Option<Speculation>,
-    speculate: bool,
-) -> Result<Page, HttpSourceError> {
-    let received = match speculation {
-        Some(mut speculation) => match (&mut speculation.answer).await {
-            Ok(received) => received?,
-            Err(error) => return Err(PrefetchError::Task(error.to_string()).into()),
-        },
-        None => receive(&shared, &position).await?,
-    };
-    let speculation = match shared.paging.after_full_page(&position) {
-        Some(next) if speculate => {
-            let answer = tokio::spawn({
-                let shared = Arc::clone(&shared);
-                let next = next.clone();
-                async move { receive(&shared, &next).await }
-            });
-            Some(Speculation {
-                position: next,
-                answer,
-            })
-        }
-        _ => None,
-    };
-    let mut page = read(&shared, &position, received)?;
-    page.speculation = speculation;
-    Ok(page)
-}
-
-/// Requests the page at `position` and receives its answer.
-async fn receive(shared: &Shared, position: &Position) -> Result<Received, HttpSourceError> {
-    let (link, params) = shared.paging.params(position);
+/// Requests and parses the page at `position`.
+async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSourceError> {
+    let (link, params) = shared.paging.params(&position);
     let request = shared.plan.request(link, &params)?;
     let method = request.method();
     let url = shared.client.redact_url(request.url());
@@ -474,25 +400,7 @@ async fn receive(shared: &Shared, position: &Position) -> Result<Received, HttpS
         false => None,
     };
     let content_type = response.header(CONTENT_TYPE.as_str()).map(str::to_owned);
-    Ok(Received {
-        method,
-        url,
-        next_link,
-        content_type,
-        body: response.into_body(),
-    })
-}
-
-/// Parses the answer for the page at `position`: its records, cursor positions and what
-/// comes next.
-fn read(shared: &Shared, position: &Position, received: Received) -> Result<Page, HttpSourceError> {
-    let Received {
-        method,
-        url,
-        next_link,
-        content_type,
-        body,
-    } = received;
+    let body = response.into_body();
     let cursors = [
         shared.fields.timestamp().map(FieldPath::segments),
         shared.fields.id().map(FieldPath::segments),
@@ -539,7 +447,7 @@ fn read(shared: &Shared, position: &Position, received: Received) -> Result<Page
     })?;
     let next = shared
         .paging
-        .next(position, records.len(), &document, next_link)
+        .next(&position, records.len(), &document, next_link)
         .map_err(|problem| HttpSourceError::BadPaginationField {
             method,
             url: url.clone(),
@@ -548,7 +456,7 @@ fn read(shared: &Shared, position: &Position, received: Received) -> Result<Page
             found: problem.found,
             expected: problem.expected,
         })?;
-    let offset_reached = shared.paging.offset_reached(position, records.len());
+    let offset_reached = shared.paging.offset_reached(&position, records.len());
     let fingerprint = PageFingerprint::of(&records);
     let greatest = match found {
         Some(found) => shared.fields.greatest_position_of_found(found),
@@ -565,6 +473,5 @@ fn read(shared: &Shared, position: &Position, received: Received) -> Result<Page
         offset_reached,
         url,
         fingerprint,
-        speculation: None,
     })
 }

@@ -311,24 +311,6 @@ impl Paging {
         Ok(next)
     }
 
-    /// The position that follows `position` whenever the page there is full and pagination
-    /// goes on, known before its body is read: the next page number, or the offset one
-    /// `limit` further. `None` where the next position is read from the body (cursor tokens,
-    /// links) or depends on how many records came (offsets without a `limit`).
-    pub(crate) fn after_full_page(&self, position: &Position) -> Option<Position> {
-        let pagination = self.pagination.as_ref()?;
-        match (position, pagination) {
-            (Position::Page(page), Pagination::Page(_)) => {
-                Some(Position::Page(page.checked_add(1)?))
-            }
-            (Position::Offset(offset), Pagination::Offset(_)) => {
-                let limit = pagination.limit()?.size.get();
-                Some(Position::Offset(offset.checked_add(limit)?))
-            }
-            _ => None,
-        }
-    }
-
     /// The offset reached after a page of `count` records, for offset pagination.
     pub(crate) fn offset_reached(&self, position: &Position, count: usize) -> Option<u64> {
         match position {
@@ -544,40 +526,6 @@ mod tests {
             );
         }
         assert_eq!(paging("cursor").read_resume(&json!({"page": 3})), None);
-    }
-
-    fn paging_of(block: &str) -> Paging {
-        let yaml = format!(
-            "name: p\ninput:\n  type: httpPolling\n  endpoint: https://api.test/v1\n  \
-             pagination: {block}\noutput: {{type: stdout}}\n"
-        );
-        let loaded = cannectors_config::parse_str(&yaml, "p.yaml", &|_| None).unwrap();
-        let cannectors_config::InputConfig::HttpPolling(input) = loaded.pipeline.input else {
-            panic!("an httpPolling input");
-        };
-        Paging::new(input.pagination.as_ref())
-    }
-
-    #[test]
-    fn only_positions_known_before_the_body_is_read_are_requested_ahead() {
-        let page = paging_of("{type: page}");
-        assert_eq!(
-            page.after_full_page(&Position::Page(4)),
-            Some(Position::Page(5))
-        );
-        let offset = paging_of("{type: offset, limit: 100}");
-        assert_eq!(
-            offset.after_full_page(&Position::Offset(200)),
-            Some(Position::Offset(300))
-        );
-        // Without a limit, the next offset depends on how many records came.
-        let unlimited = paging_of("{type: offset}");
-        assert_eq!(unlimited.after_full_page(&Position::Offset(200)), None);
-        let cursor = paging_of("{type: cursor, nextCursorField: next}");
-        assert_eq!(cursor.after_full_page(&Position::Cursor(None)), None);
-        let link = paging_of("{type: link}");
-        assert_eq!(link.after_full_page(&Position::Link(None)), None);
-        assert_eq!(page.after_full_page(&Position::Page(u64::MAX)), None);
     }
 
     #[test]
