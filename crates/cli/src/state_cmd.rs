@@ -112,7 +112,7 @@ fn label(shared: bool) -> &'static str {
 fn describe_lease(lease: &Lease) -> String {
     let owner = lease.owner.as_deref().unwrap_or("nobody");
     let epoch = lease.epoch;
-    match lease.until {
+    let holder = match lease.until {
         Some(until) if lease.held => format!(
             "held by {owner} until {} (epoch {epoch})",
             until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -122,6 +122,13 @@ fn describe_lease(lease: &Lease) -> String {
             until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         ),
         None => format!("free: released (last held by {owner}, epoch {epoch})"),
+    };
+    match lease.last_tick {
+        Some(tick) => format!(
+            "{holder}; last scheduled tick {}",
+            tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => holder,
     }
 }
 
@@ -285,4 +292,37 @@ fn cursors_and_run(state: &State) -> State {
     bare.pipeline_file = None;
     bare.updated_at = None;
     bare
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_lease_says_who_holds_it_until_when_and_the_tick_it_was_last_taken_for() {
+        let held = Lease::new(
+            Some("replica-a pid 7".to_owned()),
+            Some(at("2026-05-04T10:00:35Z")),
+            4,
+            true,
+        );
+        assert_eq!(
+            describe_lease(&held),
+            "held by replica-a pid 7 until 2026-05-04T10:00:35.000Z (epoch 4)"
+        );
+        assert_eq!(
+            describe_lease(&held.with_last_tick(Some(at("2026-05-04T10:00:05Z")))),
+            "held by replica-a pid 7 until 2026-05-04T10:00:35.000Z (epoch 4); last scheduled \
+             tick 2026-05-04T10:00:05Z"
+        );
+        let released = Lease::new(Some("replica-b pid 9".to_owned()), None, 5, false);
+        assert_eq!(
+            describe_lease(&released),
+            "free: released (last held by replica-b pid 9, epoch 5)"
+        );
+    }
 }

@@ -242,9 +242,10 @@ impl StateStore for PgStore {
         Box::pin(async move {
             let shared = &self.shared;
             let row = shared.run(shared.read_row()).await?;
-            Ok(row
-                .filter(|row| row.epoch > 0)
-                .map(|row| Lease::new(row.owner, row.lease_until, row.epoch, row.held)))
+            Ok(row.filter(|row| row.epoch > 0).map(|row| {
+                Lease::new(row.owner, row.lease_until, row.epoch, row.held)
+                    .with_last_tick(row.last_tick)
+            }))
         })
     }
 }

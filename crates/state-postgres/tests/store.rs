@@ -467,6 +467,7 @@ async fn a_tick_one_process_took_is_refused_to_the_others_and_the_next_tick_is_n
     let due = tick("2026-05-04T10:00:05Z");
     // A run that ended well before the other process woke up for the same tick.
     a.lock_for_tick(due).await.unwrap().release().await.unwrap();
+    assert_eq!(b.lease().await.unwrap().unwrap().last_tick, Some(due));
 
     let error = b.lock_for_tick(due).await.unwrap_err();
     match &error {

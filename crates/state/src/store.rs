@@ -110,6 +110,9 @@ pub struct Lease {
     pub epoch: u64,
     /// Whether it is held now, by the store's clock: taken, not released, not expired.
     pub held: bool,
+    /// The schedule's tick the lease was last taken for, when a scheduler took it (see
+    /// [`StateStore::lock_for_tick`]).
+    pub last_tick: Option<DateTime<Utc>>,
 }
 
 impl Lease {
@@ -125,7 +128,14 @@ impl Lease {
             until,
             epoch,
             held,
+            last_tick: None,
         }
+    }
+
+    /// The lease, taken last for the schedule's `tick`.
+    pub fn with_last_tick(mut self, tick: Option<DateTime<Utc>>) -> Lease {
+        self.last_tick = tick;
+        self
     }
 }
 
