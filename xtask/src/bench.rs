@@ -17,8 +17,9 @@
 //! same pages from the same server over one connection and discarding them, checked by the
 //! bytes it received. The last lines put the gathered run beside both.
 //!
-//! `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated: plain, lookback, filtered, gathered, raw)
-//! runs some of the series only.
+//! `cargo xtask bench http RUNS [SERIES...]`, or `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated)
+//! when no series is named, runs some of the series only: plain, lookback, filtered, gathered,
+//! raw.
 
 use std::path::Path;
 use std::process::Command;
@@ -409,22 +410,21 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
             KNOWN.join(", ")
         ));
     }
+    // The workloads named on the command line, else those of CANNECTORS_BENCH_HTTP_SERIES,
+    // else all of them.
+    let only = match (only.is_empty(), series_filter()?) {
+        (false, _) => Some(only.to_vec()),
+        (true, from_env) => from_env,
+    };
     let selected = |workload: Option<Workload>| {
-        let key = match workload {
-            Some(Workload::Plain) => "plain",
-            Some(Workload::Lookback) => "lookback",
-            Some(Workload::Filtered) => "filtered",
-            Some(Workload::Gathered) => "gathered",
-            None => "raw",
-        };
-        only.is_empty() || only.iter().any(|name| name == key)
+        only.as_ref()
+            .is_none_or(|only| only.iter().any(|name| name == series_key(workload)))
     };
     println!(
         "| workload | records | run | seconds | records/s | peak RSS (MiB) | state file (KiB) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut best_rates = Vec::new();
-    let only = series_filter()?;
     for (workload, total) in [
         (Some(Workload::Plain), 10_000),
         (Some(Workload::Lookback), 10_000),
@@ -438,12 +438,6 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
             continue;
         }
         let name = workload.map_or("raw fetch (curl)", Workload::name);
-        if !only
-            .as_ref()
-            .is_none_or(|only| only.iter().any(|n| n == series_key(workload)))
-        {
-            continue;
-        }
         let mut best: Option<Measurement> = None;
         for run in 1..=runs {
             let m = match workload {
