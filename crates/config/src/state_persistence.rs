@@ -74,6 +74,9 @@ pub struct PostgresStore {
     pub lease_renew: Duration,
 }
 
+/// The longest `leaseTtlMs`: an hour.
+const LONGEST_LEASE_TTL_MS: u64 = 3_600_000;
+
 /// `leaseTtlMs` unless set: long enough for a batch of a few thousand records to be fetched,
 /// delivered and committed under one renewal, short enough that a dead process's pipelines
 /// move on within half a minute.
@@ -611,7 +614,24 @@ impl RawStatePersistence {
             "leaseTtlMs",
             ttl_ms,
             "30000 (30 seconds)",
-        );
+        )
+        .filter(|ttl| {
+            // Every operation on the store is bounded by the TTL, and a dead replica's
+            // pipelines wait for it: past an hour, an unreachable database or a lost node
+            // would hold a pipeline for longer than anyone watches a run.
+            let within = ttl.get() <= LONGEST_LEASE_TTL_MS;
+            if !within {
+                findings.problem(
+                    path.key("leaseTtlMs"),
+                    format!(
+                        "leaseTtlMs ({ttl}) is longer than an hour ({LONGEST_LEASE_TTL_MS}): a \
+                         replica that dies would hold its pipelines that long; keep it well \
+                         above the longest batch but at most 3600000"
+                    ),
+                );
+            }
+            within
+        });
         let renew = match self.lease_renew_ms {
             None => ttl.and_then(|ttl| NonZeroU64::new(ttl.get() / 3)).or(ttl),
             Some(renew_ms) => {

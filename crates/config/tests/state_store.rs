@@ -122,6 +122,13 @@ fn each_mistake_in_the_store_settings_names_its_key() {
         ),
         (
             "    store: postgres\n    connectionStringRef: ${STATE_DATABASE_URL}\n    \
+             leaseTtlMs: 18446744073709551615\n",
+            "input.statePersistence.leaseTtlMs: leaseTtlMs (18446744073709551615) is longer than \
+             an hour (3600000): a replica that dies would hold its pipelines that long; keep it \
+             well above the longest batch but at most 3600000",
+        ),
+        (
+            "    store: postgres\n    connectionStringRef: ${STATE_DATABASE_URL}\n    \
              leaseTtlMs: 3000\n    leaseRenewMs: 3000\n",
             "input.statePersistence.leaseRenewMs: leaseRenewMs (3000) must be shorter than \
              leaseTtlMs (3000), or the lease expires before it is renewed; remove it for a third \
