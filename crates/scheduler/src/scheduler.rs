@@ -514,14 +514,28 @@ async fn reading_the_lease_meanwhile<T>(
     if job.executor.store().owner().is_none() {
         return run.await;
     }
+    alongside(run, LEASE_READ_EVERY, || read_lease(job, metrics)).await
+}
+
+/// Awaits `run`, starting `read` every `every` while it goes. Each read is polled together
+/// with the run, never instead of it: a store slow to answer delays the metrics, not the run;
+/// a read still going when the run ends is dropped.
+async fn alongside<T, R: std::future::Future<Output = ()>>(
+    run: impl std::future::Future<Output = T>,
+    every: Duration,
+    mut read: impl FnMut() -> R,
+) -> T {
     let mut run = std::pin::pin!(run);
-    let start = tokio::time::Instant::now() + LEASE_READ_EVERY;
-    let mut every = tokio::time::interval_at(start, LEASE_READ_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let reading = async {
+            interval.tick().await;
+            read().await;
+        };
         tokio::select! {
             finished = &mut run => return finished,
-            _ = every.tick() => read_lease(job, metrics).await,
+            () = reading => {}
         }
     }
 }
@@ -637,6 +651,30 @@ impl Drop for SlotGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lease_read_that_never_answers_does_not_hold_the_run_up() {
+        let (started, mut reading) = tokio::sync::mpsc::unbounded_channel();
+        // The run ends once a read is under way; the read never ends (a store that does not
+        // answer).
+        let run = async move {
+            reading.recv().await;
+            42
+        };
+        let read = || {
+            let started = started.clone();
+            async move {
+                let _ = started.send(());
+                std::future::pending::<()>().await;
+            }
+        };
+        let finished = tokio::time::timeout(
+            Duration::from_secs(10),
+            alongside(run, Duration::from_millis(1), read),
+        )
+        .await;
+        assert_eq!(finished, Ok(42), "the run waited for the lease read");
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
