@@ -366,6 +366,37 @@ impl Database {
         }
     }
 
+    /// The index of the row of `rows` with the greatest cursor position, read from the binary
+    /// cursor columns alone, without decoding any row into a record: so that the next query
+    /// of a keyset read can start before this result is decoded. `None` when that cannot be
+    /// told this way (no rows, rows read into records already, a NULL or unreadable cursor):
+    /// [`Database::records`] then finds the position while decoding.
+    pub fn greatest_row(&self, rows: &Rows, cursor: CursorColumns) -> Option<usize> {
+        let RowsKind::Postgres(rows) = &rows.0 else {
+            return None;
+        };
+        let mut greatest: Option<(usize, CursorKey)> = None;
+        for (index, row) in rows.iter().enumerate() {
+            let key = cursor.key(row)?;
+            if greatest.is_none_or(|(_, best)| key > best) {
+                greatest = Some((index, key));
+            }
+        }
+        greatest.map(|(index, _)| index)
+    }
+
+    /// The record of row `index` of `rows`, decoded on its own (see
+    /// [`Database::greatest_row`]); `None` when there is no such row or it does not decode:
+    /// decoding the whole result reports that, at the first row that fails.
+    pub fn record_at(&self, statement: &Statement, rows: &Rows, index: usize) -> Option<Record> {
+        match (&rows.0, &statement.kind) {
+            (RowsKind::Postgres(rows), StatementKind::Postgres { shape, .. }) => {
+                shape.record(rows.get(index)?).ok()
+            }
+            _ => None,
+        }
+    }
+
     /// The records of rows [`Database::fetch`] received for `statement`; `rows` is left empty.
     /// With `cursor`, also the position of the record with the greatest cursor position.
     pub fn records(

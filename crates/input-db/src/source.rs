@@ -18,7 +18,7 @@ use cannectors_config::{DatabaseInput, Expr, InputParameters, StateCursor, State
 use cannectors_connector::{
     Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, RunWindow, Source,
 };
-use cannectors_state::{CursorFields, State, Timestamp};
+use cannectors_state::{CursorFields, Position, State, Timestamp};
 use serde_json::Value;
 
 use cannectors_database::{
@@ -166,6 +166,30 @@ impl DatabaseSource {
             .fetch_ahead(fetch(Arc::clone(&self.shared), values, rows));
     }
 
+    /// With a keyset cursor read from the binary rows, starts the next query before `rows`
+    /// are decoded, from the position of their greatest row, and returns that position: the
+    /// database then runs the next query and its rows travel while this result is decoded,
+    /// instead of after. `None` when the position cannot be told without decoding every row
+    /// (no such cursor columns, a NULL cursor, a row that does not decode, a position not after
+    /// the cursor): the result is then decoded first, as it reports those cases.
+    fn query_ahead_of(&mut self, rows: &Rows) -> Option<Position> {
+        if self.offset_only || self.shared.fields.is_empty() {
+            return None;
+        }
+        let shared = &self.shared;
+        let index = shared.database.greatest_row(rows, shared.cursor_columns?)?;
+        let record = shared.database.record_at(&shared.statement, rows, index)?;
+        let position = shared
+            .fields
+            .greatest_position_in_json(std::iter::once(record.json()))
+            .ok()??;
+        if !self.cursors.advance(&position) {
+            return None;
+        }
+        self.query_ahead();
+        Some(position)
+    }
+
     async fn next(&mut self) -> Result<Option<Batch>, DatabaseError> {
         let (shared, parameters, cursors, spare, window_end) = (
             &self.shared,
@@ -187,11 +211,16 @@ impl DatabaseSource {
         let Some(mut rows) = fetched else {
             return Ok(None);
         };
+        let queried_ahead = self.query_ahead_of(&rows);
         let shared = &self.shared;
+        let cursor_columns = match queried_ahead {
+            Some(_) => None,
+            None => shared.cursor_columns,
+        };
         let Decoded { records, greatest } =
             shared
                 .database
-                .records(&shared.statement, &mut rows, shared.cursor_columns)?;
+                .records(&shared.statement, &mut rows, cursor_columns)?;
         self.spare = rows;
         if records.is_empty() {
             self.upcoming.finish();
@@ -217,6 +246,13 @@ impl DatabaseSource {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
+            }));
+        }
+        if let Some(position) = queried_ahead {
+            return Ok(Some(Batch {
+                records,
+                checkpoint: Checkpoint::Advance,
+                greatest: Some(position),
             }));
         }
         // The row the binary values point at yields the same position as a scan of all of
@@ -323,5 +359,90 @@ fn describe_position(position: &cannectors_state::Position) -> String {
         "no cursor yet".to_owned()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use cannectors_config::{InputConfig, parse_str};
+    use cannectors_state::CursorId;
+    use cannectors_test_support::postgres::{fresh_schema, url};
+    use serde_json::json;
+
+    fn keyset(schema: &str) -> DatabaseInput {
+        let block = json!({
+            "type": "database",
+            "connectionString": url(),
+            "query": format!(
+                "SELECT id, updated_at FROM {schema}.events \
+                 WHERE (updated_at, id) > (COALESCE($1::timestamptz, '-infinity'), \
+                 COALESCE($2::bigint, 0)) ORDER BY updated_at, id LIMIT 3"
+            ),
+            "statePersistence": {"timestamp": {"field": "updated_at"}, "id": {"field": "id"}}
+        });
+        let text = json!({"name": "rows", "input": block, "output": {"type": "stdout"}});
+        match parse_str(&text.to_string(), "rows.json", &|_| None)
+            .unwrap()
+            .pipeline
+            .input
+        {
+            InputConfig::Database(input) => input,
+            other => panic!("not a database input: {other:?}"),
+        }
+    }
+
+    /// The rows of the first query, fetched as `next` fetches them.
+    async fn first_rows(source: &DatabaseSource) -> Rows {
+        let values = bind(&source.parameters, &source.cursors, &source.window_end);
+        fetch(Arc::clone(&source.shared), values, Rows::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_next_query_starts_from_the_greatest_row_before_the_result_is_decoded() {
+        let client = fresh_schema(
+            "ahead_of_decoding",
+            "CREATE TABLE events (id bigint, updated_at timestamptz);
+             INSERT INTO events SELECT i, '2026-01-01Z'::timestamptz + i * interval '1 s'
+               FROM generate_series(1, 5) i;",
+        )
+        .await;
+        drop(client);
+        let mut source = DatabaseSource::connect(&keyset("ahead_of_decoding"), None)
+            .await
+            .unwrap();
+        let rows = first_rows(&source).await;
+        let position = source.query_ahead_of(&rows).unwrap();
+        assert_eq!(position.id, Some(CursorId::Integer(3)));
+        assert_eq!(source.cursors.id, Some(CursorId::Integer(3)));
+        // The query started from there is the one the next call hands over.
+        let next = source.next_batch().await.unwrap().unwrap();
+        let ids: Vec<Value> = next
+            .records
+            .iter()
+            .map(|record| record.to_value().unwrap()["id"].clone())
+            .collect();
+        assert_eq!(ids, [json!(4), json!(5)]);
+    }
+
+    #[tokio::test]
+    async fn a_null_cursor_leaves_the_position_to_the_decoded_result() {
+        let client = fresh_schema(
+            "ahead_null_cursor",
+            "CREATE TABLE events (id bigint, updated_at timestamptz);
+             INSERT INTO events VALUES (1, '2026-01-01Z'), (NULL, '2026-01-02Z');",
+        )
+        .await;
+        drop(client);
+        let mut source = DatabaseSource::connect(&keyset("ahead_null_cursor"), None)
+            .await
+            .unwrap();
+        let rows = first_rows(&source).await;
+        assert_eq!(source.query_ahead_of(&rows), None);
+        assert_eq!(source.cursors.id, None, "the cursors did not move");
     }
 }
