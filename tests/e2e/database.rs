@@ -206,14 +206,31 @@ fn keyset_delivers_1000_rows_sharing_a_timestamp_once_across_batches_and_runs() 
 
 #[test]
 fn sigkill_mid_run_then_rerun_loses_nothing_and_repeats_at_most_one_batch() {
+    // Every query result a delivery of its own: at most one result of 200 rows re-sent.
+    kill_mid_run_then_rerun("e2e_kill", ", batchSize: 1", 200);
+}
+
+#[test]
+fn sigkill_mid_run_with_the_default_deliveries_repeats_at_most_one_delivery() {
+    // Without batchSize, query results are gathered up to 10,000 rows a delivery.
+    kill_mid_run_then_rerun("e2e_kill_default", "", 10_000);
+}
+
+/// Kills a keyset run of 100,000 rows in results of 200 once a few deliveries are committed,
+/// runs it again: every row is delivered, and at most `bound` rows twice (one delivery).
+fn kill_mid_run_then_rerun(schema: &str, output_settings: &str, bound: usize) {
     fresh_schema(
-        "e2e_kill",
+        schema,
         "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, name text);
          INSERT INTO events SELECT n, '2026-01-01'::timestamptz + (n / 7) * interval '1 second', repeat('x', 50)
            FROM generate_series(1, 100000) AS n;",
     );
     let ws = Workspace::new();
-    ws.write("keyset.yaml", &keyset_pipeline("e2e_kill", 200));
+    let pipeline = keyset_pipeline(schema, 200).replace(
+        "output: {type: file, path: ./out.jsonl}",
+        &format!("output: {{type: file, path: ./out.jsonl{output_settings}}}"),
+    );
+    ws.write("keyset.yaml", &pipeline);
     let mut child = ws
         .command(&["run", "keyset.yaml"])
         .env("TEST_DATABASE_URL", postgres_url())
@@ -244,8 +261,8 @@ fn sigkill_mid_run_then_rerun_loses_nothing_and_repeats_at_most_one_batch() {
     assert_eq!(seen.len(), 100_000, "every row delivered");
     let repeated = seen.values().filter(|n| **n > 1).count();
     assert!(
-        repeated <= 200,
-        "{repeated} rows delivered twice: more than one batch"
+        repeated <= bound,
+        "{repeated} rows delivered twice: more than one delivery of {bound}"
     );
 }
 

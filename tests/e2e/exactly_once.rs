@@ -27,6 +27,8 @@ const KILLS: usize = 20;
 /// committed, at most.
 const LONGEST_DELAY_MS: u64 = 500;
 
+/// Every query result of 50 rows is a transaction of its own (`batchSize: 1`), so that the
+/// 200,000 rows take enough transactions for the kills to land between and inside them.
 fn pipeline(url: &str) -> String {
     format!(
         r#"
@@ -46,6 +48,7 @@ output:
   connectionString: "{url}"
   query: "INSERT INTO delivered (id, name) VALUES ($1, $2)"
   parameters: [record.id, record.name]
+  batchSize: 1
 "#
     )
 }

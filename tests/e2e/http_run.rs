@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::Workspace;
 use crate::support::http::{Request, Response, Server};
+use crate::support::{Workspace, output_within};
 
 /// A source API holding events, answering like a real incremental API: it filters on the
 /// (updated_after, after_id) keyset it is given and pages with offset/limit over what is left.
@@ -433,8 +433,14 @@ fn delivered_lines(ws: &Workspace) -> usize {
         .unwrap_or(0)
 }
 
+/// Every page a delivery of its own (`batchSize: 1`): each kill re-sends at most one page.
 fn assert_no_loss_and_bounded_duplicates(api: EventsApi) {
-    assert_no_loss_and_bounded_duplicates_with(api, FILE_OUT, 5, &[3, 12, 21, 33]);
+    assert_no_loss_and_bounded_duplicates_with(
+        api,
+        "{type: file, path: out.jsonl, batchSize: 1}",
+        5,
+        &[3, 12, 21, 33],
+    );
 }
 
 /// Kills the run at each of `kill_after` lines of output: every record is delivered, and each
@@ -491,6 +497,59 @@ fn sigkill_during_gathered_deliveries_loses_nothing_and_resends_at_most_one_deli
         15,
         &[10, 25, 40, 55],
     );
+}
+
+/// The records of each delivery of a run, in order, from its debug log.
+fn deliveries(ws: &Workspace) -> Vec<usize> {
+    let out = output_within(
+        {
+            let mut command = ws.command(&["run", "events.yaml"]);
+            command.env("RUST_LOG", "warn,cannectors_runtime=debug");
+            command
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.stderr
+        .lines()
+        .filter(|line| line.contains("batch committed"))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix("records="))
+                .and_then(|count| count.parse().ok())
+        })
+        .collect()
+}
+
+#[test]
+fn without_batch_size_a_fast_source_s_pages_are_gathered_into_fewer_deliveries() {
+    let server = EventsApi::new((1..=23).map(|i| event(i, i as u32)).collect()).serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, PAGED, FILE_OUT);
+
+    let deliveries = deliveries(&ws);
+    assert_eq!(deliveries.iter().sum::<usize>(), 23, "{deliveries:?}");
+    // Five pages of at most 5 answered at once: each page arrives well within the 200 ms a
+    // delivery waits for the next.
+    assert!(
+        deliveries.len() < 5,
+        "{deliveries:?}: a delivery a page, nothing gathered"
+    );
+    assert_eq!(ids(&delivered(&ws)), (1..=23).collect::<Vec<_>>());
+    assert_eq!(state_file(&ws)["id"], json!(23));
+}
+
+#[test]
+fn without_batch_size_a_slow_source_s_pages_go_out_without_waiting_for_the_next() {
+    let mut api = EventsApi::new((1..=12).map(|i| event(i, i as u32)).collect());
+    // Longer than the 200 ms a delivery waits for the next page.
+    api.page_delay = Duration::from_millis(400);
+    let server = api.serve();
+    let ws = Workspace::new();
+    pipeline(&ws, &server, PAGED, FILE_OUT);
+
+    assert_eq!(deliveries(&ws), [5, 5, 2], "each page went out on its own");
+    assert_eq!(ids(&delivered(&ws)), (1..=12).collect::<Vec<_>>());
 }
 
 #[test]

@@ -271,6 +271,12 @@ fn a_window_run_killed_inside_a_window_resumes_there_and_loses_nothing() {
     let server = api.serve();
     let ws = Workspace::new();
     window_pipeline(&ws, &server, start, "");
+    // Every page a delivery of its own, so that the kill lands between pages of a window.
+    let per_page = ws
+        .read("p.yaml")
+        .replace("path: out.jsonl}", "path: out.jsonl, batchSize: 1}");
+    assert_ne!(per_page, ws.read("p.yaml"));
+    ws.write("p.yaml", &per_page);
 
     let mut child = ws
         .command(&["run", "p.yaml"])
@@ -498,6 +504,12 @@ fn a_backfill_killed_midway_resumes_without_loss_or_moving_the_main_cursors() {
     let server = api.serve();
     let ws = Workspace::new();
     cursor_pipeline(&ws, &server);
+    // Every page a delivery of its own: the kill re-sends at most one page.
+    let per_page = ws
+        .read("p.yaml")
+        .replace("path: out.jsonl}", "path: out.jsonl, batchSize: 1}");
+    assert_ne!(per_page, ws.read("p.yaml"));
+    ws.write("p.yaml", &per_page);
     ws.write(
         "state/ranges.json",
         &format!("{{\"timestamp\": \"{}\"}}", rfc3339(at_minute(500))),

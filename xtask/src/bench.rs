@@ -12,14 +12,15 @@
 //! dropping a tenth of the records), whose output must hold the nine records in ten that are
 //! kept, reshaped.
 //!
-//! Two more series at 1,000,000 records: the plain workload with `batchSize: 10000` on the
-//! output (ten pages a delivery and a commit), and the raw page fetch rate: `curl` fetching the
-//! same pages from the same server over one connection and discarding them, checked by the
-//! bytes it received. The last lines put the gathered run beside both.
+//! Three more series at 1,000,000 records: the plain workload with `batchSize: 10000` on the
+//! output (ten pages a delivery and a commit), with `batchSize: 1` (every page a delivery, as
+//! before deliveries were gathered by default), and the raw page fetch rate: `curl` fetching
+//! the same pages from the same server over one connection and discarding them, checked by
+//! the bytes it received. The last lines put the runs beside those references.
 //!
 //! `cargo xtask bench http RUNS [SERIES...]`, or `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated)
 //! when no series is named, runs some of the series only: plain, lookback, filtered, gathered,
-//! raw.
+//! per-page, raw.
 
 use std::path::Path;
 use std::process::Command;
@@ -128,6 +129,8 @@ enum Workload {
     Lookback,
     Filtered,
     Gathered,
+    /// `batchSize: 1`: every page a delivery, as before the default gathering.
+    PerPage,
 }
 
 impl Workload {
@@ -137,6 +140,7 @@ impl Workload {
             Workload::Lookback => "lookback 10%",
             Workload::Filtered => "filtered",
             Workload::Gathered => "batchSize 10000",
+            Workload::PerPage => "batchSize 1 (a page a delivery)",
         }
     }
 }
@@ -157,10 +161,10 @@ fn run_once(binary: &Path, total: usize, workload: Workload) -> Result<Measureme
     } else {
         ""
     };
-    let batch_size = if workload == Workload::Gathered {
-        ", batchSize: 10000"
-    } else {
-        ""
+    let batch_size = match workload {
+        Workload::Gathered => ", batchSize: 10000",
+        Workload::PerPage => ", batchSize: 1",
+        _ => "",
     };
     let source = start_source(total);
     let endpoint = source.url("/events");
@@ -374,18 +378,19 @@ fn series_key(workload: Option<Workload>) -> &'static str {
         Some(Workload::Lookback) => "lookback",
         Some(Workload::Filtered) => "filtered",
         Some(Workload::Gathered) => "gathered",
+        Some(Workload::PerPage) => "per-page",
         None => "raw",
     }
 }
 
 /// The series `CANNECTORS_BENCH_HTTP_SERIES` (comma-separated: plain, lookback, filtered,
-/// gathered, raw) limits the bench to; every series when it is not set.
+/// gathered, per-page, raw) limits the bench to; every series when it is not set.
 fn series_filter() -> Result<Option<Vec<String>>, String> {
     let Ok(only) = std::env::var("CANNECTORS_BENCH_HTTP_SERIES") else {
         return Ok(None);
     };
     let names: Vec<String> = only.split(',').map(|n| n.trim().to_owned()).collect();
-    let known = ["plain", "lookback", "filtered", "gathered", "raw"];
+    let known = ["plain", "lookback", "filtered", "gathered", "per-page", "raw"];
     match names.iter().find(|n| !known.contains(&n.as_str())) {
         Some(unknown) => Err(format!(
             "CANNECTORS_BENCH_HTTP_SERIES names `{unknown}`, which is no series; use any of {}",
@@ -403,7 +408,7 @@ fn series_filter() -> Result<Option<Vec<String>>, String> {
 /// `only` names the workloads to run (`plain`, `lookback`, `filtered`, `gathered`, `raw`), to
 /// repeat one of them while working on it; empty runs them all.
 pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), String> {
-    const KNOWN: [&str; 5] = ["plain", "lookback", "filtered", "gathered", "raw"];
+    const KNOWN: [&str; 6] = ["plain", "lookback", "filtered", "gathered", "per-page", "raw"];
     if let Some(unknown) = only.iter().find(|name| !KNOWN.contains(&name.as_str())) {
         return Err(format!(
             "unknown workload `{unknown}`; the workloads are {}",
@@ -432,6 +437,7 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
         (Some(Workload::Lookback), 1_000_000),
         (Some(Workload::Filtered), 1_000_000),
         (Some(Workload::Gathered), 1_000_000),
+        (Some(Workload::PerPage), 1_000_000),
         (None, 1_000_000),
     ] {
         if !selected(workload) {
@@ -474,19 +480,32 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
             .find(|(n, total, _)| *n == name && *total == 1_000_000)
             .map(|(_, _, rate)| *rate)
     };
-    if let (Some(plain), Some(gathered), Some(raw)) = (
-        rate_of(Workload::Plain.name()),
-        rate_of(Workload::Gathered.name()),
-        rate_of("raw fetch (curl)"),
-    ) {
-        println!();
-        println!(
-            "batchSize 10000 at 1,000,000 records: {:.2}x the plain run (one delivery a page), \
-             {:.0}% of the raw fetch rate; the plain run is {:.0}% of it",
-            gathered / plain,
-            100.0 * gathered / raw,
-            100.0 * plain / raw
-        );
+    let raw = rate_of("raw fetch (curl)");
+    let per_page = rate_of(Workload::PerPage.name());
+    println!();
+    for workload in [Workload::Plain, Workload::Gathered, Workload::Lookback] {
+        let Some(rate) = rate_of(workload.name()) else {
+            continue;
+        };
+        let mut against = Vec::new();
+        if let Some(per_page) = per_page {
+            against.push(format!("{:.2}x a page a delivery", rate / per_page));
+        }
+        if let Some(raw) = raw {
+            against.push(format!("{:.0}% of the raw fetch rate", 100.0 * rate / raw));
+        }
+        if workload == Workload::Lookback
+            && let Some(plain) = rate_of(Workload::Plain.name())
+        {
+            against.push(format!("{:.2}x the plain run", rate / plain));
+        }
+        if !against.is_empty() {
+            println!(
+                "{} at 1,000,000 records: {}",
+                workload.name(),
+                against.join(", ")
+            );
+        }
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ tasks:
                      and PostgreSQL first when they are missing
   bench http [RUNS] [WORKLOAD...]
                      end-to-end HTTP benchmark (release build), RUNS per size (default 3);
-                     WORKLOADs (plain, lookback, filtered, gathered, raw) limit it to those
+                     WORKLOADs (plain, lookback, filtered, gathered, per-page, raw) limit it to those
   bench db [RUNS]    end-to-end PostgreSQL benchmark against psql (release build)
   bench idle [RUNS]  nothing new: one run --once, and 100 pipelines in one run DIR (release build)
   quickstart         runs the quickstart pipeline on a copy of its database

@@ -79,6 +79,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cannectors_config::{InputConfig, Lookback, Pipeline, StatePersistence, Window};
@@ -871,7 +872,7 @@ impl Executor {
         summary: &mut RunSummary,
     ) -> Result<bool, RunError> {
         let mut stopped_early = false;
-        let limit = self.pipeline.output.batch_size();
+        let gathering = Gathering::of(&self.pipeline.output);
         let mut gathered = Gathered::default();
         let mut ahead = ReadAhead::default();
         // Everything read before this call went out: the batches delivered so far number them.
@@ -881,14 +882,53 @@ impl Executor {
                 // A failure met while reading ahead is still one; batches read ahead are not
                 // delivered, as a batch not yet read.
                 if let Some(source) = ahead.failure(options) {
-                    return Err(RunError::Source { source });
+                    let error = RunError::Source { source };
+                    return Err(self
+                        .deliver_before_failing(
+                            error,
+                            &mut gathered,
+                            (scope, output, lock),
+                            state,
+                            summary,
+                            options,
+                        )
+                        .await);
                 }
                 stopped_early = true;
                 break;
             }
             let next = match ahead.take() {
                 Some(read) => read,
-                None => source.next_batch().await,
+                None => match gathering.linger().filter(|_| gathered.changed) {
+                    None => source.next_batch().await,
+                    // What is gathered does not wait more than `linger` for more: past that it
+                    // goes out while the read goes on.
+                    Some(linger) => {
+                        let mut reading = source.next_batch();
+                        match tokio::time::timeout_at(gathered.since + linger, &mut reading).await {
+                            Ok(read) => read,
+                            Err(_) => {
+                                let (delivery, read) = tokio::join!(
+                                    self.flush(
+                                        &mut gathered,
+                                        scope,
+                                        output,
+                                        lock,
+                                        state,
+                                        summary,
+                                        options
+                                    ),
+                                    reading,
+                                );
+                                if delivery? == Delivery::Stopped {
+                                    stopped_early = true;
+                                    break;
+                                }
+                                read
+                            }
+                        }
+                    }
+                },
             };
             let batch = match next {
                 Ok(Some(batch)) => batch,
@@ -901,22 +941,51 @@ impl Executor {
                     stopped_early = true;
                     break;
                 }
-                Err(source) => return Err(RunError::Source { source }),
+                Err(source) => {
+                    let error = RunError::Source { source };
+                    return Err(self
+                        .deliver_before_failing(
+                            error,
+                            &mut gathered,
+                            (scope, output, lock),
+                            state,
+                            summary,
+                            options,
+                        )
+                        .await);
+                }
             };
             read_batches += 1;
             let number = read_batches;
             let read = batch.records.len();
+            let bytes = batch.records.iter().map(|record| record.json().len()).sum();
             summary.records_read += read as u64;
             if let Some(progress) = &options.progress {
                 progress.read(read);
             }
-            let admitted = self
-                .admission
-                .admit(batch.records, batch.greatest, &state.identities, until)
-                .map_err(|source| RunError::Cursor {
-                    batch: number,
-                    source,
-                })?;
+            let admitted =
+                match self
+                    .admission
+                    .admit(batch.records, batch.greatest, &state.identities, until)
+                {
+                    Ok(admitted) => admitted,
+                    Err(source) => {
+                        let error = RunError::Cursor {
+                            batch: number,
+                            source,
+                        };
+                        return Err(self
+                            .deliver_before_failing(
+                                error,
+                                &mut gathered,
+                                (scope, output, lock),
+                                state,
+                                summary,
+                                options,
+                            )
+                            .await);
+                    }
+                };
             let position = admitted.position;
             if admitted.skipped > 0 {
                 summary.records_missing_cursor += admitted.skipped;
@@ -945,20 +1014,32 @@ impl Executor {
             let records: Vec<Record> = if self.filters.is_empty() {
                 admitted.records
             } else {
-                let filtered =
-                    self.filters
-                        .apply(admitted.records)
-                        .map_err(|source| RunError::Filter {
+                let filtered = match self.filters.apply(admitted.records) {
+                    Ok(filtered) => filtered,
+                    Err(source) => {
+                        let error = RunError::Filter {
                             batch: number,
                             source,
-                        })?;
+                        };
+                        return Err(self
+                            .deliver_before_failing(
+                                error,
+                                &mut gathered,
+                                (scope, output, lock),
+                                state,
+                                summary,
+                                options,
+                            )
+                            .await);
+                    }
+                };
                 summary.records_dropped += filtered.dropped;
                 summary.records_skipped += filtered.skipped;
                 filtered.records
             };
             // A source batch is never split: when it does not fit beside what is gathered,
             // that goes out first, committed with the state of the batches it holds.
-            if !gathered.fits(read, limit)
+            if !gathered.fits(read, bytes, gathering)
                 && self
                     .flush_reading_ahead(
                         &mut gathered,
@@ -1013,8 +1094,8 @@ impl Executor {
                 state.identities.insert(instant, identity);
             }
             self.prune_identities(state);
-            gathered.add(number, read, records);
-            if gathered.full(limit)
+            gathered.add(number, read, bytes, records);
+            if gathered.full(gathering)
                 && self
                     .flush_reading_ahead(
                         &mut gathered,
@@ -1045,15 +1126,44 @@ impl Executor {
         Ok(stopped_early)
     }
 
-    /// [`Executor::flush`], and with `batchSize`, reads the source's next batches meanwhile (up
-    /// to `batchSize` records), so that fetching and decoding them overlaps the sink's write and
-    /// the commit's syncs instead of waiting for them. The batches read ahead are only held:
-    /// they are admitted, gathered and committed in their turn, after this delivery's commit,
-    /// and are never delivered or committed if the run stops or fails first.
+    /// Delivers and commits what is gathered before the run fails with `error`, met in a later
+    /// source batch: as when each source batch is a delivery of its own, the batches before
+    /// the failing one are delivered and their state committed, so that the next run does not
+    /// read them again. Returns `error`, or the failure of that delivery if it fails too (then
+    /// `error` is logged).
+    async fn deliver_before_failing(
+        &self,
+        error: RunError,
+        gathered: &mut Gathered,
+        (scope, output, lock): (&Scope, &mut Output<'_>, &mut Option<Box<dyn StateLock>>),
+        state: &State,
+        summary: &mut RunSummary,
+        options: &RunOptions,
+    ) -> RunError {
+        if !gathered.changed {
+            return error;
+        }
+        match self
+            .flush(gathered, scope, output, lock, state, summary, options)
+            .await
+        {
+            Ok(_) => error,
+            Err(failure) => {
+                tracing::error!(pipeline = %self.pipeline.name, "{error}");
+                failure
+            }
+        }
+    }
+
+    /// [`Executor::flush`], reading the source's next batches meanwhile, so that fetching and
+    /// decoding them overlaps the sink's write and the commit's syncs instead of waiting for
+    /// them: with `batchSize`, up to `batchSize` records; by default, what the source returns
+    /// until the delivery is committed (at most a delivery's worth). The batches read ahead
+    /// are only held: they are admitted, gathered and committed in their turn, after this
+    /// delivery's commit, and are never delivered or committed if the run stops or fails first.
     ///
-    /// Without `batchSize` nothing more is read ahead than the source's own prefetch: a second
-    /// batch of records held during each delivery raised the peak RSS of the wide database
-    /// bench by 1.5 MiB, past its bound, for no measurable gain in time.
+    /// With one delivery a source batch (an httpRequest output without `batchSize`), nothing
+    /// more is read ahead than the source's own prefetch.
     #[allow(clippy::too_many_arguments)]
     async fn flush_reading_ahead(
         &self,
@@ -1065,14 +1175,31 @@ impl Executor {
         summary: &mut RunSummary,
         options: &RunOptions,
     ) -> Result<Delivery, RunError> {
-        let Some(limit) = self.pipeline.output.batch_size() else {
-            return self
-                .flush(gathered, scope, output, lock, state, summary, options)
-                .await;
+        let gathering = Gathering::of(&self.pipeline.output);
+        let (limit, until_committed) = match gathering {
+            Gathering::PerBatch => {
+                return self
+                    .flush(gathered, scope, output, lock, state, summary, options)
+                    .await;
+            }
+            Gathering::Fixed(limit) => (limit.get(), false),
+            Gathering::Default => (DEFAULT_DELIVERY_RECORDS, true),
         };
+        let committed = AtomicBool::new(false);
         let (delivery, ()) = tokio::join!(
-            self.flush(gathered, scope, output, lock, state, summary, options),
-            ahead.fill(source, limit.get(), options),
+            async {
+                let delivery = self
+                    .flush(gathered, scope, output, lock, state, summary, options)
+                    .await;
+                committed.store(true, Ordering::Relaxed);
+                delivery
+            },
+            ahead.fill(
+                source,
+                limit,
+                options,
+                until_committed.then_some(&committed)
+            ),
         );
         delivery
     }
@@ -1222,16 +1349,62 @@ enum Delivery {
     Stopped,
 }
 
-/// Whole source batches waiting to go out in one delivery (`batchSize`), with the records of
-/// them that pass admission and filters. Memory stays bounded by `batchSize`: a batch that does
-/// not fit beside what is gathered waits until that went out.
-#[derive(Debug, Default)]
+/// Records a delivery holds at most without `batchSize` (file, stdout and database outputs).
+const DEFAULT_DELIVERY_RECORDS: usize = 10_000;
+/// Bytes of record text a delivery holds at most without `batchSize`: large records make
+/// smaller deliveries, so that memory stays what a few pages take.
+const DEFAULT_DELIVERY_BYTES: usize = 4 << 20;
+/// How long a delivery waits at most, without `batchSize`, for more batches after its first.
+const DEFAULT_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How source batches make deliveries (the output's `batchSize`, docs/outputs.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gathering {
+    /// `batchSize`: whole source batches up to this many records a delivery, waiting for them.
+    Fixed(NonZeroUsize),
+    /// No `batchSize` on a file, stdout or database output: whole source batches up to
+    /// [`DEFAULT_DELIVERY_RECORDS`] records and [`DEFAULT_DELIVERY_BYTES`] of text, the first
+    /// waiting at most [`DEFAULT_LINGER`] for the others. A run of small pages then pays its
+    /// syncs (or transaction) once for many of them, and a slow source is not held back.
+    Default,
+    /// No `batchSize` on an httpRequest output, or `batchSize: 1`: each source batch is a
+    /// delivery of its own, and nothing is read ahead but the source's own prefetch. Without
+    /// `batchSize` on an httpRequest output because the size of a request is the destination's
+    /// business.
+    PerBatch,
+}
+
+impl Gathering {
+    fn of(output: &cannectors_config::OutputConfig) -> Gathering {
+        match (output.batch_size(), output) {
+            // Every source batch is bigger than that: one delivery each, as without gathering.
+            (Some(limit), _) if limit.get() == 1 => Gathering::PerBatch,
+            (Some(limit), _) => Gathering::Fixed(limit),
+            (None, cannectors_config::OutputConfig::HttpRequest(_)) => Gathering::PerBatch,
+            (None, _) => Gathering::Default,
+        }
+    }
+
+    /// How long what is gathered waits for more source batches.
+    fn linger(self) -> Option<std::time::Duration> {
+        (self == Gathering::Default).then_some(DEFAULT_LINGER)
+    }
+}
+
+/// Whole source batches waiting to go out in one delivery (see [`Gathering`]), with the
+/// records of them that pass admission and filters. Memory stays bounded by the delivery's
+/// size: a batch that does not fit beside what is gathered waits until that went out.
+#[derive(Debug)]
 struct Gathered {
     /// The records to deliver, in source order.
     records: Vec<Record>,
     /// Records the source returned in the batches gathered, delivered or not: what bounds a
     /// delivery, so that a filter dropping most records does not hold commits back.
     read: usize,
+    /// Bytes of text of those records.
+    bytes: usize,
+    /// When the first batch was gathered.
+    since: tokio::time::Instant,
     /// Numbers of the first and last batch gathered, from 1.
     first: u64,
     last: u64,
@@ -1239,23 +1412,53 @@ struct Gathered {
     changed: bool,
 }
 
+impl Default for Gathered {
+    fn default() -> Gathered {
+        Gathered {
+            records: Vec::new(),
+            read: 0,
+            bytes: 0,
+            since: tokio::time::Instant::now(),
+            first: 0,
+            last: 0,
+            changed: false,
+        }
+    }
+}
+
 impl Gathered {
-    /// Whether a source batch of `read` records may join what is gathered.
-    fn fits(&self, read: usize, limit: Option<NonZeroUsize>) -> bool {
-        !self.changed || limit.is_some_and(|limit| self.read + read <= limit.get())
+    /// Whether a source batch of `read` records (`bytes` of text) may join what is gathered.
+    fn fits(&self, read: usize, bytes: usize, gathering: Gathering) -> bool {
+        !self.changed
+            || match gathering {
+                Gathering::Fixed(limit) => self.read + read <= limit.get(),
+                Gathering::Default => {
+                    self.read + read <= DEFAULT_DELIVERY_RECORDS
+                        && self.bytes + bytes <= DEFAULT_DELIVERY_BYTES
+                }
+                Gathering::PerBatch => false,
+            }
     }
 
-    /// Whether what is gathered goes out now; without a limit, every batch goes out alone.
-    fn full(&self, limit: Option<NonZeroUsize>) -> bool {
-        limit.is_none_or(|limit| self.read >= limit.get())
+    /// Whether what is gathered goes out now.
+    fn full(&self, gathering: Gathering) -> bool {
+        match gathering {
+            Gathering::Fixed(limit) => self.read >= limit.get(),
+            Gathering::Default => {
+                self.read >= DEFAULT_DELIVERY_RECORDS || self.bytes >= DEFAULT_DELIVERY_BYTES
+            }
+            Gathering::PerBatch => true,
+        }
     }
 
-    fn add(&mut self, number: u64, read: usize, records: Vec<Record>) {
+    fn add(&mut self, number: u64, read: usize, bytes: usize, records: Vec<Record>) {
         if self.first == 0 {
             self.first = number;
+            self.since = tokio::time::Instant::now();
         }
         self.last = number;
         self.read += read;
+        self.bytes += bytes;
         if self.records.is_empty() {
             self.records = records;
         } else {
@@ -1297,10 +1500,20 @@ impl ReadAhead {
     }
 
     /// Reads batches from `source` until `limit` records are held, the source ends or fails,
-    /// or a stop is asked for. Nothing is read after an end or a failure: the loop meets it
-    /// first.
-    async fn fill(&mut self, source: &mut dyn Source, limit: usize, options: &RunOptions) {
-        while self.records < limit && !options.stop_requested() {
+    /// a stop is asked for, or `done` is set (checked between batches: a read under way is
+    /// finished, as a source's read cannot be dropped half-way). Nothing is read after an end
+    /// or a failure: the loop meets it first.
+    async fn fill(
+        &mut self,
+        source: &mut dyn Source,
+        limit: usize,
+        options: &RunOptions,
+        done: Option<&AtomicBool>,
+    ) {
+        while self.records < limit
+            && !options.stop_requested()
+            && !done.is_some_and(|done| done.load(Ordering::Relaxed))
+        {
             if matches!(self.answers.back(), Some(Ok(None) | Err(_))) {
                 return;
             }

@@ -91,9 +91,10 @@ mod tests {
         let yaml = format!(
             "name: progress\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
              statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
-             output: {{type: stdout}}\n",
+             output: {{type: stdout, batchSize: 1}}\n",
             dir.path().display()
         );
+        // batchSize 1: each source batch is a delivery of its own.
         let loaded = cannectors_config::parse_str(&yaml, "progress.yaml", &|_| None).unwrap();
         let executor = Executor::new(&loaded.pipeline).unwrap();
         let progress = Arc::new(RunProgress::default());

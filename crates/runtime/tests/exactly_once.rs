@@ -36,8 +36,11 @@ fn setup(store_schema: &str) -> String {
 /// writing into `delivered` of `output`. The lease is renewed rarely, so that only a commit
 /// can find it taken over.
 fn pipeline(source: &str, store: &str, output: &str) -> cannectors_config::Pipeline {
-    pipeline_with(source, store, output, "")
+    pipeline_with(source, store, output, ONE_RESULT_A_DELIVERY)
 }
+
+/// Each query result a delivery of its own, so that the trigger fences the second one.
+const ONE_RESULT_A_DELIVERY: &str = "  batchSize: 1\n";
 
 /// [`pipeline`] with more settings of the output (`extra`, lines of YAML).
 fn pipeline_with(
@@ -178,7 +181,7 @@ async fn a_batch_replayed_row_by_row_for_on_error_commits_its_state_in_the_repla
     )
     .await;
     let url = postgres::url_in_schema(schema);
-    let pipeline = pipeline_with(&url, &url, &url, "  onError: skip\n");
+    let pipeline = pipeline_with(&url, &url, &url, "  onError: skip\n  batchSize: 1\n");
     assert!(delivery_guarantee(&pipeline).is_exactly_once());
 
     let error = Executor::new(&pipeline)

@@ -19,7 +19,7 @@ fn executor(dir: &Path, filters: &str) -> Executor {
     let yaml = format!(
         "name: {NAME}\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
          statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
-         filters:\n{filters}\noutput: {{type: stdout}}\n",
+         filters:\n{filters}\noutput: {{type: stdout, batchSize: 1}}\n",
         dir.display()
     );
     let loaded = cannectors_config::parse_str(&yaml, "filtered.yaml", &|_| None).unwrap();

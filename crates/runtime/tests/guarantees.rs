@@ -23,12 +23,18 @@ use serde_json::json;
 const NAME: &str = "guarded";
 
 /// A pipeline with an `id` cursor (and an offset cursor), stored in `dir`.
+/// Each source batch is a delivery of its own (`batchSize: 1`).
 fn executor(dir: &Path) -> Executor {
+    executor_with(dir, "{type: stdout, batchSize: 1}")
+}
+
+/// [`executor`] with `output`.
+fn executor_with(dir: &Path, output: &str) -> Executor {
     let yaml = format!(
         "name: {NAME}\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
          statePersistence: {{id: {{field: id, queryParam: after}}, \
          offset: {{enabled: true, queryParam: offset}}, storagePath: '{}'}}}}\n\
-         output: {{type: stdout}}\n",
+         output: {output}\n",
         dir.display()
     );
     let loaded = cannectors_config::parse_str(&yaml, "guarded.yaml", &|_| None).unwrap();
@@ -176,6 +182,76 @@ async fn each_commit_follows_the_sinks_ok_for_its_batch_in_batch_order() {
     );
     let last = executor.store().load().await.unwrap();
     assert_eq!(committed_id(&last).as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn without_batch_size_batches_read_at_once_make_one_delivery_and_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor_with(dir.path(), "{type: stdout}");
+    let mut source = Pages::ordered(&[&[1, 2], &[3, 4], &[5]]);
+    let (mut sink, seen) = Recording::new(dir.path(), None);
+
+    let summary = executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.batches, 3);
+    let writes: Vec<Vec<i64>> = seen
+        .lock()
+        .unwrap()
+        .writes
+        .iter()
+        .map(|(ids, _)| ids.clone())
+        .collect();
+    assert_eq!(writes, [vec![1, 2, 3, 4, 5]]);
+    let last = executor.store().load().await.unwrap();
+    assert_eq!(committed_id(&last).as_deref(), Some("5"));
+}
+
+/// Hands out `pages`, then fails.
+struct FailsAfter(Pages);
+
+impl Source for FailsAfter {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
+        let next = self.0.batches.pop_front();
+        Box::pin(async move {
+            match next {
+                Some(batch) => Ok(Some(batch)),
+                None => Err("page 3 answered HTTP 500".into()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_source_failure_first_delivers_and_commits_the_batches_gathered_before_it() {
+    for output in ["{type: stdout}", "{type: stdout, batchSize: 100}"] {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = executor_with(dir.path(), output);
+        let mut source = FailsAfter(Pages::ordered(&[&[1, 2], &[3]]));
+        let (mut sink, seen) = Recording::new(dir.path(), None);
+
+        let error = executor
+            .run_with(&mut source, &mut sink, &RunOptions::default())
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(error, RunError::Source { .. }),
+            "{output}: {error:?}"
+        );
+        let writes: Vec<Vec<i64>> = seen
+            .lock()
+            .unwrap()
+            .writes
+            .iter()
+            .map(|(ids, _)| ids.clone())
+            .collect();
+        assert_eq!(writes, [vec![1, 2, 3]], "{output}");
+        let last = executor.store().load().await.unwrap();
+        assert_eq!(committed_id(&last).as_deref(), Some("3"), "{output}");
+    }
 }
 
 #[tokio::test]
@@ -406,7 +482,7 @@ fn run_start_executor(dir: &Path) -> Executor {
         "name: {NAME}\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
          statePersistence: {{timestamp: {{enabled: true, queryParam: since}}, \
          id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
-         output: {{type: stdout}}\n",
+         output: {{type: stdout, batchSize: 1}}\n",
         dir.display()
     );
     let loaded = cannectors_config::parse_str(&yaml, "guarded.yaml", &|_| None).unwrap();

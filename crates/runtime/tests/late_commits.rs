@@ -19,7 +19,7 @@ fn executor(dir: &Path, extra: &str) -> Executor {
         "name: late\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
          statePersistence: {{timestamp: {{field: at, queryParam: since}}, \
          id: {{field: id, queryParam: after}}, {extra} storagePath: '{}'}}}}\n\
-         output: {{type: stdout}}\n",
+         output: {{type: stdout, batchSize: 1}}\n",
         dir.display()
     );
     let loaded = cannectors_config::parse_str(&yaml, "late.yaml", &|_| None).unwrap();

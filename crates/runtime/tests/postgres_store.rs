@@ -18,7 +18,7 @@ fn pipeline(schema: &str, lease: &str) -> cannectors_config::Pipeline {
     let yaml = format!(
         "name: orders\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
          statePersistence: {{id: {{field: id, queryParam: after}}, store: postgres, \
-         connectionString: '{}'{lease}}}}}\noutput: {{type: stdout}}\n",
+         connectionString: '{}'{lease}}}}}\noutput: {{type: stdout, batchSize: 1}}\n",
         postgres::url_in_schema(schema)
     );
     cannectors_config::parse_str(&yaml, "orders.yaml", &|_| None)

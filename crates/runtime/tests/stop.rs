@@ -114,7 +114,7 @@ fn executor(dir: &tempfile::TempDir) -> Executor {
     let yaml = format!(
         "name: events\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/items', \
          statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
-         output: {{type: stdout}}\n",
+         output: {{type: stdout, batchSize: 1}}\n",
         dir.path().display()
     );
     Executor::new(&parse_str(&yaml, "events.yaml", &|_| None).unwrap().pipeline).unwrap()
