@@ -14,9 +14,11 @@
 //!         lock.commit(state)                        // durable, only after the sink succeeded
 //! ```
 //!
-//! Without the output's `batchSize` every source batch is a delivery of its own. With it, while
-//! a delivery is written and committed, the source's next batches (up to `batchSize` records)
-//! are read and held: they are admitted and gathered only after that commit.
+//! A delivery gathers whole source batches up to the output's `batchSize` records, or without it
+//! up to 10,000 records and 4 MiB, waiting at most 200 ms for the next batch (an httpRequest
+//! output without `batchSize`, and `batchSize: 1`, deliver every source batch alone). While a
+//! delivery is written and committed, the source's next batches are read and held: they are
+//! admitted and gathered only after that commit.
 //!
 //! [`store_for`] is the one place a state store is made from a pipeline's configuration; the
 //! executor holds it as a [`StateStore`] and writes only through the [`StateLock`] it takes.
