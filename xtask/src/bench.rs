@@ -390,7 +390,9 @@ fn series_filter() -> Result<Option<Vec<String>>, String> {
         return Ok(None);
     };
     let names: Vec<String> = only.split(',').map(|n| n.trim().to_owned()).collect();
-    let known = ["plain", "lookback", "filtered", "gathered", "per-page", "raw"];
+    let known = [
+        "plain", "lookback", "filtered", "gathered", "per-page", "raw",
+    ];
     match names.iter().find(|n| !known.contains(&n.as_str())) {
         Some(unknown) => Err(format!(
             "CANNECTORS_BENCH_HTTP_SERIES names `{unknown}`, which is no series; use any of {}",
@@ -408,7 +410,9 @@ fn series_filter() -> Result<Option<Vec<String>>, String> {
 /// `only` names the workloads to run (`plain`, `lookback`, `filtered`, `gathered`, `raw`), to
 /// repeat one of them while working on it; empty runs them all.
 pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), String> {
-    const KNOWN: [&str; 6] = ["plain", "lookback", "filtered", "gathered", "per-page", "raw"];
+    const KNOWN: [&str; 6] = [
+        "plain", "lookback", "filtered", "gathered", "per-page", "raw",
+    ];
     if let Some(unknown) = only.iter().find(|name| !KNOWN.contains(&name.as_str())) {
         return Err(format!(
             "unknown workload `{unknown}`; the workloads are {}",

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! A delivery gathers whole source batches up to the output's `batchSize` records, or without it
-//! up to 10,000 records and 4 MiB, waiting at most 200 ms for the next batch (an httpRequest
+//! up to 10,000 records and 1 MiB, waiting at most 200 ms for the next batch (an httpRequest
 //! output without `batchSize`, and `batchSize: 1`, deliver every source batch alone). While a
 //! delivery is written and committed, the source's next batches are read and held: they are
 //! admitted and gathered only after that commit.
@@ -81,7 +81,6 @@ use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cannectors_config::{InputConfig, Lookback, Pipeline, StatePersistence, Window};
@@ -960,7 +959,7 @@ impl Executor {
             read_batches += 1;
             let number = read_batches;
             let read = batch.records.len();
-            let bytes = batch.records.iter().map(|record| record.json().len()).sum();
+            let bytes = text_bytes(&batch.records);
             summary.records_read += read as u64;
             if let Some(progress) = &options.progress {
                 progress.read(read);
@@ -1157,15 +1156,17 @@ impl Executor {
         }
     }
 
-    /// [`Executor::flush`], reading the source's next batches meanwhile, so that fetching and
-    /// decoding them overlaps the sink's write and the commit's syncs instead of waiting for
-    /// them: with `batchSize`, up to `batchSize` records; by default, what the source returns
-    /// until the delivery is committed (at most a delivery's worth). The batches read ahead
-    /// are only held: they are admitted, gathered and committed in their turn, after this
-    /// delivery's commit, and are never delivered or committed if the run stops or fails first.
+    /// [`Executor::flush`], and with `batchSize`, reads the source's next batches meanwhile (up
+    /// to `batchSize` records), so that fetching and decoding them overlaps the sink's write and
+    /// the commit's syncs instead of waiting for them. The batches read ahead are only held:
+    /// they are admitted, gathered and committed in their turn, after this delivery's commit,
+    /// and are never delivered or committed if the run stops or fails first.
     ///
-    /// With one delivery a source batch (an httpRequest output without `batchSize`), nothing
-    /// more is read ahead than the source's own prefetch.
+    /// Without `batchSize` (or with `batchSize: 1`) nothing more is read ahead than the
+    /// source's own prefetch: a second batch of records held during each delivery raised the
+    /// peak RSS of the wide database bench by 1.5 to 2 MiB, past its bound, for no gain in
+    /// time that the bench could show; the default deliveries gather what arrives within
+    /// their wait instead.
     #[allow(clippy::too_many_arguments)]
     async fn flush_reading_ahead(
         &self,
@@ -1177,31 +1178,14 @@ impl Executor {
         summary: &mut RunSummary,
         options: &RunOptions,
     ) -> Result<Delivery, RunError> {
-        let gathering = Gathering::of(&self.pipeline.output);
-        let (limit, until_committed) = match gathering {
-            Gathering::PerBatch => {
-                return self
-                    .flush(gathered, scope, output, lock, state, summary, options)
-                    .await;
-            }
-            Gathering::Fixed(limit) => (limit.get(), false),
-            Gathering::Default => (DEFAULT_DELIVERY_RECORDS, true),
+        let Gathering::Fixed(limit) = Gathering::of(&self.pipeline.output) else {
+            return self
+                .flush(gathered, scope, output, lock, state, summary, options)
+                .await;
         };
-        let committed = AtomicBool::new(false);
         let (delivery, ()) = tokio::join!(
-            async {
-                let delivery = self
-                    .flush(gathered, scope, output, lock, state, summary, options)
-                    .await;
-                committed.store(true, Ordering::Relaxed);
-                delivery
-            },
-            ahead.fill(
-                source,
-                limit,
-                options,
-                until_committed.then_some(&committed)
-            ),
+            self.flush(gathered, scope, output, lock, state, summary, options),
+            ahead.fill(source, limit.get(), options),
         );
         delivery
     }
@@ -1353,9 +1337,10 @@ enum Delivery {
 
 /// Records a delivery holds at most without `batchSize` (file, stdout and database outputs).
 const DEFAULT_DELIVERY_RECORDS: usize = 10_000;
-/// Bytes of record text a delivery holds at most without `batchSize`: large records make
-/// smaller deliveries, so that memory stays what a few pages take.
-const DEFAULT_DELIVERY_BYTES: usize = 4 << 20;
+/// Bytes of record text a delivery holds at most without `batchSize`: about what one sync
+/// needs to be a small part of the time of writing it, and what keeps the memory of a run
+/// of large records near that of a page (a page larger than that is a delivery alone).
+const DEFAULT_DELIVERY_BYTES: usize = 1 << 20;
 /// How long a delivery waits at most, without `batchSize`, for more batches after its first.
 const DEFAULT_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -1479,6 +1464,11 @@ struct ReadAhead {
     records: usize,
 }
 
+/// Record text in `batch`.
+fn text_bytes(records: &[Record]) -> usize {
+    records.iter().map(|record| record.json().len()).sum()
+}
+
 impl ReadAhead {
     /// The next answer held, if any.
     fn take(&mut self) -> Option<Result<Option<Batch>, BoxError>> {
@@ -1502,20 +1492,10 @@ impl ReadAhead {
     }
 
     /// Reads batches from `source` until `limit` records are held, the source ends or fails,
-    /// a stop is asked for, or `done` is set (checked between batches: a read under way is
-    /// finished, as a source's read cannot be dropped half-way). Nothing is read after an end
-    /// or a failure: the loop meets it first.
-    async fn fill(
-        &mut self,
-        source: &mut dyn Source,
-        limit: usize,
-        options: &RunOptions,
-        done: Option<&AtomicBool>,
-    ) {
-        while self.records < limit
-            && !options.stop_requested()
-            && !done.is_some_and(|done| done.load(Ordering::Relaxed))
-        {
+    /// or a stop is asked for. Nothing is read after an end or a failure: the loop meets it
+    /// first.
+    async fn fill(&mut self, source: &mut dyn Source, limit: usize, options: &RunOptions) {
+        while self.records < limit && !options.stop_requested() {
             if matches!(self.answers.back(), Some(Ok(None) | Err(_))) {
                 return;
             }
