@@ -308,10 +308,10 @@ async fn a_file_damaged_between_two_commits_of_one_lock_is_refused_and_kept() {
     let store = store_in(dir.path());
     let mut lock = store.lock().await.unwrap();
     lock.commit(&with_identities(3000)).await.unwrap();
-    // One character of the identities section replaced in place by one outside the Z85
-    // alphabet: the same length, the same file, only the bytes differ.
+    // One character of the journal's checksum replaced in place by one that is no hexadecimal
+    // digit: the same length, the same file, only the bytes differ.
     let written = fs::read_to_string(store.path()).unwrap();
-    let at = written.rfind("\"\n  }").unwrap() - 3;
+    let at = written.find("\"checksum\": \"").unwrap() + 14;
     let mut damaged = written.clone().into_bytes();
     damaged[at] = b'~';
     fs::write(store.path(), &damaged).unwrap();
@@ -321,15 +321,16 @@ async fn a_file_damaged_between_two_commits_of_one_lock_is_refused_and_kept() {
     let message = refused.to_string();
     assert!(
         message.starts_with(&format!(
-            "state file {} is not usable: `identities.2026-01-01T00:00:02Z` holds \"",
+            "state file {} is not usable: `identities.checksum` holds \"",
             store.path().display()
         )),
         "{message}"
     );
     assert!(
         message.ends_with(
-            "but it must be a Z85 string of 8 bytes an identity. Nothing was changed: fix the \
-             file by hand, or remove it to start over from scratch"
+            "but it must be 16 hexadecimal digits, the XXH3 hash of the journal's first `bytes` \
+             bytes. Nothing was changed: fix the file by hand, or remove it to start over from \
+             scratch"
         ),
         "{message}"
     );
