@@ -446,7 +446,9 @@ impl FileStore {
                 if let Some(added) = from.and_then(|version| identities.added_since(version)) {
                     Identities::write_added(added, lines);
                     let bytes = tail.reference.bytes + lines.len() as u64;
-                    if bytes <= 2 * live + COMPACT_FLOOR {
+                    // A commit that adds nothing writes nothing (a backfill's commits leave the
+                    // window's identities as they were, reference included).
+                    if lines.is_empty() || bytes <= 2 * live + COMPACT_FLOOR {
                         if !lines.is_empty() {
                             self.append(&tail.reference, lines)?;
                             tail.hasher.write(lines);

@@ -550,6 +550,8 @@ impl Identities {
             .values()
             .map(|second| second.entries.len())
             .sum();
+        // The lines before `since` are forgotten entries: an addition there is no append.
+        identities.changes.pruned_through = since.checked_sub(1);
         Ok(identities)
     }
 
@@ -725,6 +727,107 @@ mod tests {
         state.offset = Some(3);
         assert_eq!(state.to_json_pretty(), format!("{:#}\n", state.to_json()));
         assert!(state.to_json_pretty().ends_with("\"\n  }\n}\n"));
+    }
+
+    #[test]
+    fn what_was_added_since_a_version_is_known_until_a_change_that_is_no_addition() {
+        let mut identities = Identities::default();
+        identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        let version = identities.version();
+        identities.insert(at("2026-01-01T00:00:01.5Z"), 2);
+        assert!(!identities.insert(at("2026-01-01T00:00:01.5Z"), 2), "known");
+        let added: Vec<(i64, u64)> = identities.added_since(version).unwrap().collect();
+        let second = at("2026-01-01T00:00:01Z").timestamp();
+        assert_eq!(added, [(second, entry(at("2026-01-01T00:00:01.5Z"), 2))]);
+
+        // A copy knows the history before it; the original knows nothing of the copy's.
+        let mut copy = identities.clone();
+        assert_eq!(copy.version(), identities.version(), "unchanged: the same");
+        assert_eq!(copy.added_since(version).unwrap().count(), 1);
+        copy.insert(at("2026-01-01T00:00:02Z"), 3);
+        assert!(identities.added_since(copy.version()).is_none());
+        assert_eq!(copy.added_since(identities.version()).unwrap().count(), 1);
+
+        // Forgetting part of a second is no addition: nothing before it can be brought up.
+        identities.insert(at("2026-01-01T00:00:01Z"), 4);
+        assert_eq!(identities.prune(at("2025-01-01T00:00:00Z"), 1), 2);
+        assert!(identities.added_since(version).is_none());
+        let after = identities.version();
+        identities.insert(at("2026-01-01T00:00:03Z"), 5);
+        assert_eq!(identities.added_since(after).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_addition_to_a_second_already_forgotten_is_no_mere_append() {
+        let mut identities = Identities::default();
+        identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        identities.insert(at("2026-01-01T00:00:05Z"), 2);
+        identities.prune(at("2026-01-01T00:00:05Z"), 10);
+        let version = identities.version();
+        identities.insert(at("2026-01-01T00:00:06Z"), 3);
+        assert_eq!(identities.added_since(version).unwrap().count(), 1);
+        // The journal may still hold the line of second 0: adding there again rewrites.
+        identities.insert(at("2026-01-01T00:00:00Z"), 4);
+        assert!(identities.added_since(version).is_none());
+    }
+
+    #[test]
+    fn the_log_of_additions_is_bounded_and_forgets_the_oldest_versions() {
+        // A window of ten records moving on: the set stays small, its history grows.
+        let mut identities = Identities::default();
+        let first = identities.version();
+        let record = |identity: u64| {
+            at("2026-01-01T00:00:00Z") + chrono::TimeDelta::seconds(identity as i64)
+        };
+        for identity in 0..LOG_MIN as u64 {
+            identities.insert(record(identity), identity);
+            identities.prune(at("2025-01-01T00:00:00Z"), 10);
+        }
+        let recent = identities.version();
+        identities.insert(record(LOG_MIN as u64), 0);
+        assert!(identities.added_since(first).is_none(), "fell behind");
+        assert_eq!(identities.added_since(recent).unwrap().count(), 1);
+        assert!(identities.changes.log.len() <= LOG_MIN);
+    }
+
+    #[test]
+    fn journal_lines_read_back_as_the_entries_they_were_written_from() {
+        let mut identities = Identities::default();
+        identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        identities.insert(at("2026-01-01T00:00:07.5Z"), 2);
+        let mut lines = Vec::new();
+        identities.write_journal(&mut lines);
+        let version = identities.version();
+        identities.insert(at("2026-01-01T00:00:07Z"), 3);
+        identities.insert(at("2026-01-01T00:00:08Z"), 4);
+        Identities::write_added(identities.added_since(version).unwrap(), &mut lines);
+        let text = String::from_utf8(lines.clone()).unwrap();
+        let seconds: Vec<&str> = text.lines().map(|line| &line[..20]).collect();
+        assert_eq!(
+            seconds,
+            [
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:07Z",
+                "2026-01-01T00:00:07Z",
+                "2026-01-01T00:00:08Z"
+            ]
+        );
+        let read = Identities::from_journal(&lines, 0).unwrap();
+        assert_eq!(read, identities);
+        let since = at("2026-01-01T00:00:07Z").timestamp();
+        assert_eq!(Identities::from_journal(&lines, since).unwrap().len(), 3);
+        assert_eq!(
+            Identities::from_journal(b"2026-01-01T00:00:00Z 0000000000\n2026", 0).unwrap_err(),
+            (2, LINE_UNTERMINATED)
+        );
+        assert_eq!(
+            Identities::from_journal(b"2026-01-01T00:00:00Z 00000\n", 0).unwrap_err(),
+            (1, LINE_ENTRIES)
+        );
+        assert_eq!(
+            Identities::from_journal(b"2026-01-01T00:00:00.5Z 0000000000\n", 0).unwrap_err(),
+            (1, LINE_SECOND)
+        );
     }
 
     #[test]

@@ -489,3 +489,92 @@ fn identities_compare_by_their_entries_not_by_their_history() {
     assert_eq!(one, other);
     assert_eq!(one, copy);
 }
+
+/// A step of a run with lookback, as the executor takes them between commits.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Records delivered: (second from the start, millisecond, identity).
+    Deliver(Vec<(u8, u16, u8)>),
+    /// The window starts at this second from the start.
+    Move(u8),
+    /// At most this many identities are kept.
+    Bound(u16),
+    /// The state is loaded again by a new lock (a new run).
+    Restart,
+    /// A copy of the state is committed (a backfill's).
+    Copy,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => prop::collection::vec((0..60_u8, 0..1000_u16, any::<u8>()), 0..40).prop_map(Step::Deliver),
+        1 => (0..60_u8).prop_map(Step::Move),
+        1 => (1..200_u16).prop_map(Step::Bound),
+        1 => Just(Step::Restart),
+        1 => Just(Step::Copy),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Whatever the steps, the identities loaded back are those last committed, and the
+    /// journal's counted bytes are never written again.
+    #[test]
+    fn the_journal_always_loads_back_what_was_committed(
+        steps in proptest::collection::vec(step(), 1..30)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_in(dir.path());
+            let mut lock = store.lock().await.unwrap();
+            let mut state = with_identities(0);
+            let mut kept: Option<(PathBuf, Vec<u8>)> = None;
+            for step in steps {
+                match step {
+                    Step::Deliver(records) => {
+                        for (second, millis, identity) in records {
+                            let at = start()
+                                + TimeDelta::seconds(i64::from(second))
+                                + TimeDelta::milliseconds(i64::from(millis));
+                            state.identities.insert(at, u64::from(identity));
+                        }
+                    }
+                    Step::Move(second) => {
+                        state.identities.prune(
+                            start() + TimeDelta::seconds(i64::from(second)),
+                            usize::MAX,
+                        );
+                    }
+                    Step::Bound(max) => {
+                        state.identities.prune(start(), usize::from(max));
+                    }
+                    Step::Restart => {
+                        drop(lock);
+                        lock = store.lock().await.unwrap();
+                        state = store.load().await.unwrap().unwrap_or_default();
+                    }
+                    Step::Copy => state = state.clone(),
+                }
+                // The bytes counted before this commit, in the file then referred to, stay.
+                if let Some((path, bytes)) = &kept
+                    && *path == journal(&store)
+                {
+                    let now = fs::read(path).unwrap();
+                    assert_eq!(&now[..bytes.len()], &bytes[..]);
+                }
+                lock.commit(&state).await.unwrap();
+                let loaded = store.load().await.unwrap().unwrap();
+                assert_eq!(&loaded.identities, &state.identities);
+                assert_eq!(loaded.identities.len(), state.identities.len());
+                kept = file_json(&store).get("identities").map(|_| {
+                    let path = journal(&store);
+                    let bytes = fs::read(&path).unwrap()[..counted_bytes(&store)].to_vec();
+                    (path, bytes)
+                });
+            }
+        });
+    }
+}
