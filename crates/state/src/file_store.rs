@@ -555,6 +555,7 @@ impl FileStore {
             }
         }
         self.create_dir()?;
+        let referred = current.as_ref().map(|tail| tail.reference.slot);
         let journal = if state.identities.is_empty() {
             None
         } else {
@@ -592,6 +593,21 @@ impl FileStore {
             path: self.file.clone(),
             source,
         })?;
+        // The journal file the state file referred to before is no longer read: emptied, it
+        // takes no room until the next compaction writes into it. It needs no sync; at worst a
+        // crash leaves its old bytes, which nothing reads.
+        if let Some(before) = referred
+            && journal
+                .as_ref()
+                .is_none_or(|tail| tail.reference.slot != before)
+        {
+            let mut options = OpenOptions::new();
+            options.write(true);
+            refuse_links(&mut options);
+            if let Ok(file) = options.open(self.journal_path(before)) {
+                let _ = file.set_len(0);
+            }
+        }
         Ok(journal)
     }
 
