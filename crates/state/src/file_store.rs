@@ -488,19 +488,33 @@ impl FileStore {
     /// what an interrupted commit left beyond them), and syncs it.
     fn append(&self, reference: &JournalRef, lines: &[u8]) -> Result<(), StateError> {
         let path = self.journal_path(reference.slot);
+        let mut options = OpenOptions::new();
+        options.write(true);
+        refuse_links(&mut options);
+        let write_error = |source| self.journal_write_error(path, source);
+        let mut file = options.open(path).map_err(write_error)?;
+        let length = file.metadata().map_err(write_error)?.len();
+        // Shortened since this lock last wrote it (the state file was not): growing it back
+        // would put zeros where the state file counts on lines.
+        if length < reference.bytes {
+            return Err(StateError::Journal {
+                path: self.file.clone(),
+                journal: path.to_owned(),
+                problem: JournalProblem::Short {
+                    length,
+                    expected: reference.bytes,
+                },
+            });
+        }
         let appended = (|| {
-            let mut options = OpenOptions::new();
-            options.write(true);
-            refuse_links(&mut options);
-            let mut file = options.open(path)?;
-            if file.metadata()?.len() != reference.bytes {
+            if length > reference.bytes {
                 file.set_len(reference.bytes)?;
             }
             file.seek(SeekFrom::Start(reference.bytes))?;
             file.write_all(lines)?;
             file.sync_data()
         })();
-        appended.map_err(|source| self.journal_write_error(path, source))
+        appended.map_err(write_error)
     }
 
     /// Replaces the content of the journal file `slot` with `lines`, and syncs it (and the

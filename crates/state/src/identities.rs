@@ -485,7 +485,8 @@ impl Identities {
     pub(crate) fn write_journal(&self, out: &mut Vec<u8>) {
         out.reserve(self.journal_len());
         for (second, entries) in &self.by_second {
-            if let Some(key) = second_key(*second) {
+            // A second without entries (an empty string in a hand-written section) has no line.
+            if let Some(key) = second_key(*second).filter(|_| !entries.encoded.is_empty()) {
                 push_line(out, &key, entries.encoded.as_bytes());
             }
         }

@@ -337,6 +337,56 @@ async fn an_unchanged_clone_committed_again_and_again_writes_nothing_to_the_jour
     assert!(!store.journal_paths()[1].exists());
 }
 
+#[tokio::test]
+async fn a_journal_shortened_between_two_commits_of_one_lock_is_refused_not_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    let path = journal(&store);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..100]).unwrap();
+    let state_before = fs::read(store.path()).unwrap();
+
+    add(&mut state, 100, 4);
+    let error = lock.commit(&state).await.unwrap_err();
+
+    assert!(matches!(error, StateError::Journal { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains(
+            "is not usable: it holds 100 bytes, but the state file counts on its first 1550: it \
+             was cut short. Nothing was changed"
+        ),
+        "{error}"
+    );
+    assert_eq!(fs::read(store.path()).unwrap(), state_before);
+    assert_eq!(fs::read(&path).unwrap(), &bytes[..100]);
+}
+
+#[tokio::test]
+async fn an_inline_second_without_entries_is_read_and_leaves_no_journal_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let state = with_identities(4);
+    let inline = state.to_json_pretty().replace(
+        "\"identities\": {",
+        "\"identities\": {\n    \"2025-06-01T00:00:00Z\": \"\",",
+    );
+    fs::write(store.path(), &inline).unwrap();
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(loaded.identities.len(), 4);
+
+    store.lock().await.unwrap().commit(&loaded).await.unwrap();
+
+    let lines = fs::read_to_string(journal(&store)).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+}
+
 #[test]
 fn a_text_referring_to_a_journal_is_refused_by_from_json_str() {
     let text = r#"{"identities": {"journal": "events.idents-a", "bytes": 62, "count": 4,
