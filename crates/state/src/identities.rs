@@ -101,6 +101,11 @@ impl Identity {
 /// the second of their timestamp, which is all pruning needs and keeps the file small when
 /// every record has a timestamp of its own.
 ///
+/// The file store writes only what was added since its last commit, which a set knows by
+/// itself (a bounded log of its additions); a clone is a set of its own from then on, so
+/// committing a clone that was changed writes the whole window once. Two sets are equal when
+/// they hold the same entries, whatever their history.
+///
 /// ```
 /// use cannectors_state::Identities;
 /// let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
