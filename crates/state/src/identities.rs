@@ -102,8 +102,9 @@ impl Identity {
 /// every record has a timestamp of its own.
 ///
 /// The file store writes only what was added since its last commit, which a set knows by
-/// itself (a bounded log of its additions); a clone is a set of its own from then on, so
-/// committing a clone that was changed writes the whole window once. Two sets are equal when
+/// itself (a bounded log of its additions, and the versions it was cloned from); committing a
+/// set whose history does not go through the version last written (two clones changed apart,
+/// or a change other than an addition) writes the whole window once. Two sets are equal when
 /// they hold the same entries, whatever their history.
 ///
 /// ```
