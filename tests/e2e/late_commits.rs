@@ -249,13 +249,16 @@ fn with_lookback_a_record_visible_late_arrives_once_and_nothing_twice() {
     );
     let state: Value = serde_json::from_str(&ws.read("state/late.json")).unwrap();
     assert_eq!(state["timestamp"], "2026-01-01T10:00:40Z");
-    let identities = state["identities"].as_object().unwrap();
-    let kept: usize = identities
-        .values()
-        // Z85: 10 characters an entry of 8 bytes.
-        .map(|entries| entries.as_str().unwrap().len() / 10)
+    // The identities are in the journal beside the state file, which counts them.
+    assert_eq!(state["identities"]["count"], 4, "{state}");
+    assert_eq!(state["identities"]["journal"], "late.idents-a", "{state}");
+    let journal = ws.read("state/late.idents-a");
+    let kept: usize = journal
+        .lines()
+        // `<second> <Z85>`: 10 characters an entry of 8 bytes.
+        .map(|line| line.split_once(' ').unwrap().1.len() / 10)
         .sum();
-    assert_eq!(kept, 4, "{identities:?}");
+    assert_eq!(kept, 4, "{journal}");
 }
 
 #[test]
@@ -320,7 +323,7 @@ fn reaching_max_identities_warns_with_the_count_and_the_remedy() {
         run.stderr
     );
     let state: Value = serde_json::from_str(&ws.read("state/late.json")).unwrap();
-    assert_eq!(state["identities"].as_object().unwrap().len(), 3);
+    assert_eq!(state["identities"]["count"], 3, "{state}");
 }
 
 #[test]
@@ -348,6 +351,70 @@ fn a_bad_identities_section_stops_the_run_and_leaves_the_file_unchanged() {
     assert_eq!(ws.read("state/late.json"), bad);
     assert!(server.requests().is_empty());
     assert!(delivered_ids(&ws).is_empty());
+}
+
+#[test]
+fn a_missing_journal_stops_the_run_and_leaves_the_state_file_unchanged() {
+    let ws = Workspace::new();
+    let api = LateApi::new(false);
+    let server = api.serve();
+    api.publish(1, "2026-01-01T10:00:01Z");
+    lookback_pipeline(&ws, &server, "    lookback: 10m\n");
+    let first = ws.run(&["run", "p.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let show = ws.run(&["state", "show", "p.yaml"]);
+    assert!(
+        show.stdout
+            .contains("identities: 1 records delivered inside the lookback window are remembered"),
+        "{show:?}"
+    );
+    let state = ws.read("state/late.json");
+    let journal = ws.path().join("state/late.idents-a");
+    std::fs::remove_file(&journal).unwrap();
+    let requests = server.requests().len();
+
+    let run = ws.run(&["run", "p.yaml"]);
+
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let state_file = ws.path().join("state/late.json");
+    assert!(
+        run.stderr.contains(&format!(
+            "the identities journal {} of state file {} is not usable: it is missing. Nothing \
+             was changed",
+            journal.display(),
+            state_file.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("(`cannectors state reset p.yaml` removes the state file and its journals)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.read("state/late.json"), state);
+    assert!(!journal.exists());
+    assert_eq!(server.requests().len(), requests, "nothing was requested");
+    assert_eq!(delivered_ids(&ws), [1]);
+}
+
+#[test]
+fn state_reset_removes_the_journal_of_identities_too() {
+    let ws = Workspace::new();
+    let api = LateApi::new(false);
+    let server = api.serve();
+    api.publish(1, "2026-01-01T10:00:01Z");
+    lookback_pipeline(&ws, &server, "    lookback: 10m\n");
+    let first = ws.run(&["run", "p.yaml"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(ws.path().join("state/late.idents-a").exists());
+
+    let reset = ws.run(&["state", "reset", "p.yaml"]);
+
+    assert_eq!(reset.code, Some(0), "{reset:?}");
+    assert!(!ws.path().join("state/late.json").exists());
+    assert!(!ws.path().join("state/late.idents-a").exists());
 }
 
 // ---- lookback over PostgreSQL ------------------------------------------------------------
@@ -535,6 +602,29 @@ fn sigkill_during_a_lookback_run_loses_nothing_and_repeats_at_most_the_batch_in_
         repeated <= 200,
         "{repeated} rows delivered twice: more than one batch"
     );
+    // The window's identities went to a journal that grew by a few kilobytes a batch, and was
+    // written whole into the other file when it held too many forgotten entries.
+    let state: Value = serde_json::from_str(&ws.read("state/rows.json")).unwrap();
+    let journal = state["identities"]["journal"].as_str().unwrap();
+    assert!(
+        ws.path().join("state/rows.idents-a").exists()
+            && ws.path().join("state/rows.idents-b").exists(),
+        "the journal was written into both files: {state}"
+    );
+    assert_eq!(
+        std::fs::metadata(ws.path().join("state").join(journal))
+            .unwrap()
+            .len(),
+        state["identities"]["bytes"].as_u64().unwrap()
+    );
+    // What the journal holds is what was delivered: reading the window again delivers nothing.
+    let again = pg_run(&ws, "rows.yaml");
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again.stderr.contains("run complete: nothing new"),
+        "{again:?}"
+    );
+    assert_eq!(pg_ids(&ws).len(), 60_050 + repeated);
 }
 
 /// The lines of the output so far, without parsing them: polled while a run is going.

@@ -91,6 +91,33 @@ struct Measurement {
     seconds: f64,
     peak_rss_kib: u64,
     state_bytes: u64,
+    /// The journal of identities the state file refers to, and the other journal file.
+    journal_bytes: (u64, u64),
+}
+
+impl Measurement {
+    /// The journal files' sizes for the table: the one in use + the other, in KiB.
+    fn journals(&self) -> String {
+        let kib = |bytes: u64| bytes as f64 / 1024.0;
+        format!(
+            "{:.1} + {:.1}",
+            kib(self.journal_bytes.0),
+            kib(self.journal_bytes.1)
+        )
+    }
+}
+
+/// The sizes of the journal of identities the state file `state` refers to (the file store
+/// keeps a lookback window's identities in `<name>.idents-a` or `<name>.idents-b`) and of the
+/// other one; zero for a file that is not there.
+fn journal_sizes(dir: &Path, state: &str) -> (u64, u64) {
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    let (a, b) = ("bench-http.idents-a", "bench-http.idents-b");
+    if state.contains(&format!("\"journal\": \"{b}\"")) {
+        (size(b), size(a))
+    } else {
+        (size(a), size(b))
+    }
 }
 
 /// The `lookback` of the workload that reads `total` records: a tenth of their span, since the
@@ -197,6 +224,10 @@ input:
     let state_bytes = std::fs::metadata(dir.join("state/bench-http.json"))
         .map(|m| m.len())
         .unwrap_or(0);
+    let journal_bytes = journal_sizes(
+        &dir.join("state"),
+        &std::fs::read_to_string(dir.join("state/bench-http.json")).unwrap_or_default(),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     checked?;
     Ok(Measurement {
@@ -204,6 +235,7 @@ input:
         seconds: run.seconds,
         peak_rss_kib: run.peak_rss_kib,
         state_bytes,
+        journal_bytes,
     })
 }
 
@@ -305,6 +337,7 @@ fn raw_fetch(total: usize) -> Result<Measurement, String> {
         seconds,
         peak_rss_kib: 0,
         state_bytes: 0,
+        journal_bytes: (0, 0),
     })
 }
 
@@ -430,9 +463,10 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
             .is_none_or(|only| only.iter().any(|name| name == series_key(workload)))
     };
     println!(
-        "| workload | records | run | seconds | records/s | peak RSS (MiB) | state file (KiB) |"
+        "| workload | records | run | seconds | records/s | peak RSS (MiB) | state file (KiB) | \
+         journal in use + other (KiB) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut best_rates = Vec::new();
     for (workload, total) in [
         (Some(Workload::Plain), 10_000),
@@ -455,12 +489,13 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
                 None => raw_fetch(total)?,
             };
             println!(
-                "| {name} | {} | {run} | {:.3} | {:.0} | {:.1} | {:.1} |",
+                "| {name} | {} | {run} | {:.3} | {:.0} | {:.1} | {:.1} | {} |",
                 m.records,
                 m.seconds,
                 m.records as f64 / m.seconds,
                 m.peak_rss_kib as f64 / 1024.0,
-                m.state_bytes as f64 / 1024.0
+                m.state_bytes as f64 / 1024.0,
+                m.journals()
             );
             if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
                 best = Some(m);
@@ -469,11 +504,12 @@ pub(crate) fn http(binary: &Path, runs: usize, only: &[String]) -> Result<(), St
         if let Some(b) = best {
             let rate = b.records as f64 / b.seconds;
             println!(
-                "| {name} | {} | best | {:.3} | **{rate:.0}** | {:.1} | {:.1} |",
+                "| {name} | {} | best | {:.3} | **{rate:.0}** | {:.1} | {:.1} | {} |",
                 b.records,
                 b.seconds,
                 b.peak_rss_kib as f64 / 1024.0,
-                b.state_bytes as f64 / 1024.0
+                b.state_bytes as f64 / 1024.0,
+                b.journals()
             );
             best_rates.push((name, total, rate));
         }

@@ -48,6 +48,10 @@ pub(crate) fn with_advice(error: &StateError, file: &Path) -> String {
             "{error} (`cannectors state reset {}` removes it)",
             file.display()
         ),
+        StateError::Journal { .. } => format!(
+            "{error} (`cannectors state reset {}` removes the state file and its journals)",
+            file.display()
+        ),
         StateError::StorageDir { .. } | StateError::CreateDir { .. } => format!(
             "{error} (the directory is statePersistence.storagePath in {})",
             file.display()
@@ -148,7 +152,18 @@ async fn show(file: &Path) -> Result<(), Failure> {
         }
     }
     match store.load().await.map_err(runtime(file))? {
-        Some(state) => println!("{}", state.to_json_pretty()),
+        Some(mut state) => {
+            // A lookback window's identities are hashes, up to a megabyte of them: their count
+            // tells a person what they need.
+            let remembered = std::mem::take(&mut state.identities).len();
+            println!("{}", state.to_json_pretty());
+            if remembered > 0 {
+                println!(
+                    "identities: {remembered} records delivered inside the lookback window \
+                     are remembered"
+                );
+            }
+        }
         None => println!("no state yet: the next run starts from the beginning"),
     }
     Ok(())

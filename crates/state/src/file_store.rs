@@ -1,20 +1,30 @@
 //! The file store: a pipeline's state in `<dir>/<name>.json`, with its run lock beside it.
 //!
 //! This is the only place that knows the default directory and the file layout
-//! (`<dir>/<name>.json`, `<name>.json.tmp` while committing, `<name>.lock`). A commit is
-//! crash-consistent: the new content goes to the temp file, is synced, renamed over the old
-//! file, and the directory is synced, so that after a crash at any point the state file holds
-//! either the old or the new content, never a mix.
+//! (`<dir>/<name>.json`, `<name>.json.tmp` while committing, `<name>.lock`, and with lookback
+//! the journal of identities `<name>.idents-a` or `<name>.idents-b`). A commit is
+//! crash-consistent: the identities it added are appended to the journal after the bytes the
+//! state file counts on and synced (or, now and then, all of them written into the other
+//! journal file and synced); then the new content goes to the temp file, is synced, renamed
+//! over the old file, and the directory is synced, so that after a crash at any point the state
+//! file holds either the old or the new content, never a mix, and the journal bytes it counts
+//! on are never written again.
 //!
 //! Its futures do their I/O on the thread that polls them, when they are polled, and never wait
-//! for anything else: a few small reads and writes and, for a commit, two syncs.
+//! for anything else: a few small reads and writes and, for a commit, two or three syncs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::hash::Hasher as _;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
+use twox_hash::XxHash3_64;
 
+use crate::identities::Identities;
+use crate::journal::{
+    COMPACT_FLOOR, JournalProblem, JournalRef, JournalTail, SLOT_SUFFIXES, Slot, hasher_of,
+};
 use crate::state::{Metadata, State, StateFormatError};
 use crate::store::{StateError, StateLock, StateStore, StoreFuture, check_name};
 
@@ -34,7 +44,10 @@ const COMPARE_CHUNK: usize = 64 * 1024;
 /// The longest suffix added to a pipeline name, which bounds the name's length.
 pub(crate) const LONGEST_SUFFIX: &str = TEMP_SUFFIX;
 const _: () = assert!(
-    LONGEST_SUFFIX.len() >= STATE_SUFFIX.len() && LONGEST_SUFFIX.len() >= LOCK_SUFFIX.len()
+    LONGEST_SUFFIX.len() >= STATE_SUFFIX.len()
+        && LONGEST_SUFFIX.len() >= LOCK_SUFFIX.len()
+        && LONGEST_SUFFIX.len() >= SLOT_SUFFIXES[0].len()
+        && LONGEST_SUFFIX.len() >= SLOT_SUFFIXES[1].len()
 );
 
 /// The longest file name, in bytes, of ext4, XFS, Btrfs and tmpfs (`NAME_MAX`).
@@ -60,6 +73,8 @@ pub struct FileStore {
     file: PathBuf,
     temp: PathBuf,
     lock: PathBuf,
+    /// The two journal files of identities, `<name>.idents-a` and `<name>.idents-b`.
+    journals: [PathBuf; 2],
     /// The state file path, as shown to people.
     location: String,
     /// The pipeline file this store commits for, recorded in every commit.
@@ -76,9 +91,12 @@ struct FileLock {
     /// The text this lock last committed: a state file still holding it needs no parsing to
     /// know it is valid.
     last_written: Option<String>,
-    /// The buffer of the text before that, kept for the next commit: with lookback the text is
-    /// about a megabyte, written at every commit.
+    /// The buffer of the text before that, kept for the next commit.
     spare: String,
+    /// The journal the state file refers to, as this lock last wrote it.
+    journal: Option<JournalTail>,
+    /// A buffer for the journal's lines, kept for the next commit.
+    lines: Vec<u8>,
 }
 
 impl Drop for FileLock {
@@ -93,27 +111,41 @@ impl StateLock for FileLock {
     /// Writes durably (temp file, fsync, rename, fsync of the directory), with `pipeline`,
     /// `pipelineFile` (absent when the store was given no pipeline file) and `updatedAt` set.
     /// The file gets mode 0600; a directory created for it gets 0700. The file in place is
-    /// read first, to refuse replacing a bad one; it is parsed only when it is not the text
-    /// this lock committed last (a first commit, or a file changed since).
+    /// read first, to refuse replacing a bad one; it is parsed (and its journal read) only when
+    /// it is not the text this lock committed last (a first commit, or a file changed since).
+    /// The identities go to the journal: appended when they only grew since the version this
+    /// lock (or the load they came from) saw in it, else written whole into the other file.
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut text = std::mem::take(&mut self.spare);
             let last_written = self.last_written.take();
-            let written = self.store.write(state, last_written.as_deref(), &mut text);
-            // After a failure the file may hold anything: the next commit checks it in full.
-            let (now, spare) = match written {
-                Ok(()) => (Some(text), last_written.unwrap_or_default()),
-                Err(_) => (None, text),
+            let journal = self.journal.take();
+            let written = self.store.write(
+                state,
+                last_written.as_deref(),
+                journal,
+                &mut text,
+                &mut self.lines,
+            );
+            // After a failure the files may hold anything: the next commit checks them in full.
+            let (now, spare, result) = match written {
+                Ok(journal) => {
+                    self.journal = journal;
+                    (Some(text), last_written.unwrap_or_default(), Ok(()))
+                }
+                Err(error) => (None, text, Err(error)),
             };
             self.last_written = now;
             self.spare = spare;
-            written
+            result
         })
     }
 
-    /// Removes the state file and a temp file left by an interrupted commit.
+    /// Removes the state file, a temp file left by an interrupted commit, and the journal
+    /// files of identities.
     fn reset(&mut self) -> StoreFuture<'_, bool> {
         self.last_written = None;
+        self.journal = None;
         Box::pin(async move { self.store.remove() })
     }
 }
@@ -171,6 +203,7 @@ impl FileStore {
             file,
             temp: dir.join(format!("{name}{TEMP_SUFFIX}")),
             lock: dir.join(format!("{name}{LOCK_SUFFIX}")),
+            journals: SLOT_SUFFIXES.map(|suffix| dir.join(format!("{name}{suffix}"))),
             dir,
             pipeline_file: None,
         })
@@ -213,6 +246,19 @@ impl FileStore {
         &self.lock
     }
 
+    /// The absolute paths of the two files a lookback window's identities are kept in, one
+    /// at a time: the state file's `identities` section names the one in use.
+    pub fn journal_paths(&self) -> [&Path; 2] {
+        [&self.journals[0], &self.journals[1]]
+    }
+
+    fn journal_path(&self, slot: Slot) -> &Path {
+        match slot {
+            Slot::A => &self.journals[0],
+            Slot::B => &self.journals[1],
+        }
+    }
+
     fn take_lock(&self) -> Result<FileLock, StateError> {
         self.create_dir()?;
         let mut options = OpenOptions::new();
@@ -239,6 +285,8 @@ impl FileStore {
                 store: self.clone(),
                 last_written: None,
                 spare: String::new(),
+                journal: None,
+                lines: Vec::new(),
             }),
             Err(fs::TryLockError::WouldBlock) => Err(StateError::Locked {
                 pipeline: self.pipeline.clone(),
@@ -253,7 +301,7 @@ impl FileStore {
 
     fn read(&self) -> Result<Option<State>, StateError> {
         self.read_bytes()?
-            .map(|bytes| self.parse(bytes))
+            .map(|bytes| self.parse(bytes).map(|(state, _)| state))
             .transpose()
     }
 
@@ -281,40 +329,262 @@ impl FileStore {
         }
     }
 
-    fn parse(&self, bytes: Vec<u8>) -> Result<State, StateError> {
-        let text = String::from_utf8(bytes).map_err(|error| StateError::Corrupt {
-            path: self.file.clone(),
-            problem: StateFormatError::NotText {
-                byte: error.utf8_error().valid_up_to(),
-            },
-        })?;
-        State::from_json_str(&text).map_err(|problem| StateError::Corrupt {
+    /// The state in `bytes`, the state file's, with its identities read from the journal it
+    /// refers to, and what a writer needs to append to that journal.
+    fn parse(&self, bytes: Vec<u8>) -> Result<(State, Option<JournalTail>), StateError> {
+        let corrupt = |problem| StateError::Corrupt {
             path: self.file.clone(),
             problem,
+        };
+        let text = String::from_utf8(bytes).map_err(|error| {
+            corrupt(StateFormatError::NotText {
+                byte: error.utf8_error().valid_up_to(),
+            })
+        })?;
+        let mut document = State::parse_document(&text).map_err(corrupt)?;
+        let reference = JournalRef::take(&mut document, &self.pipeline).map_err(corrupt)?;
+        let mut state = State::from_json(&document).map_err(corrupt)?;
+        let Some(reference) = reference else {
+            return Ok((state, None));
+        };
+        let (identities, hasher) = self.read_journal(&reference)?;
+        state.identities = identities;
+        let tail = JournalTail {
+            reference,
+            hasher,
+            version: None,
+        };
+        Ok((state, Some(tail)))
+    }
+
+    /// The identities of the journal `reference` names, checked against it.
+    fn read_journal(&self, reference: &JournalRef) -> Result<(Identities, XxHash3_64), StateError> {
+        let path = self.journal_path(reference.slot);
+        let problem = |problem| StateError::Journal {
+            path: self.file.clone(),
+            journal: path.to_owned(),
+            problem,
+        };
+        let file = File::open(path).map_err(|error| {
+            problem(if error.kind() == io::ErrorKind::NotFound {
+                JournalProblem::Missing
+            } else {
+                JournalProblem::Unreadable(error)
+            })
+        })?;
+        let length = file
+            .metadata()
+            .map_err(|error| problem(JournalProblem::Unreadable(error)))?
+            .len();
+        let short = |length| {
+            problem(JournalProblem::Short {
+                length,
+                expected: reference.bytes,
+            })
+        };
+        if length < reference.bytes {
+            return Err(short(length));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(reference.bytes).unwrap_or(0));
+        file.take(reference.bytes)
+            .read_to_end(&mut bytes)
+            .map_err(|error| problem(JournalProblem::Unreadable(error)))?;
+        if (bytes.len() as u64) < reference.bytes {
+            return Err(short(bytes.len() as u64));
+        }
+        let hasher = hasher_of(&bytes);
+        let found = hasher.finish();
+        if found != reference.checksum {
+            return Err(problem(JournalProblem::Checksum {
+                bytes: reference.bytes,
+                expected: reference.checksum,
+                found,
+            }));
+        }
+        let mut identities =
+            Identities::from_journal(&bytes, reference.since).map_err(|(line, line_problem)| {
+                problem(JournalProblem::Line {
+                    line,
+                    problem: line_problem,
+                })
+            })?;
+        if identities.len() as u64 != reference.count {
+            return Err(problem(JournalProblem::Count {
+                found: identities.len() as u64,
+                expected: reference.count,
+                since: DateTime::<Utc>::from_timestamp(reference.since, 0)
+                    .map(|since| since.to_rfc3339_opts(SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+            }));
+        }
+        identities.set_base(reference.clone());
+        Ok((identities, hasher))
+    }
+
+    /// Brings the journal in step with `identities`: appends what they added since the version
+    /// `current` (the journal the state file refers to now) holds, or writes them all into the
+    /// other file when that cannot be told or the file holds too many forgotten entries.
+    /// `lines` is a buffer. Returns the journal to refer to.
+    fn write_journal(
+        &self,
+        identities: &Identities,
+        current: Option<JournalTail>,
+        lines: &mut Vec<u8>,
+    ) -> Result<JournalTail, StateError> {
+        lines.clear();
+        let since = identities.first_second().unwrap_or_default();
+        let live = identities.journal_len() as u64;
+        let slot = match current {
+            None => Slot::A,
+            Some(mut tail) => {
+                let from = tail.version.or_else(|| {
+                    identities
+                        .base()
+                        .filter(|(reference, _)| *reference == tail.reference)
+                        .map(|(_, version)| *version)
+                });
+                if let Some(added) = from.and_then(|version| identities.added_since(version)) {
+                    Identities::write_added(added, lines);
+                    let bytes = tail.reference.bytes + lines.len() as u64;
+                    // A commit that adds nothing writes nothing (a backfill's commits leave the
+                    // window's identities as they were, reference included).
+                    if lines.is_empty() || bytes <= 2 * live + COMPACT_FLOOR {
+                        if !lines.is_empty() {
+                            self.append(&tail.reference, lines)?;
+                            tail.hasher.write(lines);
+                        }
+                        tail.reference = JournalRef {
+                            slot: tail.reference.slot,
+                            bytes,
+                            count: identities.len() as u64,
+                            since,
+                            checksum: tail.hasher.finish(),
+                        };
+                        tail.version = Some(identities.version());
+                        return Ok(tail);
+                    }
+                    lines.clear();
+                }
+                tail.reference.slot.other()
+            }
+        };
+        identities.write_journal(lines);
+        self.write_slot(slot, lines)?;
+        let hasher = hasher_of(lines);
+        Ok(JournalTail {
+            reference: JournalRef {
+                slot,
+                bytes: lines.len() as u64,
+                count: identities.len() as u64,
+                since,
+                checksum: hasher.finish(),
+            },
+            hasher,
+            version: Some(identities.version()),
         })
+    }
+
+    /// Appends `lines` to the journal `reference` names, after the bytes it counts on (cutting
+    /// what an interrupted commit left beyond them), and syncs it.
+    fn append(&self, reference: &JournalRef, lines: &[u8]) -> Result<(), StateError> {
+        let path = self.journal_path(reference.slot);
+        let mut options = OpenOptions::new();
+        options.write(true);
+        refuse_links(&mut options);
+        let write_error = |source| self.journal_write_error(path, source);
+        let mut file = options.open(path).map_err(write_error)?;
+        let length = file.metadata().map_err(write_error)?.len();
+        // Shortened since this lock last wrote it (the state file was not): growing it back
+        // would put zeros where the state file counts on lines.
+        if length < reference.bytes {
+            return Err(StateError::Journal {
+                path: self.file.clone(),
+                journal: path.to_owned(),
+                problem: JournalProblem::Short {
+                    length,
+                    expected: reference.bytes,
+                },
+            });
+        }
+        let appended = (|| {
+            if length > reference.bytes {
+                file.set_len(reference.bytes)?;
+            }
+            file.seek(SeekFrom::Start(reference.bytes))?;
+            file.write_all(lines)?;
+            file.sync_data()
+        })();
+        appended.map_err(write_error)
+    }
+
+    /// Replaces the content of the journal file `slot` with `lines`, and syncs it (and the
+    /// directory, when the file is new).
+    fn write_slot(&self, slot: Slot, lines: &[u8]) -> Result<(), StateError> {
+        let path = self.journal_path(slot);
+        let written = (|| {
+            let existed = fs::symlink_metadata(path).is_ok();
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            restrict_to_owner(&mut options);
+            refuse_links(&mut options);
+            let mut file = options.open(path)?;
+            file.write_all(lines)?;
+            file.sync_data()?;
+            if !existed {
+                sync_dir(&self.dir)?;
+            }
+            Ok(())
+        })();
+        written.map_err(|source| self.journal_write_error(path, source))
+    }
+
+    fn journal_write_error(&self, journal: &Path, source: io::Error) -> StateError {
+        StateError::WriteJournal {
+            path: self.file.clone(),
+            journal: journal.to_owned(),
+            source,
+        }
     }
 
     /// Replaces the state file with `state`, unless the file in place is not a valid state;
     /// `last_written` is the text this writer committed last, which is valid without parsing
     /// it again. `text` is a buffer to write the new text into.
+    ///
+    /// `journal` is the journal the state file refers to as this writer last wrote it, for a
+    /// file that still holds `last_written`; `lines` a buffer for the journal's lines. Returns
+    /// the journal the new state file refers to.
     fn write(
         &self,
         state: &State,
         last_written: Option<&str>,
+        journal: Option<JournalTail>,
         text: &mut String,
-    ) -> Result<(), StateError> {
-        if !last_written.is_some_and(|last| self.holds(last.as_bytes()))
-            && let Some(bytes) = self.read_bytes()?
-        {
-            self.parse(bytes)?;
+        lines: &mut Vec<u8>,
+    ) -> Result<Option<JournalTail>, StateError> {
+        let mut current = journal;
+        if !last_written.is_some_and(|last| self.holds(last.as_bytes())) {
+            current = None;
+            if let Some(bytes) = self.read_bytes()? {
+                current = self.parse(bytes)?.1;
+            }
         }
+        self.create_dir()?;
+        let referred = current.as_ref().map(|tail| tail.reference.slot);
+        let journal = if state.identities.is_empty() {
+            None
+        } else {
+            Some(self.write_journal(&state.identities, current, lines)?)
+        };
         let metadata = Metadata {
             pipeline: Some(&self.pipeline),
             // The writer of this commit, not of an earlier one: unknown when not given.
             pipeline_file: self.pipeline_file.as_deref(),
             updated_at: Some(Utc::now()),
         };
-        state.write_json_pretty(&metadata, text);
+        let reference = journal
+            .as_ref()
+            .map(|tail| tail.reference.to_json(&self.pipeline));
+        state.write_json_pretty(&metadata, reference, text);
         self.create_dir()?;
         if let Err(source) = self.write_temp(text.as_bytes()) {
             let _ = fs::remove_file(&self.temp);
@@ -336,7 +606,23 @@ impl FileStore {
         sync_dir(&self.dir).map_err(|source| StateError::SyncDir {
             path: self.file.clone(),
             source,
-        })
+        })?;
+        // The journal file the state file referred to before is no longer read: emptied, it
+        // takes no room until the next compaction writes into it. It needs no sync; at worst a
+        // crash leaves its old bytes, which nothing reads.
+        if let Some(before) = referred
+            && journal
+                .as_ref()
+                .is_none_or(|tail| tail.reference.slot != before)
+        {
+            let mut options = OpenOptions::new();
+            options.write(true);
+            refuse_links(&mut options);
+            if let Ok(file) = options.open(self.journal_path(before)) {
+                let _ = file.set_len(0);
+            }
+        }
+        Ok(journal)
     }
 
     /// Whether the state file holds exactly `text`, read piece by piece rather than into one
@@ -399,7 +685,21 @@ impl FileStore {
                 });
             }
         };
-        if existed {
+        // The journals last: nothing refers to them once the state file is gone.
+        let mut removed_journal = false;
+        for journal in &self.journals {
+            match fs::remove_file(journal) {
+                Ok(()) => removed_journal = true,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StateError::Remove {
+                        path: journal.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        if existed || removed_journal {
             sync_dir(&self.dir).map_err(|source| StateError::SyncDir {
                 path: self.file.clone(),
                 source,

@@ -10,9 +10,15 @@
 //! another in one Z85 string (ZeroMQ's base-85 text encoding, whose alphabet needs no escaping
 //! in JSON): 10 bytes an identity, so that a window of 100000 records whose timestamps all
 //! differ stays under 1 MiB.
+//!
+//! The file store keeps them in a journal beside the state file instead (see `journal.rs`),
+//! and a commit appends only what changed. So that it can tell what changed without walking
+//! every second, the set keeps a bounded log of the entries added since (a version: a lineage
+//! and a sequence number), and the journal it was read from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hasher as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rustc_hash::FxHashSet;
@@ -20,6 +26,7 @@ use serde_json::{Map, Value};
 use twox_hash::XxHash3_64;
 
 use crate::cursor::CursorId;
+use crate::journal::JournalRef;
 use crate::path::FieldPath;
 use crate::position::Position;
 use crate::state::StateFormatError;
@@ -94,6 +101,12 @@ impl Identity {
 /// the second of their timestamp, which is all pruning needs and keeps the file small when
 /// every record has a timestamp of its own.
 ///
+/// The file store writes only what was added since its last commit, which a set knows by
+/// itself (a bounded log of its additions, and the versions it was cloned from); committing a
+/// set whose history does not go through the version last written (two clones changed apart,
+/// or a change other than an addition) writes the whole window once. Two sets are equal when
+/// they hold the same entries, whatever their history.
+///
 /// ```
 /// use cannectors_state::Identities;
 /// let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
@@ -105,11 +118,138 @@ impl Identity {
 /// assert_eq!(delivered.prune(at("2026-01-01T00:05:00Z"), 100), 0);
 /// assert_eq!(delivered.len(), 1);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Identities {
     /// Entries by the second (Unix time) of the record's timestamp.
     by_second: BTreeMap<i64, Second>,
     len: usize,
+    /// What changed, for a store that writes only that.
+    changes: Changes,
+}
+
+/// Cloning gives the copy a lineage of its own (see [`Changes`]): the two may change apart.
+impl Clone for Identities {
+    fn clone(&self) -> Identities {
+        Identities {
+            by_second: self.by_second.clone(),
+            len: self.len,
+            changes: self.changes.fork(),
+        }
+    }
+}
+
+/// The entries added to a set, in order, since a version a store may have written.
+///
+/// A version is a lineage (one per value: a clone starts its own, since the two may then
+/// change apart) and a sequence number, one more at every change. The log holds the entries of
+/// the last changes, when they were additions; a change of another kind (forgetting part of a
+/// second, or adding to a second already pruned) empties it, so that a store written at an
+/// earlier version writes everything again. The log is bounded, and a store that fell behind
+/// its start writes everything again too.
+#[derive(Debug)]
+struct Changes {
+    lineage: u64,
+    seq: u64,
+    /// The versions this lineage was cloned from, the latest last: their history up to the
+    /// clone is this one's.
+    forks: Vec<(u64, u64)>,
+    /// The (second, entry) added by the changes `start + 1 ..= seq`.
+    log: VecDeque<(i64, u64)>,
+    start: u64,
+    /// The greatest second whose entries were forgotten: a line of the journal for a second
+    /// up to it may be stale, so an addition there cannot be a mere append.
+    pruned_through: Option<i64>,
+    /// The journal these entries were read from, and the version they had then.
+    base: Option<(JournalRef, (u64, u64))>,
+}
+
+/// The lineage of the next set or clone: unique in the process.
+static LINEAGES: AtomicU64 = AtomicU64::new(1);
+
+/// How many clones back a set knows its ancestry.
+const FORKS_KEPT: usize = 8;
+
+/// The log keeps at least this many entries, and at most as many as the set holds beyond it.
+const LOG_MIN: usize = 8192;
+
+impl Default for Changes {
+    fn default() -> Changes {
+        Changes {
+            lineage: LINEAGES.fetch_add(1, Ordering::Relaxed),
+            seq: 0,
+            forks: Vec::new(),
+            log: VecDeque::new(),
+            start: 0,
+            pruned_through: None,
+            base: None,
+        }
+    }
+}
+
+impl Changes {
+    fn fork(&self) -> Changes {
+        let mut forks = self.forks.clone();
+        forks.push((self.lineage, self.seq));
+        if forks.len() > FORKS_KEPT {
+            forks.remove(0);
+        }
+        Changes {
+            lineage: LINEAGES.fetch_add(1, Ordering::Relaxed),
+            seq: self.seq,
+            forks,
+            log: self.log.clone(),
+            start: self.start,
+            pruned_through: self.pruned_through,
+            base: self.base.clone(),
+        }
+    }
+
+    fn added(&mut self, second: i64, entry: u64, len: usize) {
+        self.seq += 1;
+        self.log.push_back((second, entry));
+        let bound = LOG_MIN.max(len);
+        if self.log.len() > bound {
+            let dropped = self.log.len() - bound / 2;
+            self.log.drain(..dropped);
+            self.start += dropped as u64;
+        }
+    }
+
+    /// A change that is not an addition at the end of the journal.
+    fn rewritten(&mut self) {
+        self.seq += 1;
+        self.log.clear();
+        self.start = self.seq;
+    }
+
+    /// The version, named by the earliest lineage that had the same content at the same
+    /// sequence number: two clones of one set that did not change are the same version.
+    fn version(&self) -> (u64, u64) {
+        let mut lineage = self.lineage;
+        for (fork, at) in self.forks.iter().rev() {
+            if *at != self.seq {
+                break;
+            }
+            lineage = *fork;
+        }
+        (lineage, self.seq)
+    }
+
+    /// The entries added since `version`, if it is an earlier version of this set still in
+    /// the log.
+    fn since(&self, (lineage, seq): (u64, u64)) -> Option<impl Iterator<Item = (i64, u64)>> {
+        let known = seq >= self.start
+            && seq <= self.seq
+            && (lineage == self.lineage
+                || self
+                    .forks
+                    .iter()
+                    .any(|(fork, at)| *fork == lineage && seq <= *at));
+        known.then(|| {
+            let skip = usize::try_from(seq - self.start).unwrap_or(usize::MAX);
+            self.log.iter().skip(skip).copied()
+        })
+    }
 }
 
 /// The entries of one second, with their text in the state file.
@@ -173,6 +313,31 @@ const EXPECT_IDENTITIES: &str = "it must be an object from RFC 3339 timestamps (
                                  to Z85 strings of 8 bytes an identity";
 const EXPECT_ENTRIES: &str = "it must be a Z85 string of 8 bytes an identity";
 
+/// A journal line's characters beyond its entries: the second (20 characters up to the year
+/// 9999), a space and the line's end.
+const LINE_OVERHEAD: usize = 22;
+
+/// Appends the journal line of `key` with the Z85 `entries`.
+fn push_line(out: &mut Vec<u8>, key: &str, entries: &[u8]) {
+    out.extend_from_slice(key.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(entries);
+    out.push(b'\n');
+}
+
+fn push_second(out: &mut Vec<u8>, second: i64, entries: &[u8]) {
+    if let Some(key) = second_key(second) {
+        push_line(out, &key, entries);
+    }
+}
+
+/// A bad line of a journal: its number, from 1, and what is wrong with it.
+pub(crate) type JournalLineError = (usize, &'static str);
+
+const LINE_UNTERMINATED: &str = "has no line end: the journal was cut inside it";
+const LINE_SECOND: &str = "does not start with an RFC 3339 timestamp of a whole second and a space";
+const LINE_ENTRIES: &str = "does not go on with a Z85 string of 8 bytes an identity";
+
 /// The entry of a record: its exact timestamp and its identity, hashed together.
 fn entry(instant: DateTime<Utc>, identity: u64) -> u64 {
     // Seconds (8 bytes), nanoseconds (4) and identity (8), one after another.
@@ -206,13 +371,24 @@ impl Identities {
 
     /// Remembers a delivered record; `false` when it was known already.
     pub fn insert(&mut self, instant: DateTime<Utc>, identity: u64) -> bool {
-        let second = self.by_second.entry(instant.timestamp()).or_default();
+        let key = instant.timestamp();
+        let second = self.by_second.entry(key).or_default();
         let entry = entry(instant, identity);
         if second.entries.contains(&entry) {
             return false;
         }
         second.insert(entry, &z85::encode(entry.to_le_bytes()));
         self.len += 1;
+        if self
+            .changes
+            .pruned_through
+            .is_some_and(|pruned| key <= pruned)
+        {
+            self.changes.pruned_through = None;
+            self.changes.rewritten();
+        } else {
+            self.changes.added(key, entry, self.len);
+        }
         true
     }
 
@@ -238,7 +414,9 @@ impl Identities {
             .first_key_value()
             .is_some_and(|(oldest, _)| *oldest < start)
         {
-            self.by_second = self.by_second.split_off(&start);
+            let kept = self.by_second.split_off(&start);
+            let forgotten = std::mem::replace(&mut self.by_second, kept);
+            self.forgot_through(forgotten.last_key_value().map(|(second, _)| *second));
             self.len = self
                 .by_second
                 .values()
@@ -252,15 +430,136 @@ impl Identities {
             };
             let excess = self.len - max;
             let forgotten = if oldest.get().entries.len() <= excess {
-                oldest.remove().entries.len()
+                let second = *oldest.key();
+                let count = oldest.remove().entries.len();
+                self.forgot_through(Some(second));
+                count
             } else {
                 oldest.get_mut().forget_first(excess);
+                self.changes.rewritten();
                 excess
             };
             self.len -= forgotten;
             dropped += forgotten;
         }
         dropped
+    }
+
+    /// Notes that the entries of every second up to `second` were forgotten.
+    fn forgot_through(&mut self, second: Option<i64>) {
+        if let Some(second) = second {
+            let pruned = &mut self.changes.pruned_through;
+            *pruned = Some(pruned.map_or(second, |before| before.max(second)));
+        }
+    }
+
+    /// The set's version, for a store to remember what it wrote.
+    pub(crate) fn version(&self) -> (u64, u64) {
+        self.changes.version()
+    }
+
+    /// The journal these entries were read from, with the version they had then.
+    pub(crate) fn base(&self) -> Option<&(JournalRef, (u64, u64))> {
+        self.changes.base.as_ref()
+    }
+
+    /// Records that these entries are what `journal` holds.
+    pub(crate) fn set_base(&mut self, journal: JournalRef) {
+        self.changes.base = Some((journal, self.changes.version()));
+    }
+
+    /// The (second, entry) added since `version`, in order, when every change since was an
+    /// addition and the log still holds them; `None` otherwise.
+    pub(crate) fn added_since(
+        &self,
+        version: (u64, u64),
+    ) -> Option<impl Iterator<Item = (i64, u64)>> {
+        self.changes.since(version)
+    }
+
+    /// The oldest second kept: the journal's lines of earlier seconds are forgotten entries.
+    pub(crate) fn first_second(&self) -> Option<i64> {
+        self.by_second.first_key_value().map(|(second, _)| *second)
+    }
+
+    /// About the bytes [`write_journal`](Self::write_journal) writes.
+    pub(crate) fn journal_len(&self) -> usize {
+        self.len * ENCODED_ENTRY + self.by_second.len() * (LINE_OVERHEAD)
+    }
+
+    /// Appends every entry as journal lines, one a second: `<RFC 3339 second> <Z85>\n`.
+    pub(crate) fn write_journal(&self, out: &mut Vec<u8>) {
+        out.reserve(self.journal_len());
+        for (second, entries) in &self.by_second {
+            // A second without entries (an empty string in a hand-written section) has no line.
+            if let Some(key) = second_key(*second).filter(|_| !entries.encoded.is_empty()) {
+                push_line(out, &key, entries.encoded.as_bytes());
+            }
+        }
+    }
+
+    /// Appends `added` (from [`added_since`](Self::added_since)) as journal lines, one for
+    /// each run of entries of the same second.
+    pub(crate) fn write_added(added: impl Iterator<Item = (i64, u64)>, out: &mut Vec<u8>) {
+        let mut line: Option<(i64, Vec<u8>)> = None;
+        for (second, entry) in added {
+            match &mut line {
+                Some((current, text)) if *current == second => {
+                    text.extend_from_slice(z85::encode(entry.to_le_bytes()).as_bytes());
+                }
+                _ => {
+                    if let Some((current, text)) = line.take() {
+                        push_second(out, current, &text);
+                    }
+                    line = Some((second, z85::encode(entry.to_le_bytes()).into_bytes()));
+                }
+            }
+        }
+        if let Some((current, text)) = line {
+            push_second(out, current, &text);
+        }
+    }
+
+    /// Reads journal lines, leaving out those of seconds before `since`.
+    pub(crate) fn from_journal(text: &[u8], since: i64) -> Result<Identities, JournalLineError> {
+        let mut identities = Identities::default();
+        for (index, line) in text.split_inclusive(|byte| *byte == b'\n').enumerate() {
+            let number = index + 1;
+            let bad = |problem: &'static str| -> JournalLineError { (number, problem) };
+            let line = line.strip_suffix(b"\n").ok_or(bad(LINE_UNTERMINATED))?;
+            let space = line
+                .iter()
+                .position(|byte| *byte == b' ')
+                .ok_or(bad(LINE_SECOND))?;
+            let (second_text, encoded) = (&line[..space], &line[space + 1..]);
+            let second = std::str::from_utf8(second_text)
+                .ok()
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .filter(|instant| instant.timestamp_subsec_nanos() == 0)
+                .ok_or(bad(LINE_SECOND))?
+                .timestamp();
+            if encoded.is_empty() || encoded.len() % ENCODED_ENTRY != 0 {
+                return Err(bad(LINE_ENTRIES));
+            }
+            if second < since {
+                continue;
+            }
+            let group = identities.by_second.entry(second).or_default();
+            for chunk in encoded.chunks_exact(ENCODED_ENTRY) {
+                let entry = decode_entry(chunk).ok_or(bad(LINE_ENTRIES))?;
+                // Z85 that decoded is ASCII.
+                let text = std::str::from_utf8(chunk).map_err(|_| bad(LINE_ENTRIES))?;
+                group.insert(entry, text);
+            }
+        }
+        identities.len = identities
+            .by_second
+            .values()
+            .map(|second| second.entries.len())
+            .sum();
+        // The lines before `since` are forgotten entries: an addition there is no append.
+        identities.changes.pruned_through = since.checked_sub(1);
+        Ok(identities)
     }
 
     /// The state file's form: `{"<second, RFC 3339 UTC>": "<Z85 of 8 bytes an entry>"}`.
@@ -317,6 +616,12 @@ impl Identities {
         let Value::Object(map) = value else {
             return Err(invalid(key.to_owned(), value, EXPECT_IDENTITIES));
         };
+        if let Some(journal) = map.get("journal") {
+            return Err(StateFormatError::JournalNotRead {
+                key: key.to_owned(),
+                journal: crate::cursor::excerpt(journal),
+            });
+        }
         let mut identities = Identities::default();
         for (second_text, entries) in map {
             let second = DateTime::parse_from_rfc3339(second_text)
@@ -429,6 +734,107 @@ mod tests {
         state.offset = Some(3);
         assert_eq!(state.to_json_pretty(), format!("{:#}\n", state.to_json()));
         assert!(state.to_json_pretty().ends_with("\"\n  }\n}\n"));
+    }
+
+    #[test]
+    fn what_was_added_since_a_version_is_known_until_a_change_that_is_no_addition() {
+        let mut identities = Identities::default();
+        identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        let version = identities.version();
+        identities.insert(at("2026-01-01T00:00:01.5Z"), 2);
+        assert!(!identities.insert(at("2026-01-01T00:00:01.5Z"), 2), "known");
+        let added: Vec<(i64, u64)> = identities.added_since(version).unwrap().collect();
+        let second = at("2026-01-01T00:00:01Z").timestamp();
+        assert_eq!(added, [(second, entry(at("2026-01-01T00:00:01.5Z"), 2))]);
+
+        // A copy knows the history before it; the original knows nothing of the copy's.
+        let mut copy = identities.clone();
+        assert_eq!(copy.version(), identities.version(), "unchanged: the same");
+        assert_eq!(copy.added_since(version).unwrap().count(), 1);
+        copy.insert(at("2026-01-01T00:00:02Z"), 3);
+        assert!(identities.added_since(copy.version()).is_none());
+        assert_eq!(copy.added_since(identities.version()).unwrap().count(), 1);
+
+        // Forgetting part of a second is no addition: nothing before it can be brought up.
+        identities.insert(at("2026-01-01T00:00:01Z"), 4);
+        assert_eq!(identities.prune(at("2025-01-01T00:00:00Z"), 1), 2);
+        assert!(identities.added_since(version).is_none());
+        let after = identities.version();
+        identities.insert(at("2026-01-01T00:00:03Z"), 5);
+        assert_eq!(identities.added_since(after).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_addition_to_a_second_already_forgotten_is_no_mere_append() {
+        let mut identities = Identities::default();
+        identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        identities.insert(at("2026-01-01T00:00:05Z"), 2);
+        identities.prune(at("2026-01-01T00:00:05Z"), 10);
+        let version = identities.version();
+        identities.insert(at("2026-01-01T00:00:06Z"), 3);
+        assert_eq!(identities.added_since(version).unwrap().count(), 1);
+        // The journal may still hold the line of second 0: adding there again rewrites.
+        identities.insert(at("2026-01-01T00:00:00Z"), 4);
+        assert!(identities.added_since(version).is_none());
+    }
+
+    #[test]
+    fn the_log_of_additions_is_bounded_and_forgets_the_oldest_versions() {
+        // A window of ten records moving on: the set stays small, its history grows.
+        let mut identities = Identities::default();
+        let first = identities.version();
+        let record = |identity: u64| {
+            at("2026-01-01T00:00:00Z") + chrono::TimeDelta::seconds(identity as i64)
+        };
+        for identity in 0..LOG_MIN as u64 {
+            identities.insert(record(identity), identity);
+            identities.prune(at("2025-01-01T00:00:00Z"), 10);
+        }
+        let recent = identities.version();
+        identities.insert(record(LOG_MIN as u64), 0);
+        assert!(identities.added_since(first).is_none(), "fell behind");
+        assert_eq!(identities.added_since(recent).unwrap().count(), 1);
+        assert!(identities.changes.log.len() <= LOG_MIN);
+    }
+
+    #[test]
+    fn journal_lines_read_back_as_the_entries_they_were_written_from() {
+        let mut identities = Identities::default();
+        identities.insert(at("2026-01-01T00:00:00Z"), 1);
+        identities.insert(at("2026-01-01T00:00:07.5Z"), 2);
+        let mut lines = Vec::new();
+        identities.write_journal(&mut lines);
+        let version = identities.version();
+        identities.insert(at("2026-01-01T00:00:07Z"), 3);
+        identities.insert(at("2026-01-01T00:00:08Z"), 4);
+        Identities::write_added(identities.added_since(version).unwrap(), &mut lines);
+        let text = String::from_utf8(lines.clone()).unwrap();
+        let seconds: Vec<&str> = text.lines().map(|line| &line[..20]).collect();
+        assert_eq!(
+            seconds,
+            [
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:07Z",
+                "2026-01-01T00:00:07Z",
+                "2026-01-01T00:00:08Z"
+            ]
+        );
+        let read = Identities::from_journal(&lines, 0).unwrap();
+        assert_eq!(read, identities);
+        let since = at("2026-01-01T00:00:07Z").timestamp();
+        assert_eq!(Identities::from_journal(&lines, since).unwrap().len(), 3);
+        assert_eq!(
+            Identities::from_journal(b"2026-01-01T00:00:00Z 0000000000\n2026", 0).unwrap_err(),
+            (2, LINE_UNTERMINATED)
+        );
+        assert_eq!(
+            Identities::from_journal(b"2026-01-01T00:00:00Z 00000\n", 0).unwrap_err(),
+            (1, LINE_ENTRIES)
+        );
+        assert_eq!(
+            Identities::from_journal(b"2026-01-01T00:00:00.5Z 0000000000\n", 0).unwrap_err(),
+            (1, LINE_SECOND)
+        );
     }
 
     #[test]

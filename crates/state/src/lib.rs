@@ -16,7 +16,8 @@
 //!   right to write it, a [`StateLock`]; only that guard can commit or reset, so writing
 //!   without the lock does not compile.
 //! - [`FileStore`]: the store in `<dir>/<name>.json`, with crash-consistent commits and an OS
-//!   lock beside the file. Stores shared by several processes (cannectors-state-postgres) take
+//!   lock beside the file; a lookback window's identities go to a journal beside it, to which
+//!   a commit appends what it added. Stores shared by several processes (cannectors-state-postgres) take
 //!   a [`Lease`] instead, and report it with [`StateStore::lease`].
 //!
 //! Store operations return futures ([`StoreFuture`]), so that stores doing asynchronous I/O fit
@@ -59,6 +60,7 @@
 mod cursor;
 mod file_store;
 mod identities;
+mod journal;
 mod json_kind;
 mod path;
 mod position;
@@ -68,6 +70,7 @@ mod store;
 pub use cursor::{CursorId, IdError, Timestamp, TimestampError};
 pub use file_store::FileStore;
 pub use identities::{Identities, Identity};
+pub use journal::JournalProblem;
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
 pub use position::{CursorError, CursorFields, OnMissingCursor, Position};

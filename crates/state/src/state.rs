@@ -253,6 +253,18 @@ pub enum StateFormatError {
         /// The older key.
         legacy: &'static str,
     },
+    /// The identities are in a journal file beside the state file, which this text does not
+    /// hold: only the file store that wrote them reads them.
+    #[error(
+        "`{key}` refers to the journal {journal}, a file beside the state file that only the \
+         file store reads: read this state with `FileStore::load`, which reads the journal too"
+    )]
+    JournalNotRead {
+        /// The key path of the identities section.
+        key: String,
+        /// The journal's name, as written.
+        journal: String,
+    },
     /// A key holds a value of the wrong type or form.
     #[error("`{key}` holds {value}, but {expected}")]
     Invalid {
@@ -310,13 +322,22 @@ const EXPECT_OBJECT: &str = "it must be a JSON object";
 
 impl State {
     /// Reads a state from the text of a state file.
+    ///
+    /// The file store keeps a lookback window's identities in a journal beside the state file;
+    /// a text whose `identities` refer to one is refused with
+    /// [`StateFormatError::JournalNotRead`] rather than read without them.
     pub fn from_json_str(text: &str) -> Result<State, StateFormatError> {
+        State::from_json(&State::parse_document(text)?)
+    }
+
+    /// The JSON document of a state file's text, with the errors of a state file.
+    pub(crate) fn parse_document(text: &str) -> Result<Value, StateFormatError> {
         // Editors on some systems put a byte order mark in front of hand-written files.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.trim().is_empty() {
             return Err(StateFormatError::Empty);
         }
-        let document: Value = serde_json::from_str(text).map_err(|error| {
+        serde_json::from_str(text).map_err(|error| {
             let (line, column) = (error.line(), error.column());
             if error.is_eof() {
                 StateFormatError::Truncated { line, column }
@@ -332,8 +353,7 @@ impl State {
                     column,
                 }
             }
-        })?;
-        State::from_json(&document)
+        })
     }
 
     /// Reads a state from a parsed JSON document.
@@ -484,7 +504,7 @@ impl State {
     /// The state as indented JSON, as it is written to the file and shown to users.
     pub fn to_json_pretty(&self) -> String {
         let mut text = String::new();
-        self.write_json_pretty(&self.metadata(), &mut text);
+        self.write_json_pretty(&self.metadata(), None, &mut text);
         text
     }
 
@@ -493,14 +513,27 @@ impl State {
     /// the state, and a writer committing again and again reuses one buffer.
     ///
     /// [`to_json_pretty`]: Self::to_json_pretty
-    pub(crate) fn write_json_pretty(&self, metadata: &Metadata<'_>, text: &mut String) {
+    ///
+    /// With `journal`, the `identities` section is that value (the file store's reference to
+    /// the journal holding them) in place of the identities themselves.
+    pub(crate) fn write_json_pretty(
+        &self,
+        metadata: &Metadata<'_>,
+        journal: Option<Value>,
+        text: &mut String,
+    ) {
         use std::fmt::Write as _;
         text.clear();
+        let mut sections = self.sections(metadata);
+        let inline = journal.is_none();
+        if let Some(journal) = journal {
+            sections.insert("identities".into(), journal);
+        }
         // Writing into a String cannot fail.
-        let _ = write!(text, "{:#}", Value::Object(self.sections(metadata)));
+        let _ = write!(text, "{:#}", Value::Object(sections));
         // The identities are written straight into the text rather than built as a JSON
-        // value first: with lookback they are most of the file, written at every commit.
-        if !self.identities.is_empty() {
+        // value first: with lookback they are most of the file.
+        if inline && !self.identities.is_empty() {
             if text.ends_with("\n}") {
                 text.truncate(text.len() - 2);
                 text.push_str(",\n");

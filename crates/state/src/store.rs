@@ -15,6 +15,7 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 
 use crate::file_store::{FILE_NAME_MAX, LONGEST_SUFFIX};
+use crate::journal::JournalProblem;
 use crate::state::{State, StateFormatError};
 
 /// What a store operation returns: a future that does the work when it is polled.
@@ -248,6 +249,39 @@ pub enum StateError {
         path: PathBuf,
         /// What is wrong with it.
         problem: StateFormatError,
+    },
+    /// The journal of identities the state file refers to is not usable.
+    #[error(
+        "the identities journal {} of state file {} is not usable: {problem}. Nothing was \
+         changed: put the journal back as it was; or remove the `identities` section from the \
+         state file, which forgets the records delivered inside the lookback window (a run may \
+         deliver those records again) and keeps the cursors; or remove the state file to start \
+         over from scratch",
+        journal.display(),
+        path.display()
+    )]
+    Journal {
+        /// The state file.
+        path: PathBuf,
+        /// The journal file.
+        journal: PathBuf,
+        /// What is wrong with it.
+        problem: JournalProblem,
+    },
+    /// The journal of identities could not be written; the state file is unchanged.
+    #[error(
+        "cannot write the identities journal {}: {source}; the state file {} is unchanged \
+         (check free space and permissions of the directory)",
+        journal.display(),
+        path.display()
+    )]
+    WriteJournal {
+        /// The state file.
+        path: PathBuf,
+        /// The journal file.
+        journal: PathBuf,
+        /// The I/O error.
+        source: io::Error,
     },
     /// Another process holds the run lock.
     #[error(

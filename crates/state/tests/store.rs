@@ -308,10 +308,10 @@ async fn a_file_damaged_between_two_commits_of_one_lock_is_refused_and_kept() {
     let store = store_in(dir.path());
     let mut lock = store.lock().await.unwrap();
     lock.commit(&with_identities(3000)).await.unwrap();
-    // One character of the identities section replaced in place by one outside the Z85
-    // alphabet: the same length, the same file, only the bytes differ.
+    // One character of the journal's checksum replaced in place by one that is no hexadecimal
+    // digit: the same length, the same file, only the bytes differ.
     let written = fs::read_to_string(store.path()).unwrap();
-    let at = written.rfind("\"\n  }").unwrap() - 3;
+    let at = written.find("\"checksum\": \"").unwrap() + 14;
     let mut damaged = written.clone().into_bytes();
     damaged[at] = b'~';
     fs::write(store.path(), &damaged).unwrap();
@@ -321,15 +321,16 @@ async fn a_file_damaged_between_two_commits_of_one_lock_is_refused_and_kept() {
     let message = refused.to_string();
     assert!(
         message.starts_with(&format!(
-            "state file {} is not usable: `identities.2026-01-01T00:00:02Z` holds \"",
+            "state file {} is not usable: `identities.checksum` holds \"",
             store.path().display()
         )),
         "{message}"
     );
     assert!(
         message.ends_with(
-            "but it must be a Z85 string of 8 bytes an identity. Nothing was changed: fix the \
-             file by hand, or remove it to start over from scratch"
+            "but it must be 16 hexadecimal digits, the XXH3 hash of the journal's first `bytes` \
+             bytes. Nothing was changed: fix the file by hand, or remove it to start over from \
+             scratch"
         ),
         "{message}"
     );
@@ -617,6 +618,20 @@ async fn child_process_role() {
                 }
             }
         }
+        "lookback-loop" => {
+            let mut lock = store.lock().await.unwrap();
+            let mut state = seeded("2026-01-01T00:00:00Z");
+            for commit in 1..=1_000_000_u64 {
+                lookback_step(&mut state, commit);
+                lock.commit(&state).await.unwrap();
+                if commit == 400 {
+                    println!("committing");
+                }
+                if Instant::now() > deadline {
+                    break;
+                }
+            }
+        }
         other => panic!("unknown child role {other}"),
     }
 }
@@ -668,6 +683,61 @@ async fn a_process_killed_while_committing_leaves_a_loadable_state() {
     lock.commit(&next).await.unwrap();
     assert!(!dir.path().join("events-sync.json.tmp").exists());
     assert_eq!(store.load().await.unwrap().unwrap().offset, Some(offset));
+}
+
+/// Commit `commit` of a run with a lookback window of 20 seconds: 50 records in its own second,
+/// the window moved past what is older, the commit's number as the offset.
+fn lookback_step(state: &mut State, commit: u64) {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let second = start + chrono::TimeDelta::seconds(commit as i64);
+    for record in 0..50 {
+        let instant = second + chrono::TimeDelta::milliseconds(record * 7);
+        state
+            .identities
+            .insert(instant, commit * 1000 + record as u64);
+    }
+    state
+        .identities
+        .prune(second - chrono::TimeDelta::seconds(20), usize::MAX);
+    state.offset = Some(commit);
+}
+
+#[tokio::test]
+async fn a_process_killed_while_committing_a_lookback_window_leaves_the_identities_of_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut child = spawn_child("lookback-loop", dir.path());
+    wait_for_line(&mut child, "committing");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut lock = store.lock().await.unwrap();
+    let loaded = store.load().await.unwrap().expect("400 commits happened");
+    let commit = loaded.offset.unwrap();
+    assert!(commit >= 400, "commit {commit}");
+    // Exactly the identities of that commit: the journal was written whole into the other
+    // file several times by then (every 150 commits or so), and appended to at the others.
+    let mut expected = seeded("2026-01-01T00:00:00Z");
+    for step in 1..=commit {
+        lookback_step(&mut expected, step);
+    }
+    assert_eq!(loaded.identities.len(), 21 * 50);
+    assert_eq!(loaded.identities, expected.identities);
+
+    // A new run goes on from there, whatever the killed one left beyond the counted bytes.
+    let mut state = loaded;
+    for step in commit + 1..=commit + 200 {
+        lookback_step(&mut state, step);
+        lookback_step(&mut expected, step);
+        lock.commit(&state).await.unwrap();
+    }
+    drop(lock);
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        expected.identities
+    );
 }
 
 #[test]
