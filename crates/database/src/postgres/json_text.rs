@@ -35,8 +35,19 @@ enum Expect {
 }
 
 /// Appends `text`, one JSON document, without its insignificant whitespace.
+///
+/// The text must be UTF-8. That is checked in the copy rather than in a pass of its own (which
+/// showed in profiles): outside strings only ASCII is valid JSON, and a string is checked only
+/// when it holds a byte beyond ASCII. Whatever fails, a text that is not UTF-8 gets that
+/// message, as when the whole text was checked first.
 pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
-    std::str::from_utf8(text).map_err(|e| format!("the JSON text is not UTF-8: {e}"))?;
+    copy_minified(text, out).map_err(|error| match std::str::from_utf8(text) {
+        Err(e) => format!("the JSON text is not UTF-8: {e}"),
+        Ok(_) => error,
+    })
+}
+
+fn copy_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
     // The open containers, innermost last: b'{' or b'['.
     let mut open: Vec<u8> = Vec::new();
     let mut expect = Expect::Value;
@@ -147,20 +158,28 @@ pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonT
 }
 
 /// Copies the string starting at `text[start]` (a `"`), escapes as they are; returns the
-/// position after its closing quote.
+/// position after its closing quote. A string holding bytes beyond ASCII must be UTF-8.
 fn copy_string(text: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, JsonTextError> {
     let mut at = start + 1;
+    let mut ascii = true;
     loop {
         // The plain run up to the next quote, backslash or control character.
         let run = text[at..]
             .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .position(|&b| {
+                ascii &= b.is_ascii();
+                b == b'"' || b == b'\\' || b < 0x20
+            })
             .ok_or("a JSON string is not closed")?;
         at += run;
         match text[at] {
             b'"' => {
                 at += 1;
-                out.extend_from_slice(&text[start..at]);
+                let string = &text[start..at];
+                if !ascii && std::str::from_utf8(string).is_err() {
+                    return Err("a JSON string is not UTF-8".to_owned());
+                }
+                out.extend_from_slice(string);
                 return Ok(at);
             }
             b'\\' => {
@@ -463,5 +482,39 @@ mod tests {
             assert!(minified(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(write_minified(b"\"\xff\"", &mut Vec::new()).is_err());
+    }
+
+    /// The message is the one of the check of the whole text that came before the copy, wherever
+    /// the bad byte is, and text beyond ASCII that is UTF-8 is copied as it is.
+    #[test]
+    fn text_that_is_not_utf8_is_named_so_wherever_it_is() {
+        for (bad, index) in [
+            (&b"{\"a\": \"x\xff\"}"[..], 8),
+            (b"{\"a\xe9\": 1}", 3),
+            (b"[\"\xc3\"]", 2),
+            (b"[1, \xff]", 4),
+            (b"{\"a\": 1} \xff", 9),
+            (b"\"\xed\xa0\x80\"", 1),
+        ] {
+            assert_eq!(
+                write_minified(bad, &mut Vec::new()).unwrap_err(),
+                format!(
+                    "the JSON text is not UTF-8: {}",
+                    std::str::from_utf8(bad).unwrap_err()
+                ),
+                "{bad:?}"
+            );
+            assert!(
+                std::str::from_utf8(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .ends_with(&format!("from index {index}")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            minified(r#"{"é": ["ü €", "\u00e9 😀"]}"#).unwrap(),
+            r#"{"é":["ü €","\u00e9 😀"]}"#
+        );
     }
 }
