@@ -443,19 +443,29 @@ fn write_time(micros: i64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// PostgreSQL's `MAXDIM`: no array has more dimensions.
+const MAX_DIMENSIONS: usize = 6;
+
 /// Arrays of any dimension become nested JSON arrays, NULL elements null.
 fn write_array(member: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let array = wire::array_from_sql(raw)?;
-    let dimensions: Vec<usize> = array
-        .dimensions()
-        .map(|d| usize::try_from(d.len).map_err(|_| "negative array dimension".into()))
-        .collect()?;
-    if dimensions.is_empty() {
+    // On the stack: a `Vec` here was an allocation for every array of every row.
+    let mut dimensions = [0; MAX_DIMENSIONS];
+    let mut count = 0;
+    let mut lengths = array.dimensions();
+    while let Some(dimension) = lengths.next()? {
+        let slot = dimensions
+            .get_mut(count)
+            .ok_or("an array of more dimensions than PostgreSQL allows")?;
+        *slot = usize::try_from(dimension.len).map_err(|_| "negative array dimension")?;
+        count += 1;
+    }
+    if count == 0 {
         out.extend_from_slice(b"[]");
         return Ok(());
     }
     let mut values = array.values();
-    write_nested(member, &dimensions, &mut values, out)
+    write_nested(member, &dimensions[..count], &mut values, out)
 }
 
 fn write_nested<'a>(

@@ -48,8 +48,7 @@ pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonT
 }
 
 fn copy_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
-    // The open containers, innermost last: b'{' or b'['.
-    let mut open: Vec<u8> = Vec::new();
+    let mut open = Open::default();
     let mut expect = Expect::Value;
     let mut at = 0;
     loop {
@@ -76,7 +75,7 @@ fn copy_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
                 continue;
             }
             Expect::CommaOrEnd => {
-                let next = match (byte, open.last()) {
+                let next = match (byte, open.innermost()) {
                     (b',', Some(b'{')) => Some(Expect::Key),
                     (b',', Some(_)) => Some(Expect::Value),
                     (b'}', Some(b'{')) | (b']', Some(b'[')) => {
@@ -140,7 +139,7 @@ fn copy_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
             },
         }
         // A value (or a container) just ended.
-        if open.is_empty() {
+        if open.depth == 0 {
             break;
         }
         expect = Expect::CommaOrEnd;
@@ -154,6 +153,52 @@ fn copy_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
             "the JSON text goes on after its value, at byte {}",
             at + extra
         )),
+    }
+}
+
+/// The containers open at a point of a document, innermost last: `b'{'` or `b'['`. The first
+/// 64 levels (all that real documents use) are bits of one word, so that a document costs no
+/// allocation; deeper ones go to a `Vec`.
+#[derive(Default)]
+struct Open {
+    depth: usize,
+    /// Bit `i` set: the container at depth `i` (from 0) is an object.
+    objects: u64,
+    deeper: Vec<u8>,
+}
+
+impl Open {
+    fn push(&mut self, byte: u8) {
+        if self.depth < 64 {
+            let bit = 1 << self.depth;
+            if byte == b'{' {
+                self.objects |= bit;
+            } else {
+                self.objects &= !bit;
+            }
+        } else {
+            self.deeper.push(byte);
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deeper.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn innermost(&self) -> Option<u8> {
+        let at = self.depth.checked_sub(1)?;
+        if at >= 64 {
+            return self.deeper.last().copied();
+        }
+        Some(if self.objects >> at & 1 == 1 {
+            b'{'
+        } else {
+            b'['
+        })
     }
 }
 
@@ -443,6 +488,31 @@ mod tests {
             } else {
                 assert!(fast.is_empty(), "{token}");
             }
+        }
+    }
+
+    /// Past the 64 levels kept in a word, containers are still told apart and closed in order.
+    #[test]
+    fn deeply_nested_documents_are_copied_and_checked() {
+        let mut document = String::new();
+        for level in 0..150 {
+            document.push_str(if level % 3 == 0 { "[ " } else { "{\"k\": " });
+        }
+        document.push('1');
+        for level in (0..150).rev() {
+            document.push_str(if level % 3 == 0 { ", 2 ]" } else { " }" });
+        }
+        // Deeper than serde_json reads; with only integers and no space inside strings, the
+        // minified text is the text without its spaces.
+        assert_eq!(minified(&document).unwrap(), document.replace(' ', ""));
+        // A wrong closing byte deep down is refused, at either side of the 64th level.
+        for level in [10, 64, 65, 100] {
+            let mut bad = String::new();
+            for _ in 0..level {
+                bad.push('[');
+            }
+            bad.push_str("{\"k\": 1]");
+            assert!(minified(&bad).is_err(), "level {level}");
         }
     }
 
