@@ -47,6 +47,25 @@ impl Record {
         Record::from_valid_json(text.into_boxed_str())
     }
 
+    /// A record from JSON text its writer knows to be one valid JSON value without a line break
+    /// (`\n` or `\r`): a decoder that wrote no whitespace, or a parser that saw none between
+    /// the tokens (a JSON string cannot hold a raw line break). Nothing is checked, so the text
+    /// is not read a second time; use [`Record::from_encoded`] when line breaks may be there.
+    ///
+    /// ```
+    /// use cannectors_connector::Record;
+    ///
+    /// let record = Record::from_json_line(r#"{"id":7,"note":"a\nb"}"#.to_owned());
+    /// assert_eq!(record.json(), r#"{"id":7,"note":"a\nb"}"#);
+    /// ```
+    pub fn from_json_line(text: String) -> Record {
+        debug_assert!(
+            memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none(),
+            "a record's text holds a line break: {text}"
+        );
+        Record(text.into_boxed_str())
+    }
+
     /// A record from text that is one valid JSON value. Line breaks outside strings are dropped
     /// so that the record fits on one line (a JSON string cannot hold a raw line break, and no
     /// two JSON tokens need one between them).

@@ -419,7 +419,6 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
                 .unwrap_or_default(),
         }
     })?;
-    drop(body);
     let records = records.map_err(|missing| {
         let path = shared
             .data_field
@@ -466,6 +465,8 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     }
     .ok()
     .flatten();
+    // The cursor values found were read from the body.
+    drop(body);
     Ok(Page {
         records,
         greatest,

@@ -39,17 +39,19 @@ pub(crate) enum Missing {
 
 /// A parsed response: the document without its records, and the records.
 #[derive(Debug)]
-pub(crate) struct Parsed {
+pub(crate) struct Parsed<'t> {
     /// Everything but the record array, which is left empty in its place.
     pub(crate) document: Value,
     pub(crate) records: Result<Vec<Record>, Missing>,
     /// The values at the cursor paths of each record, in order, when they were found while
     /// the page was read; `None` when the records must be looked into for them.
-    pub(crate) found: Option<Vec<CursorValues>>,
+    pub(crate) found: Option<Vec<CursorValues<'t>>>,
 }
 
-/// The values at the timestamp and the id cursor paths of one record (`None`: no such field).
-pub(crate) type CursorValues = [Option<Value>; 2];
+/// The values at the timestamp and the id cursor paths of one record (`None`: no such field),
+/// as their JSON text in the page: most are a short string or number, and reading them from the
+/// text spares building a `serde_json::Value` (an allocation for a string) per record.
+pub(crate) type CursorValues<'t> = [Option<&'t str>; 2];
 
 /// The cursor paths (timestamp, id) whose values [`parse_page`] picks up in each record.
 pub(crate) type CursorPaths<'p> = [Option<&'p [String]>; 2];
@@ -59,11 +61,11 @@ pub(crate) type CursorPaths<'p> = [Option<&'p [String]>; 2];
 /// With `data_field`, the records are the array at that path. Without it: the root when it is
 /// an array, else the first of `data`, `items`, `results`, `records` that holds an array, else
 /// the whole object as one record. An error is the parser's message (the body is not JSON).
-pub(crate) fn parse_page(
-    body: &[u8],
+pub(crate) fn parse_page<'t>(
+    body: &'t [u8],
     data_field: Option<&FieldPath>,
     cursors: CursorPaths<'_>,
-) -> Result<Parsed, String> {
+) -> Result<Parsed<'t>, String> {
     let text = std::str::from_utf8(body).map_err(|error| {
         format!(
             "the body is not UTF-8 text (invalid byte at position {})",
@@ -285,16 +287,17 @@ const MAX_DEPTH: usize = 128;
 /// paths of each record on the way. `None` for any other page, and for any page that is not
 /// valid JSON or that the scan would read differently from [`DocumentSeed`]: serde_json then
 /// reads it, and tells what is wrong.
-fn scan_page(
-    text: &str,
+fn scan_page<'t>(
+    text: &'t str,
     data_field: Option<&FieldPath>,
     cursors: CursorPaths<'_>,
-) -> Option<Parsed> {
+) -> Option<Parsed<'t>> {
     let mut scan = Scan {
         text,
         bytes: text.as_bytes(),
         at: 0,
         depth: 0,
+        line_breaks: 0,
     };
     scan.whitespace();
     let (records, found, span) = match data_field {
@@ -338,6 +341,9 @@ struct Scan<'t> {
     bytes: &'t [u8],
     at: usize,
     depth: usize,
+    /// How many `\n` and `\r` were passed over so far (only whitespace can hold them), so that
+    /// a record without any needs no second look for them.
+    line_breaks: usize,
 }
 
 impl<'t> Scan<'t> {
@@ -346,7 +352,12 @@ impl<'t> Scan<'t> {
     }
 
     fn whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+        while let Some(&byte) = self.bytes.get(self.at) {
+            match byte {
+                b' ' | b'\t' => {}
+                b'\n' | b'\r' => self.line_breaks += 1,
+                _ => return,
+            }
             self.at += 1;
         }
     }
@@ -552,7 +563,7 @@ impl<'t> Scan<'t> {
         &mut self,
         path: &[String],
         cursors: CursorPaths<'_>,
-    ) -> Option<(Vec<Record>, Vec<CursorValues>, (usize, usize))> {
+    ) -> Option<(Vec<Record>, Vec<CursorValues<'t>>, (usize, usize))> {
         let (first, rest) = path.split_first()?;
         self.enter(b'{')?;
         if self.closes_at_once(b'}')? {
@@ -583,7 +594,10 @@ impl<'t> Scan<'t> {
     }
 
     /// The array here as records, with the values at the cursor paths of each.
-    fn records(&mut self, cursors: CursorPaths<'_>) -> Option<(Vec<Record>, Vec<CursorValues>)> {
+    fn records(
+        &mut self,
+        cursors: CursorPaths<'_>,
+    ) -> Option<(Vec<Record>, Vec<CursorValues<'t>>)> {
         let wanted = cursors.iter().any(Option::is_some);
         self.enter(b'[')?;
         let mut records = Vec::new();
@@ -593,16 +607,20 @@ impl<'t> Scan<'t> {
         }
         loop {
             let start = self.at;
-            let mut values: CursorValues = [None, None];
+            let line_breaks = self.line_breaks;
+            let mut values: CursorValues<'t> = [None, None];
             match self.peek()? {
                 b'{' if wanted => self.capture(cursors, &mut values)?,
                 // A path may index into an array record; the record lookup reads those.
                 b'[' if wanted => return None,
                 _ => self.value()?,
             }
-            records.push(Record::from_encoded(
-                self.text.get(start..self.at)?.to_owned(),
-            ));
+            let text = self.text.get(start..self.at)?.to_owned();
+            records.push(if self.line_breaks == line_breaks {
+                Record::from_json_line(text)
+            } else {
+                Record::from_encoded(text)
+            });
             if wanted {
                 found.push(values);
             }
@@ -613,7 +631,7 @@ impl<'t> Scan<'t> {
     }
 
     /// Passes over the object here, keeping in `found` the values at the rest of each path.
-    fn capture(&mut self, paths: CursorPaths<'_>, found: &mut CursorValues) -> Option<()> {
+    fn capture(&mut self, paths: CursorPaths<'_>, found: &mut CursorValues<'t>) -> Option<()> {
         self.enter(b'{')?;
         if self.closes_at_once(b'}')? {
             return Some(());
@@ -647,7 +665,7 @@ impl<'t> Scan<'t> {
             }
             for (slot, ends) in found.iter_mut().zip(ends) {
                 if ends {
-                    *slot = Some(serde_json::from_str(self.text.get(start..self.at)?).ok()?);
+                    *slot = Some(self.text.get(start..self.at)?);
                 }
             }
             if !self.next_or_close(b'}')? {
@@ -699,7 +717,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(body: &str, path: Option<&str>) -> Parsed {
+    fn parse<'t>(body: &'t str, path: Option<&str>) -> Parsed<'t> {
         let path = path.map(|p| FieldPath::parse(p).unwrap());
         parse_page(body.as_bytes(), path.as_ref(), [None, None]).unwrap()
     }
@@ -795,8 +813,8 @@ mod tests {
         assert_eq!(
             parsed.found,
             Some(vec![
-                [Some(json!("2026-01-01T00:00:00Z")), Some(json!(1))],
-                [None, Some(json!("bé"))],
+                [Some(r#""2026-01-01T00:00:00Z""#), Some("1")],
+                [None, Some(r#""b\u00e9""#)],
                 [None, None],
                 [None, None],
             ])
@@ -815,7 +833,7 @@ mod tests {
             json!({"total": 3, "page": {"items": []}, "next": "c2"})
         );
         let parsed = parse_page(b" [{\"id\": 2}] ", None, [None, Some(id.segments())]).unwrap();
-        assert_eq!(parsed.found, Some(vec![[None, Some(json!(2))]]));
+        assert_eq!(parsed.found, Some(vec![[None, Some("2")]]));
         assert_eq!(parsed.document, json!([]));
     }
 
@@ -876,6 +894,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn line_breaks_inside_a_record_are_dropped_and_those_between_records_do_not_matter() {
+        let body = "[\r\n  {\"id\":\r\n 1, \"note\": \"a\\nb\"},\n  {\"id\": 2}\n]\n";
+        let parsed = parse(body, None);
+        assert_eq!(
+            texts(parsed.records),
+            [r#"{"id": 1, "note": "a\nb"}"#, r#"{"id": 2}"#]
+        );
+        let body = "{\"data\": [{\"id\": 1}, {\n\"id\": 2}],\n\"next\": null}";
+        let path = FieldPath::parse("data").unwrap();
+        let ts = FieldPath::parse("id").unwrap();
+        let parsed = parse_page(body.as_bytes(), Some(&path), [None, Some(ts.segments())]).unwrap();
+        assert_eq!(
+            parsed.found,
+            Some(vec![[None, Some("1")], [None, Some("2")]])
+        );
+        assert_eq!(texts(parsed.records), [r#"{"id": 1}"#, r#"{"id": 2}"#]);
     }
 
     #[test]
@@ -1158,8 +1195,10 @@ mod properties {
             for (values, record) in found.iter().zip(&records) {
                 let record = record.to_value().unwrap();
                 let at = |path: &Option<FieldPath>| path.as_ref().and_then(|p| p.get(&record));
-                prop_assert_eq!(values[0].as_ref(), at(&timestamp));
-                prop_assert_eq!(values[1].as_ref(), at(&id));
+                let value =
+                    |text: Option<&str>| text.map(|t| serde_json::from_str::<Value>(t).unwrap());
+                prop_assert_eq!(value(values[0]), at(&timestamp).cloned());
+                prop_assert_eq!(value(values[1]), at(&id).cloned());
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use serde_core::de::{
 };
 use serde_json::Value;
 
-use crate::cursor::{CursorId, IdRef, Timestamp, excerpt, instant_of_json};
+use crate::cursor::{CursorId, IdRef, Timestamp, excerpt, instant_of_json, parse_instant_text};
 use crate::path::FieldPath;
 
 /// A position in a source: a timestamp, an id, or both, ordered as the pair (timestamp, id).
@@ -284,26 +284,83 @@ impl CursorFields {
     }
 
     /// [`greatest_position`](Self::greatest_position) of records whose cursor values the
-    /// caller found while reading them: for each record, in order, the value at the timestamp
-    /// field and the value at the id field (`None` where the record has no such field, or
-    /// where that cursor is not enabled).
+    /// caller found while reading them: for each record, in order, the JSON text of the value at
+    /// the timestamp field and of the value at the id field (`None` where the record has no such
+    /// field, or where that cursor is not enabled). Each text must be one JSON value, as cut out
+    /// of the record. A string without escapes and a non-negative integer are read from the text
+    /// itself, so that nothing is allocated per record; any other value is parsed.
     ///
     /// ```
     /// use cannectors_state::{CursorFields, FieldPath};
-    /// use serde_json::json;
     /// let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()));
-    /// let found = [[None, Some(json!(12))], [None, Some(json!(30))]];
+    /// let found = [[None, Some("12")], [None, Some("30")]];
     /// let greatest = fields.greatest_position_of_found(found).unwrap().unwrap();
     /// assert_eq!(greatest.id.unwrap().to_string(), "30");
     /// ```
-    pub fn greatest_position_of_found(
+    pub fn greatest_position_of_found<'t>(
         &self,
-        found: impl IntoIterator<Item = [Option<Value>; 2]>,
+        found: impl IntoIterator<Item = [Option<&'t str>; 2]>,
     ) -> Result<Option<Position>, CursorError> {
         if self.is_empty() {
             return Ok(None);
         }
-        self.greatest_of(found.into_iter().map(Ok))
+        // The greatest so far: its index, its key, and the texts found in it.
+        let mut greatest: Option<(usize, OwnedKey<'t>, [Option<&'t str>; 2])> = None;
+        for (index, texts) in found.into_iter().enumerate() {
+            let key = match self.key_of_texts(texts, index) {
+                Err(error) if self.tolerates(&error) => continue,
+                key => key?,
+            };
+            if greatest.as_ref().is_none_or(|(_, best, _)| key > *best) {
+                greatest = Some((index, key, texts));
+            }
+        }
+        let Some((index, _, texts)) = greatest else {
+            return Ok(None);
+        };
+        let [timestamp, id] = parse_texts(texts, index)?;
+        self.position_of(timestamp.as_ref(), id.as_ref(), index)
+            .map(Some)
+    }
+
+    /// The ordering key of a record from the JSON texts of its cursor values: read from the
+    /// text when it is a plain string or a small non-negative integer, parsed otherwise (which
+    /// also gives the errors their wording).
+    fn key_of_texts<'t>(
+        &self,
+        texts: [Option<&'t str>; 2],
+        index: usize,
+    ) -> Result<OwnedKey<'t>, CursorError> {
+        let instant = match self.timestamp {
+            None => None,
+            Some(_) => match texts[0].and_then(plain_string).and_then(parse_instant_text) {
+                Some(instant) => Some(instant),
+                None => return self.key_of_parsed(texts, index),
+            },
+        };
+        let id = match self.id {
+            None => None,
+            Some(_) => match texts[1] {
+                Some(text) if let Some(inner) = plain_string(text) => {
+                    Some(OwnedId::Text(Cow::Borrowed(inner)))
+                }
+                Some(text) if let Some(integer) = small_integer(text) => {
+                    Some(OwnedId::Integer(integer))
+                }
+                _ => return self.key_of_parsed(texts, index),
+            },
+        };
+        Ok((instant, id))
+    }
+
+    fn key_of_parsed<'t>(
+        &self,
+        texts: [Option<&'t str>; 2],
+        index: usize,
+    ) -> Result<OwnedKey<'t>, CursorError> {
+        let [timestamp, id] = parse_texts(texts, index)?;
+        let (instant, id) = self.key_of(timestamp.as_ref(), id.as_ref(), index)?;
+        Ok((instant, id.map(OwnedId::of)))
     }
 
     fn greatest_of(
@@ -461,6 +518,55 @@ impl CursorFields {
 
 /// What orders records while scanning a batch: the position without its written forms.
 type Key<'r> = (Option<DateTime<Utc>>, Option<IdRef<'r>>);
+
+/// [`Key`] with an id that may be borrowed from a record's text or owned (when it had to be
+/// decoded from an escaped string).
+type OwnedKey<'t> = (Option<DateTime<Utc>>, Option<OwnedId<'t>>);
+
+/// An id in a [`OwnedKey`]; the derived order (integers first) is that of [`IdRef`].
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum OwnedId<'t> {
+    Integer(i64),
+    Text(Cow<'t, str>),
+}
+
+impl OwnedId<'_> {
+    fn of(id: IdRef<'_>) -> OwnedId<'static> {
+        match id {
+            IdRef::Integer(integer) => OwnedId::Integer(integer),
+            IdRef::Text(text) => OwnedId::Text(Cow::Owned(text.to_owned())),
+        }
+    }
+}
+
+/// The content of a JSON string written without escapes (most cursor values), read from its
+/// text; `None` for any other JSON text.
+fn plain_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
+/// A JSON integer of up to 18 digits without a sign, which every parser reads as the same
+/// `i64`; `None` for any other JSON text (`-0`, for one, is a double to serde_json).
+fn small_integer(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The values of JSON texts found in record `index`.
+fn parse_texts(texts: [Option<&str>; 2], index: usize) -> Result<[Option<Value>; 2], CursorError> {
+    let parse = |text: Option<&str>| {
+        text.map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(|error| CursorError::NotJson {
+                index,
+                reason: error.to_string(),
+            })
+    };
+    Ok([parse(texts[0])?, parse(texts[1])?])
+}
 
 /// The value found at a cursor field, checked for presence and null.
 fn field<'r>(
@@ -854,6 +960,44 @@ mod tests {
             error.to_string().starts_with(
                 "record 0 of the batch (counting from 0), field `event.id`: [1] is not an id"
             ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn cursor_values_given_as_text_read_as_the_record_would() {
+        let fields = fields(Some("ts"), Some("id"));
+        let of_texts =
+            |texts: &[[Option<&str>; 2]]| fields.greatest_position_of_found(texts.iter().copied());
+        let of_records = |texts: &[&str]| fields.greatest_position_in_json(texts.iter().copied());
+        // serde_json reads `-0` as a double, which is no id.
+        assert_eq!(
+            of_texts(&[[Some("\"2026-01-01T00:00:00Z\""), Some("-0")]]),
+            of_records(&[r#"{"ts": "2026-01-01T00:00:00Z", "id": -0}"#])
+        );
+        assert!(of_texts(&[[Some("\"2026-01-01T00:00:00Z\""), Some("-0")]]).is_err());
+        // Escaped strings are decoded, and order as their text.
+        let greatest = of_texts(&[
+            [Some("\"2026-01-01T00:00:00Z\""), Some("\"b\"")],
+            [Some("\"2026-01-01T00:00:00\\u005a\""), Some("\"\\u0063\"")],
+            [Some("\"2026-01-01T00:00:00Z\""), Some("\"a\"")],
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(greatest.id, Some(CursorId::Text("c".to_owned())));
+        assert_eq!(
+            greatest.timestamp.unwrap().to_string(),
+            "2026-01-01T00:00:00Z"
+        );
+        // A text that is not JSON names the record.
+        let error = of_texts(&[
+            [Some("\"2026-01-01T00:00:00Z\""), Some("1")],
+            [None, Some("{")],
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("record 1 of the batch (counting from 0) is not JSON: EOF"),
             "{error}"
         );
     }

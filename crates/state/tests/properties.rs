@@ -3,7 +3,9 @@
 
 use std::cmp::Ordering;
 
-use cannectors_state::{CursorFields, CursorId, FieldPath, Position, Run, State, Timestamp};
+use cannectors_state::{
+    CursorFields, CursorId, FieldPath, OnMissingCursor, Position, Run, State, Timestamp,
+};
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -71,6 +73,34 @@ fn cursor_id() -> impl Strategy<Value = CursorId> {
         "[0-9a-z-]{0,6}".prop_map(CursorId::Text),
         any::<String>().prop_map(CursorId::Text),
     ]
+}
+
+/// A cursor field as a record may hold it: missing, null, a good value, or anything else.
+fn found_value(good: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        4 => good.prop_map(Some),
+        1 => Just(None),
+        1 => Just(Some(Value::Null)),
+        1 => json_value().prop_map(Some),
+        1 => prop_oneof![Just(json!(-0.0)), Just(json!(1.5)), Just(json!(-7)), Just(json!(u64::MAX))]
+            .prop_map(Some),
+    ]
+}
+
+/// A value as JSON text, its strings written with every character as a `\u` escape when
+/// `escaped`.
+fn json_text(value: &Value, escaped: bool) -> String {
+    match value {
+        Value::String(text) if escaped => {
+            let mut written = String::from("\"");
+            for unit in text.encode_utf16() {
+                written.push_str(&format!("\\u{unit:04x}"));
+            }
+            written.push('"');
+            written
+        }
+        other => other.to_string(),
+    }
 }
 
 fn position() -> impl Strategy<Value = Position> {
@@ -271,6 +301,49 @@ proptest! {
             prop_assert_eq!(moved, *step > before);
             prop_assert_eq!(state.committed(), before.max(step.clone()));
         }
+    }
+
+    #[test]
+    fn cursor_values_given_as_text_give_the_position_of_records_parsed(
+        records in prop::collection::vec(
+            (
+                found_value(timestamp().prop_map(|ts| ts.as_json().clone())),
+                found_value(cursor_id().prop_map(|id| id.to_json())),
+                any::<bool>(),
+            ),
+            0..12,
+        ),
+        mode in prop::sample::select(&[
+            OnMissingCursor::Fail,
+            OnMissingCursor::Skip,
+            OnMissingCursor::Deliver,
+        ]),
+        enabled in prop::sample::select(&[(true, true), (true, false), (false, true)]),
+    ) {
+        let fields = CursorFields::new(
+            enabled.0.then(|| FieldPath::parse("ts").unwrap()),
+            enabled.1.then(|| FieldPath::parse("id").unwrap()),
+        )
+        .on_missing(mode);
+        let mut values = Vec::new();
+        let mut texts = Vec::new();
+        for (ts, id, escaped) in &records {
+            let mut record = serde_json::Map::new();
+            let mut found = [None, None];
+            for (i, (key, value)) in [("ts", ts), ("id", id)].into_iter().enumerate() {
+                if let Some(value) = value {
+                    record.insert(key.to_owned(), value.clone());
+                    found[i] = Some(json_text(value, *escaped));
+                }
+            }
+            values.push(Value::Object(record));
+            texts.push(found);
+        }
+        let found = texts.iter().map(|[ts, id]| [ts.as_deref(), id.as_deref()]);
+        prop_assert_eq!(
+            fields.greatest_position_of_found(found),
+            fields.greatest_position(&values)
+        );
     }
 
     #[test]

@@ -171,7 +171,8 @@ impl RecordShape {
             column: 0,
             reason: e.to_string(),
         })?;
-        Ok(Record::from_encoded(text))
+        // No line break either: strings are escaped, and no whitespace is written between tokens.
+        Ok(Record::from_json_line(text))
     }
 }
 
@@ -247,7 +248,7 @@ fn write_value(ty: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeE
         }
         PgType::Float8 => write_float(wire::float8_from_sql(raw)?, out)?,
         PgType::Numeric => numeric::write_json(raw, out)?,
-        PgType::Text => serde_json::to_writer(&mut *out, wire::text_from_sql(raw)?)?,
+        PgType::Text => write_text(raw, out)?,
         PgType::Char => {
             let byte = [wire::char_from_sql(raw)? as u8];
             // A byte of 0x80 and up is the Latin-1 character of that code, as it always was.
@@ -283,14 +284,33 @@ fn write_value(ty: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeE
     Ok(())
 }
 
+/// Appends text as a JSON string. ASCII with nothing to escape (most text: names, codes) is
+/// copied as it is, which is what serde_json writes for it; anything else goes through
+/// serde_json, after the check that it is UTF-8.
+fn write_text(raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    if raw
+        .iter()
+        .all(|&b| b.is_ascii() && b >= 0x20 && b != b'"' && b != b'\\')
+    {
+        write_quoted_bytes(raw, out);
+    } else {
+        serde_json::to_writer(&mut *out, wire::text_from_sql(raw)?)?;
+    }
+    Ok(())
+}
+
 fn write_integer(value: impl itoa::Integer, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Appends text that needs no escaping (digits, separators, letters) as a JSON string.
 fn write_quoted(text: &str, out: &mut Vec<u8>) {
+    write_quoted_bytes(text.as_bytes(), out);
+}
+
+fn write_quoted_bytes(text: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(text);
     out.push(b'"');
 }
 
@@ -423,19 +443,29 @@ fn write_time(micros: i64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// PostgreSQL's `MAXDIM`: no array has more dimensions.
+const MAX_DIMENSIONS: usize = 6;
+
 /// Arrays of any dimension become nested JSON arrays, NULL elements null.
 fn write_array(member: &PgType, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let array = wire::array_from_sql(raw)?;
-    let dimensions: Vec<usize> = array
-        .dimensions()
-        .map(|d| usize::try_from(d.len).map_err(|_| "negative array dimension".into()))
-        .collect()?;
-    if dimensions.is_empty() {
+    // On the stack: a `Vec` here was an allocation for every array of every row.
+    let mut dimensions = [0; MAX_DIMENSIONS];
+    let mut count = 0;
+    let mut lengths = array.dimensions();
+    while let Some(dimension) = lengths.next()? {
+        let slot = dimensions
+            .get_mut(count)
+            .ok_or("an array of more dimensions than PostgreSQL allows")?;
+        *slot = usize::try_from(dimension.len).map_err(|_| "negative array dimension")?;
+        count += 1;
+    }
+    if count == 0 {
         out.extend_from_slice(b"[]");
         return Ok(());
     }
     let mut values = array.values();
-    write_nested(member, &dimensions, &mut values, out)
+    write_nested(member, &dimensions[..count], &mut values, out)
 }
 
 fn write_nested<'a>(
@@ -478,6 +508,29 @@ mod tests {
 
     fn quoted(text: &str) -> String {
         format!("\"{text}\"")
+    }
+
+    #[test]
+    fn text_is_written_as_serde_json_writes_it() {
+        for text in [
+            "",
+            "customer-0000001",
+            "a \"quoted\" \\ word",
+            "tab\there, line\nbreak, \u{1f} and \u{7f}",
+            "é ü € 😀",
+            "/ < > & '",
+        ] {
+            assert_eq!(
+                written(|out| write_text(text.as_bytes(), out)),
+                serde_json::to_string(text).unwrap(),
+                "{text:?}"
+            );
+        }
+        let error = write_text(b"bad \xff", &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid utf-8 sequence of 1 bytes from index 4"
+        );
     }
 
     #[test]

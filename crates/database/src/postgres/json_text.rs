@@ -35,10 +35,20 @@ enum Expect {
 }
 
 /// Appends `text`, one JSON document, without its insignificant whitespace.
+///
+/// The text must be UTF-8. That is checked in the copy rather than in a pass of its own (which
+/// showed in profiles): outside strings only ASCII is valid JSON, and a string is checked only
+/// when it holds a byte beyond ASCII. Whatever fails, a text that is not UTF-8 gets that
+/// message, as when the whole text was checked first.
 pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
-    std::str::from_utf8(text).map_err(|e| format!("the JSON text is not UTF-8: {e}"))?;
-    // The open containers, innermost last: b'{' or b'['.
-    let mut open: Vec<u8> = Vec::new();
+    copy_minified(text, out).map_err(|error| match std::str::from_utf8(text) {
+        Err(e) => format!("the JSON text is not UTF-8: {e}"),
+        Ok(_) => error,
+    })
+}
+
+fn copy_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonTextError> {
+    let mut open = Open::default();
     let mut expect = Expect::Value;
     let mut at = 0;
     loop {
@@ -65,7 +75,7 @@ pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonT
                 continue;
             }
             Expect::CommaOrEnd => {
-                let next = match (byte, open.last()) {
+                let next = match (byte, open.innermost()) {
                     (b',', Some(b'{')) => Some(Expect::Key),
                     (b',', Some(_)) => Some(Expect::Value),
                     (b'}', Some(b'{')) | (b']', Some(b'[')) => {
@@ -129,7 +139,7 @@ pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonT
             },
         }
         // A value (or a container) just ended.
-        if open.is_empty() {
+        if open.depth == 0 {
             break;
         }
         expect = Expect::CommaOrEnd;
@@ -146,21 +156,75 @@ pub(crate) fn write_minified(text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonT
     }
 }
 
+/// The containers open at a point of a document, innermost last: `b'{'` or `b'['`. The first
+/// 64 levels (all that real documents use) are bits of one word, so that a document costs no
+/// allocation; deeper ones go to a `Vec`.
+#[derive(Default)]
+struct Open {
+    depth: usize,
+    /// Bit `i` set: the container at depth `i` (from 0) is an object.
+    objects: u64,
+    deeper: Vec<u8>,
+}
+
+impl Open {
+    fn push(&mut self, byte: u8) {
+        if self.depth < 64 {
+            let bit = 1 << self.depth;
+            if byte == b'{' {
+                self.objects |= bit;
+            } else {
+                self.objects &= !bit;
+            }
+        } else {
+            self.deeper.push(byte);
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deeper.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn innermost(&self) -> Option<u8> {
+        let at = self.depth.checked_sub(1)?;
+        if at >= 64 {
+            return self.deeper.last().copied();
+        }
+        Some(if self.objects >> at & 1 == 1 {
+            b'{'
+        } else {
+            b'['
+        })
+    }
+}
+
 /// Copies the string starting at `text[start]` (a `"`), escapes as they are; returns the
-/// position after its closing quote.
+/// position after its closing quote. A string holding bytes beyond ASCII must be UTF-8.
 fn copy_string(text: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, JsonTextError> {
     let mut at = start + 1;
+    let mut ascii = true;
     loop {
         // The plain run up to the next quote, backslash or control character.
         let run = text[at..]
             .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .position(|&b| {
+                ascii &= b.is_ascii();
+                b == b'"' || b == b'\\' || b < 0x20
+            })
             .ok_or("a JSON string is not closed")?;
         at += run;
         match text[at] {
             b'"' => {
                 at += 1;
-                out.extend_from_slice(&text[start..at]);
+                let string = &text[start..at];
+                if !ascii && std::str::from_utf8(string).is_err() {
+                    return Err("a JSON string is not UTF-8".to_owned());
+                }
+                out.extend_from_slice(string);
                 return Ok(at);
             }
             b'\\' => {
@@ -427,6 +491,31 @@ mod tests {
         }
     }
 
+    /// Past the 64 levels kept in a word, containers are still told apart and closed in order.
+    #[test]
+    fn deeply_nested_documents_are_copied_and_checked() {
+        let mut document = String::new();
+        for level in 0..150 {
+            document.push_str(if level % 3 == 0 { "[ " } else { "{\"k\": " });
+        }
+        document.push('1');
+        for level in (0..150).rev() {
+            document.push_str(if level % 3 == 0 { ", 2 ]" } else { " }" });
+        }
+        // Deeper than serde_json reads; with only integers and no space inside strings, the
+        // minified text is the text without its spaces.
+        assert_eq!(minified(&document).unwrap(), document.replace(' ', ""));
+        // A wrong closing byte deep down is refused, at either side of the 64th level.
+        for level in [10, 64, 65, 100] {
+            let mut bad = String::new();
+            for _ in 0..level {
+                bad.push('[');
+            }
+            bad.push_str("{\"k\": 1]");
+            assert!(minified(&bad).is_err(), "level {level}");
+        }
+    }
+
     #[test]
     fn numbers_a_double_cannot_carry_are_kept_as_written() {
         assert_eq!(
@@ -463,5 +552,39 @@ mod tests {
             assert!(minified(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(write_minified(b"\"\xff\"", &mut Vec::new()).is_err());
+    }
+
+    /// The message is the one of the check of the whole text that came before the copy, wherever
+    /// the bad byte is, and text beyond ASCII that is UTF-8 is copied as it is.
+    #[test]
+    fn text_that_is_not_utf8_is_named_so_wherever_it_is() {
+        for (bad, index) in [
+            (&b"{\"a\": \"x\xff\"}"[..], 8),
+            (b"{\"a\xe9\": 1}", 3),
+            (b"[\"\xc3\"]", 2),
+            (b"[1, \xff]", 4),
+            (b"{\"a\": 1} \xff", 9),
+            (b"\"\xed\xa0\x80\"", 1),
+        ] {
+            assert_eq!(
+                write_minified(bad, &mut Vec::new()).unwrap_err(),
+                format!(
+                    "the JSON text is not UTF-8: {}",
+                    std::str::from_utf8(bad).unwrap_err()
+                ),
+                "{bad:?}"
+            );
+            assert!(
+                std::str::from_utf8(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .ends_with(&format!("from index {index}")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            minified(r#"{"é": ["ü €", "\u00e9 😀"]}"#).unwrap(),
+            r#"{"é":["ü €","\u00e9 😀"]}"#
+        );
     }
 }
