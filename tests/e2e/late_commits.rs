@@ -558,10 +558,13 @@ fn sigkill_during_a_lookback_run_loses_nothing_and_repeats_at_most_the_batch_in_
            FROM generate_series(1, 5000) AS n;",
     );
     let ws = Workspace::new();
-    ws.write(
-        "rows.yaml",
-        &pg_pipeline(schema, 200, "    lookback: 10m\n"),
+    // Every query result a delivery of its own (batchSize: 1): the kill re-sends at most one.
+    let pipeline = pg_pipeline(schema, 200, "    lookback: 10m\n").replace(
+        "output: {type: file, path: ./out.jsonl}",
+        "output: {type: file, path: ./out.jsonl, batchSize: 1}",
     );
+    assert!(pipeline.contains("batchSize: 1"));
+    ws.write("rows.yaml", &pipeline);
     let first = pg_run(&ws, "rows.yaml");
     assert_eq!(first.code, Some(0), "{first:?}");
     // Rows committed late inside the window, and many new rows after it.
