@@ -237,6 +237,7 @@ impl DatabaseSource {
                     offset: Some(offset),
                 },
                 greatest: None,
+                positions: None,
             }));
         }
         if self.shared.fields.is_empty() {
@@ -246,6 +247,7 @@ impl DatabaseSource {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
+                positions: None,
             }));
         }
         if let Some(position) = queried_ahead {
@@ -253,6 +255,7 @@ impl DatabaseSource {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: Some(position),
+                positions: None,
             }));
         }
         // The row the binary values point at yields the same position as a scan of all of
@@ -276,6 +279,7 @@ impl DatabaseSource {
                     records,
                     checkpoint: Checkpoint::Advance,
                     greatest: Some(position),
+                    positions: None,
                 }))
             }
             _ => {

@@ -45,7 +45,9 @@ mod request;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cannectors_config::{FieldPath, HttpPollingInput, StatePersistence, TimestampFormat};
+use cannectors_config::{
+    FieldPath, HttpPollingInput, OnMissingCursor, StatePersistence, TimestampFormat,
+};
 use cannectors_connector::http::HttpClient;
 use cannectors_connector::{
     Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, RunWindow, Source,
@@ -95,6 +97,10 @@ struct Shared {
     /// The cursor fields, so that a page's greatest position is found in the background task
     /// that parsed it rather than on the executor's path.
     fields: CursorFields,
+    /// Whether the executor looks at each record's position (`lookback`, `delay`, a window,
+    /// `onMissingCursor` other than `fail`): they are then found with the greatest, from the
+    /// values the page scan picked up, instead of by reading every record again.
+    per_record: bool,
 }
 
 /// One page, parsed.
@@ -103,6 +109,8 @@ struct Page {
     /// The greatest cursor position of the records; `None` when there is none or a record's
     /// cursor field is unreadable (the executor then finds it, and reports the record).
     greatest: Option<cannectors_state::Position>,
+    /// The position of each record, when the executor needs them and they were found.
+    positions: Option<Vec<Option<cannectors_state::Position>>>,
     next: Option<Position>,
     offset_reached: Option<u64>,
     /// The page's URL without secrets, for messages.
@@ -204,6 +212,12 @@ impl HttpPollingSource {
                 fields: persistence
                     .map(StatePersistence::cursor_fields)
                     .unwrap_or_default(),
+                per_record: config.window.is_some()
+                    || persistence.is_some_and(|persistence| {
+                        persistence.lookback.is_some()
+                            || persistence.delay.is_some()
+                            || persistence.on_missing_cursor != OnMissingCursor::Fail
+                    }),
             }),
             upcoming,
             first,
@@ -312,6 +326,7 @@ impl HttpPollingSource {
             records: page.records,
             checkpoint: Checkpoint::Progress { resume, offset },
             greatest: page.greatest,
+            positions: page.positions,
         })
     }
 
@@ -457,9 +472,25 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
         })?;
     let offset_reached = shared.paging.offset_reached(&position, records.len());
     let fingerprint = PageFingerprint::of(&records);
-    let greatest = match found {
-        Some(found) => shared.fields.greatest_position_of_found(found),
-        None => shared
+    // A cursor value that does not read leaves both to the executor, which reports the record.
+    let positions = match &found {
+        Some(found) if shared.per_record => {
+            shared.fields.positions_of_found(found.iter().copied()).ok()
+        }
+        _ => None,
+    };
+    let greatest = match (found, &positions) {
+        // The first of the greatest, as the executor would find it.
+        (_, Some(positions)) => Ok(positions
+            .iter()
+            .flatten()
+            .fold(None, |best, position| match best {
+                Some(best) if position <= best => Some(best),
+                _ => Some(position),
+            })
+            .cloned()),
+        (Some(found), None) => shared.fields.greatest_position_of_found(found),
+        (None, None) => shared
             .fields
             .greatest_position_in_json(records.iter().map(Record::json)),
     }
@@ -470,6 +501,7 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     Ok(Page {
         records,
         greatest,
+        positions,
         next,
         offset_reached,
         url,

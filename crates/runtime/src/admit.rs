@@ -53,12 +53,13 @@ impl Admission {
     }
 
     /// The records of a batch to deliver; `known` is the greatest position the source already
-    /// found, if it did; `delivered` the identities of the records delivered before; records
-    /// with a timestamp after `until` are held back.
+    /// found, if it did, and `found` the position of each record, if it found them;
+    /// `delivered` the identities of the records delivered before; records with a timestamp
+    /// after `until` are held back.
     pub(crate) fn admit(
         &self,
         records: Vec<Record>,
-        known: Option<Position>,
+        (known, found): (Option<Position>, Option<Vec<Option<Position>>>),
         delivered: &Identities,
         until: Option<DateTime<Utc>>,
     ) -> Result<Admitted, CursorError> {
@@ -79,9 +80,12 @@ impl Admission {
                 identities: Vec::new(),
             });
         }
-        let positions = self
-            .fields
-            .positions_in_json(records.iter().map(Record::json))?;
+        let positions = match found {
+            Some(found) if found.len() == records.len() && !self.fields.is_empty() => found,
+            _ => self
+                .fields
+                .positions_in_json(records.iter().map(Record::json))?,
+        };
         let mut admitted = Admitted {
             records: Vec::with_capacity(records.len()),
             position: None,
@@ -161,9 +165,40 @@ mod tests {
     }
 
     #[test]
+    fn positions_the_source_found_are_taken_instead_of_reading_the_records() {
+        let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()))
+            .on_missing(OnMissingCursor::Skip);
+        let found = fields
+            .positions_of_found([[None, Some("7")], [None, None]])
+            .unwrap();
+        // The records' own text says otherwise: what the source found is what counts.
+        let records = vec![
+            Record::from(json!({"id": 1})),
+            Record::from(json!({"id": 2})),
+        ];
+        let admitted = admission(OnMissingCursor::Skip)
+            .admit(records.clone(), (None, Some(found.clone())), &none(), None)
+            .unwrap();
+        assert_eq!(admitted.records, records[..1]);
+        assert_eq!(admitted.skipped, 1);
+        assert_eq!(admitted.position.unwrap().id.unwrap().to_string(), "7");
+        // Positions that do not match the records are not trusted: the records are read.
+        let admitted = admission(OnMissingCursor::Skip)
+            .admit(
+                records.clone(),
+                (None, Some(found[..1].to_vec())),
+                &none(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(admitted.records, records);
+        assert_eq!(admitted.position.unwrap().id.unwrap().to_string(), "2");
+    }
+
+    #[test]
     fn skip_leaves_out_the_records_without_a_cursor_and_counts_them() {
         let admitted = admission(OnMissingCursor::Skip)
-            .admit(batch(), None, &none(), None)
+            .admit(batch(), (None, None), &none(), None)
             .unwrap();
         assert_eq!(admitted.records.len(), 2);
         assert_eq!(admitted.skipped, 2);
@@ -173,7 +208,7 @@ mod tests {
     #[test]
     fn deliver_keeps_every_record_and_the_cursor_comes_from_the_others() {
         let admitted = admission(OnMissingCursor::Deliver)
-            .admit(batch(), None, &none(), None)
+            .admit(batch(), (None, None), &none(), None)
             .unwrap();
         assert_eq!(admitted.records, batch());
         assert_eq!(admitted.without_cursor, 2);
@@ -183,7 +218,7 @@ mod tests {
     #[test]
     fn fail_reports_the_first_record_without_a_cursor() {
         let error = admission(OnMissingCursor::Fail)
-            .admit(batch(), None, &none(), None)
+            .admit(batch(), (None, None), &none(), None)
             .unwrap_err();
         assert!(
             matches!(error, CursorError::Null { index: 1, .. }),
@@ -196,7 +231,7 @@ mod tests {
         let records = vec![Record::from(json!({"id": [1]}))];
         for mode in [OnMissingCursor::Skip, OnMissingCursor::Deliver] {
             let error = admission(mode)
-                .admit(records.clone(), None, &none(), None)
+                .admit(records.clone(), (None, None), &none(), None)
                 .unwrap_err();
             assert!(
                 matches!(error, CursorError::NotAnId { index: 0, .. }),
@@ -227,7 +262,7 @@ mod late_tests {
             .unwrap()
             .to_utc();
         let admitted = admission
-            .admit(records, None, &Identities::default(), Some(until))
+            .admit(records, (None, None), &Identities::default(), Some(until))
             .unwrap();
         assert_eq!(admitted.records.len(), 2);
         assert_eq!(admitted.held, 1);

@@ -34,7 +34,7 @@
 //!     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
 //!         let page = self.0.take();
 //!         Box::pin(async move {
-//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance, greatest: None }))
+//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance, greatest: None, positions: None }))
 //!         })
 //!     }
 //! }
@@ -964,29 +964,30 @@ impl Executor {
             if let Some(progress) = &options.progress {
                 progress.read(read);
             }
-            let admitted =
-                match self
-                    .admission
-                    .admit(batch.records, batch.greatest, &state.identities, until)
-                {
-                    Ok(admitted) => admitted,
-                    Err(source) => {
-                        let error = RunError::Cursor {
-                            batch: number,
-                            source,
-                        };
-                        return Err(self
-                            .deliver_before_failing(
-                                error,
-                                &mut gathered,
-                                (scope, output, lock),
-                                state,
-                                summary,
-                                options,
-                            )
-                            .await);
-                    }
-                };
+            let admitted = match self.admission.admit(
+                batch.records,
+                (batch.greatest, batch.positions),
+                &state.identities,
+                until,
+            ) {
+                Ok(admitted) => admitted,
+                Err(source) => {
+                    let error = RunError::Cursor {
+                        batch: number,
+                        source,
+                    };
+                    return Err(self
+                        .deliver_before_failing(
+                            error,
+                            &mut gathered,
+                            (scope, output, lock),
+                            state,
+                            summary,
+                            options,
+                        )
+                        .await);
+                }
+            };
             let position = admitted.position;
             if admitted.skipped > 0 {
                 summary.records_missing_cursor += admitted.skipped;

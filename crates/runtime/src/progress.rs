@@ -64,6 +64,7 @@ mod tests {
                     records,
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
+                    positions: None,
                 }))
             })
         }

@@ -56,6 +56,7 @@ impl Pages {
                     records: records(ids),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
+                    positions: None,
                 })
                 .collect(),
             final_offset: None,
@@ -77,6 +78,7 @@ impl Pages {
                         offset: Some(10 * (n as u64 + 1)),
                     },
                     greatest: None,
+                    positions: None,
                 })
                 .collect(),
             final_offset: Some(10 * pages.len() as u64),
@@ -333,11 +335,13 @@ impl Source for FailsWithStop {
                     records: records(&[1, 2]),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
+                    positions: None,
                 })),
                 2 => Ok(Some(Batch {
                     records: records(&[3, 4]),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
+                    positions: None,
                 })),
                 _ => Err("GET http://127.0.0.1:9/x: the server answered HTTP 500".into()),
             }

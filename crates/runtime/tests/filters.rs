@@ -37,6 +37,7 @@ impl Pages {
                     records: records.iter().map(Record::from).collect(),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
+                    positions: None,
                 })
                 .collect(),
         )

@@ -62,6 +62,7 @@ impl Pages {
                     records: records(ids),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
+                    positions: None,
                 })
                 .collect(),
             final_offset: None,
@@ -80,6 +81,7 @@ impl Pages {
                         offset: Some(10 * (n as u64 + 1)),
                     },
                     greatest: None,
+                    positions: None,
                 })
                 .collect(),
             final_offset: Some(10 * pages.len() as u64),

@@ -38,6 +38,7 @@ impl Source for Pages {
             records,
             checkpoint: Checkpoint::Advance,
             greatest: None,
+            positions: None,
         });
         Box::pin(async move { Ok(next) })
     }

@@ -84,6 +84,15 @@ impl Timestamp {
         }
     }
 
+    /// The timestamp written as the JSON string `text` (no escapes), whose instant the caller
+    /// already read from it with [`parse_instant_text`].
+    pub(crate) fn of_plain_text(instant: DateTime<Utc>, text: &str) -> Timestamp {
+        Timestamp {
+            instant,
+            written: Value::String(text.to_owned()),
+        }
+    }
+
     /// A timestamp for an instant, written as RFC 3339 in UTC.
     pub fn from_instant(instant: DateTime<Utc>) -> Timestamp {
         let written = Value::String(instant.to_rfc3339_opts(SecondsFormat::AutoSi, true));

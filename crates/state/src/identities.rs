@@ -348,6 +348,25 @@ fn entry(instant: DateTime<Utc>, identity: u64) -> u64 {
     XxHash3_64::oneshot_with_seed(0, &bytes)
 }
 
+/// The Z85 alphabet (ZeroMQ RFC 32).
+const Z85: &[u8; 85] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+/// The Z85 of an entry's 8 bytes (little-endian), as `z85::encode` writes it, without
+/// allocating: this runs once for every record of a lookback window.
+fn encode_entry(entry: u64) -> [u8; ENCODED_ENTRY] {
+    let bytes = entry.to_le_bytes();
+    let mut out = [0_u8; ENCODED_ENTRY];
+    for (group, chunk) in out.chunks_exact_mut(5).zip(bytes.chunks_exact(4)) {
+        let mut value = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        for slot in group.iter_mut().rev() {
+            *slot = Z85[(value % 85) as usize];
+            value /= 85;
+        }
+    }
+    out
+}
+
 /// The entry whose Z85 is `text` (one entry's worth), if it is Z85.
 fn decode_entry(text: &[u8]) -> Option<u64> {
     let bytes = z85::decode(text).ok()?;
@@ -377,7 +396,9 @@ impl Identities {
         if second.entries.contains(&entry) {
             return false;
         }
-        second.insert(entry, &z85::encode(entry.to_le_bytes()));
+        let encoded = encode_entry(entry);
+        // Z85 is ASCII.
+        second.insert(entry, std::str::from_utf8(&encoded).unwrap_or_default());
         self.len += 1;
         if self
             .changes
@@ -505,13 +526,13 @@ impl Identities {
         for (second, entry) in added {
             match &mut line {
                 Some((current, text)) if *current == second => {
-                    text.extend_from_slice(z85::encode(entry.to_le_bytes()).as_bytes());
+                    text.extend_from_slice(&encode_entry(entry));
                 }
                 _ => {
                     if let Some((current, text)) = line.take() {
                         push_second(out, current, &text);
                     }
-                    line = Some((second, z85::encode(entry.to_le_bytes()).into_bytes()));
+                    line = Some((second, encode_entry(entry).to_vec()));
                 }
             }
         }
@@ -676,6 +697,18 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn entries_are_encoded_as_the_z85_crate_encodes_them() {
+        for entry in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef, 86 * 85 * 85, 1 << 63] {
+            let encoded = encode_entry(entry);
+            assert_eq!(
+                std::str::from_utf8(&encoded).unwrap(),
+                z85::encode(entry.to_le_bytes()),
+                "{entry:#x}"
+            );
+        }
     }
 
     #[test]

@@ -323,6 +323,74 @@ impl CursorFields {
             .map(Some)
     }
 
+    /// [`positions_in_json`](Self::positions_in_json) of records whose cursor values the
+    /// caller found while reading them, given as for
+    /// [`greatest_position_of_found`](Self::greatest_position_of_found): the same positions,
+    /// the same `None`s and the same errors, without reading the records again.
+    ///
+    /// ```
+    /// use cannectors_state::{CursorFields, FieldPath, OnMissingCursor};
+    /// let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()))
+    ///     .on_missing(OnMissingCursor::Skip);
+    /// let positions = fields.positions_of_found([[None, Some("4")], [None, Some("null")]]).unwrap();
+    /// assert_eq!(positions[0].as_ref().unwrap().id.as_ref().unwrap().to_string(), "4");
+    /// assert!(positions[1].is_none());
+    /// ```
+    pub fn positions_of_found<'t>(
+        &self,
+        found: impl IntoIterator<Item = [Option<&'t str>; 2]>,
+    ) -> Result<Vec<Option<Position>>, CursorError> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = found.into_iter();
+        let mut positions = Vec::with_capacity(found.size_hint().0);
+        for (index, texts) in found.enumerate() {
+            if let Some(position) = self.plain_position(texts) {
+                positions.push(Some(position));
+                continue;
+            }
+            // Most values read from their text; one that does not is parsed.
+            let plain = texts.map(|text| text.map(plain_value));
+            let [timestamp, id] = if plain.iter().any(|value| matches!(value, Some(None))) {
+                parse_texts(texts, index)?
+            } else {
+                plain.map(Option::flatten)
+            };
+            match self.position_of(timestamp.as_ref(), id.as_ref(), index) {
+                Ok(position) => positions.push(Some(position)),
+                Err(error) if self.tolerates(&error) => positions.push(None),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(positions)
+    }
+
+    /// The position of a record whose cursor values are a string without escapes (the
+    /// timestamp, in a form [`Timestamp`] reads) and a string or small non-negative integer
+    /// (the id), read from their text; `None` for anything else, which
+    /// [`position_of`](Self::position_of) then reads and explains.
+    fn plain_position(&self, texts: [Option<&str>; 2]) -> Option<Position> {
+        let timestamp = match self.timestamp {
+            None => None,
+            Some(_) => {
+                let inner = plain_string(texts[0]?)?;
+                Some(Timestamp::of_plain_text(parse_instant_text(inner)?, inner))
+            }
+        };
+        let id = match self.id {
+            None => None,
+            Some(_) => {
+                let text = texts[1]?;
+                match plain_string(text) {
+                    Some(inner) => Some(CursorId::Text(inner.to_owned())),
+                    None => Some(CursorId::Integer(small_integer(text)?)),
+                }
+            }
+        };
+        Some(Position { timestamp, id })
+    }
+
     /// The ordering key of a record from the JSON texts of its cursor values: read from the
     /// text when it is a plain string or a small non-negative integer, parsed otherwise (which
     /// also gives the errors their wording).
@@ -541,6 +609,15 @@ impl OwnedId<'_> {
 
 /// The content of a JSON string written without escapes (most cursor values), read from its
 /// text; `None` for any other JSON text.
+/// The value of the JSON text of a string without escapes or of a small non-negative
+/// integer, read without a parser; `None` for any other text.
+fn plain_value(text: &str) -> Option<Value> {
+    match plain_string(text) {
+        Some(inner) => Some(Value::String(inner.to_owned())),
+        None => small_integer(text).map(Value::from),
+    }
+}
+
 fn plain_string(text: &str) -> Option<&str> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     (!inner.contains('\\')).then_some(inner)

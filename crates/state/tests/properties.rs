@@ -341,8 +341,13 @@ proptest! {
         }
         let found = texts.iter().map(|[ts, id]| [ts.as_deref(), id.as_deref()]);
         prop_assert_eq!(
-            fields.greatest_position_of_found(found),
+            fields.greatest_position_of_found(found.clone()),
             fields.greatest_position(&values)
+        );
+        let records: Vec<String> = values.iter().map(Value::to_string).collect();
+        prop_assert_eq!(
+            fields.positions_of_found(found),
+            fields.positions_in_json(records.iter().map(String::as_str))
         );
     }
 
