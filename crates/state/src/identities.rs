@@ -127,7 +127,8 @@ pub struct Identities {
     changes: Changes,
 }
 
-/// Cloning gives the copy a lineage of its own (see [`Changes`]): the two may change apart.
+/// Cloning gives the copy a lineage of its own (its own record of changes): the two may change
+/// apart.
 impl Clone for Identities {
     fn clone(&self) -> Identities {
         Identities {
