@@ -879,57 +879,37 @@ impl Executor {
         // Everything read before this call went out: the batches delivered so far number them.
         let mut read_batches = summary.batches;
         loop {
-            if options.stop_requested() {
+            let next = if options.stop_requested() {
                 // A failure met while reading ahead is still one; batches read ahead are not
                 // delivered, as a batch not yet read.
-                if let Some(source) = ahead.failure(options) {
-                    let error = RunError::Source { source };
-                    return Err(self
-                        .deliver_before_failing(
-                            error,
+                match ahead.failure(options) {
+                    Some(source) => Err(source),
+                    None => {
+                        stopped_early = true;
+                        break;
+                    }
+                }
+            } else {
+                match ahead.take() {
+                    Some(read) => read,
+                    None => match self
+                        .read_lingering(
+                            source,
                             &mut gathered,
                             (scope, output, lock),
                             state,
                             summary,
                             options,
                         )
-                        .await);
-                }
-                stopped_early = true;
-                break;
-            }
-            let next = match ahead.take() {
-                Some(read) => read,
-                None => match gathering.linger().filter(|_| gathered.changed) {
-                    None => source.next_batch().await,
-                    // What is gathered does not wait more than `linger` for more: past that it
-                    // goes out while the read goes on.
-                    Some(linger) => {
-                        let mut reading = source.next_batch();
-                        match tokio::time::timeout_at(gathered.since + linger, &mut reading).await {
-                            Ok(read) => read,
-                            Err(_) => {
-                                let (delivery, read) = tokio::join!(
-                                    self.flush(
-                                        &mut gathered,
-                                        scope,
-                                        output,
-                                        lock,
-                                        state,
-                                        summary,
-                                        options
-                                    ),
-                                    reading,
-                                );
-                                if delivery? == Delivery::Stopped {
-                                    stopped_early = true;
-                                    break;
-                                }
-                                read
-                            }
+                        .await?
+                    {
+                        Some(read) => read,
+                        None => {
+                            stopped_early = true;
+                            break;
                         }
-                    }
-                },
+                    },
+                }
             };
             let batch = match next {
                 Ok(Some(batch)) => batch,
@@ -964,18 +944,16 @@ impl Executor {
             if let Some(progress) = &options.progress {
                 progress.read(read);
             }
-            let admitted = match self.admission.admit(
+            let admitted = match self.admit(
                 batch.records,
                 (batch.greatest, batch.positions),
                 &state.identities,
                 until,
+                number,
+                summary,
             ) {
                 Ok(admitted) => admitted,
-                Err(source) => {
-                    let error = RunError::Cursor {
-                        batch: number,
-                        source,
-                    };
+                Err(error) => {
                     return Err(self
                         .deliver_before_failing(
                             error,
@@ -989,56 +967,7 @@ impl Executor {
                 }
             };
             let position = admitted.position;
-            if admitted.skipped > 0 {
-                summary.records_missing_cursor += admitted.skipped;
-                tracing::warn!(
-                    pipeline = %self.pipeline.name,
-                    batch = number,
-                    skipped = admitted.skipped,
-                    "batch {number}: {} record(s) without a timestamp or id cursor value were \
-                     not delivered (statePersistence.onMissingCursor: skip)",
-                    admitted.skipped
-                );
-            }
-            if admitted.without_cursor > 0 {
-                tracing::info!(
-                    pipeline = %self.pipeline.name,
-                    batch = number,
-                    delivered = admitted.without_cursor,
-                    "batch {number}: {} record(s) without a timestamp or id cursor value are \
-                     delivered without moving the cursor (statePersistence.onMissingCursor: \
-                     deliver)",
-                    admitted.without_cursor
-                );
-            }
-            // After the cursor values were read: a filter never moves a cursor, and a dropped
-            // record still counts for it.
-            let records: Vec<Record> = if self.filters.is_empty() {
-                admitted.records
-            } else {
-                let filtered = match self.filters.apply(admitted.records) {
-                    Ok(filtered) => filtered,
-                    Err(source) => {
-                        let error = RunError::Filter {
-                            batch: number,
-                            source,
-                        };
-                        return Err(self
-                            .deliver_before_failing(
-                                error,
-                                &mut gathered,
-                                (scope, output, lock),
-                                state,
-                                summary,
-                                options,
-                            )
-                            .await);
-                    }
-                };
-                summary.records_dropped += filtered.dropped;
-                summary.records_skipped += filtered.skipped;
-                filtered.records
-            };
+            let records = admitted.records;
             // A source batch is never split: when it does not fit beside what is gathered,
             // that goes out first, committed with the state of the batches it holds.
             if !gathered.fits(read, bytes, gathering)
@@ -1126,6 +1055,95 @@ impl Executor {
             stopped_early = true;
         }
         Ok(stopped_early)
+    }
+
+    /// Admits source batch `number` (admission reads the cursor values, before any filter: a
+    /// filter never moves a cursor, and a dropped record still counts for it) and applies the
+    /// filters to the records that pass; `admitted.records` are then the records to deliver.
+    fn admit(
+        &self,
+        records: Vec<Record>,
+        found: (
+            Option<cannectors_state::Position>,
+            Option<Vec<Option<cannectors_state::Position>>>,
+        ),
+        delivered: &cannectors_state::Identities,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        number: u64,
+        summary: &mut RunSummary,
+    ) -> Result<admit::Admitted, RunError> {
+        let mut admitted = self
+            .admission
+            .admit(records, found, delivered, until)
+            .map_err(|source| RunError::Cursor {
+                batch: number,
+                source,
+            })?;
+        if admitted.skipped > 0 {
+            summary.records_missing_cursor += admitted.skipped;
+            tracing::warn!(
+                pipeline = %self.pipeline.name,
+                batch = number,
+                skipped = admitted.skipped,
+                "batch {number}: {} record(s) without a timestamp or id cursor value were \
+                 not delivered (statePersistence.onMissingCursor: skip)",
+                admitted.skipped
+            );
+        }
+        if admitted.without_cursor > 0 {
+            tracing::info!(
+                pipeline = %self.pipeline.name,
+                batch = number,
+                delivered = admitted.without_cursor,
+                "batch {number}: {} record(s) without a timestamp or id cursor value are \
+                 delivered without moving the cursor (statePersistence.onMissingCursor: \
+                 deliver)",
+                admitted.without_cursor
+            );
+        }
+        if !self.filters.is_empty() {
+            let filtered = self
+                .filters
+                .apply(std::mem::take(&mut admitted.records))
+                .map_err(|source| RunError::Filter {
+                    batch: number,
+                    source,
+                })?;
+            summary.records_dropped += filtered.dropped;
+            summary.records_skipped += filtered.skipped;
+            admitted.records = filtered.records;
+        }
+        Ok(admitted)
+    }
+
+    /// The source's next answer. By default what is gathered does not wait more than
+    /// [`DEFAULT_LINGER`] for it: past that it is delivered while the read goes on. `None` when
+    /// that delivery gave up for a stop.
+    async fn read_lingering(
+        &self,
+        source: &mut dyn Source,
+        gathered: &mut Gathered,
+        (scope, output, lock): (&Scope, &mut Output<'_>, &mut Option<Box<dyn StateLock>>),
+        state: &State,
+        summary: &mut RunSummary,
+        options: &RunOptions,
+    ) -> Result<Option<Result<Option<Batch>, BoxError>>, RunError> {
+        let linger = Gathering::of(&self.pipeline.output).linger();
+        let Some(deadline) = linger
+            .filter(|_| gathered.changed)
+            .map(|linger| gathered.since + linger)
+        else {
+            return Ok(Some(source.next_batch().await));
+        };
+        let mut reading = source.next_batch();
+        if let Ok(read) = tokio::time::timeout_at(deadline, &mut reading).await {
+            return Ok(Some(read));
+        }
+        let (delivery, read) = tokio::join!(
+            self.flush(gathered, scope, output, lock, state, summary, options),
+            reading,
+        );
+        Ok((delivery? == Delivery::Committed).then_some(read))
     }
 
     /// Delivers and commits what is gathered before the run fails with `error`, met in a later
