@@ -1327,3 +1327,50 @@ async fn a_source_told_to_stop_gives_up_a_page_request_waiting_to_be_retried() {
     ));
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn with_lookback_each_record_s_position_is_handed_over_with_the_batch() {
+    let server = MockServer::start().await;
+    let body = json!({"items": [
+        {"id": 2, "at": "2026-01-01T00:00:02Z"},
+        {"id": 1, "at": "2026-01-01T00:00:05Z"},
+        {"id": 3, "at": "2026-01-01T00:00:04Z"}
+    ]});
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    let config = |lookback: Option<&str>| {
+        let mut persistence = json!({
+            "timestamp": {"field": "at", "queryParam": "since"},
+            "id": {"field": "id", "queryParam": "after"}
+        });
+        if let Some(lookback) = lookback {
+            persistence["lookback"] = json!(lookback);
+        }
+        json!({
+            "endpoint": format!("{}/items", server.uri()),
+            "dataField": "items",
+            "statePersistence": persistence
+        })
+    };
+    let batches = complete_run(&mut source(config(Some("10m")), None)).await;
+    let ids: Vec<String> = batches[0]
+        .positions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|position| position.as_ref().unwrap().id.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["2", "1", "3"]);
+    let greatest = batches[0].greatest.as_ref().unwrap();
+    assert_eq!(
+        greatest.id.as_ref().unwrap().to_string(),
+        "1",
+        "the latest timestamp"
+    );
+    // Without a setting that looks at each record, only the greatest is found.
+    let plain = complete_run(&mut source(config(None), None)).await;
+    assert!(plain[0].positions.is_none());
+    assert_eq!(plain[0].greatest.as_ref(), Some(greatest));
+}
