@@ -9,7 +9,7 @@
 
 use cannectors_config::Lookback;
 use cannectors_connector::Record;
-use cannectors_state::{CursorError, CursorFields, Identities, OnMissingCursor, Position};
+use cannectors_state::{CursorError, CursorFields, Entry, Identities, OnMissingCursor, Position};
 use chrono::{DateTime, Utc};
 
 /// What the executor keeps of one batch.
@@ -29,7 +29,7 @@ pub(crate) struct Admitted {
     /// Records held back because they are newer than the run's upper bound (`delay`).
     pub(crate) held: u64,
     /// The identities of the delivered records, to remember once the sink accepted them.
-    pub(crate) identities: Vec<(DateTime<Utc>, u64)>,
+    pub(crate) identities: Vec<Entry>,
 }
 
 /// Decides, batch by batch, which records are delivered.
@@ -117,11 +117,12 @@ impl Admission {
                     {
                         let instant = timestamp.instant();
                         let identity = lookback.identity.of(record.json(), &position);
-                        if delivered.contains(instant, identity) {
+                        let entry = Entry::of(instant, identity);
+                        if delivered.contains_entry(entry) {
                             admitted.repeated += 1;
                             continue;
                         }
-                        admitted.identities.push((instant, identity));
+                        admitted.identities.push(entry);
                     }
                     if admitted
                         .position

@@ -1021,8 +1021,8 @@ impl Executor {
             }
             // Remembered at once, so that a later batch of the same delivery that repeats a
             // record leaves it out; committed only with the delivery that holds it.
-            for (instant, identity) in admitted.identities {
-                state.identities.insert(instant, identity);
+            for entry in admitted.identities {
+                state.identities.insert_entry(entry);
             }
             self.prune_identities(state);
             gathered.add(number, read, bytes, records);

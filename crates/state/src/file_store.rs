@@ -4,26 +4,29 @@
 //! (`<dir>/<name>.json`, `<name>.json.tmp` while committing, `<name>.lock`, and with lookback
 //! the journal of identities `<name>.idents-a` or `<name>.idents-b`). A commit is
 //! crash-consistent: the identities it added are appended to the journal after the bytes the
-//! state file counts on and synced (or, now and then, all of them written into the other
-//! journal file and synced); then the new content goes to the temp file, is synced, renamed
-//! over the old file, and the directory is synced, so that after a crash at any point the state
-//! file holds either the old or the new content, never a mix, and the journal bytes it counts
-//! on are never written again.
+//! state file counts on, and carried in the state file too until they are synced (or, now and
+//! then, all of them are written into the other journal file and synced); then the new content
+//! goes to the temp file, is synced, renamed over the old file, and the directory is synced, so
+//! that after a crash at any point the state file holds either the old or the new content,
+//! never a mix, and the journal bytes it counts on are never written again.
 //!
 //! Its futures do their I/O on the thread that polls them, when they are polled, and never wait
-//! for anything else: a few small reads and writes and, for a commit, two or three syncs.
+//! for anything else: a few small reads and writes and, for a commit, two syncs (three when
+//! the journal's lines are synced).
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use twox_hash::XxHash3_64;
 
 use crate::identities::Identities;
 use crate::journal::{
-    COMPACT_FLOOR, JournalProblem, JournalRef, JournalTail, SLOT_SUFFIXES, Slot, hasher_of,
+    COMPACT_FLOOR, JournalProblem, JournalRef, JournalTail, SLOT_SUFFIXES, Slot, TAIL_MAX,
+    hasher_of,
 };
 use crate::state::{Metadata, State, StateFormatError};
 use crate::store::{StateError, StateLock, StateStore, StoreFuture, check_name};
@@ -49,6 +52,43 @@ const _: () = assert!(
         && LONGEST_SUFFIX.len() >= SLOT_SUFFIXES[0].len()
         && LONGEST_SUFFIX.len() >= SLOT_SUFFIXES[1].len()
 );
+
+/// Starts syncing the journal file `file` (of `slot`, `through` bytes long) on a thread of its
+/// own; `None` when no thread can be started, which leaves the lines carried by the state file.
+fn sync_in_background(file: File, slot: Slot, through: u64) -> Option<BackgroundSync> {
+    let handle = std::thread::Builder::new()
+        .name("journal-sync".into())
+        .spawn(move || file.sync_data())
+        .ok()?;
+    Some(BackgroundSync {
+        slot,
+        through,
+        handle,
+    })
+}
+
+/// Counts the journal lines the finished sync `done` made durable: they leave the tail the
+/// state file carries. A sync that failed, or of lines no longer in the tail, counts nothing.
+fn count_synced(tail: &mut JournalTail, done: BackgroundSync) {
+    let synced = matches!(done.handle.join(), Ok(Ok(())));
+    let reference = &mut tail.reference;
+    let covered = done
+        .through
+        .checked_sub(reference.bytes)
+        .and_then(|covered| usize::try_from(covered).ok())
+        .filter(|covered| *covered > 0 && *covered <= reference.tail.len());
+    if let Some(covered) = covered
+        && synced
+        && tail.tail_written
+        && done.slot == reference.slot
+        && reference.tail.is_char_boundary(covered)
+    {
+        tail.hasher.write(&reference.tail.as_bytes()[..covered]);
+        reference.bytes = done.through;
+        reference.checksum = tail.hasher.finish();
+        reference.tail = Arc::from(&reference.tail[covered..]);
+    }
+}
 
 /// The longest file name, in bytes, of ext4, XFS, Btrfs and tmpfs (`NAME_MAX`).
 pub(crate) const FILE_NAME_MAX: usize = 255;
@@ -97,6 +137,19 @@ struct FileLock {
     journal: Option<JournalTail>,
     /// A buffer for the journal's lines, kept for the next commit.
     lines: Vec<u8>,
+    /// The sync of the journal's last lines, running while the run goes on.
+    syncing: Option<BackgroundSync>,
+}
+
+/// A sync of journal lines on a thread of its own, started by a commit that carried them in
+/// the state file: a later commit counts the lines it covered once it finished, and stops
+/// carrying them.
+#[derive(Debug)]
+struct BackgroundSync {
+    slot: Slot,
+    /// The journal's length when the sync started: the bytes it makes durable.
+    through: u64,
+    handle: std::thread::JoinHandle<io::Result<()>>,
 }
 
 impl Drop for FileLock {
@@ -124,8 +177,8 @@ impl StateLock for FileLock {
                 state,
                 last_written.as_deref(),
                 journal,
-                &mut text,
-                &mut self.lines,
+                (&mut text, &mut self.lines),
+                &mut self.syncing,
             );
             // After a failure the files may hold anything: the next commit checks them in full.
             let (now, spare, result) = match written {
@@ -133,7 +186,10 @@ impl StateLock for FileLock {
                     self.journal = journal;
                     (Some(text), last_written.unwrap_or_default(), Ok(()))
                 }
-                Err(error) => (None, text, Err(error)),
+                Err(error) => {
+                    self.syncing = None;
+                    (None, text, Err(error))
+                }
             };
             self.last_written = now;
             self.spare = spare;
@@ -287,6 +343,7 @@ impl FileStore {
                 spare: String::new(),
                 journal: None,
                 lines: Vec::new(),
+                syncing: None,
             }),
             Err(fs::TryLockError::WouldBlock) => Err(StateError::Locked {
                 pipeline: self.pipeline.clone(),
@@ -352,6 +409,7 @@ impl FileStore {
         let tail = JournalTail {
             reference,
             hasher,
+            tail_written: false,
             version: None,
         };
         Ok((state, Some(tail)))
@@ -401,11 +459,20 @@ impl FileStore {
                 found,
             }));
         }
+        let counted = bytes.len();
+        bytes.extend_from_slice(reference.tail.as_bytes());
         let mut identities =
             Identities::from_journal(&bytes, reference.since).map_err(|(line, line_problem)| {
-                problem(JournalProblem::Line {
-                    line,
-                    problem: line_problem,
+                let journal_lines = bytes[..counted].iter().filter(|b| **b == b'\n').count();
+                problem(match line.checked_sub(journal_lines) {
+                    Some(tail_line) if tail_line > 0 => JournalProblem::TailLine {
+                        line: tail_line,
+                        problem: line_problem,
+                    },
+                    _ => JournalProblem::Line {
+                        line,
+                        problem: line_problem,
+                    },
                 })
             })?;
         if identities.len() as u64 != reference.count {
@@ -425,11 +492,17 @@ impl FileStore {
     /// `current` (the journal the state file refers to now) holds, or writes them all into the
     /// other file when that cannot be told or the file holds too many forgotten entries.
     /// `lines` is a buffer. Returns the journal to refer to.
+    ///
+    /// An append is not synced before the state file is written: its lines go into the state
+    /// file as well (its tail), and a thread syncs them while the run goes on; a later commit
+    /// counts them once that sync finished. Only when the tail would exceed [`TAIL_MAX`] is the
+    /// append synced before the state file is written.
     fn write_journal(
         &self,
         identities: &Identities,
         current: Option<JournalTail>,
         lines: &mut Vec<u8>,
+        syncing: &mut Option<BackgroundSync>,
     ) -> Result<JournalTail, StateError> {
         lines.clear();
         let since = identities.first_second().unwrap_or_default();
@@ -444,22 +517,49 @@ impl FileStore {
                         .map(|(_, version)| *version)
                 });
                 if let Some(added) = from.and_then(|version| identities.added_since(version)) {
+                    if let Some(done) = syncing.take_if(|sync| sync.handle.is_finished()) {
+                        count_synced(&mut tail, done);
+                    }
                     Identities::write_added(added, lines);
-                    let bytes = tail.reference.bytes + lines.len() as u64;
+                    let carried = tail.reference.tail.len() + lines.len();
+                    let total = tail.reference.bytes + carried as u64;
                     // A commit that adds nothing writes nothing (a backfill's commits leave the
                     // window's identities as they were, reference included).
-                    if lines.is_empty() || bytes <= 2 * live + COMPACT_FLOOR {
+                    if lines.is_empty() || total <= 2 * live + COMPACT_FLOOR {
+                        let mut reference = tail.reference.clone();
                         if !lines.is_empty() {
-                            self.append(&tail.reference, lines)?;
-                            tail.hasher.write(lines);
+                            let sync = carried > TAIL_MAX;
+                            let (file, end) = self.append(&tail, lines, sync)?;
+                            tail.tail_written = true;
+                            if sync {
+                                *syncing = None;
+                            } else if syncing.is_none() {
+                                *syncing = sync_in_background(file, tail.reference.slot, end);
+                            }
+                            if sync {
+                                tail.hasher.write(tail.reference.tail.as_bytes());
+                                tail.hasher.write(lines);
+                                reference.bytes = total;
+                                reference.checksum = tail.hasher.finish();
+                                reference.tail = Arc::from("");
+                            } else {
+                                let mut carried_lines = String::with_capacity(carried);
+                                carried_lines.push_str(&tail.reference.tail);
+                                // Journal lines are ASCII: the second and Z85.
+                                carried_lines.push_str(std::str::from_utf8(lines).map_err(
+                                    |_| {
+                                        self.journal_write_error(
+                                            self.journal_path(tail.reference.slot),
+                                            io::Error::other("journal lines that are not text"),
+                                        )
+                                    },
+                                )?);
+                                reference.tail = carried_lines.into();
+                            }
                         }
-                        tail.reference = JournalRef {
-                            slot: tail.reference.slot,
-                            bytes,
-                            count: identities.len() as u64,
-                            since,
-                            checksum: tail.hasher.finish(),
-                        };
+                        reference.count = identities.len() as u64;
+                        reference.since = since;
+                        tail.reference = reference;
                         tail.version = Some(identities.version());
                         return Ok(tail);
                     }
@@ -468,6 +568,7 @@ impl FileStore {
                 tail.reference.slot.other()
             }
         };
+        *syncing = None;
         identities.write_journal(lines);
         self.write_slot(slot, lines)?;
         let hasher = hasher_of(lines);
@@ -478,15 +579,25 @@ impl FileStore {
                 count: identities.len() as u64,
                 since,
                 checksum: hasher.finish(),
+                tail: Arc::from(""),
             },
             hasher,
+            tail_written: true,
             version: Some(identities.version()),
         })
     }
 
-    /// Appends `lines` to the journal `reference` names, after the bytes it counts on (cutting
-    /// what an interrupted commit left beyond them), and syncs it.
-    fn append(&self, reference: &JournalRef, lines: &[u8]) -> Result<(), StateError> {
+    /// Appends `lines` to the journal `current` names, after the bytes it counts on and the
+    /// tail the state file carries (cutting what an interrupted commit left beyond them, and
+    /// writing the tail again when this writer did not write it), and syncs it when `sync`.
+    /// Returns the file and its length.
+    fn append(
+        &self,
+        current: &JournalTail,
+        lines: &[u8],
+        sync: bool,
+    ) -> Result<(File, u64), StateError> {
+        let reference = &current.reference;
         let path = self.journal_path(reference.slot);
         let mut options = OpenOptions::new();
         options.write(true);
@@ -507,14 +618,25 @@ impl FileStore {
             });
         }
         let appended = (|| {
-            if length > reference.bytes {
-                file.set_len(reference.bytes)?;
+            let written_tail = reference.tail.len() as u64;
+            let (at, tail) = if current.tail_written && length >= reference.bytes + written_tail {
+                (reference.bytes + written_tail, &[][..])
+            } else {
+                (reference.bytes, reference.tail.as_bytes())
+            };
+            if length > at {
+                file.set_len(at)?;
             }
-            file.seek(SeekFrom::Start(reference.bytes))?;
+            file.seek(SeekFrom::Start(at))?;
+            file.write_all(tail)?;
             file.write_all(lines)?;
-            file.sync_data()
+            if sync {
+                file.sync_data()?;
+            }
+            Ok(at + (tail.len() + lines.len()) as u64)
         })();
-        appended.map_err(write_error)
+        let end = appended.map_err(write_error)?;
+        Ok((file, end))
     }
 
     /// Replaces the content of the journal file `slot` with `lines`, and syncs it (and the
@@ -551,15 +673,16 @@ impl FileStore {
     /// it again. `text` is a buffer to write the new text into.
     ///
     /// `journal` is the journal the state file refers to as this writer last wrote it, for a
-    /// file that still holds `last_written`; `lines` a buffer for the journal's lines. Returns
-    /// the journal the new state file refers to.
+    /// file that still holds `last_written`; `lines` a buffer for the journal's lines;
+    /// `syncing` the sync of journal lines this writer started last. Returns the journal the
+    /// new state file refers to.
     fn write(
         &self,
         state: &State,
         last_written: Option<&str>,
         journal: Option<JournalTail>,
-        text: &mut String,
-        lines: &mut Vec<u8>,
+        (text, lines): (&mut String, &mut Vec<u8>),
+        syncing: &mut Option<BackgroundSync>,
     ) -> Result<Option<JournalTail>, StateError> {
         let mut current = journal;
         if !last_written.is_some_and(|last| self.holds(last.as_bytes())) {
@@ -573,7 +696,7 @@ impl FileStore {
         let journal = if state.identities.is_empty() {
             None
         } else {
-            Some(self.write_journal(&state.identities, current, lines)?)
+            Some(self.write_journal(&state.identities, current, lines, syncing)?)
         };
         let metadata = Metadata {
             pipeline: Some(&self.pipeline),
@@ -585,6 +708,9 @@ impl FileStore {
             .as_ref()
             .map(|tail| tail.reference.to_json(&self.pipeline));
         state.write_json_pretty(&metadata, reference, text);
+        if let Some(tail) = &journal {
+            tail.reference.write_tail(text);
+        }
         self.create_dir()?;
         if let Err(source) = self.write_temp(text.as_bytes()) {
             let _ = fs::remove_file(&self.temp);

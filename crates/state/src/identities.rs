@@ -125,6 +125,9 @@ pub struct Identities {
     len: usize,
     /// What changed, for a store that writes only that.
     changes: Changes,
+    /// The entries of the second added to last: a new second starts with room for as many,
+    /// rather than growing its set and its text again and again.
+    room: usize,
 }
 
 /// Cloning gives the copy a lineage of its own (its own record of changes): the two may change
@@ -135,6 +138,7 @@ impl Clone for Identities {
             by_second: self.by_second.clone(),
             len: self.len,
             changes: self.changes.fork(),
+            room: self.room,
         }
     }
 }
@@ -266,7 +270,18 @@ struct Second {
     encoded: String,
 }
 
+/// The most entries a new second makes room for in advance.
+const MAX_ROOM: usize = 16 * 1024;
+
 impl Second {
+    /// A second with room for `room` entries.
+    fn with_room(room: usize) -> Second {
+        Second {
+            entries: FxHashSet::with_capacity_and_hasher(room, Default::default()),
+            encoded: String::with_capacity(room * ENCODED_ENTRY),
+        }
+    }
+
     /// Adds `entry`, whose Z85 is `encoded`; `false` when it was there already.
     fn insert(&mut self, entry: u64, encoded: &str) -> bool {
         let added = self.entries.insert(entry);
@@ -381,25 +396,74 @@ fn second_key(second: i64) -> Option<String> {
         .map(|instant| instant.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
+/// A record's entry in a window: its exact timestamp and its identity hashed together, with the
+/// second it is kept under. Computed once, it can be looked up and then remembered.
+///
+/// ```
+/// use cannectors_state::{Entry, Identities};
+/// let at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00.25Z").unwrap().to_utc();
+/// let mut delivered = Identities::default();
+/// let entry = Entry::of(at, 0xfeed);
+/// assert!(!delivered.contains_entry(entry));
+/// assert!(delivered.insert_entry(entry));
+/// assert!(delivered.contains(at, 0xfeed));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    second: i64,
+    hash: u64,
+}
+
+impl Entry {
+    /// The entry of the record of `instant` with `identity`.
+    pub fn of(instant: DateTime<Utc>, identity: u64) -> Entry {
+        Entry {
+            second: instant.timestamp(),
+            hash: entry(instant, identity),
+        }
+    }
+}
+
 impl Identities {
     /// Whether the record of `instant` with `identity` was delivered.
     pub fn contains(&self, instant: DateTime<Utc>, identity: u64) -> bool {
+        self.contains_entry(Entry::of(instant, identity))
+    }
+
+    /// Whether the record of `entry` was delivered.
+    pub fn contains_entry(&self, entry: Entry) -> bool {
         self.by_second
-            .get(&instant.timestamp())
-            .is_some_and(|second| second.entries.contains(&entry(instant, identity)))
+            .get(&entry.second)
+            .is_some_and(|second| second.entries.contains(&entry.hash))
     }
 
     /// Remembers a delivered record; `false` when it was known already.
     pub fn insert(&mut self, instant: DateTime<Utc>, identity: u64) -> bool {
-        let key = instant.timestamp();
-        let second = self.by_second.entry(key).or_default();
-        let entry = entry(instant, identity);
-        if second.entries.contains(&entry) {
+        self.insert_entry(Entry::of(instant, identity))
+    }
+
+    /// Remembers the delivered record of `entry`; `false` when it was known already.
+    pub fn insert_entry(
+        &mut self,
+        Entry {
+            second: key,
+            hash: entry,
+        }: Entry,
+    ) -> bool {
+        let room = self.room;
+        let second = self
+            .by_second
+            .entry(key)
+            .or_insert_with(|| Second::with_room(room));
+        if !second.entries.insert(entry) {
             return false;
         }
         let encoded = encode_entry(entry);
         // Z85 is ASCII.
-        second.insert(entry, std::str::from_utf8(&encoded).unwrap_or_default());
+        second
+            .encoded
+            .push_str(std::str::from_utf8(&encoded).unwrap_or_default());
+        self.room = second.entries.len().min(MAX_ROOM);
         self.len += 1;
         if self
             .changes

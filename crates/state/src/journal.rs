@@ -11,10 +11,18 @@
 //! interrupted commit appended: ignored, and cut by the next commit. When the file holds much
 //! more than the live entries, or a change is not an addition, a commit writes the live entries
 //! into the other file (never into the one the state file refers to) and refers to it.
+//!
+//! The counted bytes are synced before a state file counts on them, but not at every commit:
+//! a commit appends its lines without a sync and carries them in the state file as well (its
+//! `tail`, the lines that follow the counted bytes), which is synced anyway. Once the tail
+//! exceeds [`TAIL_MAX`], a commit syncs the journal and counts the tail's bytes. A commit thus
+//! pays one sync fewer most of the time, and a crash loses nothing: the journal's bytes beyond
+//! the counted ones are never read, and the next commit writes the tail there again.
 
 use std::fmt;
 use std::hash::Hasher as _;
 use std::io;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -28,6 +36,11 @@ pub(crate) const SLOT_SUFFIXES: [&str; 2] = [".idents-a", ".idents-b"];
 /// A journal may grow to twice the size of its live entries, plus this, before a commit writes
 /// the live entries into the other file.
 pub(crate) const COMPACT_FLOOR: u64 = 64 * 1024;
+
+/// The journal is synced, and the lines the state file carries counted, once they exceed this.
+/// It bounds what each commit writes to the state file beyond its cursors; a commit of a run
+/// that adds 5,000 identities (50 KB of lines) then syncs the journal every fifth commit.
+pub(crate) const TAIL_MAX: usize = 256 * 1024;
 
 /// One of the two journal files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +80,13 @@ pub(crate) struct JournalRef {
     pub(crate) since: i64,
     /// XXH3 (seed 0) of the first `bytes` bytes.
     pub(crate) checksum: u64,
+    /// The lines that follow the counted bytes, each with its line end: appended to the
+    /// journal without a sync, so carried by the state file.
+    pub(crate) tail: Arc<str>,
 }
 
-const KEYS: &[&str] = &["journal", "bytes", "count", "since", "checksum"];
-const ALLOWED: &str = "journal, bytes, count, since, checksum";
+const KEYS: &[&str] = &["journal", "bytes", "count", "since", "checksum", "tail"];
+const ALLOWED: &str = "journal, bytes, count, since, checksum, tail";
 const EXPECT_JOURNAL: &str = "it must name one of the pipeline's two journal files beside the \
                               state file, `<name>.idents-a` or `<name>.idents-b`";
 const EXPECT_COUNT: &str = "it must be a non-negative integer";
@@ -78,6 +94,13 @@ const EXPECT_SECOND: &str =
     "it must be an RFC 3339 timestamp of a whole second such as \"2026-01-01T00:00:00Z\"";
 const EXPECT_CHECKSUM: &str =
     "it must be 16 hexadecimal digits, the XXH3 hash of the journal's first `bytes` bytes";
+/// What [`JournalRef::to_json`] puts in place of the tail's lines, and how it is written in the
+/// text: no journal line can be this.
+const TAIL_PLACEHOLDER: &str = "\u{1}tail\u{1}";
+const TAIL_PLACEHOLDER_JSON: &str = "\"\\u0001tail\\u0001\"";
+
+const EXPECT_TAIL: &str = "it must be a list of journal lines (strings), those that follow the \
+                           journal's first `bytes` bytes";
 
 impl JournalRef {
     /// The file's name for the pipeline `pipeline`.
@@ -85,7 +108,8 @@ impl JournalRef {
         format!("{pipeline}{}", self.slot.suffix())
     }
 
-    /// The state file's `identities` section.
+    /// The state file's `identities` section, with a placeholder for the tail's lines that
+    /// [`write_tail`](Self::write_tail) replaces.
     pub(crate) fn to_json(&self, pipeline: &str) -> Value {
         let mut map = Map::new();
         map.insert("journal".into(), Value::String(self.file_name(pipeline)));
@@ -101,7 +125,36 @@ impl JournalRef {
             "checksum".into(),
             Value::String(format!("{:016x}", self.checksum)),
         );
+        if !self.tail.is_empty() {
+            map.insert("tail".into(), Value::String(TAIL_PLACEHOLDER.into()));
+        }
         Value::Object(map)
+    }
+
+    /// Puts the tail's lines in `text`, the state file's text written with
+    /// [`to_json`](Self::to_json), in place of the placeholder `to_json` left: they are
+    /// written straight into the text rather than built as JSON values first, since they are
+    /// most of the file.
+    pub(crate) fn write_tail(&self, text: &mut String) {
+        let Some(at) = text.find(TAIL_PLACEHOLDER_JSON) else {
+            return;
+        };
+        let rest = text.split_off(at + TAIL_PLACEHOLDER_JSON.len());
+        text.truncate(at);
+        text.reserve(self.tail.len() + self.tail.len() / 8 + 16 + rest.len());
+        let lines = text;
+        lines.push('[');
+        for (index, line) in self.tail.lines().enumerate() {
+            if index > 0 {
+                lines.push(',');
+            }
+            // RFC 3339, a space and the Z85 alphabet hold nothing JSON escapes.
+            lines.push_str("\n      \"");
+            lines.push_str(line);
+            lines.push('"');
+        }
+        lines.push_str("\n    ]");
+        lines.push_str(&rest);
     }
 
     /// Takes the `identities` section out of `document` when it refers to a journal of the
@@ -166,12 +219,29 @@ impl JournalRef {
             .filter(|text| text.len() == 16)
             .and_then(|text| u64::from_str_radix(text, 16).ok())
             .ok_or_else(field("checksum", EXPECT_CHECKSUM))?;
+        let mut tail = String::new();
+        match section.get("tail") {
+            None => {}
+            Some(Value::Array(lines)) => {
+                for line in lines {
+                    match line.as_str() {
+                        Some(line) if !line.is_empty() && !line.contains(['\n', '\r']) => {
+                            tail.push_str(line);
+                            tail.push('\n');
+                        }
+                        _ => return Err(field("tail", EXPECT_TAIL)()),
+                    }
+                }
+            }
+            Some(_) => return Err(field("tail", EXPECT_TAIL)()),
+        }
         Ok(Some(JournalRef {
             slot,
             bytes,
             count,
             since,
             checksum,
+            tail: tail.into(),
         }))
     }
 }
@@ -183,6 +253,9 @@ pub(crate) struct JournalTail {
     pub(crate) reference: JournalRef,
     /// XXH3 of the counted bytes, to go on with the bytes appended.
     pub(crate) hasher: XxHash3_64,
+    /// Whether the journal holds the reference's tail after the counted bytes, as this writer
+    /// appended it (after a load it may hold anything there).
+    pub(crate) tail_written: bool,
     /// The version of the identities the counted bytes hold, when this writer wrote them.
     pub(crate) version: Option<(u64, u64)>,
 }
@@ -250,6 +323,14 @@ pub enum JournalProblem {
     /// A line is not `<RFC 3339 second> <Z85 entries>`.
     #[error("its line {line} {problem}")]
     Line {
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A line of the state file's `identities.tail` is not `<RFC 3339 second> <Z85 entries>`.
+    #[error("the line {line} of the state file's `identities.tail` {problem}")]
+    TailLine {
         /// The line, from 1.
         line: usize,
         /// What is wrong with it.

@@ -69,7 +69,7 @@ mod store;
 
 pub use cursor::{CursorId, IdError, Timestamp, TimestampError};
 pub use file_store::FileStore;
-pub use identities::{Identities, Identity};
+pub use identities::{Entry, Identities, Identity};
 pub use journal::JournalProblem;
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};

@@ -47,8 +47,29 @@ fn journal(store: &FileStore) -> PathBuf {
     store.dir().join(name)
 }
 
-fn counted_bytes(store: &FileStore) -> usize {
+/// The journal bytes the state file counts on (synced), not the lines of its tail.
+fn synced_bytes(store: &FileStore) -> usize {
     file_json(store)["identities"]["bytes"].as_u64().unwrap() as usize
+}
+
+/// The lines the state file carries, which follow the synced bytes in the journal.
+fn tail(store: &FileStore) -> String {
+    file_json(store)["identities"]
+        .get("tail")
+        .map(|lines| {
+            lines
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|line| format!("{}\n", line.as_str().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The journal bytes the state file accounts for: the synced ones and its tail.
+fn counted_bytes(store: &FileStore) -> usize {
+    synced_bytes(store) + tail(store).len()
 }
 
 #[tokio::test]
@@ -81,11 +102,114 @@ async fn a_commit_appends_only_what_it_added_after_the_bytes_already_counted() {
     assert_eq!(appended.lines().count(), 3, "{appended}");
     assert!(appended.starts_with("2026-01-01T00:04:10Z "), "{appended}");
     assert_eq!(counted_bytes(&store), second.len());
+    // Carried by the state file too, until they are synced.
+    assert_eq!(synced_bytes(&store), first.len());
+    assert_eq!(tail(&store), appended);
     assert_eq!(file_json(&store)["identities"]["count"], 1010);
     drop(lock);
     let loaded = store.load().await.unwrap().unwrap();
     assert_eq!(loaded.identities, state.identities);
     assert_eq!(loaded.identities.len(), 1010);
+}
+
+#[tokio::test]
+async fn lines_are_carried_by_the_state_file_until_a_later_commit_finds_them_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    let written_whole = synced_bytes(&store);
+    assert_eq!(tail(&store), "", "a journal written whole is synced");
+    add(&mut state, 100, 40);
+    lock.commit(&state).await.unwrap();
+    let carried = tail(&store);
+    assert_eq!(carried.lines().count(), 10);
+    assert_eq!(synced_bytes(&store), written_whole);
+    // The lines are synced on a thread of their own; a later commit counts them once that
+    // sync finished, and carries only what came after.
+    let mut next = 140;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while synced_bytes(&store) == written_whole {
+        assert!(std::time::Instant::now() < deadline, "never counted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        add(&mut state, next, 4);
+        next += 4;
+        lock.commit(&state).await.unwrap();
+        assert_eq!(
+            counted_bytes(&store),
+            fs::read(journal(&store)).unwrap().len()
+        );
+    }
+    let journal_text = String::from_utf8(fs::read(journal(&store)).unwrap()).unwrap();
+    assert!(synced_bytes(&store) >= written_whole + carried.len());
+    assert_eq!(tail(&store), journal_text[synced_bytes(&store)..]);
+    drop(lock);
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+}
+
+#[tokio::test]
+async fn lines_beyond_the_bound_of_the_tail_are_synced_before_the_state_file_counts_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    // 20,000 identities: 5,000 lines of 62 bytes, 310,000 bytes, over the bound of 256 KiB.
+    add(&mut state, 100, 20_000);
+    lock.commit(&state).await.unwrap();
+    assert_eq!(tail(&store), "");
+    assert_eq!(
+        synced_bytes(&store),
+        fs::read(journal(&store)).unwrap().len()
+    );
+    assert!(fs::metadata(store.path()).unwrap().len() < 1024);
+    drop(lock);
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+}
+
+#[tokio::test]
+async fn a_tail_the_journal_lost_in_a_crash_is_read_from_the_state_file_and_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    add(&mut state, 100, 40);
+    lock.commit(&state).await.unwrap();
+    drop(lock);
+    let synced = synced_bytes(&store);
+    let carried = tail(&store);
+    assert_eq!(carried.lines().count(), 10);
+    // A power cut loses the unsynced lines, or leaves part of them, or other bytes.
+    for left in [&b""[..], &carried.as_bytes()[..70], b"\0\0\0\0\0\0"] {
+        let mut bytes = fs::read(journal(&store)).unwrap();
+        bytes.truncate(synced);
+        bytes.extend_from_slice(left);
+        fs::write(journal(&store), &bytes).unwrap();
+        let loaded = store.load().await.unwrap().unwrap();
+        assert_eq!(loaded.identities, state.identities);
+    }
+    let mut lock = store.lock().await.unwrap();
+    let mut state = store.load().await.unwrap().unwrap();
+    add(&mut state, 140, 4);
+    lock.commit(&state).await.unwrap();
+    let after = String::from_utf8(fs::read(journal(&store)).unwrap()).unwrap();
+    assert_eq!(synced_bytes(&store), synced);
+    assert_eq!(&after[synced..synced + carried.len()], carried);
+    assert_eq!(after.len(), synced + carried.len() + 62);
+    assert_eq!(tail(&store), after[synced..]);
+    drop(lock);
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
 }
 
 #[tokio::test]
@@ -526,6 +650,44 @@ async fn a_bad_journal_line_is_refused_with_its_number_and_nothing_is_changed() 
     .await;
 }
 
+#[tokio::test]
+async fn a_bad_line_in_the_state_files_tail_is_refused_with_its_number_and_nothing_is_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    add(&mut state, 100, 12);
+    lock.commit(&state).await.unwrap();
+    drop(lock);
+    let text = fs::read_to_string(store.path()).unwrap();
+    let mut file: Value = serde_json::from_str(&text).unwrap();
+    file["identities"]["tail"][1] = Value::String("2026-01-01T00:00:26Z 00000".into());
+    fs::write(store.path(), serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    file["identities"]["tail"] = Value::String("lines".into());
+    let not_a_list = serde_json::to_string_pretty(&file).unwrap();
+    let journal_before = fs::read(journal(&store)).unwrap();
+
+    let error = store.load().await.unwrap_err();
+    assert!(
+        error.to_string().contains(
+            "is not usable: the line 2 of the state file's `identities.tail` does not go on \
+             with a Z85 string of 8 bytes an identity. Nothing was changed"
+        ),
+        "{error}"
+    );
+    fs::write(store.path(), &not_a_list).unwrap();
+    let error = store.load().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`identities.tail` holds \"lines\", but it must be a list of journal lines"),
+        "{error}"
+    );
+    assert_eq!(fs::read_to_string(store.path()).unwrap(), not_a_list);
+    assert_eq!(fs::read(journal(&store)).unwrap(), journal_before);
+}
+
 fn xxh3(bytes: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot_with_seed(0, bytes)
 }
@@ -554,6 +716,10 @@ enum Step {
     Restart,
     /// A copy of the state is committed (a backfill's).
     Copy,
+    /// A power cut: the journal's lines beyond its synced bytes are lost, then a new run.
+    PowerCut,
+    /// A delivery large enough that the state file's tail goes over its bound.
+    Flood(u16),
 }
 
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -564,6 +730,8 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         1 => (1..200_u16).prop_map(Step::Bound),
         1 => Just(Step::Restart),
         1 => Just(Step::Copy),
+        1 => Just(Step::PowerCut),
+        1 => (0..1000_u16).prop_map(Step::Flood),
     ]
 }
 
@@ -571,7 +739,7 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
     /// Whatever the steps, the identities loaded back are those last committed, and the
-    /// journal's counted bytes are never written again.
+    /// journal's synced bytes are never written again.
     #[test]
     fn the_journal_always_loads_back_what_was_committed(
         steps in proptest::collection::vec(step(), 1..30)
@@ -608,6 +776,26 @@ proptest::proptest! {
                         state = store.load().await.unwrap().unwrap_or_default();
                     }
                     Step::Copy => state = state.clone(),
+                    Step::PowerCut => {
+                        drop(lock);
+                        if store.path().exists()
+                            && file_json(&store).get("identities").is_some()
+                        {
+                            let path = journal(&store);
+                            let mut bytes = fs::read(&path).unwrap();
+                            bytes.truncate(synced_bytes(&store));
+                            fs::write(&path, &bytes).unwrap();
+                        }
+                        kept = None;
+                        lock = store.lock().await.unwrap();
+                        state = store.load().await.unwrap().unwrap_or_default();
+                    }
+                    Step::Flood(first) => {
+                        for record in 0..15_000_u64 {
+                            let at = start() + TimeDelta::milliseconds((record * 3) as i64);
+                            state.identities.insert(at, u64::from(first) * 100_000 + record);
+                        }
+                    }
                 }
                 // The bytes counted before this commit, in the file then referred to, stay.
                 if let Some((path, bytes)) = &kept
@@ -622,7 +810,7 @@ proptest::proptest! {
                 assert_eq!(loaded.identities.len(), state.identities.len());
                 kept = file_json(&store).get("identities").map(|_| {
                     let path = journal(&store);
-                    let bytes = fs::read(&path).unwrap()[..counted_bytes(&store)].to_vec();
+                    let bytes = fs::read(&path).unwrap()[..synced_bytes(&store)].to_vec();
                     (path, bytes)
                 });
             }
