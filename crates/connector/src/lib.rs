@@ -15,7 +15,7 @@
 //!     records: vec![Record::from(serde_json::json!({"id": 1}))],
 //!     checkpoint: Checkpoint::Advance,
 //!     greatest: None,  // the executor finds it
-//!     positions: None, // and reads each record when it needs to
+//!     keys: None, // and reads each record when it needs to
 //! };
 //! assert_eq!(batch.records.len(), 1);
 //! ```
@@ -134,12 +134,13 @@ pub struct Batch {
     /// through the records again. `None`: the executor finds it, and reports a record whose
     /// cursor field is missing or unreadable.
     pub greatest: Option<cannectors_state::Position>,
-    /// The cursor position of each record, in order, when the source already found them with
-    /// the pipeline's `CursorFields`, as `CursorFields::positions_in_json` gives them (the HTTP
-    /// source does for a pipeline that looks at records one by one: `lookback`, `delay`,
-    /// windows, `onMissingCursor` other than `fail`), so that the executor does not read every
-    /// record again. `None`: the executor reads them from the records when it needs them.
-    pub positions: Option<Vec<Option<cannectors_state::Position>>>,
+    /// The cursor key of each record, in order, when the source already found them with the
+    /// pipeline's `CursorFields`, as `CursorFields::keys_of_found` gives them (the HTTP source
+    /// does for a pipeline that looks at records one by one: `lookback`, `delay`, windows,
+    /// `onMissingCursor` other than `fail`), so that the executor does not read every record
+    /// again. `greatest` is then the position of the first record with the greatest key.
+    /// `None`: the executor reads them from the records when it needs them.
+    pub keys: Option<Vec<Option<cannectors_state::CursorKey>>>,
 }
 
 /// How a delivered batch moves the state forward.

@@ -237,7 +237,7 @@ impl DatabaseSource {
                     offset: Some(offset),
                 },
                 greatest: None,
-                positions: None,
+                keys: None,
             }));
         }
         if self.shared.fields.is_empty() {
@@ -247,7 +247,7 @@ impl DatabaseSource {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
-                positions: None,
+                keys: None,
             }));
         }
         if let Some(position) = queried_ahead {
@@ -255,7 +255,7 @@ impl DatabaseSource {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: Some(position),
-                positions: None,
+                keys: None,
             }));
         }
         // The row the binary values point at yields the same position as a scan of all of
@@ -279,7 +279,7 @@ impl DatabaseSource {
                     records,
                     checkpoint: Checkpoint::Advance,
                     greatest: Some(position),
-                    positions: None,
+                    keys: None,
                 }))
             }
             _ => {

@@ -109,8 +109,8 @@ struct Page {
     /// The greatest cursor position of the records; `None` when there is none or a record's
     /// cursor field is unreadable (the executor then finds it, and reports the record).
     greatest: Option<cannectors_state::Position>,
-    /// The position of each record, when the executor needs them and they were found.
-    positions: Option<Vec<Option<cannectors_state::Position>>>,
+    /// The cursor key of each record, when the executor needs them and they were found.
+    keys: Option<Vec<Option<cannectors_state::CursorKey>>>,
     next: Option<Position>,
     offset_reached: Option<u64>,
     /// The page's URL without secrets, for messages.
@@ -326,7 +326,7 @@ impl HttpPollingSource {
             records: page.records,
             checkpoint: Checkpoint::Progress { resume, offset },
             greatest: page.greatest,
-            positions: page.positions,
+            keys: page.keys,
         })
     }
 
@@ -473,35 +473,36 @@ async fn fetch(shared: Arc<Shared>, position: Position) -> Result<Page, HttpSour
     let offset_reached = shared.paging.offset_reached(&position, records.len());
     let fingerprint = PageFingerprint::of(&records);
     // A cursor value that does not read leaves both to the executor, which reports the record.
-    let positions = match &found {
+    let (keys, greatest) = match found {
         Some(found) if shared.per_record => {
-            shared.fields.positions_of_found(found.iter().copied()).ok()
+            match shared.fields.keys_of_found(found.iter().copied()) {
+                Ok((keys, greatest)) => (Some(keys), greatest),
+                Err(_) => (None, None),
+            }
         }
-        _ => None,
+        Some(found) => (
+            None,
+            shared
+                .fields
+                .greatest_position_of_found(found)
+                .ok()
+                .flatten(),
+        ),
+        None => (
+            None,
+            shared
+                .fields
+                .greatest_position_in_json(records.iter().map(Record::json))
+                .ok()
+                .flatten(),
+        ),
     };
-    let greatest = match (found, &positions) {
-        // The first of the greatest, as the executor would find it.
-        (_, Some(positions)) => Ok(positions
-            .iter()
-            .flatten()
-            .fold(None, |best, position| match best {
-                Some(best) if position <= best => Some(best),
-                _ => Some(position),
-            })
-            .cloned()),
-        (Some(found), None) => shared.fields.greatest_position_of_found(found),
-        (None, None) => shared
-            .fields
-            .greatest_position_in_json(records.iter().map(Record::json)),
-    }
-    .ok()
-    .flatten();
     // The cursor values found were read from the body.
     drop(body);
     Ok(Page {
         records,
         greatest,
-        positions,
+        keys,
         next,
         offset_reached,
         url,

@@ -1356,11 +1356,11 @@ async fn with_lookback_each_record_s_position_is_handed_over_with_the_batch() {
     };
     let batches = complete_run(&mut source(config(Some("10m")), None)).await;
     let ids: Vec<String> = batches[0]
-        .positions
+        .keys
         .as_ref()
         .unwrap()
         .iter()
-        .map(|position| position.as_ref().unwrap().id.as_ref().unwrap().to_string())
+        .map(|key| key.as_ref().unwrap().id.as_ref().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["2", "1", "3"]);
     let greatest = batches[0].greatest.as_ref().unwrap();
@@ -1371,6 +1371,6 @@ async fn with_lookback_each_record_s_position_is_handed_over_with_the_batch() {
     );
     // Without a setting that looks at each record, only the greatest is found.
     let plain = complete_run(&mut source(config(None), None)).await;
-    assert!(plain[0].positions.is_none());
+    assert!(plain[0].keys.is_none());
     assert_eq!(plain[0].greatest.as_ref(), Some(greatest));
 }

@@ -9,7 +9,9 @@
 
 use cannectors_config::Lookback;
 use cannectors_connector::Record;
-use cannectors_state::{CursorError, CursorFields, Entry, Identities, OnMissingCursor, Position};
+use cannectors_state::{
+    CursorError, CursorFields, CursorKey, Entry, Identities, OnMissingCursor, Position,
+};
 use chrono::{DateTime, Utc};
 
 /// What the executor keeps of one batch.
@@ -53,13 +55,14 @@ impl Admission {
     }
 
     /// The records of a batch to deliver; `known` is the greatest position the source already
-    /// found, if it did, and `found` the position of each record, if it found them;
-    /// `delivered` the identities of the records delivered before; records with a timestamp
-    /// after `until` are held back.
+    /// found, if it did, and `found` the cursor key of each record, if it found them (`known`
+    /// is then the position of the first record with the greatest key); `delivered` the
+    /// identities of the records delivered before; records with a timestamp after `until` are
+    /// held back.
     pub(crate) fn admit(
         &self,
         records: Vec<Record>,
-        (known, found): (Option<Position>, Option<Vec<Option<Position>>>),
+        (known, found): (Option<Position>, Option<Vec<Option<CursorKey>>>),
         delivered: &Identities,
         until: Option<DateTime<Utc>>,
     ) -> Result<Admitted, CursorError> {
@@ -80,12 +83,26 @@ impl Admission {
                 identities: Vec::new(),
             });
         }
-        let positions = match found {
-            Some(found) if found.len() == records.len() && !self.fields.is_empty() => found,
-            _ => self
-                .fields
-                .positions_in_json(records.iter().map(Record::json))?,
+        // Each record's key, and where the position of an admitted record comes from: the
+        // source's greatest, or the positions read here.
+        let (keys, mut positions) = match found {
+            Some(keys) if keys.len() == records.len() && !self.fields.is_empty() => (keys, None),
+            _ => {
+                let positions = self
+                    .fields
+                    .positions_in_json(records.iter().map(Record::json))?;
+                let keys = positions
+                    .iter()
+                    .map(|position| position.as_ref().map(CursorKey::of))
+                    .collect();
+                (keys, Some(positions))
+            }
         };
+        // Where the source's greatest is: the first record with its key.
+        let known_at = known
+            .as_ref()
+            .map(CursorKey::of)
+            .and_then(|greatest| keys.iter().position(|key| key.as_ref() == Some(&greatest)));
         let mut admitted = Admitted {
             records: Vec::with_capacity(records.len()),
             position: None,
@@ -95,8 +112,11 @@ impl Admission {
             held: 0,
             identities: Vec::new(),
         };
-        for (record, position) in records.into_iter().zip(positions) {
-            match position {
+        // The first admitted record with the greatest key: its index in the batch, its index
+        // among the admitted records, and its key.
+        let mut best: Option<(usize, usize, CursorKey)> = None;
+        for (index, (record, key)) in records.into_iter().zip(keys).enumerate() {
+            match key {
                 None if self.fields.missing_mode() == OnMissingCursor::Skip => {
                     admitted.skipped += 1;
                 }
@@ -104,19 +124,18 @@ impl Admission {
                     admitted.without_cursor += 1;
                     admitted.records.push(record);
                 }
-                Some(position) => {
-                    if let (Some(until), Some(timestamp)) = (until, &position.timestamp)
-                        && timestamp.instant() > until
+                Some(key) => {
+                    if let (Some(until), Some(instant)) = (until, key.instant)
+                        && instant > until
                     {
                         // Not read yet: a later run delivers it, and the cursor stays before it.
                         admitted.held += 1;
                         continue;
                     }
                     if let Some(lookback) = &self.lookback
-                        && let Some(timestamp) = &position.timestamp
+                        && let Some(instant) = key.instant
                     {
-                        let instant = timestamp.instant();
-                        let identity = lookback.identity.of(record.json(), &position);
+                        let identity = lookback.identity.of_id(record.json(), key.id.as_ref());
                         let entry = Entry::of(instant, identity);
                         if delivered.contains_entry(entry) {
                             admitted.repeated += 1;
@@ -124,17 +143,29 @@ impl Admission {
                         }
                         admitted.identities.push(entry);
                     }
-                    if admitted
-                        .position
-                        .as_ref()
-                        .is_none_or(|best| position > *best)
-                    {
-                        admitted.position = Some(position);
+                    if best.as_ref().is_none_or(|(_, _, best)| key > *best) {
+                        best = Some((index, admitted.records.len(), key));
                     }
                     admitted.records.push(record);
                 }
             }
         }
+        admitted.position = match best {
+            None => None,
+            Some((index, _, _)) if let Some(positions) = &mut positions => {
+                positions.get_mut(index).and_then(Option::take)
+            }
+            // The source built the position of its greatest record: when that one is the
+            // greatest admitted, there is nothing to read.
+            Some((index, _, _)) if known_at == Some(index) => known,
+            // Held back or delivered before: the greatest admitted record is another one,
+            // whose position is read from its text (once a batch).
+            Some((_, at, _)) => self
+                .fields
+                .positions_in_json(admitted.records.get(at).map(Record::json))?
+                .pop()
+                .flatten(),
+        };
         Ok(admitted)
     }
 }
@@ -169,8 +200,8 @@ mod tests {
     fn positions_the_source_found_are_taken_instead_of_reading_the_records() {
         let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()))
             .on_missing(OnMissingCursor::Skip);
-        let found = fields
-            .positions_of_found([[None, Some("7")], [None, None]])
+        let (keys, greatest) = fields
+            .keys_of_found([[None, Some("7")], [None, None]])
             .unwrap();
         // The records' own text says otherwise: what the source found is what counts.
         let records = vec![
@@ -178,22 +209,71 @@ mod tests {
             Record::from(json!({"id": 2})),
         ];
         let admitted = admission(OnMissingCursor::Skip)
-            .admit(records.clone(), (None, Some(found.clone())), &none(), None)
+            .admit(
+                records.clone(),
+                (greatest.clone(), Some(keys.clone())),
+                &none(),
+                None,
+            )
             .unwrap();
         assert_eq!(admitted.records, records[..1]);
         assert_eq!(admitted.skipped, 1);
         assert_eq!(admitted.position.unwrap().id.unwrap().to_string(), "7");
-        // Positions that do not match the records are not trusted: the records are read.
+        // Keys that do not match the records are not trusted: the records are read.
         let admitted = admission(OnMissingCursor::Skip)
             .admit(
                 records.clone(),
-                (None, Some(found[..1].to_vec())),
+                (greatest, Some(keys[..1].to_vec())),
                 &none(),
                 None,
             )
             .unwrap();
         assert_eq!(admitted.records, records);
         assert_eq!(admitted.position.unwrap().id.unwrap().to_string(), "2");
+    }
+
+    #[test]
+    fn when_the_sources_greatest_is_held_back_the_position_is_read_from_the_greatest_admitted() {
+        let fields = CursorFields::new(
+            Some(FieldPath::parse("ts").unwrap()),
+            Some(FieldPath::parse("id").unwrap()),
+        );
+        let texts = [
+            [Some("\"2026-01-01T00:00:02Z\""), Some("3")],
+            [Some("\"2026-01-01T01:00:01+01:00\""), Some("2")],
+            [Some("\"2026-01-01T00:00:00Z\""), Some("1")],
+        ];
+        let records: Vec<Record> = texts
+            .iter()
+            .map(|[ts, id]| {
+                Record::parse(&format!(r#"{{"ts":{},"id":{}}}"#, ts.unwrap(), id.unwrap())).unwrap()
+            })
+            .collect();
+        let (keys, greatest) = fields.keys_of_found(texts).unwrap();
+        assert_eq!(
+            greatest.as_ref().unwrap().id.as_ref().unwrap().to_string(),
+            "3"
+        );
+        let until = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:01.5Z")
+            .unwrap()
+            .to_utc();
+        let admitted = Admission::new(fields, None)
+            .admit(
+                records.clone(),
+                (greatest, Some(keys)),
+                &none(),
+                Some(until),
+            )
+            .unwrap();
+        assert_eq!(admitted.records, records[1..]);
+        assert_eq!(admitted.held, 1);
+        let position = admitted.position.unwrap();
+        assert_eq!(position.id.unwrap().to_string(), "2");
+        // Read from the record, in the form it was written.
+        assert_eq!(
+            position.timestamp.unwrap().as_json(),
+            &json!("2026-01-01T01:00:01+01:00")
+        );
     }
 
     #[test]

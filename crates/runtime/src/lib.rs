@@ -34,7 +34,7 @@
 //!     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Batch>, BoxError>> {
 //!         let page = self.0.take();
 //!         Box::pin(async move {
-//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance, greatest: None, positions: None }))
+//!             Ok(page.map(|records| Batch { records, checkpoint: Checkpoint::Advance, greatest: None, keys: None }))
 //!         })
 //!     }
 //! }
@@ -946,7 +946,7 @@ impl Executor {
             }
             let admitted = match self.admit(
                 batch.records,
-                (batch.greatest, batch.positions),
+                (batch.greatest, batch.keys),
                 &state.identities,
                 until,
                 number,
@@ -1065,7 +1065,7 @@ impl Executor {
         records: Vec<Record>,
         found: (
             Option<cannectors_state::Position>,
-            Option<Vec<Option<cannectors_state::Position>>>,
+            Option<Vec<Option<cannectors_state::CursorKey>>>,
         ),
         delivered: &cannectors_state::Identities,
         until: Option<chrono::DateTime<chrono::Utc>>,

@@ -64,7 +64,7 @@ mod tests {
                     records,
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 }))
             })
         }

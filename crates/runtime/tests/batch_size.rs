@@ -56,7 +56,7 @@ impl Pages {
                     records: records(ids),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })
                 .collect(),
             final_offset: None,
@@ -78,7 +78,7 @@ impl Pages {
                         offset: Some(10 * (n as u64 + 1)),
                     },
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })
                 .collect(),
             final_offset: Some(10 * pages.len() as u64),
@@ -335,13 +335,13 @@ impl Source for FailsWithStop {
                     records: records(&[1, 2]),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })),
                 2 => Ok(Some(Batch {
                     records: records(&[3, 4]),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })),
                 _ => Err("GET http://127.0.0.1:9/x: the server answered HTTP 500".into()),
             }

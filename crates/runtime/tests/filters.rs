@@ -37,7 +37,7 @@ impl Pages {
                     records: records.iter().map(Record::from).collect(),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })
                 .collect(),
         )

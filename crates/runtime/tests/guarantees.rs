@@ -62,7 +62,7 @@ impl Pages {
                     records: records(ids),
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })
                 .collect(),
             final_offset: None,
@@ -81,7 +81,7 @@ impl Pages {
                         offset: Some(10 * (n as u64 + 1)),
                     },
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })
                 .collect(),
             final_offset: Some(10 * pages.len() as u64),

@@ -38,7 +38,7 @@ impl Source for Pages {
             records,
             checkpoint: Checkpoint::Advance,
             greatest: None,
-            positions: None,
+            keys: None,
         });
         Box::pin(async move { Ok(next) })
     }

@@ -78,7 +78,7 @@ impl Source for Pages {
                 records: vec![Record::from(json!({ "id": id }))],
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
-                positions: None,
+                keys: None,
             }))
         })
     }

@@ -62,7 +62,7 @@ fn pages(ids: &[&[u64]]) -> Pages {
                     .collect(),
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
-                positions: None,
+                keys: None,
             })
             .collect(),
     )

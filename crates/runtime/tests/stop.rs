@@ -57,7 +57,7 @@ impl Source for TwoPages {
                     records: vec![Record::from(serde_json::json!({"id": 1}))],
                     checkpoint: Checkpoint::Advance,
                     greatest: None,
-                    positions: None,
+                    keys: None,
                 })),
                 _ => Err(second_call(self.second, &self.stop)),
             }
@@ -77,7 +77,7 @@ impl Source for Endless {
                 records: vec![Record::from(serde_json::json!({"id": id}))],
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
-                positions: None,
+                keys: None,
             }))
         })
     }

@@ -58,7 +58,7 @@ impl Source for OnePage {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
-                positions: None,
+                keys: None,
             }))
         })
     }

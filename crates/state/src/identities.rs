@@ -54,9 +54,15 @@ impl Identity {
     /// assert_ne!(Identity::Text.of(r#"{"id": 7, "v": 1}"#, &at), Identity::Text.of(r#"{"id": 7, "v": 2}"#, &at));
     /// ```
     pub fn of(&self, text: &str, position: &Position) -> u64 {
+        self.of_id(text, position.id.as_ref())
+    }
+
+    /// The identity of the record `text` whose id cursor is `id` (as [`of`](Self::of) with a
+    /// position holding that id).
+    pub fn of_id(&self, text: &str, id: Option<&CursorId>) -> u64 {
         // XXH3 of bytes written one part after another is XXH3 of their concatenation: the
         // common cases hash one buffer at once, without the streaming hasher's allocation.
-        match (self, &position.id) {
+        match (self, id) {
             (Identity::Id, Some(CursorId::Integer(id))) => {
                 let mut bytes = [0_u8; 9];
                 bytes[0] = b'i';
@@ -69,7 +75,7 @@ impl Identity {
             _ => {}
         }
         let mut hasher = XxHash3_64::with_seed(0);
-        match (self, &position.id) {
+        match (self, id) {
             (Identity::Id, Some(CursorId::Text(id))) => {
                 hasher.write(b"s");
                 hasher.write(id.as_bytes());

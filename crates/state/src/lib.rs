@@ -73,6 +73,6 @@ pub use identities::{Entry, Identities, Identity};
 pub use journal::JournalProblem;
 pub use json_kind::json_kind;
 pub use path::{FieldPath, FieldPathError};
-pub use position::{CursorError, CursorFields, OnMissingCursor, Position};
+pub use position::{CursorError, CursorFields, CursorKey, OnMissingCursor, Position};
 pub use state::{Backfill, Run, State, StateFormatError, WindowProgress};
 pub use store::{Lease, MAX_NAME_LEN, StateError, StateLock, StateStore, StoreFuture};

@@ -41,6 +41,40 @@ pub struct Position {
     pub id: Option<CursorId>,
 }
 
+/// What orders a record among others: its timestamp's instant and its id, without the text the
+/// timestamp was written with, which only a committed [`Position`] needs. A source that found
+/// the cursor values of each record hands these over, so that a pipeline that looks at every
+/// record (lookback, `delay`, `onMissingCursor`) builds no position per record. Ordered as
+/// positions are.
+///
+/// ```
+/// use cannectors_state::{CursorId, CursorKey, Position, Timestamp};
+/// let position = Position {
+///     timestamp: Some(Timestamp::parse("2026-01-01T01:00:00+01:00").unwrap()),
+///     id: Some(CursorId::Integer(7)),
+/// };
+/// let key = CursorKey::of(&position);
+/// assert_eq!(key.instant.unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
+/// assert!(key < CursorKey { id: Some(CursorId::Integer(8)), ..key.clone() });
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CursorKey {
+    /// The instant of the timestamp cursor, compared first.
+    pub instant: Option<DateTime<Utc>>,
+    /// The id cursor, compared when the instants are equal.
+    pub id: Option<CursorId>,
+}
+
+impl CursorKey {
+    /// The key of `position`.
+    pub fn of(position: &Position) -> CursorKey {
+        CursorKey {
+            instant: position.timestamp.as_ref().map(Timestamp::instant),
+            id: position.id.clone(),
+        }
+    }
+}
+
 impl Position {
     /// Whether the position carries no cursor at all.
     pub fn is_empty(&self) -> bool {
@@ -364,6 +398,67 @@ impl CursorFields {
             }
         }
         Ok(positions)
+    }
+
+    /// The key of each record whose cursor values the caller found while reading them (given
+    /// as for [`greatest_position_of_found`](Self::greatest_position_of_found)), in order, with
+    /// the same `None`s and the same errors as
+    /// [`positions_of_found`](Self::positions_of_found), and the position of the first of the
+    /// greatest. Nothing is allocated per record but a string id.
+    ///
+    /// ```
+    /// use cannectors_state::{CursorFields, CursorId, FieldPath, OnMissingCursor};
+    /// let fields = CursorFields::new(None, Some(FieldPath::parse("id").unwrap()))
+    ///     .on_missing(OnMissingCursor::Skip);
+    /// let found = [[None, Some("4")], [None, Some("null")], [None, Some("9")]];
+    /// let (keys, greatest) = fields.keys_of_found(found).unwrap();
+    /// assert_eq!(keys[0].as_ref().unwrap().id, Some(CursorId::Integer(4)));
+    /// assert!(keys[1].is_none());
+    /// assert_eq!(greatest.unwrap().id.unwrap().to_string(), "9");
+    /// ```
+    pub fn keys_of_found<'t>(
+        &self,
+        found: impl IntoIterator<Item = [Option<&'t str>; 2]>,
+    ) -> Result<(Vec<Option<CursorKey>>, Option<Position>), CursorError> {
+        if self.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let found = found.into_iter();
+        let mut keys: Vec<Option<CursorKey>> = Vec::with_capacity(found.size_hint().0);
+        // The first of the greatest: its index and the texts found in it.
+        let mut greatest: Option<(usize, [Option<&'t str>; 2])> = None;
+        for (index, texts) in found.enumerate() {
+            let (instant, id) = match self.key_of_texts(texts, index) {
+                Err(error) if self.tolerates(&error) => {
+                    keys.push(None);
+                    continue;
+                }
+                key => key?,
+            };
+            let key = CursorKey {
+                instant,
+                id: id.map(|id| match id {
+                    OwnedId::Integer(integer) => CursorId::Integer(integer),
+                    OwnedId::Text(text) => CursorId::Text(text.into_owned()),
+                }),
+            };
+            let greater = match greatest {
+                None => true,
+                Some((best, _)) => keys[best].as_ref().is_none_or(|best| key > *best),
+            };
+            if greater {
+                greatest = Some((index, texts));
+            }
+            keys.push(Some(key));
+        }
+        let greatest = match greatest {
+            None => None,
+            Some((index, texts)) => {
+                let [timestamp, id] = parse_texts(texts, index)?;
+                Some(self.position_of(timestamp.as_ref(), id.as_ref(), index)?)
+            }
+        };
+        Ok((keys, greatest))
     }
 
     /// The position of a record whose cursor values are a string without escapes (the

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use cannectors_state::{
-    CursorFields, CursorId, FieldPath, OnMissingCursor, Position, Run, State, Timestamp,
+    CursorFields, CursorId, CursorKey, FieldPath, OnMissingCursor, Position, Run, State, Timestamp,
 };
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use proptest::prelude::*;
@@ -345,10 +345,26 @@ proptest! {
             fields.greatest_position(&values)
         );
         let records: Vec<String> = values.iter().map(Value::to_string).collect();
-        prop_assert_eq!(
-            fields.positions_of_found(found),
-            fields.positions_in_json(records.iter().map(String::as_str))
-        );
+        let positions = fields.positions_in_json(records.iter().map(String::as_str));
+        prop_assert_eq!(fields.positions_of_found(found.clone()), positions.clone());
+        // The keys are those of the positions, and the greatest is the same record's.
+        let written = |position: Position| {
+            (position.timestamp.map(|ts| ts.as_json().clone()), position.id)
+        };
+        let keyed = fields
+            .keys_of_found(found)
+            .map(|(keys, greatest)| (keys, greatest.map(written)));
+        let expected = positions.map(|positions| {
+            let keys: Vec<Option<CursorKey>> =
+                positions.iter().map(|p| p.as_ref().map(CursorKey::of)).collect();
+            let greatest = fields
+                .greatest_position(&values)
+                .ok()
+                .flatten()
+                .map(written);
+            (keys, greatest)
+        });
+        prop_assert_eq!(keyed, expected);
     }
 
     #[test]
