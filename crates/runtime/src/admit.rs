@@ -110,7 +110,11 @@ impl Admission {
             without_cursor: 0,
             repeated: 0,
             held: 0,
-            identities: Vec::new(),
+            identities: Vec::with_capacity(if self.lookback.is_some() {
+                records.len()
+            } else {
+                0
+            }),
         };
         // The first admitted record with the greatest key: its index in the batch, its index
         // among the admitted records, and its key.
