@@ -528,15 +528,19 @@ impl FileStore {
                     if lines.is_empty() || total <= 2 * live + COMPACT_FLOOR {
                         let mut reference = tail.reference.clone();
                         if !lines.is_empty() {
+                            // Journal lines are ASCII: the second and Z85.
+                            let added = std::str::from_utf8(lines).map_err(|_| {
+                                self.journal_write_error(
+                                    self.journal_path(tail.reference.slot),
+                                    io::Error::other("journal lines that are not text"),
+                                )
+                            })?;
                             let sync = carried > TAIL_MAX;
                             let (file, end) = self.append(&tail, lines, sync)?;
                             tail.tail_written = true;
                             if sync {
+                                // What a sync still running covers is counted here already.
                                 *syncing = None;
-                            } else if syncing.is_none() {
-                                *syncing = sync_in_background(file, tail.reference.slot, end);
-                            }
-                            if sync {
                                 tail.hasher.write(tail.reference.tail.as_bytes());
                                 tail.hasher.write(lines);
                                 reference.bytes = total;
@@ -545,16 +549,13 @@ impl FileStore {
                             } else {
                                 let mut carried_lines = String::with_capacity(carried);
                                 carried_lines.push_str(&tail.reference.tail);
-                                // Journal lines are ASCII: the second and Z85.
-                                carried_lines.push_str(std::str::from_utf8(lines).map_err(
-                                    |_| {
-                                        self.journal_write_error(
-                                            self.journal_path(tail.reference.slot),
-                                            io::Error::other("journal lines that are not text"),
-                                        )
-                                    },
-                                )?);
+                                carried_lines.push_str(added);
                                 reference.tail = carried_lines.into();
+                                // One sync at a time: lines appended while one runs are
+                                // counted after the next.
+                                if syncing.is_none() {
+                                    *syncing = sync_in_background(file, tail.reference.slot, end);
+                                }
                             }
                         }
                         reference.count = identities.len() as u64;
