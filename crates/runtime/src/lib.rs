@@ -911,8 +911,9 @@ impl Executor {
                     },
                 }
             };
-            let batch = match next {
-                Ok(Some(batch)) => batch,
+            // A source error and a cursor error end the run the same way: what was gathered
+            // before goes out first.
+            let admitted = match next {
                 Ok(None) => break,
                 Err(error) if options.stopped_by(&error) => {
                     tracing::info!(
@@ -922,36 +923,27 @@ impl Executor {
                     stopped_early = true;
                     break;
                 }
-                Err(source) => {
-                    let error = RunError::Source { source };
-                    return Err(self
-                        .deliver_before_failing(
-                            error,
-                            &mut gathered,
-                            (scope, output, lock),
-                            state,
-                            summary,
-                            options,
-                        )
-                        .await);
+                Err(source) => Err(RunError::Source { source }),
+                Ok(Some(batch)) => {
+                    read_batches += 1;
+                    let read = batch.records.len();
+                    let bytes = text_bytes(&batch.records);
+                    summary.records_read += read as u64;
+                    if let Some(progress) = &options.progress {
+                        progress.read(read);
+                    }
+                    self.admit(
+                        batch.records,
+                        (batch.greatest, batch.keys),
+                        &state.identities,
+                        until,
+                        read_batches,
+                        summary,
+                    )
+                    .map(|admitted| (admitted, batch.checkpoint, read, bytes))
                 }
             };
-            read_batches += 1;
-            let number = read_batches;
-            let read = batch.records.len();
-            let bytes = text_bytes(&batch.records);
-            summary.records_read += read as u64;
-            if let Some(progress) = &options.progress {
-                progress.read(read);
-            }
-            let admitted = match self.admit(
-                batch.records,
-                (batch.greatest, batch.keys),
-                &state.identities,
-                until,
-                number,
-                summary,
-            ) {
+            let (admitted, checkpoint, read, bytes) = match admitted {
                 Ok(admitted) => admitted,
                 Err(error) => {
                     return Err(self
@@ -966,6 +958,7 @@ impl Executor {
                         .await);
                 }
             };
+            let number = read_batches;
             let position = admitted.position;
             let records = admitted.records;
             // A source batch is never split: when it does not fit beside what is gathered,
@@ -987,7 +980,7 @@ impl Executor {
                 stopped_early = true;
                 break;
             }
-            match batch.checkpoint {
+            match checkpoint {
                 Checkpoint::Advance => {
                     if let Some(position) = &position {
                         state.advance(position);
