@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hasher as _;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -132,8 +133,12 @@ pub struct Identities {
     /// What changed, for a store that writes only that.
     changes: Changes,
     /// The entries of the second added to last: a new second starts with room for as many,
-    /// rather than growing its set and its text again and again.
+    /// rather than growing its entries again and again.
     room: usize,
+    /// No entry kept is of a later instant (seconds and nanoseconds) than this: an entry read
+    /// from a file counts as the end of its second. An entry of a later instant is new without
+    /// a look-up.
+    newest: Option<(i64, u32)>,
 }
 
 /// Cloning gives the copy a lineage of its own (its own record of changes): the two may change
@@ -145,6 +150,7 @@ impl Clone for Identities {
             len: self.len,
             changes: self.changes.fork(),
             room: self.room,
+            newest: self.newest,
         }
     }
 }
@@ -263,17 +269,21 @@ impl Changes {
     }
 }
 
-/// The entries of one second, with their text in the state file.
+/// The entries of one second.
 ///
-/// A run commits after every batch, and a window of 100000 records is about 1 MB of Z85:
-/// encoding it all again at every commit was most of the cost of a run with lookback. An
-/// entry is encoded once, when it is added (8 bytes are two whole Z85 groups, so the text of
-/// a second is the texts of its entries one after another); a commit only copies the text.
+/// A run commits after every batch, and a window of 100000 records is about 1 MB of Z85, so a
+/// commit writes only what was added (see [`Changes`]) and the whole window only when the
+/// journal is compacted. A run reads in cursor order, so almost every record it delivers is
+/// newer than every entry kept, which [`Identities`] tells without a look-up: such an entry is
+/// only pushed, and the set of a second is built the first time a look-up needs it (a record
+/// at or before the newest instant kept, as when a run reaches back into the window).
 #[derive(Debug, Clone, Default)]
 struct Second {
-    entries: FxHashSet<u64>,
-    /// The Z85 of `entries`, in the order they were added (or read).
-    encoded: String,
+    /// The entries, in the order they were added (or read): the order of their text.
+    order: Vec<u64>,
+    /// The same entries as a set, once a look-up needed one; kept in step with `order` from
+    /// then on.
+    set: OnceLock<FxHashSet<u64>>,
 }
 
 /// The most entries a new second makes room for in advance.
@@ -283,31 +293,60 @@ impl Second {
     /// A second with room for `room` entries.
     fn with_room(room: usize) -> Second {
         Second {
-            entries: FxHashSet::with_capacity_and_hasher(room, Default::default()),
-            encoded: String::with_capacity(room * ENCODED_ENTRY),
+            order: Vec::with_capacity(room),
+            set: OnceLock::new(),
         }
     }
 
-    /// Adds `entry`, whose Z85 is `encoded`; `false` when it was there already.
-    fn insert(&mut self, entry: u64, encoded: &str) -> bool {
-        let added = self.entries.insert(entry);
+    /// The entries as a set, built from `order` the first time.
+    fn set(&self) -> &FxHashSet<u64> {
+        self.set
+            .get_or_init(|| self.order.iter().copied().collect())
+    }
+
+    /// Adds `entry`; `false` when it was there already.
+    fn insert(&mut self, entry: u64) -> bool {
+        self.set();
+        let added = self.set.get_mut().is_some_and(|set| set.insert(entry));
         if added {
-            self.encoded.push_str(encoded);
+            self.order.push(entry);
         }
         added
     }
 
+    /// Adds `entry`, known not to be there: it is newer than every entry kept.
+    fn push_new(&mut self, entry: u64) {
+        if let Some(set) = self.set.get_mut() {
+            set.insert(entry);
+        }
+        self.order.push(entry);
+    }
+
     /// Forgets the `count` entries added first.
     fn forget_first(&mut self, count: usize) {
-        let cut = (count * ENCODED_ENTRY).min(self.encoded.len());
-        // The text is whole entries of Z85 (ASCII) this type wrote or checked: it decodes, and
-        // any cut between entries is a char boundary.
-        for entry in self.encoded.as_bytes()[..cut].chunks_exact(ENCODED_ENTRY) {
-            if let Some(entry) = decode_entry(entry) {
-                self.entries.remove(&entry);
+        let cut = count.min(self.order.len());
+        if let Some(set) = self.set.get_mut() {
+            for entry in &self.order[..cut] {
+                set.remove(entry);
             }
         }
-        self.encoded.drain(..cut);
+        self.order.drain(..cut);
+    }
+
+    /// Appends the Z85 of the entries, in order.
+    fn push_encoded(&self, out: &mut Vec<u8>) {
+        out.reserve(self.order.len() * ENCODED_ENTRY);
+        for entry in &self.order {
+            out.extend_from_slice(&encode_entry(*entry));
+        }
+    }
+
+    /// The Z85 of the entries, in order.
+    fn encoded(&self) -> String {
+        let mut out = Vec::new();
+        self.push_encoded(&mut out);
+        // Z85 is ASCII.
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -320,7 +359,7 @@ impl PartialEq for Identities {
                 .by_second
                 .iter()
                 .zip(&other.by_second)
-                .all(|((a, one), (b, another))| a == b && one.entries == another.entries)
+                .all(|((a, one), (b, another))| a == b && one.set() == another.set())
     }
 }
 
@@ -338,20 +377,6 @@ const EXPECT_ENTRIES: &str = "it must be a Z85 string of 8 bytes an identity";
 /// A journal line's characters beyond its entries: the second (20 characters up to the year
 /// 9999), a space and the line's end.
 const LINE_OVERHEAD: usize = 22;
-
-/// Appends the journal line of `key` with the Z85 `entries`.
-fn push_line(out: &mut Vec<u8>, key: &str, entries: &[u8]) {
-    out.extend_from_slice(key.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(entries);
-    out.push(b'\n');
-}
-
-fn push_second(out: &mut Vec<u8>, second: i64, entries: &[u8]) {
-    if let Some(key) = second_key(second) {
-        push_line(out, &key, entries);
-    }
-}
 
 /// A bad line of a journal: its number, from 1, and what is wrong with it.
 pub(crate) type JournalLineError = (usize, &'static str);
@@ -374,17 +399,32 @@ fn entry(instant: DateTime<Utc>, identity: u64) -> u64 {
 const Z85: &[u8; 85] =
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
+/// The Z85 of every number below 85², two characters each.
+const Z85_PAIRS: [[u8; 2]; 85 * 85] = {
+    let mut pairs = [[0_u8; 2]; 85 * 85];
+    let mut number = 0;
+    while number < 85 * 85 {
+        pairs[number] = [Z85[number / 85], Z85[number % 85]];
+        number += 1;
+    }
+    pairs
+};
+
 /// The Z85 of an entry's 8 bytes (little-endian), as `z85::encode` writes it, without
-/// allocating: this runs once for every record of a lookback window.
+/// allocating: this runs once for every record of a lookback window. A group of 4 bytes is
+/// its first character and two pairs of characters, so two divisions rather than five.
 fn encode_entry(entry: u64) -> [u8; ENCODED_ENTRY] {
+    const PAIR: u32 = 85 * 85;
     let bytes = entry.to_le_bytes();
     let mut out = [0_u8; ENCODED_ENTRY];
     for (group, chunk) in out.chunks_exact_mut(5).zip(bytes.chunks_exact(4)) {
-        let mut value = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        for slot in group.iter_mut().rev() {
-            *slot = Z85[(value % 85) as usize];
-            value /= 85;
-        }
+        let value = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let (high, low) = (value / PAIR, value % PAIR);
+        // `first` is at most 82: 2³² is less than 83 × 85⁴.
+        let (first, middle) = (high / PAIR, high % PAIR);
+        group[0] = Z85[first as usize];
+        group[1..3].copy_from_slice(&Z85_PAIRS[middle as usize]);
+        group[3..5].copy_from_slice(&Z85_PAIRS[low as usize]);
     }
     out
 }
@@ -417,6 +457,7 @@ fn second_key(second: i64) -> Option<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     second: i64,
+    nanos: u32,
     hash: u64,
 }
 
@@ -425,6 +466,7 @@ impl Entry {
     pub fn of(instant: DateTime<Utc>, identity: u64) -> Entry {
         Entry {
             second: instant.timestamp(),
+            nanos: instant.timestamp_subsec_nanos(),
             hash: entry(instant, identity),
         }
     }
@@ -438,9 +480,17 @@ impl Identities {
 
     /// Whether the record of `entry` was delivered.
     pub fn contains_entry(&self, entry: Entry) -> bool {
-        self.by_second
-            .get(&entry.second)
-            .is_some_and(|second| second.entries.contains(&entry.hash))
+        !self.is_newer(entry)
+            && self
+                .by_second
+                .get(&entry.second)
+                .is_some_and(|second| second.set().contains(&entry.hash))
+    }
+
+    /// Whether `entry` is of a later instant than every entry kept, so not kept.
+    fn is_newer(&self, entry: Entry) -> bool {
+        self.newest
+            .is_none_or(|newest| (entry.second, entry.nanos) > newest)
     }
 
     /// Remembers a delivered record; `false` when it was known already.
@@ -449,27 +499,29 @@ impl Identities {
     }
 
     /// Remembers the delivered record of `entry`; `false` when it was known already.
-    pub fn insert_entry(
-        &mut self,
-        Entry {
+    pub fn insert_entry(&mut self, new: Entry) -> bool {
+        let Entry {
             second: key,
+            nanos,
             hash: entry,
-        }: Entry,
-    ) -> bool {
+        } = new;
+        let newer = self.is_newer(new);
         let room = self.room;
-        let second = self
-            .by_second
-            .entry(key)
-            .or_insert_with(|| Second::with_room(room));
-        if !second.entries.insert(entry) {
+        // A run adds to the newest second, again and again.
+        let second = match self.by_second.last_entry() {
+            Some(last) if *last.key() == key => last.into_mut(),
+            _ => self
+                .by_second
+                .entry(key)
+                .or_insert_with(|| Second::with_room(room)),
+        };
+        if newer {
+            second.push_new(entry);
+            self.newest = Some((key, nanos));
+        } else if !second.insert(entry) {
             return false;
         }
-        let encoded = encode_entry(entry);
-        // Z85 is ASCII.
-        second
-            .encoded
-            .push_str(std::str::from_utf8(&encoded).unwrap_or_default());
-        self.room = second.entries.len().min(MAX_ROOM);
+        self.room = second.order.len().min(MAX_ROOM);
         self.len += 1;
         if self
             .changes
@@ -512,7 +564,7 @@ impl Identities {
             self.len = self
                 .by_second
                 .values()
-                .map(|second| second.entries.len())
+                .map(|second| second.order.len())
                 .sum();
         }
         let mut dropped = 0;
@@ -521,9 +573,9 @@ impl Identities {
                 break;
             };
             let excess = self.len - max;
-            let forgotten = if oldest.get().entries.len() <= excess {
+            let forgotten = if oldest.get().order.len() <= excess {
                 let second = *oldest.key();
-                let count = oldest.remove().entries.len();
+                let count = oldest.remove().order.len();
                 self.forgot_through(Some(second));
                 count
             } else {
@@ -584,8 +636,11 @@ impl Identities {
         out.reserve(self.journal_len());
         for (second, entries) in &self.by_second {
             // A second without entries (an empty string in a hand-written section) has no line.
-            if let Some(key) = second_key(*second).filter(|_| !entries.encoded.is_empty()) {
-                push_line(out, &key, entries.encoded.as_bytes());
+            if let Some(key) = second_key(*second).filter(|_| !entries.order.is_empty()) {
+                out.extend_from_slice(key.as_bytes());
+                out.push(b' ');
+                entries.push_encoded(out);
+                out.push(b'\n');
             }
         }
     }
@@ -593,22 +648,31 @@ impl Identities {
     /// Appends `added` (from [`added_since`](Self::added_since)) as journal lines, one for
     /// each run of entries of the same second.
     pub(crate) fn write_added(added: impl Iterator<Item = (i64, u64)>, out: &mut Vec<u8>) {
-        let mut line: Option<(i64, Vec<u8>)> = None;
+        // The second of the line being written, and whether it has one (a second with no
+        // RFC 3339 form has none).
+        let mut line: Option<(i64, bool)> = None;
         for (second, entry) in added {
-            match &mut line {
-                Some((current, text)) if *current == second => {
-                    text.extend_from_slice(&encode_entry(entry));
-                }
+            let writing = match line {
+                Some((current, writing)) if current == second => writing,
                 _ => {
-                    if let Some((current, text)) = line.take() {
-                        push_second(out, current, &text);
+                    if let Some((_, true)) = line {
+                        out.push(b'\n');
                     }
-                    line = Some((second, encode_entry(entry).to_vec()));
+                    let key = second_key(second);
+                    if let Some(key) = &key {
+                        out.extend_from_slice(key.as_bytes());
+                        out.push(b' ');
+                    }
+                    line = Some((second, key.is_some()));
+                    key.is_some()
                 }
+            };
+            if writing {
+                out.extend_from_slice(&encode_entry(entry));
             }
         }
-        if let Some((current, text)) = line {
-            push_second(out, current, &text);
+        if let Some((_, true)) = line {
+            out.push(b'\n');
         }
     }
 
@@ -639,19 +703,26 @@ impl Identities {
             let group = identities.by_second.entry(second).or_default();
             for chunk in encoded.chunks_exact(ENCODED_ENTRY) {
                 let entry = decode_entry(chunk).ok_or(bad(LINE_ENTRIES))?;
-                // Z85 that decoded is ASCII.
-                let text = std::str::from_utf8(chunk).map_err(|_| bad(LINE_ENTRIES))?;
-                group.insert(entry, text);
+                group.insert(entry);
             }
         }
-        identities.len = identities
-            .by_second
-            .values()
-            .map(|second| second.entries.len())
-            .sum();
+        identities.counted_as_read();
         // The lines before `since` are forgotten entries: an addition there is no append.
         identities.changes.pruned_through = since.checked_sub(1);
         Ok(identities)
+    }
+
+    /// Counts the entries just read, each second's last counting as the end of that second.
+    fn counted_as_read(&mut self) {
+        self.len = self
+            .by_second
+            .values()
+            .map(|second| second.order.len())
+            .sum();
+        self.newest = self
+            .by_second
+            .last_key_value()
+            .map(|(second, _)| (*second, u32::MAX));
     }
 
     /// The state file's form: `{"<second, RFC 3339 UTC>": "<Z85 of 8 bytes an entry>"}`.
@@ -659,7 +730,7 @@ impl Identities {
         let mut map = Map::new();
         for (second, entries) in &self.by_second {
             if let Some(key) = second_key(*second) {
-                map.insert(key, Value::String(entries.encoded.clone()));
+                map.insert(key, Value::String(entries.encoded()));
             }
         }
         Value::Object(map)
@@ -692,7 +763,7 @@ impl Identities {
             out.push_str("\n    \"");
             out.push_str(&key);
             out.push_str("\": \"");
-            out.push_str(&entries.encoded);
+            out.push_str(&entries.encoded());
             out.push('"');
         }
         out.push_str("\n  }");
@@ -739,24 +810,23 @@ impl Identities {
                 other => return Err(invalid(at, other, EXPECT_ENTRIES)),
             };
             let group = identities.by_second.entry(second).or_default();
-            group.entries.reserve(bytes.len() / ENTRY_BYTES);
-            // The text is kept as it was read (an entry written twice, once), so that a state
-            // written back unchanged is the same bytes.
+            group.order.reserve(bytes.len() / ENTRY_BYTES);
+            // The entries are kept in the order read (an entry written twice, once), so that a
+            // state written back unchanged is the same bytes; Z85 that decoded is that of its
+            // bytes, except a group beyond 32 bits, which is refused.
             for (index, chunk) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
                 let mut word = [0_u8; ENTRY_BYTES];
                 word.copy_from_slice(chunk);
-                // Z85 that decoded is ASCII, so every entry's characters are a whole str.
-                let encoded = text
-                    .get(index * ENCODED_ENTRY..(index + 1) * ENCODED_ENTRY)
-                    .ok_or_else(|| invalid(at.clone(), entries, EXPECT_ENTRIES))?;
-                group.insert(u64::from_le_bytes(word), encoded);
+                let entry = u64::from_le_bytes(word);
+                if text.get(index * ENCODED_ENTRY..(index + 1) * ENCODED_ENTRY)
+                    != std::str::from_utf8(&encode_entry(entry)).ok()
+                {
+                    return Err(invalid(at.clone(), entries, EXPECT_ENTRIES));
+                }
+                group.insert(entry);
             }
         }
-        identities.len = identities
-            .by_second
-            .values()
-            .map(|second| second.entries.len())
-            .sum();
+        identities.counted_as_read();
         Ok(identities)
     }
 }
@@ -772,7 +842,14 @@ mod tests {
 
     #[test]
     fn entries_are_encoded_as_the_z85_crate_encodes_them() {
-        for entry in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef, 86 * 85 * 85, 1 << 63] {
+        let mut spread = 0x9e37_79b9_7f4a_7c15_u64;
+        let edges = [0, 1, u64::MAX, 0x0123_4567_89ab_cdef, 86 * 85 * 85, 1 << 63];
+        // Edge values, and a walk over the whole range (a Weyl sequence).
+        let walk = std::iter::repeat_with(|| {
+            spread = spread.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            spread
+        });
+        for entry in edges.into_iter().chain(walk.take(100_000)) {
             let encoded = encode_entry(entry);
             assert_eq!(
                 std::str::from_utf8(&encoded).unwrap(),

@@ -400,3 +400,79 @@ proptest! {
         );
     }
 }
+
+/// A step of a lookback window's life: a record remembered or looked up, the window pruned, or
+/// the state written and read back.
+#[derive(Debug, Clone)]
+enum WindowStep {
+    Insert(DateTime<Utc>, u64),
+    Contains(DateTime<Utc>, u64),
+    Prune(DateTime<Utc>, usize),
+    ReadBack,
+}
+
+/// Instants in a few seconds, many of them equal, so that ties, records older than the newest
+/// and records in seconds read back from a file all occur.
+fn window_instant() -> impl Strategy<Value = DateTime<Utc>> {
+    (
+        0_i64..4,
+        prop_oneof![Just(0_u32), Just(500_000_000), 0_u32..1000],
+    )
+        .prop_map(|(s, n)| DateTime::from_timestamp(1_767_225_600 + s, n).unwrap())
+}
+
+fn window_step() -> impl Strategy<Value = WindowStep> {
+    prop_oneof![
+        4 => (window_instant(), 0_u64..6).prop_map(|(at, id)| WindowStep::Insert(at, id)),
+        3 => (window_instant(), 0_u64..6).prop_map(|(at, id)| WindowStep::Contains(at, id)),
+        1 => (window_instant(), 0_usize..30).prop_map(|(at, max)| WindowStep::Prune(at, max)),
+        1 => Just(WindowStep::ReadBack),
+    ]
+}
+
+proptest! {
+    /// A window answers as the set of the (instant, identity) it was given, whatever the order
+    /// they came in, minus what pruning forgot (the oldest seconds first, and within a second
+    /// those given first); writing it and reading it back changes nothing.
+    #[test]
+    fn a_window_answers_as_the_set_of_what_it_was_given(
+        steps in prop::collection::vec(window_step(), 1..80)
+    ) {
+        let mut state = State::default();
+        // The model: the entries kept, in the order given.
+        let mut model: Vec<(DateTime<Utc>, u64)> = Vec::new();
+        for step in steps {
+            match step {
+                WindowStep::Insert(at, id) => {
+                    let new = !model.contains(&(at, id));
+                    prop_assert_eq!(state.identities.insert(at, id), new);
+                    if new {
+                        model.push((at, id));
+                    }
+                }
+                WindowStep::Contains(at, id) => {
+                    prop_assert_eq!(state.identities.contains(at, id), model.contains(&(at, id)));
+                }
+                WindowStep::Prune(start, max) => {
+                    let second = start.timestamp();
+                    model.retain(|(at, _)| at.timestamp() >= second);
+                    let mut dropped = 0;
+                    while model.len() > max {
+                        let oldest = model.iter().map(|(at, _)| at.timestamp()).min().unwrap();
+                        let first = model.iter().position(|(at, _)| at.timestamp() == oldest).unwrap();
+                        model.remove(first);
+                        dropped += 1;
+                    }
+                    prop_assert_eq!(state.identities.prune(start, max), dropped);
+                }
+                WindowStep::ReadBack => {
+                    state = State::from_json_str(&state.to_json_pretty()).unwrap();
+                }
+            }
+            prop_assert_eq!(state.identities.len(), model.len());
+        }
+        for (at, id) in &model {
+            prop_assert!(state.identities.contains(*at, *id));
+        }
+    }
+}
