@@ -236,7 +236,7 @@ impl Scheduler {
         // the first run.
         for job in &self.jobs {
             // A store that cannot be reached now is not waited for twice; the run says why.
-            if let Ok(state) = job.executor.store().load().await {
+            if let Ok(state) = job.executor.store().load_cursors().await {
                 if let Some(state) = state {
                     self.metrics.set_cursors(&job.name, &state);
                 }
@@ -494,7 +494,7 @@ async fn execute(job: &Job, context: &Context, slot: SlotGuard, tick: Option<Dat
     }
     if !context.options.dry_run {
         // A store the run could not reach is not waited for twice more.
-        if let Ok(state) = job.executor.store().load().await {
+        if let Ok(state) = job.executor.store().load_cursors().await {
             if let Some(state) = state {
                 context.metrics.set_cursors(&job.name, &state);
             }

@@ -220,6 +220,15 @@ impl StateStore for FileStore {
         Box::pin(async move { self.read() })
     }
 
+    /// The state file alone: the journal of identities it refers to is not read.
+    fn load_cursors(&self) -> StoreFuture<'_, Option<State>> {
+        Box::pin(async move {
+            self.read_bytes()?
+                .map(|bytes| self.parse_cursors(bytes))
+                .transpose()
+        })
+    }
+
     /// Creates the directory and the lock file when needed; never opens the lock file through
     /// a symbolic link. Another handle on the lock file in this process counts as another
     /// writer too.
@@ -389,18 +398,7 @@ impl FileStore {
     /// The state in `bytes`, the state file's, with its identities read from the journal it
     /// refers to, and what a writer needs to append to that journal.
     fn parse(&self, bytes: Vec<u8>) -> Result<(State, Option<JournalTail>), StateError> {
-        let corrupt = |problem| StateError::Corrupt {
-            path: self.file.clone(),
-            problem,
-        };
-        let text = String::from_utf8(bytes).map_err(|error| {
-            corrupt(StateFormatError::NotText {
-                byte: error.utf8_error().valid_up_to(),
-            })
-        })?;
-        let mut document = State::parse_document(&text).map_err(corrupt)?;
-        let reference = JournalRef::take(&mut document, &self.pipeline).map_err(corrupt)?;
-        let mut state = State::from_json(&document).map_err(corrupt)?;
+        let (mut state, reference) = self.parse_file(bytes)?;
         let Some(reference) = reference else {
             return Ok((state, None));
         };
@@ -413,6 +411,28 @@ impl FileStore {
             version: None,
         };
         Ok((state, Some(tail)))
+    }
+
+    /// The state in `bytes` without the identities of the journal it refers to, if any.
+    fn parse_cursors(&self, bytes: Vec<u8>) -> Result<State, StateError> {
+        self.parse_file(bytes).map(|(state, _)| state)
+    }
+
+    /// The state in `bytes`, and the journal it refers to, unread.
+    fn parse_file(&self, bytes: Vec<u8>) -> Result<(State, Option<JournalRef>), StateError> {
+        let corrupt = |problem| StateError::Corrupt {
+            path: self.file.clone(),
+            problem,
+        };
+        let text = String::from_utf8(bytes).map_err(|error| {
+            corrupt(StateFormatError::NotText {
+                byte: error.utf8_error().valid_up_to(),
+            })
+        })?;
+        let mut document = State::parse_document(&text).map_err(corrupt)?;
+        let reference = JournalRef::take(&mut document, &self.pipeline).map_err(corrupt)?;
+        let state = State::from_json(&document).map_err(corrupt)?;
+        Ok((state, reference))
     }
 
     /// The identities of the journal `reference` names, checked against it.

@@ -48,6 +48,14 @@ pub trait StateStore: fmt::Debug + Send + Sync {
     /// when the stored state cannot be read or is not a valid state.
     fn load(&self) -> StoreFuture<'_, Option<State>>;
 
+    /// Reads the state as [`load`](Self::load) does, except that the identities of a lookback
+    /// window may be left out (`identities` empty): what a reader of the cursors needs, such
+    /// as the metrics published after every run. The file store then does not read the
+    /// journal, which holds most of a window's bytes.
+    fn load_cursors(&self) -> StoreFuture<'_, Option<State>> {
+        self.load()
+    }
+
     /// Takes the pipeline's exclusive right to write its state. Fails at once with
     /// [`StateError::Locked`], without waiting, while another writer holds it. The right lasts
     /// as long as the returned guard (and, for the file store, no longer than this process).

@@ -437,6 +437,34 @@ async fn a_state_without_identities_has_no_journal_and_reset_removes_both_files(
 }
 
 #[tokio::test]
+async fn the_cursors_are_read_without_the_journal_and_the_state_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let state = with_identities(1000);
+    lock.commit(&state).await.unwrap();
+
+    let cursors = store.load_cursors().await.unwrap().unwrap();
+    assert_eq!(cursors.timestamp, state.timestamp);
+    assert!(cursors.identities.is_empty());
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+
+    // Not read, so not checked: a missing journal fails the run, not a reader of cursors.
+    fs::remove_file(journal(&store)).unwrap();
+    assert_eq!(
+        store.load_cursors().await.unwrap().unwrap().timestamp,
+        state.timestamp
+    );
+    assert!(matches!(
+        store.load().await,
+        Err(StateError::Journal { .. })
+    ));
+}
+
+#[tokio::test]
 async fn an_unchanged_clone_committed_again_and_again_writes_nothing_to_the_journal() {
     // A backfill commits a copy of the loaded state's identities at every batch.
     let dir = tempfile::tempdir().unwrap();
