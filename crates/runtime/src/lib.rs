@@ -475,6 +475,23 @@ impl Executor {
         Ok(())
     }
 
+    /// Lets the store prepare the commit of `working` while the sink writes the delivery it
+    /// follows (see [`StateLock::stage`]): with a lookback window, the file store syncs the
+    /// window's new identities beside the sink's sync rather than after it. A backfill keeps
+    /// no identities, so it has nothing to stage.
+    async fn stage(
+        lock: &mut Option<Box<dyn StateLock>>,
+        scope: &Scope,
+        working: &State,
+    ) -> Result<(), RunError> {
+        if let (Some(lock), Scope::Main) = (lock.as_mut(), scope)
+            && !working.identities.is_empty()
+        {
+            lock.stage(working).await?;
+        }
+        Ok(())
+    }
+
     /// One complete run with the source and sink the configuration names.
     pub async fn run(&self, options: &RunOptions) -> Result<RunSummary, RunError> {
         let mut lock = self.writer(options).await?;
@@ -1229,7 +1246,10 @@ impl Executor {
         let refused_before = output.refused();
         if !records.is_empty() {
             let written = match output {
-                Output::Sink(sink) => sink.write(&records).await,
+                Output::Sink(sink) => {
+                    Self::stage(lock, scope, state).await?;
+                    sink.write(&records).await
+                }
                 Output::Transactional(sink) => {
                     match lock
                         .as_mut()

@@ -118,6 +118,39 @@ async fn records_of_the_window_delivered_before_are_left_out_and_a_late_one_is_d
 }
 
 #[tokio::test]
+async fn the_identities_of_each_delivery_are_synced_beside_the_sink_and_counted_by_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor(dir.path(), "lookback: 10m,");
+    let (mut ids, written) = sink(None);
+    let pages = (0..5)
+        .map(|page| {
+            (0..4)
+                .map(|n| {
+                    let id = page * 4 + n;
+                    record(id, &format!("2026-01-01T10:00:{id:02}Z"))
+                })
+                .collect()
+        })
+        .collect();
+    assert!(run(&executor, pages, &mut ids).await);
+
+    assert_eq!(written.lock().unwrap().len(), 20);
+    // Staged while the sink wrote, every delivery's lines were synced before its commit: the
+    // state file counts them all and carries none.
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("late.json")).unwrap())
+            .unwrap();
+    let identities = &file["identities"];
+    assert!(identities.get("tail").is_none(), "{identities}");
+    let journal = dir.path().join(identities["journal"].as_str().unwrap());
+    assert_eq!(
+        identities["bytes"].as_u64().unwrap(),
+        std::fs::metadata(journal).unwrap().len()
+    );
+    assert_eq!(identities["count"], 20);
+}
+
+#[tokio::test]
 async fn the_identities_of_a_refused_batch_are_not_committed_so_it_is_offered_again() {
     let dir = tempfile::tempdir().unwrap();
     let executor = executor(dir.path(), "lookback: 10m,");

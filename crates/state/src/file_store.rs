@@ -139,6 +139,9 @@ struct FileLock {
     lines: Vec<u8>,
     /// The sync of the journal's last lines, running while the run goes on.
     syncing: Option<BackgroundSync>,
+    /// The version of the identities [`stage`](StateLock::stage) appended last, until the
+    /// commit that counts them.
+    staged: Option<(u64, u64)>,
 }
 
 /// A sync of journal lines on a thread of its own, started by a commit that carried them in
@@ -173,12 +176,13 @@ impl StateLock for FileLock {
             let mut text = std::mem::take(&mut self.spare);
             let last_written = self.last_written.take();
             let journal = self.journal.take();
+            let staged = self.staged.take() == Some(state.identities.version());
             let written = self.store.write(
                 state,
                 last_written.as_deref(),
                 journal,
                 (&mut text, &mut self.lines),
-                &mut self.syncing,
+                (&mut self.syncing, staged),
             );
             // After a failure the files may hold anything: the next commit checks them in full.
             let (now, spare, result) = match written {
@@ -197,11 +201,54 @@ impl StateLock for FileLock {
         })
     }
 
+    /// Appends the identities `state` added since the last commit to the journal and starts
+    /// their sync on a thread of its own, so that it runs beside the sink's write; the commit
+    /// of that state waits for it and counts the lines, so that the state file does not carry
+    /// them. Only onto the journal this lock last committed, while the state file still holds
+    /// what it wrote: anything else is left to the commit, which checks the files in full.
+    fn stage<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.staged = None;
+            if state.identities.is_empty() {
+                return Ok(());
+            }
+            let (Some(mut journal), Some(last)) = (self.journal.take(), &self.last_written) else {
+                return Ok(());
+            };
+            if !self.store.holds(last.as_bytes()) {
+                return Ok(());
+            }
+            match self.store.append_added(
+                &state.identities,
+                &mut journal,
+                &mut self.lines,
+                &mut self.syncing,
+                false,
+            ) {
+                Ok(appended) => {
+                    self.journal = Some(journal);
+                    if appended {
+                        self.staged = Some(state.identities.version());
+                    }
+                    Ok(())
+                }
+                // The journal may hold anything after its counted bytes: the next commit
+                // checks the files in full.
+                Err(error) => {
+                    self.last_written = None;
+                    self.syncing = None;
+                    Err(error)
+                }
+            }
+        })
+    }
+
     /// Removes the state file, a temp file left by an interrupted commit, and the journal
     /// files of identities.
     fn reset(&mut self) -> StoreFuture<'_, bool> {
         self.last_written = None;
         self.journal = None;
+        self.staged = None;
         Box::pin(async move { self.store.remove() })
     }
 }
@@ -353,6 +400,7 @@ impl FileStore {
                 journal: None,
                 lines: Vec::new(),
                 syncing: None,
+                staged: None,
             }),
             Err(fs::TryLockError::WouldBlock) => Err(StateError::Locked {
                 pipeline: self.pipeline.clone(),
@@ -511,85 +559,27 @@ impl FileStore {
     /// Brings the journal in step with `identities`: appends what they added since the version
     /// `current` (the journal the state file refers to now) holds, or writes them all into the
     /// other file when that cannot be told or the file holds too many forgotten entries.
-    /// `lines` is a buffer. Returns the journal to refer to.
-    ///
-    /// An append is not synced before the state file is written: its lines go into the state
-    /// file as well (its tail), and a thread syncs them while the run goes on; a later commit
-    /// counts them once that sync finished. Only when the tail would exceed [`TAIL_MAX`] is the
-    /// append synced before the state file is written.
+    /// `lines` is a buffer; `staged`, whether these identities were staged (see
+    /// [`append_added`](Self::append_added)). Returns the journal to refer to.
     fn write_journal(
         &self,
         identities: &Identities,
         current: Option<JournalTail>,
         lines: &mut Vec<u8>,
         syncing: &mut Option<BackgroundSync>,
+        staged: bool,
     ) -> Result<JournalTail, StateError> {
-        lines.clear();
-        let since = identities.first_second().unwrap_or_default();
-        let live = identities.journal_len() as u64;
         let slot = match current {
             None => Slot::A,
             Some(mut tail) => {
-                let from = tail.version.or_else(|| {
-                    identities
-                        .base()
-                        .filter(|(reference, _)| *reference == tail.reference)
-                        .map(|(_, version)| *version)
-                });
-                if let Some(added) = from.and_then(|version| identities.added_since(version)) {
-                    if let Some(done) = syncing.take_if(|sync| sync.handle.is_finished()) {
-                        count_synced(&mut tail, done);
-                    }
-                    Identities::write_added(added, lines);
-                    let carried = tail.reference.tail.len() + lines.len();
-                    let total = tail.reference.bytes + carried as u64;
-                    // A commit that adds nothing writes nothing (a backfill's commits leave the
-                    // window's identities as they were, reference included).
-                    if lines.is_empty() || total <= 2 * live + COMPACT_FLOOR {
-                        let mut reference = tail.reference.clone();
-                        if !lines.is_empty() {
-                            // Journal lines are ASCII: the second and Z85.
-                            let added = std::str::from_utf8(lines).map_err(|_| {
-                                self.journal_write_error(
-                                    self.journal_path(tail.reference.slot),
-                                    io::Error::other("journal lines that are not text"),
-                                )
-                            })?;
-                            let sync = carried > TAIL_MAX;
-                            let (file, end) = self.append(&tail, lines, sync)?;
-                            tail.tail_written = true;
-                            if sync {
-                                // What a sync still running covers is counted here already.
-                                *syncing = None;
-                                tail.hasher.write(tail.reference.tail.as_bytes());
-                                tail.hasher.write(lines);
-                                reference.bytes = total;
-                                reference.checksum = tail.hasher.finish();
-                                reference.tail = Arc::from("");
-                            } else {
-                                let mut carried_lines = String::with_capacity(carried);
-                                carried_lines.push_str(&tail.reference.tail);
-                                carried_lines.push_str(added);
-                                reference.tail = carried_lines.into();
-                                // One sync at a time: lines appended while one runs are
-                                // counted after the next.
-                                if syncing.is_none() {
-                                    *syncing = sync_in_background(file, tail.reference.slot, end);
-                                }
-                            }
-                        }
-                        reference.count = identities.len() as u64;
-                        reference.since = since;
-                        tail.reference = reference;
-                        tail.version = Some(identities.version());
-                        return Ok(tail);
-                    }
-                    lines.clear();
+                if self.append_added(identities, &mut tail, lines, syncing, staged)? {
+                    return Ok(tail);
                 }
                 tail.reference.slot.other()
             }
         };
         *syncing = None;
+        lines.clear();
         identities.write_journal(lines);
         self.write_slot(slot, lines)?;
         let hasher = hasher_of(lines);
@@ -598,7 +588,7 @@ impl FileStore {
                 slot,
                 bytes: lines.len() as u64,
                 count: identities.len() as u64,
-                since,
+                since: identities.first_second().unwrap_or_default(),
                 checksum: hasher.finish(),
                 tail: Arc::from(""),
             },
@@ -606,6 +596,89 @@ impl FileStore {
             tail_written: true,
             version: Some(identities.version()),
         })
+    }
+
+    /// Appends to the journal of `tail` what `identities` added since the version it holds,
+    /// and updates `tail` to refer to them; `false`, with `tail` unchanged but for lines a
+    /// finished sync covered, when the whole window must be written into the other file
+    /// instead (what was added cannot be told, or the file would hold too many forgotten
+    /// entries). `lines` is a buffer.
+    ///
+    /// An append is not synced before the state file is written: its lines go into the state
+    /// file as well (its tail), and a thread syncs them while the run goes on; a later commit
+    /// counts them once that sync finished. Only when the tail would exceed [`TAIL_MAX`] is the
+    /// append synced before the state file is written. `staged` says that these identities
+    /// were appended ahead of this commit, while the sink wrote the delivery: the commit then
+    /// waits for their sync, which ran beside the sink's, and counts them.
+    fn append_added(
+        &self,
+        identities: &Identities,
+        tail: &mut JournalTail,
+        lines: &mut Vec<u8>,
+        syncing: &mut Option<BackgroundSync>,
+        staged: bool,
+    ) -> Result<bool, StateError> {
+        lines.clear();
+        let since = identities.first_second().unwrap_or_default();
+        let live = identities.journal_len() as u64;
+        let from = tail.version.or_else(|| {
+            identities
+                .base()
+                .filter(|(reference, _)| *reference == tail.reference)
+                .map(|(_, version)| *version)
+        });
+        let Some(added) = from.and_then(|version| identities.added_since(version)) else {
+            return Ok(false);
+        };
+        if let Some(done) = syncing.take_if(|sync| staged || sync.handle.is_finished()) {
+            count_synced(tail, done);
+        }
+        Identities::write_added(added, lines);
+        let carried = tail.reference.tail.len() + lines.len();
+        let total = tail.reference.bytes + carried as u64;
+        if !lines.is_empty() && total > 2 * live + COMPACT_FLOOR {
+            lines.clear();
+            return Ok(false);
+        }
+        // A commit that adds nothing writes nothing (a backfill's commits leave the window's
+        // identities as they were, reference included).
+        let mut reference = tail.reference.clone();
+        if !lines.is_empty() {
+            // Journal lines are ASCII: the second and Z85.
+            let added = std::str::from_utf8(lines).map_err(|_| {
+                self.journal_write_error(
+                    self.journal_path(tail.reference.slot),
+                    io::Error::other("journal lines that are not text"),
+                )
+            })?;
+            let sync = carried > TAIL_MAX;
+            let (file, end) = self.append(tail, lines, sync)?;
+            tail.tail_written = true;
+            if sync {
+                // What a sync still running covers is counted here already.
+                *syncing = None;
+                tail.hasher.write(tail.reference.tail.as_bytes());
+                tail.hasher.write(lines);
+                reference.bytes = total;
+                reference.checksum = tail.hasher.finish();
+                reference.tail = Arc::from("");
+            } else {
+                let mut carried_lines = String::with_capacity(carried);
+                carried_lines.push_str(&tail.reference.tail);
+                carried_lines.push_str(added);
+                reference.tail = carried_lines.into();
+                // One sync at a time: lines appended while one runs are counted after the
+                // next.
+                if syncing.is_none() {
+                    *syncing = sync_in_background(file, tail.reference.slot, end);
+                }
+            }
+        }
+        reference.count = identities.len() as u64;
+        reference.since = since;
+        tail.reference = reference;
+        tail.version = Some(identities.version());
+        Ok(true)
     }
 
     /// Appends `lines` to the journal `current` names, after the bytes it counts on and the
@@ -695,15 +768,16 @@ impl FileStore {
     ///
     /// `journal` is the journal the state file refers to as this writer last wrote it, for a
     /// file that still holds `last_written`; `lines` a buffer for the journal's lines;
-    /// `syncing` the sync of journal lines this writer started last. Returns the journal the
-    /// new state file refers to.
+    /// `syncing` the sync of journal lines this writer started last; `staged` whether the
+    /// identities of `state` were staged ahead of this commit. Returns the journal the new
+    /// state file refers to.
     fn write(
         &self,
         state: &State,
         last_written: Option<&str>,
         journal: Option<JournalTail>,
         (text, lines): (&mut String, &mut Vec<u8>),
-        syncing: &mut Option<BackgroundSync>,
+        (syncing, staged): (&mut Option<BackgroundSync>, bool),
     ) -> Result<Option<JournalTail>, StateError> {
         let mut current = journal;
         if !last_written.is_some_and(|last| self.holds(last.as_bytes())) {
@@ -717,7 +791,7 @@ impl FileStore {
         let journal = if state.identities.is_empty() {
             None
         } else {
-            Some(self.write_journal(&state.identities, current, lines, syncing)?)
+            Some(self.write_journal(&state.identities, current, lines, syncing, staged)?)
         };
         let metadata = Metadata {
             pipeline: Some(&self.pipeline),

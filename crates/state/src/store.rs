@@ -159,6 +159,17 @@ pub trait StateLock: fmt::Debug + Send {
     /// on request by [`reset`](StateLock::reset).
     fn commit<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()>;
 
+    /// Prepares the commit of `state` while the delivery it follows is still being written:
+    /// a store may write ahead what the commit will count on, as long as nothing of it counts
+    /// before the commit (the file store appends the lookback window's new identities to its
+    /// journal and syncs them beside the sink's sync). The commit of `state` must follow; if it
+    /// does not (the sink failed), nothing staged is read. An error is one the commit would
+    /// have met: nothing of the delivery was written yet. By default, nothing is done.
+    fn stage<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
+        let _ = state;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Removes the state, so that the next run starts from scratch. Returns whether there was
     /// a state.
     fn reset(&mut self) -> StoreFuture<'_, bool>;

@@ -152,6 +152,79 @@ async fn lines_are_carried_by_the_state_file_until_a_later_commit_finds_them_syn
 }
 
 #[tokio::test]
+async fn lines_staged_while_the_sink_writes_are_counted_by_the_commit_and_not_carried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    let before = fs::read_to_string(store.path()).unwrap();
+    let written_whole = synced_bytes(&store);
+    add(&mut state, 100, 40);
+
+    lock.stage(&state).await.unwrap();
+
+    // Appended, but nothing counts on them before the commit.
+    let staged = fs::read(journal(&store)).unwrap();
+    assert_eq!(staged.len() - written_whole, 10 * 62);
+    assert_eq!(fs::read_to_string(store.path()).unwrap(), before);
+    lock.commit(&state).await.unwrap();
+    assert_eq!(tail(&store), "", "the commit waited for their sync");
+    assert_eq!(synced_bytes(&store), staged.len());
+    assert_eq!(fs::read(journal(&store)).unwrap(), staged);
+
+    // Added after staging, the rest is appended by the commit as usual.
+    add(&mut state, 140, 8);
+    lock.stage(&state).await.unwrap();
+    add(&mut state, 148, 8);
+    lock.commit(&state).await.unwrap();
+    assert_eq!(
+        counted_bytes(&store),
+        fs::read(journal(&store)).unwrap().len()
+    );
+    drop(lock);
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+}
+
+#[tokio::test]
+async fn lines_staged_for_a_commit_that_never_came_are_not_read_and_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    let mut state = with_identities(100);
+    lock.commit(&state).await.unwrap();
+    let committed = state.clone();
+    add(&mut state, 100, 40);
+    lock.stage(&state).await.unwrap();
+    let counted = counted_bytes(&store);
+    assert!(fs::read(journal(&store)).unwrap().len() > counted);
+
+    // The sink failed: no commit. The next run reads what was committed.
+    drop(lock);
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(loaded.identities, committed.identities);
+    let mut state = loaded;
+    add(&mut state, 500, 4);
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&state).await.unwrap();
+    let journal_bytes = fs::read(journal(&store)).unwrap();
+    assert_eq!(counted_bytes(&store), journal_bytes.len());
+    assert_eq!(
+        journal_bytes.len(),
+        counted + 62,
+        "the staged lines were cut"
+    );
+    drop(lock);
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+}
+
+#[tokio::test]
 async fn lines_beyond_the_bound_of_the_tail_are_synced_before_the_state_file_counts_on_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
@@ -748,6 +821,20 @@ enum Step {
     PowerCut,
     /// A delivery large enough that the state file's tail goes over its bound.
     Flood(u16),
+    /// The identities are staged before their commit, as while a sink writes.
+    Stage,
+    /// Records delivered and staged, but the sink failed: no commit, then a new run.
+    SinkFailed(Vec<(u8, u16, u8)>),
+}
+
+/// Remembers the records (second from the start, millisecond, identity) as delivered.
+fn deliver(state: &mut State, records: Vec<(u8, u16, u8)>) {
+    for (second, millis, identity) in records {
+        let at = start()
+            + TimeDelta::seconds(i64::from(second))
+            + TimeDelta::milliseconds(i64::from(millis));
+        state.identities.insert(at, u64::from(identity));
+    }
 }
 
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -760,6 +847,8 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         1 => Just(Step::Copy),
         1 => Just(Step::PowerCut),
         1 => (0..1000_u16).prop_map(Step::Flood),
+        2 => Just(Step::Stage),
+        1 => prop::collection::vec((0..60_u8, 0..1000_u16, any::<u8>()), 0..40).prop_map(Step::SinkFailed),
     ]
 }
 
@@ -781,14 +870,7 @@ proptest::proptest! {
             let mut kept: Option<(PathBuf, Vec<u8>)> = None;
             for step in steps {
                 match step {
-                    Step::Deliver(records) => {
-                        for (second, millis, identity) in records {
-                            let at = start()
-                                + TimeDelta::seconds(i64::from(second))
-                                + TimeDelta::milliseconds(i64::from(millis));
-                            state.identities.insert(at, u64::from(identity));
-                        }
-                    }
+                    Step::Deliver(records) => deliver(&mut state, records),
                     Step::Move(second) => {
                         state.identities.prune(
                             start() + TimeDelta::seconds(i64::from(second)),
@@ -817,6 +899,16 @@ proptest::proptest! {
                         kept = None;
                         lock = store.lock().await.unwrap();
                         state = store.load().await.unwrap().unwrap_or_default();
+                    }
+                    Step::Stage => lock.stage(&state).await.unwrap(),
+                    Step::SinkFailed(records) => {
+                        let committed = store.load().await.unwrap().unwrap_or_default();
+                        deliver(&mut state, records);
+                        lock.stage(&state).await.unwrap();
+                        drop(lock);
+                        lock = store.lock().await.unwrap();
+                        state = store.load().await.unwrap().unwrap_or_default();
+                        assert_eq!(&state.identities, &committed.identities);
                     }
                     Step::Flood(first) => {
                         for record in 0..15_000_u64 {
