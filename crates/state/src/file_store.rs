@@ -163,6 +163,22 @@ impl Drop for FileLock {
     }
 }
 
+impl FileLock {
+    /// Reads the state file in place as a commit does when it did not write it last, and
+    /// remembers its text as the one written last: the journal it refers to, if any.
+    fn read_current(&mut self) -> Result<Option<JournalTail>, StateError> {
+        self.last_written = None;
+        self.syncing = None;
+        let Some(bytes) = self.store.read_bytes()? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes.clone()).ok();
+        let (_, journal) = self.store.parse(bytes)?;
+        self.last_written = text;
+        Ok(journal)
+    }
+}
+
 impl StateLock for FileLock {
     /// Writes durably (temp file, fsync, rename, fsync of the directory), with `pipeline`,
     /// `pipelineFile` (absent when the store was given no pipeline file) and `updatedAt` set.
@@ -204,20 +220,24 @@ impl StateLock for FileLock {
     /// Appends the identities `state` added since the last commit to the journal and starts
     /// their sync on a thread of its own, so that it runs beside the sink's write; the commit
     /// of that state waits for it and counts the lines, so that the state file does not carry
-    /// them. Only onto the journal this lock last committed, while the state file still holds
-    /// what it wrote: anything else is left to the commit, which checks the files in full.
+    /// them. The state file in place is checked first, as the commit checks it (read in full
+    /// when this lock did not write it last), so that a bad file or a journal that cannot be
+    /// written stops the run before the sink writes; a state file without a journal yet is
+    /// left to the commit, which writes the journal whole.
     fn stage<'a>(&'a mut self, state: &'a State) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.staged = None;
             if state.identities.is_empty() {
                 return Ok(());
             }
-            let (Some(mut journal), Some(last)) = (self.journal.take(), &self.last_written) else {
+            let journal = self.journal.take();
+            let checked = match (journal, &self.last_written) {
+                (Some(journal), Some(last)) if self.store.holds(last.as_bytes()) => Some(journal),
+                _ => self.read_current()?,
+            };
+            let Some(mut journal) = checked else {
                 return Ok(());
             };
-            if !self.store.holds(last.as_bytes()) {
-                return Ok(());
-            }
             match self.store.append_added(
                 &state.identities,
                 &mut journal,

@@ -190,6 +190,42 @@ async fn lines_staged_while_the_sink_writes_are_counted_by_the_commit_and_not_ca
 }
 
 #[tokio::test]
+async fn a_new_lock_stages_after_checking_the_files_as_its_commit_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let mut lock = store.lock().await.unwrap();
+    lock.commit(&with_identities(100)).await.unwrap();
+    drop(lock);
+
+    // A new run: its first stage reads the state file and the journal, then appends.
+    let mut state = store.load().await.unwrap().unwrap();
+    add(&mut state, 100, 40);
+    let mut lock = store.lock().await.unwrap();
+    lock.stage(&state).await.unwrap();
+    assert!(fs::read(journal(&store)).unwrap().len() > counted_bytes(&store));
+    lock.commit(&state).await.unwrap();
+    assert_eq!(tail(&store), "");
+    assert_eq!(
+        synced_bytes(&store),
+        fs::read(journal(&store)).unwrap().len()
+    );
+    drop(lock);
+
+    // A journal cut short stops the stage, before anything is delivered, and nothing changes.
+    let path = journal(&store);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 62);
+    fs::write(&path, &bytes).unwrap();
+    let state_file = fs::read(store.path()).unwrap();
+    add(&mut state, 140, 4);
+    let mut lock = store.lock().await.unwrap();
+    let error = lock.stage(&state).await.unwrap_err();
+    assert!(matches!(error, StateError::Journal { .. }), "{error}");
+    assert_eq!(fs::read(store.path()).unwrap(), state_file);
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+#[tokio::test]
 async fn lines_staged_for_a_commit_that_never_came_are_not_read_and_are_cut() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
