@@ -203,6 +203,18 @@ impl StateStore for PgStore {
         })
     }
 
+    /// The row's state without its `identities` section, left out by the server: a lookback
+    /// window's identities are most of a row, and a reader of the cursors does not need them.
+    fn load_cursors(&self) -> StoreFuture<'_, Option<State>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            match shared.run(shared.read_cursors()).await? {
+                Some(text) => shared.parse(&text).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn lock(&self) -> StoreFuture<'_, Box<dyn StateLock>> {
         Box::pin(async move {
             let lease = Arc::clone(&self.shared).acquire(None).await?;
@@ -302,6 +314,24 @@ impl Shared {
             location: self.location.clone(),
             problem: Box::new(problem),
         })
+    }
+
+    /// The state text of the pipeline's row without its `identities` (a state that is not
+    /// an object is returned as it is, for [`parse`](Self::parse) to refuse).
+    async fn read_cursors(&self) -> Result<Option<String>, Failure> {
+        let client = self.database.client().await?;
+        let rows = client
+            .query_typed(
+                "SELECT (CASE WHEN jsonb_typeof(state) = 'object' \
+                              THEN state - 'identities' ELSE state END)::text \
+                 FROM cannectors_state WHERE pipeline = $1",
+                &[(&self.pipeline, Type::TEXT)],
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Ok(None),
+        }
     }
 
     async fn read_row(&self) -> Result<Option<Row>, Failure> {

@@ -59,6 +59,31 @@ async fn lease_expired(store: &PgStore) -> bool {
 }
 
 #[tokio::test]
+async fn the_cursors_are_read_without_the_identities_and_the_state_with_them() {
+    let _client = schema("state_pg_cursors").await;
+    let store = store("state_pg_cursors", "events");
+    assert_eq!(store.load_cursors().await.unwrap(), None);
+    let mut lock = store.lock().await.unwrap();
+    let mut state = state("2026-01-01T10:00:00Z");
+    let at = DateTime::parse_from_rfc3339("2026-01-01T09:59:00Z")
+        .unwrap()
+        .to_utc();
+    for identity in 0..100 {
+        state.identities.insert(at, identity);
+    }
+    lock.commit(&state).await.unwrap();
+
+    let cursors = store.load_cursors().await.unwrap().unwrap();
+    assert_eq!(cursors.timestamp, state.timestamp);
+    assert!(cursors.identities.is_empty());
+    assert_eq!(
+        store.load().await.unwrap().unwrap().identities,
+        state.identities
+    );
+    lock.release().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_commit_is_loaded_back_as_the_state_crate_encodes_it() {
     let client = schema("state_pg_round_trip").await;
     let store = store("state_pg_round_trip", "events").with_owner("replica-a");

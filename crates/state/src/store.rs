@@ -51,7 +51,8 @@ pub trait StateStore: fmt::Debug + Send + Sync {
     /// Reads the state as [`load`](Self::load) does, except that the identities of a lookback
     /// window may be left out (`identities` empty): what a reader of the cursors needs, such
     /// as the metrics published after every run. The file store then does not read the
-    /// journal, which holds most of a window's bytes.
+    /// journal, which holds most of a window's bytes, and the PostgreSQL store leaves them out
+    /// of its query.
     fn load_cursors(&self) -> StoreFuture<'_, Option<State>> {
         self.load()
     }
