@@ -10,9 +10,11 @@
 //! that after a crash at any point the state file holds either the old or the new content,
 //! never a mix, and the journal bytes it counts on are never written again.
 //!
-//! Its futures do their I/O on the thread that polls them, when they are polled, and never wait
-//! for anything else: a few small reads and writes and, for a commit, two syncs (three when
-//! the journal's lines are synced).
+//! Its futures do their I/O on the thread that polls them, when they are polled: a few small
+//! reads and writes and, for a commit, two syncs (three when the journal's lines are synced
+//! before the state file). The one other thing they wait for is a sync of journal lines that a
+//! stage (or an earlier commit) started on a thread of its own: the commit of a staged state
+//! waits for it to finish, as it would for its own sync.
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::Hasher as _;
