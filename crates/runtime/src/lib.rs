@@ -984,7 +984,7 @@ impl Executor {
                 && self
                     .flush_reading_ahead(
                         &mut gathered,
-                        &mut ahead,
+                        (&mut ahead, true),
                         source,
                         (scope, output, lock),
                         state,
@@ -1040,7 +1040,7 @@ impl Executor {
                 && self
                     .flush_reading_ahead(
                         &mut gathered,
-                        &mut ahead,
+                        (&mut ahead, false),
                         source,
                         (scope, output, lock),
                         state,
@@ -1185,36 +1185,42 @@ impl Executor {
         }
     }
 
-    /// [`Executor::flush`], and with `batchSize`, reads the source's next batches meanwhile (up
-    /// to `batchSize` records), so that fetching and decoding them overlaps the sink's write and
-    /// the commit's syncs instead of waiting for them. The batches read ahead are only held:
-    /// they are admitted, gathered and committed in their turn, after this delivery's commit,
-    /// and are never delivered or committed if the run stops or fails first.
+    /// [`Executor::flush`], reading the source's next batches meanwhile, so that fetching and
+    /// decoding them overlaps the sink's write and the commit's syncs instead of waiting for
+    /// them. The batches read ahead are only held: they are admitted, gathered and committed in
+    /// their turn, after this delivery's commit, and are never delivered or committed if the
+    /// run stops or fails first.
     ///
-    /// Without `batchSize` (or with `batchSize: 1`) nothing more is read ahead than the
-    /// source's own prefetch: a second batch of records held during each delivery raised the
-    /// peak RSS of the wide database bench by 1.5 to 2 MiB, past its bound, for no gain in
-    /// time that the bench could show; the default deliveries gather what arrives within
-    /// their wait instead.
+    /// With `batchSize`, up to `batchSize` records are read ahead. By default one source batch
+    /// is, and none when a batch that did not fit is already `pending` beside the delivery: a
+    /// default delivery goes out as soon as a batch like its last would not fit (see
+    /// [`Gathered::full`]), so the batch read ahead is the one it would otherwise have held
+    /// back, and a run holds no more records than a delivery and one batch. Without
+    /// `batchSize` on an httpRequest output (or with `batchSize: 1`) nothing more is read ahead
+    /// than the source's own prefetch.
     #[allow(clippy::too_many_arguments)]
     async fn flush_reading_ahead(
         &self,
         gathered: &mut Gathered,
-        ahead: &mut ReadAhead,
+        (ahead, pending): (&mut ReadAhead, bool),
         source: &mut dyn Source,
         (scope, output, lock): (&Scope, &mut Output<'_>, &mut Option<Box<dyn StateLock>>),
         state: &State,
         summary: &mut RunSummary,
         options: &RunOptions,
     ) -> Result<Delivery, RunError> {
-        let Gathering::Fixed(limit) = Gathering::of(&self.pipeline.output) else {
-            return self
-                .flush(gathered, scope, output, lock, state, summary, options)
-                .await;
+        let (records, batches) = match Gathering::of(&self.pipeline.output) {
+            Gathering::Fixed(limit) => (limit.get(), usize::MAX),
+            Gathering::Default if !pending => (DEFAULT_DELIVERY_RECORDS, 1),
+            Gathering::Default | Gathering::PerBatch => {
+                return self
+                    .flush(gathered, scope, output, lock, state, summary, options)
+                    .await;
+            }
         };
         let (delivery, ()) = tokio::join!(
             self.flush(gathered, scope, output, lock, state, summary, options),
-            ahead.fill(source, limit.get(), options),
+            ahead.fill(source, (records, batches), options),
         );
         delivery
     }
@@ -1383,8 +1389,10 @@ enum Gathering {
     Fixed(NonZeroUsize),
     /// No `batchSize` on a file, stdout or database output: whole source batches up to
     /// [`DEFAULT_DELIVERY_RECORDS`] records and [`DEFAULT_DELIVERY_BYTES`] of text, the first
-    /// waiting at most [`DEFAULT_LINGER`] for the others. A run of small pages then pays its
-    /// syncs (or transaction) once for many of them, and a slow source is not held back.
+    /// waiting at most [`DEFAULT_LINGER`] for the others, and going out as soon as a batch as
+    /// large as the last would not fit; the next batch is read while it is written. A run of
+    /// small pages then pays its syncs (or transaction) once for many of them, a slow source
+    /// is not held back, and reading overlaps writing.
     Default,
     /// No `batchSize` on an httpRequest output, or `batchSize: 1`: each source batch is a
     /// delivery of its own, and nothing is read ahead but the source's own prefetch. Without
@@ -1429,6 +1437,9 @@ struct Gathered {
     last: u64,
     /// Some batch changed the state since the last commit.
     changed: bool,
+    /// Records and bytes of text of the last source batch gathered.
+    last_read: usize,
+    last_bytes: usize,
 }
 
 impl Default for Gathered {
@@ -1441,6 +1452,8 @@ impl Default for Gathered {
             first: 0,
             last: 0,
             changed: false,
+            last_read: 0,
+            last_bytes: 0,
         }
     }
 }
@@ -1459,12 +1472,19 @@ impl Gathered {
             }
     }
 
-    /// Whether what is gathered goes out now.
+    /// Whether what is gathered goes out now. With `batchSize`, when it holds that many
+    /// records. By default, when it reached a bound or a source batch as large as the last one
+    /// gathered would not fit beside it: waiting for that batch would only hold the delivery
+    /// back until it arrived, then hold it beside the delivery while that is written.
     fn full(&self, gathering: Gathering) -> bool {
+        let after_another = |limit: usize, gathered: usize, last: usize| {
+            gathered >= limit || gathered.saturating_add(last) > limit
+        };
         match gathering {
             Gathering::Fixed(limit) => self.read >= limit.get(),
             Gathering::Default => {
-                self.read >= DEFAULT_DELIVERY_RECORDS || self.bytes >= DEFAULT_DELIVERY_BYTES
+                after_another(DEFAULT_DELIVERY_RECORDS, self.read, self.last_read)
+                    || after_another(DEFAULT_DELIVERY_BYTES, self.bytes, self.last_bytes)
             }
             Gathering::PerBatch => true,
         }
@@ -1478,6 +1498,8 @@ impl Gathered {
         self.last = number;
         self.read += read;
         self.bytes += bytes;
+        self.last_read = read;
+        self.last_bytes = bytes;
         if self.records.is_empty() {
             self.records = records;
         } else {
@@ -1523,11 +1545,16 @@ impl ReadAhead {
         None
     }
 
-    /// Reads batches from `source` until `limit` records are held, the source ends or fails,
-    /// or a stop is asked for. Nothing is read after an end or a failure: the loop meets it
-    /// first.
-    async fn fill(&mut self, source: &mut dyn Source, limit: usize, options: &RunOptions) {
-        while self.records < limit && !options.stop_requested() {
+    /// Reads batches from `source` until `records` records or `batches` batches are held, the
+    /// source ends or fails, or a stop is asked for. Nothing is read after an end or a
+    /// failure: the loop meets it first.
+    async fn fill(
+        &mut self,
+        source: &mut dyn Source,
+        (records, batches): (usize, usize),
+        options: &RunOptions,
+    ) {
+        while self.records < records && self.answers.len() < batches && !options.stop_requested() {
             if matches!(self.answers.back(), Some(Ok(None) | Err(_))) {
                 return;
             }

@@ -541,3 +541,104 @@ async fn records_a_filter_drops_still_count_for_the_cursor_of_their_delivery() {
     assert_eq!(committed_id(&executor).await.as_deref(), Some("8"));
     assert_eq!(summary.records_dropped, 2);
 }
+
+/// A pipeline like [`executor`]'s with no `batchSize`: the default gathering.
+fn executor_by_default(dir: &Path) -> Executor {
+    let yaml = format!(
+        "name: {NAME}\ninput: {{type: httpPolling, endpoint: 'http://127.0.0.1:9/x', \
+         statePersistence: {{id: {{field: id, queryParam: after}}, storagePath: '{}'}}}}\n\
+         output: {{type: stdout}}\n",
+        dir.display()
+    );
+    let loaded = cannectors_config::parse_str(&yaml, "gathered.yaml", &|_| None).unwrap();
+    Executor::new(&loaded.pipeline).unwrap()
+}
+
+/// Pages of consecutive ids, `sizes[n]` records in page `n`.
+fn pages_of(sizes: &[i64]) -> Pages {
+    let mut next = 1;
+    let pages: Vec<Vec<i64>> = sizes
+        .iter()
+        .map(|size| {
+            let page = (next..next + size).collect();
+            next += size;
+            page
+        })
+        .collect();
+    let borrowed: Vec<&[i64]> = pages.iter().map(Vec::as_slice).collect();
+    Pages::ordered(&borrowed)
+}
+
+/// A sink that notes, at each write, how many batches the source had handed out when the
+/// write began and once the executor had its turn to read ahead meanwhile (the pages here are
+/// ready at once, so reading ahead is over after one yield); it records what `Recording`
+/// records.
+struct Watching {
+    inner: Recording,
+    handed: watch::Receiver<usize>,
+    seen: Arc<Mutex<Vec<(usize, usize)>>>,
+}
+
+impl Sink for Watching {
+    fn write<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let before = *self.handed.borrow();
+            tokio::task::yield_now().await;
+            let after = *self.handed.borrow();
+            self.seen.lock().unwrap().push((before, after));
+            self.inner.write(records).await
+        })
+    }
+}
+
+/// Runs `sizes` through the default gathering; the ids of each delivery's first and last
+/// record, its length, and the batches handed out during each write.
+async fn run_by_default(sizes: &[i64]) -> (Vec<(i64, i64, usize)>, Vec<(usize, usize)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = executor_by_default(dir.path());
+    let mut source = pages_of(sizes);
+    let (handed_tx, handed) = watch::channel(0);
+    source.handed_tx = Some(handed_tx);
+    let (inner, writes) = recording(dir.path(), None);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut sink = Watching {
+        inner,
+        handed,
+        seen: Arc::clone(&seen),
+    };
+    executor
+        .run_with(&mut source, &mut sink, &RunOptions::default())
+        .await
+        .unwrap();
+    let total: i64 = sizes.iter().sum();
+    assert_eq!(committed_id(&executor).await, Some(total.to_string()));
+    let deliveries = ids_written(&writes)
+        .iter()
+        .map(|ids| (ids[0], ids[ids.len() - 1], ids.len()))
+        .collect();
+    let seen = seen.lock().unwrap().clone();
+    (deliveries, seen)
+}
+
+#[tokio::test]
+async fn by_default_a_delivery_goes_out_when_a_page_like_its_last_would_not_fit() {
+    // 10,000 records a delivery at most: three pages of 3,000 go out without waiting for the
+    // fourth, which is read while they are written, and the fourth and fifth go out when the
+    // source ends (the sixth call found the end).
+    let (deliveries, seen) = run_by_default(&[3000, 3000, 3000, 3000, 3000]).await;
+    assert_eq!(deliveries, [(1, 9000, 9000), (9001, 15000, 6000)]);
+    assert_eq!(
+        seen,
+        [(3, 4), (6, 6)],
+        "the first write began before the fourth page was asked for, which was read meanwhile"
+    );
+}
+
+#[tokio::test]
+async fn by_default_nothing_is_read_ahead_beside_a_page_that_did_not_fit() {
+    // The third page does not fit beside the first two and waits for the next delivery:
+    // nothing more is read while they are written, so a run holds a delivery and one page.
+    let (deliveries, seen) = run_by_default(&[3000, 3000, 5000, 1000]).await;
+    assert_eq!(deliveries, [(1, 6000, 6000), (6001, 12000, 6000)]);
+    assert_eq!(seen, [(3, 3), (5, 5)]);
+}
