@@ -22,25 +22,6 @@ use cannectors_connector::Record;
 use cannectors_state::State;
 use cannectors_state_postgres::PgLease;
 
-/// The rows of one execution of a query, as the database sent them. PostgreSQL rows stay in
-/// their binary form (a few dozen bytes each) until [`Database::records`] decodes them, so
-/// that the next query can be received while the current records are written. The same
-/// `Rows` is handed from query to query, so that its buffer is allocated once per run.
-#[derive(Default)]
-pub struct Rows(RowsKind);
-
-enum RowsKind {
-    Postgres(Vec<tokio_postgres::Row>),
-    /// SQLite rows are read into records on the blocking thread that runs the query.
-    Records(Vec<Record>),
-}
-
-impl Default for RowsKind {
-    fn default() -> RowsKind {
-        RowsKind::Postgres(Vec::new())
-    }
-}
-
 /// Whether a connection only reads (a source) or also writes (a sink).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -307,15 +288,19 @@ impl Database {
     }
 
     /// Runs a query with `values` bound to `$1..$n` (`exprs` says where each came from) and
-    /// returns its rows as received, in `rows` (emptied first); [`Database::records`] turns
-    /// them into records.
+    /// returns its records. PostgreSQL rows are decoded as they arrive, each dropped once it is
+    /// a record, so a result is never held in its binary form beside its records, and the
+    /// decoding runs while the server still sends the rest. With `cursor`, also which record
+    /// holds the greatest cursor position. `capacity` is how many records to make room for at
+    /// once (the size of the result before), so that the vector is not grown anew every query.
     pub async fn fetch(
         &self,
         statement: &Statement,
         values: &[Value],
         exprs: &[String],
-        rows: Rows,
-    ) -> Result<Rows, DatabaseError> {
+        cursor: Option<CursorColumns>,
+        capacity: usize,
+    ) -> Result<Decoded, DatabaseError> {
         let key = self.key;
         let fail = |reason: String| DatabaseError::Query {
             key,
@@ -325,15 +310,8 @@ impl Database {
         let limit = self.limit();
         let running = || format!("{key}.query");
         match (&self.engine, &statement.kind) {
-            (Engine::Postgres(session), StatementKind::Postgres { statement, .. }) => {
+            (Engine::Postgres(session), StatementKind::Postgres { statement, shape }) => {
                 let params = self.convert_row(statement, values, exprs)?;
-                let mut received = match rows.0 {
-                    RowsKind::Postgres(mut received) => {
-                        received.clear();
-                        received
-                    }
-                    RowsKind::Records(_) => Vec::new(),
-                };
                 // The bound covers the rows too: a server can stop answering half-way.
                 limit
                     .run(running, async {
@@ -343,10 +321,40 @@ impl Database {
                             .await
                             .map_err(|e| fail(postgres::describe(&e)))?;
                         let mut stream = std::pin::pin!(stream);
+                        let mut records = Vec::with_capacity(capacity);
+                        let mut greatest: Option<(usize, CursorKey)> = None;
+                        let mut cursor = cursor;
                         while let Some(row) = stream.next().await {
-                            received.push(row.map_err(|e| fail(postgres::describe(&e)))?);
+                            let row = row.map_err(|e| fail(postgres::describe(&e)))?;
+                            if let Some(columns) = cursor {
+                                match columns.key(&row) {
+                                    Some(key) => {
+                                        if greatest.is_none_or(|(_, best)| key > best) {
+                                            greatest = Some((records.len(), key));
+                                        }
+                                    }
+                                    None => {
+                                        cursor = None;
+                                        greatest = None;
+                                    }
+                                }
+                            }
+                            let record = shape.record(&row).map_err(|cell| {
+                                let column = &statement.columns()[cell.column];
+                                DatabaseError::Decode {
+                                    key,
+                                    column: column.name().to_owned(),
+                                    ty: column.type_().name().to_owned(),
+                                    row: records.len(),
+                                    reason: cell.reason,
+                                }
+                            })?;
+                            records.push(record);
                         }
-                        Ok(Rows(RowsKind::Postgres(received)))
+                        Ok(Decoded {
+                            records,
+                            greatest: greatest.map(|(index, _)| index),
+                        })
                     })
                     .await
             }
@@ -355,7 +363,10 @@ impl Database {
                     .run(running, async {
                         sqlite::query(handle, prepared, values.to_vec())
                             .await?
-                            .map(|records| Rows(RowsKind::Records(records)))
+                            .map(|records| Decoded {
+                                records,
+                                greatest: None,
+                            })
                             .map_err(fail)
                     })
                     .await
@@ -364,99 +375,6 @@ impl Database {
                 "the statement was prepared on another connection".to_owned(),
             )),
         }
-    }
-
-    /// The index of the row of `rows` with the greatest cursor position, read from the binary
-    /// cursor columns alone, without decoding any row into a record: so that the next query
-    /// of a keyset read can start before this result is decoded. `None` when that cannot be
-    /// told this way (no rows, rows read into records already, a NULL or unreadable cursor):
-    /// [`Database::records`] then finds the position while decoding.
-    pub fn greatest_row(&self, rows: &Rows, cursor: CursorColumns) -> Option<usize> {
-        let RowsKind::Postgres(rows) = &rows.0 else {
-            return None;
-        };
-        let mut greatest: Option<(usize, CursorKey)> = None;
-        for (index, row) in rows.iter().enumerate() {
-            let key = cursor.key(row)?;
-            if greatest.is_none_or(|(_, best)| key > best) {
-                greatest = Some((index, key));
-            }
-        }
-        greatest.map(|(index, _)| index)
-    }
-
-    /// The record of row `index` of `rows`, decoded on its own (see
-    /// [`Database::greatest_row`]); `None` when there is no such row or it does not decode:
-    /// decoding the whole result reports that, at the first row that fails.
-    pub fn record_at(&self, statement: &Statement, rows: &Rows, index: usize) -> Option<Record> {
-        match (&rows.0, &statement.kind) {
-            (RowsKind::Postgres(rows), StatementKind::Postgres { shape, .. }) => {
-                shape.record(rows.get(index)?).ok()
-            }
-            _ => None,
-        }
-    }
-
-    /// The records of rows [`Database::fetch`] received for `statement`; `rows` is left empty.
-    /// With `cursor`, also the position of the record with the greatest cursor position.
-    pub fn records(
-        &self,
-        statement: &Statement,
-        rows: &mut Rows,
-        cursor: Option<CursorColumns>,
-    ) -> Result<Decoded, DatabaseError> {
-        let (rows, statement, shape) = match (&mut rows.0, &statement.kind) {
-            (RowsKind::Records(records), _) => {
-                return Ok(Decoded {
-                    records: std::mem::take(records),
-                    greatest: None,
-                });
-            }
-            (RowsKind::Postgres(rows), StatementKind::Postgres { statement, shape }) => {
-                (rows, statement, shape)
-            }
-            (RowsKind::Postgres(_), StatementKind::Sqlite(_)) => {
-                return Err(DatabaseError::Query {
-                    key: self.key,
-                    target: self.target.clone(),
-                    reason: "the statement was prepared on another connection".to_owned(),
-                });
-            }
-        };
-        let mut records = Vec::with_capacity(rows.len());
-        let mut greatest: Option<(usize, CursorKey)> = None;
-        let mut cursor = cursor;
-        // Each row is dropped as soon as it is decoded.
-        for row in rows.drain(..) {
-            if let Some(columns) = cursor {
-                match columns.key(&row) {
-                    Some(key) => {
-                        if greatest.is_none_or(|(_, best)| key > best) {
-                            greatest = Some((records.len(), key));
-                        }
-                    }
-                    None => {
-                        cursor = None;
-                        greatest = None;
-                    }
-                }
-            }
-            let record = shape.record(&row).map_err(|cell| {
-                let column = &statement.columns()[cell.column];
-                DatabaseError::Decode {
-                    key: self.key,
-                    column: column.name().to_owned(),
-                    ty: column.type_().name().to_owned(),
-                    row: records.len(),
-                    reason: cell.reason,
-                }
-            })?;
-            records.push(record);
-        }
-        Ok(Decoded {
-            records,
-            greatest: greatest.map(|(index, _)| index),
-        })
     }
 
     fn convert_row(

@@ -34,7 +34,7 @@ mod postgres;
 mod sqlite;
 
 pub use database::{
-    Access, ConnectionSettings, Database, Decoded, Refusals, RefusedRow, Rows, Statement,
+    Access, ConnectionSettings, Database, Decoded, Refusals, RefusedRow, Statement,
 };
 pub use error::DatabaseError;
 pub use postgres::decode::CursorColumns;

@@ -78,10 +78,7 @@ async fn a_query_past_the_statement_timeout_fails_and_is_cancelled_at_the_server
         .await
         .unwrap();
     let started = Instant::now();
-    let error = match database
-        .fetch(&statement, &[], &[], Default::default())
-        .await
-    {
+    let error = match database.fetch(&statement, &[], &[], None, 0).await {
         Ok(_) => panic!("pg_sleep(30) cannot finish within 500 ms"),
         Err(error) => error.to_string(),
     };
@@ -135,12 +132,9 @@ async fn an_sqlite_query_past_the_statement_timeout_is_interrupted() {
         )
         .await
         .unwrap();
-    let error = match tokio::time::timeout(
-        PATIENCE,
-        database.fetch(&slow, &[], &[], Default::default()),
-    )
-    .await
-    .expect("the statement timeout ended the wait")
+    let error = match tokio::time::timeout(PATIENCE, database.fetch(&slow, &[], &[], None, 0))
+        .await
+        .expect("the statement timeout ended the wait")
     {
         Ok(_) => panic!("the query cannot finish within 300 ms"),
         Err(error) => error.to_string(),
@@ -154,14 +148,10 @@ async fn an_sqlite_query_past_the_statement_timeout_is_interrupted() {
     );
     // The connection is free again: the interrupted statement gave its thread back.
     let quick = database.prepare("SELECT 1 AS one").await.unwrap();
-    let mut rows = tokio::time::timeout(
-        PATIENCE,
-        database.fetch(&quick, &[], &[], Default::default()),
-    )
-    .await
-    .expect("the interrupted statement let go of the connection")
-    .unwrap();
-    let decoded = database.records(&quick, &mut rows, None).unwrap();
+    let decoded = tokio::time::timeout(PATIENCE, database.fetch(&quick, &[], &[], None, 0))
+        .await
+        .expect("the interrupted statement let go of the connection")
+        .unwrap();
     assert_eq!(decoded.records[0].json(), r#"{"one":1}"#);
 }
 

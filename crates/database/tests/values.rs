@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use cannectors_config::Driver;
-use cannectors_database::{Access, ConnectionSettings, Database, Rows};
+use cannectors_database::{Access, ConnectionSettings, Database};
 use cannectors_test_support::postgres::url as postgres_url;
 
 /// Checks that each SQL expression (cast as it must be) becomes the JSON after it, as the
@@ -23,14 +23,12 @@ async fn assert_values(cases: &[(&str, &str)]) {
     })
     .await
     .unwrap();
-    let mut rows = Rows::default();
     for (expr, want) in cases {
         let statement = database
             .prepare(&format!("SELECT {expr} AS v"))
             .await
             .unwrap();
-        rows = database.fetch(&statement, &[], &[], rows).await.unwrap();
-        let decoded = database.records(&statement, &mut rows, None).unwrap();
+        let decoded = database.fetch(&statement, &[], &[], None, 0).await.unwrap();
         let got: Vec<&str> = decoded.records.iter().map(|r| r.json()).collect();
         assert_eq!(got, [format!("{{\"v\":{want}}}")], "{expr}");
     }

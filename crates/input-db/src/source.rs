@@ -7,10 +7,12 @@
 //!
 //! As soon as a result is handed over, the next query (bound to the cursors that result
 //! reached) runs in the background, so that the database works and the rows travel while the
-//! output writes the current ones. The rows wait in their compact binary form, and are decoded
-//! into records only when the executor asks for the next batch, after it committed and dropped
-//! the previous one: a run holds one batch of records at a time. A failure of the query in the
-//! background is reported then too, and every call after a failure fails again.
+//! output writes the current ones. Its rows are decoded into records as they arrive, on that
+//! background task, and the executor reads one batch ahead while it writes a delivery: the
+//! server's work, the decoding and the output's writes and syncs overlap, and a run holds a
+//! delivery, the batch read ahead and the result being received. A failure of the query in the
+//! background is reported when the executor asks for that batch, and every call after a
+//! failure fails again.
 
 use std::sync::Arc;
 
@@ -18,11 +20,11 @@ use cannectors_config::{DatabaseInput, Expr, InputParameters, StateCursor, State
 use cannectors_connector::{
     Batch, BoxError, BoxFuture, Checkpoint, Prefetch, Record, RunWindow, Source,
 };
-use cannectors_state::{CursorFields, Position, State, Timestamp};
+use cannectors_state::{CursorFields, State, Timestamp};
 use serde_json::Value;
 
 use cannectors_database::{
-    Access, ConnectionSettings, CursorColumns, Database, DatabaseError, Decoded, Rows, Statement,
+    Access, ConnectionSettings, CursorColumns, Database, DatabaseError, Decoded, Statement,
 };
 
 const KEY: &str = "input";
@@ -39,9 +41,9 @@ pub struct DatabaseSource {
     /// Only the offset cursor is enabled: it counts the rows delivered.
     offset_only: bool,
     /// The next query: run with the current cursors when asked, or already running.
-    upcoming: Prefetch<(), Rows, DatabaseError>,
-    /// The buffer the rows of the next query are received into.
-    spare: Rows,
+    upcoming: Prefetch<(), Decoded, DatabaseError>,
+    /// Records of the last result, to make room for as many in the next.
+    last_len: usize,
 }
 
 /// What the queries of a run share; held by the task that queries ahead.
@@ -55,11 +57,21 @@ struct Shared {
     cursor_columns: Option<CursorColumns>,
 }
 
-/// Runs the query with `values` bound.
-async fn fetch(shared: Arc<Shared>, values: Vec<Value>, rows: Rows) -> Result<Rows, DatabaseError> {
+/// Runs the query with `values` bound, making room for `capacity` records.
+async fn fetch(
+    shared: Arc<Shared>,
+    values: Vec<Value>,
+    capacity: usize,
+) -> Result<Decoded, DatabaseError> {
     shared
         .database
-        .fetch(&shared.statement, &values, &shared.shown, rows)
+        .fetch(
+            &shared.statement,
+            &values,
+            &shared.shown,
+            shared.cursor_columns,
+            capacity,
+        )
         .await
 }
 
@@ -154,49 +166,24 @@ impl DatabaseSource {
             parameters,
             cursors,
             upcoming: Prefetch::at(()),
-            spare: Rows::default(),
+            last_len: 0,
         })
     }
 
     /// Starts the query for the current cursors in the background.
     fn query_ahead(&mut self) {
         let values = bind(&self.parameters, &self.cursors, &self.window_end);
-        let rows = std::mem::take(&mut self.spare);
         self.upcoming
-            .fetch_ahead(fetch(Arc::clone(&self.shared), values, rows));
-    }
-
-    /// With a keyset cursor read from the binary rows, starts the next query before `rows`
-    /// are decoded, from the position of their greatest row, and returns that position: the
-    /// database then runs the next query and its rows travel while this result is decoded,
-    /// instead of after. `None` when the position cannot be told without decoding every row
-    /// (no such cursor columns, a NULL cursor, a row that does not decode, a position not after
-    /// the cursor): the result is then decoded first, as it reports those cases.
-    fn query_ahead_of(&mut self, rows: &Rows) -> Option<Position> {
-        if self.offset_only || self.shared.fields.is_empty() {
-            return None;
-        }
-        let shared = &self.shared;
-        let index = shared.database.greatest_row(rows, shared.cursor_columns?)?;
-        let record = shared.database.record_at(&shared.statement, rows, index)?;
-        let position = shared
-            .fields
-            .greatest_position_in_json(std::iter::once(record.json()))
-            .ok()??;
-        if !self.cursors.advance(&position) {
-            return None;
-        }
-        self.query_ahead();
-        Some(position)
+            .fetch_ahead(fetch(Arc::clone(&self.shared), values, self.last_len));
     }
 
     async fn next(&mut self) -> Result<Option<Batch>, DatabaseError> {
-        let (shared, parameters, cursors, spare, window_end) = (
+        let (shared, parameters, cursors, window_end, last_len) = (
             &self.shared,
             &self.parameters,
             &self.cursors,
-            &mut self.spare,
             &self.window_end,
+            self.last_len,
         );
         let fetched = self
             .upcoming
@@ -204,24 +191,14 @@ impl DatabaseSource {
                 fetch(
                     Arc::clone(shared),
                     bind(parameters, cursors, window_end),
-                    std::mem::take(spare),
+                    last_len,
                 )
             })
             .await?;
-        let Some(mut rows) = fetched else {
+        let Some(Decoded { records, greatest }) = fetched else {
             return Ok(None);
         };
-        let queried_ahead = self.query_ahead_of(&rows);
-        let shared = &self.shared;
-        let cursor_columns = match queried_ahead {
-            Some(_) => None,
-            None => shared.cursor_columns,
-        };
-        let Decoded { records, greatest } =
-            shared
-                .database
-                .records(&shared.statement, &mut rows, cursor_columns)?;
-        self.spare = rows;
+        self.last_len = records.len();
         if records.is_empty() {
             self.upcoming.finish();
             return Ok(None);
@@ -247,14 +224,6 @@ impl DatabaseSource {
                 records,
                 checkpoint: Checkpoint::Advance,
                 greatest: None,
-                keys: None,
-            }));
-        }
-        if let Some(position) = queried_ahead {
-            return Ok(Some(Batch {
-                records,
-                checkpoint: Checkpoint::Advance,
-                greatest: Some(position),
                 keys: None,
             }));
         }
@@ -398,55 +367,66 @@ mod tests {
         }
     }
 
-    /// The rows of the first query, fetched as `next` fetches them.
-    async fn first_rows(source: &DatabaseSource) -> Rows {
-        let values = bind(&source.parameters, &source.cursors, &source.window_end);
-        fetch(Arc::clone(&source.shared), values, Rows::default())
-            .await
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn the_next_query_starts_from_the_greatest_row_before_the_result_is_decoded() {
-        let client = fresh_schema(
-            "ahead_of_decoding",
-            "CREATE TABLE events (id bigint, updated_at timestamptz);
-             INSERT INTO events SELECT i, '2026-01-01Z'::timestamptz + i * interval '1 s'
-               FROM generate_series(1, 5) i;",
-        )
-        .await;
-        drop(client);
-        let mut source = DatabaseSource::connect(&keyset("ahead_of_decoding"), None)
-            .await
-            .unwrap();
-        let rows = first_rows(&source).await;
-        let position = source.query_ahead_of(&rows).unwrap();
-        assert_eq!(position.id, Some(CursorId::Integer(3)));
-        assert_eq!(source.cursors.id, Some(CursorId::Integer(3)));
-        // The query started from there is the one the next call hands over.
-        let next = source.next_batch().await.unwrap().unwrap();
-        let ids: Vec<Value> = next
+    fn ids(batch: &Batch) -> Vec<Value> {
+        batch
             .records
             .iter()
             .map(|record| record.to_value().unwrap()["id"].clone())
-            .collect();
-        assert_eq!(ids, [json!(4), json!(5)]);
+            .collect()
     }
 
     #[tokio::test]
-    async fn a_null_cursor_leaves_the_position_to_the_decoded_result() {
+    async fn the_next_query_starts_from_the_greatest_row_when_a_result_is_handed_over() {
         let client = fresh_schema(
-            "ahead_null_cursor",
+            "ahead_of_delivery",
+            "CREATE TABLE events (id bigint, updated_at timestamptz);
+             INSERT INTO events SELECT i, '2026-01-01Z'::timestamptz + i * interval '1 s'
+               FROM generate_series(1, 7) i;",
+        )
+        .await;
+        drop(client);
+        let mut source = DatabaseSource::connect(&keyset("ahead_of_delivery"), None)
+            .await
+            .unwrap();
+        let first = source.next_batch().await.unwrap().unwrap();
+        assert_eq!(ids(&first), [json!(1), json!(2), json!(3)]);
+        // Found on the binary cursor columns while decoding.
+        assert_eq!(first.greatest.unwrap().id, Some(CursorId::Integer(3)));
+        assert_eq!(source.cursors.id, Some(CursorId::Integer(3)));
+        assert!(
+            source.upcoming.position().is_none(),
+            "the next query is already running"
+        );
+        // The next result is decoded with room for as many records as this one.
+        assert_eq!(source.last_len, 3);
+        let second = source.next_batch().await.unwrap().unwrap();
+        assert_eq!(ids(&second), [json!(4), json!(5), json!(6)]);
+        assert!(second.records.capacity() >= 3);
+        let third = source.next_batch().await.unwrap().unwrap();
+        assert_eq!(ids(&third), [json!(7)]);
+        assert!(source.next_batch().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_null_cursor_fails_the_batch_and_moves_no_cursor() {
+        let client = fresh_schema(
+            "null_cursor",
             "CREATE TABLE events (id bigint, updated_at timestamptz);
              INSERT INTO events VALUES (1, '2026-01-01Z'), (NULL, '2026-01-02Z');",
         )
         .await;
         drop(client);
-        let mut source = DatabaseSource::connect(&keyset("ahead_null_cursor"), None)
+        let mut source = DatabaseSource::connect(&keyset("null_cursor"), None)
             .await
             .unwrap();
-        let rows = first_rows(&source).await;
-        assert_eq!(source.query_ahead_of(&rows), None);
+        let error = source.next_batch().await.err().unwrap().to_string();
+        assert_eq!(
+            error,
+            "input: record 1 of the batch (counting from 0) holds null in `id`: every record \
+             needs a value in the id cursor field"
+        );
         assert_eq!(source.cursors.id, None, "the cursors did not move");
+        // The run stays failed.
+        assert!(source.next_batch().await.is_err());
     }
 }
