@@ -920,7 +920,7 @@ impl Executor {
                         )
                         .await?
                     {
-                        Some(read) => read,
+                        Some(read) => read.map(|batch| batch.map(Read::Batch)),
                         None => {
                             stopped_early = true;
                             break;
@@ -941,23 +941,24 @@ impl Executor {
                     break;
                 }
                 Err(source) => Err(RunError::Source { source }),
-                Ok(Some(batch)) => {
+                Ok(Some(read)) => {
                     read_batches += 1;
-                    let read = batch.records.len();
-                    let bytes = text_bytes(&batch.records);
-                    summary.records_read += read as u64;
+                    let screened = match read {
+                        Read::Batch(batch) => self.screen(batch, &state.identities, until),
+                        Read::Screened(screened) => screened,
+                    };
+                    summary.records_read += screened.read as u64;
                     if let Some(progress) = &options.progress {
-                        progress.read(read);
+                        progress.read(screened.read);
                     }
-                    self.admit(
-                        batch.records,
-                        (batch.greatest, batch.keys),
-                        &state.identities,
-                        until,
-                        read_batches,
-                        summary,
-                    )
-                    .map(|admitted| (admitted, batch.checkpoint, read, bytes))
+                    let Screened {
+                        read,
+                        bytes,
+                        checkpoint,
+                        outcome,
+                    } = screened;
+                    self.account(outcome, read_batches, summary)
+                        .map(|admitted| (admitted, checkpoint, read, bytes))
                 }
             };
             let (admitted, checkpoint, read, bytes) = match admitted {
@@ -987,7 +988,7 @@ impl Executor {
                         (&mut ahead, true),
                         source,
                         (scope, output, lock),
-                        state,
+                        (state, until),
                         summary,
                         options,
                     )
@@ -1043,7 +1044,7 @@ impl Executor {
                         (&mut ahead, false),
                         source,
                         (scope, output, lock),
-                        state,
+                        (state, until),
                         summary,
                         options,
                     )
@@ -1067,63 +1068,108 @@ impl Executor {
         Ok(stopped_early)
     }
 
-    /// Admits source batch `number` (admission reads the cursor values, before any filter: a
-    /// filter never moves a cursor, and a dropped record still counts for it) and applies the
-    /// filters to the records that pass; `admitted.records` are then the records to deliver.
-    fn admit(
+    /// Admits a source batch (admission reads the cursor values, before any filter: a filter
+    /// never moves a cursor, and a dropped record still counts for it) and applies the filters
+    /// to the records that pass, against the identities `delivered` so far. Changes nothing:
+    /// [`Executor::account`] counts and logs the outcome when the batch takes its turn, so
+    /// that a batch read ahead can be screened while the delivery before it is written.
+    fn screen(
         &self,
-        records: Vec<Record>,
-        found: (
-            Option<cannectors_state::Position>,
-            Option<Vec<Option<cannectors_state::CursorKey>>>,
-        ),
+        batch: Batch,
         delivered: &cannectors_state::Identities,
         until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Screened {
+        let read = batch.records.len();
+        let bytes = text_bytes(&batch.records);
+        let outcome = self
+            .admission
+            .admit(
+                batch.records,
+                (batch.greatest, batch.keys),
+                delivered,
+                until,
+            )
+            .map_err(Unadmitted::Cursor)
+            .and_then(|mut admitted| {
+                if self.filters.is_empty() {
+                    return Ok((admitted, 0, 0));
+                }
+                let filtered = self
+                    .filters
+                    .apply(std::mem::take(&mut admitted.records))
+                    .map_err(|source| Unadmitted::Filter {
+                        missing: (admitted.skipped, admitted.without_cursor),
+                        source,
+                    })?;
+                admitted.records = filtered.records;
+                Ok((admitted, filtered.dropped, filtered.skipped))
+            });
+        Screened {
+            read,
+            bytes,
+            checkpoint: batch.checkpoint,
+            outcome,
+        }
+    }
+
+    /// Counts and logs what [`Executor::screen`] found in source batch `number`; the records
+    /// to deliver, or the failure of the batch.
+    fn account(
+        &self,
+        outcome: Result<(admit::Admitted, u64, u64), Unadmitted>,
         number: u64,
         summary: &mut RunSummary,
     ) -> Result<admit::Admitted, RunError> {
-        let mut admitted = self
-            .admission
-            .admit(records, found, delivered, until)
-            .map_err(|source| RunError::Cursor {
-                batch: number,
-                source,
-            })?;
-        if admitted.skipped > 0 {
-            summary.records_missing_cursor += admitted.skipped;
+        let (admitted, dropped, skipped) = match outcome {
+            Ok(screened) => screened,
+            Err(Unadmitted::Cursor(source)) => {
+                return Err(RunError::Cursor {
+                    batch: number,
+                    source,
+                });
+            }
+            Err(Unadmitted::Filter { missing, source }) => {
+                self.log_missing_cursors(missing, number, summary);
+                return Err(RunError::Filter {
+                    batch: number,
+                    source,
+                });
+            }
+        };
+        self.log_missing_cursors((admitted.skipped, admitted.without_cursor), number, summary);
+        summary.records_dropped += dropped;
+        summary.records_skipped += skipped;
+        Ok(admitted)
+    }
+
+    /// Counts and logs the records of source batch `number` that had no cursor value:
+    /// `skipped` left out, `without_cursor` delivered without moving the cursor.
+    fn log_missing_cursors(
+        &self,
+        (skipped, without_cursor): (u64, u64),
+        number: u64,
+        summary: &mut RunSummary,
+    ) {
+        if skipped > 0 {
+            summary.records_missing_cursor += skipped;
             tracing::warn!(
                 pipeline = %self.pipeline.name,
                 batch = number,
-                skipped = admitted.skipped,
-                "batch {number}: {} record(s) without a timestamp or id cursor value were \
-                 not delivered (statePersistence.onMissingCursor: skip)",
-                admitted.skipped
+                skipped,
+                "batch {number}: {skipped} record(s) without a timestamp or id cursor value were \
+                 not delivered (statePersistence.onMissingCursor: skip)"
             );
         }
-        if admitted.without_cursor > 0 {
+        if without_cursor > 0 {
             tracing::info!(
                 pipeline = %self.pipeline.name,
                 batch = number,
-                delivered = admitted.without_cursor,
-                "batch {number}: {} record(s) without a timestamp or id cursor value are \
-                 delivered without moving the cursor (statePersistence.onMissingCursor: \
-                 deliver)",
-                admitted.without_cursor
+                delivered = without_cursor,
+                "batch {number}: {without_cursor} record(s) without a timestamp or id cursor \
+                 value are delivered without moving the cursor \
+                 (statePersistence.onMissingCursor: deliver)"
             );
         }
-        if !self.filters.is_empty() {
-            let filtered = self
-                .filters
-                .apply(std::mem::take(&mut admitted.records))
-                .map_err(|source| RunError::Filter {
-                    batch: number,
-                    source,
-                })?;
-            summary.records_dropped += filtered.dropped;
-            summary.records_skipped += filtered.skipped;
-            admitted.records = filtered.records;
-        }
-        Ok(admitted)
     }
 
     /// The source's next answer. By default what is gathered does not wait more than
@@ -1205,7 +1251,7 @@ impl Executor {
         (ahead, pending): (&mut ReadAhead, bool),
         source: &mut dyn Source,
         (scope, output, lock): (&Scope, &mut Output<'_>, &mut Option<Box<dyn StateLock>>),
-        state: &State,
+        (state, until): (&State, Option<chrono::DateTime<chrono::Utc>>),
         summary: &mut RunSummary,
         options: &RunOptions,
     ) -> Result<Delivery, RunError> {
@@ -1218,9 +1264,15 @@ impl Executor {
                     .await;
             }
         };
+        // The first batch read ahead is screened as it arrives, while the delivery's write and
+        // syncs are waited for: every batch before it is gathered and its identities known.
+        // Not beside a batch that did not fit, whose identities are not added yet, nor after
+        // the first, which must see the identities of the one before it.
+        let screen = |batch| self.screen(batch, &state.identities, until);
+        let screen = (!pending).then_some(&screen as &(dyn Fn(Batch) -> Screened + Sync));
         let (delivery, ()) = tokio::join!(
             self.flush(gathered, scope, output, lock, state, summary, options),
-            ahead.fill(source, (records, batches), options),
+            ahead.fill(source, (records, batches), screen, options),
         );
         delivery
     }
@@ -1509,11 +1561,49 @@ impl Gathered {
     }
 }
 
+/// A source batch admitted and filtered ([`Executor::screen`]) but not yet counted.
+struct Screened {
+    /// Records the source returned, and their bytes of text.
+    read: usize,
+    bytes: usize,
+    checkpoint: Checkpoint,
+    /// The admitted records with the records the filters dropped and skipped, or why the
+    /// batch fails.
+    outcome: Result<(admit::Admitted, u64, u64), Unadmitted>,
+}
+
+/// Why a screened batch fails.
+enum Unadmitted {
+    /// A record's cursor value cannot be read.
+    Cursor(cannectors_state::CursorError),
+    /// A filter failed, after admission left out or let through `missing` records without a
+    /// cursor value (skipped, delivered).
+    Filter {
+        missing: (u64, u64),
+        source: FilterError,
+    },
+}
+
+/// A source batch as read, or already screened while a delivery was written.
+enum Read {
+    Batch(Batch),
+    Screened(Screened),
+}
+
+impl Read {
+    fn records(&self) -> usize {
+        match self {
+            Read::Batch(batch) => batch.records.len(),
+            Read::Screened(screened) => screened.read,
+        }
+    }
+}
+
 /// What the source answered while a delivery was being written, in order, waiting to be
 /// taken by the batch loop as if it had just asked (see [`Executor::flush_reading_ahead`]).
 #[derive(Default)]
 struct ReadAhead {
-    answers: VecDeque<Result<Option<Batch>, BoxError>>,
+    answers: VecDeque<Result<Option<Read>, BoxError>>,
     /// Records in the batches held.
     records: usize,
 }
@@ -1525,10 +1615,10 @@ fn text_bytes(records: &[Record]) -> usize {
 
 impl ReadAhead {
     /// The next answer held, if any.
-    fn take(&mut self) -> Option<Result<Option<Batch>, BoxError>> {
+    fn take(&mut self) -> Option<Result<Option<Read>, BoxError>> {
         let answer = self.answers.pop_front()?;
-        if let Ok(Some(batch)) = &answer {
-            self.records -= batch.records.len();
+        if let Ok(Some(read)) = &answer {
+            self.records -= read.records();
         }
         Some(answer)
     }
@@ -1546,21 +1636,29 @@ impl ReadAhead {
     }
 
     /// Reads batches from `source` until `records` records or `batches` batches are held, the
-    /// source ends or fails, or a stop is asked for. Nothing is read after an end or a
-    /// failure: the loop meets it first.
+    /// source ends or fails, or a stop is asked for; with `screen`, the first batch held is
+    /// screened by it as soon as it is read. Nothing is read after an end or a failure: the
+    /// loop meets it first.
     async fn fill(
         &mut self,
         source: &mut dyn Source,
         (records, batches): (usize, usize),
+        screen: Option<&(dyn Fn(Batch) -> Screened + Sync)>,
         options: &RunOptions,
     ) {
         while self.records < records && self.answers.len() < batches && !options.stop_requested() {
             if matches!(self.answers.back(), Some(Ok(None) | Err(_))) {
                 return;
             }
-            let answer = source.next_batch().await;
-            if let Ok(Some(batch)) = &answer {
-                self.records += batch.records.len();
+            let first = self.answers.is_empty();
+            let answer = source.next_batch().await.map(|batch| {
+                batch.map(|batch| match screen {
+                    Some(screen) if first => Read::Screened(screen(batch)),
+                    _ => Read::Batch(batch),
+                })
+            });
+            if let Ok(Some(read)) = &answer {
+                self.records += read.records();
             }
             self.answers.push_back(answer);
         }
