@@ -1233,9 +1233,10 @@ impl Executor {
 
     /// [`Executor::flush`], reading the source's next batches meanwhile, so that fetching and
     /// decoding them overlaps the sink's write and the commit's syncs instead of waiting for
-    /// them. The batches read ahead are only held: they are admitted, gathered and committed in
+    /// them. The batches read ahead are only held: they are counted, gathered and committed in
     /// their turn, after this delivery's commit, and are never delivered or committed if the
-    /// run stops or fails first.
+    /// run stops or fails first. The first of them is admitted and filtered at once
+    /// ([`Executor::screen`]), unless it is read beside a batch that did not fit.
     ///
     /// With `batchSize`, up to `batchSize` records are read ahead. By default one source batch
     /// is, and none when a batch that did not fit is already `pending` beside the delivery: a
